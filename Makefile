@@ -1,0 +1,46 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+FLASK := $(BIN)/flask --app checkout
+
+.PHONY: run test lint schema clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.run
+
+## Serve the site on http://127.0.0.1:$(PORT) with the embedded sandbox, a worker and a demo merchant.
+run: $(VENV)/.run
+	$(FLASK) db upgrade
+	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) demo
+	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) \
+		--worker-class gthread --threads 16 --access-logfile - wsgi:app
+
+## Lint, type-check and run the whole suite (browser tests need /usr/bin/chromium).
+test: $(VENV)/.test lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check checkout tests bench
+	$(BIN)/mypy
+
+## Developers: rebuild the initial migration from the models (nothing is released yet).
+schema: $(VENV)/.run
+	rm -f checkout/migrations/versions/*.py
+	rm -rf /tmp/checkout-schema && mkdir -p /tmp/checkout-schema
+	CHECKOUT_DATABASE_URL=sqlite:////tmp/checkout-schema/s.db $(FLASK) db revision -m "initial schema"
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""checkout: a self-hosted hosted checkout in front of the CoinsPaid merchant API v2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the site from small named steps; `config` overrides the environment (tests)."""
+    app = Flask(
+        __name__,
+        static_folder=str(ROOT / "static"),
+        template_folder=str(ROOT / "templates"),
+        instance_path=str(ROOT / "instance"),
+    )
+    load_settings(app, config or {})
+    init_storage(app)
+    init_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    return app
+
+
+def load_settings(app: Flask, overrides: dict[str, Any]) -> None:
+    from .config import from_environment
+
+    instance = Path(overrides.get("INSTANCE_PATH", app.instance_path))
+    app.config.from_mapping(from_environment(instance))
+    app.config.from_mapping(overrides)
+
+
+def init_storage(app: Flask) -> None:
+    from . import db
+
+    db.init_app(app)
+
+
+def init_extensions(app: Flask) -> None:
+    from . import i18n, security
+
+    security.init_app(app)
+    i18n.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import callbacks, health, pages
+
+    health.init_app(app)
+    pages.init_app(app)
+    callbacks.init_app(app)
+    if app.config["SANDBOX"]:
+        # Only the factory mounts the embedded processor, and only in sandbox mode.
+        from . import sandbox
+
+        sandbox.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from . import deliveries, demo, merchants, migrate_cli, worker
+
+    merchants.init_app(app)
+    worker.init_app(app)
+    deliveries.init_app(app)
+    migrate_cli.init_app(app)
+    demo.init_app(app)

@@ -1,0 +1,52 @@
+"""Settings from the environment, one prefix (CHECKOUT_), refused when unsafe."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PREFIX = "CHECKOUT_"
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot run the site safely."""
+
+
+def _secret_key(instance: Path, sandbox: bool) -> str:
+    key = os.environ.get(f"{PREFIX}SECRET_KEY")
+    if key:
+        return key
+    if not sandbox:
+        raise ConfigError("CHECKOUT_SECRET_KEY is required outside sandbox mode")
+    # A random key per install: kept in instance/ so that restarts and several
+    # processes (site, worker) agree on it.
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_environment(instance: Path) -> dict[str, Any]:
+    """Read every setting; sandbox mode is on unless a processor URL is given."""
+    processor_url = os.environ.get(f"{PREFIX}PROCESSOR_URL", "").rstrip("/")
+    sandbox = not processor_url
+    instance.mkdir(parents=True, exist_ok=True)
+    return {
+        "SANDBOX": sandbox,
+        "PROCESSOR_URL": processor_url or None,
+        "PUBLIC_URL": os.environ.get(f"{PREFIX}PUBLIC_URL", "").rstrip("/") or None,
+        "DATABASE_URL": os.environ.get(f"{PREFIX}DATABASE_URL")
+        or f"sqlite:///{instance / 'checkout.db'}",
+        "SECRET_KEY": _secret_key(instance, sandbox),
+        # Seconds; every processor call has a timeout, never an unbounded wait.
+        "PROCESSOR_TIMEOUT": float(os.environ.get(f"{PREFIX}PROCESSOR_TIMEOUT", "10")),
+        # Seconds a waiting page goes without news before the worker asks the processor.
+        "RECONCILE_AFTER": int(os.environ.get(f"{PREFIX}RECONCILE_AFTER", "600")),
+        "RATES_MAX_AGE": int(os.environ.get(f"{PREFIX}RATES_MAX_AGE", "60")),
+        "WTF_CSRF_ENABLED": True,
+        "JSON_SORT_KEYS": False,
+    }

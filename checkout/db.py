@@ -1,0 +1,68 @@
+"""One SQLAlchemy engine per app, one session per request or worker step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+EXTENSION = "checkout.db"
+
+
+class Base(DeclarativeBase):
+    """The site's tables. The embedded sandbox keeps its own Base."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine that behaves the same on SQLite and PostgreSQL under concurrency."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # WAL lets the site, the worker and the sandbox read while one writes;
+            # foreign keys are off by default in SQLite.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def init_app(app: Flask) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    app.extensions[EXTENSION] = scoped_session(factory)
+    app.extensions[EXTENSION + ".engine"] = engine
+
+    @app.teardown_appcontext
+    def _remove_session(_exc: BaseException | None) -> None:
+        app.extensions[EXTENSION].remove()
+
+
+def session() -> Session:
+    """The session of the current request (or app context)."""
+    return current_app.extensions[EXTENSION]()
+
+
+def engine() -> Engine:
+    return current_app.extensions[EXTENSION + ".engine"]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """Commit on success, roll back on any error."""
+    s = session()
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise

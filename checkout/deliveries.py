@@ -1,0 +1,9 @@
+"""Callbacks out to merchants (outbox): placeholder until the callbacks issue lands."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the `deliveries` CLI and the delivery worker task."""

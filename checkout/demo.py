@@ -1,0 +1,45 @@
+"""`flask --app checkout demo`: a demo merchant (client_id 1000) and links to try."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+import click
+from flask import Flask, current_app
+
+from . import merchants, terminal
+
+DEMO_CLIENT_ID = 1000
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("demo")
+    @click.option("--base-url", default=None, help="Where the site is served.")
+    def demo_command(base_url: str | None) -> None:
+        """Create the demo merchant if missing and print a terminal link."""
+        if not current_app.config["SANDBOX"]:
+            raise click.ClickException("the demo merchant exists in sandbox mode only")
+        base = (base_url or current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:8000")
+        base = base.rstrip("/")
+        merchant = merchants.by_client_id(DEMO_CLIENT_ID)
+        if merchant is None:
+            merchant = merchants.add(merchants.NewMerchant(
+                client_id=DEMO_CLIENT_ID,
+                name="Demo shop",
+                key="demo-" + secrets.token_hex(8),
+                secret=secrets.token_hex(32),
+                return_hosts=("127.0.0.1", "localhost", "127.0.0.1:8000", "localhost:8000"),
+                frame_origins=(base,),
+                webhook_url=f"{base}/sandbox/shop/callback",
+            ))
+        query = terminal.encode_link({
+            "client_id": merchant.client_id,
+            "currency": "BTC",
+            "foreign_id": "demo-customer-1",
+            "amount": "0.00123",
+            "convert_to": "EUR",
+            "url_back": f"{base}/healthz",
+        }, merchant.api_secret)
+        click.echo(f"Demo merchant {merchant.client_id} is ready.")
+        click.echo(f"Terminal link: {base}/?{urlencode(query)}")

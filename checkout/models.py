@@ -1,0 +1,203 @@
+"""The site's tables (SQLAlchemy 2 typed models). Amounts are canonical decimal TEXT."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .clock import system_now
+from .db import Base
+
+
+class Merchant(Base):
+    """A CoinsPaid merchant account this site serves."""
+
+    __tablename__ = "merchants"
+
+    client_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    api_key: Mapped[str] = mapped_column(String(255), unique=True)
+    api_secret: Mapped[str] = mapped_column(String(255))
+    # JSON lists of strings: hosts for url_back/url_success/url_failed, origins for framing.
+    return_hosts_json: Mapped[str] = mapped_column(Text, default="[]")
+    frame_origins_json: Mapped[str] = mapped_column(Text, default="[]")
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+    @property
+    def return_hosts(self) -> list[str]:
+        return list(json.loads(self.return_hosts_json))
+
+    @return_hosts.setter
+    def return_hosts(self, hosts: list[str]) -> None:
+        self.return_hosts_json = json.dumps(hosts)
+
+    @property
+    def frame_origins(self) -> list[str]:
+        return list(json.loads(self.frame_origins_json))
+
+    @frame_origins.setter
+    def frame_origins(self, origins: list[str]) -> None:
+        self.frame_origins_json = json.dumps(origins)
+
+    def __repr__(self) -> str:  # never shows key or secret
+        return f"<Merchant {self.client_id} {self.name!r}>"
+
+
+class DepositAddress(Base):
+    """An address taken at the processor: one per (merchant, foreign_id, currency, convert_to)."""
+
+    __tablename__ = "deposit_addresses"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "foreign_id", "currency", "convert_to"),
+        Index("ix_deposit_addresses_lookup", "merchant_id", "address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
+    foreign_id: Mapped[str] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(16))
+    # "" when the deposit is not converted, so that the unique key holds on every database.
+    convert_to: Mapped[str] = mapped_column(String(16), default="")
+    address: Mapped[str] = mapped_column(String(255))
+    tag: Mapped[str | None] = mapped_column(String(64))
+    processor_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class Page(Base):
+    """A customer page: a deposit (terminal link) or an invoice. Shared page model."""
+
+    __tablename__ = "pages"
+    __table_args__ = (UniqueConstraint("merchant_id", "link_digest"),)
+
+    # Unguessable token: the page is authorised by knowing it (no cookies in iframes).
+    id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "deposit" | "invoice"
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
+    # SHA-256 of the terminal link's JSON: the same link opens the same page.
+    link_digest: Mapped[str | None] = mapped_column(String(64))
+    foreign_id: Mapped[str] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(16))
+    convert_to: Mapped[str | None] = mapped_column(String(16))
+    fiat_currency: Mapped[str | None] = mapped_column(String(16))
+    amount: Mapped[str | None] = mapped_column(Text)
+    amount_paid: Mapped[str] = mapped_column(Text, default="0")
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("deposit_addresses.id"), index=True)
+    address: Mapped[str | None] = mapped_column(String(255))
+    tag: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(16))
+    is_iframe: Mapped[bool] = mapped_column(Boolean, default=False)
+    url_back: Mapped[str | None] = mapped_column(Text)
+    url_success: Mapped[str | None] = mapped_column(Text)
+    url_failed: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    processor_invoice_id: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    # When the worker last asked the processor about this page (reconciliation).
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    merchant: Mapped[Merchant] = relationship()
+    deposit_address: Mapped[DepositAddress | None] = relationship()
+
+
+class Deposit(Base):
+    """A processor transaction seen at one of a merchant's addresses (from callbacks)."""
+
+    __tablename__ = "deposits"
+    __table_args__ = (UniqueConstraint("merchant_id", "processor_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
+    processor_id: Mapped[int] = mapped_column(Integer)  # the callback's root `id`
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("deposit_addresses.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[str] = mapped_column(Text)
+    txid: Mapped[str | None] = mapped_column(String(255))
+    confirmations: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class Callback(Base):
+    """A processor callback exactly as received (audit log), once its signature held."""
+
+    __tablename__ = "callbacks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    processor_id: Mapped[int | None] = mapped_column(Integer)
+    type: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(String(32))
+    # None when applied cleanly; otherwise why it was not applied to our pages.
+    flag: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class AppliedCallback(Base):
+    """The idempotency key: a (merchant, id, type, status) is applied once, ever."""
+
+    __tablename__ = "applied_callbacks"
+    __table_args__ = (UniqueConstraint("merchant_id", "processor_id", "type", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
+    processor_id: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id"))
+
+
+class Delivery(Base):
+    """The outbox: one callback forwarded to a merchant's webhook, at least once."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id"))
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    # A worker holds a delivery until this time; a killed worker's lease simply runs out.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class RateQuote(Base):
+    """A cached processor rate, so that pages and polls never fetch rates themselves."""
+
+    __tablename__ = "rate_quotes"
+    __table_args__ = (UniqueConstraint("currency_from", "currency_to"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency_from: Mapped[str] = mapped_column(String(16))
+    currency_to: Mapped[str] = mapped_column(String(16))
+    rate: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)

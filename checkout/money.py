@@ -1,0 +1,101 @@
+"""Money is Decimal: strict parsing of outside input, lenient parsing of the processor's.
+
+No float ever touches an amount. Amounts are stored as canonical decimal TEXT.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any
+
+# ASCII digits only: Decimal() alone would take "NaN", "1e3", "1_000" and "١٢".
+_AMOUNT = re.compile(r"\A[0-9]{1,20}(?:\.[0-9]{1,18})?\Z")
+MAX_PLACES = 18
+
+
+class AmountError(ValueError):
+    """An amount that is not a plain, positive, bounded decimal."""
+
+
+def parse_amount(value: Any, places: int = MAX_PLACES, *, allow_zero: bool = False) -> Decimal:
+    """Strictly parse an amount from outside input (links, forms, merchant API).
+
+    Accepts a decimal string or an int (a JSON number that was an integer, or a
+    Decimal produced by `loads`); refuses floats, booleans, exponents, signs,
+    NaN, infinities, separators and more than `places` decimal places.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        raise AmountError("amount must be a decimal string")
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise AmountError("amount must be a finite number")
+        text = format(value, "f")
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise AmountError("amount must be a decimal string")
+    if not _AMOUNT.match(text):
+        raise AmountError("amount must look like 12.34")
+    amount = Decimal(text)
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite by the pattern above
+    if -exponent > places and amount != amount.quantize(Decimal(1).scaleb(-places), ROUND_DOWN):
+        raise AmountError(f"amount has more than {places} decimal places")
+    if amount == 0 and not allow_zero:
+        raise AmountError("amount must be greater than zero")
+    return amount
+
+
+def from_processor(value: Any) -> Decimal:
+    """Leniently read a processor amount: "0.01000000", 1, Decimal("1.5") (bare JSON numbers)."""
+    if isinstance(value, bool) or isinstance(value, float) or value is None:
+        raise AmountError(f"not a processor amount: {value!r}")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise AmountError(f"not a processor amount: {value!r}") from exc
+    if not amount.is_finite():
+        raise AmountError(f"not a processor amount: {value!r}")
+    return amount
+
+
+def text(amount: Decimal, places: int | None = None) -> str:
+    """Canonical fixed-point text, never exponent form; quantised when `places` is given."""
+    if places is not None:
+        amount = amount.quantize(Decimal(1).scaleb(-places), ROUND_DOWN)
+    return format(amount, "f")
+
+
+def plain(amount: Decimal) -> str:
+    """Shortest fixed-point text: 0.00123000 -> "0.00123", 20 -> "20" (for URIs)."""
+    result = format(amount.normalize(), "f")
+    return result
+
+
+def ceil(amount: Decimal, places: int) -> Decimal:
+    """Round up: what a customer owes is never rounded down."""
+    return amount.quantize(Decimal(1).scaleb(-places), ROUND_CEILING)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def loads(raw: bytes | str) -> Any:
+    """JSON with bare numbers as Decimal and NaN/Infinity refused."""
+    return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return text(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON (the bytes we sign are the bytes we send); Decimals as strings."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_default)

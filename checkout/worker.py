@@ -1,0 +1,57 @@
+"""The background worker: one loop of small, idempotent tasks, safe to run several times over.
+
+Tasks register themselves with `register_task(app, name, fn)`; each is called inside an
+app context and returns how much work it did, so the loop can sleep when idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import click
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+EXTENSION = "checkout.worker.tasks"
+Task = Callable[[], int]
+
+
+def register_task(app: Flask, name: str, task: Task) -> None:
+    app.extensions.setdefault(EXTENSION, {})[name] = task
+
+
+def run_once(app: Flask | None = None) -> int:
+    """Run every task once; returns the total amount of work done. Errors are logged, not fatal."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    done = 0
+    for name, task in app.extensions.get(EXTENSION, {}).items():
+        with app.app_context():
+            try:
+                done += task()
+            except Exception:
+                log.exception("worker task %s failed", name)
+    return done
+
+
+def run_forever(app: Flask, idle_sleep: float = 1.0, max_loops: int | None = None) -> None:
+    loops = 0
+    while max_loops is None or loops < max_loops:
+        loops += 1
+        if run_once(app) == 0:
+            time.sleep(idle_sleep)
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("worker")
+    @click.option("--once", is_flag=True, help="Run every task once and exit.")
+    @click.option("--idle-sleep", default=1.0, show_default=True, help="Seconds to wait when idle.")
+    def worker_command(once: bool, idle_sleep: float) -> None:
+        """Deliver merchant callbacks, reconcile waiting pages, run sandbox jobs."""
+        app_ = current_app._get_current_object()  # type: ignore[attr-defined]
+        if once:
+            click.echo(f"worker: {run_once(app_)} items done")
+            return
+        click.echo("worker: running (Ctrl+C to stop)")
+        run_forever(app_, idle_sleep=idle_sleep)

@@ -1,0 +1,125 @@
+"""The skeleton: health, settings, merchants CLI, money and signing basics."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from checkout import money, signing
+from checkout.models import Merchant
+
+
+def test_healthz_reports_the_database(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_every_response_carries_security_headers(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_signing_matches_the_official_vector() -> None:
+    body = b'{"currency":"BTC","foreign_id":"123456"}'
+    expected = ("03c25fcf7cd35e7d995e402cd5d51edd72d48e1471e865907967809a0c189ba55b90815f"
+                "20e2bb10f82c7a9e9d865546fda58989c2ae9e8e2ff7bc29195fa1ec")
+    assert signing.sign(body, "AbCdEfG123456") == expected
+    assert signing.verify(body, "AbCdEfG123456", expected)
+    assert not signing.verify(body + b" ", "AbCdEfG123456", expected)
+    assert not signing.verify(body, "AbCdEfG12345", expected)
+    assert not signing.verify(body, "AbCdEfG123456", None)
+    assert not signing.verify(body, "AbCdEfG123456", "é" * 128)
+
+
+@pytest.mark.parametrize("value", [
+    "NaN", "Infinity", "1e3", "1_000", "-1", "+1", "١٢", "0x10", "", " ", "1.", ".5",
+    "1,5", "0", "0.000", 1.5, True, None, [], "1" * 21, "0." + "1" * 19,
+])
+def test_strict_amounts_refuse_anything_odd(value: object) -> None:
+    with pytest.raises(money.AmountError):
+        money.parse_amount(value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("0.00123", Decimal("0.00123")), ("20", Decimal(20)), (5, Decimal(5)),
+    (Decimal("1.50"), Decimal("1.50")), (" 12.5 ", Decimal("12.5")),
+])
+def test_strict_amounts_accept_plain_decimals(value: object, expected: Decimal) -> None:
+    assert money.parse_amount(value) == expected
+
+
+def test_amount_places_are_bounded() -> None:
+    assert money.parse_amount("1.50", places=2) == Decimal("1.5")
+    with pytest.raises(money.AmountError):
+        money.parse_amount("1.505", places=2)
+
+
+def test_processor_amounts_are_read_leniently_but_never_as_floats() -> None:
+    data = money.loads(b'{"a": 1, "b": "0.01000000", "c": 0.1}')
+    assert money.from_processor(data["a"]) == Decimal(1)
+    assert money.from_processor(data["b"]) == Decimal("0.01")
+    assert isinstance(data["c"], Decimal) and data["c"] == Decimal("0.1")
+    with pytest.raises(ValueError):
+        money.loads(b'{"a": NaN}')
+    with pytest.raises(money.AmountError):
+        money.from_processor(0.1)
+
+
+def test_amount_text_is_never_exponent_form() -> None:
+    assert money.plain(Decimal("0.00000100")) == "0.000001"
+    assert money.plain(Decimal("1E+2")) == "100"
+    assert money.text(Decimal("1E-8"), 8) == "0.00000001"
+    assert money.dumps({"a": Decimal("1E-8")}) == '{"a":"0.00000001"}'
+
+
+def test_merchant_add_and_list_never_print_secrets(app: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=[
+        "merchant", "add", "--client-id", "11", "--name", "Shop", "--key", "KEY-xyz",
+        "--secret", "SECRET-xyz", "--return-host", "shop.example", "--return-host",
+        "pay.shop.example", "--frame-origin", "https://shop.example/",
+        "--webhook-url", "https://shop.example/coinspaid/callback"])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(args=["merchant", "list"])
+    assert "11\tShop" in listed.output
+    assert "https://shop.example" in listed.output and "pay.shop.example" in listed.output
+    for output in (result.output, listed.output):
+        assert "SECRET-xyz" not in output and "KEY-xyz" not in output
+    with app.app_context():
+        from checkout import db
+        stored = db.session().get(Merchant, 11)
+        assert stored is not None and stored.frame_origins == ["https://shop.example"]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--frame-origin", "https://*.shop.example", "'*'"),
+    ("--frame-origin", "https://shop.example; script-src *", "';'"),
+    ("--frame-origin", "https://shop.example https://evil.example", "spaces"),
+    ("--frame-origin", "shop.example", "https://"),
+    ("--frame-origin", "https://shop.example/path", "path"),
+    ("--return-host", "shop.example/path", "without scheme or path"),
+    ("--return-host", "https://shop.example", "without scheme or path"),
+    ("--return-host", "bad host", "not a valid host"),
+    ("--webhook-url", "ftp://shop.example/cb", "http(s)"),
+])
+def test_merchant_add_refuses_unsafe_settings(runner: FlaskCliRunner, option: str, value: str,
+                                              message: str) -> None:
+    result = runner.invoke(args=["merchant", "add", "--client-id", "12", "--name", "S",
+                                 "--key", "k", "--secret", "s", option, value])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "12\t" not in runner.invoke(args=["merchant", "list"]).output
+
+
+def test_merchant_add_refuses_an_existing_client_id(runner: FlaskCliRunner) -> None:
+    args = ["merchant", "add", "--client-id", "13", "--name", "S", "--key", "k", "--secret", "s"]
+    assert runner.invoke(args=args).exit_code == 0
+    again = runner.invoke(args=args[:-4] + ["--key", "k2", "--secret", "s"])
+    assert again.exit_code != 0
+    assert "exists already" in again.output
