@@ -72,8 +72,11 @@ def text(amount: Decimal, places: int | None = None) -> str:
 
 def plain(amount: Decimal) -> str:
     """Shortest fixed-point text: 0.00123000 -> "0.00123", 20 -> "20" (for URIs)."""
-    result = format(amount.normalize(), "f")
-    return result
+    # Not Decimal.normalize(): it rounds to the context's 28 significant digits.
+    result = format(amount, "f")
+    if "." in result:
+        result = result.rstrip("0").rstrip(".")
+    return result or "0"
 
 
 def ceil(amount: Decimal, places: int) -> Decimal:

@@ -123,3 +123,10 @@ def test_merchant_add_refuses_an_existing_client_id(runner: FlaskCliRunner) -> N
     again = runner.invoke(args=args[:-4] + ["--key", "k2", "--secret", "s"])
     assert again.exit_code != 0
     assert "exists already" in again.output
+
+
+def test_plain_text_keeps_every_digit() -> None:
+    many = Decimal("123456789012345678901234567890.123456789012345678")
+    assert money.plain(many) == "123456789012345678901234567890.123456789012345678"
+    assert money.plain(Decimal("0.000")) == "0"
+    assert money.plain(Decimal("10.500")) == "10.5"
