@@ -1,0 +1,198 @@
+"""What the site knows about each currency code the processor uses.
+
+The processor only names a code ("USDTT"); the customer needs to read which coin, on which
+network, with which tag, and the payment link needs the URI scheme, the token contract and
+the chain. Limits and fees are not here: they change and come from `currencies/list`.
+
+`name`, `network` and `tag_label` are English msgids marked with `N_` for extraction; the
+page translates them when it renders (`_(currency.network)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+UriStyle = Literal["bip21", "eip681", "xaman", "plain"]
+
+
+def N_(message: str) -> str:  # noqa: N802 (Babel's conventional marker name)
+    """Mark a msgid for extraction without translating it at import time."""
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class Currency:
+    """One processor currency code as the payer must see it and a wallet must receive it."""
+
+    code: str
+    ticker: str  # what the payer's wallet calls it: USDTE and USDTT are both "USDT"
+    name: str
+    network: str
+    # Places an on-chain payment can carry; a URI amount with more is refused, never rounded.
+    decimals: int
+    uri_style: UriStyle
+    uri_scheme: str | None = None
+    tag_label: str | None = None
+    token_contract: str | None = None
+    token_decimals: int | None = None
+    chain_id: int | None = None
+    testnet: bool = False
+    # Address beginnings that only a test network uses (the sandbox hands out such addresses).
+    testnet_prefixes: tuple[str, ...] = ()
+    # Bech32 human-readable parts + "1": such addresses are case-insensitive.
+    bech32_prefixes: tuple[str, ...] = ()
+
+    @property
+    def needs_tag(self) -> bool:
+        """A shared deposit address: a payment without the tag cannot be credited."""
+        return self.tag_label is not None
+
+    @property
+    def is_token(self) -> bool:
+        return self.token_decimals is not None
+
+    def is_testnet_address(self, address: str) -> bool:
+        lowered = address.lower()
+        return any(lowered.startswith(p.lower()) for p in self.testnet_prefixes)
+
+
+DESTINATION_TAG = N_("Destination tag")
+MEMO = N_("Memo")
+
+_BTC_BECH32 = ("bc1", "tb1", "bcrt1")
+_LTC_BECH32 = ("ltc1", "tltc1", "rltc1")
+
+
+def _bip21(
+    code: str,
+    name: str,
+    scheme: str,
+    network: str,
+    *,
+    bech32_prefixes: tuple[str, ...] = (),
+    testnet_prefixes: tuple[str, ...] = (),
+    testnet: bool = False,
+) -> Currency:
+    ticker = code[1:] if testnet else code
+    return Currency(
+        code=code, ticker=ticker, name=name, network=network, decimals=8,
+        uri_style="bip21", uri_scheme=scheme, testnet=testnet,
+        bech32_prefixes=bech32_prefixes, testnet_prefixes=testnet_prefixes,
+    )
+
+
+def _erc20(
+    code: str, ticker: str, name: str, contract: str | None, decimals: int
+) -> Currency:
+    # Without a contract we know for sure, the QR holds the plain address: a wrong contract
+    # would ask the wallet to send some other token.
+    return Currency(
+        code=code, ticker=ticker, name=name, network=N_("Ethereum (ERC-20)"),
+        decimals=decimals, uri_style="eip681" if contract else "plain",
+        uri_scheme="ethereum" if contract else None, token_contract=contract,
+        token_decimals=decimals, chain_id=1,
+    )
+
+
+_TABLE: tuple[Currency, ...] = (
+    _bip21("BTC", N_("Bitcoin"), "bitcoin", N_("Bitcoin"),
+           bech32_prefixes=_BTC_BECH32, testnet_prefixes=("tb1", "bcrt1", "2", "m", "n")),
+    _bip21("LTC", N_("Litecoin"), "litecoin", N_("Litecoin"),
+           bech32_prefixes=_LTC_BECH32,
+           testnet_prefixes=("tltc1", "rltc1", "Q", "2", "m", "n")),
+    # Cash addresses carry their own prefix ("bitcoincash:q..."); uris.py never doubles it.
+    _bip21("BCH", N_("Bitcoin Cash"), "bitcoincash", N_("Bitcoin Cash"),
+           testnet_prefixes=("bchtest:", "bchreg:", "m", "n", "2")),
+    _bip21("DOGE", N_("Dogecoin"), "dogecoin", N_("Dogecoin"), testnet_prefixes=("n",)),
+    Currency(code="ETH", ticker="ETH", name=N_("Ether"), network=N_("Ethereum"), decimals=18,
+             uri_style="eip681", uri_scheme="ethereum", chain_id=1),
+    # UNCONFIRMED from CoinsPaid sources: Tether's ERC-20 contract, 6 decimals.
+    _erc20("USDTE", "USDT", N_("Tether USD"), "0xdAC17F958D2ee523a2206206994597C13D831ec7", 6),
+    # UNCONFIRMED from CoinsPaid sources: Circle's ERC-20 contract, 6 decimals.
+    _erc20("USDC", "USDC", N_("USD Coin"), "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6),
+    # UNCONFIRMED from CoinsPaid sources: MakerDAO's DAI contract, 18 decimals.
+    _erc20("DAI", "DAI", N_("Dai"), "0x6B175474E89094C44Da98b954EedeAC495271d0F", 18),
+    # Listed by CoinsPaid as ERC-20 without a contract we could confirm: plain address QR.
+    _erc20("BRZ", "BRZ", N_("Brazilian Digital Token"), None, 4),
+    _erc20("CPD", "CPD", N_("CoinsPaid token"), None, 18),
+    _erc20("EURS", "EURS", N_("STASIS EURO"), None, 2),
+    _erc20("VERSE", "VERSE", N_("Verse"), None, 18),
+    _erc20("WBTC", "WBTC", N_("Wrapped Bitcoin"), None, 8),
+    _erc20("XED", "XED", N_("Exeedme"), None, 18),
+    Currency(code="USDTT", ticker="USDT", name=N_("Tether USD"), network=N_("TRON (TRC-20)"),
+             decimals=6, uri_style="plain", token_decimals=6),
+    Currency(code="TRX", ticker="TRX", name=N_("TRON"), network=N_("TRON"), decimals=6,
+             uri_style="plain"),
+    # UNCONFIRMED from CoinsPaid sources: Binance-Peg BSC-USD contract, 18 decimals.
+    Currency(code="USDTB", ticker="USDT", name=N_("Tether USD"),
+             network=N_("BNB Smart Chain (BEP-20)"), decimals=18, uri_style="eip681",
+             uri_scheme="ethereum", chain_id=56, token_decimals=18,
+             token_contract="0x55d398326f99059fF775485246999027B3197955"),  # noqa: S106 public
+    Currency(code="SNACK", ticker="SNACK", name=N_("Crypto Snack"),
+             network=N_("BNB Smart Chain (BEP-20)"), decimals=18, uri_style="plain",
+             token_decimals=18, chain_id=56),
+    Currency(code="BNB-BSC", ticker="BNB", name=N_("BNB"), network=N_("BNB Smart Chain (BEP-20)"),
+             decimals=18, uri_style="eip681", uri_scheme="ethereum", chain_id=56),
+    # Beacon Chain deposits share one address and are told apart by the memo.
+    Currency(code="BNB", ticker="BNB", name=N_("BNB"), network=N_("BNB Beacon Chain (BEP-2)"),
+             decimals=8, uri_style="plain", tag_label=MEMO, testnet_prefixes=("tbnb",)),
+    Currency(code="XRP", ticker="XRP", name=N_("XRP"), network=N_("XRP Ledger"), decimals=6,
+             uri_style="xaman", uri_scheme="https", tag_label=DESTINATION_TAG),
+    # CasinoCoin is an XRP Ledger fork: destination tags, no wallet URI we know of.
+    Currency(code="CSC", ticker="CSC", name=N_("CasinoCoin"), network=N_("CasinoCoin"),
+             decimals=8, uri_style="plain", tag_label=DESTINATION_TAG),
+    # CIP-13 (web+cardano:) exists, but few wallets open it; every wallet scans an address.
+    Currency(code="ADA", ticker="ADA", name=N_("Cardano"), network=N_("Cardano"), decimals=6,
+             uri_style="plain", testnet_prefixes=("addr_test1",)),
+    # Sandbox aliases: a public sandbox callback showed "TBTC" (coinspaid-api.md §7).
+    _bip21("TBTC", N_("Bitcoin (testnet)"), "bitcoin", N_("Bitcoin testnet"), testnet=True,
+           bech32_prefixes=_BTC_BECH32, testnet_prefixes=("tb1", "bcrt1", "2", "m", "n")),
+    _bip21("TLTC", N_("Litecoin (testnet)"), "litecoin", N_("Litecoin testnet"), testnet=True,
+           bech32_prefixes=_LTC_BECH32,
+           testnet_prefixes=("tltc1", "rltc1", "Q", "2", "m", "n")),
+    Currency(code="TETH", ticker="ETH", name=N_("Ether (testnet)"),
+             network=N_("Ethereum Sepolia testnet"), decimals=18, uri_style="eip681",
+             uri_scheme="ethereum", chain_id=11155111, testnet=True),
+)
+
+CURRENCIES: dict[str, Currency] = {c.code: c for c in _TABLE}
+
+
+def get(code: object) -> Currency | None:
+    """The currency for a processor code, in any letter case; None when unknown."""
+    if not isinstance(code, str):
+        return None
+    return CURRENCIES.get(code.upper())
+
+
+def is_supported(code: object) -> bool:
+    return get(code) is not None
+
+
+# Balances and `convert_to` targets (coinspaid-api.md §7), with ISO 4217 minor units.
+_ZERO_PLACES = frozenset({"CLP", "JPY", "KRW", "VND"})
+FIAT_CODES: tuple[str, ...] = (
+    "EUR", "USD", "GBP", "ARS", "AUD", "AZN", "BDT", "BRL", "BYN", "CAD", "CHF", "CLP", "CNY",
+    "CZK", "GEL", "HUF", "IDR", "ILS", "INR", "JPY", "KGS", "KRW", "KZT", "LKR", "MDL", "MXN",
+    "MYR", "NGN", "NOK", "NPR", "NZD", "PEN", "PHP", "PLN", "RUB", "SEK", "THB", "TJS", "TRY",
+    "UAH", "VND", "ZAR",
+)
+_FIAT_PLACES: dict[str, int] = {c: 0 if c in _ZERO_PLACES else 2 for c in FIAT_CODES}
+FIAT: frozenset[str] = frozenset(FIAT_CODES)
+
+
+class UnknownCurrency(ValueError):
+    """A code the site does not know."""
+
+
+def is_fiat(code: object) -> bool:
+    return isinstance(code, str) and code.upper() in _FIAT_PLACES
+
+
+def fiat_places(code: str) -> int:
+    """Decimal places a fiat amount is shown and quantised with (EUR 2, JPY 0)."""
+    places = _FIAT_PLACES.get(code.upper()) if isinstance(code, str) else None
+    if places is None:
+        raise UnknownCurrency(f"not a fiat currency: {code!r}")
+    return places
