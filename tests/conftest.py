@@ -117,7 +117,8 @@ def start_live_server(app: Flask, host: str = "127.0.0.1") -> LiveServer:
     server = make_server(host, 0, wsgi, threaded=True)
     url = f"http://{host}:{server.server_port}"
     app.config["PUBLIC_URL"] = url
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll interval: shutdown() waits for it at every test teardown.
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     return LiveServer(url=url, app=app, server=server)
 
 
