@@ -1,9 +1,462 @@
-"""Processor callbacks in: placeholder until the callbacks issue lands."""
+"""Processor callbacks in: verify the raw bytes, store them as received, apply once, forward.
+
+`POST /callbacks/coinspaid` answers 200 only once the callback and its outbox delivery are
+committed, so the processor keeps retrying until we really hold it. The same `absorb` path
+applies what reconciliation learns, under the same idempotency key.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from flask import Blueprint, Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from . import clock, db, deliveries, merchants, money, payments, signing
+from .models import AppliedCallback, Callback, Deposit, DepositAddress, Merchant, Page
+
+log = logging.getLogger(__name__)
+bp = Blueprint("callbacks", __name__)
+
+# The largest callbacks (many invoice instalments) stay far below this; a bound keeps a
+# hostile sender from making us buffer and hash megabytes before the signature check.
+MAX_BODY = 256 * 1024
+MAX_PROCESSOR_ID = 2**63 - 1
+
+TYPES = frozenset(
+    {"deposit", "deposit_exchange", "withdrawal", "withdrawal_exchange", "exchange", "invoice"})
+DEPOSIT_TYPES = frozenset({"deposit", "deposit_exchange"})
+
+# Forward-only ranks: a state moves only to a higher rank; equal final ranks never replace
+# each other (the first final state the processor told us stays).
+DEPOSIT_RANK = {"not_confirmed": 0, "confirmed": 1, "cancelled": 1}
+DEPOSIT_FINAL = frozenset({"confirmed", "cancelled"})
+INVOICE_RANK = {"created": 0, "pending": 1, "processing": 2, "confirmed": 3, "failed": 3}
+INVOICE_FINAL = frozenset({"confirmed", "failed"})
+
+# Callback.outcome values.
+APPLIED = "applied"  # moved our state forward
+STALE = "stale"  # about our payment, but older news than what we hold
+DUPLICATE = "duplicate"  # this (id, type, status) was applied before
+NOT_OURS = "not_ours"  # an address or invoice this site never issued: forwarded only
+IGNORED = "ignored"  # nothing of ours to change (withdrawals, exchanges, other statuses)
+FLAGGED = "flagged"  # contradicts what we issued, or is malformed: kept for audit
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A CoinsPaid-shaped error answer."""
+
+    status: int
+    error: str
+    code: str
+
+
+NO_KEY = Refusal(403, "No key header", "required_header_key")
+BAD_KEY = Refusal(403, "Bad key header", "bad_header_key")
+NO_SIGNATURE = Refusal(403, "No signature header", "required_header_signature")
+BAD_SIGNATURE = Refusal(403, "Bad signature header", "bad_header_signature")
+BAD_CONTENT = Refusal(400, "Bad content format", "bad_content_format")
+
+
+@dataclass(frozen=True)
+class Key:
+    """What makes a callback the same news: the processor's id, type and status."""
+
+    processor_id: int
+    type: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: str
+    flag: str | None = None
+
+
+class Malformed(ValueError):
+    """A signed callback whose fields cannot be read; kept and flagged, never applied."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The endpoint
+
+
+def authenticate(raw: bytes, key: str | None, signature: str | None) -> Merchant | Refusal:
+    """The merchant whose secret signed these exact bytes, or why not."""
+    if not key:
+        return NO_KEY
+    merchant = merchants.by_key(key)
+    if merchant is None:
+        return BAD_KEY
+    if not signature:
+        return NO_SIGNATURE
+    if not signing.verify(raw, merchant.api_secret, signature):
+        return BAD_SIGNATURE
+    return merchant
+
+
+def parse(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object of a callback, amounts as Decimal; None when it is not one."""
+    try:
+        payload = money.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def refuse(refusal: Refusal) -> ResponseReturnValue:
+    return jsonify(error=refusal.error, code=refusal.code), refusal.status
+
+
+@bp.post("/callbacks/coinspaid")
+def receive() -> ResponseReturnValue:
+    # Set before the body is read: Werkzeug then refuses a longer body with 413.
+    request.max_content_length = MAX_BODY
+    # Raw bytes whatever the Content-Type says: the signature covers exactly these.
+    raw = request.get_data(cache=False, parse_form_data=False)
+    merchant = authenticate(raw, request.headers.get("X-Processing-Key"),
+                            request.headers.get("X-Processing-Signature"))
+    if isinstance(merchant, Refusal):
+        log.warning("callback refused: %s", merchant.code)
+        return refuse(merchant)
+    payload = parse(raw)
+    if payload is None:
+        log.warning("signed callback for merchant %s is not a JSON object", merchant.client_id)
+        return refuse(BAD_CONTENT)
+    with db.transaction() as session:
+        callback = absorb(session, merchant, raw, payload, source="processor")
+    log.info("callback %s for merchant %s: %s", callback.id, merchant.client_id,
+             callback.outcome)
+    return jsonify(status="ok")
+
+
+# ---------------------------------------------------------------------------------------------
+# Store, then apply
+
+
+def absorb(session: Session, merchant: Merchant, raw: bytes, payload: dict[str, Any], *,
+           source: str) -> Callback:
+    """Keep a callback as received, queue it for the merchant, apply it at most once.
+
+    The `Callback` insert comes first: on SQLite it takes the write lock before anything
+    is read, so a concurrent duplicate waits for our commit instead of failing.
+    """
+    callback = Callback(merchant_id=merchant.client_id, source=source, body=raw,
+                        received_at=clock.now())
+    describe(callback, payload)
+    session.add(callback)
+    session.flush()
+    if source == "processor":
+        deliveries.enqueue(session, merchant, callback)
+    result = apply(session, merchant.client_id, callback.id, payload)
+    callback.outcome, callback.flag = result.outcome, result.flag
+    if result.flag:
+        log.warning("callback %s for merchant %s flagged: %s", callback.id,
+                    merchant.client_id, result.flag)
+    session.flush()
+    return callback
+
+
+def describe(callback: Callback, payload: dict[str, Any]) -> None:
+    """Copy the searchable fields, as far as they are well-formed."""
+    raw_id = payload.get("id")
+    callback.processor_id = raw_id if _valid_id(raw_id) else None
+    callback.type = _short_text(payload.get("type"))
+    callback.status = _short_text(payload.get("status"))
+
+
+def _valid_id(value: Any) -> bool:
+    return type(value) is int and 0 < value <= MAX_PROCESSOR_ID
+
+
+def _short_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= 32 else None
+
+
+def key_of(payload: dict[str, Any]) -> Key:
+    raw_id, type_, status = payload.get("id"), payload.get("type"), payload.get("status")
+    if not _valid_id(raw_id):
+        raise Malformed("id is not a positive integer")
+    if _short_text(type_) is None or _short_text(status) is None:
+        raise Malformed("type or status is missing")
+    return Key(cast(int, raw_id), cast(str, type_), cast(str, status))
+
+
+def apply(session: Session, merchant_id: int, callback_id: int,
+          payload: dict[str, Any]) -> Result:
+    """Apply one callback's news to our state, once per (id, type, status), forward only."""
+    try:
+        key = key_of(payload)
+    except Malformed as exc:
+        return Result(FLAGGED, f"malformed: {exc}")
+    if key.type not in TYPES:
+        return Result(IGNORED)
+    if not claim_key(session, merchant_id, key, callback_id):
+        return Result(DUPLICATE)
+    try:
+        if key.type in DEPOSIT_TYPES:
+            return apply_deposit(session, merchant_id, key, payload)
+        if key.type == "invoice":
+            return apply_invoice(session, merchant_id, key, payload)
+    except Malformed as exc:
+        return Result(FLAGGED, f"malformed: {exc}")
+    # Withdrawals and exchanges are the merchant's own business: forwarded, nothing to show.
+    return Result(IGNORED)
+
+
+def insert_ignoring_conflict(session: Session, model: type[Any], values: dict[str, Any],
+                             unique: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: True when this call inserted the row.
+
+    The database's unique constraint decides between concurrent writers; the loser
+    waits for the winner's commit (PostgreSQL) or for the write lock (SQLite). Whether
+    a row was inserted is read from RETURNING: drivers disagree on rowcount here.
+    """
+    dialect = session.get_bind().dialect.name
+    stmt: Insert
+    if dialect == "postgresql":
+        stmt = postgresql.insert(model).values(**values).on_conflict_do_nothing(
+            index_elements=unique)
+    else:
+        stmt = sqlite.insert(model).values(**values).on_conflict_do_nothing(
+            index_elements=unique)
+    return session.execute(stmt.returning(model.id)).first() is not None
+
+
+def claim_key(session: Session, merchant_id: int, key: Key, callback_id: int) -> bool:
+    return insert_ignoring_conflict(
+        session, AppliedCallback,
+        {"merchant_id": merchant_id, "processor_id": key.processor_id, "type": key.type,
+         "status": key.status, "callback_id": callback_id},
+        ["merchant_id", "processor_id", "type", "status"])
+
+
+def key_applied(session: Session, merchant_id: int, key: Key) -> bool:
+    return session.scalar(select(AppliedCallback.id).where(
+        AppliedCallback.merchant_id == merchant_id,
+        AppliedCallback.processor_id == key.processor_id,
+        AppliedCallback.type == key.type,
+        AppliedCallback.status == key.status)) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Deposits
+
+
+@dataclass(frozen=True)
+class DepositFacts:
+    currency: str
+    amount: str
+    txid: str | None
+    confirmations: int
+
+
+def _object(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    value = payload.get(name)
+    if not isinstance(value, dict):
+        raise Malformed(f"{name} is missing")
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    """Tags come as strings or numbers (XRP); compare them as text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Malformed("tag is not text")
+    return str(value)
+
+
+def _blockchain_leg(payload: dict[str, Any]) -> dict[str, Any] | None:
+    legs = payload.get("transactions")
+    if not isinstance(legs, list):
+        return None
+    for leg in legs:
+        if isinstance(leg, dict) and leg.get("transaction_type") != "exchange":
+            return leg
+    return None
+
+
+def _confirmations(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
+        return int(value)
+    return 0
+
+
+def deposit_facts(payload: dict[str, Any], address: dict[str, Any]) -> DepositFacts:
+    """What the payer sent: the crypto amount (the processor's string is the truth)."""
+    sent = payload.get("currency_sent")
+    leg = _blockchain_leg(payload)
+    raw_amount = sent.get("amount") if isinstance(sent, dict) else None
+    if raw_amount is None and leg is not None:
+        raw_amount = leg.get("amount")
+    try:
+        amount = money.from_processor(raw_amount)
+    except money.AmountError as exc:
+        raise Malformed("amount is missing or not a number") from exc
+    if amount < 0:
+        raise Malformed("amount is negative")
+    currency = address.get("currency")
+    if not isinstance(currency, str):
+        raise Malformed("crypto_address.currency is missing")
+    txid = leg.get("txid") if leg is not None else None
+    return DepositFacts(
+        currency=currency.upper(),
+        amount=money.text(amount),
+        txid=txid if isinstance(txid, str) and len(txid) <= 255 else None,
+        confirmations=_confirmations(leg.get("confirmations")) if leg is not None else 0,
+    )
+
+
+def find_address(session: Session, merchant_id: int,
+                 crypto_address: dict[str, Any]) -> DepositAddress | Result:
+    """Our address this callback is about; NOT_OURS, or FLAGGED when it contradicts ours."""
+    address = crypto_address.get("address")
+    if not isinstance(address, str) or not address:
+        raise Malformed("crypto_address.address is missing")
+    ours = session.scalars(select(DepositAddress).where(
+        DepositAddress.merchant_id == merchant_id, DepositAddress.address == address)).all()
+    if not ours:
+        return Result(NOT_OURS)
+    tag = _text_or_none(crypto_address.get("tag"))
+    same_tag = [a for a in ours if a.tag == tag]
+    if not same_tag:
+        return Result(FLAGGED, "tag differs from the tag we issued for this address")
+    return same_tag[0]
+
+
+def contradiction(ours: DepositAddress, payload: dict[str, Any],
+                  crypto_address: dict[str, Any]) -> str | None:
+    """Why a callback for our address cannot be about the payment we asked for."""
+    currency = crypto_address.get("currency")
+    if not isinstance(currency, str) or currency.upper() != ours.currency.upper():
+        return "currency differs from the currency of our address"
+    sent = payload.get("currency_sent")
+    if isinstance(sent, dict) and isinstance(sent.get("currency"), str) \
+            and sent["currency"].upper() != ours.currency.upper():
+        return "currency sent differs from the currency of our address"
+    foreign_id = crypto_address.get("foreign_id")
+    if foreign_id is not None and str(foreign_id) != ours.foreign_id:
+        return "foreign_id differs from the foreign_id of our address"
+    return None
+
+
+def apply_deposit(session: Session, merchant_id: int, key: Key,
+                  payload: dict[str, Any]) -> Result:
+    crypto_address = _object(payload, "crypto_address")
+    found = find_address(session, merchant_id, crypto_address)
+    if isinstance(found, Result):
+        return found
+    problem = contradiction(found, payload, crypto_address)
+    if problem:
+        return Result(FLAGGED, problem)
+    if key.status not in DEPOSIT_RANK:
+        return Result(IGNORED)
+    facts = deposit_facts(payload, crypto_address)
+    result = advance_deposit(session, merchant_id, key, found, facts)
+    if result.outcome == APPLIED:
+        payments.refresh_for_address(session, found.id)
+    return result
+
+
+def advance_deposit(session: Session, merchant_id: int, key: Key, address: DepositAddress,
+                    facts: DepositFacts) -> Result:
+    """Create or move the `Deposit` row forward; a final status is never left."""
+    now = clock.now()
+    created = insert_ignoring_conflict(session, Deposit, {
+        "merchant_id": merchant_id, "processor_id": key.processor_id, "address_id": address.id,
+        "currency": facts.currency, "amount": facts.amount, "txid": facts.txid,
+        "confirmations": facts.confirmations, "status": key.status,
+        "created_at": now, "updated_at": now,
+    }, ["merchant_id", "processor_id"])
+    if created:
+        return Result(APPLIED)
+    # Another status of the same transaction may be applied right now: serialise on the row.
+    deposit = session.scalars(select(Deposit).where(
+        Deposit.merchant_id == merchant_id, Deposit.processor_id == key.processor_id,
+    ).with_for_update().execution_options(populate_existing=True)).one()
+    if deposit.address_id != address.id:
+        return Result(FLAGGED, "transaction id was seen before at another address")
+    if deposit.status in DEPOSIT_FINAL:
+        if key.status in DEPOSIT_FINAL and key.status != deposit.status:
+            return Result(FLAGGED, f"{key.status} after final {deposit.status}")
+        return Result(STALE)
+    if DEPOSIT_RANK[key.status] <= DEPOSIT_RANK[deposit.status]:
+        return Result(STALE)
+    deposit.status = key.status
+    deposit.amount = facts.amount
+    deposit.txid = facts.txid or deposit.txid
+    deposit.confirmations = max(deposit.confirmations, facts.confirmations)
+    deposit.updated_at = now
+    session.flush()
+    return Result(APPLIED)
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoices
+
+
+def invoice_foreign_id(page: Page) -> str:
+    """The foreign_id we sent to the processor for this invoice page.
+
+    Hook: when our invoices give the processor a foreign_id of their own, map it here
+    (and in `deliveries.outgoing_body`, back to the merchant's).
+    """
+    return page.foreign_id
+
+
+FAILURE_REASONS = (
+    ("paid less", "underpaid"),
+    ("processing too long", "timeout"),
+    ("not paid", "expired"),
+    ("cancel", "cancelled"),
+)
+
+
+def failure_reason(error: Any) -> str | None:
+    text = error.lower() if isinstance(error, str) else ""
+    for needle, reason in FAILURE_REASONS:
+        if needle in text:
+            return reason
+    return None
+
+
+def apply_invoice(session: Session, merchant_id: int, key: Key,
+                  payload: dict[str, Any]) -> Result:
+    page = session.scalars(select(Page).where(
+        Page.merchant_id == merchant_id, Page.kind == "invoice",
+        Page.processor_invoice_id == key.processor_id,
+    ).with_for_update().execution_options(populate_existing=True)).first()
+    if page is None:
+        return Result(NOT_OURS)
+    foreign_id = payload.get("foreign_id")
+    if foreign_id is not None and str(foreign_id) != invoice_foreign_id(page):
+        return Result(FLAGGED, "foreign_id differs from the foreign_id of our invoice")
+    if key.status not in INVOICE_RANK:
+        return Result(IGNORED)
+    current = INVOICE_RANK.get(page.status, -1)
+    if page.status in INVOICE_FINAL or INVOICE_RANK[key.status] <= current:
+        return Result(STALE)
+    page.status = key.status
+    page.reason = failure_reason(payload.get("error")) if key.status == "failed" else None
+    page.updated_at = clock.now()
+    session.flush()
+    return Result(APPLIED)
 
 
 def init_app(app: Flask) -> None:
-    """Register the processor-callback blueprint."""
+    """Register the processor-callback blueprint (exempt from CSRF: it is signed instead)."""
+    app.register_blueprint(bp)
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(bp)

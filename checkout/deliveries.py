@@ -1,9 +1,282 @@
-"""Callbacks out to merchants (outbox): placeholder until the callbacks issue lands."""
+"""Callbacks out to merchants: a durable outbox, sent at least once, on the processor's schedule.
+
+A `Delivery` is written in the same transaction as the `Callback` it forwards. Workers
+claim one with a conditional UPDATE that sets a lease (checked by rowcount), so several
+workers never send the same delivery at the same time, and a worker that dies mid-send
+only delays it until its lease runs out. The shop receives CoinsPaid's own bytes and
+headers, signed with the merchant's secret, so its existing callback handler just works.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import click
+import requests
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.orm import Session
+
+from . import clock, db, signing, worker
+from .models import Callback, Delivery, Merchant
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+# Minutes to wait after the 1st, 2nd, ... failed attempt (CoinsPaid's own schedule);
+# every later retry waits as long as the last entry.
+RETRY_MINUTES = (1, 5, 15, 30, 60, 90, 120, 180, 240)
+BATCH = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeout: float  # seconds for one POST to the shop
+    lease: float  # seconds a claim holds; longer than any POST can take
+    max_retries: int  # retries after the first attempt before the delivery is `failed`
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one POST went; `error` never holds the body, URL or secret."""
+
+    status: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def settings(app: Flask | None = None) -> Settings:
+    config = (app or current_app).config
+    timeout = float(config["DELIVERY_TIMEOUT"])
+    # A lease shorter than the POST timeout would let a second worker send while the
+    # first still waits for the shop's answer.
+    lease = max(float(config["DELIVERY_LEASE"]), 2 * timeout)
+    return Settings(timeout=timeout, lease=lease, max_retries=int(config["DELIVERY_MAX_RETRIES"]))
+
+
+def retry_delay(failures: int) -> timedelta:
+    """Wait after the `failures`-th failed attempt (1-based)."""
+    index = min(max(failures, 1), len(RETRY_MINUTES)) - 1
+    return timedelta(minutes=RETRY_MINUTES[index])
+
+
+# ---------------------------------------------------------------------------------------------
+# The outbox
+
+
+def outgoing_body(callback: Callback) -> bytes:
+    """The bytes the shop receives: the processor's, unchanged.
+
+    Hook: once our invoices send the processor a foreign_id of their own, an invoice
+    callback must carry the merchant's foreign_id instead; rewrite it here (the shop
+    checks our signature over whatever bytes we send, so re-encoding is safe then).
+    """
+    return callback.body
+
+
+def enqueue(session: Session, merchant: Merchant, callback: Callback) -> Delivery | None:
+    """Queue a callback for the merchant's webhook, in the caller's transaction."""
+    if not merchant.webhook_url:
+        return None
+    delivery = Delivery(
+        merchant_id=merchant.client_id, callback_id=callback.id, url=merchant.webhook_url,
+        body=outgoing_body(callback), state=PENDING, attempts=0,
+        next_attempt_at=clock.now(), created_at=clock.now())
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def due_ids(session: Session, now: datetime, limit: int = BATCH) -> list[int]:
+    return list(session.scalars(
+        select(Delivery.id)
+        .where(Delivery.state == PENDING, Delivery.next_attempt_at <= now,
+               or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)).all())
+
+
+def claim(session: Session, delivery_id: int, now: datetime, lease: float) -> str | None:
+    """Take a due delivery for `lease` seconds; the owner token, or None if another has it.
+
+    The conditional UPDATE is the lock: of several workers only one sees rowcount 1.
+    """
+    owner = secrets.token_hex(16)
+    result = cast(CursorResult[Any], session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.state == PENDING,
+               Delivery.next_attempt_at <= now,
+               or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+        .values(lease_until=now + timedelta(seconds=lease), lease_owner=owner)))
+    session.commit()
+    return owner if result.rowcount == 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending
+
+
+def post(url: str, body: bytes, merchant: Merchant, timeout: float) -> Attempt:
+    """One signed POST, exactly as CoinsPaid sends callbacks."""
+    headers = {
+        "Content-Type": "application/json",
+        "X-Processing-Key": merchant.api_key,
+        "X-Processing-Signature": signing.sign(body, merchant.api_secret),
+    }
+    try:
+        # stream=True: only the status matters; a shop's answer body is never read, so
+        # a huge or endless one cannot hold the worker.
+        response = requests.post(url, data=body, headers=headers, timeout=timeout,
+                                 allow_redirects=False, stream=True)
+    except requests.RequestException as exc:
+        # The class name says what went wrong; the message may carry the URL.
+        return Attempt(None, type(exc).__name__)
+    response.close()
+    error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+    return Attempt(response.status_code, error)
+
+
+def record(session: Session, delivery: Delivery, owner: str, attempt: Attempt,
+           config: Settings) -> None:
+    """Write the attempt's result, if our claim still stands."""
+    now = clock.now()
+    attempts = delivery.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts, "last_status": attempt.status, "last_error": attempt.error,
+        "lease_until": None, "lease_owner": None,
+    }
+    if attempt.ok:
+        values.update(state=DELIVERED, delivered_at=now)
+    elif attempts > config.max_retries:
+        values.update(state=FAILED)
+    else:
+        values.update(next_attempt_at=now + retry_delay(attempts))
+    result = cast(CursorResult[Any], session.execute(
+        update(Delivery).where(Delivery.id == delivery.id, Delivery.lease_owner == owner)
+        .values(**values)))
+    session.commit()
+    if result.rowcount != 1:
+        log.warning("delivery %s: lease lost before the result was written", delivery.id)
+
+
+def send_claimed(session: Session, delivery_id: int, owner: str, config: Settings) -> Attempt:
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)
+    merchant = session.get(Merchant, delivery.merchant_id) if delivery else None
+    if delivery is None or merchant is None:
+        raise LookupError(f"delivery {delivery_id} vanished")
+    # No transaction stays open while we wait for the shop.
+    session.commit()
+    attempt = post(delivery.url, delivery.body, merchant, config.timeout)
+    record(session, delivery, owner, attempt, config)
+    log.info("delivery %s to merchant %s: attempt %s, %s", delivery.id, merchant.client_id,
+             delivery.attempts + 1, attempt.error or attempt.status)
+    return attempt
+
+
+def run_due(limit: int = BATCH) -> int:
+    """Worker task: send every due delivery this worker can claim; how many were sent."""
+    config = settings()
+    session = db.session()
+    sent = 0
+    for delivery_id in due_ids(session, clock.now(), limit):
+        owner = claim(session, delivery_id, clock.now(), config.lease)
+        if owner is None:
+            continue
+        send_claimed(session, delivery_id, owner, config)
+        sent += 1
+    return sent
+
+
+def retry_now(delivery_id: int) -> Attempt:
+    """Send one delivery again at once; re-opens a failed or delivered one."""
+    config = settings()
+    session = db.session()
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise LookupError(f"no delivery {delivery_id}")
+    now = clock.now()
+    reopen: dict[str, Any] = {"state": PENDING, "next_attempt_at": now}
+    if delivery.state == FAILED:
+        reopen["attempts"] = 0  # a fresh schedule after an operator's retry
+    session.execute(update(Delivery).where(
+        Delivery.id == delivery_id,
+        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)).values(**reopen))
+    session.commit()
+    owner = claim(session, delivery_id, now, config.lease)
+    if owner is None:
+        raise RuntimeError(f"delivery {delivery_id} is being sent by a worker right now")
+    return send_claimed(session, delivery_id, owner, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def listing(session: Session, include_all: bool) -> list[Delivery]:
+    query = select(Delivery).order_by(Delivery.id)
+    if not include_all:
+        query = query.where(Delivery.state != DELIVERED)
+    return list(session.scalars(query).all())
+
+
+def describe(delivery: Delivery) -> str:
+    """One line for operators: never the body, the URL or anything secret."""
+    last = delivery.last_error or (str(delivery.last_status) if delivery.last_status else "-")
+    next_at = delivery.next_attempt_at.isoformat(timespec="seconds") \
+        if delivery.state == PENDING else "-"
+    return (f"{delivery.id}\tmerchant {delivery.merchant_id}\t{delivery.state}\t"
+            f"attempts {delivery.attempts}\tnext {next_at}\tlast {last}")
+
+
+deliveries_cli = AppGroup("deliveries", help="Callbacks forwarded to merchants (the outbox).")
+
+
+@deliveries_cli.command("list")
+@click.option("--all", "include_all", is_flag=True, help="Include delivered ones.")
+def list_command(include_all: bool) -> None:
+    """Show deliveries that are pending or failed."""
+    rows = listing(db.session(), include_all)
+    if not rows:
+        click.echo("no deliveries pending or failed")
+    for row in rows:
+        click.echo(describe(row))
+
+
+@deliveries_cli.command("retry")
+@click.argument("delivery_id", type=int)
+def retry_command(delivery_id: int) -> None:
+    """Send one delivery again now (also re-opens a failed one)."""
+    try:
+        attempt = retry_now(delivery_id)
+    except (LookupError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if attempt.ok:
+        click.echo(f"delivery {delivery_id}: delivered (HTTP {attempt.status})")
+    else:
+        click.echo(f"delivery {delivery_id}: not delivered ({attempt.error}), will retry")
+
+
+def _env_setting(name: str, default: str) -> str:
+    return os.environ.get(f"CHECKOUT_{name}", default)
 
 
 def init_app(app: Flask) -> None:
     """Register the `deliveries` CLI and the delivery worker task."""
+    app.config.setdefault("DELIVERY_TIMEOUT", float(_env_setting("DELIVERY_TIMEOUT", "10")))
+    app.config.setdefault("DELIVERY_LEASE", float(_env_setting("DELIVERY_LEASE", "60")))
+    app.config.setdefault("DELIVERY_MAX_RETRIES",
+                          int(_env_setting("DELIVERY_MAX_RETRIES", "12")))
+    app.cli.add_command(deliveries_cli)
+    worker.register_task(app, "deliveries", run_due)

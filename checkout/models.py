@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -126,7 +127,7 @@ class Deposit(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
-    processor_id: Mapped[int] = mapped_column(Integer)  # the callback's root `id`
+    processor_id: Mapped[int] = mapped_column(BigInteger)  # the callback's root `id`
     address_id: Mapped[int | None] = mapped_column(ForeignKey("deposit_addresses.id"), index=True)
     currency: Mapped[str] = mapped_column(String(16))
     amount: Mapped[str] = mapped_column(Text)
@@ -138,30 +139,41 @@ class Deposit(Base):
 
 
 class Callback(Base):
-    """A processor callback exactly as received (audit log), once its signature held."""
+    """A processor callback exactly as received (audit log), once its signature held.
+
+    Reconciliation stores what it learned from the processor here too (`source`
+    "reconcile"), so that every change of state can be traced to the bytes behind it.
+    """
 
     __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_transaction", "merchant_id", "processor_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
+    source: Mapped[str] = mapped_column(String(16), default="processor")  # processor|reconcile
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    processor_id: Mapped[int | None] = mapped_column(Integer)
+    processor_id: Mapped[int | None] = mapped_column(BigInteger)
     type: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str | None] = mapped_column(String(32))
-    # None when applied cleanly; otherwise why it was not applied to our pages.
+    # applied | duplicate | not_ours | ignored | flagged
+    outcome: Mapped[str] = mapped_column(String(16), default="ignored")
+    # None unless the callback contradicts what we issued; then why it was not applied.
     flag: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
 
 
 class AppliedCallback(Base):
-    """The idempotency key: a (merchant, id, type, status) is applied once, ever."""
+    """The idempotency key: a (merchant, id, type, status) is applied once, ever.
+
+    The unique constraint, not a prior SELECT, decides between two copies racing.
+    """
 
     __tablename__ = "applied_callbacks"
     __table_args__ = (UniqueConstraint("merchant_id", "processor_id", "type", "status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
-    processor_id: Mapped[int] = mapped_column(Integer)
+    processor_id: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
     callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id"))

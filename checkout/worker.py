@@ -44,6 +44,11 @@ def run_forever(app: Flask, idle_sleep: float = 1.0, max_loops: int | None = Non
 
 
 def init_app(app: Flask) -> None:
+    # Reconciliation is a task of the worker itself, not of any blueprint or command.
+    from . import reconcile
+
+    reconcile.init_app(app)
+
     @app.cli.command("worker")
     @click.option("--once", is_flag=True, help="Run every task once and exit.")
     @click.option("--idle-sleep", default=1.0, show_default=True, help="Seconds to wait when idle.")

@@ -1,0 +1,138 @@
+"""Reconciliation: ask the processor about a page that waited too long for a callback.
+
+A deposit page that is not final and has had no news for `RECONCILE_AFTER` seconds is
+looked up with `transactions/info` (by id for each open transaction we know, else by the
+address's foreign_id). What comes back is applied through the callbacks' own path, under
+the same idempotency key, so a callback arriving later changes nothing twice. The page's
+`checked_at` is claimed with a conditional UPDATE, so several workers ask once per period.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from flask import Flask, current_app
+from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from . import callbacks, clock, db, money, processor, worker
+from .models import Deposit, Merchant, Page
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+# Waiting deposit page statuses; a confirmed page still short of its amount waits too.
+WAITING = ("waiting", "not_confirmed")
+OPEN_DEPOSITS = ("not_confirmed",)
+
+
+def due_pages(session: Session, now: datetime, after: timedelta, horizon: timedelta,
+              limit: int = BATCH) -> list[str]:
+    cutoff = now - after
+    return list(session.scalars(
+        select(Page.id)
+        .where(Page.kind == "deposit", Page.address_id.is_not(None),
+               or_(Page.status.in_(WAITING),
+                   and_(Page.status == "confirmed", Page.reason == "underpaid")),
+               Page.updated_at <= cutoff,
+               or_(Page.checked_at.is_(None), Page.checked_at <= cutoff),
+               Page.created_at >= now - horizon)
+        .order_by(Page.checked_at.is_not(None), Page.checked_at, Page.created_at)
+        .limit(limit)).all())
+
+
+def claim_page(session: Session, page_id: str, now: datetime, after: timedelta) -> bool:
+    """Record that we ask now; False when another worker asked within the period."""
+    cutoff = now - after
+    result = cast(CursorResult[Any], session.execute(
+        update(Page)
+        .where(Page.id == page_id, or_(Page.checked_at.is_(None), Page.checked_at <= cutoff))
+        .values(checked_at=now)))
+    session.commit()
+    return result.rowcount == 1
+
+
+def queries_for(session: Session, page: Page) -> list[dict[str, Any]]:
+    """By id for each transaction still in flight; by the address's foreign_id otherwise."""
+    address = page.deposit_address
+    if address is None:
+        return []
+    open_ids = session.scalars(
+        select(Deposit.processor_id)
+        .where(Deposit.address_id == address.id, Deposit.status.in_(OPEN_DEPOSITS))
+        .order_by(Deposit.id)).all()
+    if open_ids:
+        return [{"id": processor_id} for processor_id in open_ids]
+    return [{"foreign_id": address.foreign_id}]
+
+
+def learn(session: Session, merchant: Merchant, info: dict[str, Any]) -> str:
+    """Apply one transactions/info answer like a callback; the outcome, or why it was skipped.
+
+    Nothing is stored when this news was applied before: asking every period must not
+    fill the audit log with copies.
+    """
+    try:
+        key = callbacks.key_of(info)
+    except callbacks.Malformed:
+        return "unreadable"
+    if callbacks.key_applied(session, merchant.client_id, key):
+        return callbacks.DUPLICATE
+    raw = money.dumps(info).encode("utf-8")
+    record = callbacks.absorb(session, merchant, raw, info, source="reconcile")
+    return record.outcome
+
+
+def reconcile_page(session: Session, page_id: str) -> int:
+    """Ask about one page; how many answers changed our state."""
+    page = session.get(Page, page_id)
+    if page is None:
+        return 0
+    merchant = page.merchant
+    client = processor.client_for(merchant)
+    changed = 0
+    for query in queries_for(session, page):
+        info = client.transactions_info(**query)
+        with db.transaction() as tx:
+            outcome = learn(tx, merchant, info)
+        log.info("reconciled page %s (%s): %s", page_id, ", ".join(query), outcome)
+        changed += outcome == callbacks.APPLIED
+    return changed
+
+
+def run_due(limit: int = BATCH) -> int:
+    """Worker task: reconcile the pages due; how many pages were looked at."""
+    config = current_app.config
+    after = timedelta(seconds=int(config["RECONCILE_AFTER"]))
+    horizon = timedelta(seconds=int(config["RECONCILE_HORIZON"]))
+    session = db.session()
+    now = clock.now()
+    asked = 0
+    for page_id in due_pages(session, now, after, horizon, limit):
+        if not claim_page(session, page_id, now, after):
+            continue
+        asked += 1
+        try:
+            reconcile_page(session, page_id)
+        except processor.ValidationError:
+            # The processor knows no transaction for this query yet: nothing was paid.
+            session.rollback()
+            log.info("reconciling page %s: nothing known at the processor", page_id)
+        except processor.ProcessorError as exc:
+            # checked_at is set: the page is asked again after one more period.
+            session.rollback()
+            log.warning("reconciling page %s: processor error (%s)", page_id,
+                        type(exc).__name__)
+        except Exception:
+            session.rollback()
+            log.exception("reconciling page %s failed", page_id)
+    return asked
+
+
+def init_app(app: Flask) -> None:
+    # Past this age a page is left to the callbacks alone; the processor retries its own
+    # callbacks for about a day, so two days of asking covers every lost one.
+    app.config.setdefault("RECONCILE_HORIZON", 2 * 24 * 3600)
+    worker.register_task(app, "reconcile", run_due)

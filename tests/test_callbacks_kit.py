@@ -1,0 +1,324 @@
+"""Shared parts of the callback, delivery and reconciliation tests (and the kit's own tests).
+
+The processor's documented callback examples (coinspaid-api.md §3, verbatim), signing
+helpers, rows for "what we issued", and a real tiny shop webhook on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+from conftest import MERCHANT_KEY, MERCHANT_SECRET
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from checkout import db, processor, signing
+from checkout.clock import system_now
+from checkout.models import (
+    AppliedCallback,
+    Callback,
+    Delivery,
+    Deposit,
+    DepositAddress,
+    Merchant,
+    Page,
+)
+
+# coinspaid-api.md §3 "Example payloads", copied verbatim.
+EXAMPLES: dict[str, bytes] = {
+    "deposit confirmed": b'{"id":1,"type":"deposit","crypto_address":{"id":1,"currency":"BTC","address":"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","foreign_id":"user-id:2048","tag":null},"currency_sent":{"currency":"BTC","amount":"6.53157512"},"currency_received":{"currency":"BTC","amount":"6.53157512","amount_minus_fee":"6.5119800"},"transactions":[{"id":1,"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","tag":null,"amount":"6.53157512","txid":"3950ad8149421a850d01dff88f024810e363ac18c9e8dd9bc0b9116e7937ad93","riskscore":"0.5","confirmations":3}],"fees":[{"type":"deposit","currency":"BTC","amount":"0.01959472"}],"error":"","status":"confirmed"}',  # noqa: E501
+    "deposit_exchange": b'{"id":2686510,"type":"deposit_exchange","crypto_address":{"id":382270,"currency":"BTC","convert_to":"EUR","address":"31vnLqxVJ1iShJ5Ly586q8XKucECx12bZS","tag":null,"foreign_id":"13a"},"currency_sent":{"currency":"BTC","amount":"0.01000000"},"currency_received":{"currency":"EUR","amount":"84.17070222","amount_minus_fee":"79.96216711"},"transactions":[{"id":714576,"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":"31vnLqxVJ1iShJ5Ly586q8XKucECx12bZS","tag":null,"amount":"0.01000000","txid":"3a491da90a1ce5a318d0aeff6867ab98a03219abae29ed68d702291703c3538b","riskscore":"0.42","confirmations":"1"},{"id":714577,"currency":"BTC","currency_to":"EUR","transaction_type":"exchange","type":"exchange","amount":"0.01000000","amount_to":"84.17070222"}],"fees":[{"type":"exchange","currency":"EUR","amount":"4.20853511"}],"error":"","status":"confirmed"}',  # noqa: E501
+    "withdrawal": b'{"id":1,"foreign_id":"10","type":"withdrawal","crypto_address":{"id":1,"currency":"BTC","address":"115Mn1jCjBh1CNqug7yAB21Hq2rw8PfmTA","tag":null},"currency_sent":{"currency":"BTC","amount":"0.02000000"},"currency_received":{"currency":"BTC","amount":"0.02000000"},"transactions":[{"id":1,"currency":"BTC","transaction_type":"blockchain","type":"withdrawal","address":"115Mn1jCjBh1CNqug7yAB21Hq2rw8PfmTA","tag":null,"amount":"0.02","txid":"bb040d895ef7141ea0b06b04227d8f5dd4ee12d5b890e6e5633f6439393a666b","confirmations":3}],"fees":[{"type":"mining","currency":"BTC","amount":"0.00007402"},{"type":"withdrawal","currency":"BTC","amount":"0.00002000"}],"error":"","status":"confirmed"}',  # noqa: E501
+    "withdrawal cancelled": b'{"id":2686580,"foreign_id":"123","type":"withdrawal","crypto_address":{"id":382362,"currency":"ETH","address":"12345","tag":null},"transactions":[{"id":714681,"currency":"ETH","transaction_type":"blockchain","type":"withdrawal","address":"12345","tag":null,"amount":"1.00000000","txid":null,"confirmations":"0"}],"fees":[],"error":"Invalid params: expected a hex-encoded hash with 0x prefix.","status":"cancelled"}',  # noqa: E501
+    "exchange": b'{"id":2686900,"type":"exchange","currency_sent":{"currency":"EUR","amount":"26.75248865"},"currency_received":{"currency":"BTC","amount":"0.00300000"},"transactions":[{"id":715072,"currency":"EUR","currency_to":"BTC","transaction_type":"exchange","type":"exchange","amount":"26.75248865","amount_to":"0.00300000"}],"fees":[{"type":"exchange","currency":"EUR","amount":"0.26752489"}],"error":"","status":"confirmed"}',  # noqa: E501
+    "invoice processing": b'{"id":22,"foreign_id":"229-hdsa","type":"invoice","crypto_address":{"id":1845,"currency":"BTC","convert_to":"EUR","address":"2N8pvnVKEFjVCP4TteJVCPTbg9Aqibfws8C","tag":null},"currency_sent":{"currency":"BTC","amount":"0.00309556","remaining_amount":"0.00000000"},"currency_received":{"currency":"EUR","amount":"26.00000000"},"transactions":[{"id":1504,"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":"2N8pvnVKEFjVCP4TteJVCPTbg9Aqibfws8C","tag":null,"amount":"0.00309556","txid":"3e68744626ba23d591dc1b548b8b9b126ab0f49e6da020958f66ee64c38ec7ed","confirmations":"0"}],"fees":[],"error":"","status":"processing","fixed_at":1592308917,"expires_at":1592395375}',  # noqa: E501
+}
+
+OUR_ADDRESS = "39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ"
+OUR_FOREIGN_ID = "user-id:2048"
+
+# ---------------------------------------------------------------------------------------------
+# Signing and posting
+
+
+def signed_headers(body: bytes, key: str = MERCHANT_KEY,
+                   secret: str = MERCHANT_SECRET) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Processing-Key": key,
+            "X-Processing-Signature": signing.sign(body, secret)}
+
+
+def post(client: FlaskClient, body: bytes, headers: dict[str, str] | None = None) -> Any:
+    return client.post("/callbacks/coinspaid", data=body,
+                       headers=signed_headers(body) if headers is None else headers)
+
+
+def post_live(base_url: str, body: bytes) -> requests.Response:
+    return requests.post(f"{base_url}/callbacks/coinspaid", data=body,
+                         headers=signed_headers(body), timeout=30)
+
+
+def deposit_body(processor_id: int, status: str, *, address: str = OUR_ADDRESS,
+                 currency: str = "BTC", foreign_id: str | None = OUR_FOREIGN_ID,
+                 tag: str | None = None, amount: str = "0.01000000",
+                 txid: str = "ab" * 32, sent_currency: str | None = None) -> bytes:
+    """A deposit callback in the processor's shape (compact, like its PHP encoder)."""
+    crypto_address: dict[str, Any] = {"id": 1, "currency": currency, "address": address,
+                                      "tag": tag}
+    if foreign_id is not None:
+        crypto_address["foreign_id"] = foreign_id
+    payload = {
+        "id": processor_id, "type": "deposit", "crypto_address": crypto_address,
+        "currency_sent": {"currency": sent_currency or currency, "amount": amount},
+        "currency_received": {"currency": currency, "amount": amount},
+        "transactions": [{"id": processor_id, "currency": currency,
+                          "transaction_type": "blockchain", "type": "deposit",
+                          "address": address, "tag": tag, "amount": amount, "txid": txid,
+                          "confirmations": "0" if status == "not_confirmed" else 3}],
+        "fees": [], "error": "", "status": status,
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def invoice_body(processor_id: int, status: str, foreign_id: str, *,
+                 error: str = "") -> bytes:
+    payload = {
+        "id": processor_id, "foreign_id": foreign_id, "type": "invoice",
+        "crypto_address": {"id": 1845, "currency": "BTC", "convert_to": "EUR",
+                           "address": "2N8pvnVKEFjVCP4TteJVCPTbg9Aqibfws8C", "tag": None},
+        "currency_sent": {"currency": "BTC", "amount": "0.00309556",
+                          "remaining_amount": "0.00000000"},
+        "currency_received": {"currency": "EUR", "amount": "26.00000000"},
+        "transactions": [], "fees": [], "error": error, "status": status,
+        "fixed_at": 1592308917, "expires_at": 1592395375,
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# What we issued
+
+
+def issue_address(app: Flask, *, address: str = OUR_ADDRESS, currency: str = "BTC",
+                  foreign_id: str = OUR_FOREIGN_ID, tag: str | None = None,
+                  amount: str | None = "0.01", merchant_id: int = 11,
+                  created_at: datetime | None = None) -> tuple[int, str]:
+    """A deposit address we took at the processor and the customer page showing it."""
+    created = created_at or system_now() - timedelta(minutes=1)
+    with app.app_context(), db.transaction() as s:
+        row = DepositAddress(merchant_id=merchant_id, foreign_id=foreign_id, currency=currency,
+                             convert_to="", address=address, tag=tag, created_at=created)
+        s.add(row)
+        s.flush()
+        page = Page(id=secrets.token_urlsafe(32), kind="deposit", merchant_id=merchant_id,
+                    foreign_id=foreign_id, currency=currency, amount=amount, amount_paid="0",
+                    address_id=row.id, address=address, tag=tag, status="waiting",
+                    created_at=created, updated_at=created)
+        s.add(page)
+        return row.id, page.id
+
+
+def issue_invoice(app: Flask, processor_id: int, foreign_id: str, *,
+                  status: str = "pending", merchant_id: int = 11) -> str:
+    with app.app_context(), db.transaction() as s:
+        page = Page(id=secrets.token_urlsafe(32), kind="invoice", merchant_id=merchant_id,
+                    foreign_id=foreign_id, currency="EUR", amount="26.00", amount_paid="0",
+                    status=status, processor_invoice_id=processor_id,
+                    created_at=system_now(), updated_at=system_now())
+        s.add(page)
+        return page.id
+
+
+def take_address(app: Flask, foreign_id: str) -> tuple[str, str]:
+    """An address taken at the sandbox processor, and our page showing it."""
+    with app.app_context():
+        merchant = db.session().get(Merchant, 11)
+        assert merchant is not None
+        taken = processor.client_for(merchant).addresses_take("BTC", foreign_id)
+    _, page = issue_address(app, address=taken.address, foreign_id=foreign_id, amount="0.01",
+                            created_at=system_now() - timedelta(seconds=5))
+    return taken.address, page
+
+
+def pay(base_url: str, address: str, status: str) -> None:
+    """A payer sends coins; the processor's callback is queued but, here, never sent (lost)."""
+    response = requests.post(f"{base_url}/sandbox/simulate/payment", timeout=10,
+                             json={"address": address, "amount": "0.01", "status": status})
+    assert response.status_code == 201, response.text
+
+
+def page_state(app: Flask, page_id: str) -> tuple[str, str | None]:
+    with app.app_context():
+        page = db.session().get(Page, page_id)
+        assert page is not None
+        return page.status, page.reason
+
+
+def count(app: Flask, model: type[Any]) -> int:
+    with app.app_context():
+        return int(db.session().scalar(select(func.count()).select_from(model)) or 0)
+
+
+def nothing_written(app: Flask) -> bool:
+    return all(count(app, m) == 0 for m in (Callback, AppliedCallback, Delivery, Deposit))
+
+
+def callbacks_of(app: Flask) -> list[Callback]:
+    with app.app_context():
+        return list(db.session().scalars(select(Callback).order_by(Callback.id)).all())
+
+
+def deposits_of(app: Flask) -> list[Deposit]:
+    with app.app_context():
+        return list(db.session().scalars(select(Deposit).order_by(Deposit.id)).all())
+
+
+class Clock:
+    """The site clock, moved by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or system_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+# ---------------------------------------------------------------------------------------------
+# A shop's webhook: a real HTTP server on 127.0.0.1
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Shop:
+    """Answers with `script` statuses in turn (then 200); records every request.
+
+    `gate`, when set, holds each request until it is opened; `in_flight` and
+    `max_in_flight` count concurrent requests per callback id.
+    """
+
+    script: list[int] = field(default_factory=list)
+    hold: float = 0.0
+    gate: threading.Event | None = None
+    received: list[Received] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+    in_flight: Counter[Any] = field(default_factory=Counter)
+    max_in_flight: Counter[Any] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def handle(self, headers: dict[str, str], body: bytes) -> int:
+        try:
+            ident = json.loads(body).get("id")
+        except ValueError:
+            ident = None
+        with self.lock:
+            self.received.append(Received(headers, body))
+            self.in_flight[ident] += 1
+            self.max_in_flight[ident] = max(self.max_in_flight[ident], self.in_flight[ident])
+            status = self.script.pop(0) if self.script else 200
+        self.arrived.set()
+        try:
+            if self.gate is not None:
+                self.gate.wait(30)
+            if self.hold:
+                threading.Event().wait(self.hold)
+        finally:
+            with self.lock:
+                self.in_flight[ident] -= 1
+        return status
+
+    def verifies(self, item: Received, secret: str = MERCHANT_SECRET) -> bool:
+        return signing.verify(item.body, secret, item.headers.get("X-Processing-Signature"))
+
+
+def serve_shop(shop: Shop) -> Callable[[], None]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status = shop.handle(dict(self.headers.items()), body)
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    shop.url = f"http://127.0.0.1:{server.server_port}/coinspaid/callback"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop() -> None:
+        if shop.gate is not None:
+            shop.gate.set()
+        server.shutdown()
+        server.server_close()
+
+    return stop
+
+
+@contextmanager
+def running_shop(**options: Any) -> Iterator[Shop]:
+    """A shop webhook served for real for the length of a `with` block."""
+    shop = Shop(**options)
+    stop = serve_shop(shop)
+    try:
+        yield shop
+    finally:
+        stop()
+
+
+def use_shop(app: Flask, shop: Shop, merchant_id: int = 11) -> None:
+    from checkout.models import Merchant
+
+    with app.app_context(), db.transaction() as s:
+        merchant = s.get(Merchant, merchant_id)
+        assert merchant is not None
+        merchant.webhook_url = shop.url
+
+
+# ---------------------------------------------------------------------------------------------
+# The kit's own tests
+
+
+def test_the_shop_answers_its_script_then_200_and_records_signed_bodies() -> None:
+    shop = Shop(script=[500, 302])
+    stop = serve_shop(shop)
+    try:
+        body = deposit_body(5, "confirmed")
+        statuses = [requests.post(shop.url, data=body, headers=signed_headers(body), timeout=5,
+                                  allow_redirects=False).status_code for _ in range(3)]
+    finally:
+        stop()
+    assert statuses == [500, 302, 200]
+    assert [r.body for r in shop.received] == [body] * 3
+    assert all(shop.verifies(r) for r in shop.received)
+    assert not shop.verifies(shop.received[0], "another-secret")
+
+
+def test_the_examples_are_the_documented_json() -> None:
+    for name, body in EXAMPLES.items():
+        payload = json.loads(body)
+        assert isinstance(payload["id"], int), name
+        assert b" " not in body.replace(b"Invalid params: expected a hex-encoded hash with 0x "
+                                        b"prefix.", b""), name
