@@ -46,7 +46,15 @@ def from_environment(instance: Path) -> dict[str, Any]:
         "PROCESSOR_TIMEOUT": float(os.environ.get(f"{PREFIX}PROCESSOR_TIMEOUT", "10")),
         # Seconds a waiting page goes without news before the worker asks the processor.
         "RECONCILE_AFTER": int(os.environ.get(f"{PREFIX}RECONCILE_AFTER", "600")),
+        # Past this age (seconds) a page is left to the callbacks alone: the processor
+        # retries its own callbacks for about a day, so two days of asking covers a lost one.
+        "RECONCILE_HORIZON": int(os.environ.get(f"{PREFIX}RECONCILE_HORIZON", str(2 * 24 * 3600))),
         "RATES_MAX_AGE": int(os.environ.get(f"{PREFIX}RATES_MAX_AGE", "60")),
+        # Forwarding callbacks to merchants: per-request timeout, how long a worker holds a
+        # claimed delivery (never under twice the timeout), retries before giving up.
+        "DELIVERY_TIMEOUT": float(os.environ.get(f"{PREFIX}DELIVERY_TIMEOUT", "10")),
+        "DELIVERY_LEASE": float(os.environ.get(f"{PREFIX}DELIVERY_LEASE", "60")),
+        "DELIVERY_MAX_RETRIES": int(os.environ.get(f"{PREFIX}DELIVERY_MAX_RETRIES", "12")),
         "WTF_CSRF_ENABLED": True,
         "JSON_SORT_KEYS": False,
     }

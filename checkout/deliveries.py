@@ -10,7 +10,6 @@ headers, signed with the merchant's secret, so its existing callback handler jus
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -268,15 +267,7 @@ def retry_command(delivery_id: int) -> None:
         click.echo(f"delivery {delivery_id}: not delivered ({attempt.error}), will retry")
 
 
-def _env_setting(name: str, default: str) -> str:
-    return os.environ.get(f"CHECKOUT_{name}", default)
-
-
 def init_app(app: Flask) -> None:
     """Register the `deliveries` CLI and the delivery worker task."""
-    app.config.setdefault("DELIVERY_TIMEOUT", float(_env_setting("DELIVERY_TIMEOUT", "10")))
-    app.config.setdefault("DELIVERY_LEASE", float(_env_setting("DELIVERY_LEASE", "60")))
-    app.config.setdefault("DELIVERY_MAX_RETRIES",
-                          int(_env_setting("DELIVERY_MAX_RETRIES", "12")))
     app.cli.add_command(deliveries_cli)
     worker.register_task(app, "deliveries", run_due)

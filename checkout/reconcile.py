@@ -132,7 +132,4 @@ def run_due(limit: int = BATCH) -> int:
 
 
 def init_app(app: Flask) -> None:
-    # Past this age a page is left to the callbacks alone; the processor retries its own
-    # callbacks for about a day, so two days of asking covers every lost one.
-    app.config.setdefault("RECONCILE_HORIZON", 2 * 24 * 3600)
     worker.register_task(app, "reconcile", run_due)
