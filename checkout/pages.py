@@ -1,9 +1,292 @@
-"""Customer pages (deposit and invoice): placeholder until the page issue lands."""
+"""Customer pages: Payment Terminal links in, the deposit page, its status and QR out.
+
+Pages are cookieless and authorised by their unguessable id alone, so they work inside
+third-party iframes. Only opening a link talks to the processor; the page and its status
+read our database (and the page may refresh a stale cached rate).
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+import secrets
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from . import clock, db, i18n, merchants, money, payments, processor, qr, rates, terminal
+from .models import DepositAddress, Merchant, Page
+
+log = logging.getLogger(__name__)
+bp = Blueprint("pages", __name__)
+
+# The QR encodes only the page's fixed address, tag and amount: images may be cached.
+QR_MAX_AGE = 86400
+PAGE_TOKEN_BYTES = 24
+# Seconds a page render may wait for a fresh rate.
+RATE_TIMEOUT = 3.0
+
+
+# ---------------------------------------------------------------- terminal links
+
+
+@bp.get("/")
+def landing() -> ResponseReturnValue:
+    if not request.args:
+        return no_store(make_response(render_template("landing.html")))
+    return open_terminal_link()
+
+
+@bp.get("/terminal")
+def terminal_link() -> ResponseReturnValue:
+    return open_terminal_link()
+
+
+def open_terminal_link() -> ResponseReturnValue:
+    """Verify the link, take (or reuse) the address, open (or reopen) its page: 303 there."""
+    if any(len(request.args.getlist(name)) > 1 for name in ("data", "signature")):
+        return error_page(400, _("This payment link is damaged."))
+    try:
+        link = terminal.decode_link(
+            request.args.get("data"), request.args.get("signature"),
+            find_merchant=merchants.by_client_id,
+            currency_places=payments.deposit_places,
+            convert_supported=payments.is_conversion_currency,
+        )
+    except terminal.LinkError as exc:
+        return error_page(exc.status, exc.message)
+    session = db.session()
+    page = page_for_link(session, link.merchant.client_id, link.digest)
+    if page is not None and payments.is_final(page.status, page.reason):
+        retire_link(session, page)
+        page = None
+    if page is None:
+        try:
+            page = open_page(session, link, deposit_address(session, link))
+        except processor.ValidationError as exc:
+            # The processor refuses this request as such: trying again would not help.
+            log.warning("addresses/take refused for merchant %s: %s", link.merchant.client_id,
+                        sorted(exc.errors) or exc.code)
+            return error_page(422, _("This payment cannot be made in this currency now. "
+                                     "Please choose another way to pay at the shop."))
+        except processor.ProcessorError as exc:
+            log.warning("addresses/take failed for merchant %s: %s", link.merchant.client_id,
+                        type(exc).__name__)
+            return retry_page()
+        remember_rate(session, page)
+    return redirect(url_for("pages.show", page_id=page.id), 303)
+
+
+def page_for_link(session: Session, merchant_id: int, digest: str) -> Page | None:
+    return session.scalar(select(Page).where(
+        Page.merchant_id == merchant_id, Page.link_digest == digest))
+
+
+def retire_link(session: Session, page: Page) -> None:
+    """A finished page lets its link go: a terminal link is often a standing "top up" link
+    (foreign_id = the customer), and the next payment deserves a fresh page on the same
+    address. The finished page keeps its id and stays readable."""
+    page.link_digest = None
+    session.commit()
+
+
+def _address_row(session: Session, link: terminal.TerminalLink) -> DepositAddress | None:
+    return session.scalar(select(DepositAddress).where(
+        DepositAddress.merchant_id == link.merchant.client_id,
+        DepositAddress.foreign_id == link.foreign_id,
+        DepositAddress.currency == link.currency,
+        DepositAddress.convert_to == (link.convert_to or ""),
+    ))
+
+
+def deposit_address(session: Session, link: terminal.TerminalLink) -> DepositAddress:
+    """One address per (merchant, foreign_id, currency, convert_to), taken once, ever.
+
+    Two first clicks at once both ask the processor; the unique key keeps the first row
+    stored and the other request reuses it.
+    """
+    row = _address_row(session, link)
+    if row is not None:
+        return row
+    taken = processor.client_for(link.merchant).addresses_take(
+        link.currency, link.foreign_id, convert_to=link.convert_to)
+    row = DepositAddress(
+        merchant_id=link.merchant.client_id, foreign_id=link.foreign_id,
+        currency=link.currency, convert_to=link.convert_to or "", address=taken.address,
+        tag=taken.tag, processor_id=taken.id, created_at=clock.now())
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        winner = _address_row(session, link)
+        if winner is None:
+            raise
+        return winner
+    return row
+
+
+def open_page(session: Session, link: terminal.TerminalLink, address: DepositAddress) -> Page:
+    now = clock.now()
+    page = Page(
+        id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind="deposit",
+        merchant_id=link.merchant.client_id, link_digest=link.digest,
+        foreign_id=link.foreign_id, currency=link.currency, convert_to=link.convert_to,
+        fiat_currency=payments.fiat_for(link.convert_to),
+        amount=None if link.amount is None else money.text(link.amount),
+        amount_paid="0", address_id=address.id, address=address.address, tag=address.tag,
+        status=payments.WAITING, reason=None, is_iframe=link.is_iframe,
+        url_back=link.url_back, created_at=now, updated_at=now,
+    )
+    session.add(page)
+    try:
+        session.commit()
+    except IntegrityError:
+        # The same link opened twice at once: both customers get the first page.
+        session.rollback()
+        winner = page_for_link(session, link.merchant.client_id, link.digest)
+        if winner is None:
+            raise
+        return winner
+    return page
+
+
+def remember_rate(session: Session, page: Page) -> None:
+    """Refresh the page's fiat rate if stale (page creation and render only, never polls)."""
+    if page.fiat_currency is None or page.amount is None:
+        return
+    merchant = session.get(Merchant, page.merchant_id)
+    if merchant is None:
+        return
+
+    def fetch(currency_from: str, currency_to: str) -> Any:
+        # One quick try: the fiat value is a courtesy, and a customer is waiting for the page.
+        usual = processor.client_for(merchant)
+        quick = processor.ProcessorClient(
+            usual.base_url, merchant.api_key, merchant.api_secret,
+            timeout=min(usual.timeout, RATE_TIMEOUT), retry_delays=())
+        return quick.currencies_rates(currency_from, currency_to).price
+
+    try:
+        rates.refresh(session, page.currency, page.fiat_currency, fetch, now=clock.now(),
+                      max_age=int(current_app.config["RATES_MAX_AGE"]))
+        session.commit()
+    except IntegrityError:
+        session.rollback()  # another request stored this pair's first quote just now
+
+
+# ---------------------------------------------------------------- the page
+
+
+def load_page(page_id: str) -> Page:
+    if len(page_id) > 64:
+        abort(404)
+    page = db.session().get(Page, page_id)
+    if page is None:
+        abort(404)
+    return page
+
+
+@bp.get("/p/<page_id>")
+def show(page_id: str) -> ResponseReturnValue:
+    session = db.session()
+    page = load_page(page_id)
+    remember_rate(session, page)
+    model = payments.page_model(session, page)
+    if page.is_iframe:
+        g.frame_ancestors = page.merchant.frame_origins
+    html = render_template(
+        f"{page.kind}.html", page=page, model=model, merchant=page.merchant,
+        asset=payments.describe(page.currency), iframe=page.is_iframe,
+        labels=payments.status_labels(), tx_labels=payments.transaction_labels(),
+        status_text=payments.status_text(model["status"], model["reason"]),
+    )
+    return no_store(make_response(html))
+
+
+@bp.get("/p/<page_id>/status")
+def status(page_id: str) -> ResponseReturnValue:
+    page = load_page(page_id)
+    # In the contract's order (jsonify would sort the keys).
+    body = money.dumps(payments.page_model(db.session(), page))
+    return no_store(Response(body, mimetype="application/json"))
+
+
+@bp.get("/p/<page_id>/qr.<fmt>")
+def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
+    if fmt not in ("svg", "png"):
+        abort(404)
+    page = load_page(page_id)
+    text = payments.qr_text_for(page)
+    etag = qr.etag(text, fmt, str(get_locale()))
+    if etag in request.if_none_match:
+        response = Response(status=304)
+    else:
+        body, mimetype = payments.qr_image(text, fmt)
+        response = Response(body, mimetype=mimetype)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"public, max-age={QR_MAX_AGE}"
+    return response
+
+
+# ---------------------------------------------------------------- responses
+
+
+def no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def error_page(status: int, message: str) -> Response:
+    response = make_response(render_template("error.html", status=status, message=message),
+                             status)
+    return no_store(response)
+
+
+def retry_page() -> Response:
+    response = make_response(render_template("retry.html", retry_url=request.full_path), 503)
+    response.headers["Retry-After"] = "5"
+    return no_store(response)
+
+
+def customer_error(exc: HTTPException) -> ResponseReturnValue:
+    """HTML errors for customers; APIs under their own prefixes answer for themselves."""
+    if request.path.startswith(("/api/", "/sandbox/", "/callbacks/")):
+        return exc
+    code = exc.code or 500
+    messages = {
+        404: _("This page does not exist. Please check the link from the shop."),
+        405: _("This address cannot be used this way."),
+    }
+    return error_page(code, messages.get(code, _("Something went wrong on our side. "
+                                                 "Please try again in a moment.")))
+
+
+def template_helpers() -> dict[str, Any]:
+    return {"get_locale": get_locale, "text_direction": i18n.text_direction}
 
 
 def init_app(app: Flask) -> None:
-    """Register the customer blueprint."""
+    """Register the customer blueprint and HTML error pages for customers."""
+    app.register_blueprint(bp)
+    app.context_processor(template_helpers)
+    for code in (404, 405, 500):
+        app.register_error_handler(code, customer_error)

@@ -1,12 +1,33 @@
-"""Payment Terminal links: `?data=<base64 JSON>&signature=<hex HMAC-SHA512 of the JSON>`."""
+"""Payment Terminal links: `?data=<base64 JSON>&signature=<hex HMAC-SHA512 of the JSON>`.
+
+Links built for CoinsPaid's former terminal must keep working once the host is ours, so
+decoding is liberal where their builders differed (base64 alphabet and padding, ids as
+numbers or strings, `is_iframe` as a string) and strict everywhere else.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from .signing import sign
+from flask_babel import gettext as _
+
+from . import money, returns
+from .models import Merchant
+from .signing import sign, verify
+
+MAX_DATA = 8192
+_CODE = re.compile(r"\A[A-Z0-9][A-Z0-9_-]{0,15}\Z")
+_BASE64 = re.compile(r"\A[A-Za-z0-9+/_-]+={0,2}\Z")
+_TRUE_TEXT = frozenset({"1", "true", "yes", "on"})
+_FALSE_TEXT = frozenset({"0", "false", "no", "off", ""})
 
 
 def encode_link(payload: dict[str, Any], secret: str) -> dict[str, str]:
@@ -16,3 +37,155 @@ def encode_link(payload: dict[str, Any], secret: str) -> dict[str, str]:
         "data": base64.b64encode(text.encode()).decode("ascii"),
         "signature": sign(text.encode(), secret),
     }
+
+
+class LinkError(ValueError):
+    """A terminal link that cannot be honoured; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TerminalLink:
+    """A verified link: who asks for what. `digest` names the link (same link, same page)."""
+
+    merchant: Merchant
+    currency: str
+    foreign_id: str
+    amount: Decimal | None
+    convert_to: str | None
+    is_iframe: bool
+    url_back: str | None
+    digest: str
+
+
+MerchantLookup = Callable[[int], Merchant | None]
+CurrencyPlaces = Callable[[str], int | None]
+CurrencyCheck = Callable[[str], bool]
+
+
+def decode_link(data: str | None, signature: str | None, *, find_merchant: MerchantLookup,
+                currency_places: CurrencyPlaces,
+                convert_supported: CurrencyCheck) -> TerminalLink:
+    """Decode and verify a link, or raise LinkError (nothing is looked up at the processor).
+
+    The signature is checked before any field is trusted beyond `client_id`, which is
+    needed to find the secret.
+    """
+    if not data or not signature:
+        raise LinkError(400, _("This payment link is incomplete."))
+    text = decode_data(data)
+    payload = parse_payload(text)
+    client_id = parse_client_id(payload.get("client_id"))
+    merchant = find_merchant(client_id)
+    if merchant is None:
+        raise LinkError(404, _("This payment link belongs to no shop we serve."))
+    if not verify(text, merchant.api_secret, signature):
+        raise LinkError(403, _("This payment link is not signed by the shop."))
+    currency = parse_code(payload.get("currency"), "currency")
+    places = currency_places(currency)
+    if places is None:
+        raise LinkError(422, _("This currency is not supported."))
+    convert_to = payload.get("convert_to")
+    if convert_to == "":  # PHP builders send "" for "none"
+        convert_to = None
+    if convert_to is not None:
+        convert_to = parse_code(convert_to, "convert_to")
+        if not convert_supported(convert_to):
+            raise LinkError(422, _("This payment link asks for a conversion we do not support."))
+    return TerminalLink(
+        merchant=merchant,
+        currency=currency,
+        foreign_id=parse_foreign_id(payload.get("foreign_id")),
+        amount=parse_link_amount(payload.get("amount"), places),
+        convert_to=convert_to,
+        is_iframe=parse_flag(payload.get("is_iframe")),
+        url_back=parse_url_back(payload.get("url_back"), merchant.return_hosts),
+        digest=hashlib.sha256(text).hexdigest(),
+    )
+
+
+def decode_data(data: str) -> bytes:
+    """Standard or URL-safe base64, padded or not; `+` that arrived as a space is restored."""
+    cleaned = data.strip().replace(" ", "+")
+    if len(cleaned) > MAX_DATA or not _BASE64.match(cleaned):
+        raise LinkError(400, _("This payment link is damaged."))
+    body = cleaned.rstrip("=").replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise LinkError(400, _("This payment link is damaged.")) from exc
+
+
+def parse_payload(text: bytes) -> dict[str, Any]:
+    try:
+        payload = money.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise LinkError(400, _("This payment link is damaged.")) from exc
+    if not isinstance(payload, dict):
+        raise LinkError(400, _("This payment link is damaged."))
+    return payload
+
+
+def parse_client_id(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        number = int(value)
+    else:
+        raise LinkError(400, _("This payment link names no shop."))
+    if not 0 < number < 2**31:
+        raise LinkError(404, _("This payment link belongs to no shop we serve."))
+    return number
+
+
+def parse_code(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _CODE.match(value.strip().upper()):
+        raise LinkError(422, _("This payment link has an invalid %(field)s.", field=field))
+    return value.strip().upper()
+
+
+def parse_foreign_id(value: Any) -> str:
+    """The shop's reference: a string or a whole number, printable, at most 255 characters."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if (isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable()
+            and value.strip() == value):
+        return value
+    raise LinkError(400, _("This payment link has no valid order reference."))
+
+
+def parse_link_amount(value: Any, places: int) -> Decimal | None:
+    """Up to the currency's places: a wallet cannot send more, and we never round an amount."""
+    if value is None or value == "":
+        return None
+    try:
+        return money.parse_amount(value, places)
+    except money.AmountError as exc:
+        raise LinkError(400, _("This payment link has an invalid amount.")) from exc
+
+
+def parse_flag(value: Any) -> bool:
+    """`is_iframe`: a JSON boolean, 0/1, or the same as text (PHP builders sent "true", "1")."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE_TEXT:
+        return True
+    if isinstance(value, str) and value.strip().lower() in _FALSE_TEXT:
+        return False
+    raise LinkError(400, _("This payment link is damaged."))
+
+
+def parse_url_back(value: Any, allowed_hosts: list[str]) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return returns.check(value, allowed_hosts)
+    except returns.ReturnUrlError as exc:
+        raise LinkError(400, _(
+            "This payment link returns to an address that is not the shop's.")) from exc

@@ -1,0 +1,302 @@
+"""Deposit page state and the page model: one function builds what the page and `/status` show.
+
+A deposit page's status follows the processor transactions (`Deposit` rows, written by the
+callbacks) that reached its address at or after the page was opened. It only moves forward:
+a final state is never left for a non-final one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import clock, currencies, money, qr, rates, uris
+from .models import Deposit, Page
+
+log = logging.getLogger(__name__)
+
+# Deposit page statuses, in the order a payment goes through them.
+WAITING = "waiting"
+SEEN = "not_confirmed"
+CONFIRMED = "confirmed"
+CANCELLED = "cancelled"
+DEPOSIT_STATUSES = (WAITING, SEEN, CONFIRMED, CANCELLED)
+FAILED = "failed"  # invoices only; their state is the invoice engineer's
+
+UNDERPAID = "underpaid"
+
+# A cancelled transaction (double spend) ends the page, but money that really arrives later
+# on the same address must still be shown as confirmed: the one move out of a final state.
+_FINAL_SUCCESSORS = {CONFIRMED: frozenset[str](), CANCELLED: frozenset({CONFIRMED})}
+
+
+@dataclass(frozen=True)
+class State:
+    """What a page's transactions add up to."""
+
+    status: str
+    reason: str | None
+    amount_paid: Decimal
+
+    @property
+    def final(self) -> bool:
+        return is_final(self.status, self.reason)
+
+
+def is_final(status: str, reason: str | None) -> bool:
+    """Confirmed in full, cancelled (or a failed invoice): the page stops polling and offers
+    the way back."""
+    if status == CONFIRMED:
+        return reason != UNDERPAID
+    return status in (CANCELLED, FAILED)
+
+
+def page_deposits(session: Session, page: Page) -> Sequence[Deposit]:
+    """The transactions at the page's address since the page was opened, oldest first."""
+    if page.address_id is None:
+        return []
+    return session.scalars(
+        select(Deposit)
+        .where(Deposit.address_id == page.address_id, Deposit.created_at >= page.created_at)
+        .order_by(Deposit.created_at, Deposit.id)
+    ).all()
+
+
+def state_of(amount: Decimal | None, deposits: Iterable[Deposit]) -> State:
+    """Confirmed money decides; a transaction in flight is "seen"; only cancellations end it.
+
+    With an amount asked, confirmed money short of it is `confirmed` with reason `underpaid`
+    (not final: the rest may still come to the same address).
+    """
+    confirmed = Decimal(0)
+    in_flight = Decimal(0)
+    statuses = set()
+    for deposit in deposits:
+        statuses.add(deposit.status)
+        value = money.from_processor(deposit.amount)
+        if deposit.status == CONFIRMED:
+            confirmed += value
+        elif deposit.status == SEEN:
+            in_flight += value
+    paid = confirmed + in_flight
+    if CONFIRMED in statuses:
+        short = amount is not None and confirmed < amount
+        return State(CONFIRMED, UNDERPAID if short else None, paid)
+    if SEEN in statuses:
+        return State(SEEN, None, paid)
+    if CANCELLED in statuses:
+        return State(CANCELLED, CANCELLED, paid)
+    return State(WAITING, None, paid)
+
+
+def may_move(current: str, current_reason: str | None, new: str) -> bool:
+    """Forward-only: a final state is left only for one of its listed successors."""
+    if not is_final(current, current_reason):
+        return True
+    return new in _FINAL_SUCCESSORS.get(current, frozenset())
+
+
+def recompute(session: Session, page: Page) -> bool:
+    """Bring one deposit page up to date with its transactions; True when its status changed."""
+    amount = Decimal(page.amount) if page.amount is not None else None
+    state = state_of(amount, page_deposits(session, page))
+    if not may_move(page.status, page.reason, state.status):
+        return False
+    before = (page.status, page.reason, page.amount_paid)
+    page.status = state.status
+    page.reason = state.reason
+    page.amount_paid = money.text(state.amount_paid)
+    if (page.status, page.reason, page.amount_paid) == before:
+        return False
+    page.updated_at = clock.now()
+    return before[:2] != (page.status, page.reason)
+
+
+def refresh_for_address(session: Session, address_id: int) -> list[Page]:
+    """Recompute every deposit page of an address; returns the pages whose status changed.
+
+    Called by the callbacks after they store `Deposit` rows, inside their transaction
+    (this function flushes but never commits). Safe to call any number of times.
+    """
+    pages = session.scalars(
+        select(Page)
+        .where(Page.address_id == address_id, Page.kind == "deposit")
+        .order_by(Page.created_at)
+    ).all()
+    changed = [page for page in pages if recompute(session, page)]
+    session.flush()
+    return changed
+
+
+# ---------------------------------------------------------------------------------------------
+# The page model (CONTRACT.md, "The page model")
+
+
+def page_model(session: Session, page: Page, *, now: datetime | None = None) -> dict[str, Any]:
+    """The JSON model of a page: what `/status` answers and what the HTML renders from."""
+    asset = describe(page.currency)
+    amount = Decimal(page.amount) if page.amount is not None else None
+    paid = Decimal(page.amount_paid or "0")
+    deposits = page_deposits(session, page)
+    final = is_final(page.status, page.reason)
+    now = now or clock.now()
+    return {
+        "id": page.id,
+        "kind": page.kind,
+        "status": page.status,
+        "reason": page.reason,
+        "final": final,
+        "currency": page.currency,
+        "address": page.address,
+        "tag": page.tag,
+        "network": asset.network,
+        "amount": _amount_text(amount, asset.decimals),
+        "amount_paid": money.text(paid, asset.decimals),
+        "amount_due": _due(amount, paid, asset.decimals),
+        "fiat": _fiat(session, page, amount),
+        "seconds_left": _seconds_left(page.expires_at, now, final),
+        "payment_uri": payment_uri(page.currency, page.address or "", page.tag, amount),
+        "transactions": [_transaction(d, asset.decimals) for d in deposits],
+        "return_url": page.url_back if final else None,
+    }
+
+
+def _amount_text(amount: Decimal | None, places: int) -> str | None:
+    return None if amount is None else money.text(money.ceil(amount, places), places)
+
+
+def _due(amount: Decimal | None, paid: Decimal, places: int) -> str | None:
+    if amount is None:
+        return None
+    return money.text(money.ceil(max(amount - paid, Decimal(0)), places), places)
+
+
+def _seconds_left(expires_at: datetime | None, now: datetime, final: bool) -> int | None:
+    if expires_at is None or final:
+        return None
+    return max(0, int((expires_at - now).total_seconds()))
+
+
+def _fiat(session: Session, page: Page, amount: Decimal | None) -> dict[str, str] | None:
+    """Approximate value from the cached rate only: a poll never reaches the processor."""
+    if amount is None or not page.fiat_currency:
+        return None
+    rate = rates.cached(session, page.currency, page.fiat_currency)
+    places = currencies.fiat_places(page.fiat_currency) if currencies.is_fiat(
+        page.fiat_currency) else 2
+    if rate is None:
+        return None
+    return {
+        "currency": page.fiat_currency,
+        "amount": money.text(money.ceil(amount * rate, places), places),
+        "rate": money.text(rate),
+    }
+
+
+def _transaction(deposit: Deposit, places: int) -> dict[str, Any]:
+    return {
+        "txid": deposit.txid,
+        "amount": money.text(money.from_processor(deposit.amount), places),
+        "status": deposit.status,
+        "confirmations": deposit.confirmations,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Currencies, payment URIs and QR images, as the page needs them
+
+
+@dataclass(frozen=True)
+class Asset:
+    """What the page says about a currency: its network, tag name and decimal places."""
+
+    code: str
+    network: str
+    tag_label: str | None
+    decimals: int
+
+
+def describe(code: str) -> Asset:
+    """Translated network and tag names; a currency dropped after the page opened still shows."""
+    info = currencies.get(code)
+    if info is None:
+        return Asset(code, code, None, 8)
+    label = _(info.tag_label) if info.tag_label else None
+    return Asset(code, _(info.network), label, info.decimals)
+
+
+def deposit_places(code: str) -> int | None:
+    """Decimal places of a currency customers can deposit; None when not supported."""
+    info = currencies.get(code)
+    return None if info is None else info.decimals
+
+
+def is_conversion_currency(code: str) -> bool:
+    return currencies.is_fiat(code) or currencies.is_supported(code)
+
+
+def fiat_for(convert_to: str | None) -> str:
+    """The fiat the approximate value is shown in: the conversion's, else the site's default."""
+    if convert_to and currencies.is_fiat(convert_to):
+        return convert_to
+    return str(current_app.config.get("FIAT_CURRENCY", "EUR"))
+
+
+def payment_uri(currency: str, address: str, tag: str | None, amount: Decimal | None) -> str:
+    """The wallet URI; parts a wallet URI cannot carry leave the plain address instead."""
+    try:
+        return uris.payment_uri(currency, address, amount, tag=tag)
+    except uris.UriError:
+        log.warning("no payment URI for a %s page; the QR holds the address", currency)
+        return address
+
+
+def qr_text_for(page: Page) -> str:
+    amount = Decimal(page.amount) if page.amount is not None else None
+    return uris.qr_text(payment_uri(page.currency, page.address or "", page.tag, amount))
+
+
+def qr_image(text: str, fmt: str) -> tuple[bytes, str]:
+    if fmt == "svg":
+        return qr.svg(text, _("QR code with the payment address")), "image/svg+xml"
+    return qr.png(text), "image/png"
+
+
+# ---------------------------------------------------------------------------------------------
+# What each state means to the customer (also handed to the script, so it speaks our language)
+
+
+def status_labels() -> dict[str, str]:
+    """Customer text per `status` or `status:reason`, translated; keys as the script reads them."""
+    return {
+        WAITING: _("Waiting for your payment."),
+        SEEN: _("Payment seen, waiting for confirmation. You can close this page; "
+                "the shop is told when it is confirmed."),
+        CONFIRMED: _("Payment confirmed. Thank you!"),
+        f"{CONFIRMED}:{UNDERPAID}": _("Part of the amount is confirmed. Please send the rest "
+                                      "to the same address."),
+        CANCELLED: _("The payment was cancelled by the network (for example, a double spend), "
+                     "so no funds arrived. Please contact the shop."),
+    }
+
+
+def status_text(status: str, reason: str | None) -> str:
+    labels = status_labels()
+    return labels.get(f"{status}:{reason}") or labels.get(status) or status
+
+
+def transaction_labels() -> dict[str, str]:
+    return {
+        SEEN: _("seen, waiting for confirmation"),
+        CONFIRMED: _("confirmed"),
+        CANCELLED: _("cancelled"),
+    }

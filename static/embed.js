@@ -1,0 +1,90 @@
+/* Embed the checkout on a shop's page in a modal iframe, with one call:
+
+     var handle = Checkout.open(link, {
+       onLoaded: function () {},
+       onStatus: function (message) {},   // {type, id, status, final, foreign_id}
+       onClose: function () {}
+     });
+     handle.close();
+
+   `link` is a terminal link with "is_iframe": true; the shop's origin must be one of the
+   merchant's frame origins. Messages are accepted only from the checkout's own origin and
+   only from the frame this call opened. */
+(function (global) {
+  "use strict";
+  var scriptOrigin = (function () {
+    var current = document.currentScript;
+    return current && current.src ? new URL(current.src).origin : null;
+  })();
+
+  function open(url, options) {
+    options = options || {};
+    var target = new URL(url, global.location.href);
+    var origin = target.origin;
+    if (scriptOrigin && origin !== scriptOrigin) {
+      throw new Error("Checkout.open: the link must be on " + scriptOrigin);
+    }
+    var overlay = document.createElement("div");
+    var dialog = document.createElement("div");
+    var frame = document.createElement("iframe");
+    var closeButton = document.createElement("button");
+    var previousFocus = document.activeElement;
+    var closed = false;
+
+    overlay.setAttribute("data-checkout", "overlay");
+    dialog.setAttribute("role", "dialog");
+    dialog.setAttribute("aria-modal", "true");
+    dialog.setAttribute("aria-label", options.title || "Payment");
+    frame.setAttribute("title", options.title || "Payment");
+    frame.setAttribute("allow", "clipboard-write");
+    frame.src = target.href;
+    closeButton.type = "button";
+    closeButton.textContent = options.closeLabel || "Close";
+
+    /* Styles through the CSSOM, which a shop's strict style-src still allows. */
+    var s = overlay.style;
+    s.position = "fixed"; s.inset = "0"; s.zIndex = "2147483000"; s.display = "flex";
+    s.alignItems = "center"; s.justifyContent = "center"; s.background = "rgba(0,0,0,.55)";
+    var d = dialog.style;
+    d.position = "relative"; d.width = "min(30rem, 100vw)"; d.height = "min(46rem, 100vh)";
+    d.background = "#fff"; d.borderRadius = "0.75rem"; d.overflow = "hidden";
+    var f = frame.style;
+    f.border = "0"; f.width = "100%"; f.height = "100%"; f.display = "block";
+    var c = closeButton.style;
+    c.position = "absolute"; c.top = "0.4rem"; c.insetInlineEnd = "0.4rem"; c.zIndex = "1";
+
+    function onMessage(event) {
+      if (event.origin !== origin || event.source !== frame.contentWindow) { return; }
+      var message = event.data;
+      if (!message || typeof message !== "object" || message.type !== "checkout:status") { return; }
+      if (typeof options.onStatus === "function") { options.onStatus(message); }
+    }
+    function onKey(event) { if (event.key === "Escape") { close(); } }
+    function close() {
+      if (closed) { return; }
+      closed = true;
+      global.removeEventListener("message", onMessage);
+      document.removeEventListener("keydown", onKey);
+      if (overlay.parentNode) { overlay.parentNode.removeChild(overlay); }
+      if (previousFocus && previousFocus.focus) { previousFocus.focus(); }
+      if (typeof options.onClose === "function") { options.onClose(); }
+    }
+
+    frame.addEventListener("load", function () {
+      if (typeof options.onLoaded === "function") { options.onLoaded(); }
+    });
+    closeButton.addEventListener("click", close);
+    overlay.addEventListener("click", function (event) { if (event.target === overlay) { close(); } });
+    global.addEventListener("message", onMessage);
+    document.addEventListener("keydown", onKey);
+
+    dialog.appendChild(closeButton);
+    dialog.appendChild(frame);
+    overlay.appendChild(dialog);
+    document.body.appendChild(overlay);
+    closeButton.focus();
+    return { close: close, frame: frame };
+  }
+
+  global.Checkout = { open: open };
+})(window);

@@ -1,0 +1,317 @@
+"""The deposit page in Chromium: what a customer sees, scans, copies, and watches change."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+import zxingcpp
+from conftest import MERCHANT_SECRET, LiveServer, start_live_server
+from flask import Flask
+from PIL import Image
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from checkout import clock, db, merchants, payments, terminal, worker
+from checkout.models import Deposit, DepositAddress, Merchant, RateQuote
+
+BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
+        "convert_to": "EUR", "url_back": "https://shop.example/back"}
+
+
+def link_url(base: str, payload: dict[str, Any] = LINK) -> str:
+    return f"{base}/terminal?{urlencode(terminal.encode_link(payload, MERCHANT_SECRET))}"
+
+
+def status_of(page: Any) -> Any:
+    return page.locator('[data-field="status-box"]')
+
+
+def decode_qr(png: bytes) -> str:
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert len(results) == 1, "exactly one QR code in the screenshot"
+    return str(results[0].text)
+
+
+# ---------------------------------------------------------------- without the sandbox
+
+
+@pytest.fixture
+def known_address(app: Flask, merchant: Merchant) -> DepositAddress:
+    """An address taken before for this customer: the link reuses it, no processor needed."""
+    with app.app_context(), db.transaction() as s:
+        row = DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                             convert_to="EUR", address=BTC_ADDRESS, processor_id=501)
+        s.add(row)
+        s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
+                        fetched_at=clock.now()))
+    return row
+
+
+def record_deposit(app: Flask, processor_id: int, status: str, confirmations: int = 0) -> None:
+    """What the callbacks do once a transaction is stored: recompute the address's pages."""
+    with app.app_context(), db.transaction() as s:
+        address_id = s.scalar(select(DepositAddress.id))
+        assert address_id is not None
+        row = s.scalar(select(Deposit).where(Deposit.processor_id == processor_id))
+        if row is None:
+            row = Deposit(merchant_id=11, processor_id=processor_id, address_id=address_id,
+                          currency="BTC", amount="0.00123", txid="ab" * 32,
+                          created_at=clock.now())
+            s.add(row)
+        row.status, row.confirmations = status, confirmations
+        s.flush()
+        payments.refresh_for_address(s, address_id)
+
+
+def test_the_page_shows_the_address_and_a_qr_that_scans_to_the_payment_uri(
+        app: Flask, live_server: LiveServer, known_address: DepositAddress,
+        context: Any) -> None:
+    page = context.new_page()
+    page.goto(link_url(live_server.url))
+    assert re.search(r"/p/[A-Za-z0-9_-]{32}$", page.url)
+    expect(page.locator('[data-field="address"]')).to_have_text(BTC_ADDRESS)
+    amount_text = page.locator('[data-field="amount"]').inner_text()
+    assert amount_text == "0.00123000"
+    model = requests.get(page.url + "/status", timeout=5).json()
+
+    scanned = decode_qr(page.locator('[data-field="qr"]').screenshot())
+    # Only the bech32 address is uppercased inside the QR (BIP173); the link keeps lowercase.
+    assert scanned == model["payment_uri"].replace(BTC_ADDRESS, BTC_ADDRESS.upper())
+    assert scanned.split("amount=")[1] == "0.00123"
+    assert payments.money.parse_amount(scanned.split("amount=")[1]) == payments.money.parse_amount(
+        amount_text)
+    wallet = page.locator('[data-field="wallet-link"]')
+    assert wallet.get_attribute("href") == model["payment_uri"]
+
+
+def test_copy_buttons_copy_and_say_so(app: Flask, live_server: LiveServer,
+                                      known_address: DepositAddress, context: Any) -> None:
+    context.grant_permissions(["clipboard-read", "clipboard-write"],
+                              origin=live_server.url)
+    page = context.new_page()
+    page.goto(link_url(live_server.url))
+    for name, value in (("address", BTC_ADDRESS), ("amount", "0.00123000")):
+        button = page.locator(f'button[data-copy="{name}"]')
+        button.click()
+        expect(button).to_have_text("Copied")
+        expect(page.locator('[data-field="copy-feedback"]')).to_contain_text("Copied")
+        assert page.evaluate("navigator.clipboard.readText()") == value
+
+
+def test_the_open_page_follows_the_payment_without_a_reload(
+        app: Flask, live_server: LiveServer, known_address: DepositAddress,
+        context: Any) -> None:
+    page = context.new_page()
+    page.goto(link_url(live_server.url))
+    page.evaluate("window.sameDocument = true")
+    expect(status_of(page)).to_have_attribute("data-status", "waiting")
+    expect(page.locator('[data-field="return"]')).to_be_hidden()
+
+    record_deposit(app, 1, "not_confirmed")
+    expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
+    expect(page.locator("#status-text")).to_contain_text("Payment seen")
+    expect(page.locator('[data-field="transactions"] li')).to_contain_text("0.00123000")
+
+    record_deposit(app, 1, "confirmed", confirmations=1)
+    expect(status_of(page)).to_have_attribute("data-status", "confirmed")
+    expect(page.locator("#status-text")).to_contain_text("Payment confirmed")
+    back = page.locator('[data-field="return-link"]')
+    expect(back).to_be_visible()
+    assert back.get_attribute("href") == "https://shop.example/back"
+    assert back.get_attribute("target") == "_top"
+    assert page.evaluate("window.sameDocument") is True  # no reload happened
+
+
+def test_without_javascript_the_page_is_complete_and_refreshes_itself(
+        app: Flask, live_server: LiveServer, known_address: DepositAddress,
+        browser: Any) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(link_url(live_server.url))
+        expect(page.locator('[data-field="address"]')).to_have_text(BTC_ADDRESS)
+        expect(page.locator('[data-field="amount"]')).to_have_text("0.00123000")
+        expect(page.locator('[data-field="qr"]')).to_be_visible()
+        expect(page.locator("button[data-copy]").first).to_be_hidden()  # they need a script
+        model = requests.get(page.url + "/status", timeout=5).json()
+        assert decode_qr(page.locator('[data-field="qr"]').screenshot()).lower() == \
+            model["payment_uri"].lower()
+
+        record_deposit(app, 1, "confirmed", confirmations=1)
+        expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=8000)
+        expect(page.locator('[data-field="return-link"]')).to_be_visible()
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------- end to end, with the sandbox
+
+
+@pytest.fixture
+def sandbox(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[LiveServer]:
+    if requests.post(f"{live_server.url}/sandbox/simulate/payment", json={},
+                     timeout=5).status_code == 404:
+        pytest.skip("waits on the embedded sandbox: POST /sandbox/simulate/payment")
+    yield live_server
+
+
+def simulate(live: LiveServer, address: str, amount: str, status: str | None = None) -> None:
+    body: dict[str, str] = {"address": address, "amount": amount}
+    if status:
+        body["status"] = status
+    response = requests.post(f"{live.url}/sandbox/simulate/payment", json=body, timeout=5)
+    assert response.status_code < 300, response.text
+
+
+def run_worker(app: Flask) -> None:
+    """Run the worker until it is idle: the sandbox confirms, then sends its callbacks."""
+    for _ in range(10):
+        if worker.run_once(app) == 0:
+            return
+    raise AssertionError("the worker never went idle")
+
+
+def test_a_simulated_payment_turns_the_open_page_to_seen_then_confirmed(
+        app: Flask, sandbox: LiveServer, context: Any) -> None:
+    page = context.new_page()
+    page.goto(link_url(sandbox.url))
+    page.evaluate("window.sameDocument = true")
+    address = page.locator('[data-field="address"]').inner_text()
+    simulate(sandbox, address, "0.00123")
+    run_worker(app)  # the sandbox sends its signed callback to /callbacks/coinspaid
+    expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
+
+    from checkout.sandbox import clock as sandbox_clock
+
+    sandbox_clock.advance(app, 3600)
+    run_worker(app)
+    expect(status_of(page)).to_have_attribute("data-status", "confirmed")
+    assert page.evaluate("window.sameDocument") is True
+
+
+def test_without_javascript_a_simulated_payment_is_confirmed_by_refreshing(
+        app: Flask, sandbox: LiveServer, browser: Any) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(link_url(sandbox.url))
+        address = page.locator('[data-field="address"]').inner_text()
+        simulate(sandbox, address, "0.00123", status="confirmed")
+        run_worker(app)
+        expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=8000)
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------- iframe, across two origins
+
+
+SHOP_PAGE = """<!doctype html><html><body><h1>Shop</h1>
+<script src="{checkout}/static/embed.js"></script>
+<script>
+window.received = []; window.loaded = false; window.wasClosed = false;
+window.handle = Checkout.open({link!r}, {{
+  onLoaded: function () {{ window.loaded = true; }},
+  onStatus: function (m) {{ window.received.push(m); }},
+  onClose: function () {{ window.wasClosed = true; }}
+}});
+</script></body></html>"""
+
+
+def shop_server(checkout: str, link: str) -> LiveServer:
+    """A tiny shop on `localhost`: the checkout runs on 127.0.0.1, another origin."""
+    shop = Flask("shop")
+
+    @shop.get("/")
+    def index() -> str:
+        return SHOP_PAGE.format(checkout=checkout, link=link)
+
+    return start_live_server(shop, host="localhost")
+
+
+@pytest.fixture
+def two_shops(app: Flask, live_server: LiveServer) -> Iterator[tuple[LiveServer, LiveServer]]:
+    link = link_url(live_server.url, {**LINK, "is_iframe": True})
+    allowed, refused = shop_server(live_server.url, link), shop_server(live_server.url, link)
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(
+            client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
+            return_hosts=("shop.example",), frame_origins=(allowed.url,)))
+        with db.transaction() as s:
+            s.add(DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                                 convert_to="EUR", address=BTC_ADDRESS))
+            s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
+                            fetched_at=clock.now()))
+    yield allowed, refused
+    for shop in (allowed, refused):
+        shop.server.shutdown()
+        shop.server.server_close()
+
+
+def test_an_allowed_shop_frames_the_page_and_hears_its_status(
+        app: Flask, two_shops: tuple[LiveServer, LiveServer], context: Any) -> None:
+    allowed, _ = two_shops
+    page = context.new_page()
+    page.goto(allowed.url + "/")
+    page.wait_for_function("window.loaded === true")
+    frame = page.frame_locator("iframe")
+    expect(frame.locator('[data-field="address"]')).to_have_text(BTC_ADDRESS)
+    page.wait_for_function("window.received.length >= 1")
+    first = page.evaluate("window.received[0]")
+    assert first["type"] == "checkout:status" and first["status"] == "waiting"
+    assert first["foreign_id"] == "user-7" and first["final"] is False and first["id"]
+
+    # The shop's own page forging a status: embed.js listens to the checkout's origin only.
+    page.evaluate("window.postMessage({type: 'checkout:status', status: 'forged'}, '*')")
+    record_deposit(app, 1, "confirmed", confirmations=1)
+    page.wait_for_function("window.received.some(m => m.status === 'confirmed' && m.final)")
+    assert "forged" not in [m["status"] for m in page.evaluate("window.received")]
+    assert frame.locator('[data-field="return-link"]').get_attribute("target") == "_top"
+    page.get_by_role("button", name="Close").click()
+    page.wait_for_function("window.wasClosed === true")
+    assert page.locator("iframe").count() == 0
+
+
+def test_a_shop_that_is_not_allowed_cannot_frame_the_page(
+        app: Flask, two_shops: tuple[LiveServer, LiveServer], context: Any) -> None:
+    _, refused = two_shops
+    page = context.new_page()
+    page.goto(refused.url + "/")
+    page.wait_for_function("window.loaded === true")
+    child = page.frames[1]
+    assert child.query_selector('[data-field="address"]') is None
+    assert BTC_ADDRESS not in child.content()
+    assert page.evaluate("window.received.length") == 0
+
+
+def test_coming_back_to_the_page_polls_at_once(make_app: Any, context: Any) -> None:
+    """Phones kill background polling: focus or visibility asks for news without waiting."""
+    app = make_app(POLL_WAITING_MS=600_000, POLL_SEEN_MS=600_000)
+    live = start_live_server(app)
+    try:
+        with app.app_context():
+            merchants.add(merchants.NewMerchant(
+                client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
+                return_hosts=("shop.example",)))
+            with db.transaction() as s:
+                s.add(DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                                     convert_to="EUR", address=BTC_ADDRESS))
+                s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
+                                fetched_at=clock.now()))
+        page = context.new_page()
+        page.goto(link_url(live.url))
+        record_deposit(app, 1, "not_confirmed")
+        page.wait_for_timeout(300)
+        expect(status_of(page)).to_have_attribute("data-status", "waiting")
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+        expect(status_of(page)).to_have_attribute("data-status", "not_confirmed", timeout=3000)
+    finally:
+        live.server.shutdown()
+        live.server.server_close()

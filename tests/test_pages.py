@@ -1,0 +1,495 @@
+"""The deposit page: its state machine, the page model, the page, its status and QR routes."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+from conftest import MERCHANT_SECRET, LiveServer
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from checkout import clock, db, payments, rates, terminal
+from checkout.models import Deposit, DepositAddress, Merchant, Page, RateQuote
+from checkout.sandbox import store as sandbox_store
+
+BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+XRP_ADDRESS = "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh"
+LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
+        "convert_to": "EUR", "url_back": "https://shop.example/back"}
+CONTRACT_KEYS = ["id", "kind", "status", "reason", "final", "currency", "address", "tag",
+                 "network", "amount", "amount_paid", "amount_due", "fiat", "seconds_left",
+                 "payment_uri", "transactions", "return_url"]
+
+
+def link_query(payload: dict[str, Any]) -> dict[str, str]:
+    return terminal.encode_link(payload, MERCHANT_SECRET)
+
+
+def dep(status: str, amount: str = "0.00123", processor_id: int = 1) -> Deposit:
+    return Deposit(merchant_id=11, processor_id=processor_id, currency="BTC", amount=amount,
+                   status=status, confirmations=0)
+
+
+# ---------------------------------------------------------------- the state machine (pure)
+
+
+@pytest.mark.parametrize(("amount", "deposits", "status", "reason", "final", "paid"), [
+    ("0.00123", [], "waiting", None, False, "0"),
+    ("0.00123", [("not_confirmed", "0.00123")], "not_confirmed", None, False, "0.00123"),
+    ("0.00123", [("confirmed", "0.00123")], "confirmed", None, True, "0.00123"),
+    ("0.00123", [("confirmed", "0.002")], "confirmed", None, True, "0.002"),
+    ("0.00123", [("confirmed", "0.001")], "confirmed", "underpaid", False, "0.001"),
+    ("0.00123", [("confirmed", "0.001"), ("not_confirmed", "0.00023")], "confirmed",
+     "underpaid", False, "0.00123"),
+    ("0.00123", [("confirmed", "0.001"), ("confirmed", "0.00023")], "confirmed", None, True,
+     "0.00123"),
+    ("0.00123", [("cancelled", "0.00123")], "cancelled", "cancelled", True, "0"),
+    ("0.00123", [("cancelled", "0.00123"), ("not_confirmed", "0.00123")], "not_confirmed",
+     None, False, "0.00123"),
+    ("0.00123", [("cancelled", "0.00123"), ("confirmed", "0.00123")], "confirmed", None, True,
+     "0.00123"),
+    (None, [("confirmed", "0.00000001")], "confirmed", None, True, "0.00000001"),
+    (None, [("not_confirmed", "1"), ("not_confirmed", "2")], "not_confirmed", None, False, "3"),
+])
+def test_what_the_transactions_add_up_to(amount: str | None, deposits: list[tuple[str, str]],
+                                         status: str, reason: str | None, final: bool,
+                                         paid: str) -> None:
+    state = payments.state_of(None if amount is None else Decimal(amount),
+                              [dep(s, a) for s, a in deposits])
+    assert (state.status, state.reason, state.final, state.amount_paid) == (
+        status, reason, final, Decimal(paid))
+
+
+@pytest.mark.parametrize(("current", "reason", "new", "allowed"), [
+    ("waiting", None, "not_confirmed", True),
+    ("not_confirmed", None, "waiting", True),  # a seen payment that the network dropped
+    ("not_confirmed", None, "cancelled", True),
+    ("confirmed", "underpaid", "confirmed", True),
+    ("confirmed", None, "not_confirmed", False),
+    ("confirmed", None, "cancelled", False),
+    ("confirmed", None, "waiting", False),
+    ("cancelled", "cancelled", "waiting", False),
+    ("cancelled", "cancelled", "not_confirmed", False),
+    ("cancelled", "cancelled", "confirmed", True),  # real money arrived after all
+])
+def test_final_states_are_never_left_but_for_real_money(current: str, reason: str | None,
+                                                       new: str, allowed: bool) -> None:
+    assert payments.may_move(current, reason, new) is allowed
+
+
+TX = st.tuples(st.integers(1, 3), st.sampled_from(["not_confirmed", "confirmed", "cancelled"]),
+               st.sampled_from(["0.0005", "0.00123", "0.002"]))
+
+
+@given(st.lists(TX, max_size=12), st.sampled_from([None, "0.00123"]))
+def test_any_order_of_callbacks_never_moves_a_page_out_of_a_final_state(
+        events: list[tuple[int, str, str]], amount: str | None) -> None:
+    rows: dict[int, Deposit] = {}
+    status, reason = "waiting", None
+    for processor_id, tx_status, tx_amount in events:
+        rows[processor_id] = dep(tx_status, tx_amount, processor_id)
+        state = payments.state_of(None if amount is None else Decimal(amount), rows.values())
+        was_final = payments.is_final(status, reason)
+        if payments.may_move(status, reason, state.status):
+            if was_final:
+                assert (status, state.status) == ("cancelled", "confirmed")
+            status, reason = state.status, state.reason
+        assert status in payments.DEPOSIT_STATUSES
+    if any(d.status == "confirmed" for d in rows.values()):
+        assert status == "confirmed"
+
+
+# ---------------------------------------------------------------- pages in the database
+
+
+@pytest.fixture
+def address(app: Flask, merchant: Merchant) -> DepositAddress:
+    """An address taken earlier for (11, user-7, BTC, EUR): opening a link reuses it."""
+    with app.app_context(), db.transaction() as s:
+        row = DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                             convert_to="EUR", address=BTC_ADDRESS, tag=None, processor_id=501)
+        s.add(row)
+    return row
+
+
+@pytest.fixture
+def fresh_rate(app: Flask) -> None:
+    with app.app_context(), db.transaction() as s:
+        s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
+                        fetched_at=clock.now()))
+
+
+def open_link(client: FlaskClient, payload: dict[str, Any] = LINK) -> str:
+    response = client.get("/terminal", query_string=link_query(payload))
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    location = response.headers["Location"]
+    assert re.fullmatch(r"/p/[A-Za-z0-9_-]{32}", location)
+    return location
+
+
+def count(app: Flask, model: type[Any]) -> int:
+    with app.app_context():
+        return db.session().scalar(select(func.count()).select_from(model)) or 0
+
+
+def add_deposit(app: Flask, processor_id: int, status: str, amount: str = "0.00123", *,
+                at: datetime | None = None, confirmations: int = 0) -> list[Page]:
+    """What the callbacks do: upsert a Deposit row, then refresh the address's pages."""
+    with app.app_context(), db.transaction() as s:
+        address_id = s.scalar(select(DepositAddress.id))
+        assert address_id is not None
+        row = s.scalar(select(Deposit).where(Deposit.processor_id == processor_id))
+        if row is None:
+            row = Deposit(merchant_id=11, processor_id=processor_id, address_id=address_id,
+                          currency="BTC", amount=amount, txid=f"{processor_id:064x}",
+                          created_at=at or clock.now())
+            s.add(row)
+        row.status, row.confirmations = status, confirmations
+        s.flush()
+        return payments.refresh_for_address(s, address_id)
+
+
+def test_a_link_opens_a_page_and_the_same_link_the_same_page(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    first = open_link(client)
+    assert open_link(client) == first
+    assert count(app, Page) == 1 and count(app, DepositAddress) == 1
+
+
+def test_the_same_customer_gets_the_same_address_on_another_link(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    first = open_link(client)
+    second = open_link(client, {**LINK, "amount": "0.002", "is_iframe": True})
+    assert first != second
+    with app.app_context():
+        pages = db.session().scalars(select(Page)).all()
+        assert {p.address for p in pages} == {BTC_ADDRESS}
+        assert {p.address_id for p in pages} == {address.id}
+
+
+def test_page_ids_are_unguessable_tokens(app: Flask, client: FlaskClient,
+                                         address: DepositAddress, fresh_rate: None) -> None:
+    ids = {open_link(client, {**LINK, "amount": f"0.00{n + 1}"}).rsplit("/", 1)[1]
+           for n in range(5)}
+    assert len(ids) == 5
+    assert all(len(i) >= 32 and not i.isdigit() for i in ids)
+
+
+def test_the_status_model_is_exactly_the_contract(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    page = open_link(client)
+    response = client.get(page + "/status")
+    assert response.headers["Cache-Control"] == "no-store"
+    model = response.get_json()
+    assert list(model) == CONTRACT_KEYS
+    assert model == {
+        "id": page.rsplit("/", 1)[1], "kind": "deposit", "status": "waiting", "reason": None,
+        "final": False, "currency": "BTC", "address": BTC_ADDRESS, "tag": None,
+        "network": "Bitcoin", "amount": "0.00123000", "amount_paid": "0.00000000",
+        "amount_due": "0.00123000",
+        "fiat": {"currency": "EUR", "amount": "59.93", "rate": "48715.62"},
+        "seconds_left": None, "payment_uri": f"bitcoin:{BTC_ADDRESS}?amount=0.00123",
+        "transactions": [], "return_url": None,
+    }
+
+
+def test_the_status_never_reaches_the_processor(
+        make_app: Any, merchant: Merchant) -> None:
+    """The processor is unreachable here; the status answers from the database anyway."""
+    app = make_app(PROCESSOR_URL="http://127.0.0.1:9/api/v2", PROCESSOR_TIMEOUT=0.5)
+    with app.app_context(), db.transaction() as s:
+        s.add(DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                             convert_to="EUR", address=BTC_ADDRESS))
+    client = app.test_client()
+    page = open_link(client)
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(RateQuote)) == 0
+    model = client.get(page + "/status").get_json()
+    assert model["status"] == "waiting" and model["fiat"] is None
+
+
+def test_deposits_move_the_page_forward_and_only_those_after_it_opened(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    add_deposit(app, 1, "confirmed", "5", at=clock.now() - timedelta(hours=1))
+    page = open_link(client)
+    assert client.get(page + "/status").get_json()["status"] == "waiting"
+
+    changed = add_deposit(app, 2, "not_confirmed")
+    assert [p.id for p in changed] == [page.rsplit("/", 1)[1]]
+    model = client.get(page + "/status").get_json()
+    assert (model["status"], model["final"], model["amount_paid"]) == (
+        "not_confirmed", False, "0.00123000")
+    assert model["transactions"] == [{"txid": f"{2:064x}", "amount": "0.00123000",
+                                      "status": "not_confirmed", "confirmations": 0}]
+    assert add_deposit(app, 2, "not_confirmed") == []  # a replay changes nothing
+
+    add_deposit(app, 2, "confirmed", confirmations=1)
+    model = client.get(page + "/status").get_json()
+    assert (model["status"], model["final"], model["amount_due"], model["return_url"]) == (
+        "confirmed", True, "0.00000000", "https://shop.example/back")
+
+    add_deposit(app, 2, "cancelled")  # a late contradiction never undoes a confirmation
+    assert client.get(page + "/status").get_json()["status"] == "confirmed"
+
+
+def test_the_page_shows_everything_needed_to_pay_without_javascript(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    page = open_link(client)
+    response = client.get(page)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = response.get_data(as_text=True)
+    assert BTC_ADDRESS in html and "0.00123000" in html and "59.93" in html
+    assert "Bitcoin network" in html and "lost" in html
+    assert f'href="bitcoin:{BTC_ADDRESS}?amount=0.00123"' in html
+    assert '<noscript><meta http-equiv="refresh" content="15"></noscript>' in html
+    assert 'aria-live="polite"' in html
+    assert re.search(r'<html lang="en" dir="ltr">', html)
+    assert "user-scalable" not in html and "maximum-scale" not in html
+    # No inline script or style: the strict CSP would block them.
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert "<style" not in html and " style=" not in html and "onclick" not in html
+    assert MERCHANT_SECRET not in html
+    assert "Back to shop" in html and 'href="https://shop.example/back"' not in html
+
+
+def test_a_final_page_offers_the_way_back_to_the_shop_at_the_top(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    page = open_link(client)
+    add_deposit(app, 3, "confirmed")
+    html = client.get(page).get_data(as_text=True)
+    assert re.search(r'<a class="button" target="_top" rel="noopener" data-field="return-link"'
+                     r' href="https://shop.example/back">', html)
+    assert "<noscript>" not in html  # nothing left to wait for
+
+
+def test_a_tag_is_shown_as_loudly_as_the_address(app: Flask, client: FlaskClient,
+                                                 merchant: Merchant) -> None:
+    with app.app_context(), db.transaction() as s:
+        s.add(DepositAddress(merchant_id=11, foreign_id="u", currency="XRP", convert_to="",
+                             address=XRP_ADDRESS, tag="123456"))
+        s.add(RateQuote(currency_from="XRP", currency_to="EUR", rate="0.5",
+                        fetched_at=clock.now()))
+    page = open_link(client, {"client_id": 11, "currency": "XRP", "foreign_id": "u"})
+    html = client.get(page).get_data(as_text=True)
+    assert "Destination tag" in html and "123456" in html
+    assert 'data-copy="tag"' in html and "must include this Destination tag" in html
+    model = client.get(page + "/status").get_json()
+    assert model["tag"] == "123456" and "dt=123456" in model["payment_uri"]
+
+
+@pytest.mark.parametrize(("iframe", "expected"), [
+    (True, "frame-ancestors https://shop.example"), (False, "frame-ancestors 'none'")])
+def test_only_iframe_pages_may_be_framed_and_only_by_the_merchant(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None,
+        iframe: bool, expected: str) -> None:
+    page = open_link(client, {**LINK, "is_iframe": iframe})
+    response = client.get(page)
+    assert response.headers["Content-Security-Policy"].endswith(expected)
+    html = response.get_data(as_text=True)
+    assert ('class="compact"' in html) is iframe
+    assert ('data-origins="https://shop.example"' in html) is iframe
+
+
+@pytest.mark.parametrize(("fmt", "mimetype"), [("svg", "image/svg+xml"), ("png", "image/png")])
+def test_qr_images_are_cacheable_and_revalidate(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None,
+        fmt: str, mimetype: str) -> None:
+    page = open_link(client)
+    response = client.get(f"{page}/qr.{fmt}")
+    assert response.status_code == 200 and response.mimetype == mimetype
+    assert response.headers["Cache-Control"].startswith("public, max-age=")
+    etag = response.headers["ETag"]
+    again = client.get(f"{page}/qr.{fmt}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and not again.data
+    assert client.get(f"{page}/qr.gif").status_code == 404
+
+
+def test_the_qr_decodes_to_the_payment_uri(app: Flask, client: FlaskClient,
+                                           address: DepositAddress, fresh_rate: None) -> None:
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    page = open_link(client)
+    model = client.get(page + "/status").get_json()
+    image = Image.open(io.BytesIO(client.get(page + "/qr.png").data))
+    (result,) = zxingcpp.read_barcodes(image)
+    # The bech32 address is uppercased inside the QR only (BIP173); the rest is exact.
+    assert result.text == f"bitcoin:{BTC_ADDRESS.upper()}?amount=0.00123"
+    assert result.text.lower() == model["payment_uri"].lower()
+
+
+# ---------------------------------------------------------------- rates
+
+
+def test_a_rate_is_fetched_once_per_max_age(app: Flask) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def fetch(a: str, b: str) -> Decimal:
+        calls.append((a, b))
+        return Decimal("100.5")
+
+    start = datetime(2026, 1, 1)
+    with app.app_context():
+        s = db.session()
+        assert rates.refresh(s, "BTC", "EUR", fetch, now=start, max_age=60) == Decimal("100.5")
+        assert rates.refresh(s, "BTC", "EUR", fetch, now=start + timedelta(seconds=59),
+                             max_age=60) == Decimal("100.5")
+        assert len(calls) == 1
+        rates.refresh(s, "BTC", "EUR", fetch, now=start + timedelta(seconds=60), max_age=60)
+        assert len(calls) == 2
+        s.commit()
+
+
+@pytest.mark.parametrize("answer", [RuntimeError("down"), Decimal("NaN"), Decimal(0),
+                                    Decimal(-1)])
+def test_a_failed_or_absurd_rate_keeps_the_last_good_one(app: Flask, answer: Any) -> None:
+    def fetch(a: str, b: str) -> Decimal:
+        if isinstance(answer, Exception):
+            raise answer
+        return Decimal(answer)
+
+    start = datetime(2026, 1, 1)
+    with app.app_context():
+        s = db.session()
+        assert rates.refresh(s, "BTC", "EUR", fetch, now=start, max_age=60) is None
+        rates.store(s, "BTC", "EUR", Decimal("7"), start)
+        later = start + timedelta(hours=1)
+        assert rates.refresh(s, "BTC", "EUR", fetch, now=later, max_age=60) == Decimal(7)
+        s.commit()
+
+
+# ---------------------------------------------------------------- the processor
+
+
+def test_a_processor_failure_shows_a_retry_page_and_creates_nothing(
+        make_app: Any, merchant: Merchant) -> None:
+    app = make_app(PROCESSOR_URL="http://127.0.0.1:9/api/v2", PROCESSOR_TIMEOUT=0.5)
+    response = app.test_client().get("/terminal", query_string=link_query(LINK))
+    assert response.status_code == 503
+    html = response.get_data(as_text=True)
+    assert "Try again" in html and 'href="/terminal?data=' in html
+    assert response.headers["Retry-After"]
+    assert count(app, Page) == 0 and count(app, DepositAddress) == 0
+
+
+# ---------------------------------------------------------------- with the embedded sandbox
+# Real HTTP between our processor client and the sandbox: the live server, not the test client.
+
+
+def get_link(live: LiveServer, payload: dict[str, Any] = LINK) -> requests.Response:
+    return requests.get(f"{live.url}/terminal", params=link_query(payload),
+                        allow_redirects=False, timeout=10)
+
+
+def sandbox_addresses(app: Flask) -> int:
+    with app.app_context():
+        return db.session().scalar(select(func.count()).select_from(sandbox_store.Address)) or 0
+
+
+def test_the_address_is_taken_once_per_customer_and_currency(
+        app: Flask, live_server: LiveServer, merchant: Merchant) -> None:
+    for payload in (LINK, LINK, {**LINK, "amount": "0.5"}, {**LINK, "is_iframe": "true"}):
+        assert get_link(live_server, payload).status_code == 303
+    assert sandbox_addresses(app) == 1 and count(app, DepositAddress) == 1
+    assert count(app, Page) == 3  # three different links, one address
+
+    for other in ({**LINK, "foreign_id": "user-8"}, {**LINK, "currency": "LTC"},
+                  {**LINK, "convert_to": None}):
+        assert get_link(live_server, other).status_code == 303
+    assert sandbox_addresses(app) == 4 and count(app, DepositAddress) == 4
+
+
+def test_first_clicks_at_the_same_moment_share_one_address_and_one_page(
+        app: Flask, live_server: LiveServer, merchant: Merchant) -> None:
+    barrier = threading.Barrier(4)
+    locations: list[str] = []
+
+    def click() -> None:
+        barrier.wait()
+        response = get_link(live_server)
+        assert response.status_code == 303
+        locations.append(response.headers["Location"])
+
+    threads = [threading.Thread(target=click) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(locations) == 4 and len(set(locations)) == 1
+    assert count(app, DepositAddress) == 1 and count(app, Page) == 1
+
+
+def test_opening_a_link_stores_the_rate_for_the_page_and_its_polls(
+        app: Flask, live_server: LiveServer, merchant: Merchant) -> None:
+    page = get_link(live_server).headers["Location"]
+    assert count(app, RateQuote) == 1
+    model = requests.get(live_server.url + page + "/status", timeout=5).json()
+    assert model["fiat"]["currency"] == "EUR"
+    rate = Decimal(model["fiat"]["rate"])
+    assert Decimal(model["fiat"]["amount"]) == (Decimal("0.00123") * rate).quantize(
+        Decimal("0.01"), rounding="ROUND_CEILING")
+
+
+def test_a_currency_the_processor_refuses_is_a_clear_error_not_a_retry(
+        app: Flask, live_server: LiveServer, merchant: Merchant) -> None:
+    response = get_link(live_server, {**LINK, "currency": "DAI", "amount": None})
+    assert response.status_code == 422
+    assert "cannot be made in this currency" in response.text
+    assert count(app, Page) == 0 and count(app, DepositAddress) == 0
+
+
+def test_a_finished_page_lets_its_link_open_a_fresh_page_on_the_same_address(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    first = open_link(client)
+    add_deposit(app, 1, "confirmed")
+    second = open_link(client)
+    assert second != first
+    assert client.get(second + "/status").get_json()["status"] == "waiting"
+    assert client.get(first + "/status").get_json()["status"] == "confirmed"
+    assert open_link(client) == second
+    with app.app_context():
+        assert {p.address_id for p in db.session().scalars(select(Page))} == {address.id}
+
+
+# ---------------------------------------------------------------- static assets
+
+
+@pytest.mark.parametrize(("name", "limit"), [
+    ("checkout.js", 8 * 1024), ("embed.js", 6 * 1024), ("checkout.css", 6 * 1024)])
+def test_the_page_stays_light(client: FlaskClient, name: str, limit: int) -> None:
+    with client.get(f"/static/{name}") as response:
+        assert response.status_code == 200
+        assert len(response.data) <= limit
+
+
+@pytest.mark.parametrize("name", ["checkout.js", "embed.js"])
+def test_scripts_never_post_to_any_origin(client: FlaskClient, name: str) -> None:
+    with client.get(f"/static/{name}") as response:
+        script = response.get_data(as_text=True)
+    assert not re.search(r"postMessage\([^)]*['\"]\*['\"]", script)
+    assert "innerHTML" not in script and "eval(" not in script
+
+
+def test_an_unexpected_failure_is_an_html_page_without_details(make_app: Any) -> None:
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+
+    @app.get("/p/<page_id>/boom")
+    def boom(page_id: str) -> str:
+        raise RuntimeError("secret detail test-secret-11")
+
+    response = app.test_client().get("/p/x/boom")
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    assert "secret detail" not in response.get_data(as_text=True)
+    assert "Something went wrong" in response.get_data(as_text=True)
