@@ -114,6 +114,8 @@
     var progress = field("progress");
     if (progress && model.amount && model.transactions.length) { progress.hidden = false; }
     renderTransactions(model);
+    var pay = field("pay-box");
+    if (pay) { pay.hidden = model.final && model.status === "confirmed"; }
     var back = field("return");
     var link = field("return-link");
     if (back && link && model.return_url) {

@@ -113,6 +113,7 @@ def test_the_open_page_follows_the_payment_without_a_reload(
     page.evaluate("window.sameDocument = true")
     expect(status_of(page)).to_have_attribute("data-status", "waiting")
     expect(page.locator('[data-field="return"]')).to_be_hidden()
+    expect(page.locator('[data-field="pay-box"]')).to_be_visible()
 
     record_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
@@ -122,6 +123,8 @@ def test_the_open_page_follows_the_payment_without_a_reload(
     record_deposit(app, 1, "confirmed", confirmations=1)
     expect(status_of(page)).to_have_attribute("data-status", "confirmed")
     expect(page.locator("#status-text")).to_contain_text("Payment confirmed")
+    # Paid in full: the QR and address step aside so nobody pays twice by mistake.
+    expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
     back = page.locator('[data-field="return-link"]')
     expect(back).to_be_visible()
     assert back.get_attribute("href") == "https://shop.example/back"
@@ -147,6 +150,7 @@ def test_without_javascript_the_page_is_complete_and_refreshes_itself(
         record_deposit(app, 1, "confirmed", confirmations=1)
         expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=8000)
         expect(page.locator('[data-field="return-link"]')).to_be_visible()
+        expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
     finally:
         context.close()
 
