@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import click
 from flask import Flask, current_app
@@ -29,7 +29,7 @@ def init_app(app: Flask) -> None:
                 name="Demo shop",
                 key="demo-" + secrets.token_hex(8),
                 secret=secrets.token_hex(32),
-                return_hosts=("127.0.0.1", "localhost", "127.0.0.1:8000", "localhost:8000"),
+                return_hosts=(urlsplit(base).netloc,),
                 frame_origins=(base,),
                 webhook_url=f"{base}/sandbox/shop/callback",
             ))
@@ -39,7 +39,7 @@ def init_app(app: Flask) -> None:
             "foreign_id": "demo-customer-1",
             "amount": "0.00123",
             "convert_to": "EUR",
-            "url_back": f"{base}/healthz",
+            "url_back": f"{base}/sandbox/shop",
         }, merchant.api_secret)
         click.echo(f"Demo merchant {merchant.client_id} is ready.")
         click.echo(f"Terminal link: {base}/?{urlencode(query)}")
