@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FLASK := $(BIN)/flask --app checkout
 
-.PHONY: run test lint schema clean
+.PHONY: run test lint schema bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,3 +44,7 @@ schema: $(VENV)/.run
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+
+## Throughput of the customer routes against a bare Flask app, and the page's weight.
+bench: $(VENV)/.run
+	$(BIN)/python bench/bench_pages.py
