@@ -1,13 +1,35 @@
 """The embedded CoinsPaid sandbox: a processor of its own behind HTTP.
 
-It imports nothing of the site but `checkout.signing` (and the pure `checkout.money`);
-only the app factory mounts it.
+It imports nothing of the site but `checkout.signing`, the pure `checkout.money` and the
+worker's `register_task`; only the app factory mounts it. It keeps its own tables
+(`sandbox_*`), its own engine on the same database, and its own clock.
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
+from checkout.worker import register_task
+
+from . import accounts, api, invoices, operations, outbox, shop, simulate, store
+
 
 def init_app(app: Flask) -> None:
-    """Mount the sandbox API and register its worker tasks (placeholder until built)."""
+    """Mount the processor API and the sandbox controls; plug its jobs into the worker."""
+    store.init_app(app)
+    for blueprint in (api.bp, simulate.bp, shop.bp):
+        app.register_blueprint(blueprint)
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        # The processor and its controls are JSON APIs authenticated by signatures (or by
+        # nothing, like the chain); a browser form token has no place there.
+        for blueprint in (api.bp, simulate.bp, shop.bp):
+            csrf.exempt(blueprint)
+
+    def open_account(client_id: int, key: str, secret: str) -> None:
+        accounts.open_account(app, client_id, key, secret)
+
+    app.extensions["sandbox.open_account"] = open_account
+    register_task(app, "sandbox.callbacks", lambda: outbox.send_due(app))
+    register_task(app, "sandbox.confirmations", lambda: operations.confirm_due(app))
+    register_task(app, "sandbox.invoice_expiry", lambda: invoices.expire_due(app))

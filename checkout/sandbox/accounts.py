@@ -1,0 +1,81 @@
+"""Processor accounts and their balances.
+
+Balances are TEXT; every change reads the row FOR UPDATE (PostgreSQL) inside a
+BEGIN IMMEDIATE transaction (SQLite), so concurrent moves never lose an update.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Flask
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from checkout import money
+
+from . import currencies, store
+
+
+class NotEnoughBalance(Exception):
+    """The account cannot pay this from the given currency."""
+
+
+def open_account(app: Flask, client_id: int, key: str, secret: str) -> None:
+    """Open (or update) the account; a new one is seeded with demo balances."""
+    with store.transaction(app) as session:
+        account = session.get(store.Account, client_id, with_for_update=True)
+        if account is not None:
+            account.api_key, account.api_secret = key, secret
+            return
+        session.add(store.Account(client_id=client_id, api_key=key, api_secret=secret))
+        session.flush()
+        session.execute(insert(store.Balance), [
+            {"client_id": client_id, "currency": c.code, "amount": money.text(c.seed_balance)}
+            for c in currencies.CURRENCIES])
+
+
+def set_callback_url(app: Flask, client_id: int, url: str | None) -> None:
+    """Where this account's callbacks go (the back office's Callback URL setting)."""
+    with store.transaction(app) as session:
+        account = session.get(store.Account, client_id)
+        if account is None:
+            raise LookupError(f"no sandbox account {client_id}")
+        account.callback_url = url
+
+
+def by_key(session: Session, key: str) -> store.Account | None:
+    return session.scalar(select(store.Account).where(store.Account.api_key == key))
+
+
+def _row(session: Session, client_id: int, currency: str) -> store.Balance:
+    row = session.get(store.Balance, (client_id, currency), with_for_update=True)
+    if row is None:
+        row = store.Balance(client_id=client_id, currency=currency, amount="0")
+        session.add(row)
+    return row
+
+
+def balance(session: Session, client_id: int, currency: str) -> Decimal:
+    row = session.get(store.Balance, (client_id, currency))
+    return Decimal(row.amount) if row is not None else Decimal(0)
+
+
+def balances(session: Session, client_id: int) -> dict[str, Decimal]:
+    rows = session.scalars(select(store.Balance).where(store.Balance.client_id == client_id))
+    held = {row.currency: Decimal(row.amount) for row in rows}
+    return {c.code: held.get(c.code, Decimal(0)) for c in currencies.CURRENCIES}
+
+
+def credit(session: Session, client_id: int, currency: str, amount: Decimal) -> None:
+    row = _row(session, client_id, currency)
+    row.amount = money.text(Decimal(row.amount or "0") + amount)
+
+
+def debit(session: Session, client_id: int, currency: str, amount: Decimal) -> None:
+    """Take `amount` or raise NotEnoughBalance, leaving the balance untouched."""
+    row = _row(session, client_id, currency)
+    held = Decimal(row.amount or "0")
+    if held < amount:
+        raise NotEnoughBalance(currency)
+    row.amount = money.text(held - amount)

@@ -1,0 +1,146 @@
+"""Realistic testnet addresses, derived deterministically from an address number.
+
+Bitcoin and Litecoin get bech32 P2WPKH addresses with valid checksums (BIP-173), Bitcoin
+Cash and Dogecoin base58check testnet addresses, Ethereum tokens `0x` + 40 hex, TRON
+base58check `T…`; XRP and BNB share one address each and tell payers apart by a tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy.orm import Session
+
+from . import store
+from .currencies import Currency
+
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_RIPPLE58 = "rpshnaf39wBUDNEGHJKLM4PQRST7VWXYZ2bcdeCg65jkm8oFqi1tuvAxyz"
+# Tags start high enough to look like real destination tags.
+TAG_BASE = 100000
+
+
+def _program(family: str, number: int) -> bytes:
+    return hashlib.sha256(f"checkout-sandbox:{family}:{number}".encode()).digest()[:20]
+
+
+def _polymod(values: list[int]) -> int:
+    generator = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
+    chk = 1
+    for value in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            chk ^= generator[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def _hrp_expand(hrp: str) -> list[int]:
+    return [ord(x) >> 5 for x in hrp] + [0] + [ord(x) & 31 for x in hrp]
+
+
+def _to_5bit(data: bytes) -> list[int]:
+    acc, bits, out = 0, 0, []
+    for byte in data:
+        acc = (acc << 8) | byte
+        bits += 8
+        while bits >= 5:
+            bits -= 5
+            out.append((acc >> bits) & 31)
+    if bits:
+        out.append((acc << (5 - bits)) & 31)
+    return out
+
+
+def bech32_checksum_ok(address: str) -> bool:
+    hrp, _, data = address.rpartition("1")
+    values = [_BECH32.index(c) for c in data]
+    return _polymod(_hrp_expand(hrp) + values) == 1
+
+
+def segwit(hrp: str, program: bytes) -> str:
+    """A version-0 witness address (bech32, BIP-173)."""
+    data = [0] + _to_5bit(program)
+    polymod = _polymod(_hrp_expand(hrp) + data + [0] * 6) ^ 1
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32[d] for d in data + checksum)
+
+
+def bech32_plain(hrp: str, payload: bytes) -> str:
+    """Bech32 without a witness version (BNB Beacon addresses)."""
+    data = _to_5bit(payload)
+    polymod = _polymod(_hrp_expand(hrp) + data + [0] * 6) ^ 1
+    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32[d] for d in data + checksum)
+
+
+def base58check(version: bytes, payload: bytes, alphabet: str = _BASE58) -> str:
+    raw = version + payload
+    raw += hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4]
+    number = int.from_bytes(raw, "big")
+    out = ""
+    while number:
+        number, digit = divmod(number, 58)
+        out = alphabet[digit] + out
+    leading = len(raw) - len(raw.lstrip(b"\0"))
+    return alphabet[0] * leading + out
+
+
+def base58check_ok(address: str, alphabet: str = _BASE58) -> bool:
+    number = 0
+    for char in address:
+        if char not in alphabet:
+            return False
+        number = number * 58 + alphabet.index(char)
+    leading = len(address) - len(address.lstrip(alphabet[0]))
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    raw = b"\0" * leading + body
+    return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+
+
+# The shared addresses of the tag currencies.
+XRP_ADDRESS = base58check(b"\0", _program("xrp", 0), _RIPPLE58)
+BNB_ADDRESS = bech32_plain("tbnb", _program("bnb", 0))
+
+
+def derive(currency: Currency, number: int) -> tuple[str, str | None]:
+    """The (address, tag) handed out as address number `number` of `currency`."""
+    family = currency.family
+    program = _program(family, number)
+    if family == "btc":
+        return segwit("tb", program), None
+    if family == "ltc":
+        return segwit("tltc", program), None
+    if family == "bch":
+        return base58check(b"\x6f", program), None
+    if family == "doge":
+        return base58check(b"\x71", program), None
+    if family == "eth":
+        return "0x" + program.hex(), None
+    if family == "tron":
+        return base58check(b"\x41", program), None
+    if family == "xrp":
+        return XRP_ADDRESS, str(TAG_BASE + number)
+    if family == "bnb":
+        return BNB_ADDRESS, str(TAG_BASE + number)
+    raise ValueError(f"no deposit addresses for {currency.code}")
+
+
+def txid(kind: str, number: int) -> str:
+    """A transaction hash that looks like one (64 hex; 0x-prefixed for Ethereum-like chains)."""
+    return hashlib.sha256(f"checkout-sandbox:tx:{kind}:{number}".encode()).hexdigest()
+
+
+def allocate(session: Session, client_id: int, currency: Currency, now: int, *,
+             convert_to: str | None = None, foreign_id: str | None = None,
+             end_user_reference: str | None = None,
+             invoice_id: int | None = None) -> store.Address:
+    """Hand out the next address of `currency` (a new tag on the shared address for XRP/BNB)."""
+    row = store.Address(client_id=client_id, currency=currency.code, convert_to=convert_to,
+                        address="", foreign_id=foreign_id, end_user_reference=end_user_reference,
+                        invoice_id=invoice_id, created_at=now)
+    session.add(row)
+    session.flush()  # the row number is the derivation counter
+    row.address, row.tag = derive(currency, row.id)
+    return row

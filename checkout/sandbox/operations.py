@@ -1,0 +1,241 @@
+"""Deposits, withdrawals and exchanges: what they do to balances and when they confirm.
+
+Each function runs inside the caller's transaction and queues the callbacks the real
+processor would send. Confirmation happens later on the sandbox clock (worker task).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
+
+from flask import Flask, current_app
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from checkout import money
+
+from . import accounts, addresses, clock, currencies, invoices, outbox, store
+from .currencies import Currency
+
+BELOW_MINIMUM = "Transaction amount less than minimum deposit"
+BAD_ETH_ADDRESS = "Invalid params: expected a hex-encoded hash with 0x prefix."
+_ETH_ADDRESS = re.compile(r"\A0x[0-9a-fA-F]{40}\Z")
+_Q = Decimal(1).scaleb(-currencies.PLACES)
+
+
+def confirm_delay(app: Flask | None = None) -> int:
+    """Seconds on the sandbox clock before a transaction confirms."""
+    return int((app or current_app).config.get("SANDBOX_CONFIRM_SECONDS", 10))
+
+
+def down(amount: Decimal) -> Decimal:
+    return amount.quantize(_Q, ROUND_DOWN)
+
+
+def up(amount: Decimal) -> Decimal:
+    return amount.quantize(_Q, ROUND_CEILING)
+
+
+def fee(kind: str, currency: str, amount: Decimal) -> dict[str, str]:
+    return {"type": kind, "currency": currency, "amount": money.text(amount)}
+
+
+# --- deposits -------------------------------------------------------------------------
+
+def receive(session: Session, address: store.Address, amount: Decimal, status: str,
+            now: int, notify: str | None) -> store.Operation:
+    """A payer's transaction reached `address`: record it and tell the merchant."""
+    if address.invoice_id is not None:
+        return invoices.receive(session, address, amount, status, now)
+    source = currencies.BY_CODE[address.currency]
+    target = currencies.BY_CODE[address.convert_to or address.currency]
+    exchange = target.code != source.code
+    received = down(currencies.convert(amount, source, target, now))
+    if exchange:
+        fees = [fee("exchange", target.code,
+                    currencies.percent_of(received, currencies.EXCHANGE_FEE_PERCENT))]
+    else:
+        fees = [fee("deposit", source.code,
+                    currencies.percent_of(amount, source.deposit_fee_percent))]
+    error = ""
+    if amount < source.minimum_amount:
+        status, error = "cancelled", BELOW_MINIMUM
+    op = store.Operation(
+        client_id=address.client_id, type="deposit_exchange" if exchange else "deposit",
+        status=status, error=error, address_id=address.id, currency_sent=source.code,
+        amount_sent=money.text(amount), currency_received=target.code,
+        amount_received=money.text(received), fees_json="[]", notify_url=notify,
+        end_user_reference=address.end_user_reference, created_at=now,
+        confirm_at=now + confirm_delay() if status == "not_confirmed" else None)
+    op.fees = fees
+    session.add(op)
+    session.flush()
+    op.txid = addresses.txid("deposit", op.id)
+    if status == "confirmed":
+        _credit_deposit(session, op)
+    outbox.queue(session, op, now)
+    return op
+
+
+def _credit_deposit(session: Session, op: store.Operation) -> None:
+    charged = sum((Decimal(f["amount"]) for f in op.fees if f["currency"] == op.currency_received),
+                  Decimal(0))
+    accounts.credit(session, op.client_id, op.currency_received,
+                    Decimal(op.amount_received) - charged)
+
+
+# --- withdrawals ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WithdrawalRequest:
+    foreign_id: str
+    source: Currency
+    chain: Currency
+    address: str
+    tag: str | None
+    amount: Decimal | None
+    amount_to: Decimal | None
+    end_user_reference: str | None
+
+
+def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
+             notify: str | None) -> store.Operation:
+    """Debit the balance now; the chain leg confirms (or is cancelled) later."""
+    exchange = req.source.code != req.chain.code
+    if not exchange:
+        assert req.amount is not None
+        sent = received = req.amount
+        fees = [fee("mining", req.chain.code, req.chain.mining_fee),
+                fee("withdrawal", req.chain.code,
+                    currencies.percent_of(sent, req.chain.withdrawal_fee_percent))]
+    else:
+        price = currencies.ratio(req.source, req.chain, now)
+        if req.amount is not None:
+            sent, received = req.amount, down(req.amount * price)
+        else:
+            assert req.amount_to is not None
+            sent, received = up(req.amount_to / price), req.amount_to
+        fees = [fee("exchange", req.source.code,
+                    currencies.percent_of(sent, currencies.EXCHANGE_FEE_PERCENT))]
+    op = store.Operation(
+        client_id=client_id, type="withdrawal_exchange" if exchange else "withdrawal",
+        scope="withdrawal", foreign_id=req.foreign_id, status="processing",
+        address_id=None, currency_sent=req.source.code, amount_sent=money.text(sent),
+        currency_received=req.chain.code, amount_received=money.text(received),
+        to_address=req.address, to_tag=req.tag, end_user_reference=req.end_user_reference,
+        notify_url=notify, created_at=now, confirm_at=now + confirm_delay())
+    op.fees = fees
+    accounts.debit(session, client_id, req.source.code, _charged(op))
+    session.add(op)
+    session.flush()
+    return op
+
+
+def _charged(op: store.Operation) -> Decimal:
+    """What the operation takes from the `currency_sent` balance, fees included."""
+    return Decimal(op.amount_sent) + sum(
+        (Decimal(f["amount"]) for f in op.fees if f["currency"] == op.currency_sent), Decimal(0))
+
+
+def _settle_withdrawal(session: Session, op: store.Operation) -> None:
+    chain = currencies.BY_CODE[op.currency_received]
+    if chain.family == "eth" and not _ETH_ADDRESS.match(op.to_address or ""):
+        op.status, op.error = "cancelled", BAD_ETH_ADDRESS
+        accounts.credit(session, op.client_id, op.currency_sent, _charged(op))
+        return
+    op.status = "confirmed"
+    op.txid = ("0x" if chain.family == "eth" else "") + addresses.txid("withdrawal", op.id)
+
+
+# --- exchanges ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Exchange:
+    source: Currency
+    target: Currency
+    sender_amount: Decimal
+    receiver_amount: Decimal
+    fee_amount: Decimal
+    price: Decimal
+
+
+def quote(source: Currency, target: Currency, sender_amount: Decimal | None,
+          receiver_amount: Decimal | None, now: int) -> Exchange:
+    """The exchange at the current rate; the fee is 1% of what is sold, charged on top."""
+    exact = currencies.ratio(source, target, now)
+    if sender_amount is not None:
+        receiver_amount = down(sender_amount * exact)
+    else:
+        assert receiver_amount is not None
+        sender_amount = up(receiver_amount / exact)
+    return Exchange(source, target, sender_amount, receiver_amount,
+                    currencies.percent_of(sender_amount, currencies.EXCHANGE_FEE_PERCENT),
+                    currencies.rate(source, target, now))
+
+
+def exchange(session: Session, client_id: int, deal: Exchange, foreign_id: str, now: int,
+             notify: str | None) -> store.Operation:
+    op = store.Operation(
+        client_id=client_id, type="exchange", scope="exchange", foreign_id=foreign_id,
+        status="processing", currency_sent=deal.source.code,
+        amount_sent=money.text(deal.sender_amount), currency_received=deal.target.code,
+        amount_received=money.text(deal.receiver_amount), notify_url=notify, created_at=now,
+        confirm_at=now + confirm_delay())
+    op.fees = [fee("exchange", deal.source.code, deal.fee_amount)]
+    accounts.debit(session, client_id, deal.source.code, _charged(op))
+    session.add(op)
+    session.flush()
+    return op
+
+
+# --- the confirmation task ------------------------------------------------------------
+
+def _settle(session: Session, op: store.Operation) -> None:
+    if op.type in ("deposit", "deposit_exchange"):
+        op.status = "confirmed"
+        _credit_deposit(session, op)
+    elif op.type in ("withdrawal", "withdrawal_exchange"):
+        _settle_withdrawal(session, op)
+    elif op.type == "exchange":
+        op.status = "confirmed"
+        accounts.credit(session, op.client_id, op.currency_received, Decimal(op.amount_received))
+
+
+def confirm_due(app: Flask | None = None) -> int:
+    """Worker task: confirm every transaction whose time has come; returns how many."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    with store.transaction(app) as session:
+        now = clock.now(session, app)
+        due_ops = session.scalars(
+            select(store.Operation.id)
+            .where(store.Operation.confirm_at <= now, store.Operation.type != "invoice")
+            .order_by(store.Operation.id)).all()
+        due_payments = session.scalars(
+            select(store.Payment.id)
+            .where(store.Payment.status == "not_confirmed", store.Payment.confirm_at <= now)
+            .order_by(store.Payment.id)).all()
+    done = 0
+    for op_id in due_ops:
+        with store.transaction(app) as session:
+            now = clock.now(session, app)
+            # Claim: only the worker whose UPDATE matched settles it.
+            claimed = session.execute(
+                update(store.Operation)
+                .where(store.Operation.id == op_id, store.Operation.confirm_at <= now)
+                .values(confirm_at=None))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            op = session.get(store.Operation, op_id)
+            assert op is not None
+            if op.status in ("not_confirmed", "processing"):
+                _settle(session, op)
+                outbox.queue(session, op, now)
+                done += 1
+    for payment_id in due_payments:
+        with store.transaction(app) as session:
+            now = clock.now(session, app)
+            if invoices.confirm_payment(session, payment_id, now):
+                done += 1
+    return done

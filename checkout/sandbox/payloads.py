@@ -1,0 +1,177 @@
+"""The callback-shaped objects (coinspaid-api.md §3), also answered by transactions/info.
+
+Field order follows the documented examples; amounts are 8-decimal strings.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import store
+from .currencies import amount_text
+
+# How deep a confirmed sandbox transaction is.
+CONFIRMED_DEPTH = 3
+
+
+def _fees(op: store.Operation) -> list[dict[str, str]]:
+    return [{"type": f["type"], "currency": f["currency"], "amount": amount_text(Decimal(
+        f["amount"]))} for f in op.fees]
+
+
+def _fee_total(op: store.Operation, currency: str) -> Decimal:
+    return sum((Decimal(f["amount"]) for f in op.fees if f["currency"] == currency), Decimal(0))
+
+
+def _confirmations(status: str) -> int | str:
+    # Seen on the wire both ways: "0" while unconfirmed, a number once confirmed.
+    return CONFIRMED_DEPTH if status == "confirmed" else "0"
+
+
+def _address_object(address: store.Address, with_foreign_id: bool = True) -> dict[str, Any]:
+    obj: dict[str, Any] = {"id": address.id, "currency": address.currency}
+    if address.convert_to:
+        obj["convert_to"] = address.convert_to
+    obj["address"] = address.address
+    obj["tag"] = address.tag
+    if with_foreign_id:
+        obj["foreign_id"] = address.foreign_id
+    return obj
+
+
+def _exchange_leg(op: store.Operation, currency: str, amount: str, currency_to: str,
+                  amount_to: str) -> dict[str, Any]:
+    return {"id": op.id, "currency": currency, "currency_to": currency_to,
+            "transaction_type": "exchange", "type": "exchange", "amount": amount,
+            "amount_to": amount_to}
+
+
+def deposit(session: Session, op: store.Operation) -> dict[str, Any]:
+    address = session.get(store.Address, op.address_id)
+    assert address is not None
+    confirmed = op.status == "confirmed"
+    received = Decimal(op.amount_received)
+    obj: dict[str, Any] = {"id": op.id, "type": op.type}
+    if address.end_user_reference:
+        obj["end_user_reference"] = address.end_user_reference
+    obj["crypto_address"] = _address_object(address)
+    obj["currency_sent"] = {"currency": op.currency_sent,
+                            "amount": amount_text(Decimal(op.amount_sent))}
+    obj["currency_received"] = {
+        "currency": op.currency_received, "amount": amount_text(received),
+        "amount_minus_fee": amount_text(received - _fee_total(op, op.currency_received))}
+    legs: list[dict[str, Any]] = [{
+        "id": op.id, "currency": op.currency_sent, "transaction_type": "blockchain",
+        "type": "deposit", "address": address.address, "tag": address.tag,
+        "amount": amount_text(Decimal(op.amount_sent)), "txid": op.txid,
+        "riskscore": "0.1" if address.currency in ("BTC", "BCH", "ETH") else None,
+        "confirmations": _confirmations(op.status)}]
+    if legs[0]["riskscore"] is None:
+        del legs[0]["riskscore"]
+    if op.type == "deposit_exchange":
+        legs.append(_exchange_leg(op, op.currency_sent, amount_text(Decimal(op.amount_sent)),
+                                  op.currency_received, amount_text(received)))
+    obj["transactions"] = legs
+    obj["fees"] = _fees(op) if confirmed else []
+    obj["error"] = op.error
+    obj["status"] = op.status
+    return obj
+
+
+def withdrawal(op: store.Operation) -> dict[str, Any]:
+    exchange = op.type == "withdrawal_exchange"
+    chain_currency = op.currency_received
+    obj: dict[str, Any] = {"id": op.id, "foreign_id": op.foreign_id, "type": op.type}
+    if op.end_user_reference:
+        obj["end_user_reference"] = op.end_user_reference
+    address: dict[str, Any] = {"id": op.id, "currency": op.currency_sent}
+    if exchange:
+        address["convert_to"] = op.currency_received
+    address.update({"address": op.to_address, "tag": op.to_tag})
+    obj["crypto_address"] = address
+    sent = amount_text(Decimal(op.amount_sent))
+    received = amount_text(Decimal(op.amount_received))
+    if op.status != "cancelled":
+        obj["currency_sent"] = {"currency": op.currency_sent, "amount": sent}
+        obj["currency_received"] = {"currency": op.currency_received, "amount": received}
+    legs: list[dict[str, Any]] = []
+    if exchange:
+        legs.append(_exchange_leg(op, op.currency_sent, sent, op.currency_received, received))
+    legs.append({
+        "id": op.id, "currency": chain_currency, "transaction_type": "blockchain",
+        "type": "withdrawal", "address": op.to_address, "tag": op.to_tag, "amount": received,
+        "txid": op.txid if op.status == "confirmed" else None,
+        "confirmations": _confirmations(op.status)})
+    obj["transactions"] = legs
+    obj["fees"] = _fees(op) if op.status == "confirmed" else []
+    obj["error"] = op.error
+    obj["status"] = op.status
+    return obj
+
+
+def exchange(op: store.Operation) -> dict[str, Any]:
+    obj: dict[str, Any] = {"id": op.id}
+    if op.foreign_id is not None:
+        obj["foreign_id"] = op.foreign_id
+    sent = amount_text(Decimal(op.amount_sent))
+    received = amount_text(Decimal(op.amount_received))
+    obj.update({
+        "type": "exchange",
+        "currency_sent": {"currency": op.currency_sent, "amount": sent},
+        "currency_received": {"currency": op.currency_received, "amount": received},
+        "transactions": [_exchange_leg(op, op.currency_sent, sent, op.currency_received,
+                                       received)],
+        "fees": _fees(op), "error": op.error, "status": op.status})
+    return obj
+
+
+def invoice(session: Session, op: store.Operation) -> dict[str, Any]:
+    inv = session.get(store.Invoice, op.id)
+    assert inv is not None
+    address = session.get(store.Address, op.address_id) if op.address_id else None
+    payments = session.scalars(select(store.Payment).where(store.Payment.operation_id == op.id)
+                               .order_by(store.Payment.id)).all()
+    obj: dict[str, Any] = {"id": op.id, "foreign_id": op.foreign_id}
+    if op.end_user_reference:
+        obj["end_user_reference"] = op.end_user_reference
+    obj["type"] = "invoice"
+    if address is not None:
+        crypto: dict[str, Any] = {"id": address.id, "currency": address.currency}
+        if address.currency != inv.currency:
+            crypto["convert_to"] = inv.currency
+        crypto.update({"address": address.address, "tag": address.tag})
+        obj["crypto_address"] = crypto
+    due = Decimal(inv.sender_amount) if inv.sender_amount else None
+    if inv.sender_currency and due is not None:
+        paid = sum((Decimal(p.amount) for p in payments if p.status != "cancelled"), Decimal(0))
+        obj["currency_sent"] = {"currency": inv.sender_currency, "amount": amount_text(due),
+                                "remaining_amount": amount_text(max(due - paid, Decimal(0)))}
+    obj["currency_received"] = {"currency": inv.currency,
+                                "amount": amount_text(Decimal(inv.amount))}
+    obj["transactions"] = [{
+        "id": p.id, "currency": address.currency if address else inv.sender_currency,
+        "transaction_type": "blockchain", "type": "deposit",
+        "address": address.address if address else None, "tag": address.tag if address else None,
+        "amount": amount_text(Decimal(p.amount)), "txid": p.txid,
+        "confirmations": _confirmations(p.status)} for p in payments]
+    obj["fees"] = _fees(op) if op.status == "confirmed" else []
+    obj["error"] = op.error
+    obj["status"] = op.status
+    obj["fixed_at"] = inv.fixed_at
+    obj["expires_at"] = inv.expires_at
+    return obj
+
+
+def build(session: Session, op: store.Operation) -> dict[str, Any]:
+    """The callback body for the operation's current state."""
+    if op.type in ("deposit", "deposit_exchange"):
+        return deposit(session, op)
+    if op.type in ("withdrawal", "withdrawal_exchange"):
+        return withdrawal(op)
+    if op.type == "exchange":
+        return exchange(op)
+    return invoice(session, op)

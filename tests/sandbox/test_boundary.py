@@ -1,0 +1,58 @@
+"""The sandbox is a world of its own: it imports nothing of the site but three small parts."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask
+
+import checkout.sandbox
+
+ALLOWED = {"checkout.money", "checkout.signing", "checkout.worker"}
+SANDBOX = Path(checkout.sandbox.__file__).parent
+
+
+def site_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level >= 2 or (node.level == 0 and (node.module or "").startswith("checkout")):
+                base = "checkout" if node.level else node.module or ""
+                if node.level >= 2 and node.module:
+                    base = f"checkout.{node.module}"
+                if base == "checkout":
+                    found |= {f"checkout.{a.name}" for a in node.names}
+                elif not base.startswith("checkout.sandbox"):
+                    found.add(base)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names
+                      if a.name.startswith("checkout") and not a.name.startswith(
+                          "checkout.sandbox")}
+    return found
+
+
+def test_sandbox_imports_only_signing_money_and_the_worker_hook() -> None:
+    modules = sorted(SANDBOX.glob("*.py"))
+    assert len(modules) > 5
+    used = set().union(*(site_imports(m) for m in modules))
+    assert used <= ALLOWED, used - ALLOWED
+    assert "checkout.signing" in used
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from checkout import db, money\nfrom ..models import Merchant\n")
+    assert site_imports(bad) == {"checkout.db", "checkout.money", "checkout.models"}
+
+
+def test_outside_sandbox_mode_nothing_of_the_sandbox_is_mounted(make_app: Callable[..., Flask],
+                                                                 ) -> None:
+    app = make_app(SANDBOX=False, PROCESSOR_URL="https://app.cryptoprocessing.com/api/v2")
+    client = app.test_client()
+    for method, path in (("POST", "/sandbox/simulate/payment"), ("GET", "/sandbox/api/v2/ping"),
+                         ("POST", "/sandbox/clock"), ("GET", "/sandbox/shop"),
+                         ("POST", "/sandbox/shop/callback")):
+        assert client.open(path, method=method, json={}).status_code == 404, path
+    assert "sandbox.open_account" not in app.extensions
