@@ -217,21 +217,23 @@ def _transaction(deposit: Deposit, places: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Asset:
-    """What the page says about a currency: its network, tag name and decimal places."""
+    """What the page says about a currency: its wallet name, network, tag name and places."""
 
     code: str
     network: str
     tag_label: str | None
     decimals: int
+    # What the payer's wallet calls it: USDTT and USDTE are both "USDT", told apart by network.
+    ticker: str
 
 
 def describe(code: str) -> Asset:
     """Translated network and tag names; a currency dropped after the page opened still shows."""
     info = currencies.get(code)
     if info is None:
-        return Asset(code, code, None, 8)
+        return Asset(code, code, None, 8, code)
     label = _(info.tag_label) if info.tag_label else None
-    return Asset(code, _(info.network), label, info.decimals)
+    return Asset(code, _(info.network), label, info.decimals, info.ticker)
 
 
 def deposit_places(code: str) -> int | None:

@@ -85,7 +85,7 @@
     var box = field("transactions-box");
     if (!list || !box) { return; }
     var items = model.transactions.map(function (tx) {
-      return tx.amount + " " + model.currency + " · " + (txLabels[tx.status] || tx.status) +
+      return tx.amount + " " + (data.ticker || model.currency) + " · " + (txLabels[tx.status] || tx.status) +
         " · " + data.confirmations + ": " + tx.confirmations;
     });
     var current = Array.prototype.map.call(list.children, function (li) { return li.textContent.trim(); });

@@ -287,6 +287,25 @@ def test_a_tag_is_shown_as_loudly_as_the_address(app: Flask, client: FlaskClient
     assert model["tag"] == "123456" and "dt=123456" in model["payment_uri"]
 
 
+@pytest.mark.parametrize(("code", "address", "ticker", "network"), [
+    ("USDTT", "TFpdNXBtw55yS7bExnbtYZcAdvtT18tq9u", "USDT", "TRON (TRC-20)"),
+    ("USDTE", "0x" + "ab" * 20, "USDT", "Ethereum (ERC-20)"),
+])
+def test_a_token_is_named_as_wallets_name_it_with_its_network(
+        app: Flask, client: FlaskClient, merchant: Merchant, code: str, address: str,
+        ticker: str, network: str) -> None:
+    with app.app_context(), db.transaction() as s:
+        s.add(DepositAddress(merchant_id=11, foreign_id="u", currency=code, convert_to="",
+                             address=address, tag=None))
+    page = open_link(client, {"client_id": 11, "currency": code, "foreign_id": "u",
+                              "amount": "19.99"})
+    html = client.get(page).get_data(as_text=True)
+    assert f"Pay with {ticker}</h1>" in html
+    assert f"19.990000</span> {ticker}</span>" in html
+    assert f"Send only {ticker} on the {network} network" in html
+    assert f">{code}<" not in html and f" {code} " not in html  # the processor's code stays inside
+
+
 @pytest.mark.parametrize(("iframe", "expected"), [
     (True, "frame-ancestors https://shop.example"), (False, "frame-ancestors 'none'")])
 def test_only_iframe_pages_may_be_framed_and_only_by_the_merchant(
