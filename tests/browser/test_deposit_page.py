@@ -295,11 +295,15 @@ def test_a_shop_that_is_not_allowed_cannot_frame_the_page(
     assert page.evaluate("window.received.length") == 0
 
 
-def test_coming_back_to_the_page_polls_at_once(make_app: Any, context: Any) -> None:
-    """Phones kill background polling: focus or visibility asks for news without waiting."""
-    app = make_app(POLL_WAITING_MS=600_000, POLL_SEEN_MS=600_000)
-    live = start_live_server(app)
-    try:
+@pytest.fixture
+def site_with(make_app: Any) -> Iterator[Any]:
+    """A site with its own polling settings, a merchant and a known address."""
+    servers: list[LiveServer] = []
+
+    def start(**config: Any) -> tuple[Flask, LiveServer]:
+        app = make_app(**config)
+        live = start_live_server(app)
+        servers.append(live)
         with app.app_context():
             merchants.add(merchants.NewMerchant(
                 client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
@@ -309,13 +313,45 @@ def test_coming_back_to_the_page_polls_at_once(make_app: Any, context: Any) -> N
                                      convert_to="EUR", address=BTC_ADDRESS))
                 s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
                                 fetched_at=clock.now()))
-        page = context.new_page()
-        page.goto(link_url(live.url))
-        record_deposit(app, 1, "not_confirmed")
-        page.wait_for_timeout(300)
-        expect(status_of(page)).to_have_attribute("data-status", "waiting")
-        page.evaluate("window.dispatchEvent(new Event('focus'))")
-        expect(status_of(page)).to_have_attribute("data-status", "not_confirmed", timeout=3000)
-    finally:
+        return app, live
+
+    yield start
+    for live in servers:
         live.server.shutdown()
         live.server.server_close()
+
+
+def test_coming_back_to_the_page_polls_at_once(site_with: Any, context: Any) -> None:
+    """Phones kill background polling: focus or visibility asks for news without waiting."""
+    app, live = site_with(POLL_WAITING_MS=600_000, POLL_SEEN_MS=600_000)
+    page = context.new_page()
+    page.goto(link_url(live.url))
+    record_deposit(app, 1, "not_confirmed")
+    page.wait_for_timeout(300)
+    expect(status_of(page)).to_have_attribute("data-status", "waiting")
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    expect(status_of(page)).to_have_attribute("data-status", "not_confirmed", timeout=3000)
+
+
+def test_polling_slows_once_a_payment_is_seen_and_stops_when_final(
+        site_with: Any, context: Any) -> None:
+    app, live = site_with(POLL_WAITING_MS=150, POLL_SEEN_MS=2_000)
+    page = context.new_page()
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/status") else None)
+    page.goto(link_url(live.url))
+
+    page.wait_for_timeout(1_200)
+    assert len(polls) >= 4, f"waiting: {len(polls)} polls in 1.2 s at a 150 ms cadence"
+
+    record_deposit(app, 1, "not_confirmed")
+    expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
+    seen_at = len(polls)
+    page.wait_for_timeout(1_200)
+    assert len(polls) - seen_at <= 1, "once a payment is seen, polls come every 2 s"
+
+    record_deposit(app, 1, "confirmed", confirmations=1)
+    expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=5_000)
+    final_at = len(polls)
+    page.wait_for_timeout(2_500)
+    assert len(polls) == final_at, "a final page polls no more"
