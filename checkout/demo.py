@@ -43,3 +43,8 @@ def init_app(app: Flask) -> None:
         }, merchant.api_secret)
         click.echo(f"Demo merchant {merchant.client_id} is ready.")
         click.echo(f"Terminal link: {base}/?{urlencode(query)}")
+        click.echo("To pay in the sandbox, post the page's address and amount:")
+        click.echo(f"  curl -X POST {base}/sandbox/simulate/payment -H 'Content-Type: "
+                   "application/json' -d '{\"address\": \"<address>\", \"amount\": "
+                   "\"0.00123\"}'")
+        click.echo(f"Callbacks forwarded to the demo shop: {base}/sandbox/shop")

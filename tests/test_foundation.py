@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
+import requests
+from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
@@ -130,3 +133,21 @@ def test_plain_text_keeps_every_digit() -> None:
     assert money.plain(many) == "123456789012345678901234567890.123456789012345678"
     assert money.plain(Decimal("0.000")) == "0"
     assert money.plain(Decimal("10.500")) == "10.5"
+
+
+def test_the_demo_merchant_and_its_link_work_and_survive_a_rerun(live_server: LiveServer) -> None:
+    runner = live_server.app.test_cli_runner()
+    first = runner.invoke(args=["demo", "--base-url", live_server.url])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(args=["demo", "--base-url", live_server.url])
+    assert again.exit_code == 0, again.output
+    link = re.search(r"Terminal link: (\S+)", again.output)
+    assert link is not None
+    opened = requests.get(link.group(1), allow_redirects=False, timeout=10)
+    assert opened.status_code == 303
+    assert requests.get(live_server.url + opened.headers["Location"], timeout=10).ok
+    with live_server.app.app_context():
+        from checkout import db
+        demo = db.session().get(Merchant, 1000)
+        assert demo is not None
+        assert demo.api_secret not in first.output + again.output
