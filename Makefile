@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FLASK := $(BIN)/flask --app checkout
 
-.PHONY: run test lint schema bench clean
+.PHONY: run test lint schema bench messages clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -48,3 +48,8 @@ clean:
 ## Throughput of the customer routes against a bare Flask app, and the page's weight.
 bench: $(VENV)/.run
 	$(BIN)/python bench/bench_pages.py
+
+## Translators: extract every wrapped customer string into checkout/translations/messages.pot.
+messages: $(VENV)/.run
+	mkdir -p checkout/translations
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -o checkout/translations/messages.pot .
