@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -11,7 +13,7 @@ from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from checkout import money, signing
+from checkout import config, money, signing
 from checkout.models import Merchant
 
 
@@ -151,3 +153,33 @@ def test_the_demo_merchant_and_its_link_work_and_survive_a_rerun(live_server: Li
         demo = db.session().get(Merchant, 1000)
         assert demo is not None
         assert demo.api_secret not in first.output + again.output
+
+
+def test_outside_sandbox_mode_a_secret_key_is_required(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHECKOUT_PROCESSOR_URL", "https://app.cryptoprocessing.com/api/v2/")
+    monkeypatch.delenv("CHECKOUT_SECRET_KEY", raising=False)
+    with pytest.raises(config.ConfigError, match="CHECKOUT_SECRET_KEY"):
+        config.from_environment(tmp_path)
+    monkeypatch.setenv("CHECKOUT_SECRET_KEY", "s" * 64)
+    settings = config.from_environment(tmp_path)
+    assert settings["SANDBOX"] is False
+    assert settings["PROCESSOR_URL"] == "https://app.cryptoprocessing.com/api/v2"
+
+
+def test_sandbox_mode_keeps_one_random_secret_key_per_install(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CHECKOUT_PROCESSOR_URL", raising=False)
+    monkeypatch.delenv("CHECKOUT_SECRET_KEY", raising=False)
+    first = config.from_environment(tmp_path)["SECRET_KEY"]
+    assert len(first) == 64 and first == config.from_environment(tmp_path)["SECRET_KEY"]
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    assert config.from_environment(tmp_path / "other")["SECRET_KEY"] != first
+
+
+def test_the_sandbox_is_not_mounted_outside_sandbox_mode(make_app: Any) -> None:
+    app = make_app(SANDBOX=False, PROCESSOR_URL="http://127.0.0.1:9/api/v2")
+    client = app.test_client()
+    assert client.post("/sandbox/api/v2/accounts/list", data="{}").status_code == 404
+    assert client.post("/sandbox/simulate/payment", json={}).status_code == 404
+    assert client.get("/healthz").status_code == 200
