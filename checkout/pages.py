@@ -8,8 +8,10 @@ read our database (and the page may refresh a stale cached rate).
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -43,6 +45,7 @@ QR_MAX_AGE = 86400
 PAGE_TOKEN_BYTES = 24
 # Seconds a page render may wait for a fresh rate.
 RATE_TIMEOUT = 3.0
+_PAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # ---------------------------------------------------------------- terminal links
@@ -72,8 +75,9 @@ def open_terminal_link() -> ResponseReturnValue:
             convert_supported=payments.is_conversion_currency,
         )
     except terminal.LinkError as exc:
-        return error_page(exc.status, exc.message)
+        return error_page(exc.status, exc.message, frame_origins=exc.frame_origins)
     session = db.session()
+    framing = link.merchant.frame_origins if link.is_iframe else []
     page = page_for_link(session, link.merchant.client_id, link.digest)
     if page is not None and payments.is_final(page.status, page.reason):
         retire_link(session, page)
@@ -86,13 +90,23 @@ def open_terminal_link() -> ResponseReturnValue:
             log.warning("addresses/take refused for merchant %s: %s", link.merchant.client_id,
                         sorted(exc.errors) or exc.code)
             return error_page(422, _("This payment cannot be made in this currency now. "
-                                     "Please choose another way to pay at the shop."))
+                                     "Please choose another way to pay at the shop."),
+                              frame_origins=framing)
         except processor.ProcessorError as exc:
             log.warning("addresses/take failed for merchant %s: %s", link.merchant.client_id,
                         type(exc).__name__)
-            return retry_page()
+            return retry_page(frame_origins=framing)
         remember_rate(session, page)
-    return redirect(url_for("pages.show", page_id=page.id), 303)
+    return redirect(page_url(page.id), 303)
+
+
+def page_url(page_id: str) -> str:
+    """The page's path; a shop's `lang` on the link carries over (and to no-JS refreshes)."""
+    path = url_for("pages.show", page_id=page_id)
+    asked = request.args.get("lang")
+    if asked and asked in current_app.config["LANGUAGES"]:
+        path += "?" + urlencode({"lang": asked})
+    return path
 
 
 def page_for_link(session: Session, merchant_id: int, digest: str) -> Page | None:
@@ -197,7 +211,9 @@ def remember_rate(session: Session, page: Page) -> None:
 
 
 def load_page(page_id: str) -> Page:
-    if len(page_id) > 64:
+    # Only a token's letters reach the database: PostgreSQL refuses a NUL in a string with
+    # an error (a 500), and every unknown id must get the same plain 404.
+    if not _PAGE_ID.fullmatch(page_id):
         abort(404)
     page = db.session().get(Page, page_id)
     if page is None:
@@ -244,6 +260,9 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
         response = Response(body, mimetype=mimetype)
     response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={QR_MAX_AGE}"
+    if fmt == "svg":
+        # The SVG's title is translated: a shared cache must not hand one language to all.
+        response.vary.add("Accept-Language")
     return response
 
 
@@ -255,16 +274,29 @@ def no_store(response: Response) -> Response:
     return response
 
 
-def error_page(status: int, message: str) -> Response:
-    response = make_response(render_template("error.html", status=status, message=message),
-                             status)
+def error_page(status: int, message: str, *, frame_origins: list[str] | None = None
+               ) -> Response:
+    """`frame_origins`: the shop that signed an iframe link sees the error in its frame."""
+    framed = allow_framing(frame_origins)
+    response = make_response(render_template("error.html", status=status, message=message,
+                                             iframe=framed), status)
     return no_store(response)
 
 
-def retry_page() -> Response:
-    response = make_response(render_template("retry.html", retry_url=request.full_path), 503)
+def retry_page(*, frame_origins: list[str] | None = None) -> Response:
+    framed = allow_framing(frame_origins)
+    response = make_response(render_template("retry.html", retry_url=request.full_path,
+                                             iframe=framed), 503)
     response.headers["Retry-After"] = "5"
     return no_store(response)
+
+
+def allow_framing(frame_origins: list[str] | None) -> bool:
+    """Let these origins frame this response (security.py reads `g.frame_ancestors`)."""
+    if not frame_origins:
+        return False
+    g.frame_ancestors = frame_origins
+    return True
 
 
 def customer_error(exc: HTTPException) -> ResponseReturnValue:
@@ -281,7 +313,8 @@ def customer_error(exc: HTTPException) -> ResponseReturnValue:
 
 
 def template_helpers() -> dict[str, Any]:
-    return {"get_locale": get_locale, "text_direction": i18n.text_direction}
+    return {"get_locale": get_locale, "text_direction": i18n.text_direction,
+            "wallet_link": payments.wallet_link}
 
 
 def init_app(app: Flask) -> None:

@@ -2,6 +2,8 @@
 
 Rates are fetched when a page is created or rendered, at most once per `RATES_MAX_AGE`
 seconds per pair, and never by a status poll: buyers polling must not flood the processor.
+A quote older than `SHOWN_MAX_AGE` is not shown at all: while the processor cannot be
+asked, yesterday's price would be a wrong "about" figure, not an approximate one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .models import RateQuote
 
 log = logging.getLogger(__name__)
 Fetch = Callable[[str, str], Decimal]
+# Seconds a quote may be shown as an approximate value (prices move a few % in an hour).
+SHOWN_MAX_AGE = 3600
 
 
 def _quote(session: Session, currency_from: str, currency_to: str) -> RateQuote | None:
@@ -26,10 +30,14 @@ def _quote(session: Session, currency_from: str, currency_to: str) -> RateQuote 
         RateQuote.currency_from == currency_from, RateQuote.currency_to == currency_to))
 
 
-def cached(session: Session, currency_from: str, currency_to: str) -> Decimal | None:
-    """The last rate fetched for the pair, however old; None if never fetched."""
+def cached(session: Session, currency_from: str, currency_to: str, *,
+           fetched_since: datetime | None = None) -> Decimal | None:
+    """The last rate fetched for the pair; None if never fetched or fetched before
+    `fetched_since` (when given)."""
     quote = _quote(session, currency_from, currency_to)
-    return None if quote is None else Decimal(quote.rate)
+    if quote is None or (fetched_since is not None and quote.fetched_at < fetched_since):
+        return None
+    return Decimal(quote.rate)
 
 
 def is_fresh(quote: RateQuote, now: datetime, max_age: int) -> bool:

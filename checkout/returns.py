@@ -35,7 +35,10 @@ def check(url: object, allowed_hosts: Iterable[str]) -> str:
         raise ReturnUrlError("the return address must be a web address")
     if not _SAFE.match(url):
         raise ReturnUrlError("the return address contains characters that are not allowed")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # unbalanced or non-IP brackets in the host
+        raise ReturnUrlError("the return address has an invalid host") from exc
     if parts.scheme not in _DEFAULT_PORTS or not url.lower().startswith(parts.scheme + "://"):
         raise ReturnUrlError("the return address must start with https:// or http://")
     netloc = parts.netloc

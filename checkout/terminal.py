@@ -24,6 +24,8 @@ from .models import Merchant
 from .signing import sign, verify
 
 MAX_DATA = 8192
+# Whole digits an amount may have (money.parse_amount's own bound).
+_MAX_DIGITS = 20
 _CODE = re.compile(r"\A[A-Z0-9][A-Z0-9_-]{0,15}\Z")
 _BASE64 = re.compile(r"\A[A-Za-z0-9+/_-]+={0,2}\Z")
 _TRUE_TEXT = frozenset({"1", "true", "yes", "on"})
@@ -46,6 +48,9 @@ class LinkError(ValueError):
         super().__init__(message)
         self.status = status
         self.message = message
+        # Origins that may frame the error page: only a link the shop signed, asking for an
+        # iframe, gets its error shown inside the shop's frame instead of a refused frame.
+        self.frame_origins: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,27 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
         raise LinkError(404, _("This payment link belongs to no shop we serve."))
     if not verify(text, merchant.api_secret, signature):
         raise LinkError(403, _("This payment link is not signed by the shop."))
+    try:
+        return verified_link(payload, text, merchant, currency_places=currency_places,
+                             convert_supported=convert_supported)
+    except LinkError as exc:
+        if wants_frame(payload.get("is_iframe")):
+            exc.frame_origins = merchant.frame_origins
+        raise
+
+
+def wants_frame(value: Any) -> bool:
+    """Whether a signed link asked for an iframe; a malformed flag counts as no."""
+    try:
+        return parse_flag(value)
+    except LinkError:
+        return False
+
+
+def verified_link(payload: dict[str, Any], text: bytes, merchant: Merchant, *,
+                  currency_places: CurrencyPlaces,
+                  convert_supported: CurrencyCheck) -> TerminalLink:
+    """The fields of a link whose signature held."""
     currency = parse_code(payload.get("currency"), "currency")
     places = currency_places(currency)
     if places is None:
@@ -123,7 +149,9 @@ def decode_data(data: str) -> bytes:
 def parse_payload(text: bytes) -> dict[str, Any]:
     try:
         payload = money.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: deep nesting ([[[[...) fits in a link and is read before any
+        # signature can be checked.
         raise LinkError(400, _("This payment link is damaged.")) from exc
     if not isinstance(payload, dict):
         raise LinkError(400, _("This payment link is damaged."))
@@ -151,7 +179,7 @@ def parse_code(value: Any, field: str) -> str:
 def parse_foreign_id(value: Any) -> str:
     """The shop's reference: a string or a whole number, printable, at most 255 characters."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        value = str(value)  # then the same bounds: the column and the processor hold 255
     if (isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable()
             and value.strip() == value):
         return value
@@ -162,10 +190,20 @@ def parse_link_amount(value: Any, places: int) -> Decimal | None:
     """Up to the currency's places: a wallet cannot send more, and we never round an amount."""
     if value is None or value == "":
         return None
+    if isinstance(value, Decimal) and _beyond_any_amount(value):
+        raise LinkError(400, _("This payment link has an invalid amount."))
     try:
         return money.parse_amount(value, places)
     except money.AmountError as exc:
         raise LinkError(400, _("This payment link has an invalid amount.")) from exc
+
+
+def _beyond_any_amount(value: Decimal) -> bool:
+    """A JSON number like 1e999999999 would be spelt out digit by digit (a gigabyte) before
+    the amount's bounds refuse it; its exponent alone puts it out of bounds."""
+    exponent = value.as_tuple().exponent
+    return isinstance(exponent, int) and (
+        exponent < -money.MAX_PLACES or value.adjusted() >= _MAX_DIGITS)
 
 
 def parse_flag(value: Any) -> bool:

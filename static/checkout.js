@@ -22,21 +22,23 @@
   }
 
   /* ---- copy buttons: real buttons, shown only where they can work */
+  function copyBySelection(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "sr-only";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand && document.execCommand("copy"); } catch (e) { /* refused */ }
+    document.body.removeChild(area);
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
   function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
-    }
-    return new Promise(function (resolve, reject) {
-      var area = document.createElement("textarea");
-      area.value = text;
-      area.setAttribute("readonly", "");
-      area.className = "sr-only";
-      document.body.appendChild(area);
-      area.select();
-      var ok = document.execCommand && document.execCommand("copy");
-      document.body.removeChild(area);
-      if (ok) { resolve(); } else { reject(new Error("copy refused")); }
-    });
+    if (!navigator.clipboard || !window.isSecureContext) { return copyBySelection(text); }
+    /* A shop's iframe without allow="clipboard-write" refuses the Clipboard API; copying
+       the selection still works there, while the click's user activation lasts. */
+    return navigator.clipboard.writeText(text).catch(function () { return copyBySelection(text); });
   }
   Array.prototype.forEach.call(root.querySelectorAll("button[data-copy]"), function (button) {
     var original = button.textContent;

@@ -60,11 +60,24 @@
       if (typeof options.onStatus === "function") { options.onStatus(message); }
     }
     function onKey(event) { if (event.key === "Escape") { close(); } }
+    /* aria-modal alone keeps neither Tab nor a screen reader out of the shop's page behind
+       the dialog: make the rest of the page inert while the dialog is open. */
+    var madeInert = [];
+    function holdFocus() {
+      Array.prototype.forEach.call(document.body.children, function (el) {
+        if (el !== overlay && !el.inert) { el.inert = true; madeInert.push(el); }
+      });
+    }
+    function releaseFocus() {
+      madeInert.forEach(function (el) { el.inert = false; });
+      madeInert = [];
+    }
     function close() {
       if (closed) { return; }
       closed = true;
       global.removeEventListener("message", onMessage);
       document.removeEventListener("keydown", onKey);
+      releaseFocus();
       if (overlay.parentNode) { overlay.parentNode.removeChild(overlay); }
       if (previousFocus && previousFocus.focus) { previousFocus.focus(); }
       if (typeof options.onClose === "function") { options.onClose(); }
@@ -82,6 +95,7 @@
     dialog.appendChild(frame);
     overlay.appendChild(dialog);
     document.body.appendChild(overlay);
+    holdFocus();
     closeButton.focus();
     return { close: close, frame: frame };
   }

@@ -1,0 +1,118 @@
+"""Review of the page inside a shop's plain iframe (no embed.js), in Chromium: what the
+customer can still do there, and what they read when the link cannot be honoured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from conftest import MERCHANT_SECRET, LiveServer, start_live_server
+from flask import Flask
+from playwright.sync_api import expect
+
+from checkout import clock, db, merchants, terminal
+from checkout.models import DepositAddress, RateQuote
+
+BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
+        "convert_to": "EUR", "url_back": "https://shop.example/back", "is_iframe": True}
+
+
+class Shop:
+    """A shop on `localhost` (another origin than the checkout on 127.0.0.1) that frames
+    whatever link it is given in a bare <iframe>, as many shops embed without embed.js."""
+
+    def __init__(self, checkout: LiveServer) -> None:
+        self.checkout = checkout
+        self.html = ""
+        app = Flask("plain_shop")
+
+        @app.get("/")
+        def index() -> str:
+            return self.html
+
+        self.live = start_live_server(app, host="localhost")
+
+    def link(self, payload: dict[str, Any]) -> str:
+        query = urlencode(terminal.encode_link(payload, MERCHANT_SECRET))
+        return f"{self.checkout.url}/terminal?{query}"
+
+    def frame(self, payload: dict[str, Any]) -> None:
+        self.html = (f'<!doctype html><title>Shop</title>'
+                     f'<iframe src="{self.link(payload)}" width="420" height="900"></iframe>')
+
+    def embed(self, payload: dict[str, Any]) -> None:
+        """The shop's own controls, then a checkout opened in embed.js's modal."""
+        self.html = (
+            f'<!doctype html><title>Shop</title><button id="behind">Shop button</button>'
+            f'<a id="behind-link" href="/cart">Cart</a>'
+            f'<script src="{self.checkout.url}/static/embed.js"></script>'
+            f'<script>window.handle = Checkout.open({self.link(payload)!r}, '
+            f'{{onClose: function () {{ window.wasClosed = true; }}}});</script>')
+
+
+@pytest.fixture
+def shop(app: Flask, live_server: LiveServer) -> Iterator[Shop]:
+    shop = Shop(live_server)
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(
+            client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
+            return_hosts=("shop.example",), frame_origins=(shop.live.url,)))
+        with db.transaction() as s:
+            s.add(DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                                 convert_to="EUR", address=BTC_ADDRESS))
+            s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
+                            fetched_at=clock.now()))
+    yield shop
+    shop.live.server.shutdown()
+    shop.live.server.server_close()
+
+
+def test_copy_buttons_work_in_a_frame_that_does_not_delegate_the_clipboard(
+        shop: Shop, context: Any) -> None:
+    """Without allow="clipboard-write" Chromium refuses the Clipboard API in the frame; the
+    button used to do nothing at all."""
+    shop.frame(LINK)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=shop.live.url)
+    page = context.new_page()
+    page.goto(shop.live.url + "/")
+    frame = page.frame_locator("iframe")
+    button = frame.locator('button[data-copy="address"]')
+    expect(button).to_be_visible()
+    button.click()
+    expect(button).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == BTC_ADDRESS
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ({**LINK, "currency": "DOGGY"}, "This currency is not supported."),
+    ({**LINK, "url_back": "https://evil.example/"}, "not the shop's"),
+])
+def test_a_refused_iframe_link_says_why_inside_the_shops_frame(
+        shop: Shop, context: Any, payload: dict[str, Any], message: str) -> None:
+    shop.frame(payload)
+    page = context.new_page()
+    page.goto(shop.live.url + "/")
+    expect(page.frame_locator("iframe").locator('[role="alert"]')).to_contain_text(message)
+
+
+def test_the_embed_modal_keeps_keyboard_focus_until_it_is_closed(
+        shop: Shop, context: Any) -> None:
+    """aria-modal promises a modal: Tab must not wander to the shop's controls behind it."""
+    shop.embed(LINK)
+    page = context.new_page()
+    page.goto(shop.live.url + "/")
+    expect(page.frame_locator("iframe").locator('[data-field="address"]')).to_be_visible()
+    expect(page.get_by_role("button", name="Close")).to_be_focused()
+    reached = set()
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement && document.activeElement.id"))
+    assert not reached & {"behind", "behind-link"}, reached
+
+    page.evaluate("handle.close()")
+    page.wait_for_function("window.wasClosed === true")
+    page.locator("#behind").focus()
+    expect(page.locator("#behind")).to_be_focused()  # the shop's page is usable again
