@@ -33,6 +33,11 @@ def parse_amount(value: Any, places: int = MAX_PLACES, *, allow_zero: bool = Fal
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise AmountError("amount must be a finite number")
+        # Bounds first: format() would spell out 1E+999999999 in full, a gigabyte of digits.
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if value.adjusted() >= 20 or exponent < -2 * MAX_PLACES:
+            raise AmountError("amount must look like 12.34")
         text = format(value, "f")
     elif isinstance(value, str):
         text = value.strip()
@@ -89,8 +94,11 @@ def _no_constants(name: str) -> Any:
 
 
 def loads(raw: bytes | str) -> Any:
-    """JSON with bare numbers as Decimal and NaN/Infinity refused."""
-    return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+    """JSON with bare numbers as Decimal; NaN/Infinity and absurd nesting refused (ValueError)."""
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
 
 
 def _default(obj: Any) -> Any:

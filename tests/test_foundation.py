@@ -183,3 +183,19 @@ def test_the_sandbox_is_not_mounted_outside_sandbox_mode(make_app: Any) -> None:
     assert client.post("/sandbox/api/v2/accounts/list", data="{}").status_code == 404
     assert client.post("/sandbox/simulate/payment", json={}).status_code == 404
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("value", [Decimal("1E+999999999"), Decimal("1E-999999999"),
+                                   Decimal("1E+20"), Decimal("-0")])
+def test_strict_amounts_refuse_absurd_exponents_without_spelling_them_out(value: Decimal) -> None:
+    with pytest.raises(money.AmountError):
+        money.parse_amount(value)
+
+
+def test_strict_amounts_accept_exponent_decimals_within_bounds() -> None:
+    assert money.parse_amount(money.loads(b"1.0e-5")) == Decimal("0.00001")
+
+
+def test_deeply_nested_json_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="nested"):
+        money.loads(b"[" * 100_000 + b"]" * 100_000)
