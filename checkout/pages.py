@@ -259,9 +259,11 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
         body, mimetype = payments.qr_image(text, fmt)
         response = Response(body, mimetype=mimetype)
     response.set_etag(etag)
-    response.headers["Cache-Control"] = f"public, max-age={QR_MAX_AGE}"
+    # The browser may keep it (the address never changes), but no shared cache: the URL
+    # holds the page's token, which is the customer's only key to the page.
+    response.headers["Cache-Control"] = f"private, max-age={QR_MAX_AGE}"
     if fmt == "svg":
-        # The SVG's title is translated: a shared cache must not hand one language to all.
+        # The SVG's title is translated: a cached copy must not answer another language.
         response.vary.add("Accept-Language")
     return response
 

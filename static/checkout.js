@@ -132,18 +132,27 @@
     root.dataset.final = model.final ? "true" : "false";
     if (changed) { tellShop(); }
   }
+  var failures = 0;
+  var MAX_BACKOFF_MS = 60000;
   function schedule() {
     window.clearTimeout(timer);
-    if (state.final) { return; }
-    timer = window.setTimeout(poll, state.seen || state.status !== "waiting" ? seenMs : waitingMs);
+    if (state.final || state.gone) { return; }
+    var delay = state.seen || state.status !== "waiting" ? seenMs : waitingMs;
+    /* A failing server is asked less and less often, never more than once a minute. */
+    if (failures) { delay = Math.min(MAX_BACKOFF_MS, delay * Math.pow(2, failures)); }
+    timer = window.setTimeout(poll, delay);
   }
   function poll() {
-    if (busy || state.final) { return; }
+    if (busy || state.final || state.gone) { return; }
     busy = true;
     fetch(data.statusUrl, { cache: "no-store", credentials: "omit", headers: { Accept: "application/json" } })
-      .then(function (response) { if (!response.ok) { throw new Error(response.status); } return response.json(); })
-      .then(render)
-      .catch(function () { /* keep the last known state; try again on schedule */ })
+      .then(function (response) {
+        if (response.status === 404) { state.gone = true; }
+        if (!response.ok) { throw new Error(response.status); }
+        return response.json();
+      })
+      .then(function (model) { failures = 0; render(model); })
+      .catch(function () { failures = Math.min(failures + 1, 10); /* keep the last known state */ })
       .then(function () { busy = false; schedule(); });
   }
   function pollNow() {

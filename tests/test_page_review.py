@@ -310,14 +310,14 @@ def test_the_language_a_link_asks_for_carries_over_to_the_page(
     assert other.headers["Location"] == location.split("?")[0]
 
 
-def test_the_svg_qr_names_the_language_its_title_is_in_for_shared_caches(
+def test_the_svg_qr_names_the_language_its_title_is_in_for_caches(
         app: Flask, client: FlaskClient, merchant: Merchant) -> None:
     known_address(app, "BTC", BTC_ADDRESS)
     query = terminal.encode_link({"client_id": 11, "currency": "BTC", "foreign_id": "u"},
                                  MERCHANT_SECRET)
     page = client.get("/terminal", query_string=query).headers["Location"]
     svg = client.get(page + "/qr.svg")
-    assert svg.headers["Cache-Control"].startswith("public")
+    assert svg.headers["Cache-Control"].startswith("private")
     assert "Accept-Language" in svg.headers.get("Vary", "")
 
 

@@ -326,7 +326,7 @@ def test_qr_images_are_cacheable_and_revalidate(
     page = open_link(client)
     response = client.get(f"{page}/qr.{fmt}")
     assert response.status_code == 200 and response.mimetype == mimetype
-    assert response.headers["Cache-Control"].startswith("public, max-age=")
+    assert response.headers["Cache-Control"].startswith("private, max-age=")
     etag = response.headers["ETag"]
     again = client.get(f"{page}/qr.{fmt}", headers={"If-None-Match": etag})
     assert again.status_code == 304 and not again.data

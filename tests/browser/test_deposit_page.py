@@ -355,3 +355,22 @@ def test_polling_slows_once_a_payment_is_seen_and_stops_when_final(
     final_at = len(polls)
     page.wait_for_timeout(2_500)
     assert len(polls) == final_at, "a final page polls no more"
+
+
+@pytest.mark.parametrize(("answer", "most"), [(503, 5), (404, 1)])
+def test_a_failing_status_is_asked_less_often_and_a_gone_page_not_at_all(
+        site_with: Any, context: Any, answer: int, most: int) -> None:
+    _app, live = site_with(POLL_WAITING_MS=100, POLL_SEEN_MS=100)
+    page = context.new_page()
+    polls: list[str] = []
+
+    def refuse(route: Any) -> None:
+        polls.append(route.request.url)
+        route.fulfill(status=answer, body="{}", content_type="application/json")
+
+    page.route("**/status", refuse)
+    page.goto(link_url(live.url))
+    page.wait_for_timeout(2_000)
+    # At a steady 100 ms, 2 s would be about 20 polls; backing off 200, 400, 800 ms… is 4.
+    assert 1 <= len(polls) <= most, f"{len(polls)} polls of a status answering {answer}"
+    expect(status_of(page)).to_have_attribute("data-status", "waiting")
