@@ -202,6 +202,8 @@ class Invoice:
     release_at: int | None
     seconds_left: int | None
     end_user_reference: str | None = None
+    # Not in the documented shape, but a type 3 XRP/BNB invoice is unpayable without it.
+    tag: str | None = None
 
 
 # ---------------------------------------------------------------- lenient field readers
@@ -383,7 +385,7 @@ def _invoice(obj: Any) -> Invoice:
         sender_amount=f.opt_amount("sender_amount"), address=f.opt_text("address"),
         fixed_at=f.opt_integer("fixed_at"), release_at=f.opt_integer("release_at"),
         seconds_left=f.opt_integer("seconds_left"),
-        end_user_reference=f.opt_text("end_user_reference"),
+        end_user_reference=f.opt_text("end_user_reference"), tag=f.tag("tag"),
     )
 
 
@@ -695,11 +697,18 @@ class ProcessorClient:
         """Cancel an invoice still created, pending or processing."""
         if not foreign_id:
             raise ValueError("foreign_id must not be empty")
-        path = f"invoices/{quote(foreign_id, safe='')}/cancel/"
+        path = f"invoices/{_path_segment(foreign_id)}/cancel/"
         response = self._call("POST", path, {}, create=True)
         # The documented success body is `[]`; an empty or wrapped body is accepted too.
         if response.content.strip():
             _parse(response, "invoices/cancel")
+
+
+def _path_segment(text: str) -> str:
+    """`text` as one URL path segment; "." and ".." are spelt %2E, or the URL would lose them
+    to dot-segment removal and name another resource."""
+    segment = quote(text, safe="")
+    return segment.replace(".", "%2E") if set(segment) == {"."} else segment
 
 
 def _parse(response: requests.Response, where: str) -> Any:

@@ -11,9 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import PathConverter
 
 from checkout import money, signing
 
@@ -32,6 +35,18 @@ from .protocol import (
 )
 
 bp = Blueprint("sandbox_api", __name__, url_prefix="/sandbox/api/v2")
+
+
+class ForeignIdConverter(PathConverter):
+    """Any text, slashes included, even leading ones: a foreign_id is the merchant's."""
+
+    regex = ".+?"
+    part_isolating = False
+
+
+@bp.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("foreign_id", ForeignIdConverter)
 RATE_LIMIT = 30  # exchange/calculate calls per minute per IP
 TAKEN = "The foreign id has already been taken."
 NO_EXCHANGE = "Exchange is unavailable for given currencies"
@@ -88,7 +103,7 @@ def _rate_limit() -> None:
 @bp.before_request
 def _authenticate() -> None:
     """Content format first, then the key and signature over the exact raw body."""
-    if request.endpoint == "sandbox_api.ping":
+    if request.endpoint in ("sandbox_api.ping", "sandbox_api.invalid_url"):
         return
     if request.endpoint == "sandbox_api.exchange_calculate":
         _rate_limit()
@@ -112,6 +127,25 @@ def _authenticate() -> None:
 @bp.get("/ping")
 def ping() -> Response:
     return Response("OK", mimetype="text/plain")
+
+
+_EVERY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@bp.route("/", methods=_EVERY_METHOD, defaults={"path": ""}, merge_slashes=False,
+          strict_slashes=False)
+@bp.route("/<path:path>", methods=_EVERY_METHOD, merge_slashes=False)
+def invalid_url(path: str) -> Response:
+    """No such endpoint: the processor answers "No key header" (coinspaid-api.md §1)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in ("GET", "POST"):
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:  # a real endpoint, asked with the wrong method
+            raise MethodNotAllowed(valid_methods=[method])
+    return ApiError(403, NO_KEY).response()
 
 
 # --- currencies and balances ----------------------------------------------------------
@@ -141,10 +175,10 @@ def _pair_entry(source: Currency, target: Currency, now: int) -> dict[str, Any]:
             "rate_from": "1", "rate_to": amount_text(currencies.rate(source, target, now))}
 
 
-def _pairs() -> Response:
+def _pairs(*, required: bool) -> Response:
     fields = params()
-    source = fields.currency("currency_from", required=False)
-    target = fields.currency("currency_to", required=False)
+    source = fields.currency("currency_from", required=required)
+    target = fields.currency("currency_to", required=required)
     fields.check()
     with store.transaction() as session:
         now = clock.now(session)
@@ -156,12 +190,12 @@ def _pairs() -> Response:
 
 @bp.post("/currencies/pairs")
 def currencies_pairs() -> Response:
-    return _pairs()
+    return _pairs(required=False)  # optional filters
 
 
 @bp.post("/currencies/rates")
 def currencies_rates() -> Response:
-    return _pairs()
+    return _pairs(required=True)  # the rate of one pair: both currencies are the request
 
 
 @bp.post("/accounts/list")
@@ -226,6 +260,9 @@ def _withdrawal_request(fields: Fields, now: int) -> operations.WithdrawalReques
     if source is not None and chain is None and not source.is_crypto:
         fields.fail("convert_to", "The convert to field is required when currency is "
                                   f"{source.code}.")
+    elif chain is None and fields.present("amount_to") and not fields.present("amount"):
+        # amount_to is an amount of convert_to; without one there is nothing to convert to.
+        fields.fail("convert_to", "The convert to field is required when amount to is present.")
     _pair_or_fail(fields, "convert_to", source, chain)
     fields.check()
     assert source is not None and foreign_id is not None and address is not None
@@ -415,7 +452,8 @@ def invoices_create() -> Response:
     return ok(data)
 
 
-@bp.post("/invoices/<path:foreign_id>/cancel/")
+# merge_slashes off: a foreign_id "/7" or "a//b" is a different invoice than "7" or "a/b".
+@bp.post("/invoices/<foreign_id:foreign_id>/cancel/", merge_slashes=False)
 def invoices_cancel(foreign_id: str) -> Response:
     with store.transaction() as session:
         invoices.cancel(session, caller().client_id, foreign_id, clock.now(session))
@@ -424,6 +462,7 @@ def invoices_cancel(foreign_id: str) -> Response:
 
 # --- transactions/info ----------------------------------------------------------------
 
+MAX_ID = 2 ** 63 - 1
 _INFO_STATUS = {"processing": "not_confirmed", "verifying": "not_confirmed",
                 "error": "cancelled", "rejected": "cancelled"}
 
@@ -435,6 +474,8 @@ def _find(session: Session, fields: Fields) -> store.Operation | None:
         value = fields.body["id"]
         if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
             raise validation_error({"id": "The id must be an integer."})
+        if int(value) > MAX_ID:  # no such row, and the database's integer would overflow
+            return None
         return session.scalar(select(store.Operation).where(mine, store.Operation.id == int(value)))
     if "foreign_id" in fields.body:
         foreign_id = fields.string("foreign_id", numbers=True)

@@ -27,6 +27,7 @@ class Currency:
     family: str = ""  # how addresses look: btc, ltc, bch, doge, eth, tron, xrp, bnb
     seed_balance: Decimal = Decimal("0")
     volatile: bool = True
+    confirmations: int = 1  # before a deposit is credited (coinspaid-api.md §7)
 
     @property
     def is_crypto(self) -> bool:
@@ -39,9 +40,11 @@ class Currency:
 
 
 def _c(id_: int, code: str, usd: str, minimum: str, dep: str, wd: str, mining: str,
-       network: str, family: str, seed: str, volatile: bool = True) -> Currency:
+       network: str, family: str, seed: str, volatile: bool = True, *,
+       confirmations: int) -> Currency:
     return Currency(id_, code, "crypto", Decimal(usd), Decimal(minimum), Decimal(dep),
-                    Decimal(wd), Decimal(mining), network, family, Decimal(seed), volatile)
+                    Decimal(wd), Decimal(mining), network, family, Decimal(seed), volatile,
+                    confirmations)
 
 
 def _f(id_: int, code: str, usd: str, seed: str = "0") -> Currency:
@@ -51,17 +54,24 @@ def _f(id_: int, code: str, usd: str, seed: str = "0") -> Currency:
 
 # Minimums and confirmations after CoinsPaid's published limits; prices are round figures.
 CURRENCIES: tuple[Currency, ...] = (
-    _c(1, "BTC", "65000", "0.0001", "0.3", "0", "0.00007402", "Bitcoin", "btc", "1"),
-    _c(2, "LTC", "80", "0.01", "0.5", "0", "0.0001", "Litecoin", "ltc", "10"),
-    _c(3, "BCH", "350", "0.001", "0.5", "0", "0.00001", "Bitcoin Cash", "bch", "10"),
-    _c(4, "DOGE", "0.15", "1", "1", "0", "1", "Dogecoin", "doge", "10000"),
-    _c(5, "ETH", "3200", "0.01", "0.5", "0", "0.0005", "Ethereum", "eth", "10"),
-    _c(6, "USDTE", "1", "5", "0.5", "0", "3", "Ethereum (ERC-20)", "eth", "10000", False),
-    _c(7, "USDTT", "1", "2", "0.5", "0", "1", "TRON (TRC-20)", "tron", "10000", False),
-    _c(8, "USDC", "1", "5", "0.5", "0", "3", "Ethereum (ERC-20)", "eth", "10000", False),
-    _c(9, "XRP", "0.55", "0.001", "0.5", "0", "0.02", "XRP Ledger", "xrp", "10000"),
-    _c(10, "BNB", "580", "0.01", "0.5", "0", "0.0005", "BNB Beacon Chain (BEP-2)", "bnb", "10"),
-    _c(11, "TRX", "0.12", "10", "0.5", "0", "1", "TRON", "tron", "10000"),
+    _c(1, "BTC", "65000", "0.0001", "0.3", "0", "0.00007402", "Bitcoin", "btc", "1",
+       confirmations=1),
+    _c(2, "LTC", "80", "0.01", "0.5", "0", "0.0001", "Litecoin", "ltc", "10", confirmations=6),
+    _c(3, "BCH", "350", "0.001", "0.5", "0", "0.00001", "Bitcoin Cash", "bch", "10",
+       confirmations=6),
+    _c(4, "DOGE", "0.15", "1", "1", "0", "1", "Dogecoin", "doge", "10000", confirmations=6),
+    _c(5, "ETH", "3200", "0.01", "0.5", "0", "0.0005", "Ethereum", "eth", "10", confirmations=10),
+    _c(6, "USDTE", "1", "5", "0.5", "0", "3", "Ethereum (ERC-20)", "eth", "10000", False,
+       confirmations=10),
+    _c(7, "USDTT", "1", "2", "0.5", "0", "1", "TRON (TRC-20)", "tron", "10000", False,
+       confirmations=19),
+    _c(8, "USDC", "1", "5", "0.5", "0", "3", "Ethereum (ERC-20)", "eth", "10000", False,
+       confirmations=10),
+    _c(9, "XRP", "0.55", "0.001", "0.5", "0", "0.02", "XRP Ledger", "xrp", "10000",
+       confirmations=1),
+    _c(10, "BNB", "580", "0.01", "0.5", "0", "0.0005", "BNB Beacon Chain (BEP-2)", "bnb", "10",
+       confirmations=1),
+    _c(11, "TRX", "0.12", "10", "0.5", "0", "1", "TRON", "tron", "10000", confirmations=19),
     _f(20, "USD", "1", "10000"),
     _f(21, "EUR", "1.08", "10000"),
     _f(22, "GBP", "1.27", "10000"),

@@ -117,8 +117,10 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
         else:
             assert req.amount_to is not None
             sent, received = up(req.amount_to / price), req.amount_to
+        # The chain leg costs a mining fee in the coin sent, like a plain withdrawal.
         fees = [fee("exchange", req.source.code,
-                    currencies.percent_of(sent, currencies.EXCHANGE_FEE_PERCENT))]
+                    currencies.percent_of(sent, currencies.EXCHANGE_FEE_PERCENT)),
+                fee("mining", req.chain.code, req.chain.mining_fee)]
     op = store.Operation(
         client_id=client_id, type="withdrawal_exchange" if exchange else "withdrawal",
         scope="withdrawal", foreign_id=req.foreign_id, status="processing",
@@ -134,9 +136,19 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
 
 
 def _charged(op: store.Operation) -> Decimal:
-    """What the operation takes from the `currency_sent` balance, fees included."""
-    return Decimal(op.amount_sent) + sum(
-        (Decimal(f["amount"]) for f in op.fees if f["currency"] == op.currency_sent), Decimal(0))
+    """What the operation takes from the `currency_sent` balance, fees included.
+
+    A fee in the received currency (a conversion's mining fee) is paid from the sent balance
+    at the operation's own rate, rounded up, so the account never gets it for free.
+    """
+    sent, received = Decimal(op.amount_sent), Decimal(op.amount_received)
+    total = sent
+    for f in op.fees:
+        if f["currency"] == op.currency_sent:
+            total += Decimal(f["amount"])
+        elif f["currency"] == op.currency_received and received > 0:
+            total += up(Decimal(f["amount"]) * sent / received)
+    return total
 
 
 def _settle_withdrawal(session: Session, op: store.Operation) -> None:

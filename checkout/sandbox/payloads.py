@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import store
+from . import currencies, store
 from .currencies import amount_text
 
 # How deep a confirmed sandbox transaction is.
@@ -27,9 +27,15 @@ def _fee_total(op: store.Operation, currency: str) -> Decimal:
     return sum((Decimal(f["amount"]) for f in op.fees if f["currency"] == currency), Decimal(0))
 
 
-def _confirmations(status: str) -> int | str:
-    # Seen on the wire both ways: "0" while unconfirmed, a number once confirmed.
-    return CONFIRMED_DEPTH if status == "confirmed" else "0"
+def _confirmations(status: str, currency: str | None = None) -> int | str:
+    """Seen on the wire both ways: "0" while unconfirmed, a number once confirmed.
+
+    A confirmed deposit is at least as deep as its currency requires (§7): ETH needs 10.
+    """
+    if status != "confirmed":
+        return "0"
+    needed = currencies.BY_CODE[currency].confirmations if currency in currencies.BY_CODE else 0
+    return max(CONFIRMED_DEPTH, needed)
 
 
 def _address_object(address: store.Address, with_foreign_id: bool = True) -> dict[str, Any]:
@@ -43,9 +49,27 @@ def _address_object(address: store.Address, with_foreign_id: bool = True) -> dic
     return obj
 
 
+# Transactions have ids of their own, apart from the root id: an operation's chain leg,
+# its exchange leg and invoice payments each take one residue, so no two legs share an id
+# (a merchant may key legs by id) and a leg keeps its id from not_confirmed to confirmed.
+_LEGS = 3
+
+
+def chain_leg_id(operation_id: int) -> int:
+    return _LEGS * operation_id
+
+
+def exchange_leg_id(operation_id: int) -> int:
+    return _LEGS * operation_id + 1
+
+
+def payment_leg_id(payment_id: int) -> int:
+    return _LEGS * payment_id + 2
+
+
 def _exchange_leg(op: store.Operation, currency: str, amount: str, currency_to: str,
                   amount_to: str) -> dict[str, Any]:
-    return {"id": op.id, "currency": currency, "currency_to": currency_to,
+    return {"id": exchange_leg_id(op.id), "currency": currency, "currency_to": currency_to,
             "transaction_type": "exchange", "type": "exchange", "amount": amount,
             "amount_to": amount_to}
 
@@ -65,11 +89,11 @@ def deposit(session: Session, op: store.Operation) -> dict[str, Any]:
         "currency": op.currency_received, "amount": amount_text(received),
         "amount_minus_fee": amount_text(received - _fee_total(op, op.currency_received))}
     legs: list[dict[str, Any]] = [{
-        "id": op.id, "currency": op.currency_sent, "transaction_type": "blockchain",
+        "id": chain_leg_id(op.id), "currency": op.currency_sent, "transaction_type": "blockchain",
         "type": "deposit", "address": address.address, "tag": address.tag,
         "amount": amount_text(Decimal(op.amount_sent)), "txid": op.txid,
         "riskscore": "0.1" if address.currency in ("BTC", "BCH", "ETH") else None,
-        "confirmations": _confirmations(op.status)}]
+        "confirmations": _confirmations(op.status, address.currency)}]
     if legs[0]["riskscore"] is None:
         del legs[0]["riskscore"]
     if op.type == "deposit_exchange":
@@ -102,7 +126,7 @@ def withdrawal(op: store.Operation) -> dict[str, Any]:
     if exchange:
         legs.append(_exchange_leg(op, op.currency_sent, sent, op.currency_received, received))
     legs.append({
-        "id": op.id, "currency": chain_currency, "transaction_type": "blockchain",
+        "id": chain_leg_id(op.id), "currency": chain_currency, "transaction_type": "blockchain",
         "type": "withdrawal", "address": op.to_address, "tag": op.to_tag, "amount": received,
         "txid": op.txid if op.status == "confirmed" else None,
         "confirmations": _confirmations(op.status)})
@@ -153,11 +177,13 @@ def invoice(session: Session, op: store.Operation) -> dict[str, Any]:
     obj["currency_received"] = {"currency": inv.currency,
                                 "amount": amount_text(Decimal(inv.amount))}
     obj["transactions"] = [{
-        "id": p.id, "currency": address.currency if address else inv.sender_currency,
+        "id": payment_leg_id(p.id),
+        "currency": address.currency if address else inv.sender_currency,
         "transaction_type": "blockchain", "type": "deposit",
         "address": address.address if address else None, "tag": address.tag if address else None,
         "amount": amount_text(Decimal(p.amount)), "txid": p.txid,
-        "confirmations": _confirmations(p.status)} for p in payments]
+        "confirmations": _confirmations(p.status, address.currency if address else None)}
+        for p in payments]
     obj["fees"] = _fees(op) if op.status == "confirmed" else []
     obj["error"] = op.error
     obj["status"] = op.status

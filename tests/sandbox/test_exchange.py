@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 
 from checkout import money, signing
+from checkout.sandbox import payloads
 
 from .conftest import KEY, SECRET, Api, Receiver, advance, settle
 
@@ -111,7 +112,8 @@ def test_now_exchanges_and_confirms_with_a_callback(api: Api, app: Flask,
         "id": done["id"], "foreign_id": "buy-1", "type": "exchange",
         "currency_sent": {"currency": "EUR", "amount": done["sender_amount"]},
         "currency_received": {"currency": "BTC", "amount": "0.00300000"},
-        "transactions": [{"id": done["id"], "currency": "EUR", "currency_to": "BTC",
+        "transactions": [{"id": payloads.exchange_leg_id(done["id"]), "currency": "EUR",
+                          "currency_to": "BTC",
                           "transaction_type": "exchange", "type": "exchange",
                           "amount": done["sender_amount"], "amount_to": "0.00300000"}],
         "fees": [{"type": "exchange", "currency": "EUR", "amount": done["fee_amount"]}],

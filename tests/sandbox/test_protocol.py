@@ -93,8 +93,11 @@ def test_transactions_info_is_get_only(api: Api) -> None:
     assert api.call("transactions/info", {"id": 1}, method="POST").status_code == 405
 
 
-def test_unknown_endpoint_is_404(api: Api) -> None:
-    assert api.call("nothing/here").status_code == 404
+def test_unknown_endpoint_is_the_documented_403(api: Api) -> None:
+    """coinspaid-api.md §1: "No key header" also means "the request URL is invalid"."""
+    response = api.call("nothing/here")
+    assert response.status_code == 403
+    assert response.json() == {"error": "No key header", "code": "required_header_key"}
 
 
 def test_currencies_list_shape(api: Api) -> None:

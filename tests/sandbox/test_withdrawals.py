@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 import pytest
 from flask import Flask
@@ -75,6 +75,9 @@ def test_withdrawal_with_conversion(hooked: Api, app: Flask, receiver: Receiver,
         assert done["sender_amount"] == "381.00000000" == done["amount"]
     sent = D(done["sender_amount"])
     spent = sent + (sent / 100).quantize(D("0.00000001"), ROUND_HALF_UP)  # 1% fee on top
+    # ... and the chain's mining fee (0.00007402 BTC), paid in EUR at the withdrawal's rate.
+    spent += (D("0.00007402") * sent / D(done["receiver_amount"])).quantize(
+        D("0.00000001"), ROUND_CEILING)
     assert api.balance("EUR") == D(10000) - spent
     assert api.balance("BTC") == D(1)
     advance(app, 10)
