@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, cast
 
 from flask import Blueprint, Flask, jsonify, request
@@ -175,8 +176,15 @@ def _valid_id(value: Any) -> bool:
     return type(value) is int and 0 < value <= MAX_PROCESSOR_ID
 
 
+def _storable(value: str) -> bool:
+    """PostgreSQL text cannot hold NUL: such a value would fail the whole transaction (a 500,
+    the callback lost) instead of being kept and flagged."""
+    return "\x00" not in value
+
+
 def _short_text(value: Any) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= 32 else None
+    ok = isinstance(value, str) and 0 < len(value) <= 32 and _storable(value)
+    return value if ok else None
 
 
 def key_of(payload: dict[str, Any]) -> Key:
@@ -273,14 +281,23 @@ def _text_or_none(value: Any) -> str | None:
     return str(value)
 
 
-def _blockchain_leg(payload: dict[str, Any]) -> dict[str, Any] | None:
+def _blockchain_legs(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The legs that moved coins to the address; a deposit_exchange adds an exchange leg."""
     legs = payload.get("transactions")
     if not isinstance(legs, list):
+        return []
+    return [leg for leg in legs
+            if isinstance(leg, dict) and leg.get("transaction_type") != "exchange"]
+
+
+def _legs_total(legs: list[dict[str, Any]]) -> Decimal | None:
+    """What several legs of one deposit add up to; None when there is no leg."""
+    if not legs:
         return None
-    for leg in legs:
-        if isinstance(leg, dict) and leg.get("transaction_type") != "exchange":
-            return leg
-    return None
+    try:
+        return sum((money.from_processor(leg.get("amount")) for leg in legs), Decimal(0))
+    except money.AmountError as exc:
+        raise Malformed("a transaction amount is missing or not a number") from exc
 
 
 def _confirmations(value: Any) -> int:
@@ -296,10 +313,12 @@ def _confirmations(value: Any) -> int:
 def deposit_facts(payload: dict[str, Any], address: dict[str, Any]) -> DepositFacts:
     """What the payer sent: the crypto amount (the processor's string is the truth)."""
     sent = payload.get("currency_sent")
-    leg = _blockchain_leg(payload)
-    raw_amount = sent.get("amount") if isinstance(sent, dict) else None
-    if raw_amount is None and leg is not None:
-        raw_amount = leg.get("amount")
+    legs = _blockchain_legs(payload)
+    leg = legs[0] if legs else None
+    raw_amount: Any = sent.get("amount") if isinstance(sent, dict) else None
+    if raw_amount is None:
+        # Without currency_sent the legs say what arrived: all of them, not the first.
+        raw_amount = _legs_total(legs)
     try:
         amount = money.from_processor(raw_amount)
     except money.AmountError as exc:
@@ -313,7 +332,7 @@ def deposit_facts(payload: dict[str, Any], address: dict[str, Any]) -> DepositFa
     return DepositFacts(
         currency=currency.upper(),
         amount=money.text(amount),
-        txid=txid if isinstance(txid, str) and len(txid) <= 255 else None,
+        txid=txid if isinstance(txid, str) and len(txid) <= 255 and _storable(txid) else None,
         confirmations=_confirmations(leg.get("confirmations")) if leg is not None else 0,
     )
 
@@ -322,17 +341,31 @@ def find_address(session: Session, merchant_id: int,
                  crypto_address: dict[str, Any]) -> DepositAddress | Result:
     """Our address this callback is about; NOT_OURS, or FLAGGED when it contradicts ours."""
     address = crypto_address.get("address")
-    if not isinstance(address, str) or not address:
+    if not isinstance(address, str) or not address or not _storable(address):
         raise Malformed("crypto_address.address is missing")
     ours = session.scalars(select(DepositAddress).where(
-        DepositAddress.merchant_id == merchant_id, DepositAddress.address == address)).all()
+        DepositAddress.merchant_id == merchant_id, DepositAddress.address == address,
+    ).order_by(DepositAddress.id)).all()
     if not ours:
         return Result(NOT_OURS)
     tag = _text_or_none(crypto_address.get("tag"))
     same_tag = [a for a in ours if a.tag == tag]
     if not same_tag:
         return Result(FLAGGED, "tag differs from the tag we issued for this address")
-    return same_tag[0]
+    # One address may have been issued more than once (an EVM address for ether and its
+    # tokens; the same foreign_id with and without conversion): the row the callback
+    # describes best is the one it is about; `contradiction` then judges that row.
+    return max(same_tag, key=lambda row: _likeness(row, crypto_address))
+
+
+def _likeness(row: DepositAddress, crypto_address: dict[str, Any]) -> tuple[bool, bool, bool]:
+    currency, foreign_id = crypto_address.get("currency"), crypto_address.get("foreign_id")
+    convert_to = crypto_address.get("convert_to") or ""
+    return (
+        isinstance(currency, str) and currency.upper() == row.currency.upper(),
+        foreign_id is not None and str(foreign_id) == row.foreign_id,
+        isinstance(convert_to, str) and convert_to.upper() == row.convert_to.upper(),
+    )
 
 
 def contradiction(ours: DepositAddress, payload: dict[str, Any],
@@ -345,6 +378,13 @@ def contradiction(ours: DepositAddress, payload: dict[str, Any],
     if isinstance(sent, dict) and isinstance(sent.get("currency"), str) \
             and sent["currency"].upper() != ours.currency.upper():
         return "currency sent differs from the currency of our address"
+    for leg in _blockchain_legs(payload):
+        # Without currency_sent a leg's amount is what we count: it must be our coin.
+        leg_currency = leg.get("currency")
+        if isinstance(leg_currency, str) and leg_currency.upper() != ours.currency.upper():
+            return "currency of the transaction differs from the currency of our address"
+    if crypto_address.get("cross_currency") in (True, "true", "1"):
+        return "cross-currency deposit: not the currency our address was issued for"
     foreign_id = crypto_address.get("foreign_id")
     if foreign_id is not None and str(foreign_id) != ours.foreign_id:
         return "foreign_id differs from the foreign_id of our address"
@@ -445,7 +485,13 @@ def apply_invoice(session: Session, merchant_id: int, key: Key,
     if key.status not in INVOICE_RANK:
         return Result(IGNORED)
     current = INVOICE_RANK.get(page.status, -1)
-    if page.status in INVOICE_FINAL or INVOICE_RANK[key.status] <= current:
+    if page.status in INVOICE_FINAL:
+        if key.status in INVOICE_FINAL and key.status != page.status:
+            # Money credited to an invoice we showed as failed (or the reverse): the page
+            # keeps the first final word, and an operator must be able to find this one.
+            return Result(FLAGGED, f"{key.status} after final {page.status}")
+        return Result(STALE)
+    if INVOICE_RANK[key.status] <= current:
         return Result(STALE)
     page.status = key.status
     page.reason = failure_reason(payload.get("error")) if key.status == "failed" else None

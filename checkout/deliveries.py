@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import Any, cast
 
 import click
 import requests
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from requests.adapters import HTTPAdapter
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import clock, db, signing, worker
 from .models import Callback, Delivery, Merchant
@@ -54,6 +60,10 @@ class Attempt:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+# The merchant has no webhook now: nothing is sent; the delivery waits on its schedule.
+NO_WEBHOOK = Attempt(None, "no webhook URL")
 
 
 def settings(app: Flask | None = None) -> Settings:
@@ -127,35 +137,131 @@ def claim(session: Session, delivery_id: int, now: datetime, lease: float) -> st
 # Sending
 
 
+# The deadline of the POST under way in this thread, for the sockets it opens.
+_current = threading.local()
+
+
+class Deadline:
+    """Shuts the sockets of one POST when its time is up, whatever the shop still sends.
+
+    requests' timeout bounds each read, not the answer: a shop trickling a header byte at a
+    time would hold the worker past its lease, and a second worker would send the same
+    delivery while the first still waits.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _hang_up(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _hang_up(sock)
+
+    def __enter__(self) -> Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._timer.cancel()
+        _current.deadline = None
+
+
+def _hang_up(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv; close() alone would not
+    except OSError:
+        pass  # already closed
+
+
+def _watched(sock: socket.socket) -> socket.socket:
+    deadline: Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+    return sock
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _watched(super()._new_conn())
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        # The raw socket, before TLS: a handshake dripped byte by byte is cut off too.
+        return _watched(super()._new_conn())
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests as usual (proxies, certificates), with every socket under the deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool,
+                                                   "https": _WatchedHTTPSPool}
+
+
 def post(url: str, body: bytes, merchant: Merchant, timeout: float) -> Attempt:
-    """One signed POST, exactly as CoinsPaid sends callbacks."""
+    """One signed POST, exactly as CoinsPaid sends callbacks, over within `timeout` seconds."""
     headers = {
         "Content-Type": "application/json",
         "X-Processing-Key": merchant.api_key,
         "X-Processing-Signature": signing.sign(body, merchant.api_secret),
     }
-    try:
-        # stream=True: only the status matters; a shop's answer body is never read, so
-        # a huge or endless one cannot hold the worker.
-        response = requests.post(url, data=body, headers=headers, timeout=timeout,
+    with requests.Session() as http, Deadline(timeout) as deadline:
+        adapter = _DeadlineAdapter()
+        http.mount("http://", adapter)
+        http.mount("https://", adapter)
+        try:
+            # stream=True: only the status matters; a shop's answer body is never read, so
+            # a huge or endless one cannot hold the worker.
+            response = http.post(url, data=body, headers=headers, timeout=timeout,
                                  allow_redirects=False, stream=True)
-    except requests.RequestException as exc:
-        # The class name says what went wrong; the message may carry the URL.
-        return Attempt(None, type(exc).__name__)
-    response.close()
+        except requests.RequestException as exc:
+            # The class name says what went wrong; the message may carry the URL.
+            if deadline.expired and not isinstance(exc, requests.Timeout):
+                return Attempt(None, "ReadTimeout")
+            return Attempt(None, type(exc).__name__)
+        response.close()
+        if deadline.expired:
+            # Cut off mid-headers, http.client takes the end of the socket for the end of
+            # the headers: what it parsed is no answer.
+            return Attempt(None, "ReadTimeout")
     error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     return Attempt(response.status_code, error)
 
 
 def record(session: Session, delivery: Delivery, owner: str, attempt: Attempt,
-           config: Settings) -> None:
-    """Write the attempt's result, if our claim still stands."""
+           config: Settings, url: str | None = None) -> None:
+    """Write the attempt's result, if our claim still stands (and where it was sent)."""
     now = clock.now()
     attempts = delivery.attempts + 1
     values: dict[str, Any] = {
         "attempts": attempts, "last_status": attempt.status, "last_error": attempt.error,
         "lease_until": None, "lease_owner": None,
     }
+    if url is not None:
+        values["url"] = url
     if attempt.ok:
         values.update(state=DELIVERED, delivered_at=now)
     elif attempts > config.max_retries:
@@ -172,13 +278,22 @@ def record(session: Session, delivery: Delivery, owner: str, attempt: Attempt,
 
 def send_claimed(session: Session, delivery_id: int, owner: str, config: Settings) -> Attempt:
     delivery = session.get(Delivery, delivery_id, populate_existing=True)
-    merchant = session.get(Merchant, delivery.merchant_id) if delivery else None
+    # Fresh from the database: the webhook URL and secret may have changed since this
+    # session last read the merchant (sessions keep objects across commits).
+    merchant = session.get(Merchant, delivery.merchant_id,
+                           populate_existing=True) if delivery else None
     if delivery is None or merchant is None:
         raise LookupError(f"delivery {delivery_id} vanished")
+    # The merchant's webhook as it is now, not as it was when the callback came in: a
+    # merchant who moved or dropped its handler must not have callbacks sent to the old one.
+    url = merchant.webhook_url
     # No transaction stays open while we wait for the shop.
     session.commit()
-    attempt = post(delivery.url, delivery.body, merchant, config.timeout)
-    record(session, delivery, owner, attempt, config)
+    if url:
+        attempt = post(url, delivery.body, merchant, config.timeout)
+    else:
+        attempt = NO_WEBHOOK
+    record(session, delivery, owner, attempt, config, url)
     log.info("delivery %s to merchant %s: attempt %s, %s", delivery.id, merchant.client_id,
              delivery.attempts + 1, attempt.error or attempt.status)
     return attempt

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -126,11 +126,18 @@ def refresh_for_address(session: Session, address_id: int) -> list[Page]:
 
     Called by the callbacks after they store `Deposit` rows, inside their transaction
     (this function flushes but never commits). Safe to call any number of times.
+
+    The pages are locked before their transactions are read: two callbacks about different
+    transactions at one address, applied at once on PostgreSQL, would otherwise each sum
+    without the other's uncommitted row, and the later commit would overwrite the page
+    with a total short of one payment. Locked, the second waits and then reads both.
     """
     pages = session.scalars(
         select(Page)
         .where(Page.address_id == address_id, Page.kind == "deposit")
-        .order_by(Page.created_at)
+        .order_by(Page.created_at, Page.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).all()
     changed = [page for page in pages if recompute(session, page)]
     session.flush()
@@ -162,7 +169,7 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
         "amount": _amount_text(amount, asset.decimals),
         "amount_paid": money.text(paid, asset.decimals),
         "amount_due": _due(amount, paid, asset.decimals),
-        "fiat": _fiat(session, page, amount),
+        "fiat": _fiat(session, page, amount, now),
         "seconds_left": _seconds_left(page.expires_at, now, final),
         "payment_uri": payment_uri(page.currency, page.address or "", page.tag, amount),
         "transactions": [_transaction(d, asset.decimals) for d in deposits],
@@ -186,11 +193,14 @@ def _seconds_left(expires_at: datetime | None, now: datetime, final: bool) -> in
     return max(0, int((expires_at - now).total_seconds()))
 
 
-def _fiat(session: Session, page: Page, amount: Decimal | None) -> dict[str, str] | None:
-    """Approximate value from the cached rate only: a poll never reaches the processor."""
+def _fiat(session: Session, page: Page, amount: Decimal | None,
+          now: datetime) -> dict[str, str] | None:
+    """Approximate value from the cached rate only: a poll never reaches the processor.
+    An old quote shows no value rather than a wrong one."""
     if amount is None or not page.fiat_currency:
         return None
-    rate = rates.cached(session, page.currency, page.fiat_currency)
+    rate = rates.cached(session, page.currency, page.fiat_currency,
+                        fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
     places = currencies.fiat_places(page.fiat_currency) if currencies.is_fiat(
         page.fiat_currency) else 2
     if rate is None:
@@ -260,6 +270,26 @@ def payment_uri(currency: str, address: str, tag: str | None, amount: Decimal | 
     except uris.UriError:
         log.warning("no payment URI for a %s page; the QR holds the address", currency)
         return address
+
+
+# Schemes of the URIs `uris.payment_uri` builds; cash addresses name their own network.
+WALLET_SCHEMES = frozenset(
+    {c.uri_scheme for c in currencies.CURRENCIES.values() if c.uri_scheme}
+    | {"bchtest", "bchreg"})
+
+
+def wallet_link(uri: str) -> str | None:
+    """The URI as a link target, or None when it is a bare address (TRON, BNB memo, ...).
+
+    A bare address in an href is a relative URL: "Open in your wallet" would open a 404 page
+    of this site. Only a scheme a wallet registers for ever reaches an href.
+    """
+    scheme, colon, rest = uri.partition(":")
+    if not colon or not rest or scheme.lower() not in WALLET_SCHEMES:
+        return None
+    if scheme.lower() in ("http", "https") and not rest.startswith("//"):
+        return None
+    return uri
 
 
 def qr_text_for(page: Page) -> str:
