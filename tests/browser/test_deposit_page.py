@@ -15,6 +15,7 @@ import zxingcpp
 from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
 from PIL import Image
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -38,6 +39,17 @@ def decode_qr(png: bytes) -> str:
     results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
     assert len(results) == 1, "exactly one QR code in the screenshot"
     return str(results[0].text)
+
+
+def steady_screenshot(locator: Any, tries: int = 5) -> bytes:
+    """A page that refreshes itself every second may swap the element mid-shot: try again."""
+    for attempt in range(tries):
+        try:
+            return bytes(locator.screenshot(timeout=3_000))
+        except PlaywrightError:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- without the sandbox
@@ -145,7 +157,7 @@ def test_without_javascript_the_page_is_complete_and_refreshes_itself(
         expect(page.locator('[data-field="qr"]')).to_be_visible()
         expect(page.locator("button[data-copy]").first).to_be_hidden()  # they need a script
         model = requests.get(page.url + "/status", timeout=5).json()
-        assert decode_qr(page.locator('[data-field="qr"]').screenshot()).lower() == \
+        assert decode_qr(steady_screenshot(page.locator('[data-field="qr"]'))).lower() == \
             model["payment_uri"].lower()
 
         record_deposit(app, 1, "confirmed", confirmations=1)
