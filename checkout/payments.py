@@ -75,7 +75,8 @@ def state_of(amount: Decimal | None, deposits: Iterable[Deposit]) -> State:
     """Confirmed money decides; a transaction in flight is "seen"; only cancellations end it.
 
     With an amount asked, confirmed money short of it is `confirmed` with reason `underpaid`
-    (not final: the rest may still come to the same address).
+    (not final: the rest may still come to the same address), unless the rest is already in
+    flight: then the page is "seen", waiting for confirmation.
     """
     confirmed = Decimal(0)
     in_flight = Decimal(0)
@@ -90,6 +91,9 @@ def state_of(amount: Decimal | None, deposits: Iterable[Deposit]) -> State:
     paid = confirmed + in_flight
     if CONFIRMED in statuses:
         short = amount is not None and confirmed < amount
+        if short and in_flight and amount is not None and paid >= amount:
+            # The rest is already on its way: "send the rest" would ask to pay twice.
+            return State(SEEN, None, paid)
         return State(CONFIRMED, UNDERPAID if short else None, paid)
     if SEEN in statuses:
         return State(SEEN, None, paid)

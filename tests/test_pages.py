@@ -48,8 +48,11 @@ def dep(status: str, amount: str = "0.00123", processor_id: int = 1) -> Deposit:
     ("0.00123", [("confirmed", "0.00123")], "confirmed", None, True, "0.00123"),
     ("0.00123", [("confirmed", "0.002")], "confirmed", None, True, "0.002"),
     ("0.00123", [("confirmed", "0.001")], "confirmed", "underpaid", False, "0.001"),
-    ("0.00123", [("confirmed", "0.001"), ("not_confirmed", "0.00023")], "confirmed",
-     "underpaid", False, "0.00123"),
+    # The rest is on its way: seen, never "please send the rest".
+    ("0.00123", [("confirmed", "0.001"), ("not_confirmed", "0.00023")], "not_confirmed",
+     None, False, "0.00123"),
+    ("0.00123", [("confirmed", "0.001"), ("not_confirmed", "0.0001")], "confirmed",
+     "underpaid", False, "0.0011"),
     ("0.00123", [("confirmed", "0.001"), ("confirmed", "0.00023")], "confirmed", None, True,
      "0.00123"),
     ("0.00123", [("cancelled", "0.00123")], "cancelled", "cancelled", True, "0"),
