@@ -35,8 +35,9 @@ FAILED = "failed"  # invoices only; their state is the invoice engineer's
 UNDERPAID = "underpaid"
 
 # A cancelled transaction (double spend) ends the page, but money that really arrives later
-# on the same address must still be shown as confirmed: the one move out of a final state.
-_FINAL_SUCCESSORS = {CONFIRMED: frozenset[str](), CANCELLED: frozenset({CONFIRMED})}
+# on the same address must still be shown, seen or confirmed: the only moves out of a final
+# state.
+_FINAL_SUCCESSORS = {CONFIRMED: frozenset[str](), CANCELLED: frozenset({SEEN, CONFIRMED})}
 
 
 @dataclass(frozen=True)
