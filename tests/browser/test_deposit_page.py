@@ -55,9 +55,8 @@ def steady_screenshot(locator: Any, tries: int = 5) -> bytes:
 # ---------------------------------------------------------------- without the sandbox
 
 
-@pytest.fixture
-def known_address(app: Flask, merchant: Merchant) -> DepositAddress:
-    """An address taken before for this customer: the link reuses it, no processor needed."""
+def seed_address(app: Flask) -> DepositAddress:
+    """An address taken before for this customer, and a fresh rate: no processor needed."""
     with app.app_context(), db.transaction() as s:
         row = DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
                              convert_to="EUR", address=BTC_ADDRESS, processor_id=501)
@@ -65,6 +64,20 @@ def known_address(app: Flask, merchant: Merchant) -> DepositAddress:
         s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
                         fetched_at=clock.now()))
     return row
+
+
+def seed_merchant_and_address(app: Flask, frame_origins: tuple[str, ...] = ()) -> None:
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(
+            client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
+            return_hosts=("shop.example",), frame_origins=frame_origins))
+    seed_address(app)
+
+
+@pytest.fixture
+def known_address(app: Flask, merchant: Merchant) -> DepositAddress:
+    """The link reuses an address taken before for this customer."""
+    return seed_address(app)
 
 
 def record_deposit(app: Flask, processor_id: int, status: str, confirmations: int = 0) -> None:
@@ -257,15 +270,7 @@ def shop_server(checkout: str, link: str) -> LiveServer:
 def two_shops(app: Flask, live_server: LiveServer) -> Iterator[tuple[LiveServer, LiveServer]]:
     link = link_url(live_server.url, {**LINK, "is_iframe": True})
     allowed, refused = shop_server(live_server.url, link), shop_server(live_server.url, link)
-    with app.app_context():
-        merchants.add(merchants.NewMerchant(
-            client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
-            return_hosts=("shop.example",), frame_origins=(allowed.url,)))
-        with db.transaction() as s:
-            s.add(DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
-                                 convert_to="EUR", address=BTC_ADDRESS))
-            s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
-                            fetched_at=clock.now()))
+    seed_merchant_and_address(app, frame_origins=(allowed.url,))
     yield allowed, refused
     for shop in (allowed, refused):
         shop.server.shutdown()
@@ -317,15 +322,7 @@ def site_with(make_app: Any) -> Iterator[Any]:
         app = make_app(**config)
         live = start_live_server(app)
         servers.append(live)
-        with app.app_context():
-            merchants.add(merchants.NewMerchant(
-                client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
-                return_hosts=("shop.example",)))
-            with db.transaction() as s:
-                s.add(DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
-                                     convert_to="EUR", address=BTC_ADDRESS))
-                s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
-                                fetched_at=clock.now()))
+        seed_merchant_and_address(app)
         return app, live
 
     yield start
