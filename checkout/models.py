@@ -213,3 +213,6 @@ class RateQuote(Base):
     currency_to: Mapped[str] = mapped_column(String(16))
     rate: Mapped[str] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    # The last time anyone asked, answered or not: a processor that is down is asked once
+    # per max age, not by every page view.
+    attempted_at: Mapped[datetime | None] = mapped_column(DateTime)

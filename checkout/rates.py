@@ -52,19 +52,34 @@ def refresh(session: Session, currency_from: str, currency_to: str, fetch: Fetch
     The caller commits (see `store` for a concurrent first fetch).
     """
     quote = _quote(session, currency_from, currency_to)
-    if quote is not None and is_fresh(quote, now, max_age):
+    if quote is not None and (is_fresh(quote, now, max_age)
+                              or was_attempted(quote, now, max_age)):
         return Decimal(quote.rate)
     try:
         rate = fetch(currency_from, currency_to)
     except Exception as exc:  # any processor failure: the page works without a fiat value
         log.warning("rate %s/%s not refreshed: %s", currency_from, currency_to,
                     type(exc).__name__)
-        return None if quote is None else Decimal(quote.rate)
+        return _failed(session, quote, now)
     if not rate.is_finite() or rate <= 0:
         log.warning("rate %s/%s refused: not a positive number", currency_from, currency_to)
-        return None if quote is None else Decimal(quote.rate)
+        return _failed(session, quote, now)
     store(session, currency_from, currency_to, rate, now)
     return rate
+
+
+def was_attempted(quote: RateQuote, now: datetime, max_age: int) -> bool:
+    return quote.attempted_at is not None and now - quote.attempted_at < timedelta(
+        seconds=max_age)
+
+
+def _failed(session: Session, quote: RateQuote | None, now: datetime) -> Decimal | None:
+    """Keep the old quote, and remember the attempt so the next page view does not wait too."""
+    if quote is None:
+        return None
+    quote.attempted_at = now
+    session.flush()
+    return Decimal(quote.rate)
 
 
 def store(session: Session, currency_from: str, currency_to: str, rate: Decimal,
@@ -74,8 +89,8 @@ def store(session: Session, currency_from: str, currency_to: str, rate: Decimal,
     quote = _quote(session, currency_from, currency_to)
     if quote is None:
         session.add(RateQuote(currency_from=currency_from, currency_to=currency_to,
-                              rate=money.text(rate), fetched_at=now))
+                              rate=money.text(rate), fetched_at=now, attempted_at=now))
     else:
         quote.rate = money.text(rate)
-        quote.fetched_at = now
+        quote.fetched_at = quote.attempted_at = now
     session.flush()

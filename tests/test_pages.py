@@ -402,6 +402,28 @@ def test_a_failed_or_absurd_rate_keeps_the_last_good_one(app: Flask, answer: Any
         s.commit()
 
 
+def test_a_processor_that_is_down_is_asked_once_per_max_age_not_per_page_view(
+        app: Flask) -> None:
+    calls: list[datetime] = []
+    start = datetime(2026, 1, 1)
+
+    def down(a: str, b: str) -> Decimal:
+        calls.append(start)
+        raise RuntimeError("down")
+
+    with app.app_context():
+        s = db.session()
+        rates.store(s, "BTC", "EUR", Decimal("7"), start)
+        later = start + timedelta(minutes=5)
+        for seconds in range(0, 60, 5):  # a page viewed every five seconds for a minute
+            assert rates.refresh(s, "BTC", "EUR", down, now=later + timedelta(seconds=seconds),
+                                 max_age=60) == Decimal(7)
+        assert len(calls) == 1
+        rates.refresh(s, "BTC", "EUR", down, now=later + timedelta(seconds=60), max_age=60)
+        assert len(calls) == 2
+        s.commit()
+
+
 # ---------------------------------------------------------------- the processor
 
 

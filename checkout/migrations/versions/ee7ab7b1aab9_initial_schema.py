@@ -1,14 +1,15 @@
 """initial schema
 
-Revision ID: 3ce072c37204
+Revision ID: ee7ab7b1aab9
 Revises: 
-Create Date: 2026-11-25 15:56:50.619025
+Create Date: 2026-11-25 17:18:26.079488
 """
 
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
 
-revision = '3ce072c37204'
+
+revision = 'ee7ab7b1aab9'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -34,6 +35,7 @@ def upgrade() -> None:
     sa.Column('currency_to', sa.String(length=16), nullable=False),
     sa.Column('rate', sa.Text(), nullable=False),
     sa.Column('fetched_at', sa.DateTime(), nullable=False),
+    sa.Column('attempted_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('currency_from', 'currency_to')
     )
