@@ -330,11 +330,21 @@ def _balance(obj: Any) -> Balance:
     return Balance(currency=f.text("currency"), type=f.text("type"), balance=f.amount("balance"))
 
 
+# What we store and show of an address (the columns of `DepositAddress`); a longer value is
+# no address a payer could use, and would only fail later, in the database.
+ADDRESS_MAX, TAG_MAX = 255, 64
+
+
 def _address(obj: Any) -> Address:
     f = _Fields(obj, "addresses/take")
+    address, tag = f.text("address"), f.tag("tag")
+    if not address.strip() or len(address) > ADDRESS_MAX:
+        raise f._fail("address", f"is empty or longer than {ADDRESS_MAX} characters")
+    if tag is not None and (not tag.strip() or len(tag) > TAG_MAX):
+        raise f._fail("tag", f"is empty or longer than {TAG_MAX} characters")
     return Address(
         id=f.integer("id"), currency=f.text("currency"), convert_to=f.opt_text("convert_to"),
-        address=f.text("address"), tag=f.tag("tag"), foreign_id=f.text("foreign_id"),
+        address=address, tag=tag, foreign_id=f.text("foreign_id"),
         end_user_reference=f.opt_text("end_user_reference"),
     )
 
