@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock, currencies, money, qr, rates, uris
@@ -62,14 +62,25 @@ def is_final(status: str, reason: str | None) -> bool:
 
 
 def page_deposits(session: Session, page: Page) -> Sequence[Deposit]:
-    """The transactions at the page's address since the page was opened, oldest first."""
+    """The page's transactions, oldest first: those first seen at its address after it
+    opened and before the next page on the same address opened.
+
+    One address serves one customer across orders, so several pages may share it; each
+    payment belongs to the newest page open when it was first seen, and to no other, so a
+    payment is never counted on two pages.
+    """
     if page.address_id is None:
         return []
-    return session.scalars(
-        select(Deposit)
-        .where(Deposit.address_id == page.address_id, Deposit.created_at >= page.created_at)
-        .order_by(Deposit.created_at, Deposit.id)
-    ).all()
+    later = (Page.created_at > page.created_at) | (
+        (Page.created_at == page.created_at) & (Page.id > page.id))
+    next_opened = session.scalar(
+        select(func.min(Page.created_at))
+        .where(Page.address_id == page.address_id, Page.kind == page.kind, later))
+    query = select(Deposit).where(Deposit.address_id == page.address_id,
+                                  Deposit.created_at >= page.created_at)
+    if next_opened is not None:
+        query = query.where(Deposit.created_at < next_opened)
+    return session.scalars(query.order_by(Deposit.created_at, Deposit.id)).all()
 
 
 def state_of(amount: Decimal | None, deposits: Iterable[Deposit]) -> State:

@@ -254,6 +254,23 @@ def test_deposits_move_the_page_forward_and_only_those_after_it_opened(
     assert client.get(page + "/status").get_json()["status"] == "confirmed"
 
 
+def test_a_payment_counts_on_one_page_only_the_newest_open_when_it_was_seen(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    first = open_link(client)
+    add_deposit(app, 1, "not_confirmed")  # seen while only the first page was open
+    second = open_link(client, {**LINK, "amount": "0.002"})  # another order, same customer
+    assert second != first
+    add_deposit(app, 2, "confirmed", "0.002", confirmations=1)
+    add_deposit(app, 1, "confirmed", confirmations=1)  # confirmed later, still the first's
+
+    one = client.get(first + "/status").get_json()
+    two = client.get(second + "/status").get_json()
+    assert (one["status"], one["amount_paid"], [t["txid"] for t in one["transactions"]]) == (
+        "confirmed", "0.00123000", [f"{1:064x}"])
+    assert (two["status"], two["amount_paid"], [t["txid"] for t in two["transactions"]]) == (
+        "confirmed", "0.00200000", [f"{2:064x}"])
+
+
 def test_the_page_shows_everything_needed_to_pay_without_javascript(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     page = open_link(client)
