@@ -157,6 +157,10 @@ def absorb(session: Session, merchant: Merchant, raw: bytes, payload: dict[str, 
         deliveries.enqueue(session, merchant, callback)
     result = apply(session, merchant.client_id, callback.id, payload)
     callback.outcome, callback.flag = result.outcome, result.flag
+    if source == "reconcile" and result.outcome == APPLIED:
+        # News we had to ask for: the processor's own callback was lost, and may never
+        # reach us, so the shop hears it from us now (in the same callback shape, signed).
+        deliveries.enqueue(session, merchant, callback)
     if result.flag:
         log.warning("callback %s for merchant %s flagged: %s", callback.id,
                     merchant.client_id, result.flag)

@@ -10,6 +10,7 @@ import pytest
 import requests
 from conftest import LiveServer
 from flask import Flask
+from sqlalchemy import select
 from test_callbacks_kit import (
     Clock,
     callbacks_of,
@@ -21,7 +22,7 @@ from test_callbacks_kit import (
     take_address,
 )
 
-from checkout import db, reconcile
+from checkout import db, money, reconcile
 from checkout.models import AppliedCallback, Delivery, Merchant, Page
 from checkout.sandbox import operations, outbox
 
@@ -59,14 +60,19 @@ def test_a_lost_callback_is_made_good_by_asking_the_processor(
     [learned] = callbacks_of(app)
     assert (learned.source, learned.outcome, learned.status) == (
         "reconcile", "applied", "confirmed")
-    assert count(app, Delivery) == 0  # what we asked for ourselves is not a processor callback
+    # The shop hears what we learned, in the callback's shape: its own may never come.
+    assert count(app, Delivery) == 1
+    with app.app_context():
+        [told] = db.session().scalars(select(Delivery)).all()
+        assert told.callback_id == learned.id and told.body == learned.body
+        assert money.loads(told.body)["status"] == "confirmed"
 
     # The processor's own callback, late: kept and forwarded, never applied a second time.
     assert outbox.send_due(app) >= 1
     late = callbacks_of(app)[-1]
     assert (late.source, late.outcome) == ("processor", "duplicate")
     assert count(app, AppliedCallback) == 1 and len(deposits_of(app)) == 1
-    assert count(app, Delivery) == 1
+    assert count(app, Delivery) == 2
 
 
 def test_a_payment_in_flight_is_followed_by_id_until_it_is_final(
