@@ -1,7 +1,8 @@
 """Shared parts of the callback, delivery and reconciliation tests (and the kit's own tests).
 
-The processor's documented callback examples (coinspaid-api.md §3, verbatim), signing
-helpers, rows for "what we issued", and a real tiny shop webhook on 127.0.0.1.
+The processor's documented callback examples (coinspaid-api.md §3, verbatim, from
+coinspaid_doc), signing helpers, rows for "what we issued", and a real tiny shop webhook on
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import coinspaid_doc
 import requests
 from conftest import MERCHANT_KEY, MERCHANT_SECRET
 from flask import Flask
@@ -35,14 +37,14 @@ from checkout.models import (
     Page,
 )
 
-# coinspaid-api.md §3 "Example payloads", copied verbatim.
+# coinspaid-api.md §3 "Example payloads" (verbatim, in coinspaid_doc), as callback bodies.
 EXAMPLES: dict[str, bytes] = {
-    "deposit confirmed": b'{"id":1,"type":"deposit","crypto_address":{"id":1,"currency":"BTC","address":"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","foreign_id":"user-id:2048","tag":null},"currency_sent":{"currency":"BTC","amount":"6.53157512"},"currency_received":{"currency":"BTC","amount":"6.53157512","amount_minus_fee":"6.5119800"},"transactions":[{"id":1,"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","tag":null,"amount":"6.53157512","txid":"3950ad8149421a850d01dff88f024810e363ac18c9e8dd9bc0b9116e7937ad93","riskscore":"0.5","confirmations":3}],"fees":[{"type":"deposit","currency":"BTC","amount":"0.01959472"}],"error":"","status":"confirmed"}',  # noqa: E501
-    "deposit_exchange": b'{"id":2686510,"type":"deposit_exchange","crypto_address":{"id":382270,"currency":"BTC","convert_to":"EUR","address":"31vnLqxVJ1iShJ5Ly586q8XKucECx12bZS","tag":null,"foreign_id":"13a"},"currency_sent":{"currency":"BTC","amount":"0.01000000"},"currency_received":{"currency":"EUR","amount":"84.17070222","amount_minus_fee":"79.96216711"},"transactions":[{"id":714576,"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":"31vnLqxVJ1iShJ5Ly586q8XKucECx12bZS","tag":null,"amount":"0.01000000","txid":"3a491da90a1ce5a318d0aeff6867ab98a03219abae29ed68d702291703c3538b","riskscore":"0.42","confirmations":"1"},{"id":714577,"currency":"BTC","currency_to":"EUR","transaction_type":"exchange","type":"exchange","amount":"0.01000000","amount_to":"84.17070222"}],"fees":[{"type":"exchange","currency":"EUR","amount":"4.20853511"}],"error":"","status":"confirmed"}',  # noqa: E501
-    "withdrawal": b'{"id":1,"foreign_id":"10","type":"withdrawal","crypto_address":{"id":1,"currency":"BTC","address":"115Mn1jCjBh1CNqug7yAB21Hq2rw8PfmTA","tag":null},"currency_sent":{"currency":"BTC","amount":"0.02000000"},"currency_received":{"currency":"BTC","amount":"0.02000000"},"transactions":[{"id":1,"currency":"BTC","transaction_type":"blockchain","type":"withdrawal","address":"115Mn1jCjBh1CNqug7yAB21Hq2rw8PfmTA","tag":null,"amount":"0.02","txid":"bb040d895ef7141ea0b06b04227d8f5dd4ee12d5b890e6e5633f6439393a666b","confirmations":3}],"fees":[{"type":"mining","currency":"BTC","amount":"0.00007402"},{"type":"withdrawal","currency":"BTC","amount":"0.00002000"}],"error":"","status":"confirmed"}',  # noqa: E501
-    "withdrawal cancelled": b'{"id":2686580,"foreign_id":"123","type":"withdrawal","crypto_address":{"id":382362,"currency":"ETH","address":"12345","tag":null},"transactions":[{"id":714681,"currency":"ETH","transaction_type":"blockchain","type":"withdrawal","address":"12345","tag":null,"amount":"1.00000000","txid":null,"confirmations":"0"}],"fees":[],"error":"Invalid params: expected a hex-encoded hash with 0x prefix.","status":"cancelled"}',  # noqa: E501
-    "exchange": b'{"id":2686900,"type":"exchange","currency_sent":{"currency":"EUR","amount":"26.75248865"},"currency_received":{"currency":"BTC","amount":"0.00300000"},"transactions":[{"id":715072,"currency":"EUR","currency_to":"BTC","transaction_type":"exchange","type":"exchange","amount":"26.75248865","amount_to":"0.00300000"}],"fees":[{"type":"exchange","currency":"EUR","amount":"0.26752489"}],"error":"","status":"confirmed"}',  # noqa: E501
-    "invoice processing": b'{"id":22,"foreign_id":"229-hdsa","type":"invoice","crypto_address":{"id":1845,"currency":"BTC","convert_to":"EUR","address":"2N8pvnVKEFjVCP4TteJVCPTbg9Aqibfws8C","tag":null},"currency_sent":{"currency":"BTC","amount":"0.00309556","remaining_amount":"0.00000000"},"currency_received":{"currency":"EUR","amount":"26.00000000"},"transactions":[{"id":1504,"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":"2N8pvnVKEFjVCP4TteJVCPTbg9Aqibfws8C","tag":null,"amount":"0.00309556","txid":"3e68744626ba23d591dc1b548b8b9b126ab0f49e6da020958f66ee64c38ec7ed","confirmations":"0"}],"fees":[],"error":"","status":"processing","fixed_at":1592308917,"expires_at":1592395375}',  # noqa: E501
+    "deposit confirmed": coinspaid_doc.DEPOSIT_CALLBACK.encode(),
+    "deposit_exchange": coinspaid_doc.DEPOSIT_EXCHANGE_CALLBACK.encode(),
+    "withdrawal": coinspaid_doc.WITHDRAWAL_CALLBACK.encode(),
+    "withdrawal cancelled": coinspaid_doc.WITHDRAWAL_CANCELLED_CALLBACK.encode(),
+    "exchange": coinspaid_doc.EXCHANGE_CALLBACK.encode(),
+    "invoice processing": coinspaid_doc.INVOICE_CALLBACK.encode(),
 }
 
 OUR_ADDRESS = "39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ"

@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+import coinspaid_doc
 import pytest
 import requests
+from coinspaid_doc import wrapped
 from conftest import LiveServer
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
@@ -33,99 +35,26 @@ KEY, SECRET = "fidelity-key", "fidelity-secret"
 ETH_TO = "0x" + "ab" * 20
 BTC_TO = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"
 
-# --- the document's examples, copied exactly ----------------------------------------------
+# --- the document's examples (verbatim, in coinspaid_doc), under this file's names -----------
 
-DOC_CURRENCY = ('{"id":1,"type":"crypto","currency":"BTC","minimum_amount":"0.001",'
-                '"deposit_fee_percent":"0.99","withdrawal_fee_percent":"0","precision":8}')
-DOC_FIAT = ('{"id":20,"type":"fiat","currency":"USD","minimum_amount":"0.00000000",'
-            '"deposit_fee_percent":"0.000000","withdrawal_fee_percent":"0.000000",'
-            '"precision":8}')
-DOC_PAIR = ('{"currency_from":{"currency":"BTC","type":"crypto","min_amount":"0.00300000",'
-            '"min_amount_deposit_with_exchange":"0.00010000"},"currency_to":{"currency":"EUR",'
-            '"type":"fiat"},"rate_from":"1","rate_to":"8795.80000000"}')
-DOC_RATE = ('{"currency_from":{"currency":"BTC","type":"crypto","min_amount":"0.00010000",'
-            '"min_amount_deposit_with_exchange":"0.00010000"},"currency_to":{"currency":"EUR",'
-            '"type":"fiat"},"rate_from":"1","rate_to":"48715.61680000"}')
-DOC_BALANCE = '{"currency":"DOGE","type":"crypto","balance":"13234.91276375"}'
-DOC_ADDRESS = ('{"id":1,"currency":"BTC","convert_to":"EUR","address":"12983h13ro1hrt24it432t",'
-               '"tag":"tag-123","foreign_id":"user-id:2048"}')
-DOC_WITHDRAWAL = ('{"id":1,"foreign_id":"122929","type":"withdrawal","status":"processing",'
-                  '"amount":"0.01000000","sender_amount":"0.01000000","sender_currency":"ETH",'
-                  '"receiver_amount":"0.01000000","receiver_currency":"ETH"}')
-DOC_WITHDRAWAL_EXCHANGE = (
-    '{"id":2964068,"foreign_id":"test","type":"withdrawal_exchange","status":"processing",'
-    '"amount":"25.00000000","sender_amount":"25.00000000","sender_currency":"EUR",'
-    '"receiver_amount":"0.00261850","receiver_currency":"BTC"}')
-DOC_QUOTE = ('{"sender_amount":1,"sender_currency":"BTC","receiver_amount":"8549.81680000",'
-             '"receiver_currency":"EUR","fee_amount":"85.49816800","fee_currency":"BTC",'
-             '"price":"8549.81680000","ts_fixed":1564293159,"ts_release":1564293219,'
-             '"fix_period":60}')
-DOC_EXCHANGE = ('{"id":2687667,"foreign_id":"knwi24op9","type":"exchange","sender_amount":"0.01",'
-                '"sender_currency":"BTC","receiver_amount":"63.52069015","receiver_currency":'
-                '"EUR","fee_amount":"6.98727592","fee_currency":"EUR","price":"6352.06901520",'
-                '"status":"processing"}')
-DOC_INVOICE = ('{"id":826900,"url":"https://invoices.sandbox.cryptoprocessing.com/invoice/Jyf1cQ",'
-               '"foreign_id":"test_foreign_id_0344","end_user_reference":"12345","address":null,'
-               '"title":"Invoice Title","status":"created","currency":"EUR","amount":'
-               '"100.00000000","sender_currency":null,"sender_amount":null,"fixed_at":null,'
-               '"release_at":null,"seconds_left":null}')
-DOC_INVOICE_2020 = ('{"id":79,"url":"https://app.coinspaid.com/invoice/RB9NZv","foreign_id":164,'
-                    '"name":"TEST NAME","status":"created","currency":"EUR","amount":"106.75",'
-                    '"sender_currency":"BTC","sender_amount":null,"fixed_at":1581929889,'
-                    '"release_at":1581930789}')
-DOC_DEPOSIT = (
-    '{"id":1,"type":"deposit","crypto_address":{"id":1,"currency":"BTC","address":'
-    '"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","foreign_id":"user-id:2048","tag":null},'
-    '"currency_sent":{"currency":"BTC","amount":"6.53157512"},"currency_received":{"currency":'
-    '"BTC","amount":"6.53157512","amount_minus_fee":"6.5119800"},"transactions":[{"id":1,'
-    '"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":'
-    '"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","tag":null,"amount":"6.53157512","txid":'
-    '"3950ad8149421a850d01dff88f024810e363ac18c9e8dd9bc0b9116e7937ad93","riskscore":"0.5",'
-    '"confirmations":3}],"fees":[{"type":"deposit","currency":"BTC","amount":"0.01959472"}],'
-    '"error":"","status":"confirmed"}')
-DOC_DEPOSIT_EXCHANGE = (
-    '{"id":2686510,"type":"deposit_exchange","crypto_address":{"id":382270,"currency":"BTC",'
-    '"convert_to":"EUR","address":"31vnLqxVJ1iShJ5Ly586q8XKucECx12bZS","tag":null,"foreign_id":'
-    '"13a"},"currency_sent":{"currency":"BTC","amount":"0.01000000"},"currency_received":'
-    '{"currency":"EUR","amount":"84.17070222","amount_minus_fee":"79.96216711"},'
-    '"transactions":[{"id":714576,"currency":"BTC","transaction_type":"blockchain","type":'
-    '"deposit","address":"31vnLqxVJ1iShJ5Ly586q8XKucECx12bZS","tag":null,"amount":"0.01000000",'
-    '"txid":"3a491da90a1ce5a318d0aeff6867ab98a03219abae29ed68d702291703c3538b","riskscore":'
-    '"0.42","confirmations":"1"},{"id":714577,"currency":"BTC","currency_to":"EUR",'
-    '"transaction_type":"exchange","type":"exchange","amount":"0.01000000","amount_to":'
-    '"84.17070222"}],"fees":[{"type":"exchange","currency":"EUR","amount":"4.20853511"}],'
-    '"error":"","status":"confirmed"}')
-DOC_WITHDRAWAL_CALLBACK = (
-    '{"id":1,"foreign_id":"10","type":"withdrawal","crypto_address":{"id":1,"currency":"BTC",'
-    '"address":"115Mn1jCjBh1CNqug7yAB21Hq2rw8PfmTA","tag":null},"currency_sent":{"currency":'
-    '"BTC","amount":"0.02000000"},"currency_received":{"currency":"BTC","amount":"0.02000000"},'
-    '"transactions":[{"id":1,"currency":"BTC","transaction_type":"blockchain","type":'
-    '"withdrawal","address":"115Mn1jCjBh1CNqug7yAB21Hq2rw8PfmTA","tag":null,"amount":"0.02",'
-    '"txid":"bb040d895ef7141ea0b06b04227d8f5dd4ee12d5b890e6e5633f6439393a666b",'
-    '"confirmations":3}],"fees":[{"type":"mining","currency":"BTC","amount":"0.00007402"},'
-    '{"type":"withdrawal","currency":"BTC","amount":"0.00002000"}],"error":"","status":'
-    '"confirmed"}')
-DOC_WITHDRAWAL_CANCELLED = (
-    '{"id":2686580,"foreign_id":"123","type":"withdrawal","crypto_address":{"id":382362,'
-    '"currency":"ETH","address":"12345","tag":null},"transactions":[{"id":714681,"currency":'
-    '"ETH","transaction_type":"blockchain","type":"withdrawal","address":"12345","tag":null,'
-    '"amount":"1.00000000","txid":null,"confirmations":"0"}],"fees":[],"error":"Invalid params: '
-    'expected a hex-encoded hash with 0x prefix.","status":"cancelled"}')
-DOC_EXCHANGE_CALLBACK = (
-    '{"id":2686900,"type":"exchange","currency_sent":{"currency":"EUR","amount":"26.75248865"},'
-    '"currency_received":{"currency":"BTC","amount":"0.00300000"},"transactions":[{"id":715072,'
-    '"currency":"EUR","currency_to":"BTC","transaction_type":"exchange","type":"exchange",'
-    '"amount":"26.75248865","amount_to":"0.00300000"}],"fees":[{"type":"exchange","currency":'
-    '"EUR","amount":"0.26752489"}],"error":"","status":"confirmed"}')
-DOC_INVOICE_CALLBACK = (
-    '{"id":22,"foreign_id":"229-hdsa","type":"invoice","crypto_address":{"id":1845,"currency":'
-    '"BTC","convert_to":"EUR","address":"2N8pvnVKEFjVCP4TteJVCPTbg9Aqibfws8C","tag":null},'
-    '"currency_sent":{"currency":"BTC","amount":"0.00309556","remaining_amount":"0.00000000"},'
-    '"currency_received":{"currency":"EUR","amount":"26.00000000"},"transactions":[{"id":1504,'
-    '"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":'
-    '"2N8pvnVKEFjVCP4TteJVCPTbg9Aqibfws8C","tag":null,"amount":"0.00309556","txid":'
-    '"3e68744626ba23d591dc1b548b8b9b126ab0f49e6da020958f66ee64c38ec7ed","confirmations":"0"}],'
-    '"fees":[],"error":"","status":"processing","fixed_at":1592308917,"expires_at":1592395375}')
+DOC_CURRENCY = coinspaid_doc.CURRENCY
+DOC_FIAT = coinspaid_doc.CURRENCY_FIAT
+DOC_PAIR = coinspaid_doc.PAIR
+DOC_RATE = coinspaid_doc.RATE
+DOC_BALANCE = coinspaid_doc.BALANCE
+DOC_ADDRESS = coinspaid_doc.ADDRESS
+DOC_WITHDRAWAL = coinspaid_doc.WITHDRAWAL
+DOC_WITHDRAWAL_EXCHANGE = coinspaid_doc.WITHDRAWAL_EXCHANGE
+DOC_QUOTE = coinspaid_doc.QUOTE
+DOC_EXCHANGE = coinspaid_doc.EXCHANGE
+DOC_INVOICE = coinspaid_doc.INVOICE
+DOC_INVOICE_2020 = coinspaid_doc.INVOICE_2020
+DOC_DEPOSIT = coinspaid_doc.DEPOSIT_CALLBACK
+DOC_DEPOSIT_EXCHANGE = coinspaid_doc.DEPOSIT_EXCHANGE_CALLBACK
+DOC_WITHDRAWAL_CALLBACK = coinspaid_doc.WITHDRAWAL_CALLBACK
+DOC_WITHDRAWAL_CANCELLED = coinspaid_doc.WITHDRAWAL_CANCELLED_CALLBACK
+DOC_EXCHANGE_CALLBACK = coinspaid_doc.EXCHANGE_CALLBACK
+DOC_INVOICE_CALLBACK = coinspaid_doc.INVOICE_CALLBACK
 
 # --- comparing shapes ---------------------------------------------------------------------
 
@@ -568,7 +497,7 @@ def doc_server() -> Iterator[DocServer]:
     server.server.server_close()
 
 
-def wrapped(*items: str) -> str:
+def wrapped_list(*items: str) -> str:
     return '{"data":[' + ",".join(items) + "]}"
 
 
@@ -578,43 +507,43 @@ INVOICE_ARGS = {"foreign_id": "f", "title": "t", "currency": "EUR", "amount": D(
 
 # (name, documented body, HTTP status, the client call, what it must read from the body)
 CLIENT_CASES: list[tuple[str, str, int, Callable[[ProcessorClient], Any], dict[str, Any]]] = [
-    ("currencies/list", wrapped(DOC_CURRENCY, DOC_FIAT), 200,
+    ("currencies/list", wrapped_list(DOC_CURRENCY, DOC_FIAT), 200,
      lambda c: c.currencies_list()[1],
      {"id": 20, "type": "fiat", "currency": "USD", "minimum_amount": D(0), "precision": 8}),
-    ("currencies/pairs", wrapped(DOC_PAIR), 200, lambda c: c.currencies_pairs()[0],
+    ("currencies/pairs", wrapped_list(DOC_PAIR), 200, lambda c: c.currencies_pairs()[0],
      {"currency_from": "BTC", "rate_to": D("8795.8"), "min_amount": D("0.003"),
       "min_amount_deposit_with_exchange": D("0.0001"), "type_to": "fiat"}),
-    ("currencies/rates", wrapped(DOC_RATE), 200, lambda c: c.currencies_rates("BTC", "EUR"),
+    ("currencies/rates", wrapped_list(DOC_RATE), 200, lambda c: c.currencies_rates("BTC", "EUR"),
      {"price": D("48715.6168"), "min_amount": D("0.0001")}),
-    ("accounts/list", wrapped(DOC_BALANCE), 200, lambda c: c.accounts_list()[0],
+    ("accounts/list", wrapped_list(DOC_BALANCE), 200, lambda c: c.accounts_list()[0],
      {"currency": "DOGE", "balance": D("13234.91276375")}),
-    ("addresses/take", '{"data":' + DOC_ADDRESS + "}", 201,
+    ("addresses/take", wrapped(DOC_ADDRESS), 201,
      lambda c: c.addresses_take("BTC", "user-id:2048", convert_to="EUR"),
      {"id": 1, "convert_to": "EUR", "tag": "tag-123", "foreign_id": "user-id:2048"}),
-    ("withdrawal/crypto", '{"data":' + DOC_WITHDRAWAL + "}", 201,
+    ("withdrawal/crypto", wrapped(DOC_WITHDRAWAL), 201,
      lambda c: c.withdrawal_crypto(foreign_id="122929", currency="ETH", address="0x",
                                    amount=D("0.01")),
      {"status": "processing", "amount": D("0.01"), "receiver_currency": "ETH"}),
-    ("withdrawal/crypto exchange", '{"data":' + DOC_WITHDRAWAL_EXCHANGE + "}", 201,
+    ("withdrawal/crypto exchange", wrapped(DOC_WITHDRAWAL_EXCHANGE), 201,
      lambda c: c.withdrawal_crypto(foreign_id="test", currency="EUR", convert_to="BTC",
                                    address="x", amount_to=D("0.0026185")),
      {"type": "withdrawal_exchange", "receiver_amount": D("0.0026185")}),
-    ("exchange/calculate", '{"data":' + DOC_QUOTE + "}", 200,
+    ("exchange/calculate", wrapped(DOC_QUOTE), 200,
      lambda c: c.exchange_calculate("BTC", "EUR", sender_amount=D(1)),
      {"sender_amount": D(1), "fee_amount": D("85.498168"), "ts_release": 1564293219,
       "fix_period": 60}),
-    ("exchange/fixed", '{"data":' + DOC_EXCHANGE + "}", 201,
+    ("exchange/fixed", wrapped(DOC_EXCHANGE), 201,
      lambda c: c.exchange_fixed(foreign_id="knwi24op9", price=D("6352.0690152"),
                                 sender_amount=D("0.01"), **TWO),
      {"id": 2687667, "sender_amount": D("0.01"), "fee_currency": "EUR", "status": "processing"}),
-    ("exchange/now", '{"data":' + DOC_EXCHANGE + "}", 201,
+    ("exchange/now", wrapped(DOC_EXCHANGE), 201,
      lambda c: c.exchange_now(foreign_id="knwi24op9", sender_amount=D("0.01"), **TWO),
      {"price": D("6352.0690152")}),
-    ("invoices/create", '{"data":' + DOC_INVOICE + "}", 200,
+    ("invoices/create", wrapped(DOC_INVOICE), 200,
      lambda c: c.invoices_create(**INVOICE_ARGS),
      {"id": 826900, "status": "created", "amount": D(100), "end_user_reference": "12345",
       "address": None, "seconds_left": None, "title": "Invoice Title"}),
-    ("invoices/create 2020", '{"data":' + DOC_INVOICE_2020 + "}", 200,
+    ("invoices/create 2020", wrapped(DOC_INVOICE_2020), 200,
      lambda c: c.invoices_create(**INVOICE_ARGS),
      {"foreign_id": "164", "title": "TEST NAME", "release_at": 1581930789,
       "sender_currency": "BTC", "sender_amount": None}),

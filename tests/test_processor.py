@@ -14,7 +14,9 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import coinspaid_doc
 import pytest
+from coinspaid_doc import wrapped
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -197,8 +199,7 @@ V1_SIGNATURE = ("03c25fcf7cd35e7d995e402cd5d51edd72d48e1471e865907967809a0c189ba
                 "20e2bb10f82c7a9e9d865546fda58989c2ae9e8e2ff7bc29195fa1ec")
 EMPTY_SIGNATURE = ("89ff570683bfcd9e2c8911332e07e3ff196ca50f91faef98126fb0eb76df90d7ccddc437"
                    "2a99ba67ec072fd3aac5d0b7eac44652e2b29ce36dbcf5ee50b6fa05")
-ADDRESS_201 = ('{"data":{"id":1,"currency":"BTC","convert_to":"EUR","address":'
-               '"12983h13ro1hrt24it432t","tag":"tag-123","foreign_id":"user-id:2048"}}')
+ADDRESS_201 = wrapped(coinspaid_doc.ADDRESS)
 
 
 def test_the_official_signing_example_is_what_the_client_sends(server: ScriptedServer) -> None:
@@ -258,58 +259,23 @@ def test_any_amount_is_sent_as_plain_text_and_read_back_exactly(
 # ---------------------------------------------------------------- documented responses
 
 
-CURRENCIES = ('{"data":[{"id":1,"type":"crypto","currency":"BTC","minimum_amount":"0.001",'
-              '"deposit_fee_percent":"0.99","withdrawal_fee_percent":"0","precision":8},'
-              '{"id":20,"type":"fiat","currency":"USD","minimum_amount":"0.00000000",'
-              '"deposit_fee_percent":"0.000000","withdrawal_fee_percent":"0.000000",'
-              '"precision":8}]}')
-PAIRS = ('{"data":[{"currency_from":{"currency":"BTC","type":"crypto","min_amount":"0.00300000",'
-         '"min_amount_deposit_with_exchange":"0.00010000"},"currency_to":{"currency":"EUR",'
-         '"type":"fiat"},"rate_from":"1","rate_to":"8795.80000000"}]}')
-RATES = ('{"data":[{"currency_from":{"currency":"BTC","type":"crypto","min_amount":"0.00010000",'
-         '"min_amount_deposit_with_exchange":"0.00010000"},"currency_to":{"currency":"EUR",'
-         '"type":"fiat"},"rate_from":"1","rate_to":"48715.61680000"}]}')
-ACCOUNTS = ('{"data":[{"currency":"DOGE","type":"crypto","balance":"13234.91276375"},'
-            '{"currency":"EUR","type":"fiat","balance":"5973.97568920"}]}')
-ADDRESS_GO = ('{"data":{"id":387552,"currency":"BTC","convert_to":"USD","address":'
-              '"2MwToDP2jFAwQxFuUSFzTH9FM8kMDWQCpRt","tag":null,"foreign_id":"test"}}')
+# The document's examples (verbatim, in coinspaid_doc) as the bodies these tests answer with.
+CURRENCIES = wrapped("[" + coinspaid_doc.CURRENCY + "," + coinspaid_doc.CURRENCY_FIAT + "]")
+PAIRS = wrapped("[" + coinspaid_doc.PAIR + "]")
+RATES = wrapped("[" + coinspaid_doc.RATE + "]")
+ACCOUNTS = wrapped(coinspaid_doc.ACCOUNTS)
+ADDRESS_GO = wrapped(coinspaid_doc.ADDRESS_GO)
+WITHDRAWAL = wrapped(coinspaid_doc.WITHDRAWAL)
+WITHDRAWAL_EXCHANGE = wrapped(coinspaid_doc.WITHDRAWAL_EXCHANGE)
+CALCULATE = wrapped(coinspaid_doc.QUOTE)
+EXCHANGE = wrapped(coinspaid_doc.EXCHANGE)
+INVOICE_2020 = wrapped(coinspaid_doc.INVOICE_2020)
+INVOICE_NOW = wrapped(coinspaid_doc.INVOICE)
+DEPOSIT_CALLBACK = coinspaid_doc.DEPOSIT_CALLBACK
+# Not in the document: an XRP address whose tag comes back as a JSON number.
 ADDRESS_XRP_NUMBER_TAG = ('{"data":{"id":7,"currency":"XRP","convert_to":null,"address":'
                           '"rEb8TK3gBgk5auZkwc6sHnwrGVJH8DuaLh","tag":123456789,'
                           '"foreign_id":"u-7","end_user_reference":"12345"}}')
-WITHDRAWAL = ('{"data":{"id":1,"foreign_id":"122929","type":"withdrawal","status":"processing",'
-              '"amount":"0.01000000","sender_amount":"0.01000000","sender_currency":"ETH",'
-              '"receiver_amount":"0.01000000","receiver_currency":"ETH"}}')
-WITHDRAWAL_EXCHANGE = ('{"data":{"id":2964068,"foreign_id":"test","type":"withdrawal_exchange",'
-                       '"status":"processing","amount":"25.00000000","sender_amount":'
-                       '"25.00000000","sender_currency":"EUR","receiver_amount":"0.00261850",'
-                       '"receiver_currency":"BTC"}}')
-CALCULATE = ('{"data":{"sender_amount":1,"sender_currency":"BTC","receiver_amount":'
-             '"8549.81680000","receiver_currency":"EUR","fee_amount":"85.49816800",'
-             '"fee_currency":"BTC","price":"8549.81680000","ts_fixed":1564293159,'
-             '"ts_release":1564293219,"fix_period":60}}')
-EXCHANGE = ('{"data":{"id":2687667,"foreign_id":"knwi24op9","type":"exchange","sender_amount":'
-            '"0.01","sender_currency":"BTC","receiver_amount":"63.52069015","receiver_currency":'
-            '"EUR","fee_amount":"6.98727592","fee_currency":"EUR","price":"6352.06901520",'
-            '"status":"processing"}}')
-INVOICE_2020 = ('{"data":{"id":79,"url":"https://app.coinspaid.com/invoice/RB9NZv","foreign_id":'
-                '164,"name":"TEST NAME","status":"created","currency":"EUR","amount":"106.75",'
-                '"sender_currency":"BTC","sender_amount":null,"fixed_at":1581929889,'
-                '"release_at":1581930789}}')
-INVOICE_NOW = ('{"data":{"id":826900,"url":"https://invoices.sandbox.cryptoprocessing.com/invoice/'
-               'Jyf1cQ","foreign_id":"test_foreign_id_0344","end_user_reference":"12345",'
-               '"address":null,"title":"Invoice Title","status":"created","currency":"EUR",'
-               '"amount":"100.00000000","sender_currency":null,"sender_amount":null,'
-               '"fixed_at":null,"release_at":null,"seconds_left":null}}')
-DEPOSIT_CALLBACK = (
-    '{"id":1,"type":"deposit","crypto_address":{"id":1,"currency":"BTC","address":'
-    '"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","foreign_id":"user-id:2048","tag":null},'
-    '"currency_sent":{"currency":"BTC","amount":"6.53157512"},"currency_received":{"currency":'
-    '"BTC","amount":"6.53157512","amount_minus_fee":"6.5119800"},"transactions":[{"id":1,'
-    '"currency":"BTC","transaction_type":"blockchain","type":"deposit","address":'
-    '"39mFf3X46YzUtfdwVQpYXPCMydc74ccbAZ","tag":null,"amount":"6.53157512","txid":'
-    '"3950ad8149421a850d01dff88f024810e363ac18c9e8dd9bc0b9116e7937ad93","riskscore":"0.5",'
-    '"confirmations":3}],"fees":[{"type":"deposit","currency":"BTC","amount":"0.01959472"}],'
-    '"error":"","status":"confirmed"}')
 
 D = Decimal
 Call = Callable[[ProcessorClient], Any]
@@ -372,7 +338,7 @@ DOCUMENTED: list[tuple[str, Call, int, str, Any]] = [
     ("transactions/info", lambda c: c.transactions_info(id=1), 200, DEPOSIT_CALLBACK,
         money.loads(DEPOSIT_CALLBACK)),
     ("transactions/info, wrapped in data", lambda c: c.transactions_info(id=1), 200,
-        '{"data":' + DEPOSIT_CALLBACK + "}", money.loads(DEPOSIT_CALLBACK)),
+        wrapped(DEPOSIT_CALLBACK), money.loads(DEPOSIT_CALLBACK)),
     ("invoices/cancel, []", lambda c: c.invoices_cancel("196"), 200, "[]", None),
     ("invoices/cancel, empty 204", lambda c: c.invoices_cancel("196"), 204, "", None),
     ("ping", lambda c: c.ping(), 200, "OK", None),
