@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Insert, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -230,14 +230,8 @@ def insert_ignoring_conflict(session: Session, model: type[Any], values: dict[st
     waits for the winner's commit (PostgreSQL) or for the write lock (SQLite). Whether
     a row was inserted is read from RETURNING: drivers disagree on rowcount here.
     """
-    dialect = session.get_bind().dialect.name
-    stmt: Insert
-    if dialect == "postgresql":
-        stmt = postgresql.insert(model).values(**values).on_conflict_do_nothing(
-            index_elements=unique)
-    else:
-        stmt = sqlite.insert(model).values(**values).on_conflict_do_nothing(
-            index_elements=unique)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(model).values(**values).on_conflict_do_nothing(index_elements=unique)
     return session.execute(stmt.returning(model.id)).first() is not None
 
 
@@ -413,6 +407,23 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
     return result
 
 
+def not_forward(current: str, new: str, rank: dict[str, int],
+                final: frozenset[str]) -> Result | None:
+    """None when `new` moves `current` forward; otherwise why the news is not applied.
+
+    A final state keeps the first final word; another final status after it (money credited
+    to a payment we showed as cancelled or failed, or the reverse) is flagged, so that an
+    operator can find it.
+    """
+    if current in final:
+        if new in final and new != current:
+            return Result(FLAGGED, f"{new} after final {current}")
+        return Result(STALE)
+    if rank[new] <= rank.get(current, -1):
+        return Result(STALE)
+    return None
+
+
 def advance_deposit(session: Session, merchant_id: int, key: Key, address: DepositAddress,
                     facts: DepositFacts) -> Result:
     """Create or move the `Deposit` row forward; a final status is never left."""
@@ -431,12 +442,9 @@ def advance_deposit(session: Session, merchant_id: int, key: Key, address: Depos
     ).with_for_update().execution_options(populate_existing=True)).one()
     if deposit.address_id != address.id:
         return Result(FLAGGED, "transaction id was seen before at another address")
-    if deposit.status in DEPOSIT_FINAL:
-        if key.status in DEPOSIT_FINAL and key.status != deposit.status:
-            return Result(FLAGGED, f"{key.status} after final {deposit.status}")
-        return Result(STALE)
-    if DEPOSIT_RANK[key.status] <= DEPOSIT_RANK[deposit.status]:
-        return Result(STALE)
+    refused = not_forward(deposit.status, key.status, DEPOSIT_RANK, DEPOSIT_FINAL)
+    if refused:
+        return refused
     deposit.status = key.status
     deposit.amount = facts.amount
     deposit.txid = facts.txid or deposit.txid
@@ -488,15 +496,9 @@ def apply_invoice(session: Session, merchant_id: int, key: Key,
         return Result(FLAGGED, "foreign_id differs from the foreign_id of our invoice")
     if key.status not in INVOICE_RANK:
         return Result(IGNORED)
-    current = INVOICE_RANK.get(page.status, -1)
-    if page.status in INVOICE_FINAL:
-        if key.status in INVOICE_FINAL and key.status != page.status:
-            # Money credited to an invoice we showed as failed (or the reverse): the page
-            # keeps the first final word, and an operator must be able to find this one.
-            return Result(FLAGGED, f"{key.status} after final {page.status}")
-        return Result(STALE)
-    if INVOICE_RANK[key.status] <= current:
-        return Result(STALE)
+    refused = not_forward(page.status, key.status, INVOICE_RANK, INVOICE_FINAL)
+    if refused:
+        return refused
     page.status = key.status
     page.reason = failure_reason(payload.get("error")) if key.status == "failed" else None
     page.updated_at = clock.now()
