@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from . import clock, db, i18n, merchants, money, payments, processor, qr, rates, terminal
-from .models import DepositAddress, Merchant, Page
+from .models import DepositAddress, Page
 
 log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
@@ -187,16 +187,10 @@ def remember_rate(session: Session, page: Page) -> None:
     """Refresh the page's fiat rate if stale (page creation and render only, never polls)."""
     if page.fiat_currency is None or page.amount is None:
         return
-    merchant = session.get(Merchant, page.merchant_id)
-    if merchant is None:
-        return
 
     def fetch(currency_from: str, currency_to: str) -> Any:
         # One quick try: the fiat value is a courtesy, and a customer is waiting for the page.
-        usual = processor.client_for(merchant)
-        quick = processor.ProcessorClient(
-            usual.base_url, merchant.api_key, merchant.api_secret,
-            timeout=min(usual.timeout, RATE_TIMEOUT), retry_delays=())
+        quick = processor.client_for(page.merchant, retry_delays=(), max_timeout=RATE_TIMEOUT)
         return quick.currencies_rates(currency_from, currency_to).price
 
     try:

@@ -61,6 +61,10 @@ def is_final(status: str, reason: str | None) -> bool:
     return status in (CANCELLED, FAILED)
 
 
+def amount_asked(page: Page) -> Decimal | None:
+    return None if page.amount is None else Decimal(page.amount)
+
+
 def page_deposits(session: Session, page: Page) -> Sequence[Deposit]:
     """The page's transactions, oldest first: those first seen at its address after it
     opened and before the next page on the same address opened.
@@ -123,7 +127,7 @@ def may_move(current: str, current_reason: str | None, new: str) -> bool:
 
 def recompute(session: Session, page: Page) -> bool:
     """Bring one deposit page up to date with its transactions; True when its status changed."""
-    amount = Decimal(page.amount) if page.amount is not None else None
+    amount = amount_asked(page)
     state = state_of(amount, page_deposits(session, page))
     if not may_move(page.status, page.reason, state.status):
         return False
@@ -167,7 +171,7 @@ def refresh_for_address(session: Session, address_id: int) -> list[Page]:
 def page_model(session: Session, page: Page, *, now: datetime | None = None) -> dict[str, Any]:
     """The JSON model of a page: what `/status` answers and what the HTML renders from."""
     asset = describe(page.currency)
-    amount = Decimal(page.amount) if page.amount is not None else None
+    amount = amount_asked(page)
     paid = Decimal(page.amount_paid or "0")
     deposits = page_deposits(session, page)
     final = is_final(page.status, page.reason)
@@ -217,10 +221,10 @@ def _fiat(session: Session, page: Page, amount: Decimal | None,
         return None
     rate = rates.cached(session, page.currency, page.fiat_currency,
                         fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
-    places = currencies.fiat_places(page.fiat_currency) if currencies.is_fiat(
-        page.fiat_currency) else 2
     if rate is None:
         return None
+    places = currencies.fiat_places(page.fiat_currency) if currencies.is_fiat(
+        page.fiat_currency) else 2
     return {
         "currency": page.fiat_currency,
         "amount": money.text(money.ceil(amount * rate, places), places),
@@ -309,7 +313,7 @@ def wallet_link(uri: str) -> str | None:
 
 
 def qr_text_for(page: Page) -> str:
-    amount = Decimal(page.amount) if page.amount is not None else None
+    amount = amount_asked(page)
     return uris.qr_text(payment_uri(page.currency, page.address or "", page.tag, amount))
 
 

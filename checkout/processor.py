@@ -729,19 +729,22 @@ def _parse(response: requests.Response, where: str) -> Any:
                           status=response.status_code) from None
 
 
-def client_for(merchant: Merchant, *,
-               retry_delays: Sequence[float] = RETRY_DELAYS) -> ProcessorClient:
+def client_for(merchant: Merchant, *, retry_delays: Sequence[float] = RETRY_DELAYS,
+               max_timeout: float | None = None) -> ProcessorClient:
     """The client for a `checkout.models.Merchant`, inside an app context.
 
     `PROCESSOR_URL` when configured, else the embedded sandbox over real HTTP: the site
     reaches its sandbox exactly as it reaches production. A customer-facing request may
-    pass `retry_delays=()` to fail fast rather than wait through read retries.
+    pass `retry_delays=()` and a `max_timeout` to fail fast rather than keep a customer
+    waiting through retries and the usual timeout.
     """
     from flask import current_app
 
     from .urls import public_base
 
     base = current_app.config.get("PROCESSOR_URL") or public_base() + SANDBOX_PATH
-    return ProcessorClient(base, merchant.api_key, merchant.api_secret,
-                           timeout=float(current_app.config.get("PROCESSOR_TIMEOUT", 10.0)),
+    timeout = float(current_app.config.get("PROCESSOR_TIMEOUT", 10.0))
+    if max_timeout is not None:
+        timeout = min(timeout, max_timeout)
+    return ProcessorClient(base, merchant.api_key, merchant.api_secret, timeout=timeout,
                            retry_delays=retry_delays)
