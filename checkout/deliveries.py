@@ -23,7 +23,7 @@ import requests
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from requests.adapters import HTTPAdapter
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -108,11 +108,16 @@ def enqueue(session: Session, merchant: Merchant, callback: Callback) -> Deliver
     return delivery
 
 
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Pending, due, and held by no worker (or by one whose lease ran out)."""
+    return and_(Delivery.state == PENDING, Delivery.next_attempt_at <= now,
+                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+
+
 def due_ids(session: Session, now: datetime, limit: int = BATCH) -> list[int]:
     return list(session.scalars(
         select(Delivery.id)
-        .where(Delivery.state == PENDING, Delivery.next_attempt_at <= now,
-               or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+        .where(_claimable(now))
         .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)).all())
 
@@ -125,9 +130,7 @@ def claim(session: Session, delivery_id: int, now: datetime, lease: float) -> st
     owner = secrets.token_hex(16)
     result = cast(CursorResult[Any], session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.state == PENDING,
-               Delivery.next_attempt_at <= now,
-               or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+        .where(Delivery.id == delivery_id, _claimable(now))
         .values(lease_until=now + timedelta(seconds=lease), lease_owner=owner)))
     session.commit()
     return owner if result.rowcount == 1 else None
