@@ -17,15 +17,16 @@ from flask import Flask, current_app
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import callbacks, clock, db, money, processor, worker
+from . import callbacks, clock, db, money, payments, processor, worker
 from .models import Deposit, Merchant, Page
 
 log = logging.getLogger(__name__)
 
 BATCH = 20
-# Waiting deposit page statuses; a confirmed page still short of its amount waits too.
-WAITING = ("waiting", "not_confirmed")
-OPEN_DEPOSITS = ("not_confirmed",)
+# The pages `payments.is_final` calls not final, in SQL: waiting, seen, and confirmed but
+# still short of the amount asked.
+WAITING = (payments.WAITING, payments.SEEN)
+OPEN_DEPOSITS = (payments.SEEN,)
 
 
 def due_pages(session: Session, now: datetime, after: timedelta, horizon: timedelta,
@@ -35,7 +36,7 @@ def due_pages(session: Session, now: datetime, after: timedelta, horizon: timede
         select(Page.id)
         .where(Page.kind == "deposit", Page.address_id.is_not(None),
                or_(Page.status.in_(WAITING),
-                   and_(Page.status == "confirmed", Page.reason == "underpaid")),
+                   and_(Page.status == payments.CONFIRMED, Page.reason == payments.UNDERPAID)),
                Page.updated_at <= cutoff,
                or_(Page.checked_at.is_(None), Page.checked_at <= cutoff),
                Page.created_at >= now - horizon)
