@@ -106,7 +106,7 @@ def parse(raw: bytes) -> dict[str, Any] | None:
     """The JSON object of a callback, amounts as Decimal; None when it is not one."""
     try:
         payload = money.loads(raw)
-    except (ValueError, RecursionError):
+    except ValueError:  # money.loads: not JSON, NaN, or nested absurdly deep
         return None
     return payload if isinstance(payload, dict) else None
 
