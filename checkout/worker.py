@@ -22,9 +22,14 @@ def register_task(app: Flask, name: str, task: Task) -> None:
     app.extensions.setdefault(EXTENSION, {})[name] = task
 
 
+def the_app(app: Flask | None = None) -> Flask:
+    """`app`, else the current one: a task keeps working once its context is gone."""
+    return app or current_app._get_current_object()  # type: ignore[attr-defined]
+
+
 def run_once(app: Flask | None = None) -> int:
     """Run every task once; returns the total amount of work done. Errors are logged, not fatal."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = the_app(app)
     done = 0
     for name, task in app.extensions.get(EXTENSION, {}).items():
         with app.app_context():
@@ -54,7 +59,7 @@ def init_app(app: Flask) -> None:
     @click.option("--idle-sleep", default=1.0, show_default=True, help="Seconds to wait when idle.")
     def worker_command(once: bool, idle_sleep: float) -> None:
         """Deliver merchant callbacks, reconcile waiting pages, run sandbox jobs."""
-        app_ = current_app._get_current_object()  # type: ignore[attr-defined]
+        app_ = the_app()
         if once:
             click.echo(f"worker: {run_once(app_)} items done")
             return

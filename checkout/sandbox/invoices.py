@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkout import money
+from checkout.worker import the_app
 
 from . import accounts, addresses, clock, currencies, outbox, store
 from .currencies import Currency, amount_text
@@ -249,7 +250,7 @@ def _expiry_reason(session: Session, op_id: int) -> str:
 
 def expire_due(app: Flask | None = None) -> int:
     """Worker task: fail every open invoice whose timer ran out; returns how many."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = the_app(app)
     with store.transaction(app) as session:
         now = clock.now(session, app)
         due = session.scalars(

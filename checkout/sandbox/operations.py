@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkout import money
+from checkout.worker import the_app
 
 from . import accounts, addresses, clock, currencies, invoices, outbox, store
 from .currencies import Currency
@@ -217,7 +218,7 @@ def _settle(session: Session, op: store.Operation) -> None:
 
 def confirm_due(app: Flask | None = None) -> int:
     """Worker task: confirm every transaction whose time has come; returns how many."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = the_app(app)
     with store.transaction(app) as session:
         now = clock.now(session, app)
         due_ops = session.scalars(

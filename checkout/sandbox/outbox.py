@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from checkout import money, signing
+from checkout.worker import the_app
 
 from . import clock, payloads, store
 
@@ -98,7 +99,7 @@ def _record(app: Flask, callback_id: int, failure: str | None) -> None:
 
 def send_due(app: Flask | None = None) -> int:
     """Worker task: post every due callback once; returns how many were attempted."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = the_app(app)
     with store.transaction(app) as session:
         now = clock.now(session, app)
         due = session.scalars(
