@@ -23,7 +23,7 @@ currency can carry is refused. Labels exist only in BIP21 and are UTF-8 percent-
 from __future__ import annotations
 
 import re
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from urllib.parse import quote
 
 from checkout import money
@@ -113,13 +113,6 @@ def atomic_units(amount: Decimal, places: int) -> int:
     return whole
 
 
-def decimal_text(amount: Decimal) -> str:
-    """Shortest exact fixed-point text: 0.00000001, 20, 1.000000000000000001."""
-    # money.plain normalises in the default 28-digit context, which rounds longer amounts.
-    with localcontext(prec=max(28, len(amount.as_tuple().digits))):
-        return money.plain(amount)
-
-
 def _bip21(info: Currency, address: str, amount: Decimal | None, label: str | None) -> str:
     scheme = info.uri_scheme or "bitcoin"
     prefix = _CASHADDR_PREFIX.match(address)
@@ -128,7 +121,7 @@ def _bip21(info: Currency, address: str, amount: Decimal | None, label: str | No
         scheme, address = prefix.group(1).lower(), address[prefix.end():]
     params = []
     if amount is not None:
-        params.append(f"amount={decimal_text(amount)}")
+        params.append(f"amount={money.plain(amount)}")
     if label:
         params.append(f"label={_encoded(label)}")
     return _join(f"{scheme}:{_checked_address(address)}", params)
@@ -150,7 +143,7 @@ def _eip681(info: Currency, address: str, amount: Decimal | None) -> str:
 def _xaman(address: str, amount: Decimal | None, tag: str | None) -> str:
     if not _XRP_ADDRESS.match(address):
         raise UriError("not an XRP Ledger address")
-    params = [] if amount is None else [f"amount={decimal_text(amount)}"]
+    params = [] if amount is None else [f"amount={money.plain(amount)}"]
     # Xaman also serves Xahau, whose r-addresses look the same: name the ledger, as a chain id.
     params.append("network=XRPL")
     if tag is not None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from checkout import currencies, uris
+from checkout import currencies, money, uris
 from checkout.uris import UriError
 
 BTC_BECH32 = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
@@ -438,5 +438,5 @@ def test_any_label_decodes_back_and_never_breaks_the_query(label: str) -> None:
 def test_atomic_units_invert_scaling(units: int, places: int) -> None:
     amount = Decimal(units).scaleb(-places, Context(prec=100))
     assert uris.atomic_units(amount, places) == units
-    assert PLAIN_NUMBER.match(uris.decimal_text(amount))
-    assert Decimal(uris.decimal_text(amount)) == amount
+    assert PLAIN_NUMBER.match(money.plain(amount))
+    assert Decimal(money.plain(amount)) == amount
