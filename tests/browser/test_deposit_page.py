@@ -17,10 +17,10 @@ from flask import Flask
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
-from sqlalchemy import select
+from test_pages import add_deposit
 
 from checkout import clock, db, merchants, payments, terminal, worker
-from checkout.models import Deposit, DepositAddress, Merchant, RateQuote
+from checkout.models import DepositAddress, Merchant, RateQuote
 
 BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
@@ -80,22 +80,6 @@ def known_address(app: Flask, merchant: Merchant) -> DepositAddress:
     return seed_address(app)
 
 
-def record_deposit(app: Flask, processor_id: int, status: str, confirmations: int = 0) -> None:
-    """What the callbacks do once a transaction is stored: recompute the address's pages."""
-    with app.app_context(), db.transaction() as s:
-        address_id = s.scalar(select(DepositAddress.id))
-        assert address_id is not None
-        row = s.scalar(select(Deposit).where(Deposit.processor_id == processor_id))
-        if row is None:
-            row = Deposit(merchant_id=11, processor_id=processor_id, address_id=address_id,
-                          currency="BTC", amount="0.00123", txid="ab" * 32,
-                          created_at=clock.now())
-            s.add(row)
-        row.status, row.confirmations = status, confirmations
-        s.flush()
-        payments.refresh_for_address(s, address_id)
-
-
 def test_the_page_shows_the_address_and_a_qr_that_scans_to_the_payment_uri(
         app: Flask, live_server: LiveServer, known_address: DepositAddress,
         context: Any) -> None:
@@ -141,12 +125,12 @@ def test_the_open_page_follows_the_payment_without_a_reload(
     expect(page.locator('[data-field="return"]')).to_be_hidden()
     expect(page.locator('[data-field="pay-box"]')).to_be_visible()
 
-    record_deposit(app, 1, "not_confirmed")
+    add_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
     expect(page.locator("#status-text")).to_contain_text("Payment seen")
     expect(page.locator('[data-field="transactions"] li')).to_contain_text("0.00123000")
 
-    record_deposit(app, 1, "confirmed", confirmations=1)
+    add_deposit(app, 1, "confirmed", confirmations=1)
     expect(status_of(page)).to_have_attribute("data-status", "confirmed")
     expect(page.locator("#status-text")).to_contain_text("Payment confirmed")
     # Paid in full: the QR and address step aside so nobody pays twice by mistake.
@@ -173,7 +157,7 @@ def test_without_javascript_the_page_is_complete_and_refreshes_itself(
         assert decode_qr(steady_screenshot(page.locator('[data-field="qr"]'))).lower() == \
             model["payment_uri"].lower()
 
-        record_deposit(app, 1, "confirmed", confirmations=1)
+        add_deposit(app, 1, "confirmed", confirmations=1)
         expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=8000)
         expect(page.locator('[data-field="return-link"]')).to_be_visible()
         expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
@@ -292,7 +276,7 @@ def test_an_allowed_shop_frames_the_page_and_hears_its_status(
 
     # The shop's own page forging a status: embed.js listens to the checkout's origin only.
     page.evaluate("window.postMessage({type: 'checkout:status', status: 'forged'}, '*')")
-    record_deposit(app, 1, "confirmed", confirmations=1)
+    add_deposit(app, 1, "confirmed", confirmations=1)
     page.wait_for_function("window.received.some(m => m.status === 'confirmed' && m.final)")
     assert "forged" not in [m["status"] for m in page.evaluate("window.received")]
     assert frame.locator('[data-field="return-link"]').get_attribute("target") == "_top"
@@ -336,7 +320,7 @@ def test_coming_back_to_the_page_polls_at_once(site_with: Any, context: Any) -> 
     app, live = site_with(POLL_WAITING_MS=600_000, POLL_SEEN_MS=600_000)
     page = context.new_page()
     page.goto(link_url(live.url))
-    record_deposit(app, 1, "not_confirmed")
+    add_deposit(app, 1, "not_confirmed")
     page.wait_for_timeout(300)
     expect(status_of(page)).to_have_attribute("data-status", "waiting")
     page.evaluate("window.dispatchEvent(new Event('focus'))")
@@ -357,13 +341,13 @@ def test_polling_slows_once_a_payment_is_seen_and_stops_when_final(
         page.wait_for_timeout(100)
     assert len(polls) >= 8, f"waiting: only {len(polls)} polls at a 150 ms cadence"
 
-    record_deposit(app, 1, "not_confirmed")
+    add_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
     seen_at = len(polls)
     page.wait_for_timeout(900)
     assert len(polls) - seen_at <= 1, "once a payment is seen, polls come once a second"
 
-    record_deposit(app, 1, "confirmed", confirmations=1)
+    add_deposit(app, 1, "confirmed", confirmations=1)
     expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=5_000)
     final_at = len(polls)
     page.wait_for_timeout(2_500)  # two and a half seen-cadences
