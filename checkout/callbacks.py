@@ -261,6 +261,15 @@ class DepositFacts:
     amount: str
     txid: str | None
     confirmations: int
+    refusal: str | None = None
+
+
+def refusal_of(payload: dict[str, Any]) -> str | None:
+    """Why the processor refused a payment, when its `error` says it was too small."""
+    error = payload.get("error")
+    if isinstance(error, str) and "less than minimum" in error.lower():
+        return payments.REFUSED_BELOW_MINIMUM
+    return None
 
 
 def _object(payload: dict[str, Any], name: str) -> dict[str, Any]:
@@ -332,6 +341,7 @@ def deposit_facts(payload: dict[str, Any], address: dict[str, Any]) -> DepositFa
         amount=money.text(amount),
         txid=txid if isinstance(txid, str) and len(txid) <= 255 and _storable(txid) else None,
         confirmations=_confirmations(leg.get("confirmations")) if leg is not None else 0,
+        refusal=refusal_of(payload) if payload.get("status") == "cancelled" else None,
     )
 
 
@@ -432,7 +442,7 @@ def advance_deposit(session: Session, merchant_id: int, key: Key, address: Depos
         "merchant_id": merchant_id, "processor_id": key.processor_id, "address_id": address.id,
         "currency": facts.currency, "amount": facts.amount, "txid": facts.txid,
         "confirmations": facts.confirmations, "status": key.status,
-        "created_at": now, "updated_at": now,
+        "refusal": facts.refusal, "created_at": now, "updated_at": now,
     }, ["merchant_id", "processor_id"])
     if created:
         return Result(APPLIED)
@@ -446,6 +456,7 @@ def advance_deposit(session: Session, merchant_id: int, key: Key, address: Depos
     if refused:
         return refused
     deposit.status = key.status
+    deposit.refusal = facts.refusal
     deposit.amount = facts.amount
     deposit.txid = facts.txid or deposit.txid
     deposit.confirmations = max(deposit.confirmations, facts.confirmations)

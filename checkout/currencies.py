@@ -10,6 +10,7 @@ page translates them when it renders (`_(currency.network)`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -196,3 +197,72 @@ def fiat_places(code: str) -> int:
     if places is None:
         raise UnknownCurrency(f"not a fiat currency: {code!r}")
     return places
+
+
+# Confirmations the processor waits for before a deposit is credited (coinspaid-api.md §7,
+# "confirmations-and-limits"); the page says "1 of 6" so a customer knows how long to wait.
+# They can change at the processor: the page calls them approximate, never a promise.
+_CONFIRMATIONS: dict[str, int] = {
+    "BTC": 1, "ETH": 10, "LTC": 6, "XRP": 1, "USDTE": 10, "USDTT": 19, "USDTB": 25,
+    "USDC": 10, "BCH": 6, "DOGE": 6, "TRX": 19, "ADA": 15, "BNB": 1, "BNB-BSC": 25,
+    "TBTC": 1, "TLTC": 6, "TETH": 10,
+}
+
+
+def confirmations_required(code: str) -> int | None:
+    return _CONFIRMATIONS.get(code.upper())
+
+
+# Block explorers a customer can check a transaction on, mainnet and test network. `{txid}`
+# is the only placeholder; txids are hex (or base58 for a few chains) and are checked before
+# they are put into a link.
+_EXPLORERS: dict[str, tuple[str, str | None]] = {
+    "BTC": ("https://mempool.space/tx/{txid}", "https://mempool.space/testnet4/tx/{txid}"),
+    "LTC": ("https://litecoinspace.org/tx/{txid}",
+            "https://litecoinspace.org/testnet/tx/{txid}"),
+    "BCH": ("https://blockchair.com/bitcoin-cash/transaction/{txid}", None),
+    "DOGE": ("https://blockchair.com/dogecoin/transaction/{txid}", None),
+    "ETH": ("https://etherscan.io/tx/{txid}", "https://sepolia.etherscan.io/tx/{txid}"),
+    "USDTE": ("https://etherscan.io/tx/{txid}", "https://sepolia.etherscan.io/tx/{txid}"),
+    "USDC": ("https://etherscan.io/tx/{txid}", "https://sepolia.etherscan.io/tx/{txid}"),
+    "DAI": ("https://etherscan.io/tx/{txid}", "https://sepolia.etherscan.io/tx/{txid}"),
+    "USDTT": ("https://tronscan.org/#/transaction/{txid}",
+              "https://shasta.tronscan.org/#/transaction/{txid}"),
+    "TRX": ("https://tronscan.org/#/transaction/{txid}",
+            "https://shasta.tronscan.org/#/transaction/{txid}"),
+    "USDTB": ("https://bscscan.com/tx/{txid}", "https://testnet.bscscan.com/tx/{txid}"),
+    "BNB-BSC": ("https://bscscan.com/tx/{txid}", "https://testnet.bscscan.com/tx/{txid}"),
+    "XRP": ("https://livenet.xrpl.org/transactions/{txid}",
+            "https://testnet.xrpl.org/transactions/{txid}"),
+    "ADA": ("https://cardanoscan.io/transaction/{txid}",
+            "https://preprod.cardanoscan.io/transaction/{txid}"),
+    "TBTC": ("https://mempool.space/testnet4/tx/{txid}", None),
+    "TLTC": ("https://litecoinspace.org/testnet/tx/{txid}", None),
+    "TETH": ("https://sepolia.etherscan.io/tx/{txid}", None),
+}
+_TXID = re.compile(r"\A(?:0x)?[0-9A-Za-z]{16,128}\Z")
+
+
+def explorer_url(code: str, txid: str | None, *, testnet: bool) -> str | None:
+    """Where a customer can look the transaction up; None when we know no explorer for it.
+
+    In sandbox mode the testnet explorer: a mainnet explorer would say "not found" for a
+    test transaction and make an honest page look like a lie.
+    """
+    if not txid or not _TXID.fullmatch(txid):
+        return None
+    templates = _EXPLORERS.get(code.upper())
+    if templates is None:
+        return None
+    template = templates[1] if testnet else templates[0]
+    return None if template is None else template.format(txid=txid)
+
+
+def shares_ticker(code: str) -> bool:
+    """Whether a wallet's name for this coin (USDT, BNB) also names it on another network:
+    then the page must say the network wherever it says the coin."""
+    info = get(code)
+    if info is None:
+        return False
+    return any(other.ticker == info.ticker and other.code != info.code
+               and other.testnet == info.testnet for other in _TABLE)

@@ -114,6 +114,10 @@ class Page(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
     # When the worker last asked the processor about this page (reconciliation).
     checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When the page was paid in full, and the fiat rate cached then: the receipt shows what
+    # the payment was worth when it was made, not at whatever moment it is reread.
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime)
+    paid_rate: Mapped[str | None] = mapped_column(Text)
 
     merchant: Mapped[Merchant] = relationship()
     deposit_address: Mapped[DepositAddress | None] = relationship()
@@ -134,6 +138,9 @@ class Deposit(Base):
     txid: Mapped[str | None] = mapped_column(String(255))
     confirmations: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16))
+    # Why the processor refused the payment, when it did ("below_minimum"): the customer
+    # must read that their money was refused for being too small, not "a double spend".
+    refusal: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
 

@@ -34,14 +34,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from . import clock, db, i18n, merchants, money, payments, processor, qr, rates, terminal
+from . import clock, db, forms, i18n, merchants, money, payments, processor, qr, rates, terminal
 from .models import DepositAddress, Page
 
 log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
-# The QR encodes only the page's fixed address, tag and amount: images may be cached.
-QR_MAX_AGE = 86400
 PAGE_TOKEN_BYTES = 24
 # Seconds a page render may wait for a fresh rate.
 RATE_TIMEOUT = 3.0
@@ -75,11 +73,16 @@ def open_terminal_link() -> ResponseReturnValue:
             convert_supported=payments.is_conversion_currency,
         )
     except terminal.LinkError as exc:
-        return error_page(exc.status, exc.message, frame_origins=exc.frame_origins)
+        return error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
+                          shop=exc.shop, back_url=exc.back_url)
     session = db.session()
     framing = link.merchant.frame_origins if link.is_iframe else []
     page = page_for_link(session, link.merchant.client_id, link.digest)
     if page is not None and payments.is_final(page.status, page.reason):
+        if paid_in_full(page):
+            # The shop's link of a paid order reopens its paid page: a fresh "waiting" page
+            # would invite a second payment. Paying again is a deliberate action there.
+            return redirect(page_url(page.id), 303)
         retire_link(session, page)
         page = None
     if page is None:
@@ -91,11 +94,13 @@ def open_terminal_link() -> ResponseReturnValue:
                         sorted(exc.errors) or exc.code)
             return error_page(422, _("This payment cannot be made in this currency now. "
                                      "Please choose another way to pay at the shop."),
-                              frame_origins=framing)
+                              frame_origins=framing, shop=link.merchant.name,
+                              back_url=link.url_back)
         except processor.ProcessorError as exc:
             log.warning("addresses/take failed for merchant %s: %s", link.merchant.client_id,
                         type(exc).__name__)
-            return retry_page(frame_origins=framing)
+            return retry_page(frame_origins=framing, shop=link.merchant.name,
+                              back_url=link.url_back)
         remember_rate(session, page)
     return redirect(page_url(page.id), 303)
 
@@ -112,6 +117,13 @@ def page_url(page_id: str) -> str:
 def page_for_link(session: Session, merchant_id: int, digest: str) -> Page | None:
     return session.scalar(select(Page).where(
         Page.merchant_id == merchant_id, Page.link_digest == digest))
+
+
+def paid_in_full(page: Page) -> bool:
+    """An amount was asked and confirmed in full (or more); an open-amount (top-up) page
+    never counts: its link opens a fresh page once the last one is final."""
+    return (page.amount is not None and page.status == payments.CONFIRMED
+            and payments.is_final(page.status, page.reason))
 
 
 def retire_link(session: Session, page: Page) -> None:
@@ -220,16 +232,95 @@ def show(page_id: str) -> ResponseReturnValue:
     session = db.session()
     page = load_page(page_id)
     remember_rate(session, page)
+    return no_store(make_response(render_page(session, page, f"{page.kind}.html")))
+
+
+@bp.get("/p/<page_id>/receipt")
+def receipt(page_id: str) -> ResponseReturnValue:
+    """A printable receipt of a paid page; before that, the page itself."""
+    session = db.session()
+    page = load_page(page_id)
+    if page.paid_at is None or page.status != payments.CONFIRMED:
+        return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+    return no_store(make_response(render_page(session, page, "receipt.html")))
+
+
+def render_page(session: Session, page: Page, template: str) -> str:
     model = payments.page_model(session, page)
+    asset = payments.describe(page.currency)
     if page.is_iframe:
         g.frame_ancestors = page.merchant.frame_origins
-    html = render_template(
-        f"{page.kind}.html", page=page, model=model, merchant=page.merchant,
-        asset=payments.describe(page.currency), iframe=page.is_iframe,
+    shop = page.merchant.name
+    return render_template(
+        template, page=page, model=model, merchant=page.merchant, asset=asset,
+        iframe=page.is_iframe, coin=payments.coin_name(asset, page.currency),
         labels=payments.status_labels(), tx_labels=payments.transaction_labels(),
-        status_text=payments.status_text(model["status"], model["reason"]),
+        status_text=payments.status_text(model, asset.ticker, shop),
+        again_form=forms.AgainForm(page.id) if page.amount is not None else None,
+        noscript_refresh=noscript_refresh(model),
     )
-    return no_store(make_response(html))
+
+
+def noscript_refresh(model: dict[str, Any]) -> int | None:
+    """Seconds between refreshes of a page without JavaScript; None: never refresh.
+
+    A refresh drops a text selection and a screen reader's place (WCAG 2.2.1), so it comes
+    only while something can still change, and slowly; the page also has a "check again"
+    link.
+    """
+    if model["final"]:
+        return None
+    key = "NOSCRIPT_REFRESH" if model["pay_now"] else "NOSCRIPT_REFRESH_SEEN"
+    default = 30 if model["pay_now"] else 60
+    return int(current_app.config.get(key, current_app.config.get("NOSCRIPT_REFRESH", default)))
+
+
+def _lang_arg() -> dict[str, Any]:
+    asked = request.args.get("lang")
+    return {"lang": asked} if asked and asked in current_app.config["LANGUAGES"] else {}
+
+
+@bp.post("/p/<page_id>/again")
+def pay_again(page_id: str) -> ResponseReturnValue:
+    """"Make another payment" on a paid page: the same order's link moves to a fresh page
+    on the same address. A form with a token bound to the page, so no other site can make
+    a customer's browser do it."""
+    session = db.session()
+    page = load_page(page_id)
+    form = forms.AgainForm(page.id)
+    if not form.validate_on_submit():
+        return error_page(400, _("This form has expired. Please reload the page and try again."),
+                          frame_origins=page.merchant.frame_origins if page.is_iframe else None)
+    if not paid_in_full(page):
+        return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+    fresh = next_page(session, page)
+    return redirect(url_for("pages.show", page_id=fresh.id, **_lang_arg()), 303)
+
+
+def next_page(session: Session, page: Page) -> Page:
+    """A fresh page for the same link, address and amount; the link now opens it."""
+    digest = page.link_digest
+    now = clock.now()
+    fresh = Page(
+        id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind=page.kind, merchant_id=page.merchant_id,
+        link_digest=digest, foreign_id=page.foreign_id, currency=page.currency,
+        convert_to=page.convert_to, fiat_currency=page.fiat_currency, amount=page.amount,
+        amount_paid="0", address_id=page.address_id, address=page.address, tag=page.tag,
+        status=payments.WAITING, reason=None, is_iframe=page.is_iframe, url_back=page.url_back,
+        created_at=now, updated_at=now)
+    page.link_digest = None
+    session.flush()
+    session.add(fresh)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two clicks at once: the first made the fresh page, the second goes there too.
+        session.rollback()
+        winner = page_for_link(session, page.merchant_id, digest) if digest else None
+        if winner is None:
+            raise
+        return winner
+    return fresh
 
 
 @bp.get("/p/<page_id>/status")
@@ -245,7 +336,7 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
     if fmt not in ("svg", "png"):
         abort(404)
     page = load_page(page_id)
-    text = payments.qr_text_for(page)
+    text = payments.qr_text_for(db.session(), page)
     etag = qr.etag(text, fmt, str(get_locale()))
     if etag in request.if_none_match:
         response = Response(status=304)
@@ -253,12 +344,20 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
         body, mimetype = payments.qr_image(text, fmt)
         response = Response(body, mimetype=mimetype)
     response.set_etag(etag)
-    # The browser may keep it (the address never changes), but no shared cache: the URL
-    # holds the page's token, which is the customer's only key to the page.
-    response.headers["Cache-Control"] = f"private, max-age={QR_MAX_AGE}"
+    # The QR carries the amount due now, which changes with every payment, and it is
+    # payment data: never kept. The ETag still spares a repeated download.
+    response.headers["Cache-Control"] = "no-store"
     if fmt == "svg":
         # The SVG's title is translated: a cached copy must not answer another language.
         response.vary.add("Accept-Language")
+    return response
+
+
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    """Browsers ask for it on every page; the pages name their icon, this answers quietly."""
+    response = Response(status=204)
+    response.headers["Cache-Control"] = "public, max-age=604800"
     return response
 
 
@@ -270,19 +369,22 @@ def no_store(response: Response) -> Response:
     return response
 
 
-def error_page(status: int, message: str, *, frame_origins: list[str] | None = None
-               ) -> Response:
-    """`frame_origins`: the shop that signed an iframe link sees the error in its frame."""
+def error_page(status: int, message: str, *, frame_origins: list[str] | None = None,
+               shop: str | None = None, back_url: str | None = None) -> Response:
+    """`frame_origins`: the shop that signed an iframe link sees the error in its frame.
+    `shop`, `back_url`: known once a link's signature held; the customer is never stranded."""
     framed = allow_framing(frame_origins)
     response = make_response(render_template("error.html", status=status, message=message,
-                                             iframe=framed), status)
+                                             iframe=framed, shop=shop, back_url=back_url),
+                             status)
     return no_store(response)
 
 
-def retry_page(*, frame_origins: list[str] | None = None) -> Response:
+def retry_page(*, frame_origins: list[str] | None = None, shop: str | None = None,
+               back_url: str | None = None) -> Response:
     framed = allow_framing(frame_origins)
     response = make_response(render_template("retry.html", retry_url=request.full_path,
-                                             iframe=framed), 503)
+                                             iframe=framed, shop=shop, back_url=back_url), 503)
     response.headers["Retry-After"] = "5"
     return no_store(response)
 

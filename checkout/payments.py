@@ -32,12 +32,17 @@ CANCELLED = "cancelled"
 DEPOSIT_STATUSES = (WAITING, SEEN, CONFIRMED, CANCELLED)
 FAILED = "failed"  # invoices only; their state is the invoice engineer's
 
-UNDERPAID = "underpaid"
+# Reasons: what a status means for the customer's money.
+UNDERPAID = "underpaid"  # confirmed, short of the amount asked: not final, the rest may come
+OVERPAID = "overpaid"  # confirmed, more than asked: final, the shop holds the difference
+BELOW_MINIMUM = "below_minimum"  # cancelled: the processor refused a payment as too small
+# Deposit.refusal values, read from the callback's `error`.
+REFUSED_BELOW_MINIMUM = "below_minimum"
 
 # A cancelled transaction (double spend) ends the page, but money that really arrives later
 # on the same address must still be shown, seen or confirmed: the only moves out of a final
-# state.
-_FINAL_SUCCESSORS = {CONFIRMED: frozenset[str](), CANCELLED: frozenset({SEEN, CONFIRMED})}
+# state. A page paid in full may still learn that more arrived (overpaid).
+_FINAL_SUCCESSORS = {CONFIRMED: frozenset({CONFIRMED}), CANCELLED: frozenset({SEEN, CONFIRMED})}
 
 
 @dataclass(frozen=True)
@@ -92,11 +97,13 @@ def state_of(amount: Decimal | None, deposits: Iterable[Deposit]) -> State:
 
     With an amount asked, confirmed money short of it is `confirmed` with reason `underpaid`
     (not final: the rest may still come to the same address), unless the rest is already in
-    flight: then the page is "seen", waiting for confirmation.
+    flight: then the page is "seen", waiting for confirmation. More than asked is
+    `confirmed`/`overpaid`. A page whose only payments were refused as too small says so.
     """
     confirmed = Decimal(0)
     in_flight = Decimal(0)
     statuses = set()
+    refused_small = False
     for deposit in deposits:
         statuses.add(deposit.status)
         value = money.from_processor(deposit.amount)
@@ -104,17 +111,22 @@ def state_of(amount: Decimal | None, deposits: Iterable[Deposit]) -> State:
             confirmed += value
         elif deposit.status == SEEN:
             in_flight += value
+        elif deposit.status == CANCELLED and deposit.refusal == REFUSED_BELOW_MINIMUM:
+            refused_small = True
     paid = confirmed + in_flight
     if CONFIRMED in statuses:
         short = amount is not None and confirmed < amount
         if short and in_flight and amount is not None and paid >= amount:
             # The rest is already on its way: "send the rest" would ask to pay twice.
             return State(SEEN, None, paid)
-        return State(CONFIRMED, UNDERPAID if short else None, paid)
+        if short:
+            return State(CONFIRMED, UNDERPAID, paid)
+        over = amount is not None and confirmed > amount
+        return State(CONFIRMED, OVERPAID if over else None, paid)
     if SEEN in statuses:
         return State(SEEN, None, paid)
     if CANCELLED in statuses:
-        return State(CANCELLED, CANCELLED, paid)
+        return State(CANCELLED, BELOW_MINIMUM if refused_small else CANCELLED, paid)
     return State(WAITING, None, paid)
 
 
@@ -137,8 +149,20 @@ def recompute(session: Session, page: Page) -> bool:
     page.amount_paid = money.text(state.amount_paid)
     if (page.status, page.reason, page.amount_paid) == before:
         return False
-    page.updated_at = clock.now()
+    now = clock.now()
+    page.updated_at = now
+    if state.status == CONFIRMED and state.final and page.paid_at is None:
+        remember_payment(session, page, now)
     return before[:2] != (page.status, page.reason)
+
+
+def remember_payment(session: Session, page: Page, now: datetime) -> None:
+    """Keep when the page was paid and what the coin was worth then, for the receipt."""
+    page.paid_at = now
+    if page.fiat_currency:
+        rate = rates.cached(session, page.currency, page.fiat_currency,
+                            fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
+        page.paid_rate = None if rate is None else money.text(rate)
 
 
 def refresh_for_address(session: Session, address_id: int) -> list[Page]:
@@ -168,43 +192,113 @@ def refresh_for_address(session: Session, address_id: int) -> list[Page]:
 # The page model (CONTRACT.md, "The page model")
 
 
+# What the customer should do now, in one word: the page leads with it, and the script
+# picks its text by it.
+PHASE_WAITING = "waiting"  # nothing arrived yet: pay
+PHASE_PARTIAL = "partial"  # part arrived: pay the rest, to the same address
+PHASE_CONFIRMING = "confirming"  # enough is on its way: nothing more to send, wait
+PHASE_PAID = "paid"
+PHASE_OVERPAID = "overpaid"
+PHASE_CANCELLED = "cancelled"
+PHASE_BELOW_MINIMUM = "below_minimum"
+PAYING_PHASES = frozenset({PHASE_WAITING, PHASE_PARTIAL})
+
+
 def page_model(session: Session, page: Page, *, now: datetime | None = None) -> dict[str, Any]:
-    """The JSON model of a page: what `/status` answers and what the HTML renders from."""
+    """The JSON model of a page: what `/status` answers and what the HTML renders from.
+
+    Everything a customer can act on (the QR, the wallet link, the amount and its copy
+    button) carries `amount_due`: what to send now, never the full amount again once part
+    of it arrived.
+    """
     asset = describe(page.currency)
     amount = amount_asked(page)
     paid = Decimal(page.amount_paid or "0")
     deposits = page_deposits(session, page)
     final = is_final(page.status, page.reason)
     now = now or clock.now()
+    minimum = minimum_payment(session, page.currency)
+    phase = phase_of(page.status, page.reason, amount, paid)
+    due = amount_due(amount, paid, minimum, asset.decimals) if phase in PAYING_PHASES else None
+    rest = _rest(amount, paid, asset.decimals)
+    testnet = bool(current_app.config.get("SANDBOX"))
     return {
         "id": page.id,
         "kind": page.kind,
         "status": page.status,
         "reason": page.reason,
         "final": final,
+        "phase": phase,
+        "pay_now": phase in PAYING_PHASES,
         "currency": page.currency,
         "address": page.address,
         "tag": page.tag,
         "network": asset.network,
-        "amount": _amount_text(amount, asset.decimals),
-        "amount_paid": money.text(paid, asset.decimals),
-        "amount_due": _due(amount, paid, asset.decimals),
-        "fiat": _fiat(session, page, amount, now),
+        "test_network": testnet,
+        "amount": _short(amount, asset.decimals),
+        "amount_paid": money.plain(paid),
+        "amount_due": _short(due, asset.decimals),
+        # Set when what is left is less than the processor accepts in one payment: the
+        # customer is asked for the minimum instead, and told why.
+        "rest_below_minimum": (money.plain(rest) if rest and due is not None and due > rest
+                               else None),
+        "amount_over": _over(phase, amount, paid),
+        "minimum": None if minimum is None else money.plain(minimum),
+        "fiat": _fiat(session, page, amount, due, now),
         "seconds_left": _seconds_left(page.expires_at, now, final),
-        "payment_uri": payment_uri(page.currency, page.address or "", page.tag, amount),
-        "transactions": [_transaction(d, asset.decimals) for d in deposits],
+        "payment_uri": payment_uri(page.currency, page.address or "", page.tag,
+                                   due if due else None),
+        "confirmations_required": currencies.confirmations_required(page.currency),
+        "transactions": [_transaction(d, asset.decimals, testnet) for d in deposits],
+        "receipt": _receipt(page, paid),
         "return_url": page.url_back if final else None,
     }
 
 
-def _amount_text(amount: Decimal | None, places: int) -> str | None:
-    return None if amount is None else money.text(money.ceil(amount, places), places)
+def phase_of(status: str, reason: str | None, amount: Decimal | None, paid: Decimal) -> str:
+    if status == CANCELLED:
+        return PHASE_BELOW_MINIMUM if reason == BELOW_MINIMUM else PHASE_CANCELLED
+    if status == CONFIRMED and reason != UNDERPAID:
+        return PHASE_OVERPAID if reason == OVERPAID else PHASE_PAID
+    if amount is not None and paid >= amount:
+        return PHASE_CONFIRMING  # everything asked for is seen, some of it not confirmed yet
+    if status == SEEN and amount is None:
+        return PHASE_CONFIRMING  # an open amount: the payment on its way is the payment
+    return PHASE_PARTIAL if paid > 0 else PHASE_WAITING
 
 
-def _due(amount: Decimal | None, paid: Decimal, places: int) -> str | None:
+def amount_due(amount: Decimal | None, paid: Decimal, minimum: Decimal | None,
+               places: int) -> Decimal | None:
+    """What to send now: the rest, rounded up to what the chain can carry, and never less
+    than the processor's minimum (a smaller payment would be refused and lost)."""
+    rest = _rest(amount, paid, places)
+    if rest is None:
+        return None
+    if minimum is not None and 0 < rest < minimum:
+        return money.ceil(minimum, places)
+    return rest
+
+
+def minimum_payment(session: Session, currency: str) -> Decimal | None:
+    """The processor's smallest accepted payment in this currency, from the cache."""
+    return None
+
+
+def _rest(amount: Decimal | None, paid: Decimal, places: int) -> Decimal | None:
     if amount is None:
         return None
-    return money.text(money.ceil(max(amount - paid, Decimal(0)), places), places)
+    return money.ceil(max(amount - paid, Decimal(0)), places)
+
+
+def _short(amount: Decimal | None, places: int) -> str | None:
+    """Shortest exact text, rounded up to the chain's places: 0.012, not 0.012000000000000000."""
+    return None if amount is None else money.plain(money.ceil(amount, places))
+
+
+def _over(phase: str, amount: Decimal | None, paid: Decimal) -> str | None:
+    if phase != PHASE_OVERPAID or amount is None or paid <= amount:
+        return None
+    return money.plain(paid - amount)
 
 
 def _seconds_left(expires_at: datetime | None, now: datetime, final: bool) -> int | None:
@@ -213,8 +307,8 @@ def _seconds_left(expires_at: datetime | None, now: datetime, final: bool) -> in
     return max(0, int((expires_at - now).total_seconds()))
 
 
-def _fiat(session: Session, page: Page, amount: Decimal | None,
-          now: datetime) -> dict[str, str] | None:
+def _fiat(session: Session, page: Page, amount: Decimal | None, due: Decimal | None,
+          now: datetime) -> dict[str, str | None] | None:
     """Approximate value from the cached rate only: a poll never reaches the processor.
     An old quote shows no value rather than a wrong one."""
     if amount is None or not page.fiat_currency:
@@ -223,21 +317,45 @@ def _fiat(session: Session, page: Page, amount: Decimal | None,
                         fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
     if rate is None:
         return None
-    places = currencies.fiat_places(page.fiat_currency) if currencies.is_fiat(
-        page.fiat_currency) else 2
+    places = _fiat_places(page.fiat_currency)
     return {
         "currency": page.fiat_currency,
         "amount": money.text(money.ceil(amount * rate, places), places),
-        "rate": money.text(rate),
+        "due": None if due is None else money.text(money.ceil(due * rate, places), places),
+        "rate": money.plain(rate),
     }
 
 
-def _transaction(deposit: Deposit, places: int) -> dict[str, Any]:
+def _fiat_places(code: str) -> int:
+    return currencies.fiat_places(code) if currencies.is_fiat(code) else 2
+
+
+def _receipt(page: Page, paid: Decimal) -> dict[str, str | None] | None:
+    """What a paid page proves: when, how much, and what it was worth then."""
+    if page.paid_at is None or page.status != CONFIRMED:
+        return None
+    fiat_amount = None
+    if page.paid_rate and page.fiat_currency:
+        places = _fiat_places(page.fiat_currency)
+        fiat_amount = money.text(money.ceil(paid * Decimal(page.paid_rate), places), places)
+    return {
+        "paid_at": page.paid_at.replace(microsecond=0).isoformat() + "Z",
+        "rate": None if page.paid_rate is None else money.plain(Decimal(page.paid_rate)),
+        "fiat_currency": page.fiat_currency if fiat_amount else None,
+        "fiat_amount": fiat_amount,
+        "reference": page.foreign_id,
+    }
+
+
+def _transaction(deposit: Deposit, places: int, testnet: bool) -> dict[str, Any]:
     return {
         "txid": deposit.txid,
-        "amount": money.text(money.from_processor(deposit.amount), places),
+        "amount": money.plain(money.from_processor(deposit.amount)),
         "status": deposit.status,
+        "refusal": deposit.refusal,
         "confirmations": deposit.confirmations,
+        "explorer_url": currencies.explorer_url(deposit.currency, deposit.txid,
+                                                testnet=testnet),
     }
 
 
@@ -264,6 +382,14 @@ def describe(code: str) -> Asset:
         return Asset(code, code, None, 8, code)
     label = _(info.tag_label) if info.tag_label else None
     return Asset(code, _(info.network), label, info.decimals, info.ticker)
+
+
+def coin_name(asset: Asset, code: str) -> str:
+    """The coin as the heading names it: "USDT on TRON (TRC-20)" where the wallet's name alone
+    (USDT) would fit another network too."""
+    if currencies.shares_ticker(code):
+        return _("%(ticker)s on %(network)s", ticker=asset.ticker, network=asset.network)
+    return asset.ticker
 
 
 def deposit_places(code: str) -> int | None:
@@ -312,9 +438,9 @@ def wallet_link(uri: str) -> str | None:
     return uri
 
 
-def qr_text_for(page: Page) -> str:
-    amount = amount_asked(page)
-    return uris.qr_text(payment_uri(page.currency, page.address or "", page.tag, amount))
+def qr_text_for(session: Session, page: Page) -> str:
+    """The QR carries what the page model's link carries: the amount due now."""
+    return uris.qr_text(str(page_model(session, page)["payment_uri"]))
 
 
 def qr_image(text: str, fmt: str) -> tuple[bytes, str]:
@@ -328,22 +454,51 @@ def qr_image(text: str, fmt: str) -> tuple[bytes, str]:
 
 
 def status_labels() -> dict[str, str]:
-    """Customer text per `status` or `status:reason`, translated; keys as the script reads them."""
+    """Customer text per phase, translated, with `{placeholders}` that the page (server and
+    script alike) fills from the model: one wording whoever renders it."""
+    ph = {"paid": "{paid}", "due": "{due}", "over": "{over}", "ticker": "{ticker}",
+          "shop": "{shop}", "minimum": "{minimum}"}
     return {
-        WAITING: _("Waiting for your payment."),
-        SEEN: _("Payment seen, waiting for confirmation. You can close this page; "
-                "the shop is told when it is confirmed."),
-        CONFIRMED: _("Payment confirmed. Thank you!"),
-        f"{CONFIRMED}:{UNDERPAID}": _("Part of the amount is confirmed. Please send the rest "
-                                      "to the same address."),
-        CANCELLED: _("The payment was cancelled by the network (for example, a double spend), "
-                     "so no funds arrived. Please contact the shop."),
+        PHASE_WAITING: _("Waiting for your payment."),
+        PHASE_PARTIAL: _("%(paid)s %(ticker)s received. Please send the remaining %(due)s "
+                         "%(ticker)s to the same address.", **ph),
+        PHASE_CONFIRMING: _("Your payment of %(paid)s %(ticker)s is on its way and waiting for "
+                            "confirmation. Nothing more needs to be sent.", **ph),
+        PHASE_PAID: _("Payment confirmed. Thank you!"),
+        PHASE_OVERPAID: _("Payment confirmed. You sent %(over)s %(ticker)s more than asked; "
+                          "%(shop)s has received all of it. Contact the shop about the "
+                          "difference.", **ph),
+        PHASE_CANCELLED: _("The network cancelled this payment (for example, a double spend), "
+                           "so no funds arrived. Please contact %(shop)s.", **ph),
+        PHASE_BELOW_MINIMUM: _("Your payment was refused because it is below the smallest "
+                               "payment accepted for %(ticker)s (%(minimum)s %(ticker)s). It was "
+                               "not credited to %(shop)s. Please contact the shop before you "
+                               "pay again.", **ph),
+        # Not a phase: shown beside the amount when the rest is below the minimum.
+        "note:minimum": _("The rest, %(rest)s %(ticker)s, is less than the smallest payment "
+                          "accepted, so please send %(due)s %(ticker)s. Everything you send "
+                          "is credited to %(shop)s.", rest="{rest}", **ph),
     }
 
 
-def status_text(status: str, reason: str | None) -> str:
+def fill(template: str, values: dict[str, str]) -> str:
+    """Put the model's values into a label, as checkout.js does."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def label_values(model: dict[str, Any], ticker: str, shop: str) -> dict[str, str]:
+    minimum = model.get("minimum")
+    return {"paid": str(model["amount_paid"]), "due": str(model.get("amount_due") or ""),
+            "over": str(model.get("amount_over") or ""), "ticker": ticker, "shop": shop,
+            "minimum": str(minimum) if minimum else "?"}
+
+
+def status_text(model: dict[str, Any], ticker: str, shop: str) -> str:
     labels = status_labels()
-    return labels.get(f"{status}:{reason}") or labels.get(status) or status
+    template = labels.get(str(model["phase"])) or str(model["status"])
+    return fill(template, label_values(model, ticker, shop))
 
 
 def transaction_labels() -> dict[str, str]:
@@ -351,4 +506,5 @@ def transaction_labels() -> dict[str, str]:
         SEEN: _("seen, waiting for confirmation"),
         CONFIRMED: _("confirmed"),
         CANCELLED: _("cancelled"),
+        f"{CANCELLED}:{REFUSED_BELOW_MINIMUM}": _("refused: below the minimum"),
     }

@@ -49,6 +49,9 @@ class LinkError(ValueError):
         # Origins that may frame the error page: only a link the shop signed, asking for an
         # iframe, gets its error shown inside the shop's frame instead of a refused frame.
         self.frame_origins: list[str] = []
+        # The shop, and its way back, once the signature held: the error page names them.
+        self.shop: str | None = None
+        self.back_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,17 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
     except LinkError as exc:
         if wants_frame(payload.get("is_iframe")):
             exc.frame_origins = merchant.frame_origins
+        exc.shop = merchant.name
+        exc.back_url = safe_url_back(payload.get("url_back"), merchant.return_hosts)
         raise
+
+
+def safe_url_back(value: Any, allowed_hosts: list[str]) -> str | None:
+    """The link's way back when it is one of the shop's own; None otherwise, never an error."""
+    try:
+        return parse_url_back(value, allowed_hosts)
+    except LinkError:
+        return None
 
 
 def wants_frame(value: Any) -> bool:

@@ -1,43 +1,39 @@
-/* The customer page's only script: copy buttons, live status, and telling the shop (iframe).
-   The server decides everything; this file only shows what /status says. No framework. */
+/* Copy buttons, live status, telling the shop (iframe): shows what /status says. */
 (function () {
   "use strict";
   var root = document.getElementById("checkout");
   if (!root) { return; }
-  var data = root.dataset;
-  var labels = JSON.parse(data.labels || "{}");
-  var txLabels = JSON.parse(data.txLabels || "{}");
+  var data = root.dataset, W = window, D = document;
+  var labels = JSON.parse(data.labels || "{}"), txLabels = JSON.parse(data.txLabels || "{}");
   var waitingMs = parseInt(data.pollWaiting, 10) || 3000;
   var seenMs = parseInt(data.pollSeen, 10) || 10000;
-  var state = { status: data.status, reason: data.reason || null, final: data.final === "true", seen: false };
-  var timer = null;
-  var busy = false;
+  var PAYING = { waiting: 1, partial: 1 };
+  var state = { status: data.status, reason: data.reason || null, phase: data.phase,
+                final: data.final === "true", seen: false };
+  var timer = null, busy = false, failures = 0;
 
   function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
   function setText(name, value) {
     var el = field(name);
-    if (el && value !== null && value !== undefined && el.textContent !== String(value)) {
-      el.textContent = value;
-    }
+    if (el && value != null && el.textContent !== String(value)) { el.textContent = value; }
   }
+  function show(name, visible) { var el = field(name); if (el) { el.hidden = !visible; } }
+  /* Text where there is some, hidden (with its row) where there is none. */
+  function put(name, text, row) { show(row || name, text); if (text) { setText(name, text); } }
 
   /* ---- copy buttons: real buttons, shown only where they can work */
   function copyBySelection(text) {
-    var area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "sr-only";
-    document.body.appendChild(area);
+    var area = D.createElement("textarea"), ok = false;
+    area.value = text; area.setAttribute("readonly", ""); area.className = "sr-only";
+    D.body.appendChild(area);
     area.select();
-    var ok = false;
-    try { ok = document.execCommand && document.execCommand("copy"); } catch (e) { /* refused */ }
-    document.body.removeChild(area);
+    try { ok = D.execCommand && D.execCommand("copy"); } catch (e) { /* refused */ }
+    D.body.removeChild(area);
     return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
   }
   function copyText(text) {
-    if (!navigator.clipboard || !window.isSecureContext) { return copyBySelection(text); }
-    /* A shop's iframe without allow="clipboard-write" refuses the Clipboard API; copying
-       the selection still works there, while the click's user activation lasts. */
+    if (!navigator.clipboard || !W.isSecureContext) { return copyBySelection(text); }
+    /* A frame without allow="clipboard-write" refuses the API; a selection still copies. */
     return navigator.clipboard.writeText(text).catch(function () { return copyBySelection(text); });
   }
   Array.prototype.forEach.call(root.querySelectorAll("button[data-copy]"), function (button) {
@@ -49,7 +45,7 @@
       copyText(source.textContent.trim()).then(function () {
         button.textContent = data.copied;
         setText("copy-feedback", data.copied + ": " + original);
-        window.setTimeout(function () { button.textContent = original; setText("copy-feedback", ""); }, 2500);
+        W.setTimeout(function () { button.textContent = original; setText("copy-feedback", ""); }, 2500);
       }, function () { /* the value stays visible and selectable */ });
     });
   });
@@ -57,90 +53,131 @@
   /* ---- telling the shop (iframe mode): one exact origin, never "*" */
   var origins = (data.origins || "").split(" ").filter(Boolean);
   function parentOrigins() {
-    var candidates = [];
-    try {
-      if (location.ancestorOrigins && location.ancestorOrigins.length) {
-        candidates.push(location.ancestorOrigins[0]);
-      }
-    } catch (e) { /* not supported */ }
-    try { if (document.referrer) { candidates.push(new URL(document.referrer).origin); } } catch (e) { /* no referrer */ }
-    var known = candidates.filter(function (o) { return origins.indexOf(o) !== -1; });
-    /* A message to a non-matching targetOrigin is dropped by the browser, so trying each
-       allowed origin in turn is safe when the parent's origin cannot be read. */
+    var seen = [];
+    try { if (location.ancestorOrigins && location.ancestorOrigins.length) { seen.push(location.ancestorOrigins[0]); } } catch (e) { /* unsupported */ }
+    try { if (D.referrer) { seen.push(new URL(D.referrer).origin); } } catch (e) { /* none */ }
+    var known = seen.filter(function (o) { return origins.indexOf(o) !== -1; });
+    /* A non-matching targetOrigin drops the message: trying each allowed one is safe. */
     return known.length ? [known[0]] : origins;
   }
-  function tellShop() {
-    if (data.iframe !== "true" || window.parent === window) { return; }
-    var message = { type: "checkout:status", id: data.id, status: state.status,
-                    final: state.final, foreign_id: data.foreignId };
+  function tellShop(type) {
+    if (data.iframe !== "true" || W.parent === W) { return; }
+    var message = type ? { type: type, id: data.id } : { type: "checkout:status", id: data.id,
+      status: state.status, final: state.final, foreign_id: data.foreignId };
     parentOrigins().forEach(function (origin) {
-      try { window.parent.postMessage(message, origin); } catch (e) { /* malformed origin */ }
+      try { W.parent.postMessage(message, origin); } catch (e) { /* malformed origin */ }
     });
   }
+  /* Escape in the frame closes the shop's modal (embed.js): keys never leave a frame. */
+  D.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { tellShop("checkout:close"); }
+  });
 
-  /* ---- live status */
-  function labelFor(model) {
-    return labels[model.status + ":" + model.reason] || labels[model.status] || model.status;
+  /* ---- live status: labels have {placeholders} the model fills, as on the server */
+  function fill(template, model) {
+    var values = { paid: model.amount_paid, due: model.amount_due || "", over: model.amount_over || "",
+      rest: model.rest_below_minimum || "", ticker: data.ticker || model.currency,
+      shop: data.shop || "", minimum: model.minimum || "?" };
+    return String(template || "").replace(/\{(\w+)\}/g, function (all, name) {
+      return name in values ? values[name] : all;
+    });
+  }
+  function about(amount, currency) {
+    return data.about.replace("{amount}", amount).replace("{currency}", currency);
   }
   function renderTransactions(model) {
-    var list = field("transactions");
-    var box = field("transactions-box");
+    var list = field("transactions"), box = field("transactions-box");
     if (!list || !box) { return; }
     var items = model.transactions.map(function (tx) {
-      return tx.amount + " " + (data.ticker || model.currency) + " · " + (txLabels[tx.status] || tx.status) +
-        " · " + data.confirmations + ": " + tx.confirmations;
+      var text = tx.amount + " " + data.ticker + " · " +
+        (txLabels[tx.status + ":" + tx.refusal] || txLabels[tx.status] || tx.status);
+      if (tx.status === "not_confirmed") { text += " · " + data.confirmations + ": " + tx.confirmations; }
+      return { text: text, href: tx.explorer_url };
     });
-    var current = Array.prototype.map.call(list.children, function (li) { return li.textContent.trim(); });
-    if (current.join("\n") !== items.join("\n")) {
+    var key = JSON.stringify(items);
+    if (list.dataset.rendered !== key) {
       list.textContent = "";
-      items.forEach(function (text) {
-        var li = document.createElement("li");
-        li.textContent = text;
+      items.forEach(function (item) {
+        var li = D.createElement("li");
+        li.textContent = item.text;
+        if (item.href) {
+          var a = D.createElement("a");
+          a.href = item.href; a.target = "_blank"; a.rel = "noopener noreferrer";
+          a.textContent = data.explorerText;
+          li.appendChild(D.createTextNode(" · "));
+          li.appendChild(a);
+        }
         list.appendChild(li);
       });
+      list.dataset.rendered = key;
     }
-    box.hidden = items.length === 0;
+    box.hidden = !items.length;
+  }
+  function renderConfirmations(model) {
+    var counts = model.transactions.filter(function (tx) { return tx.status === "not_confirmed"; })
+      .map(function (tx) { return Number(tx.confirmations) || 0; });
+    put("confirmations", counts.length && data.confirmations + ": " + Math.min.apply(null, counts) +
+      (model.confirmations_required ? " " + data.of + " " + model.confirmations_required : ""));
+  }
+  function renderPay(model) {
+    show("pay-box", model.pay_now);
+    if (!model.pay_now) { return; }
+    setText("amount", model.amount_due || model.amount);
+    show("amount-label", model.phase !== "partial");
+    show("rest-label", model.phase === "partial");
+    put("fiat", model.fiat && model.fiat.due && about(model.fiat.due, model.fiat.currency));
+    put("minimum-note", model.rest_below_minimum && fill(labels["note:minimum"], model));
+    var qr = field("qr"), wallet = field("wallet-link");
+    var src = data.qrUrl + (model.amount_due ? "?due=" + encodeURIComponent(model.amount_due) : "");
+    if (qr && qr.getAttribute("src") !== src) { qr.setAttribute("src", src); }
+    if (wallet && model.payment_uri) { wallet.setAttribute("href", model.payment_uri); }
+  }
+  function renderOutcome(model) {
+    var r = model.receipt;
+    show("outcome", r);
+    if (!r) { return; }
+    setText("paid-amount", model.amount_paid);
+    put("paid-fiat", r.fiat_amount && about(r.fiat_amount, r.fiat_currency), "paid-fiat-row");
+    put("paid-rate", r.rate && r.fiat_currency && "1 " + data.ticker + " = " + r.rate + " " +
+      r.fiat_currency, "paid-rate-row");
+    var at = field("paid-at");
+    if (at) { at.setAttribute("datetime", r.paid_at); setText("paid-at", r.paid_at.replace("T", " ").replace("Z", " UTC")); }
   }
   function render(model) {
+    var changed = model.status !== state.status || model.reason !== state.reason ||
+      model.final !== state.final || model.phase !== state.phase;
     var box = field("status-box");
-    var changed = model.status !== state.status || model.reason !== state.reason || model.final !== state.final;
     if (box) {
       box.dataset.status = model.status;
-      box.className = "status status-" + model.status + (model.final ? " final" : "");
+      box.dataset.phase = model.phase;
+      box.className = "status status-" + model.phase + (model.final ? " final" : "");
     }
-    if (changed || field("status-text").textContent.trim() !== labelFor(model)) {
-      setText("status-text", labelFor(model)); /* role=status: announced politely */
-    }
-    setText("amount-paid", model.amount_paid);
-    setText("amount-due", model.amount_due);
-    var progress = field("progress");
-    if (progress && model.amount && model.transactions.length) { progress.hidden = false; }
+    setText("status-text", fill(labels[model.phase] || model.status, model)); /* role=status: announced */
+    if (model.phase === "paid" || model.phase === "overpaid") { setText("heading", data.paidHeading); }
+    renderConfirmations(model);
+    renderPay(model);
+    renderOutcome(model);
     renderTransactions(model);
-    var pay = field("pay-box");
-    if (pay) { pay.hidden = model.final && model.status === "confirmed"; }
-    var back = field("return");
     var link = field("return-link");
-    if (back && link && model.return_url) {
+    if (link && model.return_url) {
       link.setAttribute("href", model.return_url);
-      back.hidden = false;
+      show("return", true);
+      show("quiet-back", false);
     }
-    state.seen = model.transactions.length > 0;
-    state.status = model.status;
-    state.reason = model.reason;
-    state.final = model.final;
+    state = { status: model.status, reason: model.reason, phase: model.phase, final: model.final,
+              seen: model.transactions.length > 0, gone: state.gone };
     root.dataset.status = model.status;
-    root.dataset.final = model.final ? "true" : "false";
+    root.dataset.phase = model.phase;
+    root.dataset.final = String(model.final);
     if (changed) { tellShop(); }
   }
-  var failures = 0;
-  var MAX_BACKOFF_MS = 60000;
   function schedule() {
-    window.clearTimeout(timer);
+    W.clearTimeout(timer);
     if (state.final || state.gone) { return; }
-    var delay = state.seen || state.status !== "waiting" ? seenMs : waitingMs;
-    /* A failing server is asked less and less often, never more than once a minute. */
-    if (failures) { delay = Math.min(MAX_BACKOFF_MS, delay * Math.pow(2, failures)); }
-    timer = window.setTimeout(poll, delay);
+    var delay = state.seen || !PAYING[state.phase] ? seenMs : waitingMs;
+    /* A failing server is asked ever less often, at most once a minute. */
+    if (failures) { delay = Math.min(60000, delay * Math.pow(2, failures)); }
+    timer = W.setTimeout(poll, delay);
   }
   function poll() {
     if (busy || state.final || state.gone) { return; }
@@ -156,10 +193,10 @@
       .then(function () { busy = false; schedule(); });
   }
   function pollNow() {
-    if (document.visibilityState === "visible") { window.clearTimeout(timer); poll(); }
+    if (D.visibilityState === "visible") { W.clearTimeout(timer); poll(); }
   }
-  document.addEventListener("visibilitychange", pollNow);
-  window.addEventListener("focus", pollNow);
+  D.addEventListener("visibilitychange", pollNow);
+  W.addEventListener("focus", pollNow);
   tellShop();
   schedule();
 })();

@@ -52,11 +52,19 @@
     f.border = "0"; f.width = "100%"; f.height = "100%"; f.display = "block";
     var c = closeButton.style;
     c.position = "absolute"; c.top = "0.4rem"; c.insetInlineEnd = "0.4rem"; c.zIndex = "1";
+    c.font = "600 0.9rem/1 system-ui, sans-serif"; c.minHeight = "2.25rem"; c.padding = "0 0.8rem";
+    c.border = "1px solid #0b5cad"; c.borderRadius = "0.4rem"; c.background = "#fff";
+    c.color = "#0b5cad"; c.cursor = "pointer";
+    closeButton.addEventListener("focus", function () { c.outline = "3px solid #0b5cad"; c.outlineOffset = "2px"; });
+    closeButton.addEventListener("blur", function () { c.outline = ""; });
 
     function onMessage(event) {
       if (event.origin !== origin || event.source !== frame.contentWindow) { return; }
       var message = event.data;
-      if (!message || typeof message !== "object" || message.type !== "checkout:status") { return; }
+      if (!message || typeof message !== "object") { return; }
+      /* Escape pressed inside the frame: its keys never reach this page, so it says so. */
+      if (message.type === "checkout:close") { close(); return; }
+      if (message.type !== "checkout:status") { return; }
       if (typeof options.onStatus === "function") { options.onStatus(message); }
     }
     function onKey(event) { if (event.key === "Escape") { close(); } }

@@ -327,7 +327,7 @@ def test_a_tagged_address_takes_only_its_own_tag(
     _, page_a = issue_address(app, address="rShared", currency="XRP", foreign_id="a", tag="1")
     _, page_b = issue_address(app, address="rShared", currency="XRP", foreign_id="b", tag="2")
     body = deposit_body(901, "confirmed", address="rShared", currency="XRP", foreign_id="b",
-                        tag="2", amount="5")
+                        tag="2", amount="0.01")
     assert post(client, body).status_code == 200
     assert page_state(app, page_a) == ("waiting", None)
     assert page_state(app, page_b) == ("confirmed", None)

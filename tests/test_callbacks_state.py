@@ -233,7 +233,7 @@ def test_a_customer_page_follows_the_processors_callbacks_end_to_end(
                               "status": "not_confirmed"})
     assert pay.status_code == 201, pay.text
     worker.run_once(app)
-    assert (status()["status"], status()["amount_paid"]) == ("not_confirmed", "0.01000000")
+    assert (status()["status"], status()["amount_paid"]) == ("not_confirmed", "0.01")
     requests.post(f"{live_server.url}/sandbox/clock", json={"advance_seconds": 7200},
                   timeout=10).raise_for_status()
     for _ in range(3):

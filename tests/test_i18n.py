@@ -101,7 +101,7 @@ def pseudo_client(pseudo_app: Flask) -> FlaskClient:
         merchants.add(merchants.NewMerchant(11, "Shop", "k-11", MERCHANT_SECRET,
                                             ("shop.example",)))
         with db.transaction() as s:
-            s.add(DepositAddress(merchant_id=11, foreign_id="u", currency="XRP",
+            s.add(DepositAddress(merchant_id=11, foreign_id="ORDER-77", currency="XRP",
                                  convert_to="EUR", address=XRP_ADDRESS, tag="100001"))
             s.add(RateQuote(currency_from="XRP", currency_to="EUR", rate="0.5",
                             fetched_at=clock.now()))
@@ -114,14 +114,14 @@ def link(payload: dict[str, Any]) -> dict[str, str]:
 
 def test_the_deposit_page_has_no_unwrapped_text(pseudo_client: FlaskClient) -> None:
     opened = pseudo_client.get("/terminal", query_string=link(
-        {"client_id": 11, "currency": "XRP", "foreign_id": "u", "amount": "25.5",
+        {"client_id": 11, "currency": "XRP", "foreign_id": "ORDER-77", "amount": "25.5",
          "convert_to": "EUR", "url_back": "https://shop.example/back"}))
     assert opened.status_code == 303
     html = pseudo_client.get(opened.headers["Location"] + f"?lang={PSEUDO}").get_data(
         as_text=True)
     assert f'lang="{PSEUDO}"' in html
     assert "⟦" in html, "the pseudo-language is in use"
-    data = ["Shop", XRP_ADDRESS, "100001", "XRP", "EUR"]
+    data = ["Shop", XRP_ADDRESS, "100001", "XRP", "EUR", "ORDER-77"]
     assert untranslated(html, data) == []
 
 

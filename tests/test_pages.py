@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 import threading
 from datetime import datetime, timedelta
@@ -25,9 +26,12 @@ BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 XRP_ADDRESS = "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh"
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
         "convert_to": "EUR", "url_back": "https://shop.example/back"}
-CONTRACT_KEYS = ["id", "kind", "status", "reason", "final", "currency", "address", "tag",
-                 "network", "amount", "amount_paid", "amount_due", "fiat", "seconds_left",
-                 "payment_uri", "transactions", "return_url"]
+# The contract's keys, in its order, with ours beside them (README, "The page model").
+CONTRACT_KEYS = ["id", "kind", "status", "reason", "final", "phase", "pay_now", "currency",
+                 "address", "tag", "network", "test_network", "amount", "amount_paid",
+                 "amount_due", "rest_below_minimum", "amount_over", "minimum", "fiat",
+                 "seconds_left", "payment_uri", "confirmations_required", "transactions",
+                 "receipt", "return_url"]
 
 
 def link_query(payload: dict[str, Any]) -> dict[str, str]:
@@ -46,7 +50,7 @@ def dep(status: str, amount: str = "0.00123", processor_id: int = 1) -> Deposit:
     ("0.00123", [], "waiting", None, False, "0"),
     ("0.00123", [("not_confirmed", "0.00123")], "not_confirmed", None, False, "0.00123"),
     ("0.00123", [("confirmed", "0.00123")], "confirmed", None, True, "0.00123"),
-    ("0.00123", [("confirmed", "0.002")], "confirmed", None, True, "0.002"),
+    ("0.00123", [("confirmed", "0.002")], "confirmed", "overpaid", True, "0.002"),
     ("0.00123", [("confirmed", "0.001")], "confirmed", "underpaid", False, "0.001"),
     # The rest is on its way: seen, never "please send the rest".
     ("0.00123", [("confirmed", "0.001"), ("not_confirmed", "0.00023")], "not_confirmed",
@@ -104,7 +108,9 @@ def test_any_order_of_callbacks_never_moves_a_page_out_of_a_final_state(
         was_final = payments.is_final(status, reason)
         if payments.may_move(status, reason, state.status):
             if was_final:
-                assert status == "cancelled" and state.status in ("not_confirmed", "confirmed")
+                # Real money after a cancellation, or more money after "paid" (overpaid).
+                assert (status == "cancelled" and state.status in ("not_confirmed", "confirmed")
+                        ) or (status == state.status == "confirmed")
             status, reason = state.status, state.reason
         assert status in payments.DEPOSIT_STATUSES
     confirmed = sum((Decimal(d.amount) for d in rows.values() if d.status == "confirmed"),
@@ -206,12 +212,13 @@ def test_the_status_model_is_exactly_the_contract(
     assert list(model) == CONTRACT_KEYS
     assert model == {
         "id": page.rsplit("/", 1)[1], "kind": "deposit", "status": "waiting", "reason": None,
-        "final": False, "currency": "BTC", "address": BTC_ADDRESS, "tag": None,
-        "network": "Bitcoin", "amount": "0.00123000", "amount_paid": "0.00000000",
-        "amount_due": "0.00123000",
-        "fiat": {"currency": "EUR", "amount": "59.93", "rate": "48715.62"},
+        "final": False, "phase": "waiting", "pay_now": True, "currency": "BTC",
+        "address": BTC_ADDRESS, "tag": None, "network": "Bitcoin", "test_network": True,
+        "amount": "0.00123", "amount_paid": "0", "amount_due": "0.00123",
+        "rest_below_minimum": None, "amount_over": None, "minimum": None,
+        "fiat": {"currency": "EUR", "amount": "59.93", "due": "59.93", "rate": "48715.62"},
         "seconds_left": None, "payment_uri": f"bitcoin:{BTC_ADDRESS}?amount=0.00123",
-        "transactions": [], "return_url": None,
+        "confirmations_required": 1, "transactions": [], "receipt": None, "return_url": None,
     }
 
 
@@ -240,15 +247,18 @@ def test_deposits_move_the_page_forward_and_only_those_after_it_opened(
     assert [p.id for p in changed] == [page.rsplit("/", 1)[1]]
     model = client.get(page + "/status").get_json()
     assert (model["status"], model["final"], model["amount_paid"]) == (
-        "not_confirmed", False, "0.00123000")
-    assert model["transactions"] == [{"txid": f"{2:064x}", "amount": "0.00123000",
-                                      "status": "not_confirmed", "confirmations": 0}]
+        "not_confirmed", False, "0.00123")
+    assert model["transactions"] == [{
+        "txid": f"{2:064x}", "amount": "0.00123", "status": "not_confirmed", "refusal": None,
+        "confirmations": 0,
+        # Sandbox mode: a test-network explorer, where a test transaction can be found.
+        "explorer_url": f"https://mempool.space/testnet4/tx/{2:064x}"}]
     assert add_deposit(app, 2, "not_confirmed") == []  # a replay changes nothing
 
     add_deposit(app, 2, "confirmed", confirmations=1)
     model = client.get(page + "/status").get_json()
     assert (model["status"], model["final"], model["amount_due"], model["return_url"]) == (
-        "confirmed", True, "0.00000000", "https://shop.example/back")
+        "confirmed", True, None, "https://shop.example/back")
 
     add_deposit(app, 2, "cancelled")  # a late contradiction never undoes a confirmation
     assert client.get(page + "/status").get_json()["status"] == "confirmed"
@@ -266,9 +276,9 @@ def test_a_payment_counts_on_one_page_only_the_newest_open_when_it_was_seen(
     one = client.get(first + "/status").get_json()
     two = client.get(second + "/status").get_json()
     assert (one["status"], one["amount_paid"], [t["txid"] for t in one["transactions"]]) == (
-        "confirmed", "0.00123000", [f"{1:064x}"])
+        "confirmed", "0.00123", [f"{1:064x}"])
     assert (two["status"], two["amount_paid"], [t["txid"] for t in two["transactions"]]) == (
-        "confirmed", "0.00200000", [f"{2:064x}"])
+        "confirmed", "0.002", [f"{2:064x}"])
 
 
 def test_the_page_shows_everything_needed_to_pay_without_javascript(
@@ -278,10 +288,11 @@ def test_the_page_shows_everything_needed_to_pay_without_javascript(
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     html = response.get_data(as_text=True)
-    assert BTC_ADDRESS in html and "0.00123000" in html and "59.93" in html
+    assert BTC_ADDRESS in html and ">0.00123</span> BTC" in html and "59.93" in html
     assert "Bitcoin network" in html and "lost" in html
     assert f'href="bitcoin:{BTC_ADDRESS}?amount=0.00123"' in html
-    assert '<noscript><meta http-equiv="refresh" content="15"></noscript>' in html
+    assert '<noscript><meta http-equiv="refresh" content="30"></noscript>' in html
+    assert "Check again now" in html
     assert 'aria-live="polite"' in html
     assert re.search(r'<html lang="en" dir="ltr">', html)
     assert "user-scalable" not in html and "maximum-scale" not in html
@@ -289,7 +300,10 @@ def test_the_page_shows_everything_needed_to_pay_without_javascript(
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert "<style" not in html and " style=" not in html and "onclick" not in html
     assert MERCHANT_SECRET not in html
-    assert "Back to shop" in html and 'href="https://shop.example/back"' not in html
+    # The way back is there, but quiet until the payment is final: no button leads away.
+    assert re.search(r'<a class="button"[^>]*data-field="return-link">Back to Shop</a>', html)
+    assert re.search(r'<p class="quiet-back"[^>]*>\s*<a href="https://shop.example/back" '
+                     r'target="_top"', html)
 
 
 def test_a_final_page_offers_the_way_back_to_the_shop_at_the_top(
@@ -330,8 +344,9 @@ def test_a_token_is_named_as_wallets_name_it_with_its_network(
     page = open_link(client, {"client_id": 11, "currency": code, "foreign_id": "u",
                               "amount": "19.99"})
     html = client.get(page).get_data(as_text=True)
-    assert f"Pay with {ticker}</h1>" in html
-    assert f"19.990000</span> {ticker}</span>" in html
+    # USDT is on several networks: the heading says which, not only the fourth field.
+    assert f"Pay with {ticker} on {network}</h1>" in html
+    assert f">19.99</span> {ticker}</span>" in html
     assert f"Send only {ticker} on the {network} network" in html
     assert f">{code}<" not in html and f" {code} " not in html  # the processor's code stays inside
 
@@ -350,13 +365,14 @@ def test_only_iframe_pages_may_be_framed_and_only_by_the_merchant(
 
 
 @pytest.mark.parametrize(("fmt", "mimetype"), [("svg", "image/svg+xml"), ("png", "image/png")])
-def test_qr_images_are_cacheable_and_revalidate(
+def test_qr_images_are_never_stored_and_revalidate(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None,
         fmt: str, mimetype: str) -> None:
     page = open_link(client)
     response = client.get(f"{page}/qr.{fmt}")
     assert response.status_code == 200 and response.mimetype == mimetype
-    assert response.headers["Cache-Control"].startswith("private, max-age=")
+    # The QR carries the amount due now, which changes with each payment: never kept.
+    assert response.headers["Cache-Control"] == "no-store"
     etag = response.headers["ETag"]
     again = client.get(f"{page}/qr.{fmt}", headers={"If-None-Match": etag})
     assert again.status_code == 304 and not again.data
@@ -521,28 +537,51 @@ def test_a_currency_the_processor_refuses_is_a_clear_error_not_a_retry(
     assert count(app, Page) == 0 and count(app, DepositAddress) == 0
 
 
-def test_a_finished_page_lets_its_link_open_a_fresh_page_on_the_same_address(
+def test_a_cancelled_page_lets_its_link_open_a_fresh_page_on_the_same_address(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     first = open_link(client)
-    add_deposit(app, 1, "confirmed")
+    add_deposit(app, 1, "cancelled")
     second = open_link(client)
     assert second != first
     assert client.get(second + "/status").get_json()["status"] == "waiting"
-    assert client.get(first + "/status").get_json()["status"] == "confirmed"
+    assert client.get(first + "/status").get_json()["status"] == "cancelled"
     assert open_link(client) == second
     with app.app_context():
         assert {p.address_id for p in db.session().scalars(select(Page))} == {address.id}
 
 
+def test_a_paid_orders_link_reopens_its_paid_page(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    """A fresh "waiting" page for an order already paid invites a second payment."""
+    first = open_link(client)
+    add_deposit(app, 1, "confirmed", confirmations=1)
+    assert open_link(client) == first
+    assert count(app, Page) == 1
+
+
+def test_a_standing_top_up_link_opens_a_fresh_page_once_the_last_is_final(
+        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+    top_up = {**LINK, "amount": None}
+    first = open_link(client, top_up)
+    add_deposit(app, 1, "confirmed", "0.5", confirmations=1)
+    second = open_link(client, top_up)
+    assert second != first
+    assert client.get(second + "/status").get_json()["phase"] == "waiting"
+
+
 # ---------------------------------------------------------------- static assets
 
 
-@pytest.mark.parametrize(("name", "limit"), [
-    ("checkout.js", 8 * 1024), ("embed.js", 6 * 1024), ("checkout.css", 6 * 1024)])
-def test_the_page_stays_light(client: FlaskClient, name: str, limit: int) -> None:
+@pytest.mark.parametrize(("name", "limit", "gzipped"), [
+    ("checkout.js", 10 * 1024, 4 * 1024), ("embed.js", 6 * 1024, 2 * 1024),
+    ("checkout.css", 7 * 1024, 2 * 1024)])
+def test_the_page_stays_light(client: FlaskClient, name: str, limit: int, gzipped: int) -> None:
+    """The script renders every state of the page in place (partial, confirming, paid with
+    its receipt), so it outgrew 8 KB of source; what a customer downloads is the gzip size."""
     with client.get(f"/static/{name}") as response:
         assert response.status_code == 200
         assert len(response.data) <= limit
+        assert len(gzip.compress(response.data, 9)) <= gzipped
 
 
 @pytest.mark.parametrize("name", ["checkout.js", "embed.js"])

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: ee7ab7b1aab9
+Revision ID: 751b8e2cb15c
 Revises: 
-Create Date: 2026-11-25 17:18:26.079488
+Create Date: 2026-12-01 22:40:46.292708
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'ee7ab7b1aab9'
+revision = '751b8e2cb15c'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -119,6 +119,7 @@ def upgrade() -> None:
     sa.Column('txid', sa.String(length=255), nullable=True),
     sa.Column('confirmations', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('refusal', sa.String(length=32), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['address_id'], ['deposit_addresses.id'], ),
@@ -156,6 +157,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.Column('checked_at', sa.DateTime(), nullable=True),
+    sa.Column('paid_at', sa.DateTime(), nullable=True),
+    sa.Column('paid_rate', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['address_id'], ['deposit_addresses.id'], ),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
     sa.PrimaryKeyConstraint('id'),
