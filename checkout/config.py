@@ -50,6 +50,9 @@ def from_environment(instance: Path) -> dict[str, Any]:
         # retries its own callbacks for about a day, so two days of asking covers a lost one.
         "RECONCILE_HORIZON": int(os.environ.get(f"{PREFIX}RECONCILE_HORIZON", str(2 * 24 * 3600))),
         "RATES_MAX_AGE": int(os.environ.get(f"{PREFIX}RATES_MAX_AGE", "60")),
+        # Seconds the cached minimum deposits (currencies/list) serve before the worker
+        # fetches them again; they change rarely.
+        "LIMITS_MAX_AGE": int(os.environ.get(f"{PREFIX}LIMITS_MAX_AGE", "3600")),
         # Forwarding callbacks to merchants: per-request timeout, how long a worker holds a
         # claimed delivery (never under twice the timeout), retries before giving up.
         "DELIVERY_TIMEOUT": float(os.environ.get(f"{PREFIX}DELIVERY_TIMEOUT", "10")),

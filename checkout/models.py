@@ -223,3 +223,19 @@ class RateQuote(Base):
     # The last time anyone asked, answered or not: a processor that is down is asked once
     # per max age, not by every page view.
     attempted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CurrencyLimit(Base):
+    """The processor's minimum deposit for one currency, cached from `currencies/list`.
+
+    Links and invoices read this table, never the network: a customer must not wait on
+    the processor to learn an amount is too small.
+    """
+
+    __tablename__ = "currency_limits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(16), unique=True)
+    minimum_amount: Mapped[str] = mapped_column(Text)  # canonical decimal text
+    precision: Mapped[int | None] = mapped_column(Integer)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)

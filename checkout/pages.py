@@ -34,7 +34,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from . import clock, db, forms, i18n, merchants, money, payments, processor, qr, rates, terminal
+from . import (
+    clock,
+    db,
+    forms,
+    i18n,
+    limits,
+    merchants,
+    money,
+    payments,
+    processor,
+    qr,
+    rates,
+    terminal,
+)
 from .models import DepositAddress, Page
 
 log = logging.getLogger(__name__)
@@ -86,6 +99,9 @@ def open_terminal_link() -> ResponseReturnValue:
         retire_link(session, page)
         page = None
     if page is None:
+        refusal = limits.refuse_link(session, link, frame_origins=framing)
+        if refusal is not None:
+            return refusal
         try:
             page = open_page(session, link, deposit_address(session, link))
         except processor.ValidationError as exc:

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, currencies, money, qr, rates, uris
+from . import clock, currencies, limits, money, qr, rates, uris
 from .models import Deposit, Page
 
 log = logging.getLogger(__name__)
@@ -280,8 +280,10 @@ def amount_due(amount: Decimal | None, paid: Decimal, minimum: Decimal | None,
 
 
 def minimum_payment(session: Session, currency: str) -> Decimal | None:
-    """The processor's smallest accepted payment in this currency, from the cache."""
-    return None
+    """The processor's smallest accepted payment in this currency, from the cache (never the
+    network); None when unknown or when there is none."""
+    minimum = limits.minimum(session, currency)
+    return minimum if minimum else None
 
 
 def _rest(amount: Decimal | None, paid: Decimal, places: int) -> Decimal | None:

@@ -592,9 +592,24 @@ class ProcessorClient:
         if response.content.strip() not in (b"OK", b'"OK"'):
             raise BadResponse("ping: processor did not answer OK")
 
-    def currencies_list(self, visible: bool | None = None) -> list[Currency]:
+    def currencies_list(self, visible: bool | None = None, *,
+                        skip_unreadable: bool = False) -> list[Currency]:
+        """With `skip_unreadable`, an entry we cannot read is logged and left out instead of
+        failing the whole list: one odd currency must not hide every other one's limits."""
         data = self._data("POST", "currencies/list", _compact({"visible": visible}))
-        return [_currency(item) for item in _list_of(data, "currencies/list")]
+        listed: list[Currency] = []
+        skipped: list[str] = []
+        for item in _list_of(data, "currencies/list"):
+            try:
+                listed.append(_currency(item))
+            except BadResponse as exc:
+                if not skip_unreadable:
+                    raise
+                skipped.append(str(exc)[:200])
+        if skipped:  # one line, however many: a hostile list must not flood the log
+            log.warning("currencies/list: %d entries skipped, first: %s", len(skipped),
+                        skipped[0])
+        return listed
 
     def currencies_pairs(self, currency_from: str | None = None,
                          currency_to: str | None = None) -> list[Pair]:
