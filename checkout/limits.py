@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import click
-from flask import Flask, Response, current_app, make_response, render_template
+from flask import Flask, Response, current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import clock, db, money, processor, terminal, worker
+from . import clock, currencies, db, money, processor, terminal, worker
 from .models import CurrencyLimit, Merchant
 
 log = logging.getLogger(__name__)
@@ -196,23 +196,24 @@ def minimum_for_link(session: Session, link: terminal.TerminalLink) -> Decimal |
 
 def refuse_link(session: Session, link: terminal.TerminalLink, *,
                 frame_origins: list[str]) -> Response | None:
-    """A 422 page when the link asks for less than the network accepts; None to go on."""
-    if link.amount is None:
-        return None  # the customer chooses the amount
+    """A 422 page when the link asks for less than the network accepts; None to go on.
+
+    Every link fills an empty cache first, also one without an amount: its page tells the
+    customer the smallest payment that is credited before they send anything.
+    """
     floor = minimum_for_link(session, link)
-    if floor is None or link.amount >= floor:
+    if link.amount is None or floor is None or link.amount >= floor:
         return None
     log.info("link of merchant %s refused: %s below the %s minimum",
              link.merchant.client_id, link.amount, link.currency)
     from . import pages  # pages calls us; its response helpers stay its own
 
-    framed = pages.allow_framing(frame_origins)
+    known = currencies.get(link.currency)
     message = _("This amount is below the smallest payment the network accepts for "
                 "%(currency)s (%(minimum)s). Please go back to the shop.",
-                currency=link.currency, minimum=money.plain(floor))
-    html = render_template("below_minimum.html", status=422, message=message,
-                           shop=link.merchant.name, back_url=link.url_back, iframe=framed)
-    return pages.no_store(make_response(html, 422))
+                currency=known.ticker if known else link.currency, minimum=money.plain(floor))
+    return pages.error_page(422, message, frame_origins=frame_origins,
+                            shop=link.merchant.name, back_url=link.url_back)
 
 
 # ---------------------------------------------------------------- wiring

@@ -88,7 +88,7 @@ def test_the_page_shows_the_address_and_a_qr_that_scans_to_the_payment_uri(
     assert re.search(r"/p/[A-Za-z0-9_-]{32}$", page.url)
     expect(page.locator('[data-field="address"]')).to_have_text(BTC_ADDRESS)
     amount_text = page.locator('[data-field="amount"]').inner_text()
-    assert amount_text == "0.00123000"
+    assert amount_text == "0.00123"
     model = requests.get(page.url + "/status", timeout=5).json()
 
     scanned = decode_qr(page.locator('[data-field="qr"]').screenshot())
@@ -107,7 +107,7 @@ def test_copy_buttons_copy_and_say_so(app: Flask, live_server: LiveServer,
                               origin=live_server.url)
     page = context.new_page()
     page.goto(link_url(live_server.url))
-    for name, value in (("address", BTC_ADDRESS), ("amount", "0.00123000")):
+    for name, value in (("address", BTC_ADDRESS), ("amount", "0.00123")):
         button = page.locator(f'button[data-copy="{name}"]')
         button.click()
         expect(button).to_have_text("Copied")
@@ -127,8 +127,10 @@ def test_the_open_page_follows_the_payment_without_a_reload(
 
     add_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
-    expect(page.locator("#status-text")).to_contain_text("Payment seen")
-    expect(page.locator('[data-field="transactions"] li')).to_contain_text("0.00123000")
+    expect(page.locator("#status-text")).to_contain_text("is on its way")
+    # Enough is on its way: the pay instructions step aside at once.
+    expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
+    expect(page.locator('[data-field="transactions"] li')).to_contain_text("0.00123")
 
     add_deposit(app, 1, "confirmed", confirmations=1)
     expect(status_of(page)).to_have_attribute("data-status", "confirmed")
@@ -150,7 +152,7 @@ def test_without_javascript_the_page_is_complete_and_refreshes_itself(
         page = context.new_page()
         page.goto(link_url(live_server.url))
         expect(page.locator('[data-field="address"]')).to_have_text(BTC_ADDRESS)
-        expect(page.locator('[data-field="amount"]')).to_have_text("0.00123000")
+        expect(page.locator('[data-field="amount"]')).to_have_text("0.00123")
         expect(page.locator('[data-field="qr"]')).to_be_visible()
         expect(page.locator("button[data-copy]").first).to_be_hidden()  # they need a script
         model = requests.get(page.url + "/status", timeout=5).json()
