@@ -309,8 +309,18 @@ def pay_again(page_id: str) -> ResponseReturnValue:
                           frame_origins=page.merchant.frame_origins if page.is_iframe else None)
     if not paid_in_full(page):
         return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
-    fresh = next_page(session, page)
-    return redirect(url_for("pages.show", page_id=fresh.id, **_lang_arg()), 303)
+    # Sent twice (a double click, the back button): the page made the first time serves.
+    fresh = successor(session, page) if page.link_digest is None else next_page(session, page)
+    return redirect(url_for("pages.show", page_id=(fresh or page).id, **_lang_arg()), 303)
+
+
+def successor(session: Session, page: Page) -> Page | None:
+    """The newest page opened after this one for the same order and address."""
+    return session.scalar(select(Page).where(
+        Page.merchant_id == page.merchant_id, Page.kind == page.kind,
+        Page.foreign_id == page.foreign_id, Page.address_id == page.address_id,
+        Page.created_at >= page.created_at, Page.id != page.id,
+    ).order_by(Page.created_at.desc(), Page.id.desc()).limit(1))
 
 
 def next_page(session: Session, page: Page) -> Page:
