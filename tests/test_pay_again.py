@@ -21,7 +21,10 @@ from test_pages import (  # noqa: F401 (fixtures)
     open_link,
 )
 
-from checkout.models import DepositAddress, Page
+from checkout.models import Page
+
+# An address taken before for this customer, and a fresh rate: the link needs no processor.
+pytestmark = pytest.mark.usefixtures("address", "fresh_rate")
 
 
 def paid_page(client: FlaskClient, processor_id: int = 1) -> str:
@@ -41,7 +44,7 @@ def token_of(html: str) -> str:
 
 
 def test_paying_again_opens_a_fresh_page_that_the_link_then_opens(
-        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+        app: Flask, client: FlaskClient) -> None:
     page = paid_page(client)
     token = token_of(client.get(page).get_data(as_text=True))
     response = client.post(page + "/again", data={"csrf_token": token})
@@ -56,7 +59,7 @@ def test_paying_again_opens_a_fresh_page_that_the_link_then_opens(
 
 
 def test_the_same_form_sent_twice_makes_one_fresh_page(
-        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+        app: Flask, client: FlaskClient) -> None:
     page = paid_page(client)
     token = token_of(client.get(page).get_data(as_text=True))
     first = client.post(page + "/again", data={"csrf_token": token}).headers["Location"]
@@ -67,7 +70,7 @@ def test_the_same_form_sent_twice_makes_one_fresh_page(
 
 @pytest.mark.parametrize("token", [None, "", "0" * 64, "x" * 5000, "\x00"])
 def test_a_missing_or_forged_token_is_refused_and_makes_nothing(
-        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None,
+        app: Flask, client: FlaskClient,
         token: str | None) -> None:
     page = paid_page(client)
     data = {} if token is None else {"csrf_token": token}
@@ -78,7 +81,7 @@ def test_a_missing_or_forged_token_is_refused_and_makes_nothing(
 
 
 def test_another_pages_token_does_not_work_here(
-        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+        app: Flask, client: FlaskClient) -> None:
     page = paid_page(client)
     other = open_link(client, {**LINK, "amount": "0.002", "foreign_id": "user-7"})
     other_token = token_of(client.get(other).get_data(as_text=True))
@@ -87,7 +90,7 @@ def test_another_pages_token_does_not_work_here(
 
 
 def test_an_unpaid_page_cannot_be_paid_again_and_a_get_does_nothing(
-        app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
+        app: Flask, client: FlaskClient) -> None:
     page = open_link(client)
     token = token_of(client.get(page).get_data(as_text=True))
     response = client.post(page + "/again", data={"csrf_token": token})
@@ -96,5 +99,5 @@ def test_an_unpaid_page_cannot_be_paid_again_and_a_get_does_nothing(
     assert count(app, Page) == 1
 
 
-def test_an_unknown_page_is_the_plain_404(client: FlaskClient) -> None:
+def test_an_unknown_page_is_the_plain_404(app: Flask, client: FlaskClient) -> None:
     assert client.post("/p/" + "a" * 32 + "/again", data={"csrf_token": "x"}).status_code == 404
