@@ -61,11 +61,12 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from . import deliveries, demo, limits, merchants, migrate_cli, worker
+    from . import deliveries, demo, limits, merchants, migrate_cli, rates, worker
 
     merchants.init_app(app)
     worker.init_app(app)
     limits.init_app(app)
+    rates.init_app(app)
     deliveries.init_app(app)
     migrate_cli.init_app(app)
     demo.init_app(app)

@@ -245,9 +245,9 @@ def load_page(page_id: str) -> Page:
 
 @bp.get("/p/<page_id>")
 def show(page_id: str) -> ResponseReturnValue:
+    """Reads our database only: the worker keeps the rates fresh, no page view asks."""
     session = db.session()
     page = load_page(page_id)
-    remember_rate(session, page)
     return no_store(make_response(render_page(session, page, f"{page.kind}.html")))
 
 
