@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from checkout import money
 from checkout.worker import the_app
 
-from . import accounts, addresses, clock, currencies, invoices, outbox, store
+from . import accounts, addresses, clock, currencies, invoices, outbox, payloads, store
 from .currencies import Currency
 
 BELOW_MINIMUM = "Transaction amount less than minimum deposit"
@@ -39,6 +39,16 @@ def up(amount: Decimal) -> Decimal:
     return amount.quantize(_Q, ROUND_CEILING)
 
 
+# Fee types as the processor names them in callbacks (a mining fee is "mining"); the two
+# for transfers between its own addresses (fee_crypto_*_internal) never arise here: the
+# sandbox sends nothing on an internal leg.
+DEPOSIT_FEE = "fee_crypto_deposit"
+DEPOSIT_TO_FIAT_FEE = "fee_crypto_deposit_to_fiat"
+WITHDRAWAL_FEE = "fee_crypto_withdrawal"
+EXCHANGE_FEE = "exchange"
+MINING_FEE = "mining"
+
+
 def fee(kind: str, currency: str, amount: Decimal) -> dict[str, str]:
     return {"type": kind, "currency": currency, "amount": money.text(amount)}
 
@@ -55,10 +65,10 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
     exchange = target.code != source.code
     received = down(currencies.convert(amount, source, target, now))
     if exchange:
-        fees = [fee("exchange", target.code,
+        fees = [fee(DEPOSIT_TO_FIAT_FEE, target.code,
                     currencies.percent_of(received, currencies.EXCHANGE_FEE_PERCENT))]
     else:
-        fees = [fee("deposit", source.code,
+        fees = [fee(DEPOSIT_FEE, source.code,
                     currencies.percent_of(amount, source.deposit_fee_percent))]
     error = ""
     if amount < source.minimum_amount:
@@ -81,10 +91,8 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
 
 
 def _credit_deposit(session: Session, op: store.Operation) -> None:
-    charged = sum((Decimal(f["amount"]) for f in op.fees if f["currency"] == op.currency_received),
-                  Decimal(0))
     accounts.credit(session, op.client_id, op.currency_received,
-                    Decimal(op.amount_received) - charged)
+                    Decimal(op.amount_received) - payloads.fee_total(op, op.currency_received))
 
 
 # --- withdrawals ----------------------------------------------------------------------
@@ -108,8 +116,8 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
     if not exchange:
         assert req.amount is not None
         sent = received = req.amount
-        fees = [fee("mining", req.chain.code, req.chain.mining_fee),
-                fee("withdrawal", req.chain.code,
+        fees = [fee(MINING_FEE, req.chain.code, req.chain.mining_fee),
+                fee(WITHDRAWAL_FEE, req.chain.code,
                     currencies.percent_of(sent, req.chain.withdrawal_fee_percent))]
     else:
         price = currencies.ratio(req.source, req.chain, now)
@@ -119,9 +127,9 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
             assert req.amount_to is not None
             sent, received = up(req.amount_to / price), req.amount_to
         # The chain leg costs a mining fee in the coin sent, like a plain withdrawal.
-        fees = [fee("exchange", req.source.code,
+        fees = [fee(WITHDRAWAL_FEE, req.source.code,
                     currencies.percent_of(sent, currencies.EXCHANGE_FEE_PERCENT)),
-                fee("mining", req.chain.code, req.chain.mining_fee)]
+                fee(MINING_FEE, req.chain.code, req.chain.mining_fee)]
     op = store.Operation(
         client_id=client_id, type="withdrawal_exchange" if exchange else "withdrawal",
         scope="withdrawal", foreign_id=req.foreign_id, status="processing",
@@ -176,7 +184,8 @@ class Exchange:
 
 def quote(source: Currency, target: Currency, sender_amount: Decimal | None,
           receiver_amount: Decimal | None, now: int) -> Exchange:
-    """The exchange at the current rate; the fee is 1% of what is sold, charged on top."""
+    """The exchange at the current rate; the fee is 1% of what is bought, charged in the
+    receiver currency (kept from what is credited)."""
     exact = currencies.ratio(source, target, now)
     if sender_amount is not None:
         receiver_amount = down(sender_amount * exact)
@@ -184,7 +193,7 @@ def quote(source: Currency, target: Currency, sender_amount: Decimal | None,
         assert receiver_amount is not None
         sender_amount = up(receiver_amount / exact)
     return Exchange(source, target, sender_amount, receiver_amount,
-                    currencies.percent_of(sender_amount, currencies.EXCHANGE_FEE_PERCENT),
+                    currencies.percent_of(receiver_amount, currencies.EXCHANGE_FEE_PERCENT),
                     currencies.rate(source, target, now))
 
 
@@ -196,8 +205,8 @@ def exchange(session: Session, client_id: int, deal: Exchange, foreign_id: str, 
         amount_sent=money.text(deal.sender_amount), currency_received=deal.target.code,
         amount_received=money.text(deal.receiver_amount), notify_url=notify, created_at=now,
         confirm_at=now + confirm_delay())
-    op.fees = [fee("exchange", deal.source.code, deal.fee_amount)]
-    accounts.debit(session, client_id, deal.source.code, _charged(op))
+    op.fees = [fee(EXCHANGE_FEE, deal.target.code, deal.fee_amount)]
+    accounts.debit(session, client_id, deal.source.code, deal.sender_amount)
     session.add(op)
     session.flush()
     return op
@@ -213,7 +222,8 @@ def _settle(session: Session, op: store.Operation) -> None:
         _settle_withdrawal(session, op)
     elif op.type == "exchange":
         op.status = "confirmed"
-        accounts.credit(session, op.client_id, op.currency_received, Decimal(op.amount_received))
+        accounts.credit(session, op.client_id, op.currency_received,
+                        Decimal(op.amount_received) - payloads.fee_total(op, op.currency_received))
 
 
 def confirm_due(app: Flask | None = None) -> int:

@@ -23,19 +23,19 @@ def _fees(op: store.Operation) -> list[dict[str, str]]:
         f["amount"]))} for f in op.fees]
 
 
-def _fee_total(op: store.Operation, currency: str) -> Decimal:
+def fee_total(op: store.Operation, currency: str) -> Decimal:
     return sum((Decimal(f["amount"]) for f in op.fees if f["currency"] == currency), Decimal(0))
 
 
-def _confirmations(status: str, currency: str | None = None) -> int | str:
-    """Seen on the wire both ways: "0" while unconfirmed, a number once confirmed.
+def _confirmations(status: str, currency: str | None = None) -> str:
+    """A string, as the processor sends it ("0", "3"): Go and Rust clients parse it as one.
 
     A confirmed deposit is at least as deep as its currency requires (§7): ETH needs 10.
     """
     if status != "confirmed":
         return "0"
     needed = currencies.BY_CODE[currency].confirmations if currency in currencies.BY_CODE else 0
-    return max(CONFIRMED_DEPTH, needed)
+    return str(max(CONFIRMED_DEPTH, needed))
 
 
 def _address_object(address: store.Address, with_foreign_id: bool = True) -> dict[str, Any]:
@@ -85,9 +85,10 @@ def deposit(session: Session, op: store.Operation) -> dict[str, Any]:
     obj["crypto_address"] = _address_object(address)
     obj["currency_sent"] = {"currency": op.currency_sent,
                             "amount": amount_text(Decimal(op.amount_sent))}
-    obj["currency_received"] = {
-        "currency": op.currency_received, "amount": amount_text(received),
-        "amount_minus_fee": amount_text(received - _fee_total(op, op.currency_received))}
+    # The fee is charged on confirmation: until then nothing is taken off.
+    net = received - fee_total(op, op.currency_received) if confirmed else received
+    obj["currency_received"] = {"currency": op.currency_received, "amount": amount_text(received),
+                                "amount_minus_fee": amount_text(net)}
     legs: list[dict[str, Any]] = [{
         "id": chain_leg_id(op.id), "currency": op.currency_sent, "transaction_type": "blockchain",
         "type": "deposit", "address": address.address, "tag": address.tag,
