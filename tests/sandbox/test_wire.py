@@ -33,14 +33,20 @@ def accepted_by_the_php_plugin(receiver: Receiver) -> list[dict[str, Any]]:
     return receiver.bodies()
 
 
-@pytest.mark.parametrize("foreign_id", HOSTILE_IDS)
-def test_deposit_callbacks_are_php_json_encode_output(
-        hooked: Api, app: Flask, receiver: Receiver, foreign_id: str) -> None:
-    address = hooked.data("addresses/take", {"currency": "BTC", "foreign_id": foreign_id}, 201)
-    hooked.simulate(address["address"], "0.01")
+def deposit_seen_then_confirmed(api: Api, app: Flask, foreign_id: str, **extra: str) -> None:
+    """A payment to a fresh address, reported in the mempool and then confirmed."""
+    address = api.data("addresses/take", {"currency": "BTC", "foreign_id": foreign_id,
+                                          **extra}, 201)
+    api.simulate(address["address"], "0.01")
     settle(app)
     advance(app, 10)
     settle(app)
+
+
+@pytest.mark.parametrize("foreign_id", HOSTILE_IDS)
+def test_deposit_callbacks_are_php_json_encode_output(
+        hooked: Api, app: Flask, receiver: Receiver, foreign_id: str) -> None:
+    deposit_seen_then_confirmed(hooked, app, foreign_id)
     bodies = accepted_by_the_php_plugin(receiver)
     assert [b["status"] for b in bodies] == ["not_confirmed", "confirmed"]
     assert {b["crypto_address"]["foreign_id"] for b in bodies} == {foreign_id}
@@ -94,11 +100,7 @@ def test_other_scalars_are_still_bad_content(api: Api, raw: bytes) -> None:
 
 def test_confirmations_are_strings_in_callbacks_and_transactions_info(
         hooked: Api, app: Flask, receiver: Receiver) -> None:
-    address = hooked.data("addresses/take", {"currency": "BTC", "foreign_id": "conf"}, 201)
-    hooked.simulate(address["address"], "0.01")
-    settle(app)
-    advance(app, 10)
-    settle(app)
+    deposit_seen_then_confirmed(hooked, app, "conf")
     hooked.data("withdrawal/crypto", {"foreign_id": "wc", "currency": "BTC", "amount": "0.02",
                                       "address": BTC_TO}, 201)
     advance(app, 10)
@@ -111,11 +113,7 @@ def test_confirmations_are_strings_in_callbacks_and_transactions_info(
 
 def test_deposit_fees_are_named_as_the_processor_names_them_and_come_with_confirmation(
         hooked: Api, app: Flask, receiver: Receiver) -> None:
-    address = hooked.data("addresses/take", {"currency": "BTC", "foreign_id": "f"}, 201)
-    hooked.simulate(address["address"], "0.01")
-    settle(app)
-    advance(app, 10)
-    settle(app)
+    deposit_seen_then_confirmed(hooked, app, "f")
     seen, confirmed = receiver.bodies()
     assert seen["fees"] == []
     assert seen["currency_received"] == {"currency": "BTC", "amount": "0.01000000",
@@ -127,12 +125,7 @@ def test_deposit_fees_are_named_as_the_processor_names_them_and_come_with_confir
 
 def test_a_converted_deposit_pays_fee_crypto_deposit_to_fiat_in_the_fiat(
         hooked: Api, app: Flask, receiver: Receiver) -> None:
-    address = hooked.data("addresses/take", {"currency": "BTC", "foreign_id": "f",
-                                             "convert_to": "EUR"}, 201)
-    hooked.simulate(address["address"], "0.01")
-    settle(app)
-    advance(app, 10)
-    settle(app)
+    deposit_seen_then_confirmed(hooked, app, "f", convert_to="EUR")
     seen, confirmed = receiver.bodies()
     assert seen["fees"] == []
     assert (seen["currency_received"]["amount_minus_fee"]
