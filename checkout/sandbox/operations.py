@@ -19,6 +19,15 @@ from checkout.worker import the_app
 
 from . import accounts, addresses, clock, currencies, invoices, outbox, payloads, store
 from .currencies import Currency
+from .payloads import (
+    DEPOSIT_FEE,
+    DEPOSIT_INTERNAL_FEE,
+    DEPOSIT_TO_FIAT_FEE,
+    EXCHANGE_FEE,
+    MINING_FEE,
+    WITHDRAWAL_FEE,
+    WITHDRAWAL_INTERNAL_FEE,
+)
 
 BELOW_MINIMUM = "Transaction amount less than minimum deposit"
 BAD_ETH_ADDRESS = "Invalid params: expected a hex-encoded hash with 0x prefix."
@@ -39,16 +48,6 @@ def up(amount: Decimal) -> Decimal:
     return amount.quantize(_Q, ROUND_CEILING)
 
 
-# Fee types as the processor names them in callbacks (a mining fee is "mining"); the two
-# for transfers between its own addresses (fee_crypto_*_internal) never arise here: the
-# sandbox sends nothing on an internal leg.
-DEPOSIT_FEE = "fee_crypto_deposit"
-DEPOSIT_TO_FIAT_FEE = "fee_crypto_deposit_to_fiat"
-WITHDRAWAL_FEE = "fee_crypto_withdrawal"
-EXCHANGE_FEE = "exchange"
-MINING_FEE = "mining"
-
-
 def fee(kind: str, currency: str, amount: Decimal) -> dict[str, str]:
     return {"type": kind, "currency": currency, "amount": money.text(amount)}
 
@@ -56,8 +55,11 @@ def fee(kind: str, currency: str, amount: Decimal) -> dict[str, str]:
 # --- deposits -------------------------------------------------------------------------
 
 def receive(session: Session, address: store.Address, amount: Decimal, status: str,
-            now: int, notify: str | None) -> store.Operation:
-    """A payer's transaction reached `address`: record it and tell the merchant."""
+            now: int, notify: str | None, *, internal: bool = False) -> store.Operation:
+    """A payer's transaction reached `address`: record it and tell the merchant.
+
+    `internal`: it came from another of the processor's addresses, not over the chain.
+    """
     if address.invoice_id is not None:
         return invoices.receive(session, address, amount, status, now)
     source = currencies.BY_CODE[address.currency]
@@ -65,10 +67,10 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
     exchange = target.code != source.code
     received = down(currencies.convert(amount, source, target, now))
     if exchange:
-        fees = [fee(DEPOSIT_TO_FIAT_FEE, target.code,
+        fees = [fee(DEPOSIT_INTERNAL_FEE if internal else DEPOSIT_TO_FIAT_FEE, target.code,
                     currencies.percent_of(received, currencies.EXCHANGE_FEE_PERCENT))]
     else:
-        fees = [fee(DEPOSIT_FEE, source.code,
+        fees = [fee(DEPOSIT_INTERNAL_FEE if internal else DEPOSIT_FEE, source.code,
                     currencies.percent_of(amount, source.deposit_fee_percent))]
     error = ""
     if amount < source.minimum_amount:
@@ -113,7 +115,13 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
              notify: str | None) -> store.Operation:
     """Debit the balance now; the chain leg confirms (or is cancelled) later."""
     exchange = req.source.code != req.chain.code
-    if not exchange:
+    if not exchange and _internal_target(session, req) is not None:
+        assert req.amount is not None
+        sent = received = req.amount
+        # Nothing goes on chain: no mining fee, the internal withdrawal fee.
+        fees = [fee(WITHDRAWAL_INTERNAL_FEE, req.chain.code,
+                    currencies.percent_of(sent, req.chain.withdrawal_fee_percent))]
+    elif not exchange:
         assert req.amount is not None
         sent = received = req.amount
         fees = [fee(MINING_FEE, req.chain.code, req.chain.mining_fee),
@@ -144,6 +152,14 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
     return op
 
 
+def _internal_target(session: Session, req: WithdrawalRequest) -> store.Address | None:
+    """The processor's own deposit address a plain withdrawal goes to, if it is one."""
+    found = addresses.find(session, req.address, req.tag)
+    if found is None or found.currency != req.chain.code or found.invoice_id is not None:
+        return None
+    return found
+
+
 def _charged(op: store.Operation) -> Decimal:
     """What the operation takes from the `currency_sent` balance, fees included.
 
@@ -160,8 +176,16 @@ def _charged(op: store.Operation) -> Decimal:
     return total
 
 
-def _settle_withdrawal(session: Session, op: store.Operation) -> None:
+def _settle_withdrawal(session: Session, op: store.Operation, now: int) -> None:
     chain = currencies.BY_CODE[op.currency_received]
+    if payloads.is_internal(op):
+        op.status = "confirmed"
+        op.txid = addresses.txid("internal", op.id)
+        target = addresses.find(session, op.to_address or "", op.to_tag)
+        assert target is not None  # addresses are never deleted
+        receive(session, target, Decimal(op.amount_received), "confirmed", now, op.notify_url,
+                internal=True)
+        return
     if chain.family == "eth" and not _ETH_ADDRESS.match(op.to_address or ""):
         op.status, op.error = "cancelled", BAD_ETH_ADDRESS
         accounts.credit(session, op.client_id, op.currency_sent, _charged(op))
@@ -214,12 +238,12 @@ def exchange(session: Session, client_id: int, deal: Exchange, foreign_id: str, 
 
 # --- the confirmation task ------------------------------------------------------------
 
-def _settle(session: Session, op: store.Operation) -> None:
+def _settle(session: Session, op: store.Operation, now: int) -> None:
     if op.type in ("deposit", "deposit_exchange"):
         op.status = "confirmed"
         _credit_deposit(session, op)
     elif op.type in ("withdrawal", "withdrawal_exchange"):
-        _settle_withdrawal(session, op)
+        _settle_withdrawal(session, op, now)
     elif op.type == "exchange":
         op.status = "confirmed"
         accounts.credit(session, op.client_id, op.currency_received,
@@ -253,7 +277,7 @@ def confirm_due(app: Flask | None = None) -> int:
             op = session.get(store.Operation, op_id)
             assert op is not None
             if op.status in ("not_confirmed", "processing"):
-                _settle(session, op)
+                _settle(session, op, now)
                 outbox.queue(session, op, now)
                 done += 1
     for payment_id in due_payments:

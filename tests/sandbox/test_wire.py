@@ -12,11 +12,13 @@ from typing import Any
 
 import php_shop
 import pytest
+from conftest import LiveServer
 from flask import Flask
 
 from checkout import phpjson
+from checkout.sandbox import accounts
 
-from .conftest import SECRET, Api, Receiver, advance, settle
+from .conftest import KEY, SECRET, Api, Receiver, advance, settle
 
 D = Decimal
 HOSTILE_IDS = ["wc/123", "kunde-ü", 'say "hi"', "back\\slash", "party 🎉", "</script>",
@@ -164,3 +166,45 @@ def test_an_exchange_fee_is_charged_in_the_receiver_currency(
     [body] = receiver.bodies()
     assert body["fees"] == [{"type": "exchange", "currency": "USD", "amount": done["fee_amount"]}]
     assert hooked.balance("USD") == before + D(done["receiver_amount"]) - D(done["fee_amount"])
+
+
+def test_a_withdrawal_to_another_processor_address_is_internal_on_both_sides(
+        hooked: Api, app: Flask, receiver: Receiver, live_server: LiveServer) -> None:
+    """Between the processor's own addresses nothing goes on chain: transaction_type
+    `internal`, no mining fee, fee_crypto_withdrawal_internal and fee_crypto_deposit_internal."""
+    accounts.open_account(app, 12, "key-12", "secret-12")
+    accounts.set_callback_url(app, 12, receiver.url)
+    other = Api(live_server.url, key="key-12", secret="secret-12")
+    address = other.data("addresses/take", {"currency": "BTC", "foreign_id": "in/1"}, 201)
+    hooked.data("withdrawal/crypto", {"foreign_id": "to-12", "currency": "BTC",
+                                      "amount": "0.02", "address": address["address"]}, 201)
+    advance(app, 10)
+    settle(app)
+    by_key = {call.headers["X-Processing-Key"]: call for call in receiver.calls}
+    assert len(by_key) == len(receiver.calls) == 2
+    sent, got = by_key[KEY], by_key["key-12"]
+    for call, secret in ((sent, SECRET), (got, "secret-12")):
+        assert php_shop.plugin_accepts(call.body, call.headers["X-Processing-Signature"],
+                                       secret)
+    withdrawal, deposit = sent.json, got.json
+    assert (withdrawal["type"], withdrawal["status"]) == ("withdrawal", "confirmed")
+    assert [leg["transaction_type"] for leg in withdrawal["transactions"]] == ["internal"]
+    assert [f["type"] for f in withdrawal["fees"]] == ["fee_crypto_withdrawal_internal"]
+    assert (deposit["type"], deposit["status"]) == ("deposit", "confirmed")
+    assert deposit["crypto_address"]["foreign_id"] == "in/1"
+    [leg] = deposit["transactions"]
+    assert leg["transaction_type"] == "internal" and "riskscore" not in leg
+    [fee] = deposit["fees"]
+    assert fee["type"] == "fee_crypto_deposit_internal"
+    assert other.balance("BTC") == D(1) + D("0.02") - D(fee["amount"])
+    other.http.close()
+
+
+def test_a_withdrawal_to_an_outside_address_stays_on_chain(
+        hooked: Api, app: Flask, receiver: Receiver) -> None:
+    hooked.data("withdrawal/crypto", {"foreign_id": "out", "currency": "BTC", "amount": "0.02",
+                                      "address": BTC_TO}, 201)
+    advance(app, 10)
+    settle(app)
+    [body] = receiver.bodies()
+    assert [leg["transaction_type"] for leg in body["transactions"]] == ["blockchain"]
