@@ -16,7 +16,7 @@ import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
-from test_callbacks_kit import Clock, Shop, pay, running_shop, use_shop
+from test_callbacks_kit import Clock, Shop, deposits_of, pay, running_shop, use_shop
 
 from checkout import deliveries, reconcile, signing, terminal, worker
 from checkout.models import Merchant
@@ -63,6 +63,10 @@ def test_forwarded_processor_callbacks_pass_the_php_plugins_check(
                 break
     [body] = accepted(shop)
     assert php_shop.reencode(body) == body
+    # The processor sends confirmations as a string ("3"); the site reads it as a number.
+    assert b'"confirmations":"3"' in body
+    [deposit] = deposits_of(app)
+    assert (deposit.status, deposit.confirmations) == ("confirmed", 3)
 
 
 @pytest.mark.parametrize("foreign_id", HOSTILE_IDS)
