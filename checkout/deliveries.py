@@ -88,9 +88,12 @@ def retry_delay(failures: int) -> timedelta:
 def outgoing_body(callback: Callback) -> bytes:
     """The bytes the shop receives: the processor's, unchanged.
 
-    Hook: once our invoices send the processor a foreign_id of their own, an invoice
-    callback must carry the merchant's foreign_id instead; rewrite it here (the shop
-    checks our signature over whatever bytes we send, so re-encoding is safe then).
+    A processor callback is forwarded byte for byte; what the site learned itself
+    (reconciliation) was stored as `phpjson.dumps` bytes. Hook: once our invoices send the
+    processor a foreign_id of their own, an invoice callback must carry the merchant's
+    foreign_id instead; rewrite it here with `phpjson.dumps`, never another encoder: the
+    shop's PHP plugin re-encodes what it receives with json_encode before checking our
+    signature, so only PHP's exact bytes pass.
     """
     return callback.body
 

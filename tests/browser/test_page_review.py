@@ -88,7 +88,8 @@ def test_copy_buttons_work_in_a_frame_that_does_not_delegate_the_clipboard(
 
 @pytest.mark.parametrize(("payload", "message"), [
     ({**LINK, "currency": "DOGGY"}, "This currency is not supported."),
-    ({**LINK, "url_back": "https://evil.example/"}, "not the shop's"),
+    # A host the merchant never registered: the customer is told so (issue 11).
+    ({**LINK, "url_back": "https://evil.example/"}, "not registered with this checkout"),
 ])
 def test_a_refused_iframe_link_says_why_inside_the_shops_frame(
         shop: Shop, context: Any, payload: dict[str, Any], message: str) -> None:
