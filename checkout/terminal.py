@@ -109,8 +109,8 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
 def safe_url_back(value: Any, allowed_hosts: list[str]) -> str | None:
     """The link's way back when it is one of the shop's own; None otherwise, never an error."""
     try:
-        return parse_url_back(value, allowed_hosts)
-    except LinkError:
+        return returns.check(value, allowed_hosts) if value else None
+    except returns.ReturnUrlError:
         return None
 
 
