@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import clock, db, deliveries, merchants, money, payments, signing
+from . import auth, clock, db, deliveries, money, payments
+from .auth import BAD_CONTENT, Refusal, authenticate, refuse
 from .models import AppliedCallback, Callback, Deposit, DepositAddress, Merchant, Page
 
 log = logging.getLogger(__name__)
@@ -50,22 +51,6 @@ FLAGGED = "flagged"  # contradicts what we issued, or is malformed: kept for aud
 
 
 @dataclass(frozen=True)
-class Refusal:
-    """A CoinsPaid-shaped error answer."""
-
-    status: int
-    error: str
-    code: str
-
-
-NO_KEY = Refusal(403, "No key header", "required_header_key")
-BAD_KEY = Refusal(403, "Bad key header", "bad_header_key")
-NO_SIGNATURE = Refusal(403, "No signature header", "required_header_signature")
-BAD_SIGNATURE = Refusal(403, "Bad signature header", "bad_header_signature")
-BAD_CONTENT = Refusal(400, "Bad content format", "bad_content_format")
-
-
-@dataclass(frozen=True)
 class Key:
     """What makes a callback the same news: the processor's id, type and status."""
 
@@ -88,33 +73,6 @@ class Malformed(ValueError):
 # The endpoint
 
 
-def authenticate(raw: bytes, key: str | None, signature: str | None) -> Merchant | Refusal:
-    """The merchant whose secret signed these exact bytes, or why not."""
-    if not key:
-        return NO_KEY
-    merchant = merchants.by_key(key)
-    if merchant is None:
-        return BAD_KEY
-    if not signature:
-        return NO_SIGNATURE
-    if not signing.verify(raw, merchant.api_secret, signature):
-        return BAD_SIGNATURE
-    return merchant
-
-
-def parse(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object of a callback, amounts as Decimal; None when it is not one."""
-    try:
-        payload = money.loads(raw)
-    except ValueError:  # money.loads: not JSON, NaN, or nested absurdly deep
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def refuse(refusal: Refusal) -> ResponseReturnValue:
-    return jsonify(error=refusal.error, code=refusal.code), refusal.status
-
-
 @bp.post("/callbacks/coinspaid")
 def receive() -> ResponseReturnValue:
     # Set before the body is read: Werkzeug then refuses a longer body with 413.
@@ -126,7 +84,7 @@ def receive() -> ResponseReturnValue:
     if isinstance(merchant, Refusal):
         log.warning("callback refused: %s", merchant.code)
         return refuse(merchant)
-    payload = parse(raw)
+    payload = auth.parse_object(raw)
     if payload is None:
         log.warning("signed callback for merchant %s is not a JSON object", merchant.client_id)
         return refuse(BAD_CONTENT)
