@@ -111,19 +111,34 @@ def absorb(session: Session, merchant: Merchant, raw: bytes, payload: dict[str, 
     describe(callback, payload)
     session.add(callback)
     session.flush()
-    if source == "processor":
-        deliveries.enqueue(session, merchant, callback)
     result = apply(session, merchant.client_id, callback.id, payload)
     callback.outcome, callback.flag = result.outcome, result.flag
-    if source == "reconcile" and result.outcome == APPLIED:
-        # News we had to ask for: the processor's own callback was lost, and may never
-        # reach us, so the shop hears it from us now (in the same callback shape, signed).
+    if forwards_raw(callback, result, source):
         deliveries.enqueue(session, merchant, callback)
     if result.flag:
         log.warning("callback %s for merchant %s flagged: %s", callback.id,
                     merchant.client_id, result.flag)
     session.flush()
     return callback
+
+
+def forwards_raw(callback: Callback, result: Result, source: str) -> bool:
+    """Whether the shop receives these bytes as they came.
+
+    A replay of news already applied is not news: kept and counted, not forwarded again.
+    Invoice callbacks about our quotes never go out as received (they carry the processor's
+    ids and our quote's foreign_id): `apply_invoice` queues the shop's own event instead;
+    an invoice the merchant made at the processor directly is its own, and goes out as is.
+    """
+    if result.outcome == DUPLICATE:
+        return False
+    if callback.type == "invoice" and result.outcome != NOT_OURS:
+        return False
+    if source == "reconcile":
+        # News we had to ask for: the processor's own callback was lost, and may never
+        # reach us, so the shop hears it from us now (in the same callback shape, signed).
+        return result.outcome == APPLIED
+    return True
 
 
 def describe(callback: Callback, payload: dict[str, Any]) -> None:

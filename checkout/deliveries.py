@@ -9,6 +9,7 @@ headers, signed with the merchant's secret, so its existing callback handler jus
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import socket
@@ -85,24 +86,31 @@ def retry_delay(failures: int) -> timedelta:
 # The outbox
 
 
-def outgoing_body(callback: Callback) -> bytes:
-    """The bytes the shop receives: the processor's, unchanged.
+def encode(value: Any) -> bytes:
+    """The bytes of a callback body we compose ourselves (the shop's invoice events).
 
-    Hook: once our invoices send the processor a foreign_id of their own, an invoice
-    callback must carry the merchant's foreign_id instead; rewrite it here (the shop
-    checks our signature over whatever bytes we send, so re-encoding is safe then).
+    CoinsPaid's callbacks come from PHP's json_encode: compact, ASCII, `/` escaped as `\\/`.
+    The shop checks our signature over exactly these bytes, whichever encoder made them.
     """
-    return callback.body
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).replace(
+        "/", "\\/").encode()
 
 
 def enqueue(session: Session, merchant: Merchant, callback: Callback) -> Delivery | None:
-    """Queue a callback for the merchant's webhook, in the caller's transaction."""
+    """Queue a processor callback for the merchant's webhook, byte for byte, in the caller's
+    transaction."""
+    return enqueue_body(session, merchant, callback.body, callback_id=callback.id)
+
+
+def enqueue_body(session: Session, merchant: Merchant, body: bytes, *,
+                 callback_id: int | None = None) -> Delivery | None:
+    """Queue `body` for the merchant's webhook (signed when sent), in the caller's transaction."""
     if not merchant.webhook_url:
         return None
     delivery = Delivery(
-        merchant_id=merchant.client_id, callback_id=callback.id, url=merchant.webhook_url,
-        body=outgoing_body(callback), state=PENDING, attempts=0,
-        next_attempt_at=clock.now(), created_at=clock.now())
+        merchant_id=merchant.client_id, callback_id=callback_id, url=merchant.webhook_url,
+        body=body, state=PENDING, attempts=0, next_attempt_at=clock.now(),
+        created_at=clock.now())
     session.add(delivery)
     session.flush()
     return delivery
