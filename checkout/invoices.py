@@ -349,6 +349,17 @@ def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Invoice:
         except QuoteRefused as exc:
             discard(session, invoice.id)
             raise InvalidRequest(exc.errors) from exc
+        except processor.Unavailable as exc:
+            if not exc.maybe_created:
+                discard(session, invoice.id)
+                raise
+            # The processor may hold the quote: keep it ("new"); the page completes it under
+            # the same foreign_id, and the shop's answer has no address yet.
+            log.warning("invoice %s: quote may exist at the processor; left to the page",
+                        invoice.id)
+        except processor.ProcessorError:
+            discard(session, invoice.id)
+            raise
     return invoice
 
 
