@@ -575,6 +575,28 @@ def invoice_moves(current: str, new: str, current_remaining: Decimal | None,
     return Result(STALE)
 
 
+def adopt_quote(session: Session, quote: InvoiceQuote, key: Key, payload: dict[str, Any]
+                ) -> None:
+    """Complete an unanswered quote from the processor's callback, as its answer would have;
+    it becomes the invoice's current quote unless another one is."""
+    quote.processor_id = key.processor_id
+    crypto = payload.get("crypto_address")
+    if isinstance(crypto, dict):
+        quote.address = _bounded_text(crypto.get("address"), 255)
+        quote.tag = _bounded_text(_text_or_none(crypto.get("tag")), 64)
+    sent = payload.get("currency_sent")
+    if isinstance(sent, dict) and sent.get("amount") is not None:
+        quote.sender_amount = money.text(_bounded_amount(sent.get("amount"), "amount"))
+    quote.fixed_at = _unix_time(payload.get("fixed_at"))
+    quote.release_at = _unix_time(payload.get("expires_at"))
+    quote.status = "pending"
+    quote.remaining_amount = quote.sender_amount
+    session.flush()
+    if invoices.current_quote(session, quote.invoice_id) is None:
+        invoices.make_current(session, quote.invoice_id, quote.id)
+        quote.current = True
+
+
 def apply_invoice(session: Session, merchant_id: int, key: Key, payload: dict[str, Any],
                   callback_id: int) -> Result:
     """A processor invoice callback: about one of our quotes, by its processor id.
@@ -588,9 +610,18 @@ def apply_invoice(session: Session, merchant_id: int, key: Key, payload: dict[st
     quote = session.scalars(select(InvoiceQuote).where(
         InvoiceQuote.merchant_id == merchant_id, InvoiceQuote.processor_id == key.processor_id,
     ).with_for_update().execution_options(populate_existing=True)).first()
+    foreign_id = payload.get("foreign_id")
+    if quote is None and isinstance(foreign_id, str) and _storable(foreign_id):
+        # A quote whose processor answer we never stored (lost, or not yet committed): the
+        # foreign_id is ours, stored before the call, so the callback still finds it.
+        quote = session.scalars(select(InvoiceQuote).where(
+            InvoiceQuote.merchant_id == merchant_id, InvoiceQuote.foreign_id == foreign_id,
+            InvoiceQuote.processor_id.is_(None),
+        ).with_for_update().execution_options(populate_existing=True)).first()
+        if quote is not None:
+            adopt_quote(session, quote, key, payload)
     if quote is None:
         return Result(NOT_OURS)
-    foreign_id = payload.get("foreign_id")
     if foreign_id is not None and str(foreign_id) != quote.foreign_id:
         return Result(FLAGGED, "foreign_id differs from the foreign_id of our invoice")
     if key.status not in INVOICE_RANK:

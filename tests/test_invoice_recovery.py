@@ -116,3 +116,36 @@ def test_a_type_3_create_whose_quote_answer_was_lost_is_answered_and_completed_l
         quote = invoices.choose_currency(invoice.page_id, "BTC")
     assert quote.current and quote.address
     assert processor_invoices(app, quote.foreign_id) == 1
+
+
+def test_a_callback_for_a_quote_whose_answer_was_lost_is_still_ours(
+        app: Flask, live_server: LiveServer, merchant: Merchant,
+        dropper: AnswerDropper) -> None:
+    import json
+
+    from invoice_kit import pay, settle
+    from test_callbacks_kit import running_shop, use_shop
+
+    with running_shop() as webhook:
+        use_shop(app, webhook)
+        data = TestShop(live_server.url).create(TYPE_3).json()["data"]
+        app.config["PROCESSOR_URL"] = None
+        with app.app_context():
+            [quote] = db.session().scalars(select(InvoiceQuote)).all()
+            assert quote.processor_id is None
+            merchant_now = db.session().get(Merchant, 11)
+            assert merchant_now is not None
+            # The processor made the invoice and a payer found its address (say, by the QR
+            # of an earlier page view): its callback must not pass to the shop as received.
+            info = processor.client_for(merchant_now).transactions_info(
+                foreign_id=quote.foreign_id)
+        pay(live_server.url, info["crypto_address"]["address"],
+            info["currency_sent"]["amount"])
+        settle(app)
+        [event] = [json.loads(item.body) for item in webhook.received]
+    assert (event["id"], event["foreign_id"], event["status"]) == (
+        data["id"], "order-7", "processing")
+    assert quote.foreign_id not in json.dumps(event)
+    with app.app_context():
+        stored = db.session().get(InvoiceQuote, quote.id)
+        assert stored is not None and stored.processor_id == info["id"]
