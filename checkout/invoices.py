@@ -401,6 +401,10 @@ def _paid_anything(quotes: list[InvoiceQuote]) -> bool:
 
 
 def _lock_invoice(session: Session, invoice_id: int) -> Invoice:
+    """The invoice, locked for this transaction: a write first (SQLite takes its write lock
+    only on a write, so reading first would decide on what another writer is changing)."""
+    session.execute(update(Invoice).where(Invoice.id == invoice_id)
+                    .values(updated_at=Invoice.updated_at))
     invoice = session.scalars(select(Invoice).where(Invoice.id == invoice_id)
                               .with_for_update().execution_options(populate_existing=True)
                               ).one()

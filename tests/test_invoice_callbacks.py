@@ -352,3 +352,32 @@ def test_orders_without_the_shop_webhook_are_kept_but_not_sent(
     pay(live_server.url, data["address"], data["sender_amount"])
     settle(app)
     assert invoice_of(app, data["id"]).status == "processing"
+
+
+def test_two_picks_at_once_leave_one_current_quote(
+        app: Flask, shop: TestShop, live_server: LiveServer, webhook: Shop) -> None:
+    import threading
+
+    data = shop.create().json()["data"]
+    invoice = invoice_of(app, data["id"])
+    start = threading.Barrier(2)
+    failures: list[Exception] = []
+
+    def choose(currency: str) -> None:
+        start.wait()
+        try:
+            pick(app, invoice, currency)
+        except Exception as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=choose, args=(c,)) for c in ("BTC", "LTC")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    made = quotes(app, data["id"])
+    assert len(made) == 2 and [q.current for q in made].count(True) == 1
+    page = page_of(app, invoice_of(app, data["id"]))
+    [current] = [q for q in made if q.current]
+    assert (page.currency, page.address) == (current.sender_currency, current.address)
