@@ -381,3 +381,40 @@ def test_two_picks_at_once_leave_one_current_quote(
     page = page_of(app, invoice_of(app, data["id"]))
     [current] = [q for q in made if q.current]
     assert (page.currency, page.address) == (current.sender_currency, current.address)
+
+
+@pytest.mark.parametrize("change", [
+    {"currency_sent": {"currency": "BTC", "amount": "1", "remaining_amount": "1e999999999"}},
+    {"currency_sent": {"currency": "BTC", "amount": "1", "remaining_amount": "-1"}},
+    {"currency_sent": {"currency": "BTC", "amount": "1", "remaining_amount": "NaN"}},
+    {"currency_sent": {"currency": "BTC", "amount": "1", "remaining_amount": ["0"]}},
+    {"error": "x\u0000y" * 1000},
+    {"expires_at": 10 ** 30},
+    {"transactions": [{"id": 10 ** 30, "amount": "1e99999", "txid": "\u0000" * 10}] * 500},
+    {"fees": [{"type": {"a": 1}, "amount": "1"}] * 500},
+    {"crypto_address": "not an object"},
+], ids=["huge-remaining", "negative-remaining", "nan-remaining", "list-remaining", "nul-error",
+        "huge-expiry", "hostile-legs", "hostile-fees", "address-text"])
+def test_hostile_values_in_a_signed_invoice_callback_are_bounded_never_a_500(
+        app: Flask, shop: TestShop, live_server: LiveServer, webhook: Shop,
+        change: dict[str, Any]) -> None:
+    from test_callbacks_kit import post_live
+
+    data = shop.create(TYPE_3).json()["data"]
+    [quote] = quotes(app, data["id"])
+    payload = {"id": quote.processor_id, "foreign_id": quote.foreign_id, "type": "invoice",
+               "currency_sent": {"currency": "BTC", "amount": data["sender_amount"],
+                                 "remaining_amount": "0.00000000"},
+               "currency_received": {"currency": "EUR", "amount": "35.00000000"},
+               "transactions": [], "fees": [], "error": "", "status": "processing",
+               "fixed_at": data["fixed_at"], "expires_at": data["release_at"], **change}
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    assert post_live(live_server.url, body).status_code == 200
+    [stored] = callbacks_of(app)
+    assert stored.outcome in {"applied", "flagged"}
+    settle(app)
+    [quote] = quotes(app, data["id"])
+    assert len(quote.transactions_json) < 100_000 and "\u0000" not in quote.transactions_json
+    assert quote.error is None or ("\u0000" not in quote.error and len(quote.error) <= 255)
+    for event in events(webhook):
+        assert event["id"] == data["id"] and event["foreign_id"] == "order-7"
