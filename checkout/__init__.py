@@ -48,11 +48,13 @@ def init_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import callbacks, health, pages
+    from . import api, callbacks, health, invoices, pages
 
     health.init_app(app)
     pages.init_app(app)
     callbacks.init_app(app)
+    api.init_app(app)
+    invoices.init_app(app)
     if app.config["SANDBOX"]:
         # Only the factory mounts the embedded processor, and only in sandbox mode.
         from . import sandbox

@@ -444,6 +444,9 @@ def template_helpers() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     """Register the customer blueprint and HTML error pages for customers."""
     app.register_blueprint(bp)
+    # The page's own forms check a token bound to the page (forms.PageCSRF), which works
+    # without cookies in a shop's iframe; the session-bound check would refuse them there.
+    forms.exempt_from_session_csrf(app, pay_again)
     app.context_processor(template_helpers)
     for code in (404, 405, 500):
         app.register_error_handler(code, customer_error)

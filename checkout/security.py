@@ -1,12 +1,14 @@
 """Security headers on every response; framing only where a page allows it.
 
-A view that may be framed sets `g.frame_ancestors` to the merchant's origins.
+A view that may be framed sets `g.frame_ancestors` to the merchant's origins. Every form POST
+needs a CSRF token (Flask-WTF's `CSRFProtect`); signed machine routes are exempt.
 No inline scripts or styles anywhere, so the policy never needs 'unsafe-inline'.
 """
 
 from __future__ import annotations
 
 from flask import Flask, Response, g
+from flask_wtf.csrf import CSRFProtect
 
 BASE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -36,3 +38,6 @@ def add_security_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
+    # Before any blueprint registers: the signed machine routes (merchant API, processor
+    # callbacks, the sandbox) exempt themselves from `app.extensions["csrf"]` as they do.
+    CSRFProtect(app)
