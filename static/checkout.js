@@ -160,6 +160,8 @@
     tick();
   }
   function render(model) {
+    /* A form to fill (an invoice's currency, an email) is the server's to draw. */
+    if ((model.form || "") !== (data.form || "")) { W.location.reload(); return; }
     anchor(model.pay_now ? model.seconds_left : null);
     var changed = model.status !== state.status || model.reason !== state.reason ||
       model.final !== state.final || model.phase !== state.phase;
