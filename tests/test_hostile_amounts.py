@@ -30,15 +30,15 @@ HUGE = [
 
 def body_with_amount(amount_json: str, processor_id: int = 4242) -> bytes:
     """A deposit callback for our address with `amount_json` spliced in as it was sent."""
-    return (
-        '{"id":%d,"type":"deposit","crypto_address":{"id":1,"currency":"BTC","address":"%s",'
+    template = (
+        '{"id":ID,"type":"deposit","crypto_address":{"id":1,"currency":"BTC","address":"ADDR",'
         '"tag":null,"foreign_id":"user-id:2048"},"currency_sent":{"currency":"BTC",'
-        '"amount":%s},"currency_received":{"currency":"BTC","amount":%s},"transactions":'
-        '[{"id":%d,"currency":"BTC","transaction_type":"blockchain","type":"deposit",'
-        '"address":"%s","tag":null,"amount":%s,"txid":"%s","confirmations":"1"}],'
-        '"fees":[],"error":"","status":"confirmed"}'
-        % (processor_id, OUR_ADDRESS, amount_json, amount_json, processor_id, OUR_ADDRESS,
-           amount_json, "ab" * 32)).encode()
+        '"amount":AMOUNT},"currency_received":{"currency":"BTC","amount":AMOUNT},"transactions":'
+        '[{"id":ID,"currency":"BTC","transaction_type":"blockchain","type":"deposit",'
+        '"address":"ADDR","tag":null,"amount":AMOUNT,"txid":"TXID","confirmations":"1"}],'
+        '"fees":[],"error":"","status":"confirmed"}')
+    return (template.replace("ID", str(processor_id)).replace("ADDR", OUR_ADDRESS)
+            .replace("AMOUNT", amount_json).replace("TXID", "ab" * 32)).encode()
 
 
 @pytest.mark.parametrize("amount", HUGE)
