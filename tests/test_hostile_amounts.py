@@ -37,8 +37,8 @@ def body_with_amount(amount_json: str, processor_id: int = 4242) -> bytes:
         '[{"id":ID,"currency":"BTC","transaction_type":"blockchain","type":"deposit",'
         '"address":"ADDR","tag":null,"amount":AMOUNT,"txid":"TXID","confirmations":"1"}],'
         '"fees":[],"error":"","status":"confirmed"}')
-    return (template.replace("ID", str(processor_id)).replace("ADDR", OUR_ADDRESS)
-            .replace("AMOUNT", amount_json).replace("TXID", "ab" * 32)).encode()
+    return (template.replace("TXID", "ab" * 32).replace("ID", str(processor_id))
+            .replace("ADDR", OUR_ADDRESS).replace("AMOUNT", amount_json)).encode()
 
 
 @pytest.mark.parametrize("amount", HUGE)
