@@ -118,10 +118,23 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
-def loads(raw: bytes | str) -> Any:
-    """JSON with bare numbers as Decimal; NaN/Infinity and absurd nesting refused (ValueError)."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("a key is repeated")
+    return result
+
+
+def loads(raw: bytes | str, *, unique_keys: bool = False) -> Any:
+    """JSON with bare numbers as Decimal; NaN/Infinity and absurd nesting refused (ValueError).
+
+    `unique_keys`: a repeated key is refused too, for signed text that others read as well:
+    parsers disagree on which copy wins, so the same signature could mean two things.
+    """
+    hook = _unique_keys if unique_keys else None
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants,
+                          object_pairs_hook=hook)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
 
