@@ -60,6 +60,9 @@ def register_blueprints(app: Flask) -> None:
         from . import sandbox
 
         sandbox.init_app(app)
+    from . import ratelimit
+
+    ratelimit.init_app(app)  # wraps the views registered above
 
 
 def register_commands(app: Flask) -> None:

@@ -1,0 +1,119 @@
+"""Rate limits (Flask-Limiter): generous for people, tight for probes, none for the processor.
+
+Every limit is a setting (`RATELIMIT_*`, from `CHECKOUT_RATELIMIT_*`), with a default that a
+real sale does not reach: hundreds of customers behind one carrier NAT share one address,
+each opening a link and polling every few seconds. Failures count on their own, tighter
+limit: a bot trying signatures on links or callbacks is slowed, the shop's customers are not.
+A correctly signed processor callback is never limited, whatever else came from its address.
+
+Limits live in `CHECKOUT_RATELIMIT_STORAGE_URL` (Redis, so that every instance counts
+together) or, without it, in each process's memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, cast
+
+from flask import Flask, Response, current_app, jsonify, request
+from flask_babel import gettext as _
+from flask_limiter import Limiter, RateLimitExceeded
+
+from . import auth
+
+EXTENSION = "checkout.limiter"
+DEFAULTS = {
+    "RATELIMIT_LINKS": "1200 per minute",  # terminal links opened, per client address
+    "RATELIMIT_BAD_LINKS": "60 per minute",  # of those, refused ones (bad signature, ...)
+    "RATELIMIT_PAGES": "3000 per minute",  # page views, receipts, QR images
+    "RATELIMIT_STATUS": "20000 per minute",  # status polls (every 3 s per open page)
+    "RATELIMIT_FORMS": "120 per minute",  # currency picks, emails, "pay again"
+    "RATELIMIT_API": "1200 per minute",  # invoice API calls, per API key
+    "RATELIMIT_BAD_CALLBACKS": "120 per minute",  # callbacks refused (not ours to hear)
+}
+REFUSED = frozenset({400, 401, 403, 404, 413, 422})
+
+
+def client_address() -> str:
+    """The client's address as the trusted proxies report it (ProxyFix sets remote_addr)."""
+    return request.remote_addr or "unknown"
+
+
+def api_key() -> str:
+    """Per API key (a shop's own server), falling back to the address for unsigned calls."""
+    key = request.headers.get("X-Processing-Key")
+    return f"key:{key[:128]}" if key else f"addr:{client_address()}"
+
+
+def refused(response: Response) -> bool:
+    return response.status_code in REFUSED
+
+
+def signed_callback() -> bool:
+    """The processor's own, correctly signed: exempt from every limit."""
+    from . import callbacks
+
+    request.max_content_length = callbacks.MAX_BODY  # read no more than the view would
+    raw = request.get_data(cache=True, parse_form_data=False)
+    found = auth.authenticate(raw, request.headers.get("X-Processing-Key"),
+                              request.headers.get("X-Processing-Signature"))
+    return not isinstance(found, auth.Refusal)
+
+
+def limit_views(app: Flask, limiter: Limiter, setting: str, *endpoints: str,
+                **options: Any) -> None:
+    """Wrap registered views with one limit each (the limiter is per app, so are limits)."""
+    value = str(app.config[setting])
+    for endpoint in endpoints:
+        view = app.view_functions.get(endpoint)
+        if view is not None:
+            app.view_functions[endpoint] = cast(Any, limiter.limit(value, **options)(view))
+
+
+def too_many(exc: RateLimitExceeded) -> Any:
+    """429 with Retry-After: JSON in CoinsPaid's error shape for machines, HTML for people."""
+    retry = retry_after()
+    if request.path.startswith(("/api/", "/callbacks/")):
+        response = jsonify(error="Too many requests", code="too_many_requests")
+        response.status_code = 429
+    else:
+        from . import pages
+
+        response = pages.error_page(429, _("Too many requests from your network just now. "
+                                          "Please wait a moment and try again."))
+    response.headers["Retry-After"] = str(retry)
+    return response
+
+
+def retry_after() -> int:
+    limiter: Limiter | None = current_app.extensions.get(EXTENSION)
+    limit = limiter.current_limit if limiter is not None else None
+    if limit is None:
+        return 60
+    return max(1, math.ceil(limit.reset_at - time.time()))
+
+
+def init_app(app: Flask) -> None:
+    """Limits on the customer routes, the API and refused callbacks; call after blueprints."""
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, os.environ.get(f"CHECKOUT_{name}", value))
+    app.config.setdefault("RATELIMIT_STORAGE_URI",
+                          os.environ.get("CHECKOUT_RATELIMIT_STORAGE_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    limiter = Limiter(client_address, app=app, key_prefix="checkout")
+    app.extensions[EXTENSION] = limiter
+    limit_views(app, limiter, "RATELIMIT_LINKS", "pages.landing", "pages.terminal_link")
+    limit_views(app, limiter, "RATELIMIT_BAD_LINKS", "pages.landing", "pages.terminal_link",
+                deduct_when=refused)
+    limit_views(app, limiter, "RATELIMIT_PAGES", "pages.show", "pages.receipt",
+                "pages.qr_image")
+    limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status")
+    limit_views(app, limiter, "RATELIMIT_FORMS", "pages.pick", "pages.give_email",
+                "pages.pay_again")
+    limit_views(app, limiter, "RATELIMIT_API", "api.invoices_create", "api.invoices_cancel",
+                key_func=api_key)
+    limit_views(app, limiter, "RATELIMIT_BAD_CALLBACKS", "callbacks.receive",
+                deduct_when=refused, exempt_when=signed_callback)
+    app.register_error_handler(RateLimitExceeded, too_many)

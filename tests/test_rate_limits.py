@@ -1,0 +1,93 @@
+"""Rate limits: a 429 with Retry-After once a limit is passed (HTML for customers, CoinsPaid's
+JSON shape for machines), refused attempts counted on their own, and the processor's signed
+callbacks never limited, even in a burst, even from an address that sent refused ones."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import MERCHANT_SECRET
+from flask import Flask
+from flask.testing import FlaskClient
+from test_callbacks_kit import deposit_body, signed_headers
+
+from checkout import terminal
+from checkout.models import Merchant
+
+LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7"}
+
+
+@pytest.fixture
+def tight(make_app: Any) -> Flask:
+    return make_app(RATELIMIT_LINKS="5 per minute", RATELIMIT_BAD_LINKS="3 per minute",
+                    RATELIMIT_STATUS="4 per minute", RATELIMIT_API="3 per minute",
+                    RATELIMIT_BAD_CALLBACKS="3 per minute", RATELIMIT_PAGES="4 per minute")
+
+
+@pytest.fixture
+def shop(tight: Flask) -> Merchant:
+    from checkout import merchants
+
+    with tight.app_context():
+        return merchants.add(merchants.NewMerchant(
+            client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
+            return_hosts=("shop.example",), frame_origins=(), webhook_url=None))
+
+
+def test_bad_links_are_limited_on_their_own_with_an_html_429(
+        tight: Flask, shop: Merchant) -> None:
+    client = tight.test_client()
+    forged = {**terminal.encode_link(LINK, MERCHANT_SECRET), "signature": "0" * 128}
+    answers = [client.get("/terminal", query_string=forged) for _ in range(4)]
+    assert [a.status_code for a in answers] == [403, 403, 403, 429]
+    last = answers[-1]
+    assert last.mimetype == "text/html" and int(last.headers["Retry-After"]) > 0
+    assert "Too many requests" in last.get_data(as_text=True)
+
+
+def test_the_status_poll_answers_429_past_its_limit(tight: Flask, shop: Merchant) -> None:
+    client = tight.test_client()
+    codes = [client.get("/p/" + "a" * 32 + "/status").status_code for _ in range(5)]
+    assert codes == [404, 404, 404, 404, 429]
+
+
+def test_the_api_answers_429_in_json_per_key(tight: Flask, shop: Merchant) -> None:
+    client = tight.test_client()
+    body = b"{}"
+    headers = {"X-Processing-Key": "test-key-11", "X-Processing-Signature": "00",
+               "Content-Type": "application/json"}
+    codes = [client.post("/api/v2/invoices/create", data=body, headers=headers)
+             for _ in range(4)]
+    assert [c.status_code for c in codes][-1] == 429
+    assert codes[-1].get_json() == {"error": "Too many requests", "code": "too_many_requests"}
+    assert "Retry-After" in codes[-1].headers
+    # Another shop's key is counted apart.
+    other = {**headers, "X-Processing-Key": "another-key"}
+    assert client.post("/api/v2/invoices/create", data=body, headers=other).status_code == 403
+
+
+def test_signed_callbacks_are_never_limited_even_after_refused_ones(
+        tight: Flask, shop: Merchant) -> None:
+    client = tight.test_client()
+    bad = [client.post("/callbacks/coinspaid", data=b"{}",
+                       headers={"X-Processing-Key": "test-key-11",
+                                "X-Processing-Signature": "0" * 128}) for _ in range(4)]
+    assert [b.status_code for b in bad] == [403, 403, 403, 429]
+    for n in range(50):  # a burst from the same address
+        body = deposit_body(1000 + n, "confirmed")
+        assert client.post("/callbacks/coinspaid", data=body,
+                           headers=signed_headers(body)).status_code == 200
+    refused = client.post("/callbacks/coinspaid", data=json.dumps({"id": 1}).encode(),
+                          headers={"X-Processing-Key": "test-key-11",
+                                   "X-Processing-Signature": "1" * 128})
+    assert refused.status_code == 429 and refused.get_json()["code"] == "too_many_requests"
+
+
+def test_the_default_limits_let_a_busy_carrier_nat_through(app: Flask, client: FlaskClient,
+                                                           merchant: Merchant) -> None:
+    """Three hundred customers behind one address, each polling a minute at 3 s."""
+    assert app.config["RATELIMIT_STATUS"] == "20000 per minute"
+    codes = {client.get("/p/" + "b" * 32 + "/status").status_code for _ in range(300)}
+    assert codes == {404}
