@@ -35,9 +35,11 @@ def load_settings(app: Flask, overrides: dict[str, Any]) -> None:
 
 
 def init_storage(app: Flask) -> None:
-    from . import db
+    from . import db, snapshot
 
     db.init_app(app)
+    # Every transaction that changes a page writes its model before it commits.
+    snapshot.install(app.extensions[db.EXTENSION + ".factory"])
 
 
 def init_extensions(app: Flask) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import auth, clock, db, deliveries, invoices, money, payments
+from . import auth, clock, db, deliveries, invoices, money, payments, snapshot
 from .auth import BAD_CONTENT, Refusal, authenticate, refuse
 from .models import (
     AppliedCallback,
@@ -413,7 +413,10 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
     facts = deposit_facts(payload, crypto_address)
     result = advance_deposit(session, merchant_id, key, found, facts)
     if result.outcome == APPLIED:
-        payments.refresh_for_address(session, found.id)
+        pages = payments.refresh_for_address(session, found.id, changed_only=False)
+        # A new transaction changes what the address's pages list even when their status
+        # stays (the Deposit row went in by a Core insert the snapshot cannot see).
+        snapshot.mark(session, [page.id for page in pages])
     return result
 
 

@@ -41,6 +41,7 @@ def init_app(app: Flask) -> None:
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     app.extensions[EXTENSION] = scoped_session(factory)
     app.extensions[EXTENSION + ".engine"] = engine
+    app.extensions[EXTENSION + ".factory"] = factory
 
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:

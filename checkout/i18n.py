@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import Babel
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -18,6 +18,8 @@ RTL = {"ar", "fa", "he", "ur"}
 
 
 def select_locale() -> str | None:
+    if not has_request_context():
+        return None  # the worker (writing page models): the default language
     languages: list[str] = current_app.config["LANGUAGES"]
     asked = request.args.get("lang")
     if asked in languages:

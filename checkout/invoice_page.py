@@ -212,7 +212,7 @@ def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
     found: list[Option] = []
     own = currencies.get(invoice.currency)
     if own is not None:  # a crypto invoice can be paid in its own coin
-        found.append(Option(own.code, own.ticker, _(own.network),
+        found.append(Option(own.code, own.ticker, own.network,
                             money.plain(money.ceil(amount, own.decimals))))
     for quote in quotes:
         info = currencies.get(quote.currency_from)
@@ -220,7 +220,7 @@ def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
             continue
         rate = Decimal(quote.rate)
         cost = money.plain(money.approx(amount / rate, info.decimals)) if rate > 0 else None
-        found.append(Option(info.code, info.ticker, _(info.network), cost))
+        found.append(Option(info.code, info.ticker, info.network, cost))
         if len(found) >= MAX_OPTIONS:
             break
     return found

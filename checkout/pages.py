@@ -48,6 +48,7 @@ from . import (
     processor,
     qr,
     rates,
+    snapshot,
     terminal,
 )
 from .models import DepositAddress, Page
@@ -214,7 +215,8 @@ def open_page(session: Session, link: terminal.TerminalLink, address: DepositAdd
 
 
 def remember_rate(session: Session, page: Page) -> None:
-    """Refresh the page's fiat rate if stale (page creation and render only, never polls)."""
+    """Refresh the page's fiat rate if stale (opening a link only: never page views or polls);
+    the page's stored model is written anew with it."""
     if page.fiat_currency is None or page.amount is None:
         return
 
@@ -226,6 +228,7 @@ def remember_rate(session: Session, page: Page) -> None:
     try:
         rates.refresh(session, page.currency, page.fiat_currency, fetch, now=clock.now(),
                       max_age=int(current_app.config["RATES_MAX_AGE"]))
+        snapshot.mark(session, [page.id])
         session.commit()
     except IntegrityError:
         session.rollback()  # another request stored this pair's first quote just now
@@ -446,10 +449,22 @@ def next_page(session: Session, page: Page) -> Page:
 
 @bp.get("/p/<page_id>/status")
 def status(page_id: str) -> ResponseReturnValue:
-    page = load_page(page_id)
-    # In the contract's order (jsonify would sort the keys).
-    body = money.dumps(payments.page_model(db.session(), page))
-    return no_store(Response(body, mimetype="application/json"))
+    """One SELECT by primary key: the model the last change wrote (snapshot.py). An unchanged
+    model answers 304 to the script's If-None-Match."""
+    if not _PAGE_ID.fullmatch(page_id):
+        abort(404)
+    session = db.session()
+    body = snapshot.read(session, page_id)
+    if body is None:  # no model written yet (or no such page): built from the tables
+        page = load_page(page_id)
+        body = money.dumps(payments.page_model(session, page)).encode()
+    tag = snapshot.etag(body)
+    if tag in request.if_none_match:
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype="application/json")
+    response.set_etag(tag)
+    return no_store(response)
 
 
 @bp.get("/p/<page_id>/qr.<fmt>")

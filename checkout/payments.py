@@ -167,8 +167,10 @@ def remember_payment(session: Session, page: Page, now: datetime) -> None:
         page.paid_rate = None if rate is None else money.text(rate)
 
 
-def refresh_for_address(session: Session, address_id: int) -> list[Page]:
-    """Recompute every deposit page of an address; returns the pages whose status changed.
+def refresh_for_address(session: Session, address_id: int, *,
+                        changed_only: bool = True) -> list[Page]:
+    """Recompute every deposit page of an address; returns the pages whose status changed
+    (every page of the address with `changed_only=False`).
 
     Called by the callbacks after they store `Deposit` rows, inside their transaction
     (this function flushes but never commits). Safe to call any number of times.
@@ -187,7 +189,7 @@ def refresh_for_address(session: Session, address_id: int) -> list[Page]:
     ).all()
     changed = [page for page in pages if recompute(session, page)]
     session.flush()
-    return changed
+    return changed if changed_only else list(pages)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
     button) carries `amount_due`: what to send now, never the full amount again once part
     of it arrived.
     """
-    asset = describe(page.currency)
+    asset = describe(page.currency, translate=False)
     amount = amount_asked(page)
     paid = Decimal(page.amount_paid or "0")
     deposits = page_deposits(session, page)
@@ -266,7 +268,7 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
 
 def invoice_model(session: Session, page: Page, now: datetime) -> dict[str, Any]:
     """An invoice page's model: the same keys, filled from the invoice and its quote."""
-    asset = describe(page.currency)
+    asset = describe(page.currency, translate=False)
     part = invoice_page.model_part(session, page, now)
     amount = amount_asked(page)
     paid: Decimal = part.pop("amount_paid", None) or Decimal(0)
@@ -427,13 +429,16 @@ class Asset:
     ticker: str
 
 
-def describe(code: str) -> Asset:
-    """Translated network and tag names; a currency dropped after the page opened still shows."""
+def describe(code: str, *, translate: bool = True) -> Asset:
+    """Network and tag names (translated for a page, the English msgids for the stored
+    model, which serves every language); a currency dropped after the page opened still
+    shows."""
     info = currencies.get(code)
     if info is None:
         return Asset(code, code, None, 8, code)
-    label = _(info.tag_label) if info.tag_label else None
-    return Asset(code, _(info.network), label, info.decimals, info.ticker)
+    say = _ if translate else str
+    label = say(info.tag_label) if info.tag_label else None
+    return Asset(code, say(info.network), label, info.decimals, info.ticker)
 
 
 def coin_name(asset: Asset, code: str) -> str:

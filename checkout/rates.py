@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import clock, db, money, processor, worker
-from .models import Merchant, RateQuote
+from .models import Merchant, Page, RateQuote
 
 log = logging.getLogger(__name__)
 Fetch = Callable[[str, str], Decimal]
@@ -154,7 +154,18 @@ def store_pairs(pairs: list[processor.Pair], now: datetime) -> int:
     with db.transaction() as session:
         for (source, target), price in usable.items():
             store(session, source, target, price, now)
+        mark_open_pages(session)
     return len(usable)
+
+
+def mark_open_pages(session: Session) -> None:
+    """Pages still open show a fiat value or a currency picker from these rates: their
+    models are written anew with the transaction."""
+    from . import snapshot  # snapshot reads this module's SHOWN_MAX_AGE
+
+    open_ids = session.scalars(select(Page.id).where(
+        Page.status.in_(("waiting", "not_confirmed", "created", "pending")))).all()
+    snapshot.mark(session, list(open_ids))
 
 
 # A price outside these is no price: storing it could only put a wrong figure on a page.

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: c69ac2f30180
+Revision ID: 9556368bc941
 Revises: 
-Create Date: 2026-12-01 23:26:58.120567
+Create Date: 2026-12-01 23:36:28.780926
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'c69ac2f30180'
+revision = '9556368bc941'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -168,6 +168,8 @@ def upgrade() -> None:
     sa.Column('checked_at', sa.DateTime(), nullable=True),
     sa.Column('paid_at', sa.DateTime(), nullable=True),
     sa.Column('paid_rate', sa.Text(), nullable=True),
+    sa.Column('model_json', sa.Text(), nullable=True),
+    sa.Column('model_version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['address_id'], ['deposit_addresses.id'], ),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
     sa.PrimaryKeyConstraint('id'),

@@ -1,0 +1,155 @@
+"""The page model, written once whenever a page's state changes, read by primary key.
+
+The status poll is the hottest route there is (every open page asks every few seconds), so
+it must not rebuild the model from deposits, quotes, limits and rates each time. Instead,
+every transaction that changes what a page shows (a callback, reconciliation, expiry, a
+currency pick, a fresh rate, opening the page) writes the page's model into its row before
+it commits, with a version; the poll reads that one row and adds what only the moment of
+reading knows: the seconds left, and whether the fiat value is still fresh.
+
+Which pages a transaction touched is found from what it flushed (Page, Deposit, Invoice and
+InvoiceQuote rows), so no writer has to remember to call anything: a missed call cannot
+leave a page showing yesterday's state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from . import clock, money, payments, rates
+from .models import Deposit, Invoice, InvoiceQuote, Page
+
+log = logging.getLogger(__name__)
+DUE = "checkout.snapshot.due"
+WRITING = "checkout.snapshot.writing"
+# Keys only the reader uses, removed before the model is sent.
+DEADLINE = "_deadline"
+FIAT_AT = "_fiat_at"
+
+
+def _due(session: Session) -> set[str]:
+    pages: set[str] = session.info.setdefault(DUE, set())
+    return pages
+
+
+def touched_pages(session: Session, objects: list[Any]) -> set[str]:
+    """The pages whose model may change with these new or changed rows."""
+    pages: set[str] = set()
+    addresses: set[int] = set()
+    invoices: set[int] = set()
+    for obj in objects:
+        if isinstance(obj, Page):
+            pages.add(obj.id)
+        elif isinstance(obj, Deposit) and obj.address_id is not None:
+            addresses.add(obj.address_id)
+        elif isinstance(obj, Invoice):
+            pages.add(obj.page_id)
+        elif isinstance(obj, InvoiceQuote):
+            invoices.add(obj.invoice_id)
+    with session.no_autoflush:
+        if addresses:
+            pages.update(session.scalars(select(Page.id).where(
+                Page.address_id.in_(addresses))))
+        if invoices:
+            pages.update(session.scalars(select(Invoice.page_id).where(
+                Invoice.id.in_(invoices))))
+    return pages
+
+
+def mark(session: Session, page_ids: set[str] | list[str]) -> None:
+    """Ask for these pages' models to be written when the transaction commits."""
+    _due(session).update(page_ids)
+
+
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(WRITING):
+        return
+    changed = [o for o in list(session.new) + list(session.dirty)
+               if isinstance(o, Page | Deposit | Invoice | InvoiceQuote)]
+    if changed:
+        mark(session, touched_pages(session, changed))
+
+
+def _before_commit(session: Session) -> None:
+    if session.info.get(WRITING):
+        return
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # commit flushes after this event: learn what it changes first
+    if not session.info.get(DUE):
+        return
+    session.info[WRITING] = True
+    try:
+        session.flush()
+        due = sorted(session.info.pop(DUE, set()))
+        for page_id in due:
+            page = session.get(Page, page_id)
+            if page is not None:
+                write(session, page)
+    finally:
+        session.info[WRITING] = False
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(DUE, None)
+
+
+def write(session: Session, page: Page, now: datetime | None = None) -> None:
+    """Store the page's model (without the moment-of-reading fields) and bump its version."""
+    now = now or clock.now()
+    model = payments.page_model(session, page, now=now)
+    model[DEADLINE] = _unix(deadline_of(page, model, now))
+    model[FIAT_AT] = _unix(now) if model.get("fiat") else None
+    text = money.dumps(model)
+    session.execute(update(Page).where(Page.id == page.id).values(
+        model_json=text, model_version=Page.model_version + 1)
+        .execution_options(synchronize_session=False))
+
+
+def deadline_of(page: Page, model: dict[str, Any], now: datetime) -> datetime | None:
+    """When the page's clock reaches zero, recovered from the seconds left at writing."""
+    left = model.get("seconds_left")
+    return None if left is None else now + timedelta(seconds=int(left))
+
+
+def _unix(moment: datetime | None) -> int | None:
+    return None if moment is None else int((moment - datetime(1970, 1, 1)).total_seconds())
+
+
+def read(session: Session, page_id: str, now: datetime | None = None) -> bytes | None:
+    """The stored model as sent, in one SELECT by primary key; None if there is none yet."""
+    stored = session.execute(select(Page.model_json).where(Page.id == page_id)).scalar()
+    if stored is None:
+        return None
+    return finish(stored, now or clock.now())
+
+
+def finish(stored: str, now: datetime) -> bytes:
+    """Add what only the moment of reading knows: the seconds left, and drop a fiat value
+    that has grown too old to call approximate."""
+    model = json.loads(stored)
+    deadline = model.pop(DEADLINE, None)
+    fiat_at = model.pop(FIAT_AT, None)
+    stamp = _unix(now) or 0
+    if deadline is not None and not model.get("final"):
+        model["seconds_left"] = max(0, deadline - stamp)
+    if fiat_at is not None and stamp - fiat_at > rates.SHOWN_MAX_AGE:
+        model["fiat"] = None
+    return json.dumps(model, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def etag(body: bytes) -> str:
+    return hashlib.blake2b(body, digest_size=12).hexdigest()
+
+
+def install(session_factory: Any) -> None:
+    """Hook the writer into every session the factory makes."""
+    event.listen(session_factory, "before_flush", _before_flush)
+    event.listen(session_factory, "before_commit", _before_commit)
+    event.listen(session_factory, "after_rollback", _after_rollback)
