@@ -379,7 +379,8 @@ class Resources(HTMLParser):
         if tag == "link" and named.get("href") and (
                 {"stylesheet", "icon", "preload", "modulepreload"}
                 & set(named.get("rel", "").split())):
-            kind = "CSS" if "stylesheet" in named["rel"] else "icon"
+            rel = named["rel"].split()
+            kind = "CSS" if "stylesheet" in rel else ("icon" if "icon" in rel else "preload")
             self.found.append((kind, named["href"]))
         elif tag == "script" and named.get("src"):
             self.found.append(("JS", named["src"]))
@@ -419,6 +420,8 @@ def page_weight(base_url: str, page_path: str) -> Weight:
                                         for kind, url in parser.found]
     parts, third_party, seen = [], [], set()
     for kind, url in resources:
+        if urlsplit(url).scheme == "data":
+            continue  # inline: no request, and its bytes are counted in its document
         if urlsplit(url).netloc != urlsplit(base_url).netloc:
             third_party.append(url)
             continue
