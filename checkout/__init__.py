@@ -48,11 +48,13 @@ def init_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import callbacks, health, pages
+    from . import api, callbacks, health, invoices, pages
 
     health.init_app(app)
     pages.init_app(app)
     callbacks.init_app(app)
+    api.init_app(app)
+    invoices.init_app(app)
     if app.config["SANDBOX"]:
         # Only the factory mounts the embedded processor, and only in sandbox mode.
         from . import sandbox
@@ -61,11 +63,12 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from . import deliveries, demo, limits, merchants, migrate_cli, worker
+    from . import deliveries, demo, limits, merchants, migrate_cli, rates, worker
 
     merchants.init_app(app)
     worker.init_app(app)
     limits.init_app(app)
+    rates.init_app(app)
     deliveries.init_app(app)
     migrate_cli.init_app(app)
     demo.init_app(app)

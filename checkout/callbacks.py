@@ -7,8 +7,10 @@ applies what reconciliation learns, under the same idempotency key.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -18,8 +20,17 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import clock, db, deliveries, merchants, money, payments, signing
-from .models import AppliedCallback, Callback, Deposit, DepositAddress, Merchant, Page
+from . import auth, clock, db, deliveries, invoices, money, payments
+from .auth import BAD_CONTENT, Refusal, authenticate, refuse
+from .models import (
+    AppliedCallback,
+    Callback,
+    Deposit,
+    DepositAddress,
+    Invoice,
+    InvoiceQuote,
+    Merchant,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("callbacks", __name__)
@@ -50,22 +61,6 @@ FLAGGED = "flagged"  # contradicts what we issued, or is malformed: kept for aud
 
 
 @dataclass(frozen=True)
-class Refusal:
-    """A CoinsPaid-shaped error answer."""
-
-    status: int
-    error: str
-    code: str
-
-
-NO_KEY = Refusal(403, "No key header", "required_header_key")
-BAD_KEY = Refusal(403, "Bad key header", "bad_header_key")
-NO_SIGNATURE = Refusal(403, "No signature header", "required_header_signature")
-BAD_SIGNATURE = Refusal(403, "Bad signature header", "bad_header_signature")
-BAD_CONTENT = Refusal(400, "Bad content format", "bad_content_format")
-
-
-@dataclass(frozen=True)
 class Key:
     """What makes a callback the same news: the processor's id, type and status."""
 
@@ -88,33 +83,6 @@ class Malformed(ValueError):
 # The endpoint
 
 
-def authenticate(raw: bytes, key: str | None, signature: str | None) -> Merchant | Refusal:
-    """The merchant whose secret signed these exact bytes, or why not."""
-    if not key:
-        return NO_KEY
-    merchant = merchants.by_key(key)
-    if merchant is None:
-        return BAD_KEY
-    if not signature:
-        return NO_SIGNATURE
-    if not signing.verify(raw, merchant.api_secret, signature):
-        return BAD_SIGNATURE
-    return merchant
-
-
-def parse(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object of a callback, amounts as Decimal; None when it is not one."""
-    try:
-        payload = money.loads(raw)
-    except ValueError:  # money.loads: not JSON, NaN, or nested absurdly deep
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def refuse(refusal: Refusal) -> ResponseReturnValue:
-    return jsonify(error=refusal.error, code=refusal.code), refusal.status
-
-
 @bp.post("/callbacks/coinspaid")
 def receive() -> ResponseReturnValue:
     # Set before the body is read: Werkzeug then refuses a longer body with 413.
@@ -126,7 +94,7 @@ def receive() -> ResponseReturnValue:
     if isinstance(merchant, Refusal):
         log.warning("callback refused: %s", merchant.code)
         return refuse(merchant)
-    payload = parse(raw)
+    payload = auth.parse_object(raw)
     if payload is None:
         log.warning("signed callback for merchant %s is not a JSON object", merchant.client_id)
         return refuse(BAD_CONTENT)
@@ -153,19 +121,34 @@ def absorb(session: Session, merchant: Merchant, raw: bytes, payload: dict[str, 
     describe(callback, payload)
     session.add(callback)
     session.flush()
-    if source == "processor":
-        deliveries.enqueue(session, merchant, callback)
     result = apply(session, merchant.client_id, callback.id, payload)
     callback.outcome, callback.flag = result.outcome, result.flag
-    if source == "reconcile" and result.outcome == APPLIED:
-        # News we had to ask for: the processor's own callback was lost, and may never
-        # reach us, so the shop hears it from us now (in the same callback shape, signed).
+    if forwards_raw(callback, result, source):
         deliveries.enqueue(session, merchant, callback)
     if result.flag:
         log.warning("callback %s for merchant %s flagged: %s", callback.id,
                     merchant.client_id, result.flag)
     session.flush()
     return callback
+
+
+def forwards_raw(callback: Callback, result: Result, source: str) -> bool:
+    """Whether the shop receives these bytes as they came.
+
+    A replay of news already applied is not news: kept and counted, not forwarded again.
+    Invoice callbacks about our quotes never go out as received (they carry the processor's
+    ids and our quote's foreign_id): `apply_invoice` queues the shop's own event instead;
+    an invoice the merchant made at the processor directly is its own, and goes out as is.
+    """
+    if result.outcome == DUPLICATE:
+        return False
+    if callback.type == "invoice" and result.outcome != NOT_OURS:
+        return False
+    if source == "reconcile":
+        # News we had to ask for: the processor's own callback was lost, and may never
+        # reach us, so the shop hears it from us now (in the same callback shape, signed).
+        return result.outcome == APPLIED
+    return True
 
 
 def describe(callback: Callback, payload: dict[str, Any]) -> None:
@@ -209,13 +192,14 @@ def apply(session: Session, merchant_id: int, callback_id: int,
         return Result(FLAGGED, f"malformed: {exc}")
     if key.type not in TYPES:
         return Result(IGNORED)
-    if not claim_key(session, merchant_id, key, callback_id):
-        return Result(DUPLICATE)
     try:
+        if not claim_key(session, merchant_id, key, callback_id,
+                         news_of(key, payload)):
+            return Result(DUPLICATE)
         if key.type in DEPOSIT_TYPES:
             return apply_deposit(session, merchant_id, key, payload)
         if key.type == "invoice":
-            return apply_invoice(session, merchant_id, key, payload)
+            return apply_invoice(session, merchant_id, key, payload, callback_id)
     except Malformed as exc:
         return Result(FLAGGED, f"malformed: {exc}")
     # Withdrawals and exchanges are the merchant's own business: forwarded, nothing to show.
@@ -235,11 +219,27 @@ def insert_ignoring_conflict(session: Session, model: type[Any], values: dict[st
     return session.execute(stmt.returning(model.id)).first() is not None
 
 
-def claim_key(session: Session, merchant_id: int, key: Key, callback_id: int) -> bool:
+def news_of(key: Key, payload: dict[str, Any]) -> str:
+    """The status part of the idempotency key: the status, and for an open invoice what is
+    still missing too, so that each instalment (`pending` with a smaller remaining amount)
+    is news of its own."""
+    if key.type != "invoice" or key.status in INVOICE_FINAL:
+        return key.status
+    remaining = _remaining(payload)
+    if remaining is None:
+        return key.status
+    news = f"{key.status}:{money.plain(remaining)}"
+    if len(news) > 32:
+        raise Malformed("remaining_amount is out of bounds")
+    return news
+
+
+def claim_key(session: Session, merchant_id: int, key: Key, callback_id: int,
+              status: str | None = None) -> bool:
     return insert_ignoring_conflict(
         session, AppliedCallback,
         {"merchant_id": merchant_id, "processor_id": key.processor_id, "type": key.type,
-         "status": key.status, "callback_id": callback_id},
+         "status": status or key.status, "callback_id": callback_id},
         ["merchant_id", "processor_id", "type", "status"])
 
 
@@ -469,15 +469,6 @@ def advance_deposit(session: Session, merchant_id: int, key: Key, address: Depos
 # Invoices
 
 
-def invoice_foreign_id(page: Page) -> str:
-    """The foreign_id we sent to the processor for this invoice page.
-
-    Hook: when our invoices give the processor a foreign_id of their own, map it here
-    (and in `deliveries.outgoing_body`, back to the merchant's).
-    """
-    return page.foreign_id
-
-
 FAILURE_REASONS = (
     ("paid less", "underpaid"),
     ("processing too long", "timeout"),
@@ -494,26 +485,213 @@ def failure_reason(error: Any) -> str | None:
     return None
 
 
-def apply_invoice(session: Session, merchant_id: int, key: Key,
-                  payload: dict[str, Any]) -> Result:
-    page = session.scalars(select(Page).where(
-        Page.merchant_id == merchant_id, Page.kind == "invoice",
-        Page.processor_invoice_id == key.processor_id,
+def _remaining(payload: dict[str, Any]) -> Decimal | None:
+    sent = payload.get("currency_sent")
+    if not isinstance(sent, dict) or sent.get("remaining_amount") is None:
+        return None
+    return _bounded_amount(sent.get("remaining_amount"), "remaining_amount")
+
+
+def _bounded_amount(value: Any, name: str) -> Decimal:
+    try:
+        amount = money.from_processor(value)
+    except money.AmountError as exc:
+        raise Malformed(f"{name} is not a number") from exc
+    if amount < 0 or amount.adjusted() >= 20 or len(money.text(amount)) > 40:
+        raise Malformed(f"{name} is out of bounds")
+    return amount
+
+
+def _bounded_text(value: Any, limit: int) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _storable(value):
+        return None
+    return value[:limit]
+
+
+def _unix_time(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**37:
+        return None
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+
+
+LEG_TEXT = {"currency": 16, "transaction_type": 16, "type": 16, "address": 255, "tag": 64,
+            "txid": 255}
+MAX_LEGS = 50
+
+
+def _legs(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The processor's transaction legs, each field bounded (what the shop's event and the
+    receipt show); an unreadable leg is left out rather than stored."""
+    legs = payload.get("transactions")
+    if not isinstance(legs, list):
+        return []
+    kept: list[dict[str, Any]] = []
+    for leg in legs[:MAX_LEGS]:
+        if not isinstance(leg, dict):
+            continue
+        item: dict[str, Any] = {}
+        if _valid_id(leg.get("id")):
+            item["id"] = leg["id"]
+        for name, limit in LEG_TEXT.items():
+            item[name] = _bounded_text(leg.get(name), limit)
+        try:
+            item["amount"] = money.text(_bounded_amount(leg.get("amount"), "amount"),
+                                        invoices.PLACES)
+        except Malformed:
+            continue
+        item["confirmations"] = _confirmations(leg.get("confirmations"))
+        kept.append(item)
+    return kept
+
+
+def _fees(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    fees = payload.get("fees")
+    if not isinstance(fees, list):
+        return []
+    kept = []
+    for fee in fees[:MAX_LEGS]:
+        if not isinstance(fee, dict):
+            continue
+        try:
+            amount = money.text(_bounded_amount(fee.get("amount"), "fee"), invoices.PLACES)
+        except Malformed:
+            continue
+        kept.append({"type": _bounded_text(fee.get("type"), 64),
+                     "currency": _bounded_text(fee.get("currency"), 16), "amount": amount})
+    return kept
+
+
+def invoice_moves(current: str, new: str, current_remaining: Decimal | None,
+                  new_remaining: Decimal | None) -> Result | None:
+    """None when `new` is news that moves an invoice (or quote) forward; else why not.
+
+    Final states keep the first final word. Otherwise money decides first: less still
+    missing is always news (an instalment), more missing is older news. With the same amount
+    missing the status must rank higher, except `processing` -> `pending` while something is
+    still missing: a seen part confirmed and the rest is due (good_until_expired).
+    """
+    if current in INVOICE_FINAL or new in INVOICE_FINAL:
+        return not_forward(current, new, INVOICE_RANK, INVOICE_FINAL)
+    if current_remaining is not None and new_remaining is not None:
+        if new_remaining < current_remaining:
+            return None
+        if new_remaining > current_remaining:
+            return Result(STALE)
+    if current == "processing" and new == "pending" and new_remaining:
+        return None
+    if INVOICE_RANK[new] > INVOICE_RANK.get(current, -1):
+        return None
+    return Result(STALE)
+
+
+def adopt_quote(session: Session, quote: InvoiceQuote, key: Key, payload: dict[str, Any]
+                ) -> None:
+    """Complete an unanswered quote from the processor's callback, as its answer would have;
+    it becomes the invoice's current quote unless another one is."""
+    quote.processor_id = key.processor_id
+    crypto = payload.get("crypto_address")
+    if isinstance(crypto, dict):
+        quote.address = _bounded_text(crypto.get("address"), 255)
+        quote.tag = _bounded_text(_text_or_none(crypto.get("tag")), 64)
+    sent = payload.get("currency_sent")
+    if isinstance(sent, dict) and sent.get("amount") is not None:
+        quote.sender_amount = money.text(_bounded_amount(sent.get("amount"), "amount"))
+    quote.fixed_at = _unix_time(payload.get("fixed_at"))
+    quote.release_at = _unix_time(payload.get("expires_at"))
+    quote.status = "pending"
+    quote.remaining_amount = quote.sender_amount
+    session.flush()
+    if invoices.current_quote(session, quote.invoice_id) is None:
+        invoices.make_current(session, quote.invoice_id, quote.id)
+        quote.current = True
+
+
+def apply_invoice(session: Session, merchant_id: int, key: Key, payload: dict[str, Any],
+                  callback_id: int) -> Result:
+    """A processor invoice callback: about one of our quotes, by its processor id.
+
+    The quote always keeps the processor's latest word (amounts, legs). The shop's invoice
+    moves forward only with its current quote; a superseded quote moves it only when money
+    arrived there in full (confirmed); any other money on a superseded quote is flagged and
+    kept. An expired quote of an invoice without a timer leaves the invoice open: the
+    customer may pick again. Each move is forwarded to the shop once, as its own invoice.
+    """
+    quote = session.scalars(select(InvoiceQuote).where(
+        InvoiceQuote.merchant_id == merchant_id, InvoiceQuote.processor_id == key.processor_id,
     ).with_for_update().execution_options(populate_existing=True)).first()
-    if page is None:
-        return Result(NOT_OURS)
     foreign_id = payload.get("foreign_id")
-    if foreign_id is not None and str(foreign_id) != invoice_foreign_id(page):
+    if quote is None and isinstance(foreign_id, str) and _storable(foreign_id):
+        # A quote whose processor answer we never stored (lost, or not yet committed): the
+        # foreign_id is ours, stored before the call, so the callback still finds it.
+        quote = session.scalars(select(InvoiceQuote).where(
+            InvoiceQuote.merchant_id == merchant_id, InvoiceQuote.foreign_id == foreign_id,
+            InvoiceQuote.processor_id.is_(None),
+        ).with_for_update().execution_options(populate_existing=True)).first()
+        if quote is not None:
+            adopt_quote(session, quote, key, payload)
+    if quote is None:
+        return Result(NOT_OURS)
+    if foreign_id is not None and str(foreign_id) != quote.foreign_id:
         return Result(FLAGGED, "foreign_id differs from the foreign_id of our invoice")
     if key.status not in INVOICE_RANK:
         return Result(IGNORED)
-    refused = not_forward(page.status, key.status, INVOICE_RANK, INVOICE_FINAL)
-    if refused:
+    invoice = session.scalars(select(Invoice).where(Invoice.id == quote.invoice_id)
+                              .with_for_update().execution_options(populate_existing=True)
+                              ).one()
+    remaining = _remaining(payload)
+    held = None if quote.remaining_amount is None else Decimal(quote.remaining_amount)
+    legs = _legs(payload)
+    error = _bounded_text(payload.get("error"), 255) or ""
+    refused = invoice_moves(quote.status, key.status, held, remaining)
+    if refused is not None and refused.outcome == FLAGGED:
         return refused
-    page.status = key.status
-    page.reason = failure_reason(payload.get("error")) if key.status == "failed" else None
-    page.updated_at = clock.now()
+    if refused is None:
+        quote.status = key.status
+        if remaining is not None:
+            quote.remaining_amount = money.text(remaining)
+            if quote.sender_amount is not None:
+                paid = max(Decimal(quote.sender_amount) - remaining, Decimal(0))
+                quote.amount_paid = money.text(paid)
+        quote.transactions_json = json.dumps(legs)
+        quote.release_at = _unix_time(payload.get("expires_at")) or quote.release_at
+        quote.error = error or None
+        quote.updated_at = clock.now()
+        session.flush()
+    money_seen = bool(legs) or Decimal(quote.amount_paid or "0") > 0
+    if not quote.current:
+        if key.status != "confirmed" or refused is not None:
+            if money_seen:
+                quote.flag = f"{key.status}: payment to a superseded quote"
+                return Result(FLAGGED, quote.flag)
+            return refused or Result(IGNORED)
+    if refused is not None:
+        return refused
+    if not invoice.timer and key.status == "failed" and not money_seen and \
+            failure_reason(error) == "expired" and invoice.status in ("created", "pending"):
+        # No shop-facing timer: the price expired, not the invoice. A fresh pick quotes again.
+        invoices.sync_page(session, invoice, quote)
+        return Result(APPLIED)
+    # The invoice follows one quote at a time: what that quote last missed is comparable.
+    moved = invoice_moves(invoice.status, key.status, held, remaining)
+    if moved is not None:
+        if moved.outcome == FLAGGED or money_seen and key.status != invoice.status:
+            return Result(FLAGGED, moved.flag or f"{key.status} after {invoice.status}")
+        invoices.sync_page(session, invoice, invoices.current_quote(session, invoice.id))
+        return moved
+    if not quote.current:
+        # Paid in full where the customer was asked before: that quote is the invoice's now.
+        invoices.make_current(session, invoice.id, quote.id)
+    invoice.status = key.status
+    invoice.reason = failure_reason(error) if key.status == "failed" else None
+    invoice.updated_at = clock.now()
     session.flush()
+    invoices.sync_page(session, invoice, quote)
+    merchant = session.get(Merchant, merchant_id)
+    assert merchant is not None
+    invoices.forward(session, merchant, invoice, quote, status=key.status, error=error,
+                     fees=_fees(payload), callback_id=callback_id)
     return Result(APPLIED)
 
 

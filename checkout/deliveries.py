@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import clock, db, signing, worker
+from . import clock, db, phpjson, signing, worker
 from .models import Callback, Delivery, Merchant
 
 log = logging.getLogger(__name__)
@@ -85,24 +85,32 @@ def retry_delay(failures: int) -> timedelta:
 # The outbox
 
 
-def outgoing_body(callback: Callback) -> bytes:
-    """The bytes the shop receives: the processor's, unchanged.
+def encode(value: Any) -> bytes:
+    """The bytes of a callback body we compose ourselves (the shop's invoice events).
 
-    Hook: once our invoices send the processor a foreign_id of their own, an invoice
-    callback must carry the merchant's foreign_id instead; rewrite it here (the shop
-    checks our signature over whatever bytes we send, so re-encoding is safe then).
+    A processor callback is forwarded byte for byte; what the site says itself is PHP's
+    `json_encode` exactly (`phpjson`), never another encoder: the shop's PHP plugin
+    re-encodes what it receives with json_encode before checking our signature, so only
+    PHP's exact bytes pass.
     """
-    return callback.body
+    return phpjson.dumps(value)
 
 
 def enqueue(session: Session, merchant: Merchant, callback: Callback) -> Delivery | None:
-    """Queue a callback for the merchant's webhook, in the caller's transaction."""
+    """Queue a processor callback for the merchant's webhook, byte for byte, in the caller's
+    transaction."""
+    return enqueue_body(session, merchant, callback.body, callback_id=callback.id)
+
+
+def enqueue_body(session: Session, merchant: Merchant, body: bytes, *,
+                 callback_id: int | None = None) -> Delivery | None:
+    """Queue `body` for the merchant's webhook (signed when sent), in the caller's transaction."""
     if not merchant.webhook_url:
         return None
     delivery = Delivery(
-        merchant_id=merchant.client_id, callback_id=callback.id, url=merchant.webhook_url,
-        body=outgoing_body(callback), state=PENDING, attempts=0,
-        next_attempt_at=clock.now(), created_at=clock.now())
+        merchant_id=merchant.client_id, callback_id=callback_id, url=merchant.webhook_url,
+        body=body, state=PENDING, attempts=0, next_attempt_at=clock.now(),
+        created_at=clock.now())
     session.add(delivery)
     session.flush()
     return delivery

@@ -12,12 +12,14 @@ import hashlib
 import hmac
 from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import Field
+from wtforms import EmailField, Field, RadioField
 from wtforms.csrf.core import CSRF
-from wtforms.validators import ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+
+from . import invoices
 
 
 class PageCSRF(CSRF):
@@ -57,3 +59,37 @@ class PageForm(FlaskForm):
 
 class AgainForm(PageForm):
     """"Make another payment" on a paid page: no fields but the token."""
+
+
+def exempt_from_session_csrf(app: Flask, *views: Any) -> None:
+    """Views whose forms are PageForms: their token is checked by the form, bound to the
+    page, so the app-wide session-bound check (CSRFProtect) stands aside for them alone."""
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        for view in views:
+            csrf.exempt(view)
+
+
+class PickForm(PageForm):
+    """The invoice's currency picker (and the payer's email where the shop gave none).
+
+    `currency` choices are set by the view from the currencies the page offers, so a value
+    made by hand is refused like any other wrong answer.
+    """
+
+    currency = RadioField(_l("Currency"), validators=[InputRequired()], choices=[])
+    email = EmailField(_l("Your email address"), validators=[
+        Optional(), Length(max=255), lambda form, field: check_email(field)])
+
+
+class EmailForm(PageForm):
+    """The payer's email, asked before the address of an invoice whose shop gave none."""
+
+    email = EmailField(_l("Your email address"), validators=[
+        DataRequired(), Length(max=255), lambda form, field: check_email(field)])
+
+
+def check_email(field: Field) -> None:
+    """The invoice service's own check: what it would store, the form accepts."""
+    if field.data and not invoices.valid_email(str(field.data).strip()):
+        raise ValidationError(_l("Please enter a valid email address."))

@@ -101,6 +101,78 @@ def add(new: NewMerchant) -> Merchant:
     return merchant
 
 
+@dataclass(frozen=True)
+class MerchantEdit:
+    """What `merchant edit` changes; None and () leave a setting as it is."""
+
+    name: str | None = None
+    add_return_hosts: tuple[str, ...] = ()
+    remove_return_hosts: tuple[str, ...] = ()
+    add_frame_origins: tuple[str, ...] = ()
+    remove_frame_origins: tuple[str, ...] = ()
+    webhook_url: str | None = None
+    no_webhook: bool = False
+
+    def is_empty(self) -> bool:
+        return self == MerchantEdit()
+
+
+def _edited(label: str, current: list[str], added: set[str], removed: set[str]) -> list[str]:
+    """The setting after the edit; removing what is not there is a typo, and refused."""
+    both = added & removed
+    if both:
+        raise MerchantError(f"{label} {sorted(both)[0]!r} is both added and removed")
+    missing = removed - set(current)
+    if missing:
+        raise MerchantError(
+            f"{label} {sorted(missing)[0]!r} is not registered "
+            f"(registered: {', '.join(current) or 'none'}); nothing was changed")
+    return sorted((set(current) - removed) | added)
+
+
+def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
+    """Apply `change` all at once or not at all; the merchant and what changed, in words.
+
+    The key and secret are not editable here: in sandbox mode they are also the embedded
+    processor's account, which must not drift from ours.
+    """
+    if change.is_empty():
+        raise MerchantError("nothing to change: give --name, --return-host, "
+                            "--remove-return-host, --frame-origin, --remove-frame-origin, "
+                            "--webhook-url or --no-webhook")
+    if change.webhook_url is not None and change.no_webhook:
+        raise MerchantError("give either --webhook-url or --no-webhook, not both")
+    if change.name is not None and not change.name.strip():
+        raise MerchantError("name must not be empty")
+    add_hosts = {normalise_return_host(h) for h in change.add_return_hosts}
+    remove_hosts = {normalise_return_host(h) for h in change.remove_return_hosts}
+    add_origins = {normalise_frame_origin(o) for o in change.add_frame_origins}
+    remove_origins = {normalise_frame_origin(o) for o in change.remove_frame_origins}
+    webhook = normalise_webhook_url(change.webhook_url) if change.webhook_url else None
+    changes: list[str] = []
+    with db.transaction() as s:
+        merchant = s.get(Merchant, client_id, with_for_update=True)
+        if merchant is None:
+            raise MerchantError(f"no merchant with client id {client_id} "
+                                "(see `flask --app checkout merchant list`)")
+        hosts = _edited("return host", merchant.return_hosts, add_hosts, remove_hosts)
+        origins = _edited("frame origin", merchant.frame_origins, add_origins, remove_origins)
+        if change.name is not None and change.name.strip() != merchant.name:
+            changes.append(f"name: {merchant.name} -> {change.name.strip()}")
+            merchant.name = change.name.strip()
+        if hosts != merchant.return_hosts:
+            changes.append(f"return hosts: {', '.join(hosts) or '-'}")
+            merchant.return_hosts = hosts
+        if origins != merchant.frame_origins:
+            changes.append(f"frame origins: {', '.join(origins) or '-'}")
+            merchant.frame_origins = origins
+        new_webhook = None if change.no_webhook else webhook or merchant.webhook_url
+        if new_webhook != merchant.webhook_url:
+            changes.append(f"webhook: {new_webhook or '-'}")
+            merchant.webhook_url = new_webhook
+    return merchant, changes
+
+
 def by_client_id(client_id: int) -> Merchant | None:
     return db.session().get(Merchant, client_id)
 
@@ -109,7 +181,18 @@ def by_key(api_key: str) -> Merchant | None:
     return db.session().scalar(select(Merchant).where(Merchant.api_key == api_key))
 
 
-merchant_cli = AppGroup("merchant", help="Add and list the merchants this site serves.")
+merchant_cli = AppGroup("merchant", help="Add, edit and list the merchants this site serves.")
+
+RETURN_HOSTS_NOTE = (
+    "Return hosts must be registered: a terminal link's url_back (and an invoice's url_success "
+    "and url_failed) on any other host is refused.")
+
+
+def _describe(m: Merchant) -> str:
+    """One line for operators, never the key or the secret."""
+    return (f"{m.client_id}\t{m.name}\treturn hosts: {', '.join(m.return_hosts) or '-'}\t"
+            f"frame origins: {', '.join(m.frame_origins) or '-'}\t"
+            f"webhook: {m.webhook_url or '-'}")
 
 
 @merchant_cli.command("add")
@@ -131,6 +214,45 @@ def add_command(client_id: int, name: str, key: str, secret: str, return_hosts: 
     except MerchantError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"added merchant {merchant.client_id} ({merchant.name})")
+    click.echo(_describe(merchant))
+    if not merchant.return_hosts:
+        click.echo(f"{RETURN_HOSTS_NOTE} This merchant has none yet; add one with:\n"
+                   f"  flask --app checkout merchant edit --client-id {merchant.client_id} "
+                   "--return-host shop.example")
+
+
+@merchant_cli.command("edit")
+@click.option("--client-id", type=int, required=True, help="CoinsPaid client id.")
+@click.option("--name", help="A new display name.")
+@click.option("--return-host", "return_hosts", multiple=True,
+              help="Add a host allowed in url_back/url_success/url_failed (repeatable).")
+@click.option("--remove-return-host", "removed_hosts", multiple=True,
+              help="Remove a registered return host (repeatable).")
+@click.option("--frame-origin", "frame_origins", multiple=True,
+              help="Add an origin allowed to frame the page (repeatable).")
+@click.option("--remove-frame-origin", "removed_origins", multiple=True,
+              help="Remove a registered frame origin (repeatable).")
+@click.option("--webhook-url", help="Forward processor callbacks here from now on.")
+@click.option("--no-webhook", is_flag=True, help="Stop forwarding callbacks.")
+def edit_command(client_id: int, name: str | None, return_hosts: tuple[str, ...],
+                 removed_hosts: tuple[str, ...], frame_origins: tuple[str, ...],
+                 removed_origins: tuple[str, ...], webhook_url: str | None,
+                 no_webhook: bool) -> None:
+    """Change a merchant's settings at once, without a restart (all or nothing).
+
+    The key and secret stay as they are; they are never printed.
+    """
+    change = MerchantEdit(name, return_hosts, removed_hosts, frame_origins, removed_origins,
+                          webhook_url, no_webhook)
+    try:
+        merchant, changes = edit(client_id, change)
+    except MerchantError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if changes:
+        click.echo(f"merchant {merchant.client_id} changed: " + "; ".join(changes))
+    else:
+        click.echo(f"merchant {merchant.client_id}: nothing changed (already so)")
+    click.echo(_describe(merchant))
 
 
 @merchant_cli.command("list")
@@ -140,10 +262,7 @@ def list_command() -> None:
     if not merchants:
         click.echo("no merchants yet: add one with `flask --app checkout merchant add`")
     for m in merchants:
-        click.echo(
-            f"{m.client_id}\t{m.name}\treturn hosts: {', '.join(m.return_hosts) or '-'}\t"
-            f"frame origins: {', '.join(m.frame_origins) or '-'}\t"
-            f"webhook: {m.webhook_url or '-'}")
+        click.echo(_describe(m))
 
 
 def init_app(app: Flask) -> None:

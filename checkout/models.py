@@ -108,7 +108,8 @@ class Page(Base):
     url_failed: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(Text)
-    processor_invoice_id: Mapped[int | None] = mapped_column(Integer)
+    # Invoice pages: the current quote's processor invoice id (never shown to the shop).
+    processor_invoice_id: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
@@ -121,6 +122,97 @@ class Page(Base):
 
     merchant: Mapped[Merchant] = relationship()
     deposit_address: Mapped[DepositAddress | None] = relationship()
+
+
+class Invoice(Base):
+    """A shop's invoice, made through our drop-in `invoices/create` (coinspaid-api.md §2.11).
+
+    `id` is the shop-facing invoice id: `data.id` of the API answer and the `id` of every
+    invoice callback we forward. The processor never sees it: each currency the customer
+    picks is an `InvoiceQuote`, a processor invoice of its own. Statuses are the processor's
+    (created | pending | processing | confirmed | failed) and move forward only; `reason`
+    says why a failed invoice failed (expired | underpaid | timeout | cancelled | late).
+    `fixed_at`/`release_at` are the shop-facing timer (types 2 and 3; None for type 1). The
+    customer page is the `Page` row `page_id` (kind "invoice"), kept in step by
+    `invoices.sync_page` whenever the invoice or its current quote changes.
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("merchant_id", "foreign_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
+    foreign_id: Mapped[str] = mapped_column(String(255))  # the shop's, never the processor's
+    page_id: Mapped[str] = mapped_column(ForeignKey("pages.id"), unique=True)
+    title: Mapped[str] = mapped_column(String(50))
+    description: Mapped[str | None] = mapped_column(Text)
+    currency: Mapped[str] = mapped_column(String(16))  # what the shop receives, e.g. EUR
+    amount: Mapped[str] = mapped_column(Text)  # in `currency`, canonical decimal text
+    timer: Mapped[bool] = mapped_column(Boolean, default=False)
+    type: Mapped[str] = mapped_column(String(32), default="fill_or_kill")  # | good_until_expired
+    email_user: Mapped[str | None] = mapped_column(String(255))
+    # The payer's currency as the shop fixed it (type 3), else None: the customer picks.
+    sender_currency: Mapped[str | None] = mapped_column(String(16))
+    end_user_reference: Mapped[str | None] = mapped_column(String(255))
+    url_success: Mapped[str] = mapped_column(Text)
+    url_failed: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(16))
+    fixed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    release_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+    merchant: Mapped[Merchant] = relationship()
+    page: Mapped[Page] = relationship()
+
+
+class InvoiceQuote(Base):
+    """One processor invoice (a type 3 invoice at the processor) for a currency the customer
+    picked, or the shop fixed. An invoice has at most one `current` quote; changing currency
+    makes a new one and the old one stops being current (and is cancelled at the processor).
+
+    `foreign_id` is OURS, stored before the processor is asked, so that a crash between the
+    call and storing its answer is recovered under the same foreign_id, never a second
+    processor invoice. `processor_id` is the processor's invoice id (the `id` of its
+    callbacks); neither is ever shown to the shop. `status` is "new" until the processor
+    answered, "refused" when it refused the quote (`error` says why), then the processor's
+    invoice status. `sender_amount` is what the payer owes in `sender_currency`;
+    `remaining_amount` what is still missing by the processor's last word, `amount_paid`
+    what arrived (both in `sender_currency`). `fixed_at`/`release_at` are the processor's
+    timer of this quote. `transactions_json` holds the processor's legs (bounded, for
+    receipts), `flag` why a callback for it was kept but not applied.
+    """
+
+    __tablename__ = "invoice_quotes"
+    __table_args__ = (UniqueConstraint("merchant_id", "processor_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
+    processor_id: Mapped[int | None] = mapped_column(BigInteger)
+    foreign_id: Mapped[str] = mapped_column(String(255), unique=True)
+    sender_currency: Mapped[str] = mapped_column(String(16))
+    sender_amount: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(255))
+    tag: Mapped[str | None] = mapped_column(String(64))
+    fixed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    release_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    error: Mapped[str | None] = mapped_column(Text)
+    remaining_amount: Mapped[str | None] = mapped_column(Text)
+    amount_paid: Mapped[str] = mapped_column(Text, default="0")
+    transactions_json: Mapped[str] = mapped_column(Text, default="[]")
+    flag: Mapped[str | None] = mapped_column(Text)
+    current: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+    invoice: Mapped[Invoice] = relationship()
+
+    @property
+    def transactions(self) -> list[dict[str, object]]:
+        return list(json.loads(self.transactions_json))
 
 
 class Deposit(Base):

@@ -137,3 +137,13 @@ def _default(obj: Any) -> Any:
 def dumps(obj: Any) -> str:
     """Compact JSON (the bytes we sign are the bytes we send); Decimals as strings."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def approx(amount: Decimal, places: int, digits: int = 6) -> Decimal:
+    """An "about" figure a person can read: rounded up to `digits` significant digits,
+    never past the currency's `places` (0.011785001662786341 ETH -> 0.0117851)."""
+    if not amount.is_finite() or amount <= 0:
+        return ceil(amount, places) if amount.is_finite() else amount
+    exponent = amount.adjusted()  # 0.0117 -> -2
+    wanted = min(places, max(0, digits - 1 - exponent))
+    return ceil(amount, wanted)

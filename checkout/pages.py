@@ -39,6 +39,8 @@ from . import (
     db,
     forms,
     i18n,
+    invoice_page,
+    invoices,
     limits,
     merchants,
     money,
@@ -247,9 +249,9 @@ def load_page(page_id: str) -> Page:
 
 @bp.get("/p/<page_id>")
 def show(page_id: str) -> ResponseReturnValue:
+    """Reads our database only: the worker keeps the rates fresh, no page view asks."""
     session = db.session()
     page = load_page(page_id)
-    remember_rate(session, page)
     return no_store(make_response(render_page(session, page, f"{page.kind}.html")))
 
 
@@ -258,25 +260,118 @@ def receipt(page_id: str) -> ResponseReturnValue:
     """A printable receipt of a paid page; before that, the page itself."""
     session = db.session()
     page = load_page(page_id)
-    if page.paid_at is None or page.status != payments.CONFIRMED:
+    if payments.page_model(session, page)["receipt"] is None:
         return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
     return no_store(make_response(render_page(session, page, "receipt.html")))
 
 
-def render_page(session: Session, page: Page, template: str) -> str:
+def render_page(session: Session, page: Page, template: str, *,
+                pick_form: forms.PickForm | None = None,
+                email_form: forms.EmailForm | None = None,
+                form_error: str | None = None) -> str:
     model = payments.page_model(session, page)
     asset = payments.describe(page.currency)
     if page.is_iframe:
         g.frame_ancestors = page.merchant.frame_origins
     shop = page.merchant.name
+    labels = payments.status_labels()
+    if page.kind == "invoice":
+        labels.update(invoice_page.labels())
+        pick_form = pick_form or invoice_pick_form(page, model)
+        email_form = email_form or forms.EmailForm(page.id)
     return render_template(
         template, page=page, model=model, merchant=page.merchant, asset=asset,
         iframe=page.is_iframe, coin=payments.coin_name(asset, page.currency),
-        labels=payments.status_labels(), tx_labels=payments.transaction_labels(),
-        status_text=payments.status_text(model, asset.ticker, shop),
-        again_form=forms.AgainForm(page.id) if page.amount is not None else None,
+        labels=labels, tx_labels=payments.transaction_labels(),
+        status_text=payments.fill(labels.get(str(model["phase"])) or str(model["status"]),
+                                  payments.label_values(model, asset.ticker, shop)),
+        again_form=(forms.AgainForm(page.id)
+                    if page.kind == "deposit" and page.amount is not None else None),
+        pick_form=pick_form, email_form=email_form, form_error=form_error,
         noscript_refresh=noscript_refresh(model),
     )
+
+
+def invoice_pick_form(page: Page, model: dict[str, Any],
+                      formdata: Any = None) -> forms.PickForm:
+    """The picker with the currencies the page offers as its only choices."""
+    invoice = model.get("invoice") or {}
+    form = forms.PickForm(page.id, formdata=formdata)
+    form.currency.choices = [(str(o["currency"]), str(o["ticker"]))
+                             for o in invoice.get("options", [])]
+    return form
+
+
+@bp.post("/p/<page_id>/pick")
+def pick(page_id: str) -> ResponseReturnValue:
+    """The customer picks (or changes, or re-quotes) the currency of an invoice, with their
+    email where the shop gave none: then the processor invoice for it is made."""
+    session = db.session()
+    page = load_page(page_id)
+    if page.kind != "invoice":
+        abort(404)
+    model = payments.page_model(session, page)
+    form = invoice_pick_form(page, model, formdata=request.form)
+    invoice = invoice_page.invoice_of(session, page)
+    if invoice is None:
+        abort(404)
+    if not form.validate_on_submit():
+        return page_with_error(session, page, 400, first_error(form), pick_form=form)
+    if invoice.email_user is None:
+        if not form.email.data:
+            return page_with_error(session, page, 400, _(
+                "Please enter your email address: it is needed if a refund is due."),
+                pick_form=form)
+        invoices.set_email(page.id, str(form.email.data))
+    return quote_and_return(session, page, str(form.currency.data))
+
+
+@bp.post("/p/<page_id>/email")
+def give_email(page_id: str) -> ResponseReturnValue:
+    session = db.session()
+    page = load_page(page_id)
+    if page.kind != "invoice":
+        abort(404)
+    form = forms.EmailForm(page.id, formdata=request.form)
+    if not form.validate_on_submit():
+        return page_with_error(session, page, 400, first_error(form), email_form=form)
+    try:
+        invoices.set_email(page.id, str(form.email.data))
+    except invoices.WrongState:
+        pass  # final meanwhile: the page says so
+    return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+
+
+def quote_and_return(session: Session, page: Page, code: str) -> ResponseReturnValue:
+    try:
+        invoices.choose_currency(page.id, code)
+    except invoices.WrongState:
+        pass  # paid or final meanwhile: the page says what happened
+    except invoices.QuoteRefused as exc:
+        log.info("quote refused for page of merchant %s: %s", page.merchant_id, exc)
+        return page_with_error(session, page, 422, _(
+            "This currency cannot be used for this payment now (the amount may be below what "
+            "it accepts). Please choose another one."))
+    except processor.ProcessorError as exc:
+        log.warning("quote failed for page of merchant %s: %s", page.merchant_id,
+                    type(exc).__name__)
+        return page_with_error(session, page, 503, _(
+            "The payment service is busy. Nothing was charged. Please try again in a moment."))
+    return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+
+
+def first_error(form: forms.PageForm) -> str:
+    for errors in form.errors.values():
+        for error in errors:
+            return str(error)
+    return _("Please check your answer.")
+
+
+def page_with_error(session: Session, page: Page, status: int, message: str,
+                    **form: Any) -> Response:
+    session.rollback()
+    html = render_page(session, page, f"{page.kind}.html", form_error=message, **form)
+    return no_store(make_response(html, status))
 
 
 def noscript_refresh(model: dict[str, Any]) -> int | None:
@@ -311,8 +406,18 @@ def pay_again(page_id: str) -> ResponseReturnValue:
                           frame_origins=page.merchant.frame_origins if page.is_iframe else None)
     if not paid_in_full(page):
         return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
-    fresh = next_page(session, page)
-    return redirect(url_for("pages.show", page_id=fresh.id, **_lang_arg()), 303)
+    # Sent twice (a double click, the back button): the page made the first time serves.
+    fresh = successor(session, page) if page.link_digest is None else next_page(session, page)
+    return redirect(url_for("pages.show", page_id=(fresh or page).id, **_lang_arg()), 303)
+
+
+def successor(session: Session, page: Page) -> Page | None:
+    """The newest page opened after this one for the same order and address."""
+    return session.scalar(select(Page).where(
+        Page.merchant_id == page.merchant_id, Page.kind == page.kind,
+        Page.foreign_id == page.foreign_id, Page.address_id == page.address_id,
+        Page.created_at >= page.created_at, Page.id != page.id,
+    ).order_by(Page.created_at.desc(), Page.id.desc()).limit(1))
 
 
 def next_page(session: Session, page: Page) -> Page:
@@ -436,6 +541,9 @@ def template_helpers() -> dict[str, Any]:
 def init_app(app: Flask) -> None:
     """Register the customer blueprint and HTML error pages for customers."""
     app.register_blueprint(bp)
+    # The page's own forms check a token bound to the page (forms.PageCSRF), which works
+    # without cookies in a shop's iframe; the session-bound check would refuse them there.
+    forms.exempt_from_session_csrf(app, pay_again, pick, give_email)
     app.context_processor(template_helpers)
     for code in (404, 405, 500):
         app.register_error_handler(code, customer_error)

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, currencies, limits, money, qr, rates, uris
+from . import clock, currencies, invoice_page, limits, money, qr, rates, uris
 from .models import Deposit, Page
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,8 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
     final = is_final(page.status, page.reason)
     now = now or clock.now()
     minimum = minimum_payment(session, page.currency)
+    if page.kind == "invoice":
+        return invoice_model(session, page, now)
     phase = phase_of(page.status, page.reason, amount, paid)
     due = amount_due(amount, paid, minimum, asset.decimals) if phase in PAYING_PHASES else None
     rest = _rest(amount, paid, asset.decimals)
@@ -252,6 +254,41 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
         "transactions": [_transaction(d, asset.decimals, testnet) for d in deposits],
         "receipt": _receipt(page, paid),
         "return_url": page.url_back if final else None,
+        # Beyond the contract: the form the page shows instead of pay instructions (invoice
+        # currency picker, email), whether money that came in is refunded, the invoice.
+        "form": None,
+        "refund_note": False,
+        "invoice": None,
+    }
+
+
+def invoice_model(session: Session, page: Page, now: datetime) -> dict[str, Any]:
+    """An invoice page's model: the same keys, filled from the invoice and its quote."""
+    asset = describe(page.currency)
+    part = invoice_page.model_part(session, page, now)
+    amount = amount_asked(page)
+    paid: Decimal = part.pop("amount_paid", None) or Decimal(0)
+    due: Decimal | None = part.pop("amount_due", None)
+    testnet = bool(current_app.config.get("SANDBOX"))
+    final = is_final(page.status, page.reason)
+    phase = str(part["phase"])
+    return {
+        "id": page.id, "kind": page.kind, "status": page.status, "reason": page.reason,
+        "final": final, "phase": phase, "pay_now": part["pay_now"],
+        "currency": page.currency, "address": page.address, "tag": page.tag,
+        "network": asset.network, "test_network": testnet,
+        "amount": _short(amount, asset.decimals), "amount_paid": money.plain(paid),
+        "amount_due": _short(due, asset.decimals), "rest_below_minimum": None,
+        "amount_over": money.plain(paid - amount) if phase == PHASE_OVERPAID and amount
+        else None,
+        "minimum": None, "fiat": part.get("fiat"), "seconds_left": part.get("seconds_left"),
+        "payment_uri": payment_uri(page.currency, page.address or "", page.tag, due or None)
+        if page.address else "",
+        "confirmations_required": currencies.confirmations_required(page.currency),
+        "transactions": part.get("transactions", []), "receipt": part.get("receipt"),
+        "return_url": part.get("return_url") if final else None,
+        "form": part.get("form"), "refund_note": part.get("refund_note", False),
+        "invoice": part.get("invoice"),
     }
 
 

@@ -1,7 +1,8 @@
 """Cached processor rates (`RateQuote`): pages show an approximate fiat value from here.
 
-Rates are fetched when a page is created or rendered, at most once per `RATES_MAX_AGE`
-seconds per pair, and never by a status poll: buyers polling must not flood the processor.
+The worker fetches every pair at once (`currencies/pairs`) once per `RATES_MAX_AGE`
+seconds; opening a link may fetch its own pair once. A page view or a status poll never
+does: buyers polling must not flood the processor.
 A quote older than `SHOWN_MAX_AGE` is not shown at all: while the processor cannot be
 asked, yesterday's price would be a wrong "about" figure, not an approximate one.
 """
@@ -9,15 +10,17 @@ asked, yesterday's price would be a wrong "about" figure, not an approximate one
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from flask import Flask, current_app
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import money
-from .models import RateQuote
+from . import clock, db, money, processor, worker
+from .models import Merchant, RateQuote
 
 log = logging.getLogger(__name__)
 Fetch = Callable[[str, str], Decimal]
@@ -55,6 +58,10 @@ def refresh(session: Session, currency_from: str, currency_to: str, fetch: Fetch
     if quote is not None and (is_fresh(quote, now, max_age)
                               or was_attempted(quote, now, max_age)):
         return Decimal(quote.rate)
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("rates.refresh needs a session with nothing pending")
+    session.commit()  # no processor call waits inside an open transaction
+    quote = _quote(session, currency_from, currency_to)
     try:
         rate = fetch(currency_from, currency_to)
     except Exception as exc:  # any processor failure: the page works without a fiat value
@@ -94,3 +101,66 @@ def store(session: Session, currency_from: str, currency_to: str, rate: Decimal,
         quote.rate = money.text(rate)
         quote.fetched_at = quote.attempted_at = now
     session.flush()
+
+
+# ---------------------------------------------------------------- the worker's refresh
+
+# More pairs than any processor lists: a bound on what one answer may make us store.
+MAX_PAIRS = 5000
+ATTEMPT = "checkout.rates.attempted"
+_CODE = re.compile(r"\A[A-Z0-9][A-Z0-9_-]{0,15}\Z")
+
+
+def refresh_all() -> int:
+    """Worker task: every pair's rate from one `currencies/pairs` call, once per
+    `RATES_MAX_AGE`; pages and polls only read what this stores. Returns pairs stored.
+
+    One call for every pair, not one per pair: `exchange/calculate` and friends are rate
+    limited per IP, and a sale with many currencies must not spend them.
+    """
+    session = db.session()
+    max_age = timedelta(seconds=int(current_app.config["RATES_MAX_AGE"]))
+    newest = session.scalar(select(func.max(RateQuote.fetched_at)))
+    merchant = session.scalar(select(Merchant).order_by(Merchant.client_id).limit(1))
+    session.commit()  # ends the read transaction: no processor call waits inside one
+    now = clock.now()
+    attempted: datetime | None = current_app.extensions.get(ATTEMPT)
+    if merchant is None or (newest is not None and now - newest < max_age) or (
+            attempted is not None and now - attempted < max_age):
+        return 0
+    current_app.extensions[ATTEMPT] = now
+    try:
+        pairs = processor.client_for(merchant).currencies_pairs()
+    except processor.ProcessorError as exc:
+        log.warning("rates not refreshed: %s", type(exc).__name__)
+        return 0
+    return store_pairs(pairs, now)
+
+
+def store_pairs(pairs: list[processor.Pair], now: datetime) -> int:
+    """Upsert each usable pair's price (units of `to` for one `from`); others are skipped."""
+    usable: dict[tuple[str, str], Decimal] = {}
+    for pair in pairs[:MAX_PAIRS]:
+        source, target = pair.currency_from.upper(), pair.currency_to.upper()
+        if not (_CODE.fullmatch(source) and _CODE.fullmatch(target)) or source == target:
+            continue
+        if not (pair.rate_from.is_finite() and pair.rate_to.is_finite()) or \
+                pair.rate_from <= 0 or pair.rate_to <= 0:
+            continue
+        price = pair.price
+        if not (_MIN_RATE < price < _MAX_RATE):
+            continue
+        usable[(source, target)] = price
+    with db.transaction() as session:
+        for (source, target), price in usable.items():
+            store(session, source, target, price, now)
+    return len(usable)
+
+
+# A price outside these is no price: storing it could only put a wrong figure on a page.
+_MIN_RATE = Decimal("1e-12")
+_MAX_RATE = Decimal("1e12")
+
+
+def init_app(app: Flask) -> None:
+    worker.register_task(app, "rates", refresh_all)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from flask import Flask, current_app
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import callbacks, clock, db, money, payments, processor, worker
+from . import callbacks, clock, db, money, payments, phpjson, processor, worker
 from .models import Deposit, Merchant, Page
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,26 @@ def queries_for(session: Session, page: Page) -> list[dict[str, Any]]:
     return [{"foreign_id": address.foreign_id}]
 
 
+def news_body(info: dict[str, Any]) -> bytes:
+    """What we store and forward for an answer: PHP json_encode bytes, as a callback's are.
+
+    The shop's PHP plugin re-encodes a callback before checking our signature, so the
+    bytes must be what PHP writes. A bare fractional number (parsed as Decimal) is written
+    as its decimal string: PHP would print it as a float, which is no way to carry money.
+    """
+    return phpjson.dumps(_amounts_as_text(info))
+
+
+def _amounts_as_text(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return money.text(value)
+    if isinstance(value, dict):
+        return {key: _amounts_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_amounts_as_text(item) for item in value]
+    return value
+
+
 def learn(session: Session, merchant: Merchant, info: dict[str, Any]) -> str:
     """Apply one transactions/info answer like a callback; the outcome, or why it was skipped.
 
@@ -81,7 +102,10 @@ def learn(session: Session, merchant: Merchant, info: dict[str, Any]) -> str:
         return "unreadable"
     if callbacks.key_applied(session, merchant.client_id, key):
         return callbacks.DUPLICATE
-    raw = money.dumps(info).encode("utf-8")
+    try:
+        raw = news_body(info)
+    except ValueError:  # an integer beyond 64 bits or broken text: not a PHP value
+        return "unreadable"
     record = callbacks.absorb(session, merchant, raw, info, source="reconcile")
     return record.outcome
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
+
+from . import signing
 
 MAX_LENGTH = 2048
 # Printable ASCII without space, backslash, quotes or angle brackets. Anything else either
@@ -69,3 +71,37 @@ def host_allowed(host: str, port: int | None, scheme: str,
         elif effective == _DEFAULT_PORTS[scheme]:
             return True
     return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed outcomes on url_success / url_failed
+
+OUTCOME_PARAMS = ("status", "foreign_id", "signature")
+
+
+def outcome_message(*, status: str, foreign_id: str) -> str:
+    """The signed text: `foreign_id=<rawurlencoded foreign_id>&status=<status>`.
+
+    RFC 3986 percent-encoding of every byte but letters, digits and `-._~` (PHP's
+    `rawurlencode`, Python's `quote(..., safe="")`), so both sides build the same bytes.
+    """
+    return f"foreign_id={quote(foreign_id, safe='')}&status={quote(status, safe='')}"
+
+
+def outcome_signature(*, status: str, foreign_id: str, secret: str) -> str:
+    return signing.sign(outcome_message(status=status, foreign_id=foreign_id).encode(), secret)
+
+
+def signed_outcome(url: str, *, status: str, foreign_id: str, secret: str) -> str:
+    """`url` with `status`, `foreign_id` and `signature` appended (lowercase hex HMAC-SHA512
+    of `outcome_message` under the merchant's API secret); the URL's own query stays, any
+    parameter of those names in it is replaced, and a fragment stays last."""
+    parts = urlsplit(url)
+    # The shop's own parameters stay byte for byte; only ours are (re)written.
+    kept = [piece for piece in parts.query.split("&") if piece
+            and unquote_plus(piece.partition("=")[0]) not in OUTCOME_PARAMS]
+    ours = urlencode([("status", status), ("foreign_id", foreign_id),
+                      ("signature", outcome_signature(status=status, foreign_id=foreign_id,
+                                                      secret=secret))], quote_via=quote)
+    query = "&".join([*kept, ours])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

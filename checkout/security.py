@@ -1,7 +1,8 @@
 """Security headers on every response; framing only where a page allows it; deployment
 behind proxies (trusted hops, trusted hosts).
 
-A view that may be framed sets `g.frame_ancestors` to the merchant's origins.
+A view that may be framed sets `g.frame_ancestors` to the merchant's origins. Every form POST
+needs a CSRF token (Flask-WTF's `CSRFProtect`); signed machine routes are exempt.
 No inline scripts or styles anywhere, so the policy never needs 'unsafe-inline'.
 """
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, current_app, g, make_response
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # Outside sandbox mode the site is served over HTTPS (by itself or its proxy): browsers then
@@ -69,4 +71,7 @@ def trust_proxies(app: Flask, hops: int) -> None:
 
 def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
+    # Before any blueprint registers: the signed machine routes (merchant API, processor
+    # callbacks, the sandbox) exempt themselves from `app.extensions["csrf"]` as they do.
+    CSRFProtect(app)
     trust_proxies(app, int(app.config.get("TRUSTED_PROXIES", 0)))

@@ -11,17 +11,21 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
 
 from . import money, returns
 from .models import Merchant
 from .signing import sign, verify
+
+log = logging.getLogger(__name__)
 
 MAX_DATA = 8192
 _CODE = re.compile(r"\A[A-Z0-9][A-Z0-9_-]{0,15}\Z")
@@ -105,8 +109,8 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
 def safe_url_back(value: Any, allowed_hosts: list[str]) -> str | None:
     """The link's way back when it is one of the shop's own; None otherwise, never an error."""
     try:
-        return parse_url_back(value, allowed_hosts)
-    except LinkError:
+        return returns.check(value, allowed_hosts) if value else None
+    except returns.ReturnUrlError:
         return None
 
 
@@ -140,7 +144,7 @@ def verified_link(payload: dict[str, Any], text: bytes, merchant: Merchant, *,
         amount=parse_link_amount(payload.get("amount"), places),
         convert_to=convert_to,
         is_iframe=parse_flag(payload.get("is_iframe")),
-        url_back=parse_url_back(payload.get("url_back"), merchant.return_hosts),
+        url_back=parse_url_back(payload.get("url_back"), merchant),
         digest=hashlib.sha256(text).hexdigest(),
     )
 
@@ -219,11 +223,33 @@ def parse_flag(value: Any) -> bool:
     raise LinkError(400, _("This payment link is damaged."))
 
 
-def parse_url_back(value: Any, allowed_hosts: list[str]) -> str | None:
+def parse_url_back(value: Any, merchant: Merchant) -> str | None:
     if value is None or value == "":
         return None
     try:
-        return returns.check(value, allowed_hosts)
+        return returns.check(value, merchant.return_hosts)
     except returns.ReturnUrlError as exc:
+        host = _unregistered_host(value)
+        if host is None:
+            raise LinkError(400, _(
+                "This payment link returns to an address that is not the shop's.")) from exc
+        # A well-formed address on a host nobody registered: most likely a merchant added
+        # without --return-host. Still refused (no open redirect), but the operator is told
+        # how to fix it and the customer why the link fails.
+        log.warning("terminal link of merchant %s refused: url_back host %s is not a "
+                    "registered return host; if it is the shop's, register it with "
+                    "`flask --app checkout merchant edit --client-id %s --return-host %s`",
+                    merchant.client_id, host, merchant.client_id, host)
         raise LinkError(400, _(
-            "This payment link returns to an address that is not the shop's.")) from exc
+            "The shop's return address is not registered with this checkout, so this payment "
+            "link cannot be used. Please tell the shop.")) from exc
+
+
+def _unregistered_host(value: Any) -> str | None:
+    """The `host[:port]` of a return URL that only its host keeps out, else None."""
+    try:
+        host = urlsplit(value).netloc.lower()
+        returns.check(value, [host])
+    except (returns.ReturnUrlError, ValueError, TypeError, AttributeError):
+        return None
+    return host

@@ -143,7 +143,26 @@
     var at = field("paid-at");
     if (at) { at.setAttribute("datetime", r.paid_at); setText("paid-at", r.paid_at.replace("T", " ").replace("Z", " UTC")); }
   }
+  /* ---- the countdown: the server's seconds_left, ticking locally between polls */
+  var deadline = null, expiredPolled = false;
+  function tick() {
+    var el = field("countdown");
+    if (!el || deadline === null) { return; }
+    var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    setText("countdown-time", Math.floor(left / 60) + ":" + ("0" + left % 60).slice(-2));
+    el.classList.toggle("urgent", left <= 180);
+    if (!left && !expiredPolled) { expiredPolled = true; pollNow(); } /* once, not every tick */
+  }
+  function anchor(seconds) {
+    deadline = seconds == null ? null : Date.now() + seconds * 1000;
+    if (seconds) { expiredPolled = false; }
+    show("countdown", deadline !== null);
+    tick();
+  }
   function render(model) {
+    /* A form to fill (an invoice's currency, an email) is the server's to draw. */
+    if ((model.form || "") !== (data.form || "")) { W.location.reload(); return; }
+    anchor(model.pay_now ? model.seconds_left : null);
     var changed = model.status !== state.status || model.reason !== state.reason ||
       model.final !== state.final || model.phase !== state.phase;
     var box = field("status-box");
@@ -197,6 +216,12 @@
   }
   D.addEventListener("visibilitychange", pollNow);
   W.addEventListener("focus", pollNow);
+  var countdown = field("countdown-time");
+  if (countdown && !field("countdown").hidden) {
+    var parts = countdown.textContent.split(":");
+    anchor(parseInt(parts[0], 10) * 60 + parseInt(parts[1], 10));
+    W.setInterval(tick, 1000);
+  }
   tellShop();
   schedule();
 })();

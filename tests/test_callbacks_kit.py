@@ -33,6 +33,8 @@ from checkout.models import (
     Delivery,
     Deposit,
     DepositAddress,
+    Invoice,
+    InvoiceQuote,
     Merchant,
     Page,
 )
@@ -132,12 +134,28 @@ def issue_address(app: Flask, *, address: str = OUR_ADDRESS, currency: str = "BT
 
 def issue_invoice(app: Flask, processor_id: int, foreign_id: str, *,
                   status: str = "pending", merchant_id: int = 11) -> str:
+    """A shop's invoice whose current quote is the processor invoice `processor_id`, made
+    under our quote foreign_id `foreign_id`; the invoice's page id."""
     with app.app_context(), db.transaction() as s:
+        now = system_now()
         page = Page(id=secrets.token_urlsafe(32), kind="invoice", merchant_id=merchant_id,
-                    foreign_id=foreign_id, currency="EUR", amount="26.00", amount_paid="0",
-                    status=status, processor_invoice_id=processor_id,
-                    created_at=system_now(), updated_at=system_now())
+                    foreign_id=f"shop-{foreign_id}", currency="BTC", amount="0.00309556",
+                    amount_paid="0", status=status, processor_invoice_id=processor_id,
+                    created_at=now, updated_at=now)
         s.add(page)
+        s.flush()
+        invoice = Invoice(merchant_id=merchant_id, foreign_id=f"shop-{foreign_id}",
+                          page_id=page.id, title="Order", currency="EUR", amount="26",
+                          timer=True, type="fill_or_kill", url_success="https://shop.example/ok",
+                          url_failed="https://shop.example/failed", status=status,
+                          created_at=now, updated_at=now)
+        s.add(invoice)
+        s.flush()
+        s.add(InvoiceQuote(invoice_id=invoice.id, merchant_id=merchant_id,
+                           processor_id=processor_id, foreign_id=foreign_id,
+                           sender_currency="BTC", sender_amount="0.00309556",
+                           remaining_amount="0.00309556", status=status, amount_paid="0",
+                           current=True, created_at=now, updated_at=now))
         return page.id
 
 

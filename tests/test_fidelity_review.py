@@ -357,7 +357,8 @@ def test_transactions_info_is_the_callback_object_without_a_data_wrapper(
 
 def test_withdrawal_exchange_callback_has_exchange_and_mining_fees(
         sandbox: Api, app: Flask, receiver: Receiver) -> None:
-    """§3: two legs, the exchange first, then the chain; fees `exchange` and `mining`."""
+    """§3: two legs, the exchange first, then the chain; the processor's withdrawal fee
+    (`fee_crypto_withdrawal`, issue 11) in the debited currency and `mining` in the coin."""
     before = sandbox.balance("EUR")
     done = sandbox.data("withdrawal/crypto", {"foreign_id": "wx", "currency": "EUR",
                                               "convert_to": "BTC", "amount": "381",
@@ -373,19 +374,21 @@ def test_withdrawal_exchange_callback_has_exchange_and_mining_fees(
     assert [leg["transaction_type"] for leg in callback["transactions"]] == [
         "exchange", "blockchain"]
     fees = {f["type"]: f for f in callback["fees"]}
-    assert set(fees) == {"exchange", "mining"}
+    assert set(fees) == {"fee_crypto_withdrawal", "mining"}
+    assert fees["fee_crypto_withdrawal"]["currency"] == "EUR"
     assert fees["mining"]["currency"] == "BTC" and D(fees["mining"]["amount"]) > 0
     # What left the EUR balance is the amount and every fee, the mining one at the
     # withdrawal's own rate.
     mining_eur = (D(fees["mining"]["amount"]) * D(done["sender_amount"])
                   / D(done["receiver_amount"])).quantize(D("0.00000001"), "ROUND_CEILING")
     assert before - sandbox.balance("EUR") == (
-        D("381") + D(fees["exchange"]["amount"]) + mining_eur)
+        D("381") + D(fees["fee_crypto_withdrawal"]["amount"]) + mining_eur)
 
 
 @pytest.mark.parametrize(("kind_", "fee_types"), [
-    ("deposit", {"deposit"}), ("deposit_exchange", {"exchange"}),
-    ("withdrawal", {"mining", "withdrawal"}), ("invoice", {"fee_crypto_deposit"}),
+    # §3 lists them among the types seen; issue 11 says which the processor sends for what.
+    ("deposit", {"fee_crypto_deposit"}), ("deposit_exchange", {"fee_crypto_deposit_to_fiat"}),
+    ("withdrawal", {"mining", "fee_crypto_withdrawal"}), ("invoice", {"fee_crypto_deposit"}),
 ])
 def test_fee_types_are_the_documented_ones(sandbox: Api, app: Flask, receiver: Receiver,
                                            kind_: str, fee_types: set[str]) -> None:

@@ -101,3 +101,48 @@ def test_what_follows_an_allowed_host_never_changes_where_it_leads(base: str, ta
     except returns.ReturnUrlError:
         return
     assert urlsplit(url).hostname == "shop.example"
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed outcomes: what a shop's return handler can check (README, "Return URLs")
+
+
+def shop_checks(url: str, secret: str) -> dict[str, str] | None:
+    """A shop's own check, written from the README (hmac + hashlib, not checkout.signing)."""
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qs, quote, urlsplit
+
+    params = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+    message = (f"foreign_id={quote(params.get('foreign_id', ''), safe='')}"
+               f"&status={quote(params.get('status', ''), safe='')}")
+    expected = hmac.new(secret.encode(), message.encode(), hashlib.sha512).hexdigest()
+    if not hmac.compare_digest(expected, params.get("signature", "")):
+        return None
+    return params
+
+
+@pytest.mark.parametrize("foreign_id", ["order-7", "a b/ü&=?#", "0", "x" * 255])
+def test_a_signed_outcome_verifies_with_the_shops_own_code(foreign_id: str) -> None:
+    url = returns.signed_outcome("https://shop.example/done?order=7&lang=de%20x#top",
+                                 status="confirmed", foreign_id=foreign_id, secret="s3cret")
+    checked = shop_checks(url, "s3cret")
+    assert checked is not None
+    assert (checked["status"], checked["foreign_id"], checked["order"]) == (
+        "confirmed", foreign_id, "7")
+    assert "lang=de%20x" in url and url.endswith("#top")
+
+
+def test_a_forged_outcome_does_not_verify() -> None:
+    url = returns.signed_outcome("https://shop.example/done", status="failed",
+                                 foreign_id="order-7", secret="s3cret")
+    assert shop_checks(url.replace("status=failed", "status=confirmed"), "s3cret") is None
+    assert shop_checks(url, "another-secret") is None
+
+
+def test_outcome_parameters_already_in_the_url_are_replaced_not_doubled() -> None:
+    url = returns.signed_outcome("https://shop.example/done?status=confirmed&signature=x&a=1",
+                                 status="failed", foreign_id="o", secret="s")
+    query = url.split("?", 1)[1]
+    assert query.startswith("a=1&status=failed&foreign_id=o&signature=")
+    assert query.count("status=") == 1 and query.count("signature=") == 1

@@ -89,6 +89,7 @@ ROUTES: dict[str, tuple[Callable[[Site], Any], int, bool]] = {
     "unsigned callback": (lambda s: s.client.post("/callbacks/coinspaid", data=b"{}"), 403,
                           False),
     "signed callback": (lambda s: signed_callback(s.client), 200, False),
+    "invoice API": (lambda s: s.client.post("/api/v2/invoices/create", data="{}"), 400, False),
     "sandbox shop": (lambda s: s.client.get("/sandbox/shop"), 200, False),
     "sandbox API": (lambda s: s.client.post("/sandbox/api/v2/addresses/take", data="{}"), 400,
                     False),

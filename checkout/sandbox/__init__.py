@@ -1,8 +1,10 @@
 """The embedded CoinsPaid sandbox: a processor of its own behind HTTP.
 
-It imports nothing of the site but `checkout.signing`, the pure `checkout.money` and the
-worker's `register_task`; only the app factory mounts it. It keeps its own tables
-(`sandbox_*`), its own engine on the same database, and its own clock.
+It imports nothing of the site but the wire format (`checkout.signing`, and
+`checkout.phpjson`: every body it sends is PHP json_encode output, as the real processor's
+are), the pure `checkout.money` and the worker's `register_task`; only the app factory
+mounts it. It keeps its own tables (`sandbox_*`), its own engine on the same database, and
+its own clock.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import store
@@ -144,3 +145,16 @@ def allocate(session: Session, client_id: int, currency: Currency, now: int, *,
     session.flush()  # the row number is the derivation counter
     row.address, row.tag = derive(currency, row.id)
     return row
+
+
+def find(session: Session, address: str, tag: str | None) -> store.Address | None:
+    """The processor's own address (and tag, for XRP/BNB) that `address` names, if any."""
+    rows = session.scalars(select(store.Address).where(store.Address.address == address)).all()
+    if not rows and address.lower() != address:
+        # bech32 and hex addresses are case-insensitive.
+        rows = session.scalars(select(store.Address)
+                               .where(store.Address.address == address.lower())).all()
+    for row in rows:
+        if row.tag == tag or (row.tag is None and tag is None):
+            return row
+    return None

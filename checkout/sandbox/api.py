@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import PathConverter
 
-from checkout import money, signing
+from checkout import money, phpjson, signing
 
 from . import accounts, addresses, clock, currencies, invoices, operations, outbox, payloads, store
 from .currencies import Currency, amount_text
@@ -59,7 +59,7 @@ class Caller:
 
 
 def ok(data: Any, status: int = 200) -> Response:
-    return Response(money.dumps({"data": data}), status=status, mimetype="application/json")
+    return Response(phpjson.dumps({"data": data}), status=status, mimetype="application/json")
 
 
 def caller() -> Caller:
@@ -339,7 +339,7 @@ def _exchange_data(deal: operations.Exchange, now: int) -> dict[str, Any]:
             "sender_currency": deal.source.code,
             "receiver_amount": amount_text(deal.receiver_amount),
             "receiver_currency": deal.target.code,
-            "fee_amount": amount_text(deal.fee_amount), "fee_currency": deal.source.code,
+            "fee_amount": amount_text(deal.fee_amount), "fee_currency": deal.target.code,
             "price": amount_text(deal.price)}
 
 
@@ -375,7 +375,8 @@ def _quoted(session: Session, fields: Fields, deal: operations.Exchange,
             sender = Decimal(q.sender_amount)
             return operations.Exchange(
                 deal.source, deal.target, sender, Decimal(q.receiver_amount),
-                currencies.percent_of(sender, currencies.EXCHANGE_FEE_PERCENT), Decimal(q.price))
+                currencies.percent_of(Decimal(q.receiver_amount),
+                                      currencies.EXCHANGE_FEE_PERCENT), Decimal(q.price))
     raise validation_error({"price": "The price is not valid or has expired."})
 
 
@@ -514,4 +515,4 @@ def transactions_info() -> Response:
         obj = payloads.build(session, op)
     if op.type != "invoice":
         obj["status"] = _INFO_STATUS.get(obj["status"], obj["status"])
-    return Response(money.dumps(obj), mimetype="application/json")
+    return Response(phpjson.dumps(obj), mimetype="application/json")

@@ -17,8 +17,17 @@ from sqlalchemy.orm import Session
 from checkout import money
 from checkout.worker import the_app
 
-from . import accounts, addresses, clock, currencies, invoices, outbox, store
+from . import accounts, addresses, clock, currencies, invoices, outbox, payloads, store
 from .currencies import Currency
+from .payloads import (
+    DEPOSIT_FEE,
+    DEPOSIT_INTERNAL_FEE,
+    DEPOSIT_TO_FIAT_FEE,
+    EXCHANGE_FEE,
+    MINING_FEE,
+    WITHDRAWAL_FEE,
+    WITHDRAWAL_INTERNAL_FEE,
+)
 
 BELOW_MINIMUM = "Transaction amount less than minimum deposit"
 BAD_ETH_ADDRESS = "Invalid params: expected a hex-encoded hash with 0x prefix."
@@ -46,8 +55,11 @@ def fee(kind: str, currency: str, amount: Decimal) -> dict[str, str]:
 # --- deposits -------------------------------------------------------------------------
 
 def receive(session: Session, address: store.Address, amount: Decimal, status: str,
-            now: int, notify: str | None) -> store.Operation:
-    """A payer's transaction reached `address`: record it and tell the merchant."""
+            now: int, notify: str | None, *, internal: bool = False) -> store.Operation:
+    """A payer's transaction reached `address`: record it and tell the merchant.
+
+    `internal`: it came from another of the processor's addresses, not over the chain.
+    """
     if address.invoice_id is not None:
         return invoices.receive(session, address, amount, status, now)
     source = currencies.BY_CODE[address.currency]
@@ -55,10 +67,10 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
     exchange = target.code != source.code
     received = down(currencies.convert(amount, source, target, now))
     if exchange:
-        fees = [fee("exchange", target.code,
+        fees = [fee(DEPOSIT_INTERNAL_FEE if internal else DEPOSIT_TO_FIAT_FEE, target.code,
                     currencies.percent_of(received, currencies.EXCHANGE_FEE_PERCENT))]
     else:
-        fees = [fee("deposit", source.code,
+        fees = [fee(DEPOSIT_INTERNAL_FEE if internal else DEPOSIT_FEE, source.code,
                     currencies.percent_of(amount, source.deposit_fee_percent))]
     error = ""
     if amount < source.minimum_amount:
@@ -81,10 +93,8 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
 
 
 def _credit_deposit(session: Session, op: store.Operation) -> None:
-    charged = sum((Decimal(f["amount"]) for f in op.fees if f["currency"] == op.currency_received),
-                  Decimal(0))
     accounts.credit(session, op.client_id, op.currency_received,
-                    Decimal(op.amount_received) - charged)
+                    Decimal(op.amount_received) - payloads.fee_total(op, op.currency_received))
 
 
 # --- withdrawals ----------------------------------------------------------------------
@@ -105,11 +115,17 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
              notify: str | None) -> store.Operation:
     """Debit the balance now; the chain leg confirms (or is cancelled) later."""
     exchange = req.source.code != req.chain.code
-    if not exchange:
+    if not exchange and _internal_target(session, req) is not None:
         assert req.amount is not None
         sent = received = req.amount
-        fees = [fee("mining", req.chain.code, req.chain.mining_fee),
-                fee("withdrawal", req.chain.code,
+        # Nothing goes on chain: no mining fee, the internal withdrawal fee.
+        fees = [fee(WITHDRAWAL_INTERNAL_FEE, req.chain.code,
+                    currencies.percent_of(sent, req.chain.withdrawal_fee_percent))]
+    elif not exchange:
+        assert req.amount is not None
+        sent = received = req.amount
+        fees = [fee(MINING_FEE, req.chain.code, req.chain.mining_fee),
+                fee(WITHDRAWAL_FEE, req.chain.code,
                     currencies.percent_of(sent, req.chain.withdrawal_fee_percent))]
     else:
         price = currencies.ratio(req.source, req.chain, now)
@@ -119,9 +135,9 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
             assert req.amount_to is not None
             sent, received = up(req.amount_to / price), req.amount_to
         # The chain leg costs a mining fee in the coin sent, like a plain withdrawal.
-        fees = [fee("exchange", req.source.code,
+        fees = [fee(WITHDRAWAL_FEE, req.source.code,
                     currencies.percent_of(sent, currencies.EXCHANGE_FEE_PERCENT)),
-                fee("mining", req.chain.code, req.chain.mining_fee)]
+                fee(MINING_FEE, req.chain.code, req.chain.mining_fee)]
     op = store.Operation(
         client_id=client_id, type="withdrawal_exchange" if exchange else "withdrawal",
         scope="withdrawal", foreign_id=req.foreign_id, status="processing",
@@ -134,6 +150,14 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
     session.add(op)
     session.flush()
     return op
+
+
+def _internal_target(session: Session, req: WithdrawalRequest) -> store.Address | None:
+    """The processor's own deposit address a plain withdrawal goes to, if it is one."""
+    found = addresses.find(session, req.address, req.tag)
+    if found is None or found.currency != req.chain.code or found.invoice_id is not None:
+        return None
+    return found
 
 
 def _charged(op: store.Operation) -> Decimal:
@@ -152,8 +176,16 @@ def _charged(op: store.Operation) -> Decimal:
     return total
 
 
-def _settle_withdrawal(session: Session, op: store.Operation) -> None:
+def _settle_withdrawal(session: Session, op: store.Operation, now: int) -> None:
     chain = currencies.BY_CODE[op.currency_received]
+    if payloads.is_internal(op):
+        op.status = "confirmed"
+        op.txid = addresses.txid("internal", op.id)
+        target = addresses.find(session, op.to_address or "", op.to_tag)
+        assert target is not None  # addresses are never deleted
+        receive(session, target, Decimal(op.amount_received), "confirmed", now, op.notify_url,
+                internal=True)
+        return
     if chain.family == "eth" and not _ETH_ADDRESS.match(op.to_address or ""):
         op.status, op.error = "cancelled", BAD_ETH_ADDRESS
         accounts.credit(session, op.client_id, op.currency_sent, _charged(op))
@@ -176,7 +208,8 @@ class Exchange:
 
 def quote(source: Currency, target: Currency, sender_amount: Decimal | None,
           receiver_amount: Decimal | None, now: int) -> Exchange:
-    """The exchange at the current rate; the fee is 1% of what is sold, charged on top."""
+    """The exchange at the current rate; the fee is 1% of what is bought, charged in the
+    receiver currency (kept from what is credited)."""
     exact = currencies.ratio(source, target, now)
     if sender_amount is not None:
         receiver_amount = down(sender_amount * exact)
@@ -184,7 +217,7 @@ def quote(source: Currency, target: Currency, sender_amount: Decimal | None,
         assert receiver_amount is not None
         sender_amount = up(receiver_amount / exact)
     return Exchange(source, target, sender_amount, receiver_amount,
-                    currencies.percent_of(sender_amount, currencies.EXCHANGE_FEE_PERCENT),
+                    currencies.percent_of(receiver_amount, currencies.EXCHANGE_FEE_PERCENT),
                     currencies.rate(source, target, now))
 
 
@@ -196,8 +229,8 @@ def exchange(session: Session, client_id: int, deal: Exchange, foreign_id: str, 
         amount_sent=money.text(deal.sender_amount), currency_received=deal.target.code,
         amount_received=money.text(deal.receiver_amount), notify_url=notify, created_at=now,
         confirm_at=now + confirm_delay())
-    op.fees = [fee("exchange", deal.source.code, deal.fee_amount)]
-    accounts.debit(session, client_id, deal.source.code, _charged(op))
+    op.fees = [fee(EXCHANGE_FEE, deal.target.code, deal.fee_amount)]
+    accounts.debit(session, client_id, deal.source.code, deal.sender_amount)
     session.add(op)
     session.flush()
     return op
@@ -205,15 +238,16 @@ def exchange(session: Session, client_id: int, deal: Exchange, foreign_id: str, 
 
 # --- the confirmation task ------------------------------------------------------------
 
-def _settle(session: Session, op: store.Operation) -> None:
+def _settle(session: Session, op: store.Operation, now: int) -> None:
     if op.type in ("deposit", "deposit_exchange"):
         op.status = "confirmed"
         _credit_deposit(session, op)
     elif op.type in ("withdrawal", "withdrawal_exchange"):
-        _settle_withdrawal(session, op)
+        _settle_withdrawal(session, op, now)
     elif op.type == "exchange":
         op.status = "confirmed"
-        accounts.credit(session, op.client_id, op.currency_received, Decimal(op.amount_received))
+        accounts.credit(session, op.client_id, op.currency_received,
+                        Decimal(op.amount_received) - payloads.fee_total(op, op.currency_received))
 
 
 def confirm_due(app: Flask | None = None) -> int:
@@ -243,7 +277,7 @@ def confirm_due(app: Flask | None = None) -> int:
             op = session.get(store.Operation, op_id)
             assert op is not None
             if op.status in ("not_confirmed", "processing"):
-                _settle(session, op)
+                _settle(session, op, now)
                 outbox.queue(session, op, now)
                 done += 1
     for payment_id in due_payments:

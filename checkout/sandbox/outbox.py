@@ -14,7 +14,7 @@ from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from checkout import money, signing
+from checkout import phpjson, signing
 from checkout.worker import the_app
 
 from . import clock, payloads, store
@@ -36,7 +36,11 @@ def notify_url() -> str | None:
 
 
 def queue(session: Session, op: store.Operation, now: int) -> store.Callback | None:
-    """Queue the callback for the operation's current state, due at once."""
+    """Queue the callback for the operation's current state, due at once.
+
+    Written as PHP's json_encode writes it: the processor's merchants' PHP plugins re-encode
+    a callback before checking its signature.
+    """
     account = session.get(store.Account, op.client_id)
     assert account is not None
     url = account.callback_url or op.notify_url
@@ -45,8 +49,8 @@ def queue(session: Session, op: store.Operation, now: int) -> store.Callback | N
         return None
     callback = store.Callback(
         client_id=op.client_id, operation_id=op.id, status=op.status, url=url,
-        body=money.dumps(payloads.build(session, op)), attempts=0, next_attempt_at=now,
-        created_at=now)
+        body=phpjson.dumps(payloads.build(session, op)).decode("ascii"), attempts=0,
+        next_attempt_at=now, created_at=now)
     session.add(callback)
     return callback
 

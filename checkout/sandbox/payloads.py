@@ -17,25 +17,49 @@ from .currencies import amount_text
 # How deep a confirmed sandbox transaction is.
 CONFIRMED_DEPTH = 3
 
+# Fee types as the processor names them, the same in every callback type; a mining fee is
+# "mining", an exchange's fee "exchange".
+DEPOSIT_FEE = "fee_crypto_deposit"
+DEPOSIT_TO_FIAT_FEE = "fee_crypto_deposit_to_fiat"
+DEPOSIT_INTERNAL_FEE = "fee_crypto_deposit_internal"
+WITHDRAWAL_FEE = "fee_crypto_withdrawal"
+WITHDRAWAL_INTERNAL_FEE = "fee_crypto_withdrawal_internal"
+EXCHANGE_FEE = "exchange"
+MINING_FEE = "mining"
+_INTERNAL_FEES = frozenset({DEPOSIT_INTERNAL_FEE, WITHDRAWAL_INTERNAL_FEE})
+
+
+def is_internal(op: store.Operation) -> bool:
+    """Between two of the processor's own addresses: nothing on chain, the internal fees.
+
+    The fee is what marks it (the processor charges internal transfers their own fee), so
+    no column is needed.
+    """
+    return any(f["type"] in _INTERNAL_FEES for f in op.fees)
+
+
+def _leg_kind(op: store.Operation) -> str:
+    return "internal" if is_internal(op) else "blockchain"
+
 
 def _fees(op: store.Operation) -> list[dict[str, str]]:
     return [{"type": f["type"], "currency": f["currency"], "amount": amount_text(Decimal(
         f["amount"]))} for f in op.fees]
 
 
-def _fee_total(op: store.Operation, currency: str) -> Decimal:
+def fee_total(op: store.Operation, currency: str) -> Decimal:
     return sum((Decimal(f["amount"]) for f in op.fees if f["currency"] == currency), Decimal(0))
 
 
-def _confirmations(status: str, currency: str | None = None) -> int | str:
-    """Seen on the wire both ways: "0" while unconfirmed, a number once confirmed.
+def _confirmations(status: str, currency: str | None = None) -> str:
+    """A string, as the processor sends it ("0", "3"): Go and Rust clients parse it as one.
 
     A confirmed deposit is at least as deep as its currency requires (§7): ETH needs 10.
     """
     if status != "confirmed":
         return "0"
     needed = currencies.BY_CODE[currency].confirmations if currency in currencies.BY_CODE else 0
-    return max(CONFIRMED_DEPTH, needed)
+    return str(max(CONFIRMED_DEPTH, needed))
 
 
 def _address_object(address: store.Address, with_foreign_id: bool = True) -> dict[str, Any]:
@@ -85,14 +109,16 @@ def deposit(session: Session, op: store.Operation) -> dict[str, Any]:
     obj["crypto_address"] = _address_object(address)
     obj["currency_sent"] = {"currency": op.currency_sent,
                             "amount": amount_text(Decimal(op.amount_sent))}
-    obj["currency_received"] = {
-        "currency": op.currency_received, "amount": amount_text(received),
-        "amount_minus_fee": amount_text(received - _fee_total(op, op.currency_received))}
+    # The fee is charged on confirmation: until then nothing is taken off.
+    net = received - fee_total(op, op.currency_received) if confirmed else received
+    obj["currency_received"] = {"currency": op.currency_received, "amount": amount_text(received),
+                                "amount_minus_fee": amount_text(net)}
+    chain_scored = address.currency in ("BTC", "BCH", "ETH") and not is_internal(op)
     legs: list[dict[str, Any]] = [{
-        "id": chain_leg_id(op.id), "currency": op.currency_sent, "transaction_type": "blockchain",
+        "id": chain_leg_id(op.id), "currency": op.currency_sent, "transaction_type": _leg_kind(op),
         "type": "deposit", "address": address.address, "tag": address.tag,
         "amount": amount_text(Decimal(op.amount_sent)), "txid": op.txid,
-        "riskscore": "0.1" if address.currency in ("BTC", "BCH", "ETH") else None,
+        "riskscore": "0.1" if chain_scored else None,
         "confirmations": _confirmations(op.status, address.currency)}]
     if legs[0]["riskscore"] is None:
         del legs[0]["riskscore"]
@@ -126,7 +152,7 @@ def withdrawal(op: store.Operation) -> dict[str, Any]:
     if exchange:
         legs.append(_exchange_leg(op, op.currency_sent, sent, op.currency_received, received))
     legs.append({
-        "id": chain_leg_id(op.id), "currency": chain_currency, "transaction_type": "blockchain",
+        "id": chain_leg_id(op.id), "currency": chain_currency, "transaction_type": _leg_kind(op),
         "type": "withdrawal", "address": op.to_address, "tag": op.to_tag, "amount": received,
         "txid": op.txid if op.status == "confirmed" else None,
         "confirmations": _confirmations(op.status)})

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, request
 
-from checkout import money
+from checkout import money, phpjson
 
 from . import currencies
 from .currencies import Currency
@@ -40,7 +40,7 @@ class ApiError(Exception):
         self.body = body
 
     def response(self) -> Response:
-        text = self.body if isinstance(self.body, str) else money.dumps(self.body)
+        text = self.body if isinstance(self.body, str) else phpjson.dumps(self.body)
         return Response(text, status=self.status, mimetype="application/json")
 
 
@@ -49,14 +49,15 @@ def validation_error(errors: dict[str, str], status: int = 400) -> ApiError:
 
 
 def read_body() -> dict[str, Any]:
-    """The request's JSON parameters; `{}` and `[]` both mean none."""
+    """The request's JSON parameters; `{}`, `[]` (PHP's empty array) and `null` (Go's
+    `json.Marshal(nil)`) all mean none, as they do at the processor."""
     if request.mimetype != "application/json":
         raise ApiError(400, BAD_CONTENT)
     try:
         body = money.loads(request.get_data())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, BAD_CONTENT) from exc
-    if isinstance(body, list):
+    if body is None or isinstance(body, list):
         return {}
     if not isinstance(body, dict):
         raise ApiError(400, BAD_CONTENT)

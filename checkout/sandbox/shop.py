@@ -1,16 +1,21 @@
-"""A demo shop's callback receiver (for `make run`): verifies, keeps, and lists callbacks.
+"""A demo shop (for `make run`): receives and lists callbacks, and sells through invoices.
 
 The site forwards processor callbacks to the merchant's webhook with the merchant's key and
-signature; the sandbox account has the same key and secret, so it can check them here.
+signature; the sandbox account has the same key and secret, so it can check them here. Its
+"pay with crypto" button creates an invoice through the site's drop-in API over HTTP, signed
+with the account's key and secret exactly as a shop's CoinsPaid client would.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request
+import requests
+from flask import Blueprint, Response, current_app, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import delete, select
 
 from checkout import signing
@@ -59,4 +64,46 @@ def listing() -> str:
                                .order_by(store.ShopCallback.id.desc()).limit(50)).all()
         items = [dict(_pretty(r.body), received_at=datetime.fromtimestamp(r.received_at, UTC)
                       .strftime("%Y-%m-%d %H:%M:%S UTC")) for r in rows]
-    return render_template("sandbox/shop.html", items=items)
+        accounts_ = [a.client_id for a in session.scalars(
+            select(store.Account).order_by(store.Account.client_id)).all()]
+    return render_template("sandbox/shop.html", items=items, accounts=accounts_)
+
+
+# What the demo shop sells, and the choices its checkout button offers.
+ORDER = {"title": "Demo order", "description": "Two books", "currency": "EUR", "amount": "35"}
+CHOICES: dict[str, dict[str, Any]] = {"pick": {"timer": False}, "timer": {"timer": True},
+           "btc": {"timer": True, "sender_currency": "BTC"}}
+API_PATH = "/api/v2/invoices/create"
+
+
+def _base() -> str:
+    configured: str | None = current_app.config.get("PUBLIC_URL")
+    return (configured or request.host_url).rstrip("/")
+
+
+@bp.post("/invoice")
+def create_invoice() -> ResponseReturnValue:
+    """Create an invoice at the site, like a shop's server does, and send the browser there."""
+    choice = CHOICES.get(request.form.get("kind", "pick"), CHOICES["pick"])
+    client_id = request.form.get("client_id", "")
+    with store.transaction() as session:
+        account = session.get(store.Account, int(client_id)) if client_id.isdigit() else None
+        if account is None:
+            return Response("unknown account", status=404, mimetype="text/plain")
+        key, secret = account.api_key, account.api_secret
+    base = _base()
+    payload = {**ORDER, **choice, "foreign_id": f"demo-order-{secrets.token_hex(4)}",
+               "url_success": f"{base}/sandbox/shop?paid=1",
+               "url_failed": f"{base}/sandbox/shop?failed=1"}
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "X-Processing-Key": key,
+               "X-Processing-Signature": signing.sign(body, secret)}
+    try:
+        answer = requests.post(base + API_PATH, data=body, headers=headers, timeout=30)
+        data = answer.json().get("data") if answer.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        return Response("the checkout did not create the invoice", status=502,
+                        mimetype="text/plain")
+    return redirect(data["url"], 303)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from checkout import money
 
-from . import clock, currencies, invoices, operations, outbox, payloads, store
+from . import addresses, clock, currencies, invoices, operations, outbox, payloads, store
 from .protocol import ApiError, validation_error
 
 bp = Blueprint("sandbox_world", __name__, url_prefix="/sandbox", template_folder="templates")
@@ -50,18 +50,6 @@ def _tag(value: Any) -> str | None:
     raise validation_error({"tag": "The tag must be a string or a whole number."})
 
 
-def _find_address(session: Any, address: str, tag: str | None) -> store.Address | None:
-    rows = session.scalars(select(store.Address).where(store.Address.address == address)).all()
-    if not rows and address.lower() != address:
-        # bech32 and hex addresses are case-insensitive.
-        rows = session.scalars(select(store.Address)
-                               .where(store.Address.address == address.lower())).all()
-    for row in rows:
-        if row.tag == tag or (row.tag is None and tag is None):
-            return row
-    return None
-
-
 @bp.post("/simulate/payment")
 def simulate_payment() -> Response:
     """A payer sends `amount` to `address` (with `tag` for XRP/BNB)."""
@@ -82,7 +70,7 @@ def simulate_payment() -> Response:
         raise validation_error(errors)
     assert isinstance(address, str)
     with store.transaction() as session:
-        row = _find_address(session, address.strip(), tag)
+        row = addresses.find(session, address.strip(), tag)
         if row is None:
             what = "address and tag" if tag is not None else "address"
             raise ApiError(404, {"errors": {"address": f"Unknown {what}."}})

@@ -93,7 +93,7 @@ def assert_everything_carries_the_amount_due(page: Any) -> str:
     return str(due)
 
 
-def photograph(page: Any, state: str) -> None:
+def photograph(page: Any, state: str, kind: str = "deposit") -> None:
     """Every state at a phone's and a desktop's width, light and dark, for a reviewer."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
@@ -101,7 +101,7 @@ def photograph(page: Any, state: str) -> None:
         page.set_viewport_size({"width": width, "height": height})
         for scheme in ("light", "dark"):
             page.emulate_media(color_scheme=scheme)
-            page.screenshot(path=str(SHOTS / f"deposit-{state}-{width}-{scheme}.png"),
+            page.screenshot(path=str(SHOTS / f"{kind}-{state}-{width}-{scheme}.png"),
                             full_page=True)
             # Never sideways scrolling at a phone's width.
             assert page.evaluate("document.documentElement.scrollWidth") <= width

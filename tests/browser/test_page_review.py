@@ -88,7 +88,8 @@ def test_copy_buttons_work_in_a_frame_that_does_not_delegate_the_clipboard(
 
 @pytest.mark.parametrize(("payload", "message"), [
     ({**LINK, "currency": "DOGGY"}, "This currency is not supported."),
-    ({**LINK, "url_back": "https://evil.example/"}, "not the shop's"),
+    # A host the merchant never registered: the customer is told so (issue 11).
+    ({**LINK, "url_back": "https://evil.example/"}, "not registered with this checkout"),
 ])
 def test_a_refused_iframe_link_says_why_inside_the_shops_frame(
         shop: Shop, context: Any, payload: dict[str, Any], message: str) -> None:
@@ -116,3 +117,29 @@ def test_the_embed_modal_keeps_keyboard_focus_until_it_is_closed(
     page.wait_for_function("window.wasClosed === true")
     page.locator("#behind").focus()
     expect(page.locator("#behind")).to_be_focused()  # the shop's page is usable again
+
+
+def test_escape_inside_the_frame_closes_the_embed_modal(shop: Shop, context: Any) -> None:
+    """Keys pressed inside the checkout's frame never reach the shop's page: the frame tells
+    embed.js, which closes the modal as Escape on the shop's own page does."""
+    shop.embed(LINK)
+    page = context.new_page()
+    page.goto(shop.live.url + "/")
+    address = page.frame_locator("iframe").locator('[data-field="address"]')
+    expect(address).to_be_visible()
+    address.click()  # focus is now inside the frame
+    page.keyboard.press("Escape")
+    page.wait_for_function("window.wasClosed === true")
+    assert page.locator("iframe").count() == 0
+
+
+def test_the_embed_modals_close_button_is_styled_and_shows_focus(
+        shop: Shop, context: Any) -> None:
+    shop.embed(LINK)
+    page = context.new_page()
+    page.goto(shop.live.url + "/")
+    close = page.get_by_role("button", name="Close")
+    expect(close).to_be_focused()
+    style = close.evaluate("b => { const s = getComputedStyle(b);"
+                           " return [s.backgroundColor, s.borderTopStyle, s.outlineStyle]; }")
+    assert style == ["rgb(255, 255, 255)", "solid", "solid"], style

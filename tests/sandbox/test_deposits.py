@@ -57,10 +57,11 @@ def test_unconfirmed_deposit_then_confirmed_later(hooked: Api, app: Flask,
     settle(app)
     second = receiver.calls[1].json
     assert second["id"] == body["id"] and second["status"] == "confirmed"
-    assert second["fees"] == [{"type": "deposit", "currency": "BTC", "amount": "0.00003000"}]
+    assert second["fees"] == [{"type": "fee_crypto_deposit", "currency": "BTC",
+                               "amount": "0.00003000"}]
     assert second["currency_received"] == {"currency": "BTC", "amount": "0.01000000",
                                            "amount_minus_fee": "0.00997000"}
-    assert second["transactions"][0]["confirmations"] == 3
+    assert second["transactions"][0]["confirmations"] == "3"
     assert api.balance("BTC") == D("1.00997")
     settle(app)
     assert len(receiver.calls) == 2  # delivered callbacks are not sent again
@@ -80,7 +81,7 @@ def test_deposit_with_conversion(hooked: Api, app: Flask, receiver: Receiver) ->
     assert chain_leg["type"] == "deposit" and exchange_leg["type"] == "exchange"
     assert exchange_leg["amount_to"] == callback["currency_received"]["amount"]
     [fee] = callback["fees"]
-    assert fee["type"] == "exchange" and fee["currency"] == "EUR"
+    assert fee["type"] == "fee_crypto_deposit_to_fiat" and fee["currency"] == "EUR"
     net = D(callback["currency_received"]["amount_minus_fee"])
     assert net == received - D(fee["amount"])
     assert api.balance("EUR") == D(10000) + net

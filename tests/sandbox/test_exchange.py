@@ -24,7 +24,9 @@ def test_calculate_shape(api: Api) -> None:
     assert quote["sender_amount"] == "1.00000000"
     # The price is shown rounded; the amount is the exact product rounded down.
     assert abs(D(quote["receiver_amount"]) - D(quote["price"])) <= D("0.00000001")
-    assert quote["fee_amount"] == "0.01000000" and quote["fee_currency"] == "BTC"
+    # Charged in the receiver currency (issue 11): 1% of what is bought.
+    assert quote["fee_currency"] == "EUR"
+    assert D(quote["fee_amount"]) == (D(quote["receiver_amount"]) / 100).quantize(D("1e-8"))
     assert quote["ts_release"] == quote["ts_fixed"] + 60 and quote["fix_period"] == 60
 
 
@@ -67,9 +69,9 @@ def test_fixed_accepts_a_recent_quote_and_moves_balances(api: Api) -> None:
     assert done == {"id": done["id"], "foreign_id": "ex-1", "type": "exchange",
                     "sender_amount": "0.01000000", "sender_currency": "BTC",
                     "receiver_amount": quote["receiver_amount"], "receiver_currency": "EUR",
-                    "fee_amount": "0.00010000", "fee_currency": "BTC",
+                    "fee_amount": quote["fee_amount"], "fee_currency": "EUR",
                     "price": quote["price"], "status": "processing"}
-    assert api.balance("BTC") == D("0.98990000")  # amount and fee, at once
+    assert api.balance("BTC") == D("0.99")  # the amount, at once; the fee is kept from EUR
 
 
 @pytest.mark.parametrize("change", ["price", "amount", "late"])
@@ -97,14 +99,14 @@ def test_now_exchanges_and_confirms_with_a_callback(api: Api, app: Flask,
     done = api.data("exchange/now", {"sender_currency": "EUR", "receiver_currency": "BTC",
                                      "receiver_amount": "0.003", "foreign_id": "buy-1"}, 201)
     assert done["status"] == "processing" and done["receiver_amount"] == "0.00300000"
-    paid = D(done["sender_amount"]) + D(done["fee_amount"])
-    assert api.balance("EUR") == D(10000) - paid
+    assert done["fee_currency"] == "BTC" and done["fee_amount"] == "0.00003000"
+    assert api.balance("EUR") == D(10000) - D(done["sender_amount"])
     assert api.balance("BTC") == D(1)  # credited on confirmation
     settle(app)
     assert receiver.calls == []
     advance(app, 10)
     settle(app)
-    assert api.balance("BTC") == D("1.003")
+    assert api.balance("BTC") == D("1.003") - D("0.00003")
     [callback] = receiver.calls
     assert signing.verify(callback.body, SECRET, callback.headers["X-Processing-Signature"])
     assert callback.headers["X-Processing-Key"] == KEY
@@ -116,7 +118,7 @@ def test_now_exchanges_and_confirms_with_a_callback(api: Api, app: Flask,
                           "currency_to": "BTC",
                           "transaction_type": "exchange", "type": "exchange",
                           "amount": done["sender_amount"], "amount_to": "0.00300000"}],
-        "fees": [{"type": "exchange", "currency": "EUR", "amount": done["fee_amount"]}],
+        "fees": [{"type": "exchange", "currency": "BTC", "amount": done["fee_amount"]}],
         "error": "", "status": "confirmed"}
 
 
@@ -126,8 +128,9 @@ def test_now_minimum_is_about_0_003_btc(api: Api) -> None:
 
 
 def test_not_enough_balance_changes_nothing(api: Api) -> None:
-    errors = api.errors("exchange/now", dict(BTC_EUR, sender_amount="1", foreign_id="big"))
-    assert errors == {"sender_amount": "Not enough balance."}  # 1 BTC + 1% fee > 1 BTC
+    errors = api.errors("exchange/now", dict(BTC_EUR, sender_amount="1.00000001",
+                                             foreign_id="big"))
+    assert errors == {"sender_amount": "Not enough balance."}  # more than the 1 BTC held
     assert api.balance("BTC") == D(1) and api.balance("EUR") == D(10000)
 
 
@@ -136,7 +139,7 @@ def test_exchange_foreign_id_is_unique(api: Api) -> None:
     api.data("exchange/now", payload, 201)
     assert api.errors("exchange/now", payload) == {
         "foreign_id": "The foreign id has already been taken."}
-    assert api.balance("BTC") == D("0.9899")
+    assert api.balance("BTC") == D("0.99")
 
 
 def test_amounts_as_bare_json_numbers(api: Api) -> None:

@@ -27,7 +27,7 @@ def test_ping_answers_plain_ok_without_auth(api: Api) -> None:
     ({}, b"not json", "not JSON"),
     ({}, b'"text"', "a JSON string"),
     ({}, b"42", "a JSON number"),
-    ({}, b"null", "null"),
+    ({}, b"true", "a JSON boolean"),  # `null` means no parameters: test_wire.py
     ({}, b'{"amount": NaN}', "NaN"),
     ({}, b"\xff\xfe{}", "not UTF-8"),
 ])

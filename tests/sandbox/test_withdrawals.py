@@ -37,8 +37,8 @@ def test_plain_withdrawal_debits_amount_and_fees_then_confirms(
     assert callback["currency_received"] == {"currency": "ETH", "amount": "0.50000000"}
     [leg] = callback["transactions"]
     assert leg["type"] == "withdrawal" and leg["transaction_type"] == "blockchain"
-    assert leg["txid"].startswith("0x") and leg["confirmations"] == 3
-    assert {f["type"] for f in callback["fees"]} == {"mining", "withdrawal"}
+    assert leg["txid"].startswith("0x") and leg["confirmations"] == "3"
+    assert {f["type"] for f in callback["fees"]} == {"mining", "fee_crypto_withdrawal"}
     assert callback["error"] == ""
 
 

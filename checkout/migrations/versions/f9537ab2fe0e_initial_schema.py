@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 69bc3b801269
+Revision ID: f9537ab2fe0e
 Revises: 
-Create Date: 2026-12-01 22:47:10.368177
+Create Date: 2026-12-01 23:03:45.909925
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '69bc3b801269'
+revision = 'f9537ab2fe0e'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -161,7 +161,7 @@ def upgrade() -> None:
     sa.Column('url_failed', sa.Text(), nullable=True),
     sa.Column('title', sa.String(length=255), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
-    sa.Column('processor_invoice_id', sa.Integer(), nullable=True),
+    sa.Column('processor_invoice_id', sa.BigInteger(), nullable=True),
     sa.Column('expires_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
@@ -176,6 +176,67 @@ def upgrade() -> None:
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pages_address_id'), ['address_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_pages_merchant_id'), ['merchant_id'], unique=False)
+
+    op.create_table('invoices',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('foreign_id', sa.String(length=255), nullable=False),
+    sa.Column('page_id', sa.String(length=43), nullable=False),
+    sa.Column('title', sa.String(length=50), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('currency', sa.String(length=16), nullable=False),
+    sa.Column('amount', sa.Text(), nullable=False),
+    sa.Column('timer', sa.Boolean(), nullable=False),
+    sa.Column('type', sa.String(length=32), nullable=False),
+    sa.Column('email_user', sa.String(length=255), nullable=True),
+    sa.Column('sender_currency', sa.String(length=16), nullable=True),
+    sa.Column('end_user_reference', sa.String(length=255), nullable=True),
+    sa.Column('url_success', sa.Text(), nullable=False),
+    sa.Column('url_failed', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.String(length=16), nullable=True),
+    sa.Column('fixed_at', sa.DateTime(), nullable=True),
+    sa.Column('release_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
+    sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('merchant_id', 'foreign_id'),
+    sa.UniqueConstraint('page_id')
+    )
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_invoices_merchant_id'), ['merchant_id'], unique=False)
+
+    op.create_table('invoice_quotes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('processor_id', sa.BigInteger(), nullable=True),
+    sa.Column('foreign_id', sa.String(length=255), nullable=False),
+    sa.Column('sender_currency', sa.String(length=16), nullable=False),
+    sa.Column('sender_amount', sa.Text(), nullable=True),
+    sa.Column('address', sa.String(length=255), nullable=True),
+    sa.Column('tag', sa.String(length=64), nullable=True),
+    sa.Column('fixed_at', sa.DateTime(), nullable=True),
+    sa.Column('release_at', sa.DateTime(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('remaining_amount', sa.Text(), nullable=True),
+    sa.Column('amount_paid', sa.Text(), nullable=False),
+    sa.Column('transactions_json', sa.Text(), nullable=False),
+    sa.Column('flag', sa.Text(), nullable=True),
+    sa.Column('current', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('foreign_id'),
+    sa.UniqueConstraint('merchant_id', 'processor_id')
+    )
+    with op.batch_alter_table('invoice_quotes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_invoice_quotes_invoice_id'), ['invoice_id'], unique=False)
 
     op.create_table('sandbox_accounts',
     sa.Column('client_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -371,6 +432,14 @@ def downgrade() -> None:
     op.drop_table('sandbox_rate_hits')
     op.drop_table('sandbox_clock')
     op.drop_table('sandbox_accounts')
+    with op.batch_alter_table('invoice_quotes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_invoice_quotes_invoice_id'))
+
+    op.drop_table('invoice_quotes')
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_invoices_merchant_id'))
+
+    op.drop_table('invoices')
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pages_merchant_id'))
         batch_op.drop_index(batch_op.f('ix_pages_address_id'))

@@ -1,0 +1,260 @@
+"""What an invoice page shows: its phase, what to pay now, the currencies on offer, the
+outcome in plain words. The deposit page's model (payments.page_model) calls in here for
+`kind == "invoice"`; both answer the same keys, so one template layout and one script serve
+both kinds.
+
+The invoice's state itself is the invoice service's (`invoices`, moved forward by the
+processor's callbacks); this module only reads it: the Page row `invoices.sync_page` keeps in
+step, the Invoice, and its current quote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import currencies, invoices, money, rates
+from .models import Invoice, InvoiceQuote, Merchant, Page, RateQuote
+
+# Invoice phases beyond the deposit page's (waiting, partial, confirming, paid, overpaid).
+PHASE_CHOOSE = "choose"  # no currency yet: the customer picks one
+PHASE_EMAIL = "email"  # the processor needs an email for refunds before the address is shown
+PHASE_REQUOTE = "requote"  # no shop timer, the rate ran out unpaid: a fresh quote in one click
+PHASE_EXPIRED = "expired"  # the time to pay ran out, nothing paid
+PHASE_UNDERPAID = "underpaid"  # less than asked arrived in time: refunded
+PHASE_TIMEOUT = "timeout"  # the payment stayed unconfirmed too long: refunded
+PHASE_CANCELLED = "cancelled_by_shop"
+PHASE_LATE = "late"  # money arrived after the time ran out: refunded
+FORM_PHASES = frozenset({PHASE_CHOOSE, PHASE_EMAIL, PHASE_REQUOTE})
+PAY_PHASES = frozenset({"waiting", "partial"})
+# Where money came in that the shop will not keep, the page says what happens to it.
+REFUND_PHASES = frozenset({PHASE_UNDERPAID, PHASE_TIMEOUT, PHASE_LATE, "overpaid"})
+
+_FAILED_PHASES = {"expired": PHASE_EXPIRED, "underpaid": PHASE_UNDERPAID,
+                  "timeout": PHASE_TIMEOUT, "cancelled": PHASE_CANCELLED, "late": PHASE_LATE}
+# Options on the currency picker, at most: a page is no catalogue.
+MAX_OPTIONS = 24
+
+
+@dataclass(frozen=True)
+class Option:
+    """A currency the customer may pay in, with about what it would cost."""
+
+    currency: str
+    ticker: str
+    network: str
+    amount: str | None
+
+
+def invoice_of(session: Session, page: Page) -> Invoice | None:
+    return session.scalar(select(Invoice).where(Invoice.page_id == page.id))
+
+
+def phase_of(invoice: Invoice, quote: InvoiceQuote | None, paid: Decimal,
+             due: Decimal | None) -> str:
+    if invoice.status == invoices.FAILED:
+        if invoice.reason == "expired" and paid > 0:
+            return PHASE_LATE
+        return _FAILED_PHASES.get(invoice.reason or "", PHASE_EXPIRED)
+    if invoice.status == invoices.CONFIRMED:
+        asked = _decimal(quote.sender_amount) if quote is not None else None
+        return "overpaid" if asked is not None and paid > asked else "paid"
+    if quote is None or quote.status in ("new", "refused"):
+        return PHASE_CHOOSE
+    if quote.status == invoices.FAILED:
+        return PHASE_REQUOTE if paid == 0 else PHASE_LATE
+    if not invoice.email_user:
+        return PHASE_EMAIL
+    if invoice.status == invoices.PROCESSING or quote.status == invoices.PROCESSING:
+        if due is not None and due > 0 and paid > 0 and invoice.type == "good_until_expired" \
+                and quote.status != invoices.PROCESSING:
+            return "partial"
+        return "confirming"
+    if paid > 0 and due is not None and due > 0:
+        return "partial"
+    if due == 0:
+        return "confirming"
+    return "waiting"
+
+
+def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
+    """The invoice page's values for the shared page model's keys, and its own `invoice`."""
+    invoice = invoice_of(session, page)
+    if invoice is None:  # a page row the service has not finished making
+        return {"phase": PHASE_CHOOSE, "pay_now": False, "invoice": None}
+    quote = invoices.current_quote(session, invoice.id)
+    info = currencies.get(page.currency)
+    places = info.decimals if info is not None else 8
+    paid = _decimal(quote.amount_paid) if quote is not None else Decimal(0)
+    paid = paid or Decimal(0)
+    remaining = _decimal(quote.remaining_amount) if quote is not None else None
+    due = None if remaining is None else money.ceil(max(remaining, Decimal(0)), places)
+    phase = phase_of(invoice, quote, paid, due)
+    pay_now = phase in PAY_PHASES
+    merchant = session.get(Merchant, invoice.merchant_id)
+    return {
+        "phase": phase,
+        "pay_now": pay_now,
+        "form": phase if phase in FORM_PHASES else None,
+        "amount_due": due if pay_now else None,
+        "amount_paid": paid,
+        "seconds_left": _seconds_left(page, invoice, phase, now),
+        "fiat": _invoice_value(invoice, page, due if pay_now else None),
+        "transactions": _legs(quote, page.currency),
+        "receipt": _receipt(invoice, quote, page),
+        "return_url": (invoices.return_url(invoice, merchant)
+                       if merchant is not None else None),
+        "refund_note": phase in REFUND_PHASES,
+        "invoice": {
+            "title": invoice.title,
+            "description": invoice.description,
+            "amount": money.plain(Decimal(invoice.amount)),
+            "currency": invoice.currency,
+            "type": invoice.type,
+            "reference": invoice.foreign_id,
+            "email_needed": not invoice.email_user,
+            "can_change_currency": (invoice.sender_currency is None
+                                    and invoices.may_change_currency(session, invoice)),
+            "options": [vars(o) for o in options(session, invoice, now)]
+            if phase in (PHASE_CHOOSE, PHASE_REQUOTE) or pay_now and paid == 0 else [],
+        },
+    }
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _seconds_left(page: Page, invoice: Invoice, phase: str, now: datetime) -> int | None:
+    """The clock runs while the customer should act; once money is seen, it stops (the
+    processor stretches the deadline to 24 hours)."""
+    if phase not in PAY_PHASES and phase not in (PHASE_CHOOSE, PHASE_EMAIL):
+        return None
+    deadline = page.expires_at if phase in PAY_PHASES else invoice.release_at
+    if deadline is None:
+        return None
+    return max(0, int((deadline - now).total_seconds()))
+
+
+def _invoice_value(invoice: Invoice, page: Page, due: Decimal | None) -> dict[str, Any] | None:
+    """The invoice's own amount in its own currency: exact, not an estimate."""
+    if page.amount is None or invoice.currency.upper() == page.currency.upper():
+        return None
+    asked = Decimal(page.amount)
+    amount = Decimal(invoice.amount)
+    places = currencies.fiat_places(invoice.currency) if currencies.is_fiat(
+        invoice.currency) else 8
+    rate = amount / asked if asked else None
+    share = None if due is None or not asked else money.ceil(amount * due / asked, places)
+    return {
+        "currency": invoice.currency,
+        "amount": money.text(amount, places),
+        "due": None if share is None else money.text(share, places),
+        "rate": None if rate is None else money.plain(money.ceil(rate, 8)),
+    }
+
+
+def _legs(quote: InvoiceQuote | None, currency: str) -> list[dict[str, Any]]:
+    if quote is None:
+        return []
+    legs = []
+    for leg in quote.transactions:
+        if leg.get("transaction_type") == "exchange":
+            continue
+        raw_txid = leg.get("txid")
+        txid = raw_txid if isinstance(raw_txid, str) else None
+        confirmations = leg.get("confirmations") or 0
+        seen = quote.status == invoices.PROCESSING and not confirmations
+        legs.append({
+            "txid": txid,
+            "amount": money.plain(Decimal(str(leg.get("amount", "0")))),
+            "status": "not_confirmed" if seen else "confirmed",
+            "refusal": None,
+            "confirmations": confirmations,
+            "explorer_url": currencies.explorer_url(currency, txid, testnet=_testnet()),
+        })
+    return legs
+
+
+def _testnet() -> bool:
+    from flask import current_app
+
+    return bool(current_app.config.get("SANDBOX"))
+
+
+def _receipt(invoice: Invoice, quote: InvoiceQuote | None, page: Page) -> dict[str, Any] | None:
+    if invoice.status != invoices.CONFIRMED or quote is None:
+        return None
+    value = _invoice_value(invoice, page, None)
+    return {
+        "paid_at": invoice.updated_at.replace(microsecond=0).isoformat() + "Z",
+        "rate": value["rate"] if value else None,
+        "fiat_currency": value["currency"] if value else None,
+        "fiat_amount": value["amount"] if value else None,
+        "reference": invoice.foreign_id,
+    }
+
+
+def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
+    """Currencies that convert to the invoice's, with what each would cost, from the rates
+    the worker keeps: a page view spends no `exchange/calculate` call (30 a minute per IP)."""
+    amount = Decimal(invoice.amount)
+    fresh_since = now - timedelta(seconds=rates.SHOWN_MAX_AGE)
+    quotes = session.scalars(select(RateQuote).where(
+        RateQuote.currency_to == invoice.currency.upper(),
+        RateQuote.fetched_at >= fresh_since).order_by(RateQuote.currency_from)).all()
+    found: list[Option] = []
+    own = currencies.get(invoice.currency)
+    if own is not None:  # a crypto invoice can be paid in its own coin
+        found.append(Option(own.code, own.ticker, _(own.network),
+                            money.plain(money.ceil(amount, own.decimals))))
+    for quote in quotes:
+        info = currencies.get(quote.currency_from)
+        if info is None or info.testnet or (own is not None and info.code == own.code):
+            continue
+        rate = Decimal(quote.rate)
+        cost = money.plain(money.approx(amount / rate, info.decimals)) if rate > 0 else None
+        found.append(Option(info.code, info.ticker, _(info.network), cost))
+        if len(found) >= MAX_OPTIONS:
+            break
+    return found
+
+
+def allowed(session: Session, invoice: Invoice, code: str, now: datetime) -> bool:
+    """Only a currency the picker offers may be picked (no hand-made form values)."""
+    if invoice.sender_currency is not None:
+        return code == invoice.sender_currency
+    return any(o.currency == code for o in options(session, invoice, now))
+
+
+def labels() -> dict[str, str]:
+    """Customer text per invoice phase, with the page model's {placeholders}."""
+    ph = {"shop": "{shop}", "email": "{email}", "paid": "{paid}", "due": "{due}",
+          "ticker": "{ticker}", "over": "{over}"}
+    return {
+        PHASE_CHOOSE: _("Choose the currency you want to pay with."),
+        PHASE_EMAIL: _("Please enter your email address. The payment processor uses it only "
+                       "if a refund is needed."),
+        PHASE_REQUOTE: _("The time to pay at this rate ran out and nothing was paid. Get a "
+                         "fresh quote to pay this order."),
+        PHASE_EXPIRED: _("The time to pay ran out and nothing was paid. Please go back to "
+                         "%(shop)s to start again.", **ph),
+        PHASE_UNDERPAID: _("Less than asked arrived before the time ran out, so this payment "
+                           "failed. What you sent will be refunded: the payment processor "
+                           "emails you a refund link.", **ph),
+        PHASE_TIMEOUT: _("Your payment was not confirmed by the network in time, so this "
+                         "payment failed. The payment processor emails you a refund link.",
+                         **ph),
+        PHASE_CANCELLED: _("%(shop)s cancelled this payment. Nothing more needs to be sent.",
+                           **ph),
+        PHASE_LATE: _("Your payment arrived after the time to pay ran out, so %(shop)s cannot "
+                      "accept it. The payment processor emails you a refund link.", **ph),
+        "overpaid": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked; the "
+                      "payment processor emails you a link to get the difference back.", **ph),
+    }
