@@ -75,7 +75,7 @@ class DepositAddress(Base):
     convert_to: Mapped[str] = mapped_column(String(16), default="")
     address: Mapped[str] = mapped_column(String(255))
     tag: Mapped[str | None] = mapped_column(String(64))
-    processor_id: Mapped[int | None] = mapped_column(Integer)
+    processor_id: Mapped[int | None] = mapped_column(BigInteger)  # the processor's ids are 64-bit
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
 
 

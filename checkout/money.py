@@ -55,16 +55,41 @@ def parse_amount(value: Any, places: int = MAX_PLACES, *, allow_zero: bool = Fal
     return amount
 
 
-def from_processor(value: Any) -> Decimal:
-    """Leniently read a processor amount: "0.01000000", 1, Decimal("1.5") (bare JSON numbers)."""
+# What a processor amount may be: CoinsPaid writes 8 decimal places, and no currency's
+# amount reaches 10**16. Anything else is a forged or broken value: refused before it is
+# formatted, since spelling out 1e999999999 takes gigabytes and seconds.
+PROCESSOR_PLACES = 8
+_PROCESSOR_MAX_ADJUSTED = 15
+_PROCESSOR_MAX_TEXT = 64
+
+
+def read_decimal(value: Any) -> Decimal:
+    """A finite decimal from a string or a bare JSON number, in short text only (AmountError
+    otherwise). No bounds on its size: callers bound it before formatting it."""
     if isinstance(value, bool) or isinstance(value, float) or value is None:
         raise AmountError(f"not a processor amount: {value!r}")
+    raw = value.strip() if isinstance(value, str) else str(value)
+    if len(raw) > _PROCESSOR_MAX_TEXT:
+        raise AmountError("processor amount is too long")
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(raw)
     except InvalidOperation as exc:
-        raise AmountError(f"not a processor amount: {value!r}") from exc
+        raise AmountError("not a processor amount") from exc
     if not amount.is_finite():
-        raise AmountError(f"not a processor amount: {value!r}")
+        raise AmountError("not a processor amount")
+    return amount
+
+
+def from_processor(value: Any) -> Decimal:
+    """Leniently read a processor amount: "0.01000000", 1, Decimal("1.5") (bare JSON numbers),
+    within what any currency can hold (AmountError otherwise)."""
+    amount = read_decimal(value)
+    if amount.is_zero():
+        return Decimal(0)
+    if not -PROCESSOR_PLACES <= amount.adjusted() <= _PROCESSOR_MAX_ADJUSTED:
+        raise AmountError("processor amount is out of bounds")
+    if amount != amount.quantize(Decimal(1).scaleb(-PROCESSOR_PLACES), ROUND_DOWN):
+        raise AmountError(f"processor amount has more than {PROCESSOR_PLACES} places")
     return amount
 
 
@@ -118,12 +143,25 @@ def _too_deep(raw: bytes | str, limit: int) -> bool:
     return False
 
 
-def loads(raw: bytes | str) -> Any:
-    """JSON with bare numbers as Decimal; NaN/Infinity and absurd nesting refused (ValueError)."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("a key is repeated")
+    return result
+
+
+def loads(raw: bytes | str, *, unique_keys: bool = False) -> Any:
+    """JSON with bare numbers as Decimal; NaN/Infinity and absurd nesting refused (ValueError).
+
+    `unique_keys`: a repeated key is refused too, for signed text that others read as well:
+    parsers disagree on which copy wins, so the same signature could mean two things.
+    """
     if _too_deep(raw, MAX_JSON_DEPTH):
         raise ValueError("JSON nested too deeply")
+    hook = _unique_keys if unique_keys else None
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants,
+                          object_pairs_hook=hook)
     except RecursionError as exc:  # only if a caller is itself nearly out of stack
         raise ValueError("JSON nested too deeply") from exc
 

@@ -105,8 +105,10 @@ def state_of(amount: Decimal | None, deposits: Iterable[Deposit]) -> State:
     statuses = set()
     refused_small = False
     for deposit in deposits:
+        value = stored_amount(deposit)
+        if value is None:
+            continue  # never counted, never a broken page
         statuses.add(deposit.status)
-        value = money.from_processor(deposit.amount)
         if deposit.status == CONFIRMED:
             confirmed += value
         elif deposit.status == SEEN:
@@ -386,10 +388,21 @@ def _receipt(page: Page, paid: Decimal) -> dict[str, str | None] | None:
     }
 
 
+def stored_amount(deposit: Deposit) -> Decimal | None:
+    """A stored payment's amount; None for a value no currency can hold (logged): whatever
+    was stored, the page stays readable."""
+    try:
+        return money.from_processor(deposit.amount)
+    except money.AmountError:
+        log.error("deposit %s has an unreadable amount; it is not counted", deposit.id)
+        return None
+
+
 def _transaction(deposit: Deposit, places: int, testnet: bool) -> dict[str, Any]:
+    amount = stored_amount(deposit)
     return {
         "txid": deposit.txid,
-        "amount": money.plain(money.from_processor(deposit.amount)),
+        "amount": "?" if amount is None else money.plain(amount),
         "status": deposit.status,
         "refusal": deposit.refusal,
         "confirmations": deposit.confirmations,

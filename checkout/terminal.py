@@ -163,7 +163,7 @@ def decode_data(data: str) -> bytes:
 
 def parse_payload(text: bytes) -> dict[str, Any]:
     try:
-        payload = money.loads(text.decode("utf-8"))
+        payload = money.loads(text.decode("utf-8"), unique_keys=True)
     except (UnicodeDecodeError, ValueError) as exc:  # deep nesting too: read before the
         # signature can be checked, so money.loads refuses it as a ValueError
         raise LinkError(400, _("This payment link is damaged.")) from exc
@@ -185,9 +185,11 @@ def parse_client_id(value: Any) -> int:
 
 
 def parse_code(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _CODE.match(value.strip().upper()):
+    """A currency code as signed: white space around it is no part of any code, and a link
+    that carries some was not built the way the processor reads it."""
+    if not isinstance(value, str) or not _CODE.fullmatch(value.upper()):
         raise LinkError(422, _("This payment link has an invalid %(field)s.", field=field))
-    return value.strip().upper()
+    return value.upper()
 
 
 def parse_foreign_id(value: Any) -> str:

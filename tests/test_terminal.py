@@ -254,6 +254,19 @@ BAD_LINKS: list[tuple[str, dict[str, Any], int]] = [
     ("amount with comma", query({**VALID, "amount": "0,001"}), 400),
     ("amount more places than BTC has", query({**VALID, "amount": "0.000000001"}), 400),
     ("amount boolean", query({**VALID, "amount": True}), 400),
+    # The shop and we could read a repeated key differently (the last one wins here, the
+    # first in some parsers): the signed text must mean one thing.
+    ("client_id repeated", _signed_text('{"client_id":11,"client_id":12,"currency":"BTC",'
+                                        '"foreign_id":"x"}'), 400),
+    ("amount repeated", _signed_text('{"client_id":11,"currency":"BTC","foreign_id":"x",'
+                                     '"amount":"0.001","amount":"0.0001"}'), 400),
+    ("currency repeated", _signed_text('{"client_id":11,"currency":"BTC","currency":"LTC",'
+                                       '"foreign_id":"x"}'), 400),
+    ("a nested key repeated", _signed_text('{"client_id":11,"currency":"BTC","foreign_id":"x",'
+                                           '"extra":{"a":1,"a":2}}'), 400),
+    ("currency with trailing space", query({**VALID, "currency": "BTC "}), 422),
+    ("currency with a tab", query({**VALID, "currency": "\tBTC"}), 422),
+    ("convert_to with trailing space", query({**VALID, "convert_to": "EUR "}), 422),
     ("is_iframe nonsense", query({**VALID, "is_iframe": "maybe"}), 400),
     ("is_iframe 2", query({**VALID, "is_iframe": 2}), 400),
 ] + [

@@ -133,7 +133,7 @@ class Fields:
             return None
         value = self.body[name]
         try:
-            amount = money.from_processor(value)
+            amount = money.read_decimal(value)  # bounded below, with the processor's words
         except money.AmountError:
             self.fail(name, f"The {_label(name)} must be a number.")
             return None

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: f9537ab2fe0e
+Revision ID: c69ac2f30180
 Revises: 
-Create Date: 2026-12-01 23:03:45.909925
+Create Date: 2026-12-01 23:26:58.120567
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'f9537ab2fe0e'
+revision = 'c69ac2f30180'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -74,7 +74,7 @@ def upgrade() -> None:
     sa.Column('convert_to', sa.String(length=16), nullable=False),
     sa.Column('address', sa.String(length=255), nullable=False),
     sa.Column('tag', sa.String(length=64), nullable=True),
-    sa.Column('processor_id', sa.Integer(), nullable=True),
+    sa.Column('processor_id', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
     sa.PrimaryKeyConstraint('id'),
