@@ -45,9 +45,16 @@ schema: $(VENV)/.run
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
 
-## Throughput of the customer routes against a bare Flask app, and the page's weight.
+## The customer routes under gunicorn (as `make run`) against a bare Flask app, loaded by wrk
+## (Debian's package, installed here when missing); the page's weight; the targets. ~2 min
+## (twice that with PostgreSQL in CHECKOUT_DATABASE_URL). BENCH_ARGS="--rounds 1 --seconds 2".
 bench: $(VENV)/.run
-	$(BIN)/python bench/bench_pages.py
+	@command -v wrk >/dev/null || { \
+		echo "bench: installing wrk (apt-get install wrk)"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get install -y -qq wrk >/dev/null 2>&1 \
+			|| { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk >/dev/null; }; }
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 ## Translators: extract every wrapped customer string into checkout/translations/messages.pot.
 messages: $(VENV)/.run

@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFIX = "CHECKOUT_"
 
@@ -30,15 +31,37 @@ def _secret_key(instance: Path, sandbox: bool) -> str:
     return path.read_text().strip()
 
 
+def _trusted_proxies() -> int:
+    raw = os.environ.get(f"{PREFIX}TRUSTED_PROXIES", "0").strip() or "0"
+    if not raw.isascii() or not raw.isdigit() or int(raw) > 10:
+        raise ConfigError("CHECKOUT_TRUSTED_PROXIES must be a number of proxy hops (0 to 10)")
+    return int(raw)
+
+
+def _trusted_hosts(public_url: str | None) -> list[str] | None:
+    """Host names the site answers to; None: any. The public URL's host always counts, so
+    that the site (and its embedded sandbox) can reach itself there."""
+    raw = os.environ.get(f"{PREFIX}TRUSTED_HOSTS", "")
+    hosts = [host.strip().lower() for host in raw.split(",") if host.strip()]
+    if not hosts:
+        return None
+    if public_url:
+        own = urlsplit(public_url).hostname
+        if own and own not in hosts:
+            hosts.append(own)
+    return hosts
+
+
 def from_environment(instance: Path) -> dict[str, Any]:
     """Read every setting; sandbox mode is on unless a processor URL is given."""
     processor_url = os.environ.get(f"{PREFIX}PROCESSOR_URL", "").rstrip("/")
     sandbox = not processor_url
     instance.mkdir(parents=True, exist_ok=True)
+    public_url = os.environ.get(f"{PREFIX}PUBLIC_URL", "").rstrip("/") or None
     return {
         "SANDBOX": sandbox,
         "PROCESSOR_URL": processor_url or None,
-        "PUBLIC_URL": os.environ.get(f"{PREFIX}PUBLIC_URL", "").rstrip("/") or None,
+        "PUBLIC_URL": public_url,
         "DATABASE_URL": os.environ.get(f"{PREFIX}DATABASE_URL")
         or f"sqlite:///{instance / 'checkout.db'}",
         "SECRET_KEY": _secret_key(instance, sandbox),
@@ -58,6 +81,11 @@ def from_environment(instance: Path) -> dict[str, Any]:
         "DELIVERY_TIMEOUT": float(os.environ.get(f"{PREFIX}DELIVERY_TIMEOUT", "10")),
         "DELIVERY_LEASE": float(os.environ.get(f"{PREFIX}DELIVERY_LEASE", "60")),
         "DELIVERY_MAX_RETRIES": int(os.environ.get(f"{PREFIX}DELIVERY_MAX_RETRIES", "12")),
+        # Deployment behind a load balancer: how many proxies in front of us append to
+        # X-Forwarded-For/-Proto/-Host/-Port (0: those headers are ignored, anyone can send
+        # them), and which Host names we answer (Flask's TRUSTED_HOSTS; others get 400).
+        "TRUSTED_PROXIES": _trusted_proxies(),
+        "TRUSTED_HOSTS": _trusted_hosts(public_url),
         "WTF_CSRF_ENABLED": True,
         "JSON_SORT_KEYS": False,
     }

@@ -118,6 +118,31 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+# Deeper than anything the processor, a shop or a link sends (they nest three or four deep),
+# and far below the interpreter's recursion limit: the JSON parser recurses once per level,
+# and a parse driven to that limit leaves no frame for whatever runs meanwhile (a garbage
+# collection's finalizers then fail), so nesting is measured before the parser runs.
+MAX_JSON_DEPTH = 64
+# A JSON string (skipped whole: brackets inside it are text) or one bracket.
+_JSON_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _too_deep(raw: bytes | str, limit: int) -> bool:
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw  # brackets are ASCII
+    if text.count("[") + text.count("{") <= limit:  # every real document
+        return False
+    depth = 0
+    for match in _JSON_STRUCTURE.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif len(token) == 1:
+            depth -= 1
+    return False
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
@@ -131,11 +156,13 @@ def loads(raw: bytes | str, *, unique_keys: bool = False) -> Any:
     `unique_keys`: a repeated key is refused too, for signed text that others read as well:
     parsers disagree on which copy wins, so the same signature could mean two things.
     """
+    if _too_deep(raw, MAX_JSON_DEPTH):
+        raise ValueError("JSON nested too deeply")
     hook = _unique_keys if unique_keys else None
     try:
         return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants,
                           object_pairs_hook=hook)
-    except RecursionError as exc:
+    except RecursionError as exc:  # only if a caller is itself nearly out of stack
         raise ValueError("JSON nested too deeply") from exc
 
 

@@ -48,6 +48,7 @@ from . import (
     processor,
     qr,
     rates,
+    security,
     snapshot,
     terminal,
 )
@@ -77,6 +78,7 @@ def terminal_link() -> ResponseReturnValue:
     return open_terminal_link()
 
 
+@security.no_store_view  # the 303's Location names the page: never cached
 def open_terminal_link() -> ResponseReturnValue:
     """Verify the link, take (or reuse) the address, open (or reopen) its page: 303 there."""
     if any(len(request.args.getlist(name)) > 1 for name in ("data", "signature")):

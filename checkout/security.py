@@ -1,4 +1,5 @@
-"""Security headers on every response; framing only where a page allows it.
+"""Security headers on every response; framing only where a page allows it; deployment
+behind proxies (trusted hops, trusted hosts).
 
 A view that may be framed sets `g.frame_ancestors` to the merchant's origins. Every form POST
 needs a CSRF token (Flask-WTF's `CSRFProtect`); signed machine routes are exempt.
@@ -7,8 +8,17 @@ No inline scripts or styles anywhere, so the policy never needs 'unsafe-inline'.
 
 from __future__ import annotations
 
-from flask import Flask, Response, g
+import functools
+from collections.abc import Callable
+
+from flask import Flask, Response, current_app, g, make_response
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Outside sandbox mode the site is served over HTTPS (by itself or its proxy): browsers then
+# never try plain HTTP again for a year, on subdomains too. Browsers ignore it over HTTP.
+HSTS = "max-age=31536000; includeSubDomains"
 
 BASE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -33,7 +43,30 @@ def add_security_headers(response: Response) -> Response:
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin-allow-popups")
     response.headers.setdefault(
         "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    if not current_app.config["SANDBOX"]:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
+
+
+def no_store_view(view: Callable[[], ResponseReturnValue]) -> Callable[[], Response]:
+    """Whatever the view answers is never stored by a browser or proxy: for answers that
+    carry payment data or a page id in a header (the terminal link's 303 `Location`)."""
+
+    @functools.wraps(view)
+    def answer() -> Response:
+        response = make_response(view())
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return answer
+
+
+def trust_proxies(app: Flask, hops: int) -> None:
+    """Read the client address, scheme, host and port from the last `hops` proxies'
+    X-Forwarded-* entries; anything a client put before them is ignored. 0: never."""
+    if hops > 0:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
 
 def init_app(app: Flask) -> None:
@@ -41,3 +74,4 @@ def init_app(app: Flask) -> None:
     # Before any blueprint registers: the signed machine routes (merchant API, processor
     # callbacks, the sandbox) exempt themselves from `app.extensions["csrf"]` as they do.
     CSRFProtect(app)
+    trust_proxies(app, int(app.config.get("TRUSTED_PROXIES", 0)))

@@ -198,12 +198,49 @@ def test_strict_amounts_accept_exponent_decimals_within_bounds() -> None:
 
 
 def test_deeply_nested_json_is_a_value_error() -> None:
-    # The parse uses up the whole stack: a garbage collection that happened to run a
-    # finalizer just then would hit the limit too and fail the test as "unraisable".
-    gc.collect()
-    gc.disable()
+    with pytest.raises(ValueError, match="nested"):
+        money.loads(b"[" * 100_000 + b"]" * 100_000)
+
+
+@pytest.mark.parametrize("text", [b"[" * 100_000 + b"]" * 100_000, "[" * 3000 + "]" * 3000,
+                                  b'{"a":' * 1200 + b"1" + b"}" * 1200])
+def test_reading_nested_json_leaves_the_stack_to_the_garbage_collector(
+        text: bytes | str) -> None:
+    """The nesting is refused before the parser recurses. It used to recurse to the
+    interpreter's limit and catch the RecursionError; a collection that struck there ran
+    some object's `weakref.finalize` without a frame to spare (a flaky RecursionError under
+    warnings-as-errors). Here a collection strikes at every allocation."""
+    starved: list[int] = []
+
+    def room(frames: int) -> int:
+        return 0 if frames == 0 else room(frames - 1)
+
+    def collecting(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            try:
+                room(100)  # what a finalizer may need
+            except RecursionError:
+                starved.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(collecting)
+    gc.set_threshold(1, 10**6, 10**6)  # young collections only: the old ones are slow
     try:
         with pytest.raises(ValueError, match="nested"):
-            money.loads(b"[" * 100_000 + b"]" * 100_000)
+            money.loads(text)
     finally:
-        gc.enable()
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(collecting)
+    assert starved == []
+
+
+def test_json_nesting_is_bounded_by_structure_not_by_brackets_in_strings() -> None:
+    deep = money.MAX_JSON_DEPTH
+    assert money.loads("[" * deep + "]" * deep) is not None
+    with pytest.raises(ValueError, match="nested"):
+        money.loads("[" * (deep + 1) + "]" * (deep + 1))
+    text = '{"a":"' + "[{" * 5000 + r'\\","b":["\"[["]}'
+    assert money.loads(text) == {"a": "[{" * 5000 + "\\", "b": ['"[[']}
+    assert money.loads(b'{"x":[{"y":[1.5]}]}') == {"x": [{"y": [Decimal("1.5")]}]}
+    with pytest.raises(ValueError):
+        money.loads(b'"[[[[')  # not JSON at all: still a ValueError, never a RecursionError

@@ -1,0 +1,107 @@
+"""`make bench` cannot rot silently: its harness runs here, briefly, end to end.
+
+Needs Debian's wrk; without it the test skips, unless CI is set (CI installs wrk), when it
+fails. On PostgreSQL (CHECKOUT_DATABASE_URL) the bench runs there, in a schema of its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = [sys.executable, str(ROOT / "bench" / "bench.py")]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("wrk") is None and not os.environ.get("CI"),
+    reason="wrk is not installed (apt-get install wrk); CI requires it")
+
+
+def database() -> str:
+    url = os.environ.get("CHECKOUT_DATABASE_URL", "")
+    return "postgresql" if url.startswith("postgresql") else "sqlite"
+
+
+def started_pids(output: str) -> list[int]:
+    return [int(pid) for pid in re.findall(r"started .*? \(pid (\d+)\)", output)]
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie is gone too (its parent, the bench, has exited and init reaps it).
+    return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_the_bench_loads_site_and_bare_app_and_prints_ratios_and_targets() -> None:
+    done = subprocess.run(
+        [*BENCH, "--rounds", "1", "--seconds", "1", "--warmup", "0",
+         "--routes", "status,callbacks", "--databases", database()],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    for route in ("status poll", "callback intake"):
+        assert re.search(rf"^{route} +\d+ +[\d.]+ +[\d.]+ +\d+ +[\d.]+ +[\d.]+ +\d+\.\d\dx$",
+                         done.stdout, re.M), output
+    assert re.search(r"unique signed callbacks, \d+ bodies signed .* 0 replays", done.stdout)
+    assert re.search(r"stored them as: applied \d+", done.stdout), output
+    assert re.search(r"total: \d+ requests, [\d.]+ KB raw, [\d.]+ KB gzip", done.stdout)
+    assert re.search(r"memory per worker .*: site [\d.]+ MB", done.stdout)
+    assert re.search(r"polling every \d+ s .*= \d+$", done.stdout, re.M)
+    assert re.search(r"status poll >= 0.8x bare +[\d.]+x +(meets|misses)$", done.stdout, re.M)
+    assert re.search(r"page >= 0.5x bare +- +not measured$", done.stdout, re.M)
+    pids = started_pids(done.stdout)
+    assert len(pids) == 2 and all(gone(pid) for pid in pids)
+
+
+def test_the_bench_reads_gunicorn_settings_from_make_run() -> None:
+    spec = importlib.util.spec_from_file_location("bench_harness", ROOT / "bench" / "bench.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = harness  # dataclasses look their module up there
+    spec.loader.exec_module(harness)
+    flags = harness.gunicorn_flags()
+    assert "--bind" not in flags and "gthread" in flags
+    makefile = (ROOT / "Makefile").read_text()
+    assert " ".join(flags) in makefile.replace("\\\n\t\t", "")
+
+
+def test_an_interrupted_bench_stops_every_process_it_started() -> None:
+    bench = subprocess.Popen(
+        [*BENCH, "--rounds", "1", "--seconds", "30", "--warmup", "0", "--routes", "status",
+         "--databases", "sqlite"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        assert bench.stdout is not None
+        for line in bench.stdout:
+            lines.append(line)
+            if "status poll: 1 rounds" in line:  # both apps are up, wrk is loading them
+                break
+        time.sleep(0.5)
+        bench.send_signal(signal.SIGINT)
+        rest, _ = bench.communicate(timeout=30)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    output = "".join(lines) + rest
+    assert bench.returncode == 130, output
+    assert "interrupted" in output
+    pids = started_pids(output)
+    assert len(pids) == 2, output
+    deadline = time.monotonic() + 10
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(gone(pid) for pid in pids), output
