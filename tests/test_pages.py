@@ -575,12 +575,13 @@ def test_a_standing_top_up_link_opens_a_fresh_page_once_the_last_is_final(
 
 
 @pytest.mark.parametrize(("name", "limit", "gzipped"), [
-    ("checkout.js", 12 * 1024, 4 * 1024), ("embed.js", 6 * 1024, 2 * 1024),
+    ("checkout.js", 12 * 1024, 4 * 1024 + 512), ("embed.js", 6 * 1024, 2 * 1024),
     ("checkout.css", 8 * 1024, 3 * 1024)])
 def test_the_page_stays_light(client: FlaskClient, name: str, limit: int, gzipped: int) -> None:
     """The script renders every state of the page in place (partial, confirming, paid with
     its receipt, the countdown), so it outgrew 8 KB of source; what a customer downloads is
-    the gzip size, which stays small."""
+    the gzip size, which stays small (half a kilobyte more since it writes amounts and the
+    time paid in the customer's language)."""
     with client.get(f"/static/{name}") as response:
         assert response.status_code == 200
         assert len(response.data) <= limit

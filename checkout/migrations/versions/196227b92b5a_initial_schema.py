@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: f9537ab2fe0e
+Revision ID: 196227b92b5a
 Revises: 
-Create Date: 2026-12-01 23:03:45.909925
+Create Date: 2026-12-01 23:22:23.131934
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'f9537ab2fe0e'
+revision = '196227b92b5a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('return_hosts_json', sa.Text(), nullable=False),
     sa.Column('frame_origins_json', sa.Text(), nullable=False),
     sa.Column('webhook_url', sa.Text(), nullable=True),
+    sa.Column('language', sa.String(length=16), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('client_id'),
     sa.UniqueConstraint('api_key')
