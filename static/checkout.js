@@ -139,7 +139,7 @@
     put("fiat", model.fiat && model.fiat.due && about(model.fiat.due, model.fiat.currency));
     put("minimum-note", model.rest_below_minimum && fill(labels["note:minimum"], model));
     var qr = field("qr"), wallet = field("wallet-link");
-    var src = data.qrUrl + (model.amount_due ? "?due=" + encodeURIComponent(model.amount_due) : "");
+    var src = data.qrUrl + (model.amount_due ? (data.qrUrl.indexOf("?") < 0 ? "?" : "&") + "due=" + encodeURIComponent(model.amount_due) : "");
     if (qr && qr.getAttribute("src") !== src) { qr.setAttribute("src", src); }
     if (wallet && model.payment_uri) { wallet.setAttribute("href", model.payment_uri); }
   }
