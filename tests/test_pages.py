@@ -292,7 +292,9 @@ def test_the_page_shows_everything_needed_to_pay_without_javascript(
     assert BTC_ADDRESS in html and ">0.00123</span> BTC" in html and "59.93" in html
     assert "Bitcoin network" in html and "lost" in html
     assert f'href="bitcoin:{BTC_ADDRESS}?amount=0.00123"' in html
-    assert '<noscript><meta http-equiv="refresh" content="30"></noscript>' in html
+    # The refresh names the page itself: a page answered to a form post refreshes by GET.
+    assert (f'<noscript><meta http-equiv="refresh" content="30; url={page}"></noscript>'
+            in html)
     assert "Check again now" in html
     assert 'aria-live="polite"' in html
     assert re.search(r'<html lang="en" dir="ltr">', html)
