@@ -188,7 +188,7 @@ def number(value: Any, locale: str | None = None) -> str:
     text = "" if value is None else str(value)
     if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
         return text
-    decimal, group, min_digits = symbols(locale or str(get_locale()))
+    decimal, group, min_digits = symbols(locale or str(get_locale() or "en"))
     sign = "-" if text.startswith("-") else ""
     whole, _dot, fraction = text.lstrip("-").partition(".")
     if len(whole) >= min_digits:
@@ -199,7 +199,7 @@ def number(value: Any, locale: str | None = None) -> str:
 
 def number_format() -> dict[str, Any]:
     """The same marks for the page's script, so what it fills in reads as the server's."""
-    decimal, group, min_digits = symbols(str(get_locale()))
+    decimal, group, min_digits = symbols(str(get_locale() or "en"))
     return {"decimal": decimal, "group": group, "min": min_digits}
 
 
