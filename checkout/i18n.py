@@ -27,7 +27,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
 from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import Babel, format_datetime, get_locale
+from flask_babel import Babel, format_datetime, get_locale, refresh
 from sqlalchemy import select
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,13 @@ def merchant_language() -> str | None:
             .where(Page.id == page_id))
     g.merchant_language = language
     return language
+
+
+def use_merchant_language(language: str | None) -> None:
+    """A route that learnt its merchant (a verified terminal link) answers in the merchant's
+    default where the request itself chose none."""
+    g.merchant_language = language
+    refresh()
 
 
 def carry_language(endpoint: str, values: dict[str, Any]) -> None:

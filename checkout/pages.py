@@ -89,6 +89,7 @@ def open_terminal_link() -> ResponseReturnValue:
     except terminal.LinkError as exc:
         return error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
                           shop=exc.shop, back_url=exc.back_url)
+    i18n.use_merchant_language(link.merchant.language)
     session = db.session()
     framing = link.merchant.frame_origins if link.is_iframe else []
     page = page_for_link(session, link.merchant.client_id, link.digest)

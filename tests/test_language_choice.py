@@ -175,6 +175,23 @@ def test_a_merchant_is_added_with_its_language_in_any_spelling(
         assert merchants.by_client_id(12).language == "pt_BR"  # type: ignore[union-attr]
 
 
+def test_a_verified_link_that_cannot_open_answers_in_the_merchants_language(
+        make_app: Callable[..., Flask]) -> None:
+    app = make_app(PROCESSOR_URL="http://127.0.0.1:9/api/v2", PROCESSOR_TIMEOUT=0.5)
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(11, "Shop", "k-11", MERCHANT_SECRET,
+                                            ("shop.example",), language="de"))
+    query = terminal.encode_link({"client_id": 11, "currency": "BTC", "foreign_id": "o-1"},
+                                 MERCHANT_SECRET)
+    client = app.test_client()
+    busy = client.get("/terminal", query_string=query)
+    assert busy.status_code == 503
+    assert html_lang(busy.get_data(as_text=True)) == "de"
+    assert "Erneut versuchen" in busy.get_data(as_text=True)
+    asked = client.get("/terminal", query_string=query, headers={"Accept-Language": "en"})
+    assert html_lang(asked.get_data(as_text=True)) == "en"
+
+
 def test_a_hostile_lang_is_ignored_and_never_echoed(polyglot: Flask) -> None:
     client = polyglot.test_client()
     page = open_link(client).split("?")[0]
