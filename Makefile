@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FLASK := $(BIN)/flask --app checkout
 
-.PHONY: run test lint schema bench messages clean
+.PHONY: run test lint schema bench messages translations clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run
 
 ## Serve the site on http://127.0.0.1:$(PORT) with the embedded sandbox, a worker and a demo merchant.
-run: $(VENV)/.run
+run: $(VENV)/.run translations
 	$(FLASK) db upgrade
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) demo
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) worker & worker=$$!; \
@@ -29,7 +29,7 @@ run: $(VENV)/.run
 		--worker-class gthread --threads 16 --access-logfile - wsgi:app
 
 ## Lint, type-check and run the whole suite (browser tests need /usr/bin/chromium).
-test: $(VENV)/.test lint
+test: $(VENV)/.test lint translations
 	$(BIN)/pytest
 
 lint: $(VENV)/.test
@@ -56,7 +56,13 @@ bench: $(VENV)/.run
 			|| { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk >/dev/null; }; }
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
-## Translators: extract every wrapped customer string into checkout/translations/messages.pot.
+## Translators: extract every wrapped customer string into checkout/translations/messages.pot
+## and bring each catalogue up to date with it.
 messages: $(VENV)/.run
 	mkdir -p checkout/translations
 	$(BIN)/pybabel extract -F babel.cfg -k N_ -o checkout/translations/messages.pot .
+	$(BIN)/pybabel update -i checkout/translations/messages.pot -d checkout/translations
+
+## Compile every catalogue (checkout/translations/*/LC_MESSAGES/messages.po) for the app.
+translations: $(VENV)/.run
+	$(BIN)/pybabel compile -d checkout/translations --statistics

@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import db
+from . import db, i18n
 from .models import Merchant
 
 _HOST = re.compile(r"\A(?=.{1,253}(?::|\Z))[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -70,6 +70,17 @@ class NewMerchant:
     return_hosts: tuple[str, ...] = ()
     frame_origins: tuple[str, ...] = ()
     webhook_url: str | None = None
+    language: str | None = None
+
+
+def normalise_language(value: str) -> str:
+    """A language the site speaks, as its locale id: `de`, `pt-BR` -> `pt_BR`, `zh-CN` ->
+    `zh_Hans`; anything else is refused with the list."""
+    found = i18n.match(value.strip(), i18n.LANGUAGES)
+    if found is None:
+        raise MerchantError(f"language {value!r} is not one this site speaks "
+                            f"({', '.join(i18n.tag(c) for c in i18n.LANGUAGES)})")
+    return found
 
 
 def add(new: NewMerchant) -> Merchant:
@@ -86,6 +97,7 @@ def add(new: NewMerchant) -> Merchant:
         api_key=new.key,
         api_secret=new.secret,
         webhook_url=normalise_webhook_url(new.webhook_url) if new.webhook_url else None,
+        language=normalise_language(new.language) if new.language else None,
     )
     merchant.return_hosts = sorted({normalise_return_host(h) for h in new.return_hosts})
     merchant.frame_origins = sorted({normalise_frame_origin(o) for o in new.frame_origins})
@@ -112,6 +124,7 @@ class MerchantEdit:
     remove_frame_origins: tuple[str, ...] = ()
     webhook_url: str | None = None
     no_webhook: bool = False
+    language: str | None = None
 
     def is_empty(self) -> bool:
         return self == MerchantEdit()
@@ -139,7 +152,7 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
     if change.is_empty():
         raise MerchantError("nothing to change: give --name, --return-host, "
                             "--remove-return-host, --frame-origin, --remove-frame-origin, "
-                            "--webhook-url or --no-webhook")
+                            "--webhook-url, --no-webhook or --language")
     if change.webhook_url is not None and change.no_webhook:
         raise MerchantError("give either --webhook-url or --no-webhook, not both")
     if change.name is not None and not change.name.strip():
@@ -149,6 +162,7 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
     add_origins = {normalise_frame_origin(o) for o in change.add_frame_origins}
     remove_origins = {normalise_frame_origin(o) for o in change.remove_frame_origins}
     webhook = normalise_webhook_url(change.webhook_url) if change.webhook_url else None
+    language = normalise_language(change.language) if change.language is not None else None
     changes: list[str] = []
     with db.transaction() as s:
         merchant = s.get(Merchant, client_id, with_for_update=True)
@@ -170,6 +184,9 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
         if new_webhook != merchant.webhook_url:
             changes.append(f"webhook: {new_webhook or '-'}")
             merchant.webhook_url = new_webhook
+        if language is not None and language != merchant.language:
+            changes.append(f"language: {i18n.tag(language)}")
+            merchant.language = language
     return merchant, changes
 
 
@@ -181,6 +198,8 @@ def by_key(api_key: str) -> Merchant | None:
     return db.session().scalar(select(Merchant).where(Merchant.api_key == api_key))
 
 
+LANGUAGE_HELP = ("The pages' language for customers whose browser asks for none the site "
+                 "speaks, e.g. de or pt-BR (default: English).")
 merchant_cli = AppGroup("merchant", help="Add, edit and list the merchants this site serves.")
 
 RETURN_HOSTS_NOTE = (
@@ -192,7 +211,8 @@ def _describe(m: Merchant) -> str:
     """One line for operators, never the key or the secret."""
     return (f"{m.client_id}\t{m.name}\treturn hosts: {', '.join(m.return_hosts) or '-'}\t"
             f"frame origins: {', '.join(m.frame_origins) or '-'}\t"
-            f"webhook: {m.webhook_url or '-'}")
+            f"webhook: {m.webhook_url or '-'}\t"
+            f"language: {i18n.tag(m.language) if m.language else '-'}")
 
 
 @merchant_cli.command("add")
@@ -205,12 +225,14 @@ def _describe(m: Merchant) -> str:
 @click.option("--frame-origin", "frame_origins", multiple=True,
               help="Origin allowed to frame the page, e.g. https://shop.example (repeatable).")
 @click.option("--webhook-url", help="Where processor callbacks are forwarded.")
+@click.option("--language", help=LANGUAGE_HELP)
 def add_command(client_id: int, name: str, key: str, secret: str, return_hosts: tuple[str, ...],
-                frame_origins: tuple[str, ...], webhook_url: str | None) -> None:
+                frame_origins: tuple[str, ...], webhook_url: str | None,
+                language: str | None) -> None:
     """Add a merchant. The key and secret are stored, never printed back."""
     try:
         merchant = add(NewMerchant(client_id, name, key, secret, return_hosts, frame_origins,
-                                   webhook_url))
+                                   webhook_url, language))
     except MerchantError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"added merchant {merchant.client_id} ({merchant.name})")
@@ -234,16 +256,17 @@ def add_command(client_id: int, name: str, key: str, secret: str, return_hosts: 
               help="Remove a registered frame origin (repeatable).")
 @click.option("--webhook-url", help="Forward processor callbacks here from now on.")
 @click.option("--no-webhook", is_flag=True, help="Stop forwarding callbacks.")
+@click.option("--language", help=LANGUAGE_HELP)
 def edit_command(client_id: int, name: str | None, return_hosts: tuple[str, ...],
                  removed_hosts: tuple[str, ...], frame_origins: tuple[str, ...],
                  removed_origins: tuple[str, ...], webhook_url: str | None,
-                 no_webhook: bool) -> None:
+                 no_webhook: bool, language: str | None) -> None:
     """Change a merchant's settings at once, without a restart (all or nothing).
 
     The key and secret stay as they are; they are never printed.
     """
     change = MerchantEdit(name, return_hosts, removed_hosts, frame_origins, removed_origins,
-                          webhook_url, no_webhook)
+                          webhook_url, no_webhook, language)
     try:
         merchant, changes = edit(client_id, change)
     except MerchantError as exc:

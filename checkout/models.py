@@ -36,6 +36,9 @@ class Merchant(Base):
     return_hosts_json: Mapped[str] = mapped_column(Text, default="[]")
     frame_origins_json: Mapped[str] = mapped_column(Text, default="[]")
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # The customer pages' language when neither the link nor the browser asks for one we
+    # speak: a locale id from i18n.NAMES ("de", "pt_BR"); None is English.
+    language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
 
     @property

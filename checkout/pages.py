@@ -11,7 +11,6 @@ import logging
 import re
 import secrets
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
@@ -93,6 +92,7 @@ def open_terminal_link() -> ResponseReturnValue:
     except terminal.LinkError as exc:
         return error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
                           shop=exc.shop, back_url=exc.back_url)
+    i18n.use_merchant_language(link.merchant.language)
     session = db.session()
     framing = link.merchant.frame_origins if link.is_iframe else []
     page = page_for_link(session, link.merchant.client_id, link.digest)
@@ -127,12 +127,8 @@ def open_terminal_link() -> ResponseReturnValue:
 
 
 def page_url(page_id: str) -> str:
-    """The page's path; a shop's `lang` on the link carries over (and to no-JS refreshes)."""
-    path = url_for("pages.show", page_id=page_id)
-    asked = request.args.get("lang")
-    if asked and asked in current_app.config["LANGUAGES"]:
-        path += "?" + urlencode({"lang": asked})
-    return path
+    """The page's path; a shop's `lang` on the link carries over (i18n.carry_language)."""
+    return url_for("pages.show", page_id=page_id)
 
 
 def page_for_link(session: Session, merchant_id: int, digest: str) -> Page | None:
@@ -264,7 +260,7 @@ def receipt(page_id: str) -> ResponseReturnValue:
     session = db.session()
     page = load_page(page_id)
     if payments.page_model(session, page)["receipt"] is None:
-        return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+        return redirect(url_for("pages.show", page_id=page.id), 303)
     return no_store(make_response(render_page(session, page, "receipt.html")))
 
 
@@ -342,7 +338,7 @@ def give_email(page_id: str) -> ResponseReturnValue:
         invoices.set_email(page.id, str(form.email.data))
     except invoices.WrongState:
         pass  # final meanwhile: the page says so
-    return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+    return redirect(url_for("pages.show", page_id=page.id), 303)
 
 
 def quote_and_return(session: Session, page: Page, code: str) -> ResponseReturnValue:
@@ -360,7 +356,7 @@ def quote_and_return(session: Session, page: Page, code: str) -> ResponseReturnV
                     type(exc).__name__)
         return page_with_error(session, page, 503, _(
             "The payment service is busy. Nothing was charged. Please try again in a moment."))
-    return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+    return redirect(url_for("pages.show", page_id=page.id), 303)
 
 
 def first_error(form: forms.PageForm) -> str:
@@ -391,11 +387,6 @@ def noscript_refresh(model: dict[str, Any]) -> int | None:
     return int(current_app.config.get(key, current_app.config.get("NOSCRIPT_REFRESH", default)))
 
 
-def _lang_arg() -> dict[str, Any]:
-    asked = request.args.get("lang")
-    return {"lang": asked} if asked and asked in current_app.config["LANGUAGES"] else {}
-
-
 @bp.post("/p/<page_id>/again")
 def pay_again(page_id: str) -> ResponseReturnValue:
     """"Make another payment" on a paid page: the same order's link moves to a fresh page
@@ -408,10 +399,10 @@ def pay_again(page_id: str) -> ResponseReturnValue:
         return error_page(400, _("This form has expired. Please reload the page and try again."),
                           frame_origins=page.merchant.frame_origins if page.is_iframe else None)
     if not paid_in_full(page):
-        return redirect(url_for("pages.show", page_id=page.id, **_lang_arg()), 303)
+        return redirect(url_for("pages.show", page_id=page.id), 303)
     # Sent twice (a double click, the back button): the page made the first time serves.
     fresh = successor(session, page) if page.link_digest is None else next_page(session, page)
-    return redirect(url_for("pages.show", page_id=(fresh or page).id, **_lang_arg()), 303)
+    return redirect(url_for("pages.show", page_id=(fresh or page).id), 303)
 
 
 def successor(session: Session, page: Page) -> Page | None:

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, currencies, invoice_page, limits, money, qr, rates, uris
+from . import clock, currencies, i18n, invoice_page, limits, money, qr, rates, uris
 from .models import Deposit, Page
 
 log = logging.getLogger(__name__)
@@ -546,10 +546,12 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 
 def label_values(model: dict[str, Any], ticker: str, shop: str) -> dict[str, str]:
+    """Amounts in the page language's marks, every digit kept (checkout.js does the same)."""
     minimum = model.get("minimum")
-    return {"paid": str(model["amount_paid"]), "due": str(model.get("amount_due") or ""),
-            "over": str(model.get("amount_over") or ""), "ticker": ticker, "shop": shop,
-            "minimum": str(minimum) if minimum else "?"}
+    return {"paid": i18n.number(model["amount_paid"]),
+            "due": i18n.number(model.get("amount_due") or ""),
+            "over": i18n.number(model.get("amount_over") or ""), "ticker": ticker, "shop": shop,
+            "minimum": i18n.number(minimum) if minimum else "?"}
 
 
 def status_text(model: dict[str, Any], ticker: str, shop: str) -> str:

@@ -5,6 +5,7 @@
   if (!root) { return; }
   var data = root.dataset, W = window, D = document;
   var labels = JSON.parse(data.labels || "{}"), txLabels = JSON.parse(data.txLabels || "{}");
+  var marks = JSON.parse(data.number || "{}");
   var waitingMs = parseInt(data.pollWaiting, 10) || 3000;
   var seenMs = parseInt(data.pollSeen, 10) || 10000;
   var PAYING = { waiting: 1, partial: 1 };
@@ -20,6 +21,15 @@
   function show(name, visible) { var el = field(name); if (el) { el.hidden = !visible; } }
   /* Text where there is some, hidden (with its row) where there is none. */
   function put(name, text, row) { show(row || name, text); if (text) { setText(name, text); } }
+
+  /* A decimal string in the page language's marks, every digit kept (as i18n.number). */
+  function num(v) {
+    var m = /^(-?)(\d+)(\.\d+)?$/.exec(v = v == null ? "" : String(v));
+    if (!m) { return v; }
+    var w = m[2].length < marks.min ? m[2] : m[2].replace(/\B(?=(\d{3})+$)/g, marks.group);
+    return m[1] + w + (m[3] ? marks.decimal + m[3].slice(1) : "");
+  }
+  function setAmount(name, v) { var el = field(name); if (el) { el.dataset.plain = v; } setText(name, num(v)); }
 
   /* ---- copy buttons: real buttons, shown only where they can work */
   function copyBySelection(text) {
@@ -42,7 +52,8 @@
     button.addEventListener("click", function () {
       var source = field(button.dataset.copy);
       if (!source) { return; }
-      copyText(source.textContent.trim()).then(function () {
+      /* What a wallet accepts (0.001), not the page's form (0,001). */
+      copyText(source.dataset.plain || source.textContent.trim()).then(function () {
         button.textContent = data.copied;
         setText("copy-feedback", data.copied + ": " + original);
         W.setTimeout(function () { button.textContent = original; setText("copy-feedback", ""); }, 2500);
@@ -75,21 +86,21 @@
 
   /* ---- live status: labels have {placeholders} the model fills, as on the server */
   function fill(template, model) {
-    var values = { paid: model.amount_paid, due: model.amount_due || "", over: model.amount_over || "",
-      rest: model.rest_below_minimum || "", ticker: data.ticker || model.currency,
-      shop: data.shop || "", minimum: model.minimum || "?" };
+    var values = { paid: num(model.amount_paid), due: num(model.amount_due), over: num(model.amount_over),
+      rest: num(model.rest_below_minimum), ticker: data.ticker || model.currency,
+      shop: data.shop || "", minimum: num(model.minimum) || "?" };
     return String(template || "").replace(/\{(\w+)\}/g, function (all, name) {
       return name in values ? values[name] : all;
     });
   }
   function about(amount, currency) {
-    return data.about.replace("{amount}", amount).replace("{currency}", currency);
+    return data.about.replace("{amount}", num(amount)).replace("{currency}", currency);
   }
   function renderTransactions(model) {
     var list = field("transactions"), box = field("transactions-box");
     if (!list || !box) { return; }
     var items = model.transactions.map(function (tx) {
-      var text = tx.amount + " " + data.ticker + " · " +
+      var text = num(tx.amount) + " " + data.ticker + " · " +
         (txLabels[tx.status + ":" + tx.refusal] || txLabels[tx.status] || tx.status);
       if (tx.status === "not_confirmed") { text += " · " + data.confirmations + ": " + tx.confirmations; }
       return { text: text, href: tx.explorer_url };
@@ -122,13 +133,13 @@
   function renderPay(model) {
     show("pay-box", model.pay_now);
     if (!model.pay_now) { return; }
-    setText("amount", model.amount_due || model.amount);
+    setAmount("amount", model.amount_due || model.amount);
     show("amount-label", model.phase !== "partial");
     show("rest-label", model.phase === "partial");
     put("fiat", model.fiat && model.fiat.due && about(model.fiat.due, model.fiat.currency));
     put("minimum-note", model.rest_below_minimum && fill(labels["note:minimum"], model));
     var qr = field("qr"), wallet = field("wallet-link");
-    var src = data.qrUrl + (model.amount_due ? "?due=" + encodeURIComponent(model.amount_due) : "");
+    var src = data.qrUrl + (model.amount_due ? (data.qrUrl.indexOf("?") < 0 ? "?" : "&") + "due=" + encodeURIComponent(model.amount_due) : "");
     if (qr && qr.getAttribute("src") !== src) { qr.setAttribute("src", src); }
     if (wallet && model.payment_uri) { wallet.setAttribute("href", model.payment_uri); }
   }
@@ -136,12 +147,18 @@
     var r = model.receipt;
     show("outcome", r);
     if (!r) { return; }
-    setText("paid-amount", model.amount_paid);
+    setAmount("paid-amount", model.amount_paid);
     put("paid-fiat", r.fiat_amount && about(r.fiat_amount, r.fiat_currency), "paid-fiat-row");
-    put("paid-rate", r.rate && r.fiat_currency && "1 " + data.ticker + " = " + r.rate + " " +
+    put("paid-rate", r.rate && r.fiat_currency && "1 " + data.ticker + " = " + num(r.rate) + " " +
       r.fiat_currency, "paid-rate-row");
     var at = field("paid-at");
-    if (at) { at.setAttribute("datetime", r.paid_at); setText("paid-at", r.paid_at.replace("T", " ").replace("Z", " UTC")); }
+    if (at && at.getAttribute("datetime") !== r.paid_at) {
+      at.setAttribute("datetime", r.paid_at);
+      setText("paid-at", when(r.paid_at));
+    }
+  }
+  function when(iso) {
+    try { return new Date(iso).toLocaleString(data.lang, { dateStyle: "long", timeStyle: "long", timeZone: "UTC" }); } catch (e) { return iso; }
   }
   /* ---- the countdown: the server's seconds_left, ticking locally between polls */
   var deadline = null, expiredPolled = false;

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 9556368bc941
+Revision ID: 17f80989c104
 Revises: 
-Create Date: 2026-12-01 23:36:28.780926
+Create Date: 2026-12-01 23:45:01.452417
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '9556368bc941'
+revision = '17f80989c104'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('return_hosts_json', sa.Text(), nullable=False),
     sa.Column('frame_origins_json', sa.Text(), nullable=False),
     sa.Column('webhook_url', sa.Text(), nullable=True),
+    sa.Column('language', sa.String(length=16), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('client_id'),
     sa.UniqueConstraint('api_key')
