@@ -28,7 +28,7 @@ from browser.test_invoice_page import confirm as confirm_invoice
 from browser.test_invoice_page import create
 from browser.test_invoice_page import pay as pay_invoice
 from browser.test_invoice_page import phase as invoice_phase
-from browser.test_money_states import confirm_all, link, pay, wait_for_phase
+from browser.test_money_states import confirm_all, link, pay, photograph, wait_for_phase
 from browser.test_page_review import LINK as FRAMED_LINK
 from browser.test_page_review import Shop
 from checkout import i18n, merchants
@@ -336,3 +336,25 @@ def test_the_audit_fails_on_a_violation(context: Any) -> None:
     with pytest.raises(AssertionError) as failed:
         audit(page, "a bad page")
     assert "image-alt" in str(failed.value) and "color-contrast" in str(failed.value)
+
+
+@pytest.mark.parametrize("accent", ["#ffd400", "#0b5cad", "#1d2025"])
+def test_a_branded_page_keeps_aa_contrast_in_light_and_dark(
+        app: Flask, site: LiveServer, customer: Page, tmp_path: Any, accent: str) -> None:
+    """A pale, a usual and a dark accent, and a logo: the page the customer sees still
+    passes axe (colour contrast included) in both schemes."""
+    from PIL import Image
+
+    Image.new("RGBA", (240, 80), (20, 20, 20, 255)).save(tmp_path / "logo.png")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=[
+        "merchant", "edit", "--client-id", "11", "--display-name", "Nord Books",
+        "--accent", accent, "--logo", str(tmp_path / "logo.png"),
+        "--instructions", "Pay from your own wallet, not from an exchange."])
+    assert result.exit_code == 0, result.output
+    page = customer
+    page.goto(link(site.url))
+    expect(page.locator("img.logo")).to_be_visible()
+    expect(page.locator('[data-field="instructions"]')).to_contain_text("own wallet")
+    check(page, f"branded {accent}")
+    photograph(page, f"branded-{accent[1:]}")
