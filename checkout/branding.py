@@ -37,6 +37,8 @@ DEFAULT = "default"  # the instructions' key for every language without its own 
 MAX_LOGO_BYTES = 256 * 1024
 MAX_LOGO_SIDE = 1024
 LOGO_FORMATS = {"PNG", "JPEG", "WEBP"}
+# What Pillow calls a phone camera's JPEG with a second picture inside: a JPEG to the operator.
+_JPEG_KINDS = {"MPO"}
 # What we keep: enough for a header line on a 3x phone screen, and a page stays light.
 STORED_LOGO_BOX = (480, 160)
 # The cards' backgrounds in checkout.css (light, dark): accent text and links sit on them.
@@ -136,7 +138,7 @@ def decode_logo(data: bytes) -> Logo:
                          "are refused because they can carry script")
     try:
         with Image.open(io.BytesIO(data), formats=sorted(LOGO_FORMATS)) as image:
-            if image.format not in LOGO_FORMATS:
+            if image.format not in LOGO_FORMATS | _JPEG_KINDS:
                 raise BrandError("logo must be a PNG, JPEG or WebP image")
             # Checked before the pixels are decoded: a small file may unpack to a huge image.
             width, height = image.size
@@ -146,6 +148,8 @@ def decode_logo(data: bytes) -> Logo:
             image.seek(0)  # an animation's first frame only
             image.load()
             picture = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise BrandError(f"logo is larger than {MAX_LOGO_SIDE}x{MAX_LOGO_SIDE} pixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, BrandError):
             raise

@@ -189,6 +189,22 @@ def test_a_logo_keeps_no_metadata_and_is_shrunk_for_a_header(
     assert b"script" not in png and b"Comment" not in png
 
 
+def png_claiming(tmp_path: Path, width: int, height: int) -> Path:
+    """A few bytes whose header claims a picture of width x height (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+    return path
+
+
 def svg(tmp_path: Path) -> Path:
     path = tmp_path / "logo.svg"
     path.write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
@@ -200,6 +216,8 @@ def svg(tmp_path: Path) -> Path:
     (lambda p: image_file(p, "GIF"), "not a readable PNG, JPEG or WebP"),
     (lambda p: image_file(p, "PNG", (1025, 10)), "at most 1024x1024"),
     (lambda p: image_file(p, "PNG", (10, 2000)), "at most 1024x1024"),
+    (lambda p: png_claiming(p, 20_000, 20_000), "1024x1024"),
+    (lambda p: png_claiming(p, 5000, 5000), "1024x1024"),
     (lambda p: p.joinpath("big.png").write_bytes(b"\x89PNG" + b"\0" * 262_144) and
      p / "big.png", "larger than 256 KB"),
     (lambda p: p.joinpath("cut.png").write_bytes(image_file(p).read_bytes()[:80]) and
