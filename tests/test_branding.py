@@ -103,9 +103,11 @@ def test_a_display_name_replaces_the_account_name_for_customers(
 
 def test_a_hostile_display_name_is_text_on_the_page(
         runner: FlaskCliRunner, client: FlaskClient, page_url: str) -> None:
-    assert edit(runner, "--display-name", '<img src=x onerror="alert(1)">')[0] == 0
+    assert edit(runner, "--display-name", '<img src=x onerror="alert(1)">',
+                "--instructions", "</p><script>alert(2)</script>")[0] == 0
     html = client.get(page_url).get_data(as_text=True)
     assert "<img src=x" not in html and "&lt;img src=x" in html
+    assert "<script>alert" not in html and "&lt;script&gt;alert(2)" in html
 
 
 @pytest.mark.parametrize(("args", "message"), [
