@@ -50,10 +50,11 @@ def init_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, callbacks, health, invoices, pages
+    from . import api, branding, callbacks, health, invoices, pages
 
     health.init_app(app)
     pages.init_app(app)
+    branding.init_app(app)
     callbacks.init_app(app)
     api.init_app(app)
     invoices.init_app(app)

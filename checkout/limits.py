@@ -213,7 +213,7 @@ def refuse_link(session: Session, link: terminal.TerminalLink, *,
                 "%(currency)s (%(minimum)s). Please go back to the shop.",
                 currency=known.ticker if known else link.currency, minimum=money.plain(floor))
     return pages.error_page(422, message, frame_origins=frame_origins,
-                            shop=link.merchant.name, back_url=link.url_back)
+                            shop=link.merchant.shown_name, back_url=link.url_back)
 
 
 # ---------------------------------------------------------------- wiring

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -11,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import db, i18n
+from . import branding, db, i18n
 from .models import Merchant
 
 _HOST = re.compile(r"\A(?=.{1,253}(?::|\Z))[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -125,6 +126,7 @@ class MerchantEdit:
     webhook_url: str | None = None
     no_webhook: bool = False
     language: str | None = None
+    brand: branding.BrandEdit = branding.BrandEdit()
 
     def is_empty(self) -> bool:
         return self == MerchantEdit()
@@ -152,7 +154,8 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
     if change.is_empty():
         raise MerchantError("nothing to change: give --name, --return-host, "
                             "--remove-return-host, --frame-origin, --remove-frame-origin, "
-                            "--webhook-url, --no-webhook or --language")
+                            "--webhook-url, --no-webhook, --language, "
+                            f"{branding.OPTION_NAMES}")
     if change.webhook_url is not None and change.no_webhook:
         raise MerchantError("give either --webhook-url or --no-webhook, not both")
     if change.name is not None and not change.name.strip():
@@ -187,6 +190,10 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
         if language is not None and language != merchant.language:
             changes.append(f"language: {i18n.tag(language)}")
             merchant.language = language
+        try:
+            changes += branding.apply(merchant, change.brand)
+        except branding.BrandError as exc:
+            raise MerchantError(str(exc)) from exc
     return merchant, changes
 
 
@@ -212,7 +219,8 @@ def _describe(m: Merchant) -> str:
     return (f"{m.client_id}\t{m.name}\treturn hosts: {', '.join(m.return_hosts) or '-'}\t"
             f"frame origins: {', '.join(m.frame_origins) or '-'}\t"
             f"webhook: {m.webhook_url or '-'}\t"
-            f"language: {i18n.tag(m.language) if m.language else '-'}")
+            f"language: {i18n.tag(m.language) if m.language else '-'}"
+            + (f"\t{brand}" if (brand := branding.describe(m)) else ""))
 
 
 @merchant_cli.command("add")
@@ -257,18 +265,22 @@ def add_command(client_id: int, name: str, key: str, secret: str, return_hosts: 
 @click.option("--webhook-url", help="Forward processor callbacks here from now on.")
 @click.option("--no-webhook", is_flag=True, help="Stop forwarding callbacks.")
 @click.option("--language", help=LANGUAGE_HELP)
+@branding.brand_options
 def edit_command(client_id: int, name: str | None, return_hosts: tuple[str, ...],
                  removed_hosts: tuple[str, ...], frame_origins: tuple[str, ...],
                  removed_origins: tuple[str, ...], webhook_url: str | None,
-                 no_webhook: bool, language: str | None) -> None:
+                 no_webhook: bool, language: str | None, **brand: Any) -> None:
     """Change a merchant's settings at once, without a restart (all or nothing).
 
     The key and secret stay as they are; they are never printed.
     """
-    change = MerchantEdit(name, return_hosts, removed_hosts, frame_origins, removed_origins,
-                          webhook_url, no_webhook, language)
     try:
+        change = MerchantEdit(name, return_hosts, removed_hosts, frame_origins,
+                              removed_origins, webhook_url, no_webhook, language,
+                              branding.edit_from_options(**brand))
         merchant, changes = edit(client_id, change)
+    except branding.BrandError as exc:
+        raise click.ClickException(str(exc)) from exc
     except MerchantError as exc:
         raise click.ClickException(str(exc)) from exc
     if changes:

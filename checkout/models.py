@@ -40,6 +40,27 @@ class Merchant(Base):
     # speak: a locale id from i18n.NAMES ("de", "pt_BR"); None is English.
     language: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    # Branding (branding.py): what customers see instead of the account name, the accent
+    # colour as "#rrggbb", and a JSON map language -> instructions ("default" for any other).
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    accent: Mapped[str | None] = mapped_column(String(7))
+    instructions_json: Mapped[str] = mapped_column(Text, default="{}")
+
+    logo: Mapped[MerchantLogo | None] = relationship(
+        back_populates="merchant", cascade="all, delete-orphan")
+
+    @property
+    def shown_name(self) -> str:
+        """The name customers read: the display name when the merchant set one."""
+        return self.display_name or self.name
+
+    @property
+    def instructions(self) -> dict[str, str]:
+        return dict(json.loads(self.instructions_json or "{}"))
+
+    @instructions.setter
+    def instructions(self, texts: dict[str, str]) -> None:
+        self.instructions_json = json.dumps(texts, sort_keys=True, ensure_ascii=False)
 
     @property
     def return_hosts(self) -> list[str]:
@@ -59,6 +80,25 @@ class Merchant(Base):
 
     def __repr__(self) -> str:  # never shows key or secret
         return f"<Merchant {self.client_id} {self.name!r}>"
+
+
+class MerchantLogo(Base):
+    """A merchant's logo as we re-encoded it (PNG), served from our own origin at a URL
+    named by its digest, so it can be cached for good and never leaks a customer to a
+    third party."""
+
+    __tablename__ = "merchant_logos"
+
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"),
+                                             primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of `png`
+    # Loaded only by the route that serves it, never with every page's merchant.
+    png: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+    merchant: Mapped[Merchant] = relationship(back_populates="logo")
 
 
 class DepositAddress(Base):

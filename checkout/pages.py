@@ -115,12 +115,12 @@ def open_terminal_link() -> ResponseReturnValue:
                         sorted(exc.errors) or exc.code)
             return error_page(422, _("This payment cannot be made in this currency now. "
                                      "Please choose another way to pay at the shop."),
-                              frame_origins=framing, shop=link.merchant.name,
+                              frame_origins=framing, shop=link.merchant.shown_name,
                               back_url=link.url_back)
         except processor.ProcessorError as exc:
             log.warning("addresses/take failed for merchant %s: %s", link.merchant.client_id,
                         type(exc).__name__)
-            return retry_page(frame_origins=framing, shop=link.merchant.name,
+            return retry_page(frame_origins=framing, shop=link.merchant.shown_name,
                               back_url=link.url_back)
         remember_rate(session, page)
     return redirect(page_url(page.id), 303)
@@ -272,7 +272,7 @@ def render_page(session: Session, page: Page, template: str, *,
     asset = payments.describe(page.currency)
     if page.is_iframe:
         g.frame_ancestors = page.merchant.frame_origins
-    shop = page.merchant.name
+    shop = page.merchant.shown_name
     labels = payments.status_labels()
     if page.kind == "invoice":
         labels.update(invoice_page.labels())

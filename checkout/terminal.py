@@ -101,7 +101,7 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
     except LinkError as exc:
         if wants_frame(payload.get("is_iframe")):
             exc.frame_origins = merchant.frame_origins
-        exc.shop = merchant.name
+        exc.shop = merchant.shown_name
         exc.back_url = safe_url_back(payload.get("url_back"), merchant.return_hosts)
         raise
 

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 17f80989c104
+Revision ID: 61177654216b
 Revises: 
-Create Date: 2026-12-01 23:45:01.452417
+Create Date: 2026-12-01 23:54:56.585069
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '17f80989c104'
+revision = '61177654216b'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -36,6 +36,9 @@ def upgrade() -> None:
     sa.Column('webhook_url', sa.Text(), nullable=True),
     sa.Column('language', sa.String(length=16), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('display_name', sa.String(length=100), nullable=True),
+    sa.Column('accent', sa.String(length=7), nullable=True),
+    sa.Column('instructions_json', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('client_id'),
     sa.UniqueConstraint('api_key')
     )
@@ -84,6 +87,16 @@ def upgrade() -> None:
     with op.batch_alter_table('deposit_addresses', schema=None) as batch_op:
         batch_op.create_index('ix_deposit_addresses_lookup', ['merchant_id', 'address'], unique=False)
 
+    op.create_table('merchant_logos',
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('png', sa.LargeBinary(), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=False),
+    sa.Column('height', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
+    sa.PrimaryKeyConstraint('merchant_id')
+    )
     op.create_table('applied_callbacks',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
@@ -458,6 +471,7 @@ def downgrade() -> None:
 
     op.drop_table('deliveries')
     op.drop_table('applied_callbacks')
+    op.drop_table('merchant_logos')
     with op.batch_alter_table('deposit_addresses', schema=None) as batch_op:
         batch_op.drop_index('ix_deposit_addresses_lookup')
 
