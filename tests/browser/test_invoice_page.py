@@ -47,7 +47,8 @@ def phase(page: Any, expected: str) -> None:
 def pay(app: Flask, live: LiveServer, page: Any, amount: str | None = None,
         status: str = "confirmed") -> str:
     address = page.locator('[data-field="address"]').inner_text()
-    amount = amount or page.locator('[data-field="amount"]').inner_text()
+    # The plain amount a wallet takes (the text is in the page's language: 0,0012 in German).
+    amount = amount or page.locator('[data-field="amount"]').get_attribute("data-plain") or ""
     sandbox_pay(live.url, address, amount, status)
     settle(app)
     return amount
