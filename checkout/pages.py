@@ -270,7 +270,10 @@ def render_page(session: Session, page: Page, template: str, *,
                 form_error: str | None = None) -> str:
     model = payments.page_model(session, page)
     asset = payments.describe(page.currency)
-    if page.is_iframe:
+    # An invoice has no is_iframe flag (the processor's API has none): its page may always be
+    # framed by the merchant's own registered origins, and tells them its status.
+    framable = page.is_iframe or page.kind == "invoice"
+    if framable:
         g.frame_ancestors = page.merchant.frame_origins
     shop = page.merchant.shown_name
     labels = payments.status_labels()
@@ -280,7 +283,8 @@ def render_page(session: Session, page: Page, template: str, *,
         email_form = email_form or forms.EmailForm(page.id)
     return render_template(
         template, page=page, model=model, merchant=page.merchant, asset=asset,
-        iframe=page.is_iframe, coin=payments.coin_name(asset, page.currency),
+        iframe=page.is_iframe, framable=framable,
+        coin=payments.coin_name(asset, page.currency),
         labels=labels, tx_labels=payments.transaction_labels(),
         status_text=payments.fill(labels.get(str(model["phase"])) or str(model["status"]),
                                   payments.label_values(model, asset.ticker, shop)),

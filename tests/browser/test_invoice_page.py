@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
-from conftest import MERCHANT_SECRET, LiveServer
+from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
 from invoice_kit import ORDER, TestShop, advance_sandbox, settle
 from invoice_kit import pay as sandbox_pay
@@ -24,6 +24,7 @@ from playwright.sync_api import expect
 
 from browser.test_deposit_page import decode_qr
 from browser.test_money_states import photograph
+from checkout import merchants
 from checkout.models import Merchant
 
 
@@ -202,3 +203,42 @@ def test_without_javascript_the_whole_invoice_can_be_paid(
         expect(page.locator("h1")).to_have_text("Paid")
     finally:
         context.close()
+
+
+def test_an_invoice_is_paid_inside_the_shops_iframe_and_the_shop_hears_it(
+        app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
+    """No is_iframe in the processor's invoice API: the merchant's registered origins may
+    always frame its invoice pages; the currency form works cookieless inside the frame."""
+    url = create(shop)
+    shop_app = Flask("framing_shop")
+
+    @shop_app.get("/")
+    def index() -> str:
+        return (f'<!doctype html><title>Shop</title><iframe src="{url}" width="460" '
+                'height="1100"></iframe><script>window.heard = [];'
+                'addEventListener("message", e => window.heard.push(e.data));</script>')
+
+    framing = start_live_server(shop_app, host="localhost")
+    try:
+        with app.app_context():
+            merchants.edit(11, merchants.MerchantEdit(add_frame_origins=(framing.url,)))
+        page = context.new_page()
+        page.goto(framing.url + "/")
+        frame = page.frame_locator("iframe")
+        frame.get_by_label("BTC").check()
+        frame.get_by_role("button", name="Continue").click()
+        expect(frame.locator('[data-field="status-box"]')).to_have_attribute(
+            "data-phase", "waiting", timeout=8000)
+        address = frame.locator('[data-field="address"]').inner_text()
+        amount = frame.locator('[data-field="amount"]').get_attribute("data-plain") or ""
+        sandbox_pay(live_server.url, address, amount, "confirmed")
+        settle(app)
+        expect(frame.locator('[data-field="status-box"]')).to_have_attribute(
+            "data-phase", "paid", timeout=8000)
+        page.wait_for_function("window.heard.some(m => m.status === 'confirmed' && m.final)")
+        back = frame.locator('[data-field="return-link"]')
+        assert back.get_attribute("target") == "_top"
+        verified_return(back.get_attribute("href") or "", "confirmed")
+    finally:
+        framing.server.shutdown()
+        framing.server.server_close()

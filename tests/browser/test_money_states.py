@@ -3,8 +3,8 @@ processor (its signed callbacks reach our callback endpoint), read in Chromium, 
 
 In every state where the customer should pay, the QR, the wallet link, the amount shown and
 the amount the copy button copies are the same number: the page model's `amount_due`.
-Each state is also photographed at 320 px and 1280 px, light and dark, into
-`build/screenshots/` (README, "Looking at the pages").
+Each state is also photographed at 320 px and 1280 px, light and dark, in English, German and
+Arabic, into `build/screenshots/` (README, "Looking at the pages").
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from checkout.sandbox import clock as sandbox_clock
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 SIZES = ((320, 640), (1280, 900))
+LANGUAGES = ("de", "ar")  # besides English: a long-word language and a right-to-left one
 
 
 def link(base: str, **fields: Any) -> str:
@@ -94,17 +95,30 @@ def assert_everything_carries_the_amount_due(page: Any) -> str:
 
 
 def photograph(page: Any, state: str, kind: str = "deposit") -> None:
-    """Every state at a phone's and a desktop's width, light and dark, for a reviewer."""
+    """Every state at a phone's and a desktop's width, light and dark, in English, German and
+    Arabic (right-to-left), for a reviewer: `<kind>-<state>-<lang>-<width>-<scheme>.png`."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    shoot(page, f"{kind}-{state}-en")
+    url = page.url.split("?")[0]
+    for lang in LANGUAGES:
+        other = page.context.new_page()
+        try:
+            other.goto(f"{url}?lang={lang}")
+            expect(other.locator("html")).to_have_attribute("lang", lang)
+            shoot(other, f"{kind}-{state}-{lang}")
+        finally:
+            other.close()
+
+
+def shoot(page: Any, name: str) -> None:
     size = page.viewport_size
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
         for scheme in ("light", "dark"):
             page.emulate_media(color_scheme=scheme)
-            page.screenshot(path=str(SHOTS / f"{kind}-{state}-{width}-{scheme}.png"),
-                            full_page=True)
+            page.screenshot(path=str(SHOTS / f"{name}-{width}-{scheme}.png"), full_page=True)
             # Never sideways scrolling at a phone's width.
-            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, name
     page.emulate_media(color_scheme="light")
     page.set_viewport_size(size)
 
