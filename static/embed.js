@@ -17,8 +17,18 @@
     return current && current.src ? new URL(current.src).origin : null;
   })();
 
+  /* The modal's own words in the shop visitor's language, unless the shop passes its own. */
+  var WORDS = { en: ["Payment", "Close"], de: ["Zahlung", "Schließen"], es: ["Pago", "Cerrar"],
+    fr: ["Paiement", "Fermer"], pt: ["Pagamento", "Fechar"], ru: ["Оплата", "Закрыть"],
+    tr: ["Ödeme", "Kapat"], zh: ["付款", "关闭"], ja: ["お支払い", "閉じる"], ar: ["الدفع", "إغلاق"] };
+  function words() {
+    var lang = (document.documentElement.lang || navigator.language || "en").toLowerCase();
+    return WORDS[lang.split("-")[0]] || WORDS.en;
+  }
+
   function open(url, options) {
     options = options || {};
+    var said = words();
     var target = new URL(url, global.location.href);
     var origin = target.origin;
     if (scriptOrigin && origin !== scriptOrigin) {
@@ -34,12 +44,12 @@
     overlay.setAttribute("data-checkout", "overlay");
     dialog.setAttribute("role", "dialog");
     dialog.setAttribute("aria-modal", "true");
-    dialog.setAttribute("aria-label", options.title || "Payment");
-    frame.setAttribute("title", options.title || "Payment");
+    dialog.setAttribute("aria-label", options.title || said[0]);
+    frame.setAttribute("title", options.title || said[0]);
     frame.setAttribute("allow", "clipboard-write");
     frame.src = target.href;
     closeButton.type = "button";
-    closeButton.textContent = options.closeLabel || "Close";
+    closeButton.textContent = options.closeLabel || said[1];
 
     /* Styles through the CSSOM, which a shop's strict style-src still allows. */
     var s = overlay.style;

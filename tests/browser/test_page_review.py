@@ -143,3 +143,12 @@ def test_the_embed_modals_close_button_is_styled_and_shows_focus(
     style = close.evaluate("b => { const s = getComputedStyle(b);"
                            " return [s.backgroundColor, s.borderTopStyle, s.outlineStyle]; }")
     assert style == ["rgb(255, 255, 255)", "solid", "solid"], style
+
+
+def test_the_embed_modal_speaks_the_shops_page_language(shop: Shop, context: Any) -> None:
+    shop.embed(LINK)
+    shop.html = shop.html.replace("<!doctype html>", '<!doctype html><html lang="de">', 1)
+    page = context.new_page()
+    page.goto(shop.live.url + "/")
+    expect(page.get_by_role("button", name="Schließen")).to_be_focused()
+    assert page.get_by_role("dialog").get_attribute("aria-label") == "Zahlung"
