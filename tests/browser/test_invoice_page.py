@@ -45,6 +45,13 @@ def phase(page: Any, expected: str) -> None:
         "data-phase", expected, timeout=8000)
 
 
+def choose(page: Any, ticker: str) -> None:
+    """The customer picks a currency on the page (or inside a frame) and continues."""
+    page.get_by_label(ticker).check()
+    page.get_by_role("button", name="Continue").click()
+    phase(page, "waiting")
+
+
 def pay(app: Flask, live: LiveServer, page: Any, amount: str | None = None,
         status: str = "confirmed") -> str:
     address = page.locator('[data-field="address"]').inner_text()
@@ -79,9 +86,7 @@ def test_pick_a_currency_pay_exactly_and_reach_the_receipt(
     expect(page.locator("h1")).to_have_text("Order 7")
     expect(page.locator('[data-field="invoice-amount"]')).to_have_text("35 EUR")
     photograph(page, "choose", "invoice")
-    page.get_by_label("BTC").check()
-    page.get_by_role("button", name="Continue").click()
-    phase(page, "waiting")
+    choose(page, "BTC")
     due = page.locator('[data-field="amount"]').inner_text()
     assert decode_qr(page.locator('[data-field="qr"]').screenshot()).endswith(f"amount={due}")
     expect(page.locator('[data-field="countdown"]')).to_be_visible()
@@ -107,9 +112,7 @@ def test_change_currency_once_before_paying(
         app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
     page = context.new_page()
     page.goto(create(shop))
-    page.get_by_label("BTC").check()
-    page.get_by_role("button", name="Continue").click()
-    phase(page, "waiting")
+    choose(page, "BTC")
     url = page.url
     page.select_option("#change-currency", "LTC")
     page.get_by_role("button", name="Change").click()
@@ -145,9 +148,7 @@ def test_the_timer_runs_out_and_a_fresh_quote_is_one_click(
         app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
     page = context.new_page()
     page.goto(create(shop))
-    page.get_by_label("BTC").check()
-    page.get_by_role("button", name="Continue").click()
-    phase(page, "waiting")
+    choose(page, "BTC")
     advance_sandbox(live_server.url, 16 * 60)
     settle(app)
     phase(page, "requote")
@@ -225,10 +226,7 @@ def test_an_invoice_is_paid_inside_the_shops_iframe_and_the_shop_hears_it(
         page = context.new_page()
         page.goto(framing.url + "/")
         frame = page.frame_locator("iframe")
-        frame.get_by_label("BTC").check()
-        frame.get_by_role("button", name="Continue").click()
-        expect(frame.locator('[data-field="status-box"]')).to_have_attribute(
-            "data-phase", "waiting", timeout=8000)
+        choose(frame, "BTC")
         address = frame.locator('[data-field="address"]').inner_text()
         amount = frame.locator('[data-field="amount"]').get_attribute("data-plain") or ""
         sandbox_pay(live_server.url, address, amount, "confirmed")
