@@ -29,8 +29,9 @@ run: $(VENV)/.run translations
 		--worker-class gthread --threads 16 --access-logfile - wsgi:app
 
 ## Lint, type-check and run the whole suite (browser tests need /usr/bin/chromium).
+## PYTEST_ARGS narrows it, e.g. PYTEST_ARGS='-m "not browser"'.
 test: $(VENV)/.test lint translations
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check checkout tests $(wildcard bench/*.py)
