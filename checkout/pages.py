@@ -7,6 +7,7 @@ read our database (and the page may refresh a stale cached rate).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -469,7 +470,11 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
     if fmt not in ("svg", "png"):
         abort(404)
     page = load_page(page_id)
-    text = payments.qr_text_for(db.session(), page)
+    session = db.session()
+    stored = snapshot.read(session, page.id)  # the model the poll reads: the same amount due
+    uri = json.loads(stored)["payment_uri"] if stored else payments.page_model(
+        session, page)["payment_uri"]
+    text = payments.qr_text_for(str(uri))
     etag = qr.etag(text, fmt, str(get_locale()))
     if etag in request.if_none_match:
         response = Response(status=304)

@@ -495,9 +495,9 @@ def wallet_link(uri: str) -> str | None:
     return uri
 
 
-def qr_text_for(session: Session, page: Page) -> str:
+def qr_text_for(payment_uri: str) -> str:
     """The QR carries what the page model's link carries: the amount due now."""
-    return uris.qr_text(str(page_model(session, page)["payment_uri"]))
+    return uris.qr_text(payment_uri)
 
 
 def qr_image(text: str, fmt: str) -> tuple[bytes, str]:
@@ -552,12 +552,6 @@ def label_values(model: dict[str, Any], ticker: str, shop: str) -> dict[str, str
             "due": i18n.number(model.get("amount_due") or ""),
             "over": i18n.number(model.get("amount_over") or ""), "ticker": ticker, "shop": shop,
             "minimum": i18n.number(minimum) if minimum else "?"}
-
-
-def status_text(model: dict[str, Any], ticker: str, shop: str) -> str:
-    labels = status_labels()
-    template = labels.get(str(model["phase"])) or str(model["status"])
-    return fill(template, label_values(model, ticker, shop))
 
 
 def transaction_labels() -> dict[str, str]:
