@@ -293,7 +293,7 @@ def _cached_forever(response: Response) -> Response:
     return response
 
 
-@bp.get("/<int:client_id>/<digest>.css")
+@bp.get("/<int(max=2147483647):client_id>/<digest>.css")
 def stylesheet_file(client_id: int, digest: str) -> ResponseReturnValue:
     """Only the current digest answers: an old one is a stylesheet that no longer exists."""
     merchant = db.session().get(Merchant, client_id) if _DIGEST.match(digest) else None
@@ -303,7 +303,7 @@ def stylesheet_file(client_id: int, digest: str) -> ResponseReturnValue:
     return _cached_forever(Response(css, mimetype="text/css"))
 
 
-@bp.get("/<int:client_id>/logo-<digest>.png")
+@bp.get("/<int(max=2147483647):client_id>/logo-<digest>.png")
 def logo_file(client_id: int, digest: str) -> ResponseReturnValue:
     logo = db.session().get(MerchantLogo, client_id) if _DIGEST.match(digest) else None
     if logo is None or not logo.digest.startswith(digest):

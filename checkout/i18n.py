@@ -117,9 +117,10 @@ def merchant_language() -> str | None:
         return g.merchant_language
     page_id = (request.view_args or {}).get("page_id")
     language = None
-    if isinstance(page_id, str) and len(page_id) <= 64:
+    from .models import Merchant, Page, is_page_token
+
+    if is_page_token(page_id):
         from . import db
-        from .models import Merchant, Page
 
         language = db.session().scalar(
             select(Merchant.language).join(Page, Page.merchant_id == Merchant.client_id)

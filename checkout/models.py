@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 from sqlalchemy import (
@@ -120,6 +121,15 @@ class DepositAddress(Base):
     tag: Mapped[str | None] = mapped_column(String(64))
     processor_id: Mapped[int | None] = mapped_column(BigInteger)  # the processor's ids are 64-bit
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+# A page id as we make them (secrets.token_urlsafe): only such text ever reaches a query, since
+# PostgreSQL refuses a NUL in a string with an error, and every unknown id must get a plain 404.
+_PAGE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_page_token(value: object) -> bool:
+    return isinstance(value, str) and _PAGE_TOKEN.fullmatch(value) is not None
 
 
 class Page(Base):

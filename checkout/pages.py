@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 from typing import Any
 
@@ -52,7 +51,7 @@ from . import (
     snapshot,
     terminal,
 )
-from .models import DepositAddress, Page
+from .models import DepositAddress, Page, is_page_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
@@ -60,7 +59,6 @@ bp = Blueprint("pages", __name__)
 PAGE_TOKEN_BYTES = 24
 # Seconds a page render may wait for a fresh rate.
 RATE_TIMEOUT = 3.0
-_PAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # ---------------------------------------------------------------- terminal links
@@ -239,7 +237,7 @@ def remember_rate(session: Session, page: Page) -> None:
 def load_page(page_id: str) -> Page:
     # Only a token's letters reach the database: PostgreSQL refuses a NUL in a string with
     # an error (a 500), and every unknown id must get the same plain 404.
-    if not _PAGE_ID.fullmatch(page_id):
+    if not is_page_token(page_id):
         abort(404)
     page = db.session().get(Page, page_id)
     if page is None:
@@ -449,7 +447,7 @@ def next_page(session: Session, page: Page) -> Page:
 def status(page_id: str) -> ResponseReturnValue:
     """One SELECT by primary key: the model the last change wrote (snapshot.py). An unchanged
     model answers 304 to the script's If-None-Match."""
-    if not _PAGE_ID.fullmatch(page_id):
+    if not is_page_token(page_id):
         abort(404)
     session = db.session()
     body = snapshot.read(session, page_id)

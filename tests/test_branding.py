@@ -328,3 +328,11 @@ def test_instructions_step_aside_once_the_page_is_paid(
     html = client.get(page_url).get_data(as_text=True)
     box = html.split('data-field="pay-box"')[1].split('data-field="outcome"')[0]
     assert "Pay from your own wallet." in box
+
+
+def test_a_brand_url_with_an_id_no_merchant_can_have_is_a_plain_404(
+        app: Any) -> None:
+    client = app.test_client()
+    for path in ("/brand/99999999999999999999/abcdef.css", "/brand/2147483648/logo-abc.png",
+                 "/brand/-1/abc.css"):
+        assert client.get(path).status_code == 404, path
