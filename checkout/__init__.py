@@ -23,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_extensions(app)
     register_blueprints(app)
     register_commands(app)
+    wrap_wsgi(app)
     return app
 
 
@@ -35,9 +36,10 @@ def load_settings(app: Flask, overrides: dict[str, Any]) -> None:
 
 
 def init_storage(app: Flask) -> None:
-    from . import db, snapshot
+    from . import db, pagecache, snapshot
 
     db.init_app(app)
+    pagecache.init_app(app)
     # Every transaction that changes a page writes its model before it commits.
     snapshot.install(app.extensions[db.EXTENSION + ".factory"])
 
@@ -66,6 +68,15 @@ def register_blueprints(app: Flask) -> None:
     from . import ratelimit
 
     ratelimit.init_app(app)  # wraps the views registered above
+
+
+def wrap_wsgi(app: Flask) -> None:
+    from . import poll, security
+
+    # The status poll is answered before Flask runs (poll.py); the proxy fix goes outside
+    # it, so that the poll's rate limit counts the client's address, not the proxy's.
+    poll.install(app)
+    security.trust_proxies(app, int(app.config.get("TRUSTED_PROXIES", 0)))
 
 
 def register_commands(app: Flask) -> None:

@@ -43,9 +43,11 @@ from . import (
     limits,
     merchants,
     money,
+    pagecache,
     payments,
     processor,
     qr,
+    ratelimit,
     rates,
     security,
     snapshot,
@@ -247,10 +249,30 @@ def load_page(page_id: str) -> Page:
 
 @bp.get("/p/<page_id>")
 def show(page_id: str) -> ResponseReturnValue:
-    """Reads our database only: the worker keeps the rates fresh, no page view asks."""
+    """Reads our database only: the worker keeps the rates fresh, no page view asks. A view
+    of a page whose state was rendered before is served from that rendering (pagecache.py)
+    after one SELECT."""
+    if not is_page_token(page_id):
+        abort(404)
     session = db.session()
-    page = load_page(page_id)
-    return no_store(make_response(render_page(session, page, f"{page.kind}.html")))
+    state = pagecache.state_of(session, page_id)
+    if state is None:
+        abort(404)
+    i18n.use_merchant_language(state.language)  # known now: no query of its own
+    now = clock.now()
+
+    def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
+        page = load_page(page_id)
+        model = snapshot.model_of(session, page, now)
+        html = render_page(session, page, f"{page.kind}.html", model=model, countdown=countdown)
+        return pagecache.Rendering(html, model.get("seconds_left"),
+                                   snapshot.fiat_at(page) if model.get("fiat") else None,
+                                   g.get("frame_ancestors"))
+
+    found = pagecache.rendered(state, page_id, (str(get_locale()), request.full_path), now,
+                               render)
+    g.frame_ancestors = found.frame_ancestors
+    return no_store(make_response(found.serve(pagecache.unix(now))))
 
 
 @bp.get("/p/<page_id>/receipt")
@@ -258,7 +280,7 @@ def receipt(page_id: str) -> ResponseReturnValue:
     """A printable receipt of a paid page; before that, the page itself."""
     session = db.session()
     page = load_page(page_id)
-    if payments.page_model(session, page)["receipt"] is None:
+    if snapshot.model_of(session, page)["receipt"] is None:
         return redirect(url_for("pages.show", page_id=page.id), 303)
     return no_store(make_response(render_page(session, page, "receipt.html")))
 
@@ -266,8 +288,10 @@ def receipt(page_id: str) -> ResponseReturnValue:
 def render_page(session: Session, page: Page, template: str, *,
                 pick_form: forms.PickForm | None = None,
                 email_form: forms.EmailForm | None = None,
-                form_error: str | None = None) -> str:
-    model = payments.page_model(session, page)
+                form_error: str | None = None, model: dict[str, Any] | None = None,
+                countdown: pagecache.Countdown | None = None) -> str:
+    if model is None:
+        model = snapshot.model_of(session, page)  # what the poll sends, to the byte
     asset = payments.describe(page.currency)
     # An invoice has no is_iframe flag (the processor's API has none): its page may always be
     # framed by the merchant's own registered origins, and tells them its status.
@@ -291,6 +315,7 @@ def render_page(session: Session, page: Page, template: str, *,
                     if page.kind == "deposit" and page.amount is not None else None),
         pick_form=pick_form, email_form=email_form, form_error=form_error,
         noscript_refresh=noscript_refresh(model),
+        countdown=countdown or pagecache.Countdown.of(model.get("seconds_left")),
     )
 
 
@@ -445,8 +470,11 @@ def next_page(session: Session, page: Page) -> Page:
 
 @bp.get("/p/<page_id>/status")
 def status(page_id: str) -> ResponseReturnValue:
-    """One SELECT by primary key: the model the last change wrote (snapshot.py). An unchanged
-    model answers 304 to the script's If-None-Match."""
+    """What poll.py, in front of Flask, does not answer itself: a poll over its limit, a page
+    without a stored model yet, a malformed id. Otherwise as there: one SELECT by primary
+    key, and 304 to the script's If-None-Match when the model is unchanged."""
+    if request.environ.get(ratelimit.POLL_REFUSED):
+        return ratelimit.refusal(ratelimit.poll_limit_retry(request.remote_addr))
     if not is_page_token(page_id):
         abort(404)
     session = db.session()

@@ -7,19 +7,22 @@ limit: a bot trying signatures on links or callbacks is slowed, the shop's custo
 A correctly signed processor callback is never limited, whatever else came from its address.
 
 Limits live in `CHECKOUT_RATELIMIT_STORAGE_URL` (Redis, so that every instance counts
-together) or, without it, in each process's memory.
+together) or, without it, in each process's memory (`ProcessMemory`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, jsonify, request
 from flask_babel import gettext as _
 from flask_limiter import Limiter, RateLimitExceeded
+from limits import RateLimitItem, parse
+from limits.storage import Storage
 
 from . import auth
 
@@ -34,6 +37,76 @@ DEFAULTS = {
     "RATELIMIT_BAD_CALLBACKS": "120 per minute",  # callbacks refused (not ours to hear)
 }
 REFUSED = frozenset({400, 401, 403, 404, 413, 422})
+IN_MEMORY = "checkout-memory://"
+# Set by the status poll's own path (poll.py), which counts its requests before Flask sees
+# them: the Flask view then neither counts them again nor forgets a refusal.
+POLL_COUNTED = "checkout.poll.counted"
+POLL_REFUSED = "checkout.poll.refused"
+
+
+class ProcessMemory(Storage):
+    """Fixed-window counters in this process's memory, swept as they are used.
+
+    `limits`' own memory storage starts a timer thread to expire keys, again and again under
+    load: at the status poll's rate that thread churn cost more than the poll itself."""
+
+    STORAGE_SCHEME = ["checkout-memory"]
+    SWEEP_EVERY = 60.0
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 **options: str) -> None:
+        self.counters: dict[str, list[float]] = {}  # key: [count, expires at]
+        self.lock = threading.Lock()
+        self.swept_at = time.time()
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        with self.lock:
+            if now - self.swept_at > self.SWEEP_EVERY:
+                self._sweep(now)
+            counter = self.counters.get(key)
+            if counter is None or counter[1] <= now:
+                counter = self.counters[key] = [0, now + expiry]
+            counter[0] += amount
+            return int(counter[0])
+
+    def decr(self, key: str, amount: int = 1) -> int:
+        with self.lock:
+            counter = self.counters.get(key)
+            if counter is None or counter[1] <= time.time():
+                return 0
+            counter[0] = max(0, counter[0] - amount)
+            return int(counter[0])
+
+    def get(self, key: str) -> int:
+        counter = self.counters.get(key)
+        return 0 if counter is None or counter[1] <= time.time() else int(counter[0])
+
+    def get_expiry(self, key: str) -> float:
+        counter = self.counters.get(key)
+        return time.time() if counter is None else counter[1]
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self.lock:
+            count = len(self.counters)
+            self.counters.clear()
+        return count
+
+    def clear(self, key: str) -> None:
+        with self.lock:
+            self.counters.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        self.counters = {key: c for key, c in self.counters.items() if c[1] > now}
+        self.swept_at = now
 
 
 def client_address() -> str:
@@ -73,8 +146,11 @@ def limit_views(app: Flask, limiter: Limiter, setting: str, *endpoints: str,
 
 
 def too_many(exc: RateLimitExceeded) -> Any:
+    return refusal(retry_after())
+
+
+def refusal(retry: int) -> Response:
     """429 with Retry-After: JSON in CoinsPaid's error shape for machines, HTML for people."""
-    retry = retry_after()
     if request.path.startswith(("/api/", "/callbacks/")):
         response = jsonify(error="Too many requests", code="too_many_requests")
         response.status_code = 429
@@ -95,12 +171,45 @@ def retry_after() -> int:
     return max(1, math.ceil(limit.reset_at - time.time()))
 
 
+class PollLimit:
+    """The status poll's limit, counted in the limiter's own storage (shared when it is
+    Redis) by poll.py before Flask runs."""
+
+    def __init__(self, limiter: Limiter, value: str) -> None:
+        self.strategy = limiter.limiter
+        self.item: RateLimitItem = parse(value)
+
+    def hit(self, address: str) -> bool:
+        return self.strategy.hit(self.item, "checkout", "poll", address)
+
+    def retry_after(self, address: str) -> int:
+        stats = self.strategy.get_window_stats(self.item, "checkout", "poll", address)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def poll_limit(app: Flask) -> PollLimit | None:
+    """None when limits are off."""
+    limiter: Limiter | None = app.extensions.get(EXTENSION)
+    if limiter is None or not limiter.enabled:
+        return None
+    return PollLimit(limiter, str(app.config["RATELIMIT_STATUS"]))
+
+
+def poll_limit_retry(address: str | None) -> int:
+    limit = poll_limit(current_app)
+    return 60 if limit is None else limit.retry_after(address or "unknown")
+
+
+def poll_counted() -> bool:
+    return bool(request.environ.get(POLL_COUNTED))
+
+
 def init_app(app: Flask) -> None:
     """Limits on the customer routes, the API and refused callbacks; call after blueprints."""
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, os.environ.get(f"CHECKOUT_{name}", value))
     app.config.setdefault("RATELIMIT_STORAGE_URI",
-                          os.environ.get("CHECKOUT_RATELIMIT_STORAGE_URL") or "memory://")
+                          os.environ.get("CHECKOUT_RATELIMIT_STORAGE_URL") or IN_MEMORY)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     limiter = Limiter(client_address, app=app, key_prefix="checkout")
     app.extensions[EXTENSION] = limiter
@@ -109,7 +218,7 @@ def init_app(app: Flask) -> None:
                 deduct_when=refused)
     limit_views(app, limiter, "RATELIMIT_PAGES", "pages.show", "pages.receipt",
                 "pages.qr_image")
-    limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status")
+    limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status", exempt_when=poll_counted)
     limit_views(app, limiter, "RATELIMIT_FORMS", "pages.pick", "pages.give_email",
                 "pages.pay_again")
     limit_views(app, limiter, "RATELIMIT_API", "api.invoices_create", "api.invoices_cancel",

@@ -32,19 +32,27 @@ def content_security_policy(frame_ancestors: list[str] | None) -> str:
     return f"{BASE_POLICY}; frame-ancestors {ancestors}"
 
 
-def add_security_headers(response: Response) -> Response:
-    frame_ancestors: list[str] | None = g.get("frame_ancestors")
-    response.headers.setdefault("Content-Security-Policy", content_security_policy(frame_ancestors))
+def security_headers(frame_ancestors: list[str] | None, *, sandbox: bool) -> list[tuple[str, str]]:
+    """What every answer carries; `frame_ancestors`: the origins that may frame it."""
+    headers = [("Content-Security-Policy", content_security_policy(frame_ancestors))]
     if not frame_ancestors:
         # For browsers that predate frame-ancestors; it cannot list several origins.
-        response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin-allow-popups")
-    response.headers.setdefault(
-        "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-    if not current_app.config["SANDBOX"]:
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+        headers.append(("X-Frame-Options", "DENY"))
+    headers += [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cross-Origin-Opener-Policy", "same-origin-allow-popups"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+    ]
+    if not sandbox:
+        headers.append(("Strict-Transport-Security", HSTS))
+    return headers
+
+
+def add_security_headers(response: Response) -> Response:
+    for name, value in security_headers(g.get("frame_ancestors"),
+                                        sandbox=current_app.config["SANDBOX"]):
+        response.headers.setdefault(name, value)
     return response
 
 
@@ -74,4 +82,3 @@ def init_app(app: Flask) -> None:
     # Before any blueprint registers: the signed machine routes (merchant API, processor
     # callbacks, the sandbox) exempt themselves from `app.extensions["csrf"]` as they do.
     CSRFProtect(app)
-    trust_proxies(app, int(app.config.get("TRUSTED_PROXIES", 0)))

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import clock, money, payments, rates
 from .models import Deposit, Invoice, InvoiceQuote, Page
@@ -107,9 +108,13 @@ def write(session: Session, page: Page, now: datetime | None = None) -> None:
     model[DEADLINE] = _unix(deadline_of(page, model, now))
     model[FIAT_AT] = _unix(now) if model.get("fiat") else None
     text = money.dumps(model)
-    session.execute(update(Page).where(Page.id == page.id).values(
+    version = session.execute(update(Page).where(Page.id == page.id).values(
         model_json=text, model_version=Page.model_version + 1)
-        .execution_options(synchronize_session=False))
+        .returning(Page.model_version)
+        .execution_options(synchronize_session=False)).scalar_one()
+    # The loaded row is the one a page rendered later in this request reads: keep it true.
+    set_committed_value(page, "model_json", text)
+    set_committed_value(page, "model_version", version)
 
 
 def deadline_of(page: Page, model: dict[str, Any], now: datetime) -> datetime | None:
@@ -130,10 +135,30 @@ def read(session: Session, page_id: str, now: datetime | None = None) -> bytes |
     return finish(stored, now or clock.now())
 
 
+def model_of(session: Session, page: Page, now: datetime | None = None) -> dict[str, Any]:
+    """The page's model as the poll sends it: the stored one (already in the loaded row),
+    built from the tables only for a page that has none yet."""
+    if page.model_json is None:
+        return payments.page_model(session, page, now=now)
+    return complete(json.loads(page.model_json), now or clock.now())
+
+
+def fiat_at(page: Page) -> int | None:
+    """When the fiat value in the page's stored model was fetched (unix seconds)."""
+    if page.model_json is None:
+        return None
+    stamp = json.loads(page.model_json).get(FIAT_AT)
+    return None if stamp is None else int(stamp)
+
+
 def finish(stored: str, now: datetime) -> bytes:
+    return json.dumps(complete(json.loads(stored), now), separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def complete(model: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Add what only the moment of reading knows: the seconds left, and drop a fiat value
     that has grown too old to call approximate."""
-    model = json.loads(stored)
     deadline = model.pop(DEADLINE, None)
     fiat_at = model.pop(FIAT_AT, None)
     stamp = _unix(now) or 0
@@ -141,7 +166,7 @@ def finish(stored: str, now: datetime) -> bytes:
         model["seconds_left"] = max(0, deadline - stamp)
     if fiat_at is not None and stamp - fiat_at > rates.SHOWN_MAX_AGE:
         model["fiat"] = None
-    return json.dumps(model, separators=(",", ":"), ensure_ascii=False).encode()
+    return model
 
 
 def etag(body: bytes) -> str:

@@ -1,0 +1,146 @@
+"""Rendered customer pages, kept per state: a page's HTML is made once for each version of
+its stored model, language, address (path and query, which the language links repeat) and
+look of its merchant, and served again until one of them changes.
+
+What only the moment of serving knows is filled in then: the countdown (its time, whether it
+is urgent, whether it shows). A fiat value that has grown too old since the rendering is
+not patched out: the page is rendered again, as the poll would drop it (snapshot.py).
+
+Which version is current is one SELECT by primary key, joined to the merchant's look, so a
+repeated view costs that query and a dictionary lookup instead of a template rendering.
+Each process keeps its own copies, bounded (`PAGE_CACHE_SIZE` entries, least recently used
+out first); nothing here is shared or needs to be: a copy is only ever a copy of what any
+process would render from the same rows.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import Row, bindparam, select
+from sqlalchemy.orm import Session
+
+from . import rates, snapshot
+from .models import Merchant, MerchantLogo, Page
+
+EXTENSION = "checkout.pagecache"
+DEFAULT_SIZE = 1024
+# The countdown's time is "m:ss"; the last three minutes are marked urgent.
+URGENT_SECONDS = 180
+
+# What a view needs to know which rendering is current: the model's version, and everything
+# of the merchant that a page shows (its name, look, frame origins, words, default language).
+STATE = (select(Page.model_version, Page.kind, Page.is_iframe, Merchant.name,
+                Merchant.display_name, Merchant.accent, Merchant.instructions_json,
+                Merchant.frame_origins_json, Merchant.language, MerchantLogo.digest)
+         .join(Merchant, Merchant.client_id == Page.merchant_id)
+         .outerjoin(MerchantLogo, MerchantLogo.merchant_id == Merchant.client_id)
+         .where(Page.id == bindparam("page_id")))
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """The countdown's three moving parts, as the template writes them."""
+
+    urgent: str
+    hidden: str
+    time: str
+
+    @classmethod
+    def of(cls, left: int | None) -> Countdown:
+        if left is None:
+            return cls("", " hidden", "")
+        return cls(" urgent" if left <= URGENT_SECONDS else "", "", f"{left // 60}:{left % 60:02d}")
+
+
+# Markers the cached HTML holds in the countdown's place; random per process, so no text of
+# a page (a shop's name, say) can ever spell one.
+_NONCE = secrets.token_hex(8)
+MARKERS = Countdown(f"\x00{_NONCE}u", f"\x00{_NONCE}h", f"\x00{_NONCE}t")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str  # with MARKERS in the countdown's place
+    deadline: int | None  # unix seconds when the countdown reaches zero; None: no countdown
+    fiat_at: int | None  # unix seconds of the fiat value shown; None: none shown
+    frame_ancestors: list[str] | None
+
+    def fresh(self, now: int) -> bool:
+        return self.fiat_at is None or now - self.fiat_at <= rates.SHOWN_MAX_AGE
+
+    def serve(self, now: int) -> str:
+        left = None if self.deadline is None else max(0, self.deadline - now)
+        shown = Countdown.of(left)
+        return (self.html.replace(MARKERS.urgent, shown.urgent)
+                .replace(MARKERS.hidden, shown.hidden).replace(MARKERS.time, shown.time))
+
+
+class PageCache:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[Any, ...], Rendered] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Rendered | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[Any, ...], rendered: Rendered) -> None:
+        with self.lock:
+            self.entries[key] = rendered
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+def state_of(session: Session, page_id: str) -> Any:
+    """The page's current version and its merchant's look; None: no such page."""
+    return session.connection().execute(STATE, {"page_id": page_id}).first()
+
+
+def unix(moment: datetime) -> int:
+    return snapshot._unix(moment) or 0
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What a view rendered for the cache: the HTML (with MARKERS), the seconds left and the
+    fiat value's age stamp of the model it showed, and who may frame it."""
+
+    html: str
+    seconds_left: int | None
+    fiat_at: int | None
+    frame_ancestors: list[str] | None
+
+
+def rendered(state: Row[Any], page_id: str, variant: tuple[Any, ...], now: datetime,
+             render: Callable[[Countdown], Rendering]) -> Rendered:
+    """The page's rendering now: a kept one of this state if there is one, else `render`'s,
+    kept for the next view (`serve` it with the moment)."""
+    cache: PageCache = current_app.extensions[EXTENSION]
+    stamp = unix(now)
+    key = (page_id, *state, *variant)
+    found = cache.get(key)
+    if found is None or not found.fresh(stamp):
+        made = render(MARKERS)
+        left = made.seconds_left
+        found = Rendered(made.html, None if left is None else stamp + int(left), made.fiat_at,
+                         made.frame_ancestors)
+        if state.model_version is not None:  # a page without a stored model yet: not kept
+            cache.put(key, found)
+    return found
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = PageCache(int(app.config.get("PAGE_CACHE_SIZE", DEFAULT_SIZE)))
