@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import zxingcpp
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
+from conftest import MERCHANT_SECRET, LiveServer, start_live_server, wait_until
 from flask import Flask
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
@@ -321,11 +320,14 @@ def test_coming_back_to_the_page_polls_at_once(site_with: Any, context: Any) -> 
     """Phones kill background polling: focus or visibility asks for news without waiting."""
     app, live = site_with(POLL_WAITING_MS=600_000, POLL_SEEN_MS=600_000)
     page = context.new_page()
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/status" in r.url else None)
     page.goto(link_url(live.url))
     add_deposit(app, 1, "not_confirmed")
-    page.wait_for_timeout(300)
     expect(status_of(page)).to_have_attribute("data-status", "waiting")
-    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    assert polls == []  # at a ten-minute cadence, nothing has asked yet
+    with page.expect_request(lambda r: "/status" in r.url, timeout=3000):
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed", timeout=3000)
 
 
@@ -338,10 +340,8 @@ def test_polling_slows_once_a_payment_is_seen_and_stops_when_final(
     page.goto(link_url(live.url))
 
     # Waiting: polls come quickly (however loaded the machine, eight arrive well within 10 s).
-    deadline = time.monotonic() + 10
-    while len(polls) < 8 and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert len(polls) >= 8, f"waiting: only {len(polls)} polls at a 150 ms cadence"
+    wait_until(lambda: len(polls) >= 8, what="eight polls at a 150 ms cadence",
+               tick=lambda: page.wait_for_timeout(50))
 
     add_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
