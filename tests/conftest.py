@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,21 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'checkout.db'}"
     migrate.upgrade(url)
     yield url
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10, *, what: str = "",
+               tick: Callable[[], None] | None = None) -> None:
+    """Return as soon as `condition()` holds; fail after `seconds`. A fixed sleep is too short
+    on a loaded machine and time lost on an idle one. `tick` pauses between checks: browser
+    tests pass the page's own wait, since Playwright hands page events (requests) to Python
+    only while it is called."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what or condition}"
+        if tick is None:
+            time.sleep(0.02)
+        else:
+            tick()
 
 
 def is_postgres(url: str) -> bool:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -85,9 +83,3 @@ def pay(base_url: str, address: str, amount: str, status: str = "not_confirmed",
     answer = requests.post(f"{base_url}/sandbox/simulate/payment", json=body, timeout=10)
     assert answer.status_code == 201, answer.text
 
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never came true"
-        time.sleep(0.02)

@@ -13,10 +13,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = [sys.executable, str(ROOT / "bench" / "bench.py")]
@@ -42,6 +42,20 @@ def gone(pid: int) -> bool:
         return True
     # A zombie is gone too (its parent, the bench, has exited and init reaps it).
     return "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+
+
+def has_child(parent: int, name: str) -> bool:
+    """Whether process `parent` has a child process called `name` (read from /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses of its own.
+        comm, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
+        if comm == name and int(rest.split()[1]) == parent:
+            return True
+    return False
 
 
 def test_the_bench_loads_site_and_bare_app_and_prints_ratios_and_targets() -> None:
@@ -87,9 +101,9 @@ def test_an_interrupted_bench_stops_every_process_it_started() -> None:
         assert bench.stdout is not None
         for line in bench.stdout:
             lines.append(line)
-            if "status poll: 1 rounds" in line:  # both apps are up, wrk is loading them
+            if "status poll: 1 rounds" in line:  # both apps are up
                 break
-        time.sleep(0.5)
+        wait_until(lambda: has_child(bench.pid, "wrk"), what="wrk loading the apps")
         bench.send_signal(signal.SIGINT)
         rest, _ = bench.communicate(timeout=30)
     finally:
@@ -101,7 +115,4 @@ def test_an_interrupted_bench_stops_every_process_it_started() -> None:
     assert "interrupted" in output
     pids = started_pids(output)
     assert len(pids) == 2, output
-    deadline = time.monotonic() + 10
-    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert all(gone(pid) for pid in pids), output
+    wait_until(lambda: all(gone(pid) for pid in pids), what=f"the apps stopped: {output}")

@@ -97,9 +97,10 @@ def pseudo_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
                     BABEL_TRANSLATION_DIRECTORIES=str(tmp_path / "translations"))
 
 
-@pytest.fixture
-def pseudo_client(pseudo_app: Flask) -> FlaskClient:
-    with pseudo_app.app_context():
+def seed_xrp_customer(app: Flask) -> None:
+    """Merchant 11 and its customer ORDER-77, who pays XRP to a tagged address taken before,
+    at a fresh rate: a link opens a page without the processor."""
+    with app.app_context():
         merchants.add(merchants.NewMerchant(11, "Shop", "k-11", MERCHANT_SECRET,
                                             ("shop.example",)))
         with db.transaction() as s:
@@ -107,6 +108,11 @@ def pseudo_client(pseudo_app: Flask) -> FlaskClient:
                                  convert_to="EUR", address=XRP_ADDRESS, tag="100001"))
             s.add(RateQuote(currency_from="XRP", currency_to="EUR", rate="0.5",
                             fetched_at=clock.now()))
+
+
+@pytest.fixture
+def pseudo_client(pseudo_app: Flask) -> FlaskClient:
+    seed_xrp_customer(pseudo_app)
     return pseudo_app.test_client()
 
 

@@ -16,12 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from test_i18n import pseudo_catalogue
+from test_i18n import pseudo_catalogue, seed_xrp_customer
 
-from checkout import clock, db, i18n, merchants, terminal
-from checkout.models import DepositAddress, Merchant, RateQuote
-
-XRP_ADDRESS = "r94qxp2ChX1aXkaasqMY2PHN3MQAYzj573"
+from checkout import i18n, merchants, terminal
+from checkout.models import Merchant
 
 
 @pytest.mark.parametrize(("asked", "served"), [
@@ -78,14 +76,7 @@ def polyglot(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
     (folder / "de" / "LC_MESSAGES" / "messages.po").write_bytes(source.read_bytes())
     app = make_app(LANGUAGES=i18n.catalogue_languages(folder, ["en", "de", "eo"]),
                    BABEL_TRANSLATION_DIRECTORIES=str(folder))
-    with app.app_context():
-        merchants.add(merchants.NewMerchant(11, "Shop", "k-11", MERCHANT_SECRET,
-                                            ("shop.example",)))
-        with db.transaction() as s:
-            s.add(DepositAddress(merchant_id=11, foreign_id="ORDER-77", currency="XRP",
-                                 convert_to="EUR", address=XRP_ADDRESS, tag="100001"))
-            s.add(RateQuote(currency_from="XRP", currency_to="EUR", rate="0.5",
-                            fetched_at=clock.now()))
+    seed_xrp_customer(app)
     return app
 
 

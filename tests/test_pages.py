@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
+from deposit_kit import BTC_ADDRESS, LINK, send_deposit, txid
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
@@ -22,10 +23,7 @@ from checkout import clock, db, payments, rates, terminal
 from checkout.models import Deposit, DepositAddress, Merchant, Page, RateQuote
 from checkout.sandbox import store as sandbox_store
 
-BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 XRP_ADDRESS = "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh"
-LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
-        "convert_to": "EUR", "url_back": "https://shop.example/back"}
 # The contract's keys, in its order, with ours beside them (README, "The page model").
 CONTRACT_KEYS = ["id", "kind", "status", "reason", "final", "phase", "pay_now", "currency",
                  "address", "tag", "network", "test_network", "amount", "amount_paid",
@@ -160,23 +158,6 @@ def count(app: Flask, model: type[Any]) -> int:
         return db.session().scalar(select(func.count()).select_from(model)) or 0
 
 
-def add_deposit(app: Flask, processor_id: int, status: str, amount: str = "0.00123", *,
-                at: datetime | None = None, confirmations: int = 0) -> list[Page]:
-    """What the callbacks do: upsert a Deposit row, then refresh the address's pages."""
-    with app.app_context(), db.transaction() as s:
-        address_id = s.scalar(select(DepositAddress.id))
-        assert address_id is not None
-        row = s.scalar(select(Deposit).where(Deposit.processor_id == processor_id))
-        if row is None:
-            row = Deposit(merchant_id=11, processor_id=processor_id, address_id=address_id,
-                          currency="BTC", amount=amount, txid=f"{processor_id:064x}",
-                          created_at=at or clock.now())
-            s.add(row)
-        row.status, row.confirmations = status, confirmations
-        s.flush()
-        return payments.refresh_for_address(s, address_id)
-
-
 def test_a_link_opens_a_page_and_the_same_link_the_same_page(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     first = open_link(client)
@@ -240,46 +221,50 @@ def test_the_status_never_reaches_the_processor(
 
 def test_deposits_move_the_page_forward_and_only_those_after_it_opened(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
-    add_deposit(app, 1, "confirmed", "5", at=clock.now() - timedelta(hours=1))
+    assert send_deposit(app, 1, "confirmed", "5") == "applied"  # an earlier order's money
     page = open_link(client)
     assert client.get(page + "/status").get_json()["status"] == "waiting"
 
-    changed = add_deposit(app, 2, "not_confirmed")
-    assert [p.id for p in changed] == [page.rsplit("/", 1)[1]]
+    assert send_deposit(app, 2, "not_confirmed") == "applied"
     model = client.get(page + "/status").get_json()
     assert (model["status"], model["final"], model["amount_paid"]) == (
         "not_confirmed", False, "0.00123")
     assert model["transactions"] == [{
-        "txid": f"{2:064x}", "amount": "0.00123", "status": "not_confirmed", "refusal": None,
+        "txid": txid(2), "amount": "0.00123", "status": "not_confirmed", "refusal": None,
         "confirmations": 0,
         # Sandbox mode: a test-network explorer, where a test transaction can be found.
-        "explorer_url": f"https://mempool.space/testnet4/tx/{2:064x}"}]
-    assert add_deposit(app, 2, "not_confirmed") == []  # a replay changes nothing
+        "explorer_url": f"https://mempool.space/testnet4/tx/{txid(2)}"}]
+    assert send_deposit(app, 2, "not_confirmed") == "duplicate"  # a replay changes nothing
+    assert client.get(page + "/status").get_json() == model
 
-    add_deposit(app, 2, "confirmed", confirmations=1)
+    assert send_deposit(app, 2, "confirmed") == "applied"
     model = client.get(page + "/status").get_json()
     assert (model["status"], model["final"], model["amount_due"], model["return_url"]) == (
         "confirmed", True, None, "https://shop.example/back")
 
-    add_deposit(app, 2, "cancelled")  # a late contradiction never undoes a confirmation
-    assert client.get(page + "/status").get_json()["status"] == "confirmed"
+    # A late contradiction never undoes a confirmation: the processor's first final word
+    # stays, on the transaction as on the page, and the callback is flagged for an operator.
+    assert send_deposit(app, 2, "cancelled") == "flagged"
+    model = client.get(page + "/status").get_json()
+    assert (model["status"], [t["status"] for t in model["transactions"]]) == (
+        "confirmed", ["confirmed"])
 
 
 def test_a_payment_counts_on_one_page_only_the_newest_open_when_it_was_seen(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     first = open_link(client)
-    add_deposit(app, 1, "not_confirmed")  # seen while only the first page was open
+    send_deposit(app, 1, "not_confirmed")  # seen while only the first page was open
     second = open_link(client, {**LINK, "amount": "0.002"})  # another order, same customer
     assert second != first
-    add_deposit(app, 2, "confirmed", "0.002", confirmations=1)
-    add_deposit(app, 1, "confirmed", confirmations=1)  # confirmed later, still the first's
+    send_deposit(app, 2, "confirmed", "0.002")
+    send_deposit(app, 1, "confirmed")  # confirmed later, still the first's
 
     one = client.get(first + "/status").get_json()
     two = client.get(second + "/status").get_json()
     assert (one["status"], one["amount_paid"], [t["txid"] for t in one["transactions"]]) == (
-        "confirmed", "0.00123", [f"{1:064x}"])
+        "confirmed", "0.00123", [txid(1)])
     assert (two["status"], two["amount_paid"], [t["txid"] for t in two["transactions"]]) == (
-        "confirmed", "0.002", [f"{2:064x}"])
+        "confirmed", "0.002", [txid(2)])
 
 
 def test_the_page_shows_everything_needed_to_pay_without_javascript(
@@ -312,7 +297,7 @@ def test_the_page_shows_everything_needed_to_pay_without_javascript(
 def test_a_final_page_offers_the_way_back_to_the_shop_at_the_top(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     page = open_link(client)
-    add_deposit(app, 3, "confirmed")
+    send_deposit(app, 3, "confirmed")
     html = client.get(page).get_data(as_text=True)
     assert re.search(r'<a class="button" target="_top" rel="noopener" data-field="return-link"'
                      r' href="https://shop.example/back">', html)
@@ -544,7 +529,7 @@ def test_a_currency_the_processor_refuses_is_a_clear_error_not_a_retry(
 def test_a_cancelled_page_lets_its_link_open_a_fresh_page_on_the_same_address(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     first = open_link(client)
-    add_deposit(app, 1, "cancelled")
+    send_deposit(app, 1, "cancelled")
     second = open_link(client)
     assert second != first
     assert client.get(second + "/status").get_json()["status"] == "waiting"
@@ -558,7 +543,7 @@ def test_a_paid_orders_link_reopens_its_paid_page(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     """A fresh "waiting" page for an order already paid invites a second payment."""
     first = open_link(client)
-    add_deposit(app, 1, "confirmed", confirmations=1)
+    send_deposit(app, 1, "confirmed")
     assert open_link(client) == first
     assert count(app, Page) == 1
 
@@ -567,7 +552,7 @@ def test_a_standing_top_up_link_opens_a_fresh_page_once_the_last_is_final(
         app: Flask, client: FlaskClient, address: DepositAddress, fresh_rate: None) -> None:
     top_up = {**LINK, "amount": None}
     first = open_link(client, top_up)
-    add_deposit(app, 1, "confirmed", "0.5", confirmations=1)
+    send_deposit(app, 1, "confirmed", "0.5")
     second = open_link(client, top_up)
     assert second != first
     assert client.get(second + "/status").get_json()["phase"] == "waiting"

@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import LiveServer
+from flask import Flask
+
+from checkout.models import Merchant
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,3 +54,21 @@ def context(browser: Any) -> Iterator[Any]:
 def app(make_app: Any) -> Any:
     """The site with quick polls and a quick no-JavaScript refresh, so tests wait little."""
     return make_app(POLL_WAITING_MS=250, POLL_SEEN_MS=250, NOSCRIPT_REFRESH=1)
+
+
+@pytest.fixture
+def site(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[LiveServer]:
+    """The site served for real, with merchant 11."""
+    yield live_server
+
+
+@pytest.fixture
+def customer(context: Any, site: LiveServer) -> Any:
+    """A customer's tab that may use the clipboard on the site (copy buttons)."""
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    page = context.new_page()
+    # The shop's pages are not on this machine: its return links land on a stand-in.
+    page.route("https://shop.example/**", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body="<!doctype html><html lang=en><title>Shop</title><main>Back at the shop</main>"))
+    return page

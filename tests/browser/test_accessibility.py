@@ -89,22 +89,6 @@ def with_lang(url: str, lang: str) -> str:
     return url + ("&" if "?" in url else "?") + urlencode({"lang": lang})
 
 
-@pytest.fixture
-def site(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[LiveServer]:
-    yield live_server
-
-
-@pytest.fixture
-def customer(context: Any, site: LiveServer) -> Page:
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
-    page: Page = context.new_page()
-    # The shop's pages are not on this machine: its return links land on a stand-in.
-    page.route("https://shop.example/**", lambda route: route.fulfill(
-        status=200, content_type="text/html",
-        body="<!doctype html><html lang=en><title>Shop</title><main>Back at the shop</main>"))
-    return page
-
-
 # ---------------------------------------------------------------- the deposit page
 
 

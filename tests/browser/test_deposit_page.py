@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -12,19 +11,15 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import zxingcpp
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
+from conftest import MERCHANT_SECRET, LiveServer, start_live_server, wait_until
+from deposit_kit import BTC_ADDRESS, LINK, send_deposit
 from flask import Flask
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
-from test_pages import add_deposit
 
 from checkout import clock, db, merchants, payments, terminal, worker
 from checkout.models import DepositAddress, Merchant, RateQuote
-
-BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
-LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
-        "convert_to": "EUR", "url_back": "https://shop.example/back"}
 
 
 def link_url(base: str, payload: dict[str, Any] = LINK) -> str:
@@ -125,14 +120,14 @@ def test_the_open_page_follows_the_payment_without_a_reload(
     expect(page.locator('[data-field="return"]')).to_be_hidden()
     expect(page.locator('[data-field="pay-box"]')).to_be_visible()
 
-    add_deposit(app, 1, "not_confirmed")
+    send_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
     expect(page.locator("#status-text")).to_contain_text("is on its way")
     # Enough is on its way: the pay instructions step aside at once.
     expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
     expect(page.locator('[data-field="transactions"] li')).to_contain_text("0.00123")
 
-    add_deposit(app, 1, "confirmed", confirmations=1)
+    send_deposit(app, 1, "confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "confirmed")
     expect(page.locator("#status-text")).to_contain_text("Payment confirmed")
     # Paid in full: the QR and address step aside so nobody pays twice by mistake.
@@ -159,7 +154,7 @@ def test_without_javascript_the_page_is_complete_and_refreshes_itself(
         assert decode_qr(steady_screenshot(page.locator('[data-field="qr"]'))).lower() == \
             model["payment_uri"].lower()
 
-        add_deposit(app, 1, "confirmed", confirmations=1)
+        send_deposit(app, 1, "confirmed")
         expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=8000)
         expect(page.locator('[data-field="return-link"]')).to_be_visible()
         expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
@@ -278,7 +273,7 @@ def test_an_allowed_shop_frames_the_page_and_hears_its_status(
 
     # The shop's own page forging a status: embed.js listens to the checkout's origin only.
     page.evaluate("window.postMessage({type: 'checkout:status', status: 'forged'}, '*')")
-    add_deposit(app, 1, "confirmed", confirmations=1)
+    send_deposit(app, 1, "confirmed")
     page.wait_for_function("window.received.some(m => m.status === 'confirmed' && m.final)")
     assert "forged" not in [m["status"] for m in page.evaluate("window.received")]
     assert frame.locator('[data-field="return-link"]').get_attribute("target") == "_top"
@@ -321,11 +316,14 @@ def test_coming_back_to_the_page_polls_at_once(site_with: Any, context: Any) -> 
     """Phones kill background polling: focus or visibility asks for news without waiting."""
     app, live = site_with(POLL_WAITING_MS=600_000, POLL_SEEN_MS=600_000)
     page = context.new_page()
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/status" in r.url else None)
     page.goto(link_url(live.url))
-    add_deposit(app, 1, "not_confirmed")
-    page.wait_for_timeout(300)
+    send_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "waiting")
-    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    assert polls == []  # at a ten-minute cadence, nothing has asked yet
+    with page.expect_request(lambda r: "/status" in r.url, timeout=3000):
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed", timeout=3000)
 
 
@@ -338,18 +336,16 @@ def test_polling_slows_once_a_payment_is_seen_and_stops_when_final(
     page.goto(link_url(live.url))
 
     # Waiting: polls come quickly (however loaded the machine, eight arrive well within 10 s).
-    deadline = time.monotonic() + 10
-    while len(polls) < 8 and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert len(polls) >= 8, f"waiting: only {len(polls)} polls at a 150 ms cadence"
+    wait_until(lambda: len(polls) >= 8, what="eight polls at a 150 ms cadence",
+               tick=lambda: page.wait_for_timeout(50))
 
-    add_deposit(app, 1, "not_confirmed")
+    send_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
     seen_at = len(polls)
     page.wait_for_timeout(900)
     assert len(polls) - seen_at <= 1, "once a payment is seen, polls come once a second"
 
-    add_deposit(app, 1, "confirmed", confirmations=1)
+    send_deposit(app, 1, "confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=5_000)
     final_at = len(polls)
     page.wait_for_timeout(2_500)  # two and a half seen-cadences

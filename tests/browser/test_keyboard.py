@@ -13,7 +13,6 @@ from flask import Flask
 from invoice_kit import TestShop, settle
 from playwright.sync_api import Page, expect
 
-from browser.test_accessibility import customer, site  # noqa: F401 (fixtures)
 from browser.test_invoice_page import confirm as confirm_invoice
 from browser.test_invoice_page import create
 from browser.test_invoice_page import pay as pay_invoice
@@ -73,8 +72,8 @@ def start_from_the_top(page: Page) -> None:
     page.evaluate("document.activeElement && document.activeElement.blur()")
 
 
-def test_a_deposit_paid_with_the_keyboard_alone(app: Flask, site: LiveServer,  # noqa: F811
-                                                customer: Page) -> None:  # noqa: F811
+def test_a_deposit_paid_with_the_keyboard_alone(app: Flask, site: LiveServer,
+                                                customer: Page) -> None:
     page = customer
     page.goto(link(site.url))
     wait_for_phase(page, "waiting")
@@ -97,7 +96,7 @@ def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[Te
 
 def test_an_invoice_paid_with_the_keyboard_alone(app: Flask, live_server: LiveServer,
                                                  shop: TestShop,
-                                                 customer: Page) -> None:  # noqa: F811
+                                                 customer: Page) -> None:
     page = customer
     page.goto(create(shop))
     invoice_phase(page, "choose")

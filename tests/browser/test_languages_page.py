@@ -10,7 +10,7 @@ from conftest import LiveServer
 from flask import Flask
 from playwright.sync_api import expect
 
-from browser.test_money_states import customer, link, pay, site, wait_for_phase  # noqa: F401
+from browser.test_money_states import link, pay, wait_for_phase
 
 
 def copied(page: Any, button: str) -> str:
@@ -19,7 +19,7 @@ def copied(page: Any, button: str) -> str:
 
 
 def test_a_german_page_shows_german_numbers_and_copies_plain_ones(
-        app: Flask, site: LiveServer, customer: Any) -> None:  # noqa: F811
+        app: Flask, site: LiveServer, customer: Any) -> None:
     page = customer
     page.goto(link(site.url) + "&lang=de")
     expect(page.locator("html")).to_have_attribute("lang", "de")

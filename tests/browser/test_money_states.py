@@ -10,7 +10,6 @@ Arabic, into `build/screenshots/` (README, "Looking at the pages").
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from playwright.sync_api import expect
 
 from browser.test_deposit_page import decode_qr, run_worker, simulate
 from checkout import terminal
-from checkout.models import Merchant
 from checkout.sandbox import clock as sandbox_clock
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -38,17 +36,6 @@ def link(base: str, **fields: Any) -> str:
                **fields}
     payload = {k: v for k, v in payload.items() if v is not None}
     return f"{base}/terminal?{urlencode(terminal.encode_link(payload, MERCHANT_SECRET))}"
-
-
-@pytest.fixture
-def site(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[LiveServer]:
-    yield live_server
-
-
-@pytest.fixture
-def customer(context: Any, site: LiveServer) -> Any:
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
-    return context.new_page()
 
 
 def model_of(page: Any) -> dict[str, Any]:
