@@ -413,7 +413,7 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
     facts = deposit_facts(payload, crypto_address)
     result = advance_deposit(session, merchant_id, key, found, facts)
     if result.outcome == APPLIED:
-        pages = payments.refresh_for_address(session, found.id, changed_only=False)
+        pages = payments.refresh_for_address(session, found.id)
         # A new transaction changes what the address's pages list even when their status
         # stays (the Deposit row went in by a Core insert the snapshot cannot see).
         snapshot.mark(session, [page.id for page in pages])

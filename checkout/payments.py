@@ -167,10 +167,8 @@ def remember_payment(session: Session, page: Page, now: datetime) -> None:
         page.paid_rate = None if rate is None else money.text(rate)
 
 
-def refresh_for_address(session: Session, address_id: int, *,
-                        changed_only: bool = True) -> list[Page]:
-    """Recompute every deposit page of an address; returns the pages whose status changed
-    (every page of the address with `changed_only=False`).
+def refresh_for_address(session: Session, address_id: int) -> list[Page]:
+    """Recompute every deposit page of an address; returns them all.
 
     Called by the callbacks after they store `Deposit` rows, inside their transaction
     (this function flushes but never commits). Safe to call any number of times.
@@ -187,9 +185,10 @@ def refresh_for_address(session: Session, address_id: int, *,
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
-    changed = [page for page in pages if recompute(session, page)]
+    for page in pages:
+        recompute(session, page)
     session.flush()
-    return changed if changed_only else list(pages)
+    return list(pages)
 
 
 # ---------------------------------------------------------------------------------------------
