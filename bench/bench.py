@@ -392,7 +392,8 @@ class Resources(HTMLParser):
 
 @dataclass
 class Weight:
-    parts: list[tuple[str, str, int, int, str]]  # kind, url, raw, gzip, served encoding
+    # kind, url, raw, gzip, served encoding, cached for good (immutable)
+    parts: list[tuple[str, str, int, int, str, bool]]
     third_party: list[str]
     poll_ms: int
 
@@ -432,8 +433,12 @@ def page_weight(base_url: str, page_path: str) -> Weight:
         served = requests.get(url, headers={"Accept-Encoding": "gzip, br"}, timeout=60,
                               stream=True)
         encoding = served.headers.get("Content-Encoding", "none")
+        wire = served.raw.read(decode_content=False)  # the bytes as they travel
+        kept = "immutable" in served.headers.get("Cache-Control", "")
         served.close()
-        parts.append((kind, url, len(raw), len(gzip.compress(raw, 6, mtime=0)), encoding))
+        # What the site sends gzipped counts as sent; the rest as a compressing proxy would.
+        packed = len(wire) if encoding == "gzip" else len(gzip.compress(raw, 6, mtime=0))
+        parts.append((kind, url, len(raw), packed, encoding, kept))
         if kind == "CSS":  # fonts and images a stylesheet names load too
             for ref in re.findall(rb"url\(\s*['\"]?([^'\")]+)", raw):
                 resources.append(("CSS url()", urljoin(url, ref.decode())))
@@ -670,16 +675,21 @@ def print_report(report: Report, options: Options) -> None:
 
     weight = report.weight
     print()
-    print("page weight (what a browser loads for the page; gzip -6 computed):")
-    for kind, url, raw, packed, encoding in weight.parts:
+    print("page weight (what a browser loads for the page; gzip: the bytes sent where the "
+          "site compresses, else gzip -6 computed):")
+    for kind, url, raw, packed, encoding, kept in weight.parts:
         path = urlsplit(url).path
-        served = "" if encoding == "none" else f", served {encoding}"
+        served = ("" if encoding == "none" else f", served {encoding}") + (
+            ", immutable" if kept else "")
         print(f"  {kind:<10}{path[:46]:<48}{raw:>8} B raw{packed:>8} B gzip{served}")
     total_raw, total_gzip = weight.total(2), weight.total(3)
     script_raw, script_gzip = weight.total(2, ("JS",)), weight.total(3, ("JS",))
     print(f"  total: {len(weight.parts)} requests, {kb(total_raw)} raw, {kb(total_gzip)} gzip; "
           f"script {kb(script_raw)} raw ({kb(script_gzip)} gzip); third-party requests: "
           f"{len(weight.third_party)}")
+    again = [kind for kind, *_, kept in weight.parts if not kept]
+    print(f"  a repeat view: {len(again)} requests ({', '.join(again)}); the rest are "
+          "cached for good (immutable)")
 
     print()
     site_rss, bare_rss = report.site_rss, report.bare_rss

@@ -45,10 +45,11 @@ def init_storage(app: Flask) -> None:
 
 
 def init_extensions(app: Flask) -> None:
-    from . import i18n, security
+    from . import assets, i18n, security
 
     security.init_app(app)
     i18n.init_app(app)
+    assets.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

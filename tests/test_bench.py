@@ -71,6 +71,12 @@ def test_the_bench_loads_site_and_bare_app_and_prints_ratios_and_targets() -> No
     assert re.search(r"unique signed callbacks, \d+ bodies signed .* 0 replays", done.stdout)
     assert re.search(r"stored them as: applied \d+", done.stdout), output
     assert re.search(r"total: \d+ requests, [\d.]+ KB raw, [\d.]+ KB gzip", done.stdout)
+    # The page's files by their digest, sent gzipped and kept: a repeat view asks for less.
+    for kind, name in (("CSS", r"checkout\.[0-9a-f]{16}\.css"),
+                       ("JS", r"checkout\.[0-9a-f]{16}\.js")):
+        assert re.search(rf"^  {kind} +/static/{name} .* served gzip, immutable$", done.stdout,
+                         re.M), output
+    assert re.search(r"a repeat view: 2 requests \(HTML, QR\)", done.stdout), output
     assert re.search(r"memory per worker .*: site [\d.]+ MB", done.stdout)
     assert re.search(r"polling every \d+ s .*= \d+$", done.stdout, re.M)
     assert re.search(r"status poll >= 0.8x bare +[\d.]+x +(meets|misses)$", done.stdout, re.M)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import MERCHANT_SECRET, LiveServer, start_live_server
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, request, url_for
 from flask.testing import FlaskClient
 from test_callbacks_kit import deposit_body, signed_headers
 
@@ -72,6 +72,12 @@ def signed_callback(client: FlaskClient) -> Any:
     return client.post("/callbacks/coinspaid", data=body, headers=signed_headers(body))
 
 
+def hashed_static(site: Site, name: str) -> str:
+    """The URL the pages name the file by (its digest)."""
+    with site.client.application.test_request_context():
+        return url_for("static", filename=name)
+
+
 # Each route kind: how to ask, the status it answers, whether it carries payment data.
 ROUTES: dict[str, tuple[Callable[[Site], Any], int, bool]] = {
     "page": (lambda s: s.client.get(s.page), 200, True),
@@ -85,6 +91,12 @@ ROUTES: dict[str, tuple[Callable[[Site], Any], int, bool]] = {
     "wrong method": (lambda s: s.client.delete(s.page), 405, True),
     "landing": (lambda s: s.client.get("/"), 200, True),
     "static": (lambda s: s.client.get("/static/checkout.css"), 200, False),
+    "static, hashed, gzip": (lambda s: s.client.get(hashed_static(s, "checkout.js"),
+                                                    headers={"Accept-Encoding": "gzip"}),
+                             200, False),
+    "static, not modified": (lambda s: s.client.get("/static/embed.js", headers={
+        "If-None-Match": s.client.get("/static/embed.js").headers["ETag"]}), 304, False),
+    "static, unknown": (lambda s: s.client.get("/static/nothing.js"), 404, False),
     "healthz": (lambda s: s.client.get("/healthz"), 200, False),
     "unsigned callback": (lambda s: s.client.post("/callbacks/coinspaid", data=b"{}"), 403,
                           False),
