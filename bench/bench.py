@@ -237,14 +237,21 @@ def fresh_database(kind: str, folder: Path, base: str) -> Iterator[Database]:
         return
     if not base.startswith("postgresql"):
         raise BenchError("PostgreSQL needs CHECKOUT_DATABASE_URL=postgresql+psycopg://…")
-    # A schema of our own in the named database: nothing of anyone else's is touched.
-    schema = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with schema_of_its_own(base) as url:
+        yield Database("PostgreSQL", url)
+
+
+@contextlib.contextmanager
+def schema_of_its_own(base: str, prefix: str = "bench") -> Iterator[str]:
+    """A fresh schema in the PostgreSQL database `base` names, dropped afterwards, and the URL
+    that works inside it: nothing of anyone else's is touched, and no CREATEDB is needed."""
+    schema = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     engine = db.make_engine(base)
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
-        yield Database("PostgreSQL", url.render_as_string(hide_password=False))
+        yield url.render_as_string(hide_password=False)
     finally:
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

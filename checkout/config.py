@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,9 +28,22 @@ def _secret_key(instance: Path, sandbox: bool) -> str:
     path = instance / "secret_key"
     if not path.exists():
         instance.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        _create_once(path, secrets.token_hex(32))
     return path.read_text().strip()
+
+
+def _create_once(path: Path, content: str) -> None:
+    """Write `path` unless it exists, atomically: processes starting at once (gunicorn's
+    workers, the worker) must all read one whole key, never a half-written file, and a
+    late creator must not replace the key another process already uses."""
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(content)
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
 
 
 def _trusted_proxies() -> int:

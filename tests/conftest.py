@@ -3,12 +3,15 @@ the app, its test client and CLI runner, a live HTTP server, and a merchant."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -159,3 +162,32 @@ def merchant(app: Flask) -> Merchant:
             frame_origins=("https://shop.example",),
             webhook_url="https://shop.example/coinspaid/callback",
         ))
+
+
+def bench_harness() -> ModuleType:
+    """bench/bench.py as a module (it is a script, not a package), loaded once."""
+    loaded = sys.modules.get("bench_harness")
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(
+        "bench_harness", Path(__file__).resolve().parent.parent / "bench" / "bench.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = harness  # dataclasses look their module up there
+    spec.loader.exec_module(harness)
+    return harness
+
+
+# Lines a test leaves for the end of the run (e.g. what the scale-out run counted), so that a
+# CI log shows what ran, not only that it passed.
+SUMMARY = pytest.StashKey[list[str]]()
+
+
+def summary_line(config: pytest.Config, line: str) -> None:
+    config.stash.setdefault(SUMMARY, []).append(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    for line in config.stash.get(SUMMARY, []):
+        terminalreporter.write_line(line)

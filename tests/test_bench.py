@@ -6,7 +6,6 @@ fails. On PostgreSQL (CHECKOUT_DATABASE_URL) the bench runs there, in a schema o
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
+from conftest import bench_harness, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = [sys.executable, str(ROOT / "bench" / "bench.py")]
@@ -86,12 +85,7 @@ def test_the_bench_loads_site_and_bare_app_and_prints_ratios_and_targets() -> No
 
 
 def test_the_bench_reads_gunicorn_settings_from_make_run() -> None:
-    spec = importlib.util.spec_from_file_location("bench_harness", ROOT / "bench" / "bench.py")
-    assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = harness  # dataclasses look their module up there
-    spec.loader.exec_module(harness)
-    flags = harness.gunicorn_flags()
+    flags = bench_harness().gunicorn_flags()
     assert "--bind" not in flags and "gthread" in flags
     makefile = (ROOT / "Makefile").read_text()
     assert " ".join(flags) in makefile.replace("\\\n\t\t", "")

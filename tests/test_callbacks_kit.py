@@ -224,6 +224,7 @@ class Clock:
 class Received:
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] | None = None  # the sender's end of the connection
 
 
 @dataclass
@@ -244,13 +245,14 @@ class Shop:
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
-    def handle(self, headers: dict[str, str], body: bytes) -> int:
+    def handle(self, headers: dict[str, str], body: bytes,
+               peer: tuple[str, int] | None = None) -> int:
         try:
             ident = json.loads(body).get("id")
         except ValueError:
             ident = None
         with self.lock:
-            self.received.append(Received(headers, body))
+            self.received.append(Received(headers, body, peer))
             self.in_flight[ident] += 1
             self.max_in_flight[ident] = max(self.max_in_flight[ident], self.in_flight[ident])
             status = self.script.pop(0) if self.script else 200
@@ -273,7 +275,7 @@ def serve_shop(shop: Shop) -> Callable[[], None]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status = shop.handle(dict(self.headers.items()), body)
+            status = shop.handle(dict(self.headers.items()), body, self.client_address[:2])
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", "http://127.0.0.1:9/elsewhere")

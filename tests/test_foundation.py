@@ -178,6 +178,30 @@ def test_sandbox_mode_keeps_one_random_secret_key_per_install(
     assert config.from_environment(tmp_path / "other")["SECRET_KEY"] != first
 
 
+def test_processes_starting_at_once_on_a_fresh_install_agree_on_the_sandbox_key(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """gunicorn's workers and `flask worker` all create the app at once: a second process
+    that makes the key while the first is still making its own must not end up with
+    another key (its page-bound form tokens would fail on every other process)."""
+    monkeypatch.delenv("CHECKOUT_PROCESSOR_URL", raising=False)
+    monkeypatch.delenv("CHECKOUT_SECRET_KEY", raising=False)
+    real_token_hex = config.secrets.token_hex
+    others: list[str] = []
+
+    def another_process_gets_there_first(size: int) -> str:
+        # This process has seen no key file and is making one: the other one makes its own
+        # in between, whole (the interleaving a simultaneous start produces).
+        if not others:
+            monkeypatch.setattr(config.secrets, "token_hex", real_token_hex)
+            others.append(config.from_environment(tmp_path)["SECRET_KEY"])
+        return real_token_hex(size)
+
+    monkeypatch.setattr(config.secrets, "token_hex", another_process_gets_there_first)
+    ours = config.from_environment(tmp_path)["SECRET_KEY"]
+    assert others and ours == others[0] == (tmp_path / "secret_key").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
 def test_the_sandbox_is_not_mounted_outside_sandbox_mode(make_app: Any) -> None:
     app = make_app(SANDBOX=False, PROCESSOR_URL="http://127.0.0.1:9/api/v2")
     client = app.test_client()
