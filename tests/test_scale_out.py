@@ -39,8 +39,9 @@ from conftest import (
     bench_harness,
     start_live_server,
     summary_line,
+    wait_until,
 )
-from invoice_kit import ORDER, TestShop, wait_for
+from invoice_kit import ORDER, TestShop
 from sqlalchemy import Engine, func, select
 from test_callbacks_kit import Received, Shop, deposit_body, post_live, serve_shop
 
@@ -466,7 +467,8 @@ def test_an_invoice_made_on_one_instance_is_picked_on_the_other(site: Site) -> N
     assert url.startswith(f"{PUBLIC_URL}/p/")
     page = urlsplit(url).path
     # The picker offers what the workers' rates allow: wait for the first refresh.
-    wait_for(lambda: 'value="BTC"' in requests.get(f"{b}{page}", timeout=30).text, 30)
+    wait_until(lambda: 'value="BTC"' in requests.get(f"{b}{page}", timeout=30).text, 30,
+               what="the picker offering BTC on B")
     html = requests.get(f"{b}{page}", timeout=30).text
     token = html.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]
     picked = requests.post(f"{a}{page}/pick", data={"csrf_token": token, "currency": "BTC"},
