@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from flask import Flask, Response, current_app, g, make_response
+from flask import Flask, Request, Response, current_app, g, make_response
+from flask.sessions import SessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -77,7 +78,20 @@ def trust_proxies(app: Flask, hops: int) -> None:
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
 
+class NoSessions(SessionInterface):
+    """The site keeps no cookie session: customer pages are cookieless (they must work in a
+    shop's third-party iframe, and their forms carry page-bound tokens), machines sign their
+    requests. Nothing reads or sets a cookie; writing to `session` fails loudly."""
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = NoSessions()
     app.after_request(add_security_headers)
     # Before any blueprint registers: the signed machine routes (merchant API, processor
     # callbacks, the sandbox) exempt themselves from `app.extensions["csrf"]` as they do.

@@ -128,6 +128,7 @@ def test_every_route_kind_carries_every_security_header(site: Site, kind: str) -
             assert response.headers["Strict-Transport-Security"] == HSTS
         if payment_data:
             assert response.headers["Cache-Control"] == "no-store"
+        assert "Set-Cookie" not in response.headers  # the site keeps no session
     finally:
         response.close()
 
@@ -265,3 +266,11 @@ def test_the_live_site_sends_hsts_only_outside_sandbox(
         finally:
             live.server.shutdown()
             live.server.server_close()
+
+
+def test_the_site_keeps_no_cookie_session(app: Flask) -> None:
+    """A cookie would not survive a shop's third-party iframe: nothing may come to rely on one."""
+    from flask import session
+
+    with app.test_request_context("/"), pytest.raises(RuntimeError):
+        session["anything"] = 1
