@@ -2,8 +2,9 @@
 
     gunicorn --pythonpath bench bare:app      (BENCH_BARE_SPEC names the answers' file)
 
-`bench/bench.py` records what the site answered (status, content type, `Location`, body)
-for each path it loads and starts this app under the same gunicorn settings. Whatever
+`bench/bench.py` records what the site answered (status, every header the app set, body)
+for each path it loads and starts this app under the same gunicorn settings: the same
+bytes on the wire, apart from what the server itself adds (`Date`, `Server`, lengths). Whatever
 the site spends beyond this is the site's own work: database, models, templates, checks.
 """
 
@@ -34,10 +35,10 @@ def answer(key: str) -> Response:
     found = ANSWERS.get(key)
     if found is None:
         return Response(b"not recorded\n", status=404, mimetype="text/plain")
-    response = Response(found["body"], status=found["status"],
-                        content_type=found["content_type"])
-    if found.get("location"):
-        response.headers["Location"] = found["location"]
+    response = Response(found["body"], status=found["status"])
+    response.headers.clear()
+    for name, value in found["headers"]:
+        response.headers.add(name, value)
     return response
 
 

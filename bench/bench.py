@@ -300,20 +300,28 @@ def site_environment(database: Database, base_url: str) -> dict[str, str]:
 # ---------------------------------------------------------------- what the site answers
 
 
+# Headers the server or the connection makes, not the app: the bare app's server makes them too.
+SERVER_HEADERS = frozenset({"date", "server", "content-length", "connection", "keep-alive",
+                            "transfer-encoding"})
+
+
 @dataclass
 class Answer:
     status: int
     content_type: str
     location: str | None
     body: bytes
+    headers: list[tuple[str, str]]  # every header the app set (security headers, ETag, ...)
 
 
 def fetch(url: str, *, method: str = "GET", body: bytes | None = None,
           headers: dict[str, str] | None = None) -> Answer:
     response = requests.request(method, url, data=body, headers=headers,
                                 allow_redirects=False, timeout=60)
+    sent = [(name, value) for name, value in response.headers.items()
+            if name.lower() not in SERVER_HEADERS]
     return Answer(response.status_code, response.headers.get("Content-Type", ""),
-                  response.headers.get("Location"), response.content)
+                  response.headers.get("Location"), response.content, sent)
 
 
 def open_link(base_url: str, payload: dict[str, Any]) -> tuple[str, str]:
@@ -576,7 +584,8 @@ def bench_database(kind: str, options: Options, folder: Path, processes: Process
         spec_file = folder / f"bare-{kind}.json"
         spec_file.write_text(json.dumps({key: {
             "status": a.status, "content_type": a.content_type, "location": a.location,
-            "body": base64.b64encode(a.body).decode()} for key, a in recorded.items()}))
+            "headers": a.headers, "body": base64.b64encode(a.body).decode()}
+            for key, a in recorded.items()}))
         bare_log = folder / f"bare-{kind}.log"
         bare_env = {**os.environ, "BENCH_BARE_SPEC": str(spec_file)}
         bare = processes.start(
@@ -589,8 +598,8 @@ def bench_database(kind: str, options: Options, folder: Path, processes: Process
             if method == "POST":
                 continue  # the site's answer to a callback does not depend on its body
             floor = fetch(bare_url + path)
-            if (floor.status, floor.body, floor.location) != (
-                    answer.status, answer.body, answer.location):
+            if (floor.status, floor.body, sorted(floor.headers)) != (
+                    answer.status, answer.body, sorted(answer.headers)):
                 raise BenchError(f"the bare app does not answer {key} as the site does")
 
         files = {

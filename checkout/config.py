@@ -80,6 +80,9 @@ def from_environment(instance: Path) -> dict[str, Any]:
         "DATABASE_URL": os.environ.get(f"{PREFIX}DATABASE_URL")
         or f"sqlite:///{instance / 'checkout.db'}",
         "SECRET_KEY": _secret_key(instance, sandbox),
+        # Database connections each process keeps (and as many more at a peak): at least
+        # the threads it serves with, or each request beyond them opens a connection anew.
+        "DATABASE_POOL_SIZE": int(os.environ.get(f"{PREFIX}DATABASE_POOL_SIZE", "16")),
         # Seconds; every processor call has a timeout, never an unbounded wait.
         "PROCESSOR_TIMEOUT": float(os.environ.get(f"{PREFIX}PROCESSOR_TIMEOUT", "10")),
         # Seconds a waiting page goes without news before the worker asks the processor.

@@ -17,10 +17,18 @@ class Base(DeclarativeBase):
     """The site's tables. The embedded sandbox keeps its own Base."""
 
 
-def make_engine(url: str) -> Engine:
+# Connections each process keeps open. At least the threads a process serves with (`make run`:
+# 16): past the pool, every request opens a connection and closes it again, and a new SQLite
+# connection reads the schema and sets its pragmas, a new PostgreSQL one forks a backend.
+POOL_SIZE = 16
+
+
+def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
     """An engine that behaves the same on SQLite and PostgreSQL under concurrency."""
+    pool = {"pool_size": pool_size, "max_overflow": pool_size}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -33,11 +41,12 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    engine = make_engine(app.config["DATABASE_URL"],
+                         int(app.config.get("DATABASE_POOL_SIZE", POOL_SIZE)))
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     app.extensions[EXTENSION] = scoped_session(factory)
     app.extensions[EXTENSION + ".engine"] = engine
