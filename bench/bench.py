@@ -541,8 +541,8 @@ def bench_database(kind: str, options: Options, folder: Path, processes: Process
     with fresh_database(kind, folder, options.postgresql_url) as database:
         print(f"== {database.name}: preparing a fresh database", flush=True)
         prepare(database, folder)
-        site_port, bare_port = free_port(), free_port()
-        site_url, bare_url = f"http://{HOST}:{site_port}", f"http://{HOST}:{bare_port}"
+        site_port = free_port()
+        site_url = f"http://{HOST}:{site_port}"
         site_log = folder / f"site-{kind}.log"
         site = processes.start(
             f"gunicorn site on {database.name}",
@@ -587,6 +587,10 @@ def bench_database(kind: str, options: Options, folder: Path, processes: Process
             "headers": a.headers, "body": base64.b64encode(a.body).decode()}
             for key, a in recorded.items()}))
         bare_log = folder / f"bare-{kind}.log"
+        # Picked only now: the site's workers have bound their sandbox's loopback ports (any
+        # free port) while the links opened, and one of them could be a port picked before.
+        bare_port = free_port()
+        bare_url = f"http://{HOST}:{bare_port}"
         bare_env = {**os.environ, "BENCH_BARE_SPEC": str(spec_file)}
         bare = processes.start(
             "gunicorn bare Flask",

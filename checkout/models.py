@@ -123,6 +123,23 @@ class DepositAddress(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
 
 
+class AddressClaim(Base):
+    """The one request taking a DepositAddress at the processor now; others wait for it.
+
+    Committed before the processor is asked, deleted with the address stored (or when the
+    call fails). A claim whose request died is taken over once `until` has passed.
+    """
+
+    __tablename__ = "address_claims"
+
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), primary_key=True)
+    foreign_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(16), primary_key=True)
+    convert_to: Mapped[str] = mapped_column(String(16), primary_key=True)  # "" as above
+    token: Mapped[str] = mapped_column(String(32))  # whose claim it is
+    until: Mapped[datetime] = mapped_column(DateTime)
+
+
 # A page id as we make them (secrets.token_urlsafe): only such text ever reaches a query, since
 # PostgreSQL refuses a NUL in a string with an error, and every unknown id must get a plain 404.
 _PAGE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from . import (
+    addresses,
     clock,
     db,
     forms,
@@ -109,7 +110,7 @@ def open_terminal_link() -> ResponseReturnValue:
         if refusal is not None:
             return refusal
         try:
-            page = open_page(session, link, deposit_address(session, link))
+            page = open_page(session, link, addresses.for_link(session, link))
         except processor.ValidationError as exc:
             # The processor refuses this request as such: trying again would not help.
             log.warning("addresses/take refused for merchant %s: %s", link.merchant.client_id,
@@ -150,42 +151,6 @@ def retire_link(session: Session, page: Page) -> None:
     address. The finished page keeps its id and stays readable."""
     page.link_digest = None
     session.commit()
-
-
-def _address_row(session: Session, link: terminal.TerminalLink) -> DepositAddress | None:
-    return session.scalar(select(DepositAddress).where(
-        DepositAddress.merchant_id == link.merchant.client_id,
-        DepositAddress.foreign_id == link.foreign_id,
-        DepositAddress.currency == link.currency,
-        DepositAddress.convert_to == (link.convert_to or ""),
-    ))
-
-
-def deposit_address(session: Session, link: terminal.TerminalLink) -> DepositAddress:
-    """One address per (merchant, foreign_id, currency, convert_to), taken once, ever.
-
-    Two first clicks at once both ask the processor; the unique key keeps the first row
-    stored and the other request reuses it.
-    """
-    row = _address_row(session, link)
-    if row is not None:
-        return row
-    taken = processor.client_for(link.merchant).addresses_take(
-        link.currency, link.foreign_id, convert_to=link.convert_to)
-    row = DepositAddress(
-        merchant_id=link.merchant.client_id, foreign_id=link.foreign_id,
-        currency=link.currency, convert_to=link.convert_to or "", address=taken.address,
-        tag=taken.tag, processor_id=taken.id, created_at=clock.now())
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        winner = _address_row(session, link)
-        if winner is None:
-            raise
-        return winner
-    return row
 
 
 def open_page(session: Session, link: terminal.TerminalLink, address: DepositAddress) -> Page:

@@ -502,7 +502,8 @@ class ProcessorClient:
     def __init__(self, base_url: str, key: str, secret: str, timeout: float = 10.0,
                  session: requests.Session | None = None, *,
                  retry_delays: Sequence[float] = RETRY_DELAYS,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 headers: Mapping[str, str] | None = None) -> None:
         if not key or not secret:
             raise ValueError("processor key and secret must not be empty")
         if timeout <= 0:
@@ -514,6 +515,8 @@ class ProcessorClient:
         self._session = session
         self._retry_delays = tuple(retry_delays)
         self._sleep = sleep
+        # Sent with every call, unsigned, and never over the processor's own headers.
+        self._extra_headers = dict(headers or {})
 
     def __repr__(self) -> str:  # never shows key or secret
         return f"<ProcessorClient {self.base_url}>"
@@ -522,6 +525,7 @@ class ProcessorClient:
 
     def _headers(self, body: bytes) -> dict[str, str]:
         return {
+            **self._extra_headers,
             "Content-Type": "application/json",
             "Accept": "application/json",
             "X-Processing-Key": self._key,
@@ -748,18 +752,27 @@ def client_for(merchant: Merchant, *, retry_delays: Sequence[float] = RETRY_DELA
                max_timeout: float | None = None) -> ProcessorClient:
     """The client for a `checkout.models.Merchant`, inside an app context.
 
-    `PROCESSOR_URL` when configured, else the embedded sandbox over real HTTP: the site
-    reaches its sandbox exactly as it reaches production. A customer-facing request may
-    pass `retry_delays=()` and a `max_timeout` to fail fast rather than keep a customer
-    waiting through retries and the usual timeout.
+    `PROCESSOR_URL` when configured, else the embedded sandbox over real HTTP, on the
+    loopback port this process serves it on (`checkout.sandbox.loopback`), not at the
+    site's public address: a call there would wait for one of the site's own workers. A
+    customer-facing request may pass `retry_delays=()` and a `max_timeout` to fail fast
+    rather than keep a customer waiting through retries and the usual timeout.
     """
     from flask import current_app
 
     from .urls import public_base
 
-    base = current_app.config.get("PROCESSOR_URL") or public_base() + SANDBOX_PATH
+    base: str | None = current_app.config.get("PROCESSOR_URL")
+    headers: dict[str, str] = {}
+    if not base:
+        sandbox: Callable[[str], tuple[str, dict[str, str]]] | None = (
+            current_app.extensions.get("sandbox.endpoint"))
+        if sandbox is None:  # no processor configured and none mounted: calls will fail
+            base = public_base() + SANDBOX_PATH
+        else:
+            base, headers = sandbox(public_base())
     timeout = float(current_app.config.get("PROCESSOR_TIMEOUT", 10.0))
     if max_timeout is not None:
         timeout = min(timeout, max_timeout)
     return ProcessorClient(base, merchant.api_key, merchant.api_secret, timeout=timeout,
-                           retry_delays=retry_delays)
+                           retry_delays=retry_delays, headers=headers)

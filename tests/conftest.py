@@ -23,6 +23,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from checkout import create_app, db, merchants, migrate
 from checkout.db import Base
 from checkout.models import Merchant
+from checkout.sandbox import loopback
 from checkout.sandbox import store as sandbox_store
 
 MERCHANT_KEY = "test-key-11"
@@ -98,6 +99,7 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
 
     yield factory
     for app in apps:
+        loopback.stop(app)  # the embedded processor's own server, if a call started it
         app.extensions[db.EXTENSION].remove()
     if apps:
         _truncate(apps[0])

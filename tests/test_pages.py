@@ -195,7 +195,7 @@ def test_the_status_model_is_exactly_the_contract(
         "final": False, "phase": "waiting", "pay_now": True, "currency": "BTC",
         "address": BTC_ADDRESS, "tag": None, "network": "Bitcoin", "test_network": True,
         "amount": "0.00123", "amount_paid": "0", "amount_due": "0.00123",
-        "rest_below_minimum": None, "amount_over": None, "minimum": None,
+        "rest_below_minimum": None, "amount_over": None, "minimum": "0.0001",
         "fiat": {"currency": "EUR", "amount": "59.93", "due": "59.93", "rate": "48715.62"},
         "seconds_left": None, "payment_uri": f"bitcoin:{BTC_ADDRESS}?amount=0.00123",
         "confirmations_required": 1, "transactions": [], "receipt": None, "return_url": None,

@@ -23,6 +23,7 @@ from checkout.processor import (
     client_for,
     parse_confirmations,
 )
+from checkout.sandbox import loopback
 
 D = Decimal
 
@@ -32,7 +33,7 @@ def processor(live_server: LiveServer, merchant: Merchant) -> ProcessorClient:
     """Merchant 11's client, built the way the site builds it (client_for)."""
     with live_server.app.app_context():
         client = client_for(merchant)
-    assert client.base_url == live_server.url + SANDBOX_PATH
+    assert client.base_url == loopback.base_url(live_server.app) + SANDBOX_PATH
     return client
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 
 from checkout.worker import register_task
 
-from . import accounts, api, invoices, operations, outbox, shop, simulate, store
+from . import accounts, api, invoices, loopback, operations, outbox, shop, simulate, store
 
 
 def init_app(app: Flask) -> None:
@@ -32,6 +32,12 @@ def init_app(app: Flask) -> None:
         accounts.open_account(app, client_id, key, secret)
 
     app.extensions["sandbox.open_account"] = open_account
+
+    def endpoint(origin: str) -> tuple[str, dict[str, str]]:
+        return loopback.endpoint(app, origin)
+
+    # The site's processor client reaches the sandbox here, never at the site's own address.
+    app.extensions["sandbox.endpoint"] = endpoint
     register_task(app, "sandbox.callbacks", lambda: outbox.send_due(app))
     register_task(app, "sandbox.confirmations", lambda: operations.confirm_due(app))
     register_task(app, "sandbox.invoice_expiry", lambda: invoices.expire_due(app))

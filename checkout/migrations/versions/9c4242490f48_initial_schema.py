@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 61177654216b
+Revision ID: 9c4242490f48
 Revises: 
-Create Date: 2026-12-01 23:54:56.585069
+Create Date: 2026-12-02 09:40:32.958851
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '61177654216b'
+revision = '9c4242490f48'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -51,6 +51,16 @@ def upgrade() -> None:
     sa.Column('attempted_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('currency_from', 'currency_to')
+    )
+    op.create_table('address_claims',
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('foreign_id', sa.String(length=255), nullable=False),
+    sa.Column('currency', sa.String(length=16), nullable=False),
+    sa.Column('convert_to', sa.String(length=16), nullable=False),
+    sa.Column('token', sa.String(length=32), nullable=False),
+    sa.Column('until', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
+    sa.PrimaryKeyConstraint('merchant_id', 'foreign_id', 'currency', 'convert_to')
     )
     op.create_table('callbacks',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -481,6 +491,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_callbacks_merchant_id'))
 
     op.drop_table('callbacks')
+    op.drop_table('address_claims')
     op.drop_table('rate_quotes')
     op.drop_table('merchants')
     op.drop_table('currency_limits')
