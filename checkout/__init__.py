@@ -72,11 +72,11 @@ def register_blueprints(app: Flask) -> None:
 
 
 def wrap_wsgi(app: Flask) -> None:
-    from . import poll, security
+    from . import front, security
 
-    # The status poll is answered before Flask runs (poll.py); the proxy fix goes outside
-    # it, so that the poll's rate limit counts the client's address, not the proxy's.
-    poll.install(app)
+    # The hottest customer requests are answered before Flask runs (front.py); the proxy
+    # fix goes outside, so that their rate limits count the client's address, not the proxy's.
+    front.install(app)
     security.trust_proxies(app, int(app.config.get("TRUSTED_PROXIES", 0)))
 
 

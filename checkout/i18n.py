@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -29,6 +30,7 @@ from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, format_datetime, get_locale, refresh
 from sqlalchemy import select
+from werkzeug.wrappers import Request
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +97,22 @@ def asked_language() -> str | None:
 def select_locale() -> str:
     if not has_request_context():
         return "en"  # the worker (writing page models, which are language-free)
-    languages: list[str] = current_app.config["LANGUAGES"]
-    chosen = asked_language()
+    return choose(request, current_app.config["LANGUAGES"], merchant_language)
+
+
+def choose(asking: Request, languages: list[str],
+           merchant: Callable[[], str | None]) -> str:
+    """The language a request is answered in: its `?lang=`, else the browser's first served
+    choice, else the merchant's default (asked only then), else English. Also used before
+    Flask runs (front.py), so it reads only the request it is given."""
+    chosen = match(asking.args.get("lang"), languages)
     if chosen:
         return chosen
-    for asked, _quality in request.accept_languages:
+    for asked, _quality in asking.accept_languages:
         chosen = match(asked, languages)
         if chosen:
             return chosen
-    chosen = match(merchant_language(), languages)
-    return chosen or "en"
+    return match(merchant(), languages) or "en"
 
 
 def merchant_language() -> str | None:

@@ -26,6 +26,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Request
 
 from . import rates, snapshot
 from .models import Merchant, MerchantLogo, Page
@@ -124,21 +125,34 @@ class Rendering:
     frame_ancestors: list[str] | None
 
 
-def rendered(state: Row[Any], page_id: str, variant: tuple[Any, ...], now: datetime,
+def variant(locale: str, request: Request) -> tuple[str, str]:
+    """What of the request a rendering depends on: its language and its address (the
+    language links repeat the query)."""
+    return locale, request.full_path
+
+
+def kept(app: Flask, state: Row[Any], page_id: str, variant: tuple[str, str],
+         stamp: int) -> Rendered | None:
+    """The kept rendering of this page's state, if there is one still fresh."""
+    cache: PageCache = app.extensions[EXTENSION]
+    found = cache.get((page_id, *state, *variant))
+    return found if found is not None and found.fresh(stamp) else None
+
+
+def rendered(state: Row[Any], page_id: str, variant: tuple[str, str], now: datetime,
              render: Callable[[Countdown], Rendering]) -> Rendered:
     """The page's rendering now: a kept one of this state if there is one, else `render`'s,
     kept for the next view (`serve` it with the moment)."""
-    cache: PageCache = current_app.extensions[EXTENSION]
     stamp = unix(now)
-    key = (page_id, *state, *variant)
-    found = cache.get(key)
-    if found is None or not found.fresh(stamp):
+    found = kept(current_app, state, page_id, variant, stamp)
+    if found is None:
         made = render(MARKERS)
         left = made.seconds_left
         found = Rendered(made.html, None if left is None else stamp + int(left), made.fiat_at,
                          made.frame_ancestors)
         if state.model_version is not None:  # a page without a stored model yet: not kept
-            cache.put(key, found)
+            cache: PageCache = current_app.extensions[EXTENSION]
+            cache.put((page_id, *state, *variant), found)
     return found
 
 

@@ -216,7 +216,10 @@ def load_page(page_id: str) -> Page:
 def show(page_id: str) -> ResponseReturnValue:
     """Reads our database only: the worker keeps the rates fresh, no page view asks. A view
     of a page whose state was rendered before is served from that rendering (pagecache.py)
-    after one SELECT."""
+    after one SELECT; front.py answers most such views before Flask runs."""
+    refused = ratelimit.front_refusal()
+    if refused is not None:
+        return refused
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
@@ -234,8 +237,8 @@ def show(page_id: str) -> ResponseReturnValue:
                                    snapshot.fiat_at(page) if model.get("fiat") else None,
                                    g.get("frame_ancestors"))
 
-    found = pagecache.rendered(state, page_id, (str(get_locale()), request.full_path), now,
-                               render)
+    found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
+                               now, render)
     g.frame_ancestors = found.frame_ancestors
     return no_store(make_response(found.serve(pagecache.unix(now))))
 
@@ -435,11 +438,12 @@ def next_page(session: Session, page: Page) -> Page:
 
 @bp.get("/p/<page_id>/status")
 def status(page_id: str) -> ResponseReturnValue:
-    """What poll.py, in front of Flask, does not answer itself: a poll over its limit, a page
+    """What front.py, in front of Flask, does not answer itself: a poll over its limit, a page
     without a stored model yet, a malformed id. Otherwise as there: one SELECT by primary
     key, and 304 to the script's If-None-Match when the model is unchanged."""
-    if request.environ.get(ratelimit.POLL_REFUSED):
-        return ratelimit.refusal(ratelimit.poll_limit_retry(request.remote_addr))
+    refused = ratelimit.front_refusal()
+    if refused is not None:
+        return refused
     if not is_page_token(page_id):
         abort(404)
     session = db.session()

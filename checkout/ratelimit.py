@@ -38,10 +38,11 @@ DEFAULTS = {
 }
 REFUSED = frozenset({400, 401, 403, 404, 413, 422})
 IN_MEMORY = "checkout-memory://"
-# Set by the status poll's own path (poll.py), which counts its requests before Flask sees
-# them: the Flask view then neither counts them again nor forgets a refusal.
-POLL_COUNTED = "checkout.poll.counted"
-POLL_REFUSED = "checkout.poll.refused"
+# Set by the routes answered in front of Flask (front.py), which count their requests before
+# Flask sees them: the Flask view then neither counts them again nor forgets a refusal (the
+# seconds to wait).
+FRONT_COUNTED = "checkout.front.counted"
+FRONT_REFUSED = "checkout.front.refused"
 
 
 class ProcessMemory(Storage):
@@ -171,37 +172,48 @@ def retry_after() -> int:
     return max(1, math.ceil(limit.reset_at - time.time()))
 
 
-class PollLimit:
-    """The status poll's limit, counted in the limiter's own storage (shared when it is
-    Redis) by poll.py before Flask runs."""
+class FrontLimit:
+    """A route's limit as front.py counts it, before Flask runs, in the limiter's own storage
+    (shared when it is Redis), under the route's own name."""
 
-    def __init__(self, limiter: Limiter, value: str) -> None:
+    def __init__(self, limiter: Limiter, value: str, route: str) -> None:
         self.strategy = limiter.limiter
         self.item: RateLimitItem = parse(value)
+        self.route = route
 
     def hit(self, address: str) -> bool:
-        return self.strategy.hit(self.item, "checkout", "poll", address)
+        return self.strategy.hit(self.item, "checkout", self.route, address)
 
     def retry_after(self, address: str) -> int:
-        stats = self.strategy.get_window_stats(self.item, "checkout", "poll", address)
+        stats = self.strategy.get_window_stats(self.item, "checkout", self.route, address)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
+    def count(self, environ: dict[str, Any]) -> bool:
+        """Count the request; False (and the refusal noted for Flask) past the limit."""
+        address = environ.get("REMOTE_ADDR") or "unknown"
+        environ[FRONT_COUNTED] = True
+        if self.hit(address):
+            return True
+        environ[FRONT_REFUSED] = self.retry_after(address)
+        return False
 
-def poll_limit(app: Flask) -> PollLimit | None:
+
+def front_limit(app: Flask, setting: str, route: str) -> FrontLimit | None:
     """None when limits are off."""
     limiter: Limiter | None = app.extensions.get(EXTENSION)
     if limiter is None or not limiter.enabled:
         return None
-    return PollLimit(limiter, str(app.config["RATELIMIT_STATUS"]))
+    return FrontLimit(limiter, str(app.config[setting]), route)
 
 
-def poll_limit_retry(address: str | None) -> int:
-    limit = poll_limit(current_app)
-    return 60 if limit is None else limit.retry_after(address or "unknown")
+def front_counted() -> bool:
+    return bool(request.environ.get(FRONT_COUNTED))
 
 
-def poll_counted() -> bool:
-    return bool(request.environ.get(POLL_COUNTED))
+def front_refusal() -> Response | None:
+    """The 429 for a request front.py refused, for its Flask view to answer."""
+    retry = request.environ.get(FRONT_REFUSED)
+    return None if retry is None else refusal(int(retry))
 
 
 def init_app(app: Flask) -> None:
@@ -223,8 +235,8 @@ def init_app(app: Flask) -> None:
     limit_views(app, limiter, "RATELIMIT_BAD_LINKS", "pages.landing", "pages.terminal_link",
                 deduct_when=refused)
     limit_views(app, limiter, "RATELIMIT_PAGES", "pages.show", "pages.receipt",
-                "pages.qr_image")
-    limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status", exempt_when=poll_counted)
+                "pages.qr_image", exempt_when=front_counted)
+    limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status", exempt_when=front_counted)
     limit_views(app, limiter, "RATELIMIT_FORMS", "pages.pick", "pages.give_email",
                 "pages.pay_again")
     limit_views(app, limiter, "RATELIMIT_API", "api.invoices_create", "api.invoices_cancel",

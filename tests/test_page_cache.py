@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
-from flask import Flask, template_rendered
+from flask import Flask, request, request_started, template_rendered
 from flask.testing import FlaskClient
 from invoice_kit import ORDER, TestShop, settle
 from sqlalchemy import event
 from test_callbacks_kit import deposit_body, post
+from werkzeug.test import Client
 
-from checkout import branding, clock, db, merchants, pagecache, rates, terminal
+from checkout import branding, clock, db, front, merchants, pagecache, rates, terminal
 from checkout.models import Merchant
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "cache-1", "amount": "0.00123",
@@ -189,3 +190,72 @@ def test_the_countdown_of_a_kept_page_is_the_moment_of_serving(
     status = client.get(f"{quoted}/status").get_json()
     assert abs(status["seconds_left"] - near) <= 1  # the page and the poll agree
     assert renders.count("invoice.html") == 1
+
+
+# ---------------------------------------------------------------- in front of Flask
+
+
+def flask_requests(app: Flask) -> list[str]:
+    """The paths Flask itself handled from now on."""
+    seen: list[str] = []
+
+    def count(_sender: Flask, **_extra: Any) -> None:
+        seen.append(request.path)
+
+    request_started.connect(count, app, weak=False)
+    return seen
+
+
+@pytest.mark.parametrize("asking", [
+    {},
+    {"headers": {"Accept-Language": "de-AT,de;q=0.9"}},
+    {"query_string": "lang=ar"},
+    {"query_string": "lang=fr", "headers": {"Accept-Language": "de"}},
+])
+def test_a_page_viewed_again_never_reaches_flask_and_answers_what_flask_does(
+        app: Flask, page: str, asking: dict[str, Any]) -> None:
+    client = app.test_client()
+    first = client.get(page, **asking)
+    handled = flask_requests(app)
+    again = client.get(page, **asking)
+    assert again.status_code == 200 and handled == []
+    assert isinstance(app.wsgi_app, front.Front)
+    behind = Client(app.wsgi_app.inner).get(page, **asking)
+    assert handled == [page]
+    assert again.get_data() == first.get_data() == behind.get_data()
+
+    def headers(response: Any) -> set[tuple[str, str]]:
+        return {(k, v) for k, v in response.headers.items() if k != "Date"}
+
+    assert headers(again) == headers(behind)
+
+
+def test_a_framed_page_viewed_again_keeps_its_frame_ancestors(
+        app: Flask, merchant: Merchant, live_server: LiveServer) -> None:
+    client = app.test_client()
+    framed = open_page(client, foreign_id="framed-1", is_iframe=True)
+    first = client.get(framed)
+    again = client.get(framed)
+    policy = again.headers["Content-Security-Policy"]
+    assert policy == first.headers["Content-Security-Policy"]
+    assert "frame-ancestors https://shop.example" in policy
+    assert "X-Frame-Options" not in again.headers
+
+
+def test_page_views_are_counted_once_each_and_refused_past_the_limit(
+        make_app: Any, merchant: Merchant) -> None:
+    from conftest import start_live_server
+
+    app = make_app(RATELIMIT_PAGES="3 per minute")
+    live = start_live_server(app)
+    try:
+        client = app.test_client()
+        path = open_page(client)
+        codes = [client.get(path).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        refused = client.get(path)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        assert "Too many requests" in refused.get_data(as_text=True)
+    finally:
+        live.server.shutdown()
+        live.server.server_close()

@@ -1,4 +1,4 @@
-"""The status poll is answered in front of Flask (poll.py): the same bytes and headers the
+"""The status poll is answered in front of Flask (front.py): the same bytes and headers the
 Flask view gives, its own rate limit counted once per poll and per client address (also
 behind a proxy), the hosts we serve, and every other answer left to Flask."""
 
@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from test_callbacks_kit import deposit_body, post
 from werkzeug.test import Client
 
-from checkout import poll, ratelimit, terminal
+from checkout import front, ratelimit, terminal
 from checkout.models import Merchant
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "poll-1", "amount": "0.00123",
@@ -69,7 +69,7 @@ def test_the_poll_never_reaches_flask_and_answers_what_the_flask_view_does(site:
     fast = app.test_client().get(f"{page}/status")
     assert fast.status_code == 200 and handled == []
     # The Flask view behind it, asked directly, gives the same bytes and headers.
-    assert isinstance(app.wsgi_app, poll.StatusPoll)
+    assert isinstance(app.wsgi_app, front.Front)
     slow = Client(app.wsgi_app.inner).get(f"{page}/status")
     assert handled == [f"{page}/status"]
     assert fast.get_data() == slow.get_data()

@@ -1,0 +1,142 @@
+"""The customer's hottest requests, answered in front of Flask: the status poll, and a view
+of a page whose current state was rendered before.
+
+Every open page asks for its status every few seconds, so in a sale the poll is most of the
+traffic; its answer is already made, stored by the last change to the page (snapshot.py).
+A page viewed again (a reload, the no-script refresh, another tab) was rendered already
+(pagecache.py). Before any Flask machinery runs, each costs a path match, its rate limit,
+one SELECT by primary key and the moment-of-reading fields: the seconds left, an ETag.
+
+Only answers that are already made leave here: the stored model (200), "unchanged" (304),
+a kept rendering (200). Anything else (no model stored yet, a page not rendered in this
+language and address yet, a malformed id, a host we do not serve, a limit reached, another
+method, a database error) passes to the Flask views, which answer it as every route does;
+they share their checks with this module, so both answer alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import SecurityError
+from werkzeug.http import parse_etags, quote_etag
+from werkzeug.wrappers import Request
+from werkzeug.wsgi import get_host
+
+from . import clock, db, i18n, pagecache, ratelimit, security, snapshot
+from .models import Page, is_page_token
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+STATUS_PATH = re.compile(r"/p/([^/]+)/status\Z")
+PAGE_PATH = re.compile(r"/p/([^/]+)\Z")
+READ_MODEL = select(Page.model_json).where(Page.id == bindparam("page_id"))
+
+
+class Front:
+    """WSGI middleware: the two hot routes' ready answers; every other request to `inner`."""
+
+    def __init__(self, app: Flask, inner: WSGIApp) -> None:
+        self.app = app
+        self.inner = inner
+        self.engine = app.extensions[db.EXTENSION + ".engine"]
+        self.trusted_hosts: list[str] | None = app.config.get("TRUSTED_HOSTS")
+        self.sandbox = bool(app.config["SANDBOX"])
+        self.poll_limit = ratelimit.front_limit(app, "RATELIMIT_STATUS", "poll")
+        self.page_limit = ratelimit.front_limit(app, "RATELIMIT_PAGES", "page")
+        self.poll_headers = [*security.security_headers(None, sandbox=self.sandbox),
+                             ("Cache-Control", "no-store")]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        answer: Iterable[bytes] | None = None
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and self.served_host(environ):
+            path = environ.get("PATH_INFO", "")
+            if (found := STATUS_PATH.match(path)) and is_page_token(found[1]):
+                answer = self.poll(found[1], environ, start_response)
+            elif (found := PAGE_PATH.match(path)) and is_page_token(found[1]):
+                answer = self.page(found[1], environ, start_response)
+        return self.inner(environ, start_response) if answer is None else answer
+
+    # ------------------------------------------------------------ the status poll
+
+    def poll(self, page_id: str, environ: dict[str, Any],
+             start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        if self.poll_limit is not None and not self.poll_limit.count(environ):
+            return None
+        stored = self.read(READ_MODEL, page_id)
+        if stored is None:
+            return None
+        body = snapshot.finish(stored, self.now())
+        tag = snapshot.etag(body)
+        headers = [*self.poll_headers, ("ETag", quote_etag(tag))]
+        if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(tag):
+            start_response("304 Not Modified", headers)
+            return []
+        return send(environ, start_response, body, "application/json", headers)
+
+    # ------------------------------------------------------------ a page viewed again
+
+    def page(self, page_id: str, environ: dict[str, Any],
+             start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        if self.page_limit is not None and not self.page_limit.count(environ):
+            return None
+        state = self.read(pagecache.STATE, page_id, row=True)
+        if state is None:
+            return None
+        request = Request(environ)
+        locale = i18n.choose(request, self.app.config["LANGUAGES"], lambda: state.language)
+        stamp = pagecache.unix(self.now())
+        found = pagecache.kept(self.app, state, page_id, pagecache.variant(locale, request),
+                               stamp)
+        if found is None:
+            return None
+        headers = [*security.security_headers(found.frame_ancestors, sandbox=self.sandbox),
+                   ("Cache-Control", "no-store")]
+        return send(environ, start_response, found.serve(stamp).encode(),
+                    "text/html; charset=utf-8", headers)
+
+    # ------------------------------------------------------------ shared
+
+    def served_host(self, environ: dict[str, Any]) -> bool:
+        if not self.trusted_hosts:
+            return True
+        try:
+            get_host(environ, self.trusted_hosts)
+        except SecurityError:
+            return False  # Flask refuses it with 400, as any route
+        return True
+
+    def read(self, statement: Any, page_id: str, *, row: bool = False) -> Any:
+        try:
+            with self.engine.connect() as connection:
+                result = connection.execute(statement, {"page_id": page_id})
+                return result.first() if row else result.scalar()
+        except SQLAlchemyError:
+            log.exception("front: a page's row could not be read")
+            return None  # the Flask view tries again and answers as every route does
+
+    def now(self) -> datetime:
+        # Tests replace the clock in the app's config; there is no app context here.
+        replaced: Callable[[], datetime] | None = self.app.config.get("CLOCK")
+        return replaced() if replaced is not None else clock.system_now()
+
+
+def send(environ: dict[str, Any], start_response: Callable[..., Any], body: bytes,
+         content_type: str, headers: list[tuple[str, str]]) -> Iterable[bytes]:
+    start_response("200 OK", [*headers, ("Content-Type", content_type),
+                              ("Content-Length", str(len(body)))])
+    return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+
+def install(app: Flask) -> None:
+    """Put the front in front of the app's WSGI callable (inside any proxy fix)."""
+    app.wsgi_app = Front(app, app.wsgi_app)  # type: ignore[method-assign]
