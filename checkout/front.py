@@ -58,12 +58,22 @@ class Front:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         answer: Iterable[bytes] | None = None
-        if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and self.served_host(environ):
-            path = environ.get("PATH_INFO", "")
-            if (found := STATUS_PATH.match(path)) and is_page_token(found[1]):
-                answer = self.poll(found[1], environ, start_response)
-            elif (found := PAGE_PATH.match(path)) and is_page_token(found[1]):
-                answer = self.page(found[1], environ, start_response)
+        mend_query(environ)
+        try:
+            if environ.get("REQUEST_METHOD") in ("GET", "HEAD") and self.served_host(environ):
+                path = environ.get("PATH_INFO", "")
+                if (found := STATUS_PATH.match(path)) and is_page_token(found[1]):
+                    answer = self.poll(found[1], environ, start_response)
+                elif (found := PAGE_PATH.match(path)) and is_page_token(found[1]):
+                    answer = self.page(found[1], environ, start_response)
+        except Exception:
+            # Whatever went wrong (the limits' storage, a query no one can decode, a stored
+            # model), Flask meets it again and answers as for every route: logged, with
+            # the headers, counted by its own limiter.
+            log.exception("front: passing %s to Flask", environ.get("PATH_INFO"))
+            environ.pop(ratelimit.FRONT_COUNTED, None)
+            environ.pop(ratelimit.FRONT_REFUSED, None)
+            answer = None
         return self.inner(environ, start_response) if answer is None else answer
 
     # ------------------------------------------------------------ the status poll
@@ -94,9 +104,11 @@ class Front:
             return None
         request = Request(environ)
         locale = i18n.choose(request, self.app.config["LANGUAGES"], lambda: state.language)
+        variant = pagecache.variant(locale, request)
+        if variant is None:
+            return None
         stamp = pagecache.unix(self.now())
-        found = pagecache.kept(self.app, state, page_id, pagecache.variant(locale, request),
-                               stamp)
+        found = pagecache.kept(self.app, state, page_id, variant, stamp)
         if found is None:
             return None
         headers = [*security.security_headers(found.frame_ancestors, sandbox=self.sandbox),
@@ -128,6 +140,22 @@ class Front:
         # Tests replace the clock in the app's config; there is no app context here.
         replaced: Callable[[], datetime] | None = self.app.config.get("CLOCK")
         return replaced() if replaced is not None else clock.system_now()
+
+
+def mend_query(environ: dict[str, Any]) -> None:
+    """A query string that is not UTF-8 (raw bytes a client sent) fails werkzeug's strict
+    decoding of `request.args` with a 500 wherever it is read, the language choice and the
+    error page included. Its bytes beyond ASCII are percent-escaped instead: the same query
+    to any decoder, and readable (an unknown `lang` is ignored)."""
+    query: str = environ.get("QUERY_STRING", "")
+    if query.isascii():
+        return
+    raw = query.encode("latin-1", "replace")  # WSGI hands bytes over as latin-1 text
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        environ["QUERY_STRING"] = "".join(
+            chr(byte) if byte < 0x80 else f"%{byte:02X}" for byte in raw)
 
 
 def send(environ: dict[str, Any], start_response: Callable[..., Any], body: bytes,

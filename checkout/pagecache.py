@@ -117,17 +117,21 @@ def unix(moment: datetime) -> int:
 @dataclass(frozen=True)
 class Rendering:
     """What a view rendered for the cache: the HTML (with MARKERS), the seconds left and the
-    fiat value's age stamp of the model it showed, and who may frame it."""
+    fiat value's age stamp of the model it showed, who may frame it, and what it came from."""
 
     html: str
     seconds_left: int | None
     fiat_at: int | None
     frame_ancestors: list[str] | None
+    stored: bool  # rendered from the page's stored model (not built from the tables)
 
 
-def variant(locale: str, request: Request) -> tuple[str, str]:
+def variant(locale: str, request: Request) -> tuple[str, str] | None:
     """What of the request a rendering depends on: its language and its address (the
-    language links repeat the query)."""
+    language links repeat the query). None: not worth keeping, as a query with anything but
+    `lang` in it is no address the site makes; anyone could make a thousand of them."""
+    if any(name != "lang" for name in request.args):
+        return None
     return locale, request.full_path
 
 
@@ -139,18 +143,20 @@ def kept(app: Flask, state: Row[Any], page_id: str, variant: tuple[str, str],
     return found if found is not None and found.fresh(stamp) else None
 
 
-def rendered(state: Row[Any], page_id: str, variant: tuple[str, str], now: datetime,
+def rendered(state: Row[Any], page_id: str, variant: tuple[str, str] | None, now: datetime,
              render: Callable[[Countdown], Rendering]) -> Rendered:
     """The page's rendering now: a kept one of this state if there is one, else `render`'s,
     kept for the next view (`serve` it with the moment)."""
     stamp = unix(now)
-    found = kept(current_app, state, page_id, variant, stamp)
+    found = None if variant is None else kept(current_app, state, page_id, variant, stamp)
     if found is None:
         made = render(MARKERS)
         left = made.seconds_left
         found = Rendered(made.html, None if left is None else stamp + int(left), made.fiat_at,
                          made.frame_ancestors)
-        if state.model_version is not None:  # a page without a stored model yet: not kept
+        # A page without a stored model yet was built from the tables: its version says
+        # nothing of what it showed, so it is not kept.
+        if variant is not None and made.stored:
             cache: PageCache = current_app.extensions[EXTENSION]
             cache.put((page_id, *state, *variant), found)
     return found

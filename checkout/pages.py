@@ -235,7 +235,7 @@ def show(page_id: str) -> ResponseReturnValue:
         html = render_page(session, page, f"{page.kind}.html", model=model, countdown=countdown)
         return pagecache.Rendering(html, model.get("seconds_left"),
                                    snapshot.fiat_at(page) if model.get("fiat") else None,
-                                   g.get("frame_ancestors"))
+                                   g.get("frame_ancestors"), page.model_json is not None)
 
     found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
                                now, render)

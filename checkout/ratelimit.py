@@ -191,8 +191,9 @@ class FrontLimit:
     def count(self, environ: dict[str, Any]) -> bool:
         """Count the request; False (and the refusal noted for Flask) past the limit."""
         address = environ.get("REMOTE_ADDR") or "unknown"
+        allowed = self.hit(address)  # counted only once this returns: then Flask must not
         environ[FRONT_COUNTED] = True
-        if self.hit(address):
+        if allowed:
             return True
         environ[FRONT_REFUSED] = self.retry_after(address)
         return False
@@ -229,7 +230,8 @@ def init_app(app: Flask) -> None:
     # before every request looks for default and application-wide limits, and there are none
     # to find: it cost a page view a tenth of its time.
     checks = app.before_request_funcs.get(None, [])
-    if limiter._check_request_limit in checks:  # not there when limits are off
+    wide = app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION")
+    if limiter._check_request_limit in checks and not wide:  # not there when limits are off
         checks.remove(limiter._check_request_limit)
     limit_views(app, limiter, "RATELIMIT_LINKS", "pages.landing", "pages.terminal_link")
     limit_views(app, limiter, "RATELIMIT_BAD_LINKS", "pages.landing", "pages.terminal_link",

@@ -111,7 +111,9 @@ def write(session: Session, page: Page, now: datetime | None = None) -> None:
     version = session.execute(update(Page).where(Page.id == page.id).values(
         model_json=text, model_version=Page.model_version + 1)
         .returning(Page.model_version)
-        .execution_options(synchronize_session=False)).scalar_one()
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if version is None:
+        return  # deleted meanwhile (a discarded invoice page): nothing left to show
     # The loaded row is the one a page rendered later in this request reads: keep it true.
     set_committed_value(page, "model_json", text)
     set_committed_value(page, "model_version", version)

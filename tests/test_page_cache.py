@@ -109,6 +109,40 @@ def test_each_language_and_each_address_has_its_own_rendering(
     assert len(renders) == 3
 
 
+def test_a_merchants_new_default_language_shows_on_the_next_view(
+        app: Flask, page: str, renders: list[str]) -> None:
+    client = app.test_client()
+    assert '<html lang="en"' in client.get(page).get_data(as_text=True)
+    with app.app_context():
+        merchants.edit(11, merchants.MerchantEdit(language="de"))
+    assert '<html lang="de"' in client.get(page).get_data(as_text=True)
+
+
+def test_a_query_the_site_never_makes_is_rendered_and_not_kept(
+        app: Flask, page: str, renders: list[str]) -> None:
+    client = app.test_client()
+    kept: pagecache.PageCache = app.extensions[pagecache.EXTENSION]
+    for n in range(3):
+        assert client.get(f"{page}?junk={n}").status_code == 200
+    assert len(renders) == 3 and len(kept.entries) == 0
+    client.get(f"{page}?lang=de")
+    client.get(f"{page}?lang=de")
+    assert len(renders) == 4 and len(kept.entries) == 1
+
+
+@pytest.mark.parametrize("query", [b"lang=\xff", b"\xff\xfe=1", b"lang=%ff%fe"])
+def test_an_undecodable_query_is_answered_by_flask_with_the_headers(
+        app: Flask, page: str, query: bytes) -> None:
+    client = app.test_client()
+    client.get(page)  # kept: the front would answer a plain view
+    for path in (page, f"{page}/status"):
+        # As a server hands raw bytes to WSGI: each byte one latin-1 character.
+        response = client.get(path, environ_overrides={"QUERY_STRING": query.decode("latin-1")})
+        assert response.status_code in (200, 400), response.status_code
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+
+
 def test_a_merchants_edit_shows_on_the_next_view(
         app: Flask, page: str, renders: list[str]) -> None:
     client = app.test_client()
@@ -220,6 +254,7 @@ def test_a_page_viewed_again_never_reaches_flask_and_answers_what_flask_does(
     again = client.get(page, **asking)
     assert again.status_code == 200 and handled == []
     assert isinstance(app.wsgi_app, front.Front)
+    app.extensions[pagecache.EXTENSION].entries.clear()  # Flask renders it anew
     behind = Client(app.wsgi_app.inner).get(page, **asking)
     assert handled == [page]
     assert again.get_data() == first.get_data() == behind.get_data()
