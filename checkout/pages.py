@@ -54,7 +54,7 @@ from . import (
     snapshot,
     terminal,
 )
-from .models import DepositAddress, Page, is_page_token
+from .models import DepositAddress, Merchant, Page, is_page_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
@@ -464,11 +464,19 @@ def status(page_id: str) -> ResponseReturnValue:
 def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
     if fmt not in ("svg", "png"):
         abort(404)
-    page = load_page(page_id)
+    if not is_page_token(page_id):
+        abort(404)
     session = db.session()
-    stored = snapshot.read(session, page.id)  # the model the poll reads: the same amount due
-    uri = json.loads(stored)["payment_uri"] if stored else payments.page_model(
-        session, page)["payment_uri"]
+    # The model the poll reads (the same amount due), and the merchant's default language
+    # for the image's title: one SELECT.
+    found = session.execute(select(Page.model_json, Merchant.language)
+                            .join(Merchant, Merchant.client_id == Page.merchant_id)
+                            .where(Page.id == page_id)).first()
+    if found is None:
+        abort(404)
+    i18n.use_merchant_language(found.language)
+    uri = (json.loads(snapshot.finish(found.model_json, clock.now()))["payment_uri"]
+           if found.model_json else payments.page_model(session, load_page(page_id))["payment_uri"])
     text = payments.qr_text_for(str(uri))
     etag = qr.etag(text, fmt, str(get_locale()))
     if etag in request.if_none_match:
