@@ -15,9 +15,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, request, request_started
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import text
+from sqlalchemy import event, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from checkout import create_app, db, merchants, migrate
@@ -193,3 +193,30 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     for line in config.stash.get(SUMMARY, []):
         terminalreporter.write_line(line)
+
+
+def sql_statements(app: Flask, ask: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """What `ask()` answers, and the kind of each SQL statement the app sent meanwhile
+    (SELECT, INSERT, ...): what a hot route does, not only what it answers."""
+    sent: list[str] = []
+    engine = app.extensions[db.EXTENSION + ".engine"]
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split(None, 1)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        return ask(), sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def flask_requests(app: Flask) -> list[str]:
+    """The paths Flask itself handles from now on (front.py answers some before it runs)."""
+    seen: list[str] = []
+
+    def count(_sender: Flask, **_extra: Any) -> None:
+        seen.append(request.path)
+
+    request_started.connect(count, app, weak=False)
+    return seen

@@ -12,15 +12,14 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer
-from flask import Flask, request, request_started, template_rendered
+from conftest import MERCHANT_SECRET, LiveServer, flask_requests, sql_statements
+from flask import Flask, template_rendered
 from flask.testing import FlaskClient
 from invoice_kit import ORDER, TestShop, settle
-from sqlalchemy import event
 from test_callbacks_kit import deposit_body, post
 from werkzeug.test import Client
 
-from checkout import branding, clock, db, front, merchants, pagecache, rates, terminal
+from checkout import branding, clock, front, merchants, pagecache, rates, terminal
 from checkout.models import Merchant
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "cache-1", "amount": "0.00123",
@@ -54,26 +53,12 @@ def page(app: Flask, merchant: Merchant, live_server: LiveServer) -> str:
     return open_page(app.test_client())
 
 
-def statements(app: Flask, ask: Any) -> tuple[Any, list[str]]:
-    sent: list[str] = []
-    engine = app.extensions[db.EXTENSION + ".engine"]
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement.split(None, 1)[0].upper())
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        return ask(), sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def test_a_second_view_of_an_unchanged_page_reads_one_row_and_renders_nothing(
         app: Flask, page: str, renders: list[str]) -> None:
     client = app.test_client()
     first = client.get(page)
     assert first.status_code == 200 and renders == ["deposit.html"]
-    again, sent = statements(app, lambda: client.get(page))
+    again, sent = sql_statements(app, lambda: client.get(page))
     assert again.status_code == 200 and renders == ["deposit.html"]
     assert sent == ["SELECT"], sent
     assert again.get_data() == first.get_data()
@@ -227,17 +212,6 @@ def test_the_countdown_of_a_kept_page_is_the_moment_of_serving(
 
 
 # ---------------------------------------------------------------- in front of Flask
-
-
-def flask_requests(app: Flask) -> list[str]:
-    """The paths Flask itself handled from now on."""
-    seen: list[str] = []
-
-    def count(_sender: Flask, **_extra: Any) -> None:
-        seen.append(request.path)
-
-    request_started.connect(count, app, weak=False)
-    return seen
 
 
 @pytest.mark.parametrize("asking", [

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET
+from conftest import MERCHANT_SECRET, sql_statements
 from flask import Flask
-from sqlalchemy import event
 from werkzeug.serving import make_server
 
 from checkout import clock, db, merchants, terminal
@@ -61,17 +60,8 @@ def site(make_app: Any, processor: Processor) -> Flask:
 
 def statements_of(app: Flask, path: str) -> tuple[int, list[str]]:
     client = app.test_client()
-    sent: list[str] = []
-    engine = app.extensions[db.EXTENSION + ".engine"]
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement.split(None, 1)[0].upper())
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        status = client.get(path).status_code
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    status: int
+    status, sent = sql_statements(app, lambda: client.get(path).status_code)
     return status, sent
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
-from flask import Flask, request, request_started
+from conftest import MERCHANT_SECRET, LiveServer, flask_requests, start_live_server
+from flask import Flask
 from flask.testing import FlaskClient
 from test_callbacks_kit import deposit_body, post
 from werkzeug.test import Client
@@ -27,17 +27,6 @@ def open_page(client: FlaskClient) -> str:
     response = client.get("/terminal", query_string=terminal.encode_link(LINK, MERCHANT_SECRET))
     assert response.status_code == 303, response.get_data(as_text=True)[:300]
     return str(response.headers["Location"]).split("?")[0]
-
-
-def flask_requests(app: Flask) -> list[str]:
-    """The paths Flask itself handled from now on."""
-    seen: list[str] = []
-
-    def count(_sender: Flask, **_extra: Any) -> None:
-        seen.append(request.path)
-
-    request_started.connect(count, app, weak=False)
-    return seen
 
 
 @pytest.fixture
