@@ -107,7 +107,7 @@ class Front:
         variant = pagecache.variant(locale, request)
         if variant is None:
             return None
-        stamp = pagecache.unix(self.now())
+        stamp = snapshot.unix(self.now())
         found = pagecache.kept(self.app, state, page_id, variant, stamp)
         if found is None:
             return None

@@ -110,10 +110,6 @@ def state_of(session: Session, page_id: str) -> Any:
     return session.connection().execute(STATE, {"page_id": page_id}).first()
 
 
-def unix(moment: datetime) -> int:
-    return snapshot._unix(moment) or 0
-
-
 @dataclass(frozen=True)
 class Rendering:
     """What a view rendered for the cache: the HTML (with MARKERS), the seconds left and the
@@ -147,7 +143,7 @@ def rendered(state: Row[Any], page_id: str, variant: tuple[str, str] | None, now
              render: Callable[[Countdown], Rendering]) -> Rendered:
     """The page's rendering now: a kept one of this state if there is one, else `render`'s,
     kept for the next view (`serve` it with the moment)."""
-    stamp = unix(now)
+    stamp = snapshot.unix(now)
     found = None if variant is None else kept(current_app, state, page_id, variant, stamp)
     if found is None:
         made = render(MARKERS)

@@ -240,7 +240,7 @@ def show(page_id: str) -> ResponseReturnValue:
     found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
                                now, render)
     g.frame_ancestors = found.frame_ancestors
-    return no_store(make_response(found.serve(pagecache.unix(now))))
+    return no_store(make_response(found.serve(snapshot.unix(now))))
 
 
 @bp.get("/p/<page_id>/receipt")
@@ -475,8 +475,9 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
     if found is None:
         abort(404)
     i18n.use_merchant_language(found.language)
-    uri = (json.loads(snapshot.finish(found.model_json, clock.now()))["payment_uri"]
-           if found.model_json else payments.page_model(session, load_page(page_id))["payment_uri"])
+    # The payment URI is not one of the moment-of-reading fields: the stored text has it.
+    uri = (json.loads(found.model_json)["payment_uri"] if found.model_json
+           else payments.page_model(session, load_page(page_id))["payment_uri"])
     text = payments.qr_text_for(str(uri))
     etag = qr.etag(text, fmt, str(get_locale()))
     if etag in request.if_none_match:

@@ -126,7 +126,12 @@ def deadline_of(page: Page, model: dict[str, Any], now: datetime) -> datetime | 
 
 
 def _unix(moment: datetime | None) -> int | None:
-    return None if moment is None else int((moment - datetime(1970, 1, 1)).total_seconds())
+    return None if moment is None else unix(moment)
+
+
+def unix(moment: datetime) -> int:
+    """Seconds since 1970 of a naive UTC moment, as the stored model keeps its moments."""
+    return int((moment - datetime(1970, 1, 1)).total_seconds())
 
 
 def read(session: Session, page_id: str, now: datetime | None = None) -> bytes | None:
@@ -163,7 +168,7 @@ def complete(model: dict[str, Any], now: datetime) -> dict[str, Any]:
     that has grown too old to call approximate."""
     deadline = model.pop(DEADLINE, None)
     fiat_at = model.pop(FIAT_AT, None)
-    stamp = _unix(now) or 0
+    stamp = unix(now)
     if deadline is not None and not model.get("final"):
         model["seconds_left"] = max(0, deadline - stamp)
     if fiat_at is not None and stamp - fiat_at > rates.SHOWN_MAX_AGE:
