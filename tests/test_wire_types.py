@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import coinspaid_doc
+import php_shop
 import pytest
 from conftest import LiveServer
 from flask import Flask
@@ -261,6 +262,7 @@ def test_an_event_before_a_pick_carries_a_crypto_address_of_empty_values(
     assert "currency_sent" not in event
     assert (event["fixed_at"], event["expires_at"]) == (None, None)
     assert event["currency_received"] == {"currency": "EUR", "amount": "35.00000000"}
+    assert php_shop.reencode(body) == body  # still PHP's json_encode bytes
 
 
 @pytest.mark.parametrize("variant", ["without crypto_address", "with an empty crypto_address"])
@@ -306,7 +308,7 @@ def test_bare_numbers_in_an_answer_become_the_processors_amount_text() -> None:
     assert body["transactions"][0]["confirmations"] == "2"
 
 
-@pytest.mark.parametrize("status", ["not_confirmed", "confirmed"])
+@pytest.mark.parametrize("status", ["not_confirmed", "confirmed", "cancelled"])
 def test_reconciled_deposit_news_reaches_the_shop_in_the_processors_types(
         app: Flask, live_server: LiveServer, merchant: Merchant, status: str) -> None:
     app.config["RECONCILE_AFTER"] = 600
