@@ -39,7 +39,7 @@ from test_callbacks_kit import pay as pay_lost
 from wire_types import SCHEMAS, problems
 
 from checkout import clock, db, money, reconcile
-from checkout.models import Delivery, Invoice, Merchant
+from checkout.models import Delivery, Invoice, InvoiceQuote, Merchant, Page
 
 INVOICE = json.loads(coinspaid_doc.INVOICE_CALLBACK)
 
@@ -265,11 +265,16 @@ def test_an_event_before_a_pick_carries_a_crypto_address_of_empty_values(
     assert php_shop.reencode(body) == body  # still PHP's json_encode bytes
 
 
+@pytest.mark.parametrize("answered", [True, False], ids=["answered quote", "answer lost"])
 @pytest.mark.parametrize("variant", ["without crypto_address", "with an empty crypto_address"])
 def test_we_accept_a_failed_invoice_callback_with_or_without_crypto_address(
-        app: Flask, client: Any, merchant: Merchant, variant: str) -> None:
-    """The processor's choice is UNCONFIRMED: both shapes must apply."""
+        app: Flask, client: Any, merchant: Merchant, variant: str, answered: bool) -> None:
+    """The processor's choice is UNCONFIRMED: both shapes apply, also to a quote whose
+    answer was lost (completed from the callback), and an empty address is no address."""
     issue_invoice(app, processor_id=22, foreign_id="229-hdsa")
+    if not answered:
+        with app.app_context(), db.transaction() as s:
+            s.scalars(select(InvoiceQuote)).one().processor_id = None
     body = copy.deepcopy(INVOICE)
     body.update(status="failed", error="Invoice was cancelled.", transactions=[])
     if variant == "without crypto_address":
@@ -282,6 +287,10 @@ def test_we_accept_a_failed_invoice_callback_with_or_without_crypto_address(
     with app.app_context():
         invoice = db.session().scalars(select(Invoice)).one()
         assert (invoice.status, invoice.reason) == ("failed", "cancelled")
+        quote = db.session().scalars(select(InvoiceQuote)).one()
+        assert (quote.processor_id, quote.address) == (22, None)
+        page = db.session().get(Page, invoice.page_id)
+        assert page is not None and page.address is None
 
 
 # ---------------------------------------------------------------------------------------------

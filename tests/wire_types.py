@@ -43,11 +43,10 @@ EXAMPLES: dict[str, list[str]] = {
 }
 
 # §3 "Common payload structure": `convert_to?`, `foreign_id?` in crypto_address, `riskscore?`
-# ("only present on BTC/BCH/ETH deposits"), `end_user_reference` ("newer payloads"), the root
-# `foreign_id` of an exchange ("when set").
+# ("only present on BTC/BCH/ETH deposits"), `end_user_reference` ("newer payloads").
 DOCUMENTED_OPTIONAL = frozenset({
     "end_user_reference", "crypto_address.convert_to", "crypto_address.foreign_id",
-    "transactions[].riskscore", "foreign_id@exchange"})
+    "transactions[].riskscore"})
 
 # Values the document shows for these fields outside the callback examples: a tag is a string
 # for XRP/BNB (§2.5 `"tag":"tag-123"`); an invoice's timestamps are null until a currency is
@@ -143,37 +142,36 @@ def _text_rule(key: str, values: list[Any]) -> re.Pattern[str] | None:
     return DECIMAL
 
 
-def _item_groups(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def _item_groups(path: str, items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Items of one array, grouped by the keys they show (a chain leg, an exchange leg)."""
     groups: dict[frozenset[str], list[dict[str, Any]]] = {}
     for item in items:
-        keys = frozenset(k for k in item if f"transactions[].{k}" not in DOCUMENTED_OPTIONAL)
+        keys = frozenset(k for k in item if _child(path, k) not in DOCUMENTED_OPTIONAL)
         groups.setdefault(keys, []).append(item)
     return list(groups.values())
 
 
-def _shape(path: str, values: list[Any], callback_type: str) -> Shape:
+def _shape(path: str, values: list[Any]) -> Shape:
     shape = Shape(path, _kinds(path, values), _text_rule(path.rsplit(".", 1)[-1], values))
     objects = [v for v in values if isinstance(v, dict)]
     if objects:
         keys = list(dict.fromkeys(k for obj in objects for k in obj))
         shape.required = frozenset(
             k for k in keys if all(k in obj for obj in objects)
-            and _child(path, k) not in DOCUMENTED_OPTIONAL
-            and f"{_child(path, k)}@{callback_type}" not in DOCUMENTED_OPTIONAL)
-        shape.fields = {k: _shape(_child(path, k), [o[k] for o in objects if k in o],
-                                  callback_type) for k in keys}
+            and _child(path, k) not in DOCUMENTED_OPTIONAL)
+        shape.fields = {k: _shape(_child(path, k), [o[k] for o in objects if k in o])
+                        for k in keys}
     lists = [v for v in values if isinstance(v, list)]
     if lists or "array" in shape.kinds:
         items = [item for value in lists for item in value] or _values_at(
             ALL_DOCS, path + "[]")
-        shape.items = [_shape(path + "[]", group, callback_type)
-                       for group in _item_groups([i for i in items if isinstance(i, dict)])]
+        shape.items = [_shape(path + "[]", group) for group in
+                       _item_groups(path + "[]", [i for i in items if isinstance(i, dict)])]
     return shape
 
 
 SCHEMAS: dict[str, Shape] = {
-    name: _shape("", [json.loads(text) for text in texts], name)
+    name: _shape("", [json.loads(text) for text in texts])
     for name, texts in EXAMPLES.items()}
 
 
