@@ -266,7 +266,8 @@ def test_an_event_before_a_pick_carries_a_crypto_address_of_empty_values(
 
 
 @pytest.mark.parametrize("answered", [True, False], ids=["answered quote", "answer lost"])
-@pytest.mark.parametrize("variant", ["without crypto_address", "with an empty crypto_address"])
+@pytest.mark.parametrize("variant", ["without crypto_address", "with an empty crypto_address",
+                                     "with a crypto_address of nulls"])
 def test_we_accept_a_failed_invoice_callback_with_or_without_crypto_address(
         app: Flask, client: Any, merchant: Merchant, variant: str, answered: bool) -> None:
     """The processor's choice is UNCONFIRMED: both shapes apply, also to a quote whose
@@ -279,8 +280,10 @@ def test_we_accept_a_failed_invoice_callback_with_or_without_crypto_address(
     body.update(status="failed", error="Invoice was cancelled.", transactions=[])
     if variant == "without crypto_address":
         del body["crypto_address"]
-    else:
+    elif variant == "with an empty crypto_address":
         body["crypto_address"] = {"id": 0, "currency": "", "address": "", "tag": None}
+    else:
+        body["crypto_address"] = {"id": None, "currency": None, "address": None, "tag": None}
     assert post(client, json.dumps(body, separators=(",", ":")).encode()).status_code == 200
     [callback] = callbacks_of(app)
     assert (callback.outcome, callback.flag) == ("applied", None)

@@ -14,7 +14,7 @@ The schema of a callback type is derived from the examples in coinspaid_doc (coi
   the document shows another value elsewhere (`DOCUMENTED_ALSO`);
 - where the examples contradict each other, the public typed clients decide
   (`CLIENT_TYPES`): `confirmations` is `3` in two examples and `"0"`/`"1"` in two others; Go's
-  client declares `Confirmations int \\`json:"confirmations,string"\\`` and Rust's
+  client declares it an `int` with the struct tag `json:"confirmations,string"` and Rust's
   `confirmations: String`, so only a string parses in both;
 - a numeric text field (`NUMERIC_TEXT`) must be a plain decimal string, with exactly 8 places
   where every example of that type writes 8;
