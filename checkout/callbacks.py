@@ -596,7 +596,8 @@ def adopt_quote(session: Session, quote: InvoiceQuote, key: Key, payload: dict[s
     quote.processor_id = key.processor_id
     crypto = payload.get("crypto_address")
     if isinstance(crypto, dict):
-        quote.address = _bounded_text(crypto.get("address"), 255)
+        # An empty address is the processor saying it gave none (see shop_event).
+        quote.address = _bounded_text(crypto.get("address"), 255) or None
         quote.tag = _bounded_text(_text_or_none(crypto.get("tag")), 64)
     sent = payload.get("currency_sent")
     if isinstance(sent, dict) and sent.get("amount") is not None:

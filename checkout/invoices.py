@@ -520,7 +520,8 @@ def _find(client: processor.ProcessorClient, foreign_id: str) -> processor.Invoi
             amount=money.from_processor(received.get("amount")),
             sender_currency=sent.get("currency"),
             sender_amount=money.from_processor(sent.get("amount")),
-            address=address.get("address"), fixed_at=obj.get("fixed_at"),
+            # "" is the empty crypto_address of an invoice no address was given for.
+            address=address.get("address") or None, fixed_at=obj.get("fixed_at"),
             release_at=obj.get("expires_at"), seconds_left=None,
             tag=processor.parse_tag(address.get("tag")))
     except (KeyError, TypeError, ValueError, processor.ProcessorError):
@@ -748,25 +749,30 @@ def answer(session: Session, invoice: Invoice) -> dict[str, Any]:
 def shop_event(invoice: Invoice, quote: InvoiceQuote | None, *, status: str,
                error: str | None, fees: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """An invoice callback as CoinsPaid sends it (coinspaid-api.md §3), about the shop's
-    invoice: our id, the shop's foreign_id, the processor's amounts, no processor ids."""
+    invoice: our id, the shop's foreign_id, the processor's amounts, no processor ids.
+
+    Every field has the JSON type of the processor's documented example, because shops parse
+    these with typed clients: Go's declares `confirmations` `int ,string` and answers 400 to
+    an integer; Rust's requires `crypto_address` with an integer id and string address.
+    """
     event: dict[str, Any] = {"id": invoice.id, "foreign_id": invoice.foreign_id}
     if invoice.end_user_reference:
         event["end_user_reference"] = invoice.end_user_reference
     event["type"] = "invoice"
-    if quote is not None and quote.address is not None:
-        crypto: dict[str, Any] = {"id": invoice.id, "currency": quote.sender_currency}
-        if quote.sender_currency != invoice.currency:
-            crypto["convert_to"] = invoice.currency
-        crypto.update({"address": quote.address, "tag": quote.tag})
-        event["crypto_address"] = crypto
+    event["crypto_address"] = _crypto_address(invoice, quote)
     if quote is not None and quote.sender_amount is not None:
         event["currency_sent"] = {
             "currency": quote.sender_currency, "amount": _amount(quote.sender_amount),
             "remaining_amount": _amount(quote.remaining_amount or quote.sender_amount)}
+    # UNCONFIRMED what the processor sends before a currency is chosen (type 1 or 2 cancelled
+    # or expired): no `currency_sent` then, as nobody knows what the payer was to send; typed
+    # clients declare it optional (Go `*CurrencyAmount`, Rust `Option<CurrencySentData>`).
     event["currency_received"] = {"currency": invoice.currency,
                                   "amount": _amount(invoice.amount)}
-    event["transactions"] = quote.transactions if quote is not None else []
-    event["fees"] = fees or []
+    event["transactions"] = [_leg(leg) for leg in quote.transactions] if quote is not None \
+        else []
+    event["fees"] = [{"type": _text(fee.get("type")), "currency": _text(fee.get("currency")),
+                      "amount": fee.get("amount")} for fee in fees or []]
     event["error"] = error or ""
     event["status"] = status
     fixed_at = quote.fixed_at if quote is not None else invoice.fixed_at
@@ -774,6 +780,39 @@ def shop_event(invoice: Invoice, quote: InvoiceQuote | None, *, status: str,
     event["fixed_at"] = _unix(fixed_at)
     event["expires_at"] = _unix(expires_at)
     return event
+
+
+# An address nobody was given, in the types typed clients require: Rust's `DepositAddress`
+# needs an integer `id` and string `currency` and `address` (null fails), Go's decodes
+# absent and null alike as 0 and "". UNCONFIRMED what the processor itself sends there; every
+# invoice callback it documents carries a `crypto_address`.
+NO_ADDRESS: dict[str, Any] = {"id": 0, "currency": "", "address": "", "tag": None}
+
+
+def _crypto_address(invoice: Invoice, quote: InvoiceQuote | None) -> dict[str, Any]:
+    if quote is None or quote.address is None:
+        return {**NO_ADDRESS, "currency": quote.sender_currency if quote is not None else ""}
+    crypto: dict[str, Any] = {"id": invoice.id, "currency": quote.sender_currency}
+    if quote.sender_currency != invoice.currency:
+        crypto["convert_to"] = invoice.currency
+    crypto.update({"address": quote.address, "tag": quote.tag})
+    return crypto
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _leg(leg: Mapping[str, Any]) -> dict[str, Any]:
+    """One stored transaction leg in the documented order and types: ids numbers, amounts
+    8-place strings, `confirmations` a string ("0", "3") as the processor sends it."""
+    tag, txid = leg.get("tag"), leg.get("txid")
+    return {"id": leg.get("id") or 0, "currency": _text(leg.get("currency")),
+            "transaction_type": _text(leg.get("transaction_type")),
+            "type": _text(leg.get("type")), "address": _text(leg.get("address")),
+            "tag": tag if isinstance(tag, str) else None, "amount": leg.get("amount"),
+            "txid": txid if isinstance(txid, str) else None,
+            "confirmations": str(leg.get("confirmations") or 0)}
 
 
 def forward(session: Session, merchant: Merchant, invoice: Invoice, quote: InvoiceQuote | None,

@@ -71,23 +71,42 @@ def queries_for(session: Session, page: Page) -> list[dict[str, Any]]:
 
 
 def news_body(info: dict[str, Any]) -> bytes:
-    """What we store and forward for an answer: PHP json_encode bytes, as a callback's are.
+    """What we store and forward for an answer: PHP json_encode bytes, as a callback's are,
+    with the callback's JSON types.
 
     The shop's PHP plugin re-encodes a callback before checking our signature, so the
-    bytes must be what PHP writes. A bare fractional number (parsed as Decimal) is written
-    as its decimal string: PHP would print it as a float, which is no way to carry money.
+    bytes must be what PHP writes. The shop's typed client parses them as the processor's
+    callback (coinspaid-api.md §3): a bare number where an amount is (parsed as Decimal or
+    int) is written as its 8-place decimal string, as PHP would print a float, which is no way
+    to carry money; `confirmations` as a string (the documented deposit example shows `3`,
+    which Go's `,string` and Rust's `String` both refuse); a numeric tag as its text. What the
+    processor wrote as text stays its text.
     """
-    return phpjson.dumps(_amounts_as_text(info))
+    return phpjson.dumps(_processor_types(info))
 
 
-def _amounts_as_text(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return money.text(value)
+AMOUNTS = frozenset({"amount", "amount_minus_fee", "remaining_amount", "amount_to"})
+
+
+def _processor_types(value: Any, key: str = "") -> Any:
     if isinstance(value, dict):
-        return {key: _amounts_as_text(item) for key, item in value.items()}
+        return {name: _processor_types(item, name) for name, item in value.items()}
     if isinstance(value, list):
-        return [_amounts_as_text(item) for item in value]
-    return value
+        return [_processor_types(item) for item in value]
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return value
+    if key in AMOUNTS:
+        return _amount_text(Decimal(value))
+    if key in ("confirmations", "tag"):
+        return str(value)
+    return money.text(value) if isinstance(value, Decimal) else value
+
+
+def _amount_text(amount: Decimal) -> str:
+    """8 places, as the processor writes amounts; more only where the number has them."""
+    exponent = amount.as_tuple().exponent
+    places = max(8, -exponent) if isinstance(exponent, int) else 8
+    return money.text(amount, places)
 
 
 def learn(session: Session, merchant: Merchant, info: dict[str, Any]) -> str:

@@ -189,13 +189,10 @@ def invoice(session: Session, op: store.Operation) -> dict[str, Any]:
     if op.end_user_reference:
         obj["end_user_reference"] = op.end_user_reference
     obj["type"] = "invoice"
-    if address is not None:
-        crypto: dict[str, Any] = {"id": address.id, "currency": address.currency}
-        if address.currency != inv.currency:
-            crypto["convert_to"] = inv.currency
-        crypto.update({"address": address.address, "tag": address.tag})
-        obj["crypto_address"] = crypto
+    obj["crypto_address"] = _invoice_address(inv, address)
     due = Decimal(inv.sender_amount) if inv.sender_amount else None
+    # Before a currency is chosen there is nothing the payer was to send: no `currency_sent`
+    # (UNCONFIRMED; typed clients declare it optional: Go `*CurrencyAmount`, Rust `Option`).
     if inv.sender_currency and due is not None:
         paid = sum((Decimal(p.amount) for p in payments if p.status != "cancelled"), Decimal(0))
         obj["currency_sent"] = {"currency": inv.sender_currency, "amount": amount_text(due),
@@ -216,6 +213,25 @@ def invoice(session: Session, op: store.Operation) -> dict[str, Any]:
     obj["fixed_at"] = inv.fixed_at
     obj["expires_at"] = inv.expires_at
     return obj
+
+
+# An invoice no address was handed out for (type 1 or 2, cancelled or expired before the
+# payer chose a currency). Every invoice callback the processor documents carries a
+# `crypto_address`, and Rust's client requires one (integer `id`, string `currency` and
+# `address`: null fails it); Go's reads absent and null alike as 0 and "". So the documented
+# keys with the empty values both parse. UNCONFIRMED: what the processor really sends there
+# (this object, none, or nulls); the site accepts all of them.
+NO_ADDRESS: dict[str, Any] = {"id": 0, "currency": "", "address": "", "tag": None}
+
+
+def _invoice_address(inv: store.Invoice, address: store.Address | None) -> dict[str, Any]:
+    if address is None:
+        return {**NO_ADDRESS, "currency": inv.sender_currency or ""}
+    crypto: dict[str, Any] = {"id": address.id, "currency": address.currency}
+    if address.currency != inv.currency:
+        crypto["convert_to"] = inv.currency
+    crypto.update({"address": address.address, "tag": address.tag})
+    return crypto
 
 
 def build(session: Session, op: store.Operation) -> dict[str, Any]:
