@@ -252,3 +252,13 @@ def test_customer_routes_keep_their_html_errors(client: FlaskClient) -> None:
     for method, path, status in [("GET", "/nowhere%0A", 404), ("PROPFIND", "/", 405)]:
         answer = client.open(path, method=method)
         assert answer.status_code == status and answer.mimetype == "text/html"
+
+
+def test_a_server_error_under_the_api_is_json_too(make_app: Any, app: Flask,
+                                                  tmp_path: Any) -> None:
+    """A database that cannot be opened: the shop's client still reads the processor's shape."""
+    broken = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'no-such-dir' / 'checkout.db'}")
+    body = json.dumps(ORDER).encode()
+    answer = broken.test_client().post(CREATE, data=body, headers=signed(body))
+    assert answer.status_code == 500 and answer.mimetype == "application/json"
+    assert answer.get_json() == {"error": "Server error", "code": "server_error"}
