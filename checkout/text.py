@@ -57,17 +57,18 @@ def check_json(raw: bytes | str, parsed: Any) -> None:
             return
     elif raw.isascii() and _SURROGATE_ESCAPE.search(raw) is None:
         return
-    field = _first_bad(parsed, "")
+    field = _first_bad(parsed, None)
     if field is not None:
         raise NotText(field)
 
 
-def _first_bad(value: Any, path: str) -> str | None:
+def _first_bad(value: Any, path: str | None) -> str | None:
+    """`path`: the field's dotted name; None for the whole body."""
     if isinstance(value, str):
-        return None if is_text(value) else (path or "body")
+        return None if is_text(value) else ("body" if path is None else path)
     if isinstance(value, dict):
         for key, item in value.items():
-            name = f"{path}.{key}" if path else str(key)
+            name = str(key) if path is None else f"{path}.{key}"
             if not is_text(name):
                 return printable(name)
             found = _first_bad(item, name)
@@ -75,7 +76,7 @@ def _first_bad(value: Any, path: str) -> str | None:
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found = _first_bad(item, f"{path}.{index}" if path else str(index))
+            found = _first_bad(item, str(index) if path is None else f"{path}.{index}")
             if found is not None:
                 return found
     return None

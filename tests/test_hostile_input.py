@@ -8,17 +8,21 @@ import base64
 import io
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 from invoice_kit import ORDER, shop_signature
 from sqlalchemy import func, select
 from test_callbacks_kit import deposit_body, issue_address, nothing_written, signed_headers
 
-from checkout import db, signing
+from checkout import db, money, signing
 from checkout.models import Callback, Invoice, Merchant, Page
+from checkout.text import NotText, bad_query_field, is_text, printable
 
 CREATE = "/api/v2/invoices/create"
 LONE = "\ud800"  # half of a surrogate pair: json.dumps writes it as the escape "\ud800"
@@ -95,11 +99,12 @@ def test_a_cancel_with_no_text_in_its_body_or_its_path_is_a_400_naming_it(
     assert answer.status_code == 400 and list(answer.get_json()["errors"]) == ["foreign_id"]
 
 
+@pytest.mark.parametrize("path", ["/terminal", "/"])
 @pytest.mark.parametrize("field", ["foreign_id", "url_back", "note"])
 def test_a_terminal_link_with_no_text_is_a_400_naming_the_field(
-        app: Flask, client: FlaskClient, merchant: Merchant, field: str) -> None:
+        app: Flask, client: FlaskClient, merchant: Merchant, field: str, path: str) -> None:
     link = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", field: LONE}
-    answer = client.get("/terminal", query_string=link_query(link))
+    answer = client.get(path, query_string=link_query(link))
     assert answer.status_code == 400 and answer.mimetype == "text/html"
     assert f"invalid {field}" in answer.get_data(as_text=True)
     assert rows(app, Page) == 0
@@ -150,6 +155,41 @@ def test_an_api_query_with_no_text_is_a_json_400_naming_it(
     answer = client.post(CREATE + "?ref=%FF", data=body, headers=signed(body))
     assert answer.status_code == 400
     assert answer.get_json() == {"errors": {"ref": "The ref must be valid UTF-8 text."}}
+
+
+# Any text, lone surrogates included (Hypothesis leaves them out unless asked by category).
+ANY_TEXT = st.lists(st.one_of(st.characters(), st.characters(categories=["Cs"])),
+                    max_size=8).map("".join)
+
+
+@given(st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=4))
+def test_json_is_refused_exactly_when_a_key_or_value_is_no_text(
+        payload: dict[str, str]) -> None:
+    body = json.dumps(payload).encode()  # ASCII: every lone surrogate as its escape
+    # As any JSON parser reads it: two escapes in a row that make a pair are one character.
+    read = json.loads(body)
+    bad = [key for key, value in read.items() if not (is_text(key) and is_text(value))]
+    if not bad:
+        assert money.loads(body) == read
+        return
+    with pytest.raises(NotText) as refused:
+        money.loads(body)
+    assert refused.value.field == printable(bad[0])
+
+
+@given(st.lists(st.tuples(st.binary(max_size=6), st.binary(max_size=6)), max_size=4))
+def test_a_query_is_refused_exactly_when_a_name_or_value_is_no_utf8(
+        pairs: list[tuple[bytes, bytes]]) -> None:
+    def utf8(raw: bytes) -> bool:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    query = urlencode(pairs).encode("ascii")
+    bad = [name for name, value in pairs if not (utf8(name) and utf8(value))]
+    assert (bad_query_field(query) is None) == (not bad)
 
 
 # ---------------------------------------------------------------------------------------------
