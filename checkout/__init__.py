@@ -45,16 +45,18 @@ def init_storage(app: Flask) -> None:
 
 
 def init_extensions(app: Flask) -> None:
-    from . import assets, i18n, security
+    from . import assets, i18n, inputs, security
 
+    inputs.init_app(app)  # first: every later hook meets a bounded body of text
     security.init_app(app)
     i18n.init_app(app)
     assets.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, branding, callbacks, health, invoices, pages
+    from . import api, branding, callbacks, errors, health, invoices, pages
 
+    errors.init_app(app)
     health.init_app(app)
     pages.init_app(app)
     branding.init_app(app)

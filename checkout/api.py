@@ -14,11 +14,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from . import auth, db, invoices, processor
+from . import auth, db, invoices, processor, ratelimit, text
 from .models import Merchant
+from .text import NotText
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v2")
@@ -32,7 +33,7 @@ _EVERY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 class ForeignIdConverter(PathConverter):
     """Any text, slashes included, even leading ones: a foreign_id is the shop's."""
 
-    regex = ".+?"
+    regex = r"[\s\S]+?"  # line breaks too ("." misses them: then no route matched)
     part_isolating = False
 
 
@@ -56,20 +57,29 @@ def _errors(errors: dict[str, Any], status: int = 400) -> Response:
 
 
 def _caller() -> tuple[Merchant, dict[str, Any]] | Response:
-    """Content format first, then the key and the signature over the exact raw bytes."""
-    request.max_content_length = MAX_BODY
+    """Content format first, then the key and the signature over the exact raw bytes, then
+    whether every string is text (a validation error, as the processor orders them)."""
+    request.max_content_length = MAX_BODY  # a longer body: 413 (inputs.py, errors.py)
+    raw = request.get_data(cache=True, parse_form_data=False)
+    not_text: NotText | None = None
     try:
-        raw = request.get_data(cache=True, parse_form_data=False)
-    except RequestEntityTooLarge:
-        return _refusal(auth.BAD_CONTENT)
-    params = auth.parse_params(raw) if request.mimetype == "application/json" else None
+        params = auth.parse_params(raw) if request.mimetype == "application/json" else None
+    except NotText as exc:
+        params, not_text = {}, exc
     if params is None:
         return _refusal(auth.BAD_CONTENT)
+    # Refused authentications count per client address too (the API limit counts per key,
+    # and a bot makes a new key up for every call): past the limit, no key is looked up.
+    too_many = ratelimit.refused_too_often("api")
+    if too_many is not None:
+        return too_many
     merchant = auth.authenticate(raw, request.headers.get("X-Processing-Key"),
                                  request.headers.get("X-Processing-Signature"))
     if isinstance(merchant, auth.Refusal):
         log.info("api request refused: %s", merchant.code)
-        return _refusal(merchant)
+        return ratelimit.count_refusal("api") or _refusal(merchant)
+    if not_text is not None:
+        return bad_text(not_text.field)
     return merchant, params
 
 
@@ -121,16 +131,30 @@ def invalid_url(path: str) -> Response:
     return _refusal(auth.NO_KEY)
 
 
+def is_api_path(path: str) -> bool:
+    return path.startswith(bp.url_prefix + "/") if bp.url_prefix else False
+
+
 @bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
+def http_error(exc: HTTPException) -> Response:
+    """Every error under /api/v2/ in the processor's shape (errors.py sends those that no
+    view of this blueprint met: a path no rule matches, a body over the limit)."""
+    if isinstance(exc, text.BadText):
+        return bad_text(exc.field)
+    if exc.code == 500:
+        return server_error(getattr(exc, "original_exception", None) or exc)
     return _json({"error": exc.name, "code": (exc.name or "error").lower().replace(" ", "_")},
                  exc.code or 500)
 
 
 @bp.errorhandler(Exception)
-def _server_error(exc: Exception) -> Response:
-    log.exception("api: unexpected error")
+def server_error(exc: Exception) -> Response:
+    log.exception("api: unexpected error", exc_info=exc)
     return _json({"error": "Server error", "code": "server_error"}, 500)
+
+
+def bad_text(field: str) -> Response:
+    return _errors({field: text.message(field)})
 
 
 def init_app(app: Flask) -> None:

@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from . import merchants, money, signing
 from .models import Merchant
+from .text import NotText
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,12 @@ def authenticate(raw: bytes, key: str | None, signature: str | None) -> Merchant
 
 
 def parse_object(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object of a body, amounts as Decimal; None when it is not one."""
+    """The JSON object of a body, amounts as Decimal; None when it is not one. NotText when
+    it is one with a string that is no text: the caller names the field."""
     try:
         payload = money.loads(raw)
+    except NotText:
+        raise
     except ValueError:  # money.loads: not JSON, NaN, or nested absurdly deep
         return None
     return payload if isinstance(payload, dict) else None
@@ -58,9 +62,11 @@ def parse_object(raw: bytes) -> dict[str, Any] | None:
 
 def parse_params(raw: bytes) -> dict[str, Any] | None:
     """Request parameters: a JSON object; `{}`, `[]` and `null` all mean none (PHP clients send
-    `json_encode([])`). None when the body is anything else."""
+    `json_encode([])`). None when the body is anything else; NotText as `parse_object`."""
     try:
         payload = money.loads(raw)
+    except NotText:
+        raise
     except ValueError:
         return None
     if payload is None or payload == []:

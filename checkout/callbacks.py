@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import auth, clock, db, deliveries, invoices, money, payments, snapshot
+from . import auth, clock, db, deliveries, invoices, money, payments, snapshot, text
 from .auth import BAD_CONTENT, Refusal, authenticate, refuse
 from .models import (
     AppliedCallback,
@@ -31,6 +31,7 @@ from .models import (
     InvoiceQuote,
     Merchant,
 )
+from .text import NotText
 
 log = logging.getLogger(__name__)
 bp = Blueprint("callbacks", __name__)
@@ -94,7 +95,12 @@ def receive() -> ResponseReturnValue:
     if isinstance(merchant, Refusal):
         log.warning("callback refused: %s", merchant.code)
         return refuse(merchant)
-    payload = auth.parse_object(raw)
+    try:
+        payload = auth.parse_object(raw)
+    except NotText as exc:
+        log.warning("signed callback for merchant %s has no text in %s", merchant.client_id,
+                    exc.field)
+        return jsonify(errors={exc.field: text.message(exc.field)}), 400
     if payload is None:
         log.warning("signed callback for merchant %s is not a JSON object", merchant.client_id)
         return refuse(BAD_CONTENT)

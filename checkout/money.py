@@ -10,6 +10,8 @@ import re
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
+from .text import check_json
+
 # ASCII digits only: Decimal() alone would take "NaN", "1e3", "1_000" and "١٢".
 _AMOUNT = re.compile(r"\A[0-9]{1,20}(?:\.[0-9]{1,18})?\Z")
 MAX_PLACES = 18
@@ -151,7 +153,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(raw: bytes | str, *, unique_keys: bool = False) -> Any:
-    """JSON with bare numbers as Decimal; NaN/Infinity and absurd nesting refused (ValueError).
+    """JSON with bare numbers as Decimal; NaN/Infinity and absurd nesting refused (ValueError),
+    and a string that is no UTF-8 text (a lone surrogate's escape) too (text.NotText, naming it).
 
     `unique_keys`: a repeated key is refused too, for signed text that others read as well:
     parsers disagree on which copy wins, so the same signature could mean two things.
@@ -160,10 +163,12 @@ def loads(raw: bytes | str, *, unique_keys: bool = False) -> Any:
         raise ValueError("JSON nested too deeply")
     hook = _unique_keys if unique_keys else None
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_no_constants,
-                          object_pairs_hook=hook)
+        parsed = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants,
+                            object_pairs_hook=hook)
     except RecursionError as exc:  # only if a caller is itself nearly out of stack
         raise ValueError("JSON nested too deeply") from exc
+    check_json(raw, parsed)
+    return parsed
 
 
 def _default(obj: Any) -> Any:

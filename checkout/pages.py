@@ -81,9 +81,14 @@ def terminal_link() -> ResponseReturnValue:
 
 @security.no_store_view  # the 303's Location names the page: never cached
 def open_terminal_link() -> ResponseReturnValue:
-    """Verify the link, take (or reuse) the address, open (or reopen) its page: 303 there."""
+    """Verify the link, take (or reuse) the address, open (or reopen) its page: 303 there.
+
+    Links refused before their signature held count against the client's address; past the
+    limit they get a 429. A link whose signature verifies is served whatever its address
+    sent before: customers behind one carrier or office address share it with any bot."""
     if any(len(request.args.getlist(name)) > 1 for name in ("data", "signature")):
-        return error_page(400, _("This payment link is damaged."))
+        return (ratelimit.count_refusal("links")
+                or error_page(400, _("This payment link is damaged.")))
     try:
         link = terminal.decode_link(
             request.args.get("data"), request.args.get("signature"),
@@ -92,8 +97,9 @@ def open_terminal_link() -> ResponseReturnValue:
             convert_supported=payments.is_conversion_currency,
         )
     except terminal.LinkError as exc:
-        return error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
-                          shop=exc.shop, back_url=exc.back_url)
+        too_many = None if exc.signed else ratelimit.count_refusal("links")
+        return too_many or error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
+                                      shop=exc.shop, back_url=exc.back_url)
     i18n.use_merchant_language(link.merchant.language)
     session = db.session()
     framing = link.merchant.frame_origins if link.is_iframe else []
@@ -540,13 +546,12 @@ def allow_framing(frame_origins: list[str] | None) -> bool:
 
 
 def customer_error(exc: HTTPException) -> ResponseReturnValue:
-    """HTML errors for customers; APIs under their own prefixes answer for themselves."""
-    if request.path.startswith(("/api/", "/sandbox/", "/callbacks/")):
-        return exc
+    """The HTML page of an error a customer route met (errors.py sends machines theirs)."""
     code = exc.code or 500
     messages = {
         404: _("This page does not exist. Please check the link from the shop."),
         405: _("This address cannot be used this way."),
+        413: _("This form is too large to be sent. Please go back and try again."),
     }
     return error_page(code, messages.get(code, _("Something went wrong on our side. "
                                                  "Please try again in a moment.")))
@@ -558,11 +563,9 @@ def template_helpers() -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    """Register the customer blueprint and HTML error pages for customers."""
+    """Register the customer blueprint (errors.py answers its errors with customer_error)."""
     app.register_blueprint(bp)
     # The page's own forms check a token bound to the page (forms.PageCSRF), which works
     # without cookies in a shop's iframe; the session-bound check would refuse them there.
     forms.exempt_from_session_csrf(app, pay_again, pick, give_email)
     app.context_processor(template_helpers)
-    for code in (404, 405, 500):
-        app.register_error_handler(code, customer_error)

@@ -34,6 +34,7 @@ DEFAULTS = {
     "RATELIMIT_STATUS": "20000 per minute",  # status polls (every 3 s per open page)
     "RATELIMIT_FORMS": "120 per minute",  # currency picks, emails, "pay again"
     "RATELIMIT_API": "1200 per minute",  # invoice API calls, per API key
+    "RATELIMIT_BAD_API": "60 per minute",  # API calls refused authentication, per address
     "RATELIMIT_BAD_CALLBACKS": "120 per minute",  # callbacks refused (not ours to hear)
 }
 REFUSED = frozenset({400, 401, 403, 404, 413, 422})
@@ -43,6 +44,11 @@ IN_MEMORY = "checkout-memory://"
 # seconds to wait).
 FRONT_COUNTED = "checkout.front.counted"
 FRONT_REFUSED = "checkout.front.refused"
+# Refused attempts per client address, counted by the views that refuse them (a limit
+# checked before the view would refuse whoever comes next from that address, the shop's
+# customers and a shop's valid key included): name -> setting.
+REFUSALS = "checkout.refusals"
+REFUSAL_LIMITS = {"links": "RATELIMIT_BAD_LINKS", "api": "RATELIMIT_BAD_API"}
 
 
 class ProcessMemory(Storage):
@@ -138,12 +144,15 @@ def signed_callback() -> bool:
 
 def limit_views(app: Flask, limiter: Limiter, setting: str, *endpoints: str,
                 **options: Any) -> None:
-    """Wrap registered views with one limit each (the limiter is per app, so are limits)."""
+    """Wrap registered views with one limit each (the limiter is per app, so are limits).
+    A name no view has is a mistake in the table, not a route to skip: the app refuses to
+    start rather than run with a limit silently missing."""
     value = str(app.config[setting])
     for endpoint in endpoints:
         view = app.view_functions.get(endpoint)
-        if view is not None:
-            app.view_functions[endpoint] = cast(Any, limiter.limit(value, **options)(view))
+        if view is None:
+            raise LookupError(f"{setting}: no view named {endpoint!r} to limit")
+        app.view_functions[endpoint] = cast(Any, limiter.limit(value, **options)(view))
 
 
 def too_many(exc: RateLimitExceeded) -> Any:
@@ -184,6 +193,10 @@ class FrontLimit:
     def hit(self, address: str) -> bool:
         return self.strategy.hit(self.item, "checkout", self.route, address)
 
+    def test(self, address: str) -> bool:
+        """Whether one more would be allowed; counts nothing."""
+        return self.strategy.test(self.item, "checkout", self.route, address)
+
     def retry_after(self, address: str) -> int:
         stats = self.strategy.get_window_stats(self.item, "checkout", self.route, address)
         return max(1, math.ceil(stats.reset_time - time.time()))
@@ -205,6 +218,25 @@ def front_limit(app: Flask, setting: str, route: str) -> FrontLimit | None:
     if limiter is None or not limiter.enabled:
         return None
     return FrontLimit(limiter, str(app.config[setting]), route)
+
+
+def count_refusal(name: str) -> Response | None:
+    """Count one refused attempt from this client's address: its 429 once past the limit."""
+    limit: FrontLimit | None = current_app.extensions.get(REFUSALS, {}).get(name)
+    address = client_address()
+    if limit is None or limit.hit(address):
+        return None
+    return refusal(limit.retry_after(address))
+
+
+def refused_too_often(name: str) -> Response | None:
+    """The 429 for an address whose refused attempts are used up (nothing counted): asked
+    before work a refusal would waste, such as looking up a key that a bot made up."""
+    limit: FrontLimit | None = current_app.extensions.get(REFUSALS, {}).get(name)
+    address = client_address()
+    if limit is None or limit.test(address):
+        return None
+    return refusal(limit.retry_after(address))
 
 
 def front_counted() -> bool:
@@ -234,8 +266,10 @@ def init_app(app: Flask) -> None:
     if limiter._check_request_limit in checks and not wide:  # not there when limits are off
         checks.remove(limiter._check_request_limit)
     limit_views(app, limiter, "RATELIMIT_LINKS", "pages.landing", "pages.terminal_link")
-    limit_views(app, limiter, "RATELIMIT_BAD_LINKS", "pages.landing", "pages.terminal_link",
-                deduct_when=refused)
+    if limiter.enabled:
+        app.extensions[REFUSALS] = {
+            name: FrontLimit(limiter, str(app.config[setting]), f"refused-{name}")
+            for name, setting in REFUSAL_LIMITS.items()}
     limit_views(app, limiter, "RATELIMIT_PAGES", "pages.show", "pages.receipt",
                 "pages.qr_image", exempt_when=front_counted)
     limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status", exempt_when=front_counted)

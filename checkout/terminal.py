@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from . import money, returns
 from .models import Merchant
 from .signing import sign, verify
+from .text import NotText
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class LinkError(ValueError):
         # Origins that may frame the error page: only a link the shop signed, asking for an
         # iframe, gets its error shown inside the shop's frame instead of a refused frame.
         self.frame_origins: list[str] = []
+        # Whether the signature held: then the link is the shop's, whatever is wrong in it.
+        self.signed = False
         # The shop, and its way back, once the signature held: the error page names them.
         self.shop: str | None = None
         self.back_url: str | None = None
@@ -99,6 +102,7 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
         return verified_link(payload, text, merchant, currency_places=currency_places,
                              convert_supported=convert_supported)
     except LinkError as exc:
+        exc.signed = True
         if wants_frame(payload.get("is_iframe")):
             exc.frame_origins = merchant.frame_origins
         exc.shop = merchant.shown_name
@@ -164,6 +168,9 @@ def decode_data(data: str) -> bytes:
 def parse_payload(text: bytes) -> dict[str, Any]:
     try:
         payload = money.loads(text.decode("utf-8"), unique_keys=True)
+    except NotText as exc:
+        raise LinkError(400, _("This payment link has an invalid %(field)s.",
+                               field=exc.field)) from exc
     except (UnicodeDecodeError, ValueError) as exc:  # deep nesting too: read before the
         # signature can be checked, so money.loads refuses it as a ValueError
         raise LinkError(400, _("This payment link is damaged.")) from exc

@@ -145,7 +145,7 @@ def test_a_changed_body_under_the_original_signature_is_refused(shop: TestShop) 
 
 
 @pytest.mark.parametrize("body", [b"not json", b'"a string"', b"42", b"{", b"",
-                                  b'{"amount": NaN}', b"[" * 100_000 + b"]" * 100_000,
+                                  b'{"amount": NaN}', b"[" * 30_000 + b"]" * 30_000,
                                   b"\xff\xfe"],
                          ids=["text", "string", "number", "truncated", "empty", "nan",
                               "deep", "binary"])
@@ -166,7 +166,9 @@ def test_a_wrong_content_type_is_bad_content_format(shop: TestShop) -> None:
 def test_a_megabyte_body_is_refused_unread(app: Flask, shop: TestShop) -> None:
     body = json.dumps({**ORDER, "description": "x" * 1_000_000}).encode()
     answer = shop.send(CREATE, body)
-    assert answer.status_code == 400 and answer.json()["code"] == "bad_content_format"
+    assert answer.status_code == 413
+    assert answer.json() == {"error": "Request Entity Too Large",
+                             "code": "request_entity_too_large"}
     assert rows(app, Invoice) == 0
 
 

@@ -5,15 +5,17 @@ callbacks never limited, even in a burst, even from an address that sent refused
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET
+from conftest import MERCHANT_SECRET, sql_statements
 from flask import Flask
 from flask.testing import FlaskClient
+from invoice_kit import ORDER
 from test_callbacks_kit import deposit_body, signed_headers
 
-from checkout import terminal
+from checkout import ratelimit, terminal
 from checkout.models import Merchant
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7"}
@@ -91,3 +93,76 @@ def test_the_default_limits_let_a_busy_carrier_nat_through(app: Flask, client: F
     assert app.config["RATELIMIT_STATUS"] == "20000 per minute"
     codes = {client.get("/p/" + "b" * 32 + "/status").status_code for _ in range(300)}
     assert codes == {404}
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals counted per address, without refusing the shop's own from that address
+
+CREATE = "/api/v2/invoices/create"
+BOT = {"REMOTE_ADDR": "203.0.113.9"}
+SHOP_SERVER = {"REMOTE_ADDR": "198.51.100.4"}
+
+
+@pytest.fixture
+def strict(make_app: Any) -> Flask:
+    app = make_app(RATELIMIT_BAD_API="5 per minute", RATELIMIT_BAD_LINKS="3 per minute",
+                   RATELIMIT_FORMS="2 per minute")
+    from checkout import merchants
+
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(
+            client_id=11, name="Shop", key="test-key-11", secret=MERCHANT_SECRET,
+            return_hosts=("shop.example",), frame_origins=(), webhook_url=None))
+    return app
+
+
+def create(client: FlaskClient, key: str, environ: dict[str, str],
+           secret: str = MERCHANT_SECRET) -> Any:
+    body = json.dumps(ORDER).encode()
+    headers = {**signed_headers(body, key=key, secret=secret)}
+    return client.post(CREATE, data=body, headers=headers, environ_base=environ)
+
+
+def test_a_bot_making_up_a_key_per_call_is_limited_per_address_without_lookups(
+        strict: Flask) -> None:
+    client = strict.test_client()
+    codes = [create(client, secrets.token_hex(16), BOT).status_code for _ in range(5)]
+    assert codes == [403] * 5
+    answer, sent = sql_statements(strict, lambda: create(client, secrets.token_hex(16), BOT))
+    assert answer.status_code == 429 and int(answer.headers["Retry-After"]) > 0
+    assert answer.get_json() == {"error": "Too many requests", "code": "too_many_requests"}
+    assert sent == [], "past the limit, no key is looked up"
+    # The shop's own server, at another address, is not the bot's neighbour.
+    assert create(client, "test-key-11", SHOP_SERVER).status_code == 200
+    # A wrong secret with a real key is a refused authentication too.
+    assert create(client, "test-key-11", BOT, secret="guess").status_code == 429
+
+
+def test_a_signed_link_is_served_after_its_addresss_refused_ones(strict: Flask) -> None:
+    client = strict.test_client()
+    forged = {**terminal.encode_link(LINK, MERCHANT_SECRET), "signature": "0" * 128}
+    codes = [client.get("/terminal", query_string=forged).status_code for _ in range(4)]
+    assert codes == [403, 403, 403, 429]
+    good = client.get("/terminal", query_string=terminal.encode_link(LINK, MERCHANT_SECRET))
+    assert good.status_code == 303 and good.headers["Location"].startswith("/p/")
+    # The refused are still limited, and a signed link with a mistake of the shop's is its
+    # error page, not a 429.
+    assert client.get("/terminal", query_string=forged).status_code == 429
+    unsupported = terminal.encode_link({**LINK, "currency": "NOPE"}, MERCHANT_SECRET)
+    assert client.get("/terminal", query_string=unsupported).status_code == 422
+
+
+def test_each_customer_form_is_limited(strict: Flask) -> None:
+    client = strict.test_client()
+    body = json.dumps(ORDER).encode()
+    created = client.post(CREATE, data=body, headers=signed_headers(body, key="test-key-11"))
+    page = "/p/" + str(created.get_json()["data"]["url"]).rsplit("/", 1)[1]
+    for action in ("pick", "email", "again"):
+        codes = [client.post(f"{page}/{action}", data={}).status_code for _ in range(3)]
+        assert codes == [400, 400, 429], action
+
+
+def test_a_name_in_the_limits_table_that_no_view_has_stops_the_app(app: Flask) -> None:
+    limiter = app.extensions[ratelimit.EXTENSION]
+    with pytest.raises(LookupError, match="pages.pik"):
+        ratelimit.limit_views(app, limiter, "RATELIMIT_FORMS", "pages.pik")
