@@ -85,8 +85,7 @@ class Front:
         stored = self.read(READ_MODEL, page_id)
         if stored is None:
             return None
-        body = snapshot.finish(stored, self.now())
-        tag = snapshot.etag(body)
+        body, tag = snapshot.answer(stored, self.now())
         headers = [*self.poll_headers, ("ETag", quote_etag(tag))]
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(tag):
             start_response("304 Not Modified", headers)

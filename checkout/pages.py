@@ -447,11 +447,13 @@ def status(page_id: str) -> ResponseReturnValue:
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
-    body = snapshot.read(session, page_id)
-    if body is None:  # no model written yet (or no such page): built from the tables
+    found = snapshot.read(session, page_id)
+    if found is None:  # no model written yet (or no such page): built from the tables
         page = load_page(page_id)
         body = money.dumps(payments.page_model(session, page)).encode()
-    tag = snapshot.etag(body)
+        tag = snapshot.etag(body)
+    else:
+        body, tag = found
     if tag in request.if_none_match:
         response = Response(status=304)
     else:

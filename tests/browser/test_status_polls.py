@@ -1,0 +1,81 @@
+"""The page's status poll in Chromium: each poll sends back the last ETag and an unchanged
+model comes back as a bodiless 304 (the page keeps what it shows); the poll stays fast while
+the customer should pay or money is on its way, so a new phase shows within one fast poll
+interval of the processor's callback, not after the slow one."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from conftest import LiveServer, wait_until
+from flask import Flask
+from playwright.sync_api import expect
+
+from browser.test_money_states import link, pay, wait_for_phase
+
+FAST_MS = 400
+SLOW_MS = 30_000
+
+
+@pytest.fixture
+def app(make_app: Any) -> Any:
+    """Polls far apart when slow, so that waiting for a slow one shows."""
+    return make_app(POLL_WAITING_MS=FAST_MS, POLL_SEEN_MS=SLOW_MS, NOSCRIPT_REFRESH=1)
+
+
+def record_polls(page: Any) -> list[tuple[int, str | None, str | None]]:
+    """Each status poll's answer: (status, the If-None-Match it sent, the ETag it got)."""
+    polls: list[tuple[int, str | None, str | None]] = []
+
+    def seen(response: Any) -> None:
+        if response.url.split("?")[0].endswith("/status"):
+            polls.append((response.status, response.request.headers.get("if-none-match"),
+                          response.headers.get("etag")))
+
+    page.on("response", seen)
+    return polls
+
+
+def test_polls_send_the_last_etag_and_an_unchanged_model_is_a_304(
+        app: Flask, site: LiveServer, customer: Any) -> None:
+    page = customer
+    polls = record_polls(page)
+    page.goto(link(site.url))
+    wait_for_phase(page, "waiting")
+    amount = page.locator('[data-field="amount"]').inner_text()
+    wait_until(lambda: len(polls) >= 4, 15, what="four polls",
+               tick=lambda: page.wait_for_timeout(50))
+    first_status, first_sent, tag = polls[0]
+    assert first_status == 200 and first_sent is None and tag
+    for status, sent, _ in polls[1:4]:
+        assert (status, sent) == (304, tag)
+    # The last model stands: nothing the page shows was dropped by a bodiless answer.
+    expect(page.locator('[data-field="amount"]')).to_have_text(amount)
+    expect(page.locator('[data-field="status-box"]')).to_have_attribute("data-phase", "waiting")
+
+    pay(app, site, page, "0.0005")  # a change: a full answer, under a new tag
+    wait_for_phase(page, "partial")
+    changed = next(p for p in polls[4:] if p[0] == 200)
+    assert changed[1] == tag and changed[2] != tag
+
+
+def test_a_new_phase_shows_within_one_fast_poll_after_the_callback(
+        app: Flask, site: LiveServer, customer: Any) -> None:
+    page = customer
+    page.goto(link(site.url))
+    wait_for_phase(page, "waiting")
+    pay(app, site, page, "0.0005")  # part of it: "please send the remaining"
+    wait_for_phase(page, "partial")
+    polls = record_polls(page)
+    pay(app, site, page, "0.0007", status="not_confirmed")  # the rest, on its way
+    heard = time.monotonic()
+    box = page.locator('[data-field="status-box"]')
+    # One fast interval, and time for the poll's own round trip on a loaded machine.
+    expect(box).to_have_attribute("data-phase", "confirming", timeout=FAST_MS + 2000)
+    assert time.monotonic() - heard < SLOW_MS / 1000 / 4
+    # Money on its way: the poll stays fast while the payment is not final.
+    count = len(polls)
+    wait_until(lambda: len(polls) >= count + 2, 5, what="fast polls while confirming",
+               tick=lambda: page.wait_for_timeout(50))
