@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import LiveServer, wait_until
 from flask import Flask
+from invoice_kit import ORDER, TestShop, settle
 from playwright.sync_api import expect
 
 from browser.test_money_states import link, pay, wait_for_phase
@@ -79,3 +80,28 @@ def test_a_new_phase_shows_within_one_fast_poll_after_the_callback(
     count = len(polls)
     wait_until(lambda: len(polls) >= count + 2, 5, what="fast polls while confirming",
                tick=lambda: page.wait_for_timeout(50))
+
+
+def test_while_nothing_moves_the_poll_slows_down_step_by_step(
+        customer: Any, site: LiveServer) -> None:
+    """An invoice waiting for its currency to be picked: nothing is on its way, and each
+    poll finds nothing new (a 304), so each waits twice as long as the one before, up to the
+    slow interval."""
+    app = site.app
+    app.config.update(POLL_WAITING_MS=100, POLL_SEEN_MS=800)
+    settle(app)
+    created = TestShop(site.url).create(ORDER)
+    assert created.status_code == 200, created.text
+    page = customer
+    times: list[float] = []
+    page.on("request", lambda r: times.append(time.monotonic())
+            if r.url.endswith("/status") else None)
+    page.goto(str(created.json()["data"]["url"]))
+    wait_for_phase(page, "choose")
+    wait_until(lambda: len(times) >= 6, 15, what="six polls",
+               tick=lambda: page.wait_for_timeout(50))
+    gaps = [later - before for before, later in zip(times, times[1:], strict=False)]
+    # 100 ms after the first answer, then 200, 400, 800, 800 ms (timers run late, not early).
+    assert gaps[0] < 0.6, gaps  # right after a change (the first answer) the poll is fast
+    assert gaps[1] >= 0.19 and gaps[2] >= 0.39 and gaps[3] >= 0.79 and gaps[4] >= 0.79, gaps
+    assert gaps[4] < 3, gaps  # capped at the slow interval (and a loaded machine's delay)
