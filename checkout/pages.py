@@ -240,7 +240,14 @@ def show(page_id: str) -> ResponseReturnValue:
     found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
                                now, render)
     g.frame_ancestors = found.frame_ancestors
-    return no_store(make_response(found.serve(snapshot.unix(now))))
+    body, encoding = found.encoded(snapshot.unix(now), pagecache.takes_gzip(request))
+    response = Response(body, mimetype="text/html")
+    for name, value in encoding:
+        if name == "Vary":
+            response.vary.add(value)
+        else:
+            response.headers[name] = value
+    return no_store(response)
 
 
 @bp.get("/p/<page_id>/receipt")
