@@ -85,8 +85,7 @@ class RedisServer:
 
 @contextmanager
 def redis_server() -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    binary = shutil.which("redis-server")
     if binary is None:
         if required():
             pytest.fail(MISSING)

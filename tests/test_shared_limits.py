@@ -17,7 +17,7 @@ from conftest import LiveServer, flask_requests, start_live_server, wait_until
 from flask import Flask
 from flask.testing import FlaskClient
 from gunicorn_kit import serving
-from redis_kit import RedisServer
+from redis_kit import RedisServer, redis_server
 from test_callbacks_kit import deposit_body, post
 from test_status_poll import LINK, open_page
 
@@ -120,3 +120,18 @@ def test_a_site_started_while_redis_is_down_serves_and_limits_in_memory(
     codes = [poll(client, "/p/" + "c" * 32, "127.0.0.6") for _ in range(LIMIT + 1)]
     assert codes == [404] * LIMIT + [429]
     assert sum(FELL_BACK in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(("env", "outcome"), [
+    ({}, pytest.skip.Exception), ({"CI": "true"}, pytest.fail.Exception),
+    ({"CHECKOUT_REQUIRE_REDIS": "1"}, pytest.fail.Exception)])
+def test_without_redis_server_the_tests_skip_except_where_they_are_required(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str],
+        outcome: type[BaseException]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without redis-server
+    for name in ("CI", "CHECKOUT_REQUIRE_REDIS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(outcome, match="apt-get install redis-server"), redis_server():
+        raise AssertionError("no server can have started")
