@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from flask import Flask, request, request_started
 from flask.testing import FlaskClient, FlaskCliRunner
-from redis_kit import RedisServer, redis_server
 from sqlalchemy import event, text
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -150,24 +149,6 @@ def live_server(app: Flask) -> Iterator[LiveServer]:
     yield live
     live.server.shutdown()
     live.server.server_close()
-
-
-@pytest.fixture(scope="session")
-def redis_process() -> Iterator[RedisServer]:
-    """One Redis for the test session (redis_kit.py: skipped or failed without one)."""
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def redis(redis_process: RedisServer) -> Iterator[RedisServer]:
-    """The session's Redis, running and empty; running again after a test that stopped it."""
-    if redis_process.process is None:
-        redis_process.start()
-    redis_process.flush()
-    yield redis_process
-    if redis_process.process is None:
-        redis_process.start()
 
 
 @pytest.fixture

@@ -30,6 +30,24 @@ FELL_BACK = "shared storage unreachable"
 RECOVERED = "shared storage answers again"
 
 
+@pytest.fixture(scope="session")
+def redis_process() -> Iterator[RedisServer]:
+    """One Redis for the test session (redis_kit.py: skipped or failed without one)."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis(redis_process: RedisServer) -> Iterator[RedisServer]:
+    """The session's Redis, running and empty; running again after a test that stopped it."""
+    if redis_process.process is None:
+        redis_process.start()
+    redis_process.flush()
+    yield redis_process
+    if redis_process.process is None:
+        redis_process.start()
+
+
 def poll(client: FlaskClient, page: str, address: str) -> int:
     return client.get(f"{page}/status", environ_base={"REMOTE_ADDR": address}).status_code
 
