@@ -16,6 +16,12 @@ It prints requests/s and latency per route with the ratio to the bare app, the p
 weight, memory per worker, how many customers polling at the page's own cadence this
 machine holds, and whether each target of issue 9 is met. It exits 0 either way; it kills
 every process it starts, also on Ctrl-C or failure.
+
+Rate limits count in each process's memory here, as with `make run`: the bench measures one
+instance. Shared limits in Redis (CHECKOUT_RATELIMIT_STORAGE_URL) are run by the tests
+instead (tests/test_shared_limits.py): they start their own `redis-server` (Debian's package,
+which .ci/run installs) on a free loopback port, two gunicorn instances on it count one
+count, and Redis is stopped and started again under a running site.
 """
 
 from __future__ import annotations
@@ -316,6 +322,9 @@ class Answer:
 
 def fetch(url: str, *, method: str = "GET", body: bytes | None = None,
           headers: dict[str, str] | None = None) -> Answer:
+    # As wrk asks (no Accept-Encoding): the page is gzipped for clients that take it, and
+    # the bare app must replay what wrk gets, not requests' unpacked copy under gzip headers.
+    headers = {"Accept-Encoding": "identity", **(headers or {})}
     response = requests.request(method, url, data=body, headers=headers,
                                 allow_redirects=False, timeout=60)
     sent = [(name, value) for name, value in response.headers.items()

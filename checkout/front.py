@@ -85,8 +85,7 @@ class Front:
         stored = self.read(READ_MODEL, page_id)
         if stored is None:
             return None
-        body = snapshot.finish(stored, self.now())
-        tag = snapshot.etag(body)
+        body, tag = snapshot.answer(stored, self.now())
         headers = [*self.poll_headers, ("ETag", quote_etag(tag))]
         if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(tag):
             start_response("304 Not Modified", headers)
@@ -111,10 +110,10 @@ class Front:
         found = pagecache.kept(self.app, state, page_id, variant, stamp)
         if found is None:
             return None
+        body, encoding = found.encoded(stamp, pagecache.takes_gzip(request))
         headers = [*security.security_headers(found.frame_ancestors, sandbox=self.sandbox),
-                   ("Cache-Control", "no-store")]
-        return send(environ, start_response, found.serve(stamp).encode(),
-                    "text/html; charset=utf-8", headers)
+                   ("Cache-Control", "no-store"), *encoding]
+        return send(environ, start_response, body, "text/html; charset=utf-8", headers)
 
     # ------------------------------------------------------------ shared
 

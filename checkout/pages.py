@@ -246,7 +246,14 @@ def show(page_id: str) -> ResponseReturnValue:
     found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
                                now, render)
     g.frame_ancestors = found.frame_ancestors
-    return no_store(make_response(found.serve(snapshot.unix(now))))
+    body, encoding = found.encoded(snapshot.unix(now), pagecache.takes_gzip(request))
+    response = Response(body, mimetype="text/html")
+    for name, value in encoding:
+        if name == "Vary":
+            response.vary.add(value)
+        else:
+            response.headers[name] = value
+    return no_store(response)
 
 
 @bp.get("/p/<page_id>/receipt")
@@ -453,11 +460,13 @@ def status(page_id: str) -> ResponseReturnValue:
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
-    body = snapshot.read(session, page_id)
-    if body is None:  # no model written yet (or no such page): built from the tables
+    found = snapshot.read(session, page_id)
+    if found is None:  # no model written yet (or no such page): built from the tables
         page = load_page(page_id)
         body = money.dumps(payments.page_model(session, page)).encode()
-    tag = snapshot.etag(body)
+        tag = snapshot.etag(body)
+    else:
+        body, tag = found
     if tag in request.if_none_match:
         response = Response(status=304)
     else:

@@ -24,7 +24,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse
 from limits.storage import Storage
 
-from . import auth
+from . import auth, limitstore
 
 EXTENSION = "checkout.limiter"
 DEFAULTS = {
@@ -255,6 +255,9 @@ def init_app(app: Flask) -> None:
         app.config.setdefault(name, os.environ.get(f"CHECKOUT_{name}", value))
     app.config.setdefault("RATELIMIT_STORAGE_URI",
                           os.environ.get("CHECKOUT_RATELIMIT_STORAGE_URL") or IN_MEMORY)
+    # A shared storage that stops answering must not stop the site (limitstore.py).
+    app.config["RATELIMIT_STORAGE_URI"] = limitstore.with_fallback(
+        str(app.config["RATELIMIT_STORAGE_URI"]))
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     limiter = Limiter(client_address, app=app, key_prefix="checkout")
     app.extensions[EXTENSION] = limiter

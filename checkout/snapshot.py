@@ -134,12 +134,14 @@ def unix(moment: datetime) -> int:
     return int((moment - datetime(1970, 1, 1)).total_seconds())
 
 
-def read(session: Session, page_id: str, now: datetime | None = None) -> bytes | None:
-    """The stored model as sent, in one SELECT by primary key; None if there is none yet."""
+def read(session: Session, page_id: str, now: datetime | None = None
+         ) -> tuple[bytes, str] | None:
+    """The stored model as sent and its ETag (`answer`), in one SELECT by primary key; None
+    if there is none yet."""
     stored = session.execute(select(Page.model_json).where(Page.id == page_id)).scalar()
     if stored is None:
         return None
-    return finish(stored, now or clock.now())
+    return answer(stored, now or clock.now())
 
 
 def model_of(session: Session, page: Page, now: datetime | None = None) -> dict[str, Any]:
@@ -158,9 +160,16 @@ def fiat_at(page: Page) -> int | None:
     return None if stamp is None else int(stamp)
 
 
-def finish(stored: str, now: datetime) -> bytes:
-    return json.dumps(complete(json.loads(stored), now), separators=(",", ":"),
-                      ensure_ascii=False).encode()
+def answer(stored: str, now: datetime) -> tuple[bytes, str]:
+    """The poll's body from the stored model, and its ETag. The tag is the stored model's
+    (and whether its fiat value is still shown), not the body's: the seconds left change
+    every second while nothing else does, and the page ticks its countdown by itself from
+    the last full answer. So a poll that brings nothing new is a bodiless 304 all the way
+    through a countdown, not a full model every few seconds."""
+    model = complete(json.loads(stored), now)
+    body = json.dumps(model, separators=(",", ":"), ensure_ascii=False).encode()
+    shown = b"" if model.get("fiat") is not None else b"\x00no fiat"
+    return body, etag(stored.encode() + shown)
 
 
 def complete(model: dict[str, Any], now: datetime) -> dict[str, Any]:

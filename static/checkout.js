@@ -10,8 +10,10 @@
   var seenMs = parseInt(data.pollSeen, 10) || 10000;
   var PAYING = { waiting: 1, partial: 1 };
   var state = { status: data.status, reason: data.reason || null, phase: data.phase,
-                final: data.final === "true", seen: false };
-  var timer = null, busy = false, failures = 0;
+                final: data.final === "true", moving: false };
+  /* tag: the last full answer's ETag, sent back so that an unchanged model is a bodiless 304;
+     quiet: answers in a row that changed nothing. */
+  var timer = null, busy = false, failures = 0, tag = null, quiet = 0;
 
   function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
   function setText(name, value) {
@@ -201,16 +203,20 @@
       show("quiet-back", false);
     }
     state = { status: model.status, reason: model.reason, phase: model.phase, final: model.final,
-              seen: model.transactions.length > 0, gone: state.gone };
+              gone: state.gone, moving: model.phase === "confirming" ||
+                model.transactions.some(function (tx) { return tx.status === "not_confirmed"; }) };
     root.dataset.status = model.status;
     root.dataset.phase = model.phase;
     root.dataset.final = String(model.final);
     if (changed) { tellShop(); }
   }
+  /* Fast while the customer should pay, while money is on its way and after a change: the
+     next phase shows at the next poll. Slower only while nothing moves and nothing changes. */
   function schedule() {
     W.clearTimeout(timer);
     if (state.final || state.gone) { return; }
-    var delay = state.seen || !PAYING[state.phase] ? seenMs : waitingMs;
+    var delay = PAYING[state.phase] || state.moving || !quiet ? waitingMs :
+      Math.min(seenMs, waitingMs * Math.pow(2, quiet));
     /* A failing server is asked ever less often, at most once a minute. */
     if (failures) { delay = Math.min(60000, delay * Math.pow(2, failures)); }
     timer = W.setTimeout(poll, delay);
@@ -218,13 +224,21 @@
   function poll() {
     if (busy || state.final || state.gone) { return; }
     busy = true;
-    fetch(data.statusUrl, { cache: "no-store", credentials: "omit", headers: { Accept: "application/json" } })
+    var headers = { Accept: "application/json" };
+    if (tag) { headers["If-None-Match"] = tag; }
+    fetch(data.statusUrl, { cache: "no-store", credentials: "omit", headers: headers })
       .then(function (response) {
         if (response.status === 404) { state.gone = true; }
+        if (response.status === 304) { return null; } /* unchanged: the last model stands */
         if (!response.ok) { throw new Error(response.status); }
+        tag = response.headers.get("ETag");
         return response.json();
       })
-      .then(function (model) { failures = 0; render(model); })
+      .then(function (model) {
+        failures = 0;
+        quiet = model ? 0 : quiet + 1;
+        if (model) { render(model); }
+      })
       .catch(function () { failures = Math.min(failures + 1, 10); /* keep the last known state */ })
       .then(function () { busy = false; schedule(); });
   }

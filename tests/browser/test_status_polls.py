@@ -1,0 +1,113 @@
+"""The page's status poll in Chromium: each poll sends back the last ETag and an unchanged
+model comes back as a bodiless 304 (the page keeps what it shows); the poll stays fast while
+the customer should pay or money is on its way, so a new phase shows within one fast poll
+interval of the processor's callback, not after the slow one."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from conftest import LiveServer, wait_until
+from flask import Flask
+from invoice_kit import ORDER, TestShop, settle
+from playwright.sync_api import expect
+
+from browser.test_money_states import link, pay, wait_for_phase
+
+FAST_MS = 400
+SLOW_MS = 30_000
+
+
+@pytest.fixture
+def app(make_app: Any) -> Any:
+    """Polls far apart when slow, so that waiting for a slow one shows."""
+    return make_app(POLL_WAITING_MS=FAST_MS, POLL_SEEN_MS=SLOW_MS, NOSCRIPT_REFRESH=1)
+
+
+def record_polls(page: Any) -> list[tuple[int, str | None, str | None]]:
+    """Each status poll's answer: (status, the If-None-Match it sent, the ETag it got)."""
+    polls: list[tuple[int, str | None, str | None]] = []
+
+    def seen(response: Any) -> None:
+        if response.url.split("?")[0].endswith("/status"):
+            polls.append((response.status, response.request.headers.get("if-none-match"),
+                          response.headers.get("etag")))
+
+    page.on("response", seen)
+    return polls
+
+
+def test_polls_send_the_last_etag_and_an_unchanged_model_is_a_304(
+        app: Flask, site: LiveServer, customer: Any) -> None:
+    page = customer
+    polls = record_polls(page)
+    document = page.goto(link(site.url))
+    wait_for_phase(page, "waiting")
+    # The page itself came gzipped (rendered by Flask; a reload is served in front of it).
+    assert document is not None and document.headers.get("content-encoding") == "gzip"
+    again = page.reload()
+    assert again is not None and again.headers.get("content-encoding") == "gzip"
+    wait_for_phase(page, "waiting")
+    polls.clear()
+    amount = page.locator('[data-field="amount"]').inner_text()
+    wait_until(lambda: len(polls) >= 4, 15, what="four polls",
+               tick=lambda: page.wait_for_timeout(50))
+    first_status, first_sent, tag = polls[0]
+    assert first_status == 200 and first_sent is None and tag
+    for status, sent, _ in polls[1:4]:
+        assert (status, sent) == (304, tag)
+    # The last model stands: nothing the page shows was dropped by a bodiless answer.
+    expect(page.locator('[data-field="amount"]')).to_have_text(amount)
+    expect(page.locator('[data-field="status-box"]')).to_have_attribute("data-phase", "waiting")
+
+    pay(app, site, page, "0.0005")  # a change: a full answer, under a new tag
+    wait_for_phase(page, "partial")
+    changed = next(p for p in polls[4:] if p[0] == 200)
+    assert changed[1] == tag and changed[2] != tag
+
+
+def test_a_new_phase_shows_within_one_fast_poll_after_the_callback(
+        app: Flask, site: LiveServer, customer: Any) -> None:
+    page = customer
+    page.goto(link(site.url))
+    wait_for_phase(page, "waiting")
+    pay(app, site, page, "0.0005")  # part of it: "please send the remaining"
+    wait_for_phase(page, "partial")
+    polls = record_polls(page)
+    pay(app, site, page, "0.0007", status="not_confirmed")  # the rest, on its way
+    heard = time.monotonic()
+    box = page.locator('[data-field="status-box"]')
+    # One fast interval, and time for the poll's own round trip on a loaded machine.
+    expect(box).to_have_attribute("data-phase", "confirming", timeout=FAST_MS + 2000)
+    assert time.monotonic() - heard < SLOW_MS / 1000 / 4
+    # Money on its way: the poll stays fast while the payment is not final.
+    count = len(polls)
+    wait_until(lambda: len(polls) >= count + 2, 5, what="fast polls while confirming",
+               tick=lambda: page.wait_for_timeout(50))
+
+
+def test_while_nothing_moves_the_poll_slows_down_step_by_step(
+        customer: Any, site: LiveServer) -> None:
+    """An invoice waiting for its currency to be picked: nothing is on its way, and each
+    poll finds nothing new (a 304), so each waits twice as long as the one before, up to the
+    slow interval."""
+    app = site.app
+    app.config.update(POLL_WAITING_MS=100, POLL_SEEN_MS=800)
+    settle(app)
+    created = TestShop(site.url).create(ORDER)
+    assert created.status_code == 200, created.text
+    page = customer
+    times: list[float] = []
+    page.on("request", lambda r: times.append(time.monotonic())
+            if r.url.endswith("/status") else None)
+    page.goto(str(created.json()["data"]["url"]))
+    wait_for_phase(page, "choose")
+    wait_until(lambda: len(times) >= 6, 15, what="six polls",
+               tick=lambda: page.wait_for_timeout(50))
+    gaps = [later - before for before, later in zip(times, times[1:], strict=False)]
+    # 100 ms after the first answer, then 200, 400, 800, 800 ms (timers run late, not early).
+    assert gaps[0] < 0.6, gaps  # right after a change (the first answer) the poll is fast
+    assert gaps[1] >= 0.19 and gaps[2] >= 0.39 and gaps[3] >= 0.79 and gaps[4] >= 0.79, gaps
+    assert gaps[4] < 3, gaps  # capped at the slow interval (and a loaded machine's delay)
