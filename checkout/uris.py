@@ -15,6 +15,8 @@ One builder per URI family, chosen by `Currency.uri_style`:
   with the destination tag typed in a field of its own. So the QR holds the bare address;
   the page shows the tag as loudly as the address, with its own copy button and the warning
   that a payment without it is lost or delayed, and offers the Xaman link as a button.
+  In sandbox mode the link names no ledger (`network=XRPL` is the main one; Xaman documents
+  no key for the XRP testnet), so the customer's wallet stays on the network it is set to.
 - plain (ERC-20 and BEP-20 tokens, TRON, Cardano, CasinoCoin, BNB Beacon): the address
   alone. For TRON and Cardano no scheme is common. For tokens, EIP-681 puts the token
   contract where the payee goes (`ethereum:<contract>@1/transfer?address=<recipient>&
@@ -87,7 +89,7 @@ def payment_uri(
     if info.uri_style == "eip681":
         return _eip681(info, address, amount, testnet)
     if info.uri_style == "xaman":
-        return _xaman(address, amount, tag)
+        return _xaman(address, amount, tag, testnet)
     return _plain(_checked_address(address), tag)
 
 
@@ -160,12 +162,14 @@ def _eip681(info: Currency, address: str, amount: Decimal | None, testnet: bool)
     return _join(f"ethereum:{address}@{chain_id}", params)
 
 
-def _xaman(address: str, amount: Decimal | None, tag: str | None) -> str:
+def _xaman(address: str, amount: Decimal | None, tag: str | None, testnet: bool) -> str:
     if not _XRP_ADDRESS.match(address):
         raise UriError("not an XRP Ledger address")
     params = [] if amount is None else [f"amount={money.plain(amount)}"]
-    # Xaman also serves Xahau, whose r-addresses look the same: name the ledger, as a chain id.
-    params.append("network=XRPL")
+    # Xaman also serves Xahau, whose r-addresses look the same: name the ledger, as a chain
+    # id; never the main one for a test page.
+    if not testnet:
+        params.append("network=XRPL")
     if tag is not None:
         params.append(f"dt={tag}")
     return _join(f"https://xaman.app/detect/request:{address}", params)

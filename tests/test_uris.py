@@ -171,6 +171,11 @@ def test_the_xrp_qr_is_the_bare_address_and_the_link_is_xamans() -> None:
     assert uris.qr_content("XRP", XRP, link) == XRP
 
 
+def test_a_test_pages_xaman_link_names_no_ledger() -> None:
+    assert uris.payment_uri("XRP", XRP, D("10"), tag="7", testnet=True) == \
+        f"{XAMAN}{XRP}?amount=10&dt=7"
+
+
 @pytest.mark.parametrize(("code", "address"), [("USDTT", TRON), ("TRX", TRON), ("ADA", ADA)])
 def test_a_bare_address_qr_is_that_address(code: str, address: str) -> None:
     assert uris.qr_content(code, address, uris.payment_uri(code, address, D("5"))) == address

@@ -104,6 +104,9 @@ def test_the_xrp_qr_holds_the_bare_address_and_the_tag_stands_beside_it(
     links = [attrs for tag, attrs in block.tags if tag == "a"]
     assert [a["href"] for a in links] == [model["payment_uri"]]
     assert links[0]["target"] == "_blank" and "Open in Xaman" in note
+    # A test page: the link names no ledger, so never the main XRP Ledger.
+    assert "network=" not in model["payment_uri"] and f"dt={model['tag']}" in \
+        model["payment_uri"]
     assert '<a class="qr"' not in html
 
 
