@@ -16,9 +16,10 @@ from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
+from sqlalchemy import update
 
 from checkout import clock, currencies, db, invoice_page, invoices, merchants, terminal, uris
-from checkout.models import DepositAddress, Invoice, Merchant, RateQuote
+from checkout.models import DepositAddress, Invoice, Merchant, Page, RateQuote
 
 # The main chains' ids and token contracts a test page must never name.
 MAINNET_CHAIN = re.compile(r"@(1|56)(?![0-9])")
@@ -222,3 +223,25 @@ def test_a_processor_that_still_lists_bnb_beacon_is_tolerated(
 
 def test_the_site_marks_bnb_beacon_retired_and_nothing_else() -> None:
     assert [c.code for c in currencies.CURRENCIES.values() if c.retired] == ["BNB"]
+
+
+def test_a_token_page_stored_with_the_old_contract_link_never_offers_it(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    """A page whose model was stored before this change still holds EIP-681's contract-first
+    link: its QR is the recipient, and no button opens that link."""
+    page = open_page(client, "USDTE")
+    page_id = page.rsplit("/", 1)[1]
+    address = client.get(page + "/status").get_json()["address"]
+    old = f"ethereum:{MAINNET_CONTRACTS[0]}@1/transfer?address={address}&uint256=25000000"
+    with app.app_context(), db.transaction() as session:
+        stored = session.get(Page, page_id)
+        assert stored is not None and stored.model_json
+        text = stored.model_json.replace(f'"payment_uri":"{address}"', f'"payment_uri":"{old}"')
+        assert old in text
+        # As an earlier release wrote it (a plain UPDATE: no model is rebuilt on flush).
+        session.execute(update(Page).where(Page.id == page_id).values(
+            model_json=text, model_version=Page.model_version + 1))
+    assert client.get(page + "/status").get_json()["payment_uri"] == old
+    assert scan(client, page) == address
+    html = client.get(page).get_data(as_text=True)
+    assert "transfer?address" not in html and 'data-field="wallet-link"' not in html
