@@ -4,16 +4,18 @@ photographed at 320 px and 1280 px into build/screenshots/ (`wallet-<currency>-<
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 import requests
+import zxingcpp
 from conftest import MERCHANT_SECRET, LiveServer
+from PIL import Image
 from playwright.sync_api import expect
 
-from browser.test_deposit_page import decode_qr
 from checkout import terminal
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -27,6 +29,11 @@ def open_link(page: Any, site: LiveServer, currency: str) -> dict[str, Any]:
     query = urlencode(terminal.encode_link(payload, MERCHANT_SECRET))
     page.goto(f"{site.url}/terminal?{query}")
     return dict(requests.get(page.url.split("?")[0] + "/status", timeout=5).json())
+
+
+def decode_qr(png: bytes) -> str:
+    [found] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    return str(found.text)
 
 
 def font(page: Any, selector: str) -> tuple[float, int]:
