@@ -22,7 +22,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 ## Serve the site on http://127.0.0.1:$(PORT) with the embedded sandbox, a worker and a demo merchant.
 run: $(VENV)/.run translations
 	$(FLASK) db upgrade
-	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) demo
+	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) demo --flask-command '$(FLASK)'
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) \

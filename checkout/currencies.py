@@ -35,10 +35,17 @@ class Currency:
     uri_style: UriStyle
     uri_scheme: str | None = None
     tag_label: str | None = None
-    token_contract: str | None = None
     token_decimals: int | None = None
     chain_id: int | None = None
+    # The same chain's test network, named instead of `chain_id` in sandbox mode: a link of a
+    # test page must never ask a wallet for the main chain.
+    testnet_chain_id: int | None = None
     testnet: bool = False
+    # A network that no longer runs (BNB Beacon Chain, shut down in December 2024): still
+    # described, so a page a processor opens on it reads right, but never offered.
+    retired: bool = False
+    # The one wallet that opens this currency's link, named on the link's button.
+    wallet_app: str | None = None
     # Address beginnings that only a test network uses (the sandbox hands out such addresses).
     testnet_prefixes: tuple[str, ...] = ()
     # Bech32 human-readable parts + "1": such addresses are case-insensitive.
@@ -52,6 +59,12 @@ class Currency:
     @property
     def is_token(self) -> bool:
         return self.token_decimals is not None
+
+    @property
+    def qr_has_amount(self) -> bool:
+        """Whether the QR carries the amount (a URI most wallets read); else it holds the
+        bare address and the customer types the amount (and any tag) in the wallet."""
+        return self.uri_style in ("bip21", "eip681")
 
     def is_testnet_address(self, address: str) -> bool:
         lowered = address.lower()
@@ -83,16 +96,13 @@ def _bip21(
     )
 
 
-def _erc20(
-    code: str, ticker: str, name: str, contract: str | None, decimals: int
-) -> Currency:
-    # Without a contract we know for sure, the QR holds the plain address: a wrong contract
-    # would ask the wallet to send some other token.
+def _erc20(code: str, ticker: str, name: str, decimals: int) -> Currency:
+    # The QR holds the recipient's address alone (uris.py says why): no token contract, so
+    # no wallet can read the contract as the payee.
     return Currency(
         code=code, ticker=ticker, name=name, network=N_("Ethereum (ERC-20)"),
-        decimals=decimals, uri_style="eip681" if contract else "plain",
-        uri_scheme="ethereum" if contract else None, token_contract=contract,
-        token_decimals=decimals, chain_id=1,
+        decimals=decimals, uri_style="plain", token_decimals=decimals, chain_id=1,
+        testnet_chain_id=11155111,
     )
 
 
@@ -107,39 +117,40 @@ _TABLE: tuple[Currency, ...] = (
            testnet_prefixes=("bchtest:", "bchreg:", "m", "n", "2")),
     _bip21("DOGE", N_("Dogecoin"), "dogecoin", N_("Dogecoin"), testnet_prefixes=("n",)),
     Currency(code="ETH", ticker="ETH", name=N_("Ether"), network=N_("Ethereum"), decimals=18,
-             uri_style="eip681", uri_scheme="ethereum", chain_id=1),
-    # UNCONFIRMED from CoinsPaid sources: Tether's ERC-20 contract, 6 decimals.
-    _erc20("USDTE", "USDT", N_("Tether USD"), "0xdAC17F958D2ee523a2206206994597C13D831ec7", 6),
-    # UNCONFIRMED from CoinsPaid sources: Circle's ERC-20 contract, 6 decimals.
-    _erc20("USDC", "USDC", N_("USD Coin"), "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6),
-    # UNCONFIRMED from CoinsPaid sources: MakerDAO's DAI contract, 18 decimals.
-    _erc20("DAI", "DAI", N_("Dai"), "0x6B175474E89094C44Da98b954EedeAC495271d0F", 18),
-    # Listed by CoinsPaid as ERC-20 without a contract we could confirm: plain address QR.
-    _erc20("BRZ", "BRZ", N_("Brazilian Digital Token"), None, 4),
-    _erc20("CPD", "CPD", N_("CoinsPaid token"), None, 18),
-    _erc20("EURS", "EURS", N_("STASIS EURO"), None, 2),
-    _erc20("VERSE", "VERSE", N_("Verse"), None, 18),
-    _erc20("WBTC", "WBTC", N_("Wrapped Bitcoin"), None, 8),
-    _erc20("XED", "XED", N_("Exeedme"), None, 18),
+             uri_style="eip681", uri_scheme="ethereum", chain_id=1, testnet_chain_id=11155111),
+    _erc20("USDTE", "USDT", N_("Tether USD"), 6),
+    _erc20("USDC", "USDC", N_("USD Coin"), 6),
+    _erc20("DAI", "DAI", N_("Dai"), 18),
+    _erc20("BRZ", "BRZ", N_("Brazilian Digital Token"), 4),
+    _erc20("CPD", "CPD", N_("CoinsPaid token"), 18),
+    _erc20("EURS", "EURS", N_("STASIS EURO"), 2),
+    _erc20("VERSE", "VERSE", N_("Verse"), 18),
+    _erc20("WBTC", "WBTC", N_("Wrapped Bitcoin"), 8),
+    _erc20("XED", "XED", N_("Exeedme"), 18),
     Currency(code="USDTT", ticker="USDT", name=N_("Tether USD"), network=N_("TRON (TRC-20)"),
              decimals=6, uri_style="plain", token_decimals=6),
     Currency(code="TRX", ticker="TRX", name=N_("TRON"), network=N_("TRON"), decimals=6,
              uri_style="plain"),
-    # UNCONFIRMED from CoinsPaid sources: Binance-Peg BSC-USD contract, 18 decimals.
+    # BEP-20 tokens: the recipient's address alone in the QR, as for ERC-20.
     Currency(code="USDTB", ticker="USDT", name=N_("Tether USD"),
-             network=N_("BNB Smart Chain (BEP-20)"), decimals=18, uri_style="eip681",
-             uri_scheme="ethereum", chain_id=56, token_decimals=18,
-             token_contract="0x55d398326f99059fF775485246999027B3197955"),  # noqa: S106 public
+             network=N_("BNB Smart Chain (BEP-20)"), decimals=18, uri_style="plain",
+             token_decimals=18, chain_id=56, testnet_chain_id=97),
     Currency(code="SNACK", ticker="SNACK", name=N_("Crypto Snack"),
              network=N_("BNB Smart Chain (BEP-20)"), decimals=18, uri_style="plain",
-             token_decimals=18, chain_id=56),
+             token_decimals=18, chain_id=56, testnet_chain_id=97),
     Currency(code="BNB-BSC", ticker="BNB", name=N_("BNB"), network=N_("BNB Smart Chain (BEP-20)"),
-             decimals=18, uri_style="eip681", uri_scheme="ethereum", chain_id=56),
-    # Beacon Chain deposits share one address and are told apart by the memo.
+             decimals=18, uri_style="eip681", uri_scheme="ethereum", chain_id=56,
+             testnet_chain_id=97),
+    # Beacon Chain deposits shared one address, told apart by the memo. The chain stopped in
+    # December 2024: kept so that a page a processor still opens on it reads right.
     Currency(code="BNB", ticker="BNB", name=N_("BNB"), network=N_("BNB Beacon Chain (BEP-2)"),
-             decimals=8, uri_style="plain", tag_label=MEMO, testnet_prefixes=("tbnb",)),
+             decimals=8, uri_style="plain", tag_label=MEMO, testnet_prefixes=("tbnb",),
+             retired=True),
+    # The QR holds the bare address (most wallets scan it, the tag typed beside it); the
+    # link, a Xaman payment request with amount and tag, opens that one wallet only.
     Currency(code="XRP", ticker="XRP", name=N_("XRP"), network=N_("XRP Ledger"), decimals=6,
-             uri_style="xaman", uri_scheme="https", tag_label=DESTINATION_TAG),
+             uri_style="xaman", uri_scheme="https", tag_label=DESTINATION_TAG,
+             wallet_app="Xaman"),
     # CasinoCoin is an XRP Ledger fork: destination tags, no wallet URI we know of.
     Currency(code="CSC", ticker="CSC", name=N_("CasinoCoin"), network=N_("CasinoCoin"),
              decimals=8, uri_style="plain", tag_label=DESTINATION_TAG),

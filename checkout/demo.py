@@ -1,8 +1,10 @@
-"""`flask --app checkout demo`: a demo merchant (client_id 1000) and links to try."""
+"""`flask --app checkout demo`: a demo merchant (client_id 1000), links to try, and the command
+that pays them in the sandbox (`sandbox pay`, checkout/sandbox/cli.py)."""
 
 from __future__ import annotations
 
 import secrets
+import shlex
 from decimal import Decimal
 from urllib.parse import urlencode, urlsplit
 
@@ -18,40 +20,69 @@ DEMO_CLIENT_ID = 1000
 def init_app(app: Flask) -> None:
     @app.cli.command("demo")
     @click.option("--base-url", default=None, help="Where the site is served.")
-    def demo_command(base_url: str | None) -> None:
-        """Create the demo merchant if missing and print a terminal link."""
+    @click.option("--flask-command", default="flask --app checkout", show_default=True,
+                  help="How this checkout's flask is run here, for the printed pay command.")
+    def demo_command(base_url: str | None, flask_command: str) -> None:
+        """Create the demo merchant if missing and print links to try, and how to pay them.
+
+        The links are fresh on every run: a new customer (foreign_id) for the terminal link,
+        whose earlier link may be paid already, and a new invoice."""
         if not current_app.config["SANDBOX"]:
             raise click.ClickException("the demo merchant exists in sandbox mode only")
         base = (base_url or current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:8000")
         base = base.rstrip("/")
-        merchant = merchants.by_client_id(DEMO_CLIENT_ID)
-        if merchant is None:
-            merchant = merchants.add(merchants.NewMerchant(
-                client_id=DEMO_CLIENT_ID,
-                name="Demo shop",
-                key="demo-" + secrets.token_hex(8),
-                secret=secrets.token_hex(32),
-                return_hosts=(urlsplit(base).netloc,),
-                frame_origins=(base,),
-                webhook_url=f"{base}/sandbox/shop/callback",
-            ))
-        query = terminal.encode_link({
-            "client_id": merchant.client_id,
-            "currency": "BTC",
-            "foreign_id": "demo-customer-1",
-            "amount": "0.00123",
-            "convert_to": "EUR",
-            "url_back": f"{base}/sandbox/shop",
-        }, merchant.api_secret)
-        click.echo(f"Demo merchant {merchant.client_id} is ready.")
-        click.echo(f"Terminal link: {base}/?{urlencode(query)}")
-        click.echo(f"Invoice link: {demo_invoice(merchant, base)}")
-        click.echo("To pay in the sandbox, post the page's address and amount:")
-        click.echo(f"  curl -X POST {base}/sandbox/simulate/payment -H 'Content-Type: "
-                   "application/json' -d '{\"address\": \"<address>\", \"amount\": "
-                   "\"0.00123\"}'")
-        click.echo(f"The demo shop (callbacks received, a button that creates invoices): "
-                   f"{base}/sandbox/shop")
+        merchant = demo_merchant(base)
+        deposit = demo_terminal_link(merchant, base)
+        invoice = demo_invoice(merchant, base)
+        pay = f"{flask_command} sandbox pay"
+        for line in (
+            f"Demo merchant {merchant.client_id} is ready. Open in a browser:",
+            f"- a deposit of {DEMO_AMOUNT} BTC, for a new customer each run (so not paid yet):",
+            f"  Terminal link: {deposit}",
+            "- an invoice of 35 EUR; its page asks for a currency, then an email, before it "
+            "shows an address:",
+            f"  Invoice link: {invoice}",
+            "Pay a page in the sandbox with exactly what it asks for now (the link or the "
+            "page's URL):",
+            f"  {pay} {shlex.quote(deposit)}",
+            f"  {pay} {shlex.quote(invoice)}    # once a currency and an email are given",
+            "These links (fresh ones each time), this command and the callbacks the shop "
+            "received:",
+            f"  {base}/sandbox/shop",
+        ):
+            click.echo(line)
+
+
+DEMO_AMOUNT = "0.00123"
+
+
+def demo_merchant(base: str) -> Merchant:
+    merchant = merchants.by_client_id(DEMO_CLIENT_ID)
+    if merchant is None:
+        merchant = merchants.add(merchants.NewMerchant(
+            client_id=DEMO_CLIENT_ID,
+            name="Demo shop",
+            key="demo-" + secrets.token_hex(8),
+            secret=secrets.token_hex(32),
+            return_hosts=(urlsplit(base).netloc,),
+            frame_origins=(base,),
+            webhook_url=f"{base}/sandbox/shop/callback",
+        ))
+    return merchant
+
+
+def demo_terminal_link(merchant: Merchant, base: str) -> str:
+    """A terminal link for a new customer: the last run's link may be paid, and a paid
+    order's link reopens its paid page."""
+    query = terminal.encode_link({
+        "client_id": merchant.client_id,
+        "currency": "BTC",
+        "foreign_id": f"demo-customer-{secrets.token_hex(4)}",
+        "amount": DEMO_AMOUNT,
+        "convert_to": "EUR",
+        "url_back": f"{base}/sandbox/shop",
+    }, merchant.api_secret)
+    return f"{base}/?{urlencode(query)}"
 
 
 def demo_invoice(merchant: Merchant, base: str) -> str:

@@ -216,7 +216,9 @@ def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
                             money.plain(money.ceil(amount, own.decimals))))
     for quote in quotes:
         info = currencies.get(quote.currency_from)
-        if info is None or info.testnet or (own is not None and info.code == own.code):
+        # A network that stopped (BNB Beacon) is never offered, even if the processor lists it.
+        if (info is None or info.testnet or info.retired
+                or (own is not None and info.code == own.code)):
             continue
         rate = Decimal(quote.rate)
         cost = money.plain(money.approx(amount / rate, info.decimals)) if rate > 0 else None

@@ -490,10 +490,11 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
     if found is None:
         abort(404)
     i18n.use_merchant_language(found.language)
-    # The payment URI is not one of the moment-of-reading fields: the stored text has it.
-    uri = (json.loads(found.model_json)["payment_uri"] if found.model_json
-           else payments.page_model(session, load_page(page_id))["payment_uri"])
-    text = payments.qr_text_for(str(uri))
+    # The payment URI, currency and address are not moment-of-reading fields: the stored
+    # text has them.
+    model = (json.loads(found.model_json) if found.model_json
+             else payments.page_model(session, load_page(page_id)))
+    text = payments.qr_text_for(model)
     etag = qr.etag(text, fmt, str(get_locale()))
     if etag in request.if_none_match:
         response = Response(status=304)

@@ -252,7 +252,7 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
         "fiat": _fiat(session, page, amount, due, now),
         "seconds_left": _seconds_left(page.expires_at, now, final),
         "payment_uri": payment_uri(page.currency, page.address or "", page.tag,
-                                   due if due else None),
+                                   due if due else None, testnet=testnet),
         "confirmations_required": currencies.confirmations_required(page.currency),
         "transactions": [_transaction(d, asset.decimals, testnet) for d in deposits],
         "receipt": _receipt(page, paid),
@@ -285,8 +285,8 @@ def invoice_model(session: Session, page: Page, now: datetime) -> dict[str, Any]
         "amount_over": money.plain(paid - amount) if phase == PHASE_OVERPAID and amount
         else None,
         "minimum": None, "fiat": part.get("fiat"), "seconds_left": part.get("seconds_left"),
-        "payment_uri": payment_uri(page.currency, page.address or "", page.tag, due or None)
-        if page.address else "",
+        "payment_uri": payment_uri(page.currency, page.address or "", page.tag, due or None,
+                                   testnet=testnet) if page.address else "",
         "confirmations_required": currencies.confirmations_required(page.currency),
         "transactions": part.get("transactions", []), "receipt": part.get("receipt"),
         "return_url": part.get("return_url") if final else None,
@@ -426,6 +426,10 @@ class Asset:
     decimals: int
     # What the payer's wallet calls it: USDTT and USDTE are both "USDT", told apart by network.
     ticker: str
+    # Whether the QR carries the amount; else the page says to type it in the wallet.
+    qr_has_amount: bool = False
+    # The one app that opens the payment link, when only one does (its button is named so).
+    wallet_app: str | None = None
 
 
 def describe(code: str, *, translate: bool = True) -> Asset:
@@ -437,7 +441,8 @@ def describe(code: str, *, translate: bool = True) -> Asset:
         return Asset(code, code, None, 8, code)
     say = _ if translate else str
     label = say(info.tag_label) if info.tag_label else None
-    return Asset(code, say(info.network), label, info.decimals, info.ticker)
+    return Asset(code, say(info.network), label, info.decimals, info.ticker,
+                 info.qr_has_amount, info.wallet_app)
 
 
 def coin_name(asset: Asset, code: str) -> str:
@@ -465,10 +470,11 @@ def fiat_for(convert_to: str | None) -> str:
     return str(current_app.config.get("FIAT_CURRENCY", "EUR"))
 
 
-def payment_uri(currency: str, address: str, tag: str | None, amount: Decimal | None) -> str:
+def payment_uri(currency: str, address: str, tag: str | None, amount: Decimal | None, *,
+                testnet: bool = False) -> str:
     """The wallet URI; parts a wallet URI cannot carry leave the plain address instead."""
     try:
-        return uris.payment_uri(currency, address, amount, tag=tag)
+        return uris.payment_uri(currency, address, amount, tag=tag, testnet=testnet)
     except uris.UriError:
         log.warning("no payment URI for a %s page; the QR holds the address", currency)
         return address
@@ -494,9 +500,11 @@ def wallet_link(uri: str) -> str | None:
     return uri
 
 
-def qr_text_for(payment_uri: str) -> str:
-    """The QR carries what the page model's link carries: the amount due now."""
-    return uris.qr_text(payment_uri)
+def qr_text_for(model: dict[str, Any]) -> str:
+    """What the page's QR holds: the model's link with the amount due now, or the bare
+    address where wallets read no better form (uris.qr_content)."""
+    return uris.qr_content(str(model.get("currency") or ""), str(model.get("address") or ""),
+                           str(model.get("payment_uri") or ""))
 
 
 def qr_image(text: str, fmt: str) -> tuple[bytes, str]:

@@ -1,20 +1,33 @@
-"""Payment URIs a wallet opens, and the form of them a QR code carries.
+"""Payment URIs a wallet opens, and what a QR code carries.
 
 One builder per URI family, chosen by `Currency.uri_style`:
 
 - bip21 (BTC, LTC, BCH, DOGE): `bitcoin:<address>?amount=<decimal coins>&label=<text>`.
-- eip681 (ETH, ERC-20, BSC): `ethereum:<address>@<chain_id>?value=<wei>` and
-  `ethereum:<contract>@<chain_id>/transfer?address=<recipient>&uint256=<atomic units>`.
+- eip681 (ETH, BNB on BSC: native coins only): `ethereum:<address>@<chain_id>?value=<wei>`.
   The chain id is always written: without it a wallet uses whatever chain it is on, and a
-  BSC payment made from a wallet set to Ethereum (or USDT sent on the wrong chain) is lost.
-- xaman (XRP): `https://xaman.app/detect/request:<r-address>?amount=<XRP>&network=XRPL&dt=<tag>`
-  (docs.xaman.dev "Payment Request Link"). XRP has no URI standard (XLS-2 is stagnant); this
-  is the one form a widely used wallet documents, and as an https link a phone camera
-  without Xaman falls back to a page showing the request instead of doing nothing. The
-  `xrpl:` scheme does nothing where no app registered it.
-- plain (TRON, BNB Beacon, Cardano, CasinoCoin, tokens without a confirmed contract): the
-  address alone, because no scheme is common. A tag of such a currency (the BNB memo) is
-  not in the QR: the page shows it next to the address as loudly as the address.
+  BSC payment made from a wallet set to Ethereum is lost. In sandbox mode (`testnet=True`)
+  it is the test network's (Sepolia 11155111, BSC testnet 97), never the main chain's: the
+  page says "test network", and a link must not ask a wallet for real coins.
+- xaman (XRP): the link is `https://xaman.app/detect/request:<r-address>?amount=<XRP>&
+  network=XRPL&dt=<tag>` (docs.xaman.dev "Payment Request Link"), but only Xaman reads it:
+  other wallets and exchange apps that scan it get a web address, not a payee. XRP has no
+  URI standard (XLS-2 is stagnant), and what every XRP wallet scans is the bare r-address,
+  with the destination tag typed in a field of its own. So the QR holds the bare address;
+  the page shows the tag as loudly as the address, with its own copy button and the warning
+  that a payment without it is lost or delayed, and offers the Xaman link as a button.
+  In sandbox mode the link names no ledger (`network=XRPL` is the main one; Xaman documents
+  no key for the XRP testnet), so the customer's wallet stays on the network it is set to.
+- plain (ERC-20 and BEP-20 tokens, TRON, Cardano, CasinoCoin, BNB Beacon): the address
+  alone. For TRON and Cardano no scheme is common. For tokens, EIP-681 puts the token
+  contract where the payee goes (`ethereum:<contract>@1/transfer?address=<recipient>&
+  uint256=<units>`): wallets that support it partly (no function calls, or ETH only) read
+  the contract as the payee and send there, and coins sent to a token contract are lost.
+  The recipient's address alone cannot be misread: the customer picks the token and types
+  the amount in the wallet, and the page says so beside the QR with a copy button for the
+  amount. It names no contract and no chain, so it is right on a test network too.
+
+`qr_content` gives what the QR holds: the URI (bech32 addresses uppercased) where it
+carries the amount, else the bare address.
 
 Amounts are exact: never exponent form, never rounded; an amount with more places than the
 currency can carry is refused. Labels exist only in BIP21 and are UTF-8 percent-encoded.
@@ -55,12 +68,15 @@ def payment_uri(
     amount: Decimal | None,
     tag: str | None = None,
     label: str | None = None,
+    *,
+    testnet: bool = False,
 ) -> str:
     """The URI a wallet opens to pay `amount` (or any amount when None) to `address`.
 
     A code the site does not know gives the plain address: no scheme is better than a wrong
-    one. Raises UriError for a malformed address, amount, tag or label, for a tag on a
-    currency that has none, and for a missing tag on one that needs it.
+    one. `testnet`: the sandbox's test addresses; a chain is named by its test network's id,
+    or not at all. Raises UriError for a malformed address, amount, tag or label, for a tag
+    on a currency that has none, and for a missing tag on one that needs it.
     """
     info = get(currency) if isinstance(currency, str) else currency
     if info is None:
@@ -71,10 +87,19 @@ def payment_uri(
     if info.uri_style == "bip21":
         return _bip21(info, address, amount, label)
     if info.uri_style == "eip681":
-        return _eip681(info, address, amount)
+        return _eip681(info, address, amount, testnet)
     if info.uri_style == "xaman":
-        return _xaman(address, amount, tag)
+        return _xaman(address, amount, tag, testnet)
     return _plain(_checked_address(address), tag)
+
+
+def qr_content(currency: Currency | str, address: str, uri: str) -> str:
+    """What the QR of a payment holds: its URI where most wallets read that URI with the
+    amount in it, else the bare address (XRP, tokens, TRON: see the module's docstring)."""
+    info = get(currency) if isinstance(currency, str) else currency
+    if info is not None and not info.qr_has_amount and address:
+        return address
+    return qr_text(uri)
 
 
 def qr_text(uri: str) -> str:
@@ -127,25 +152,24 @@ def _bip21(info: Currency, address: str, amount: Decimal | None, label: str | No
     return _join(f"{scheme}:{_checked_address(address)}", params)
 
 
-def _eip681(info: Currency, address: str, amount: Decimal | None) -> str:
+def _eip681(info: Currency, address: str, amount: Decimal | None, testnet: bool) -> str:
     if not _EVM_ADDRESS.match(address):
         raise UriError("not an EVM address (0x and 40 hex digits)")
-    chain = f"@{info.chain_id}" if info.chain_id is not None else ""
-    if info.token_contract is None:
-        params = [] if amount is None else [f"value={atomic_units(amount, 18)}"]
-        return _join(f"ethereum:{address}{chain}", params)
-    params = [f"address={address}"]
-    if amount is not None:
-        params.append(f"uint256={atomic_units(amount, info.token_decimals or 0)}")
-    return _join(f"ethereum:{info.token_contract}{chain}/transfer", params)
+    chain_id = info.chain_id if info.testnet or not testnet else info.testnet_chain_id
+    if chain_id is None:
+        raise UriError(f"{info.code} has no chain id for this network")
+    params = [] if amount is None else [f"value={atomic_units(amount, 18)}"]
+    return _join(f"ethereum:{address}@{chain_id}", params)
 
 
-def _xaman(address: str, amount: Decimal | None, tag: str | None) -> str:
+def _xaman(address: str, amount: Decimal | None, tag: str | None, testnet: bool) -> str:
     if not _XRP_ADDRESS.match(address):
         raise UriError("not an XRP Ledger address")
     params = [] if amount is None else [f"amount={money.plain(amount)}"]
-    # Xaman also serves Xahau, whose r-addresses look the same: name the ledger, as a chain id.
-    params.append("network=XRPL")
+    # Xaman also serves Xahau, whose r-addresses look the same: name the ledger, as a chain
+    # id; never the main one for a test page.
+    if not testnet:
+        params.append("network=XRPL")
     if tag is not None:
         params.append(f"dt={tag}")
     return _join(f"https://xaman.app/detect/request:{address}", params)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import pytest
 
@@ -20,8 +19,6 @@ PROCESSOR_FIAT = (
     "KZT LKR MDL MXN MYR NGN NOK NPR NZD PEN PHP PLN RUB SEK THB TJS TRY UAH VND ZAR"
 ).split()
 
-EVM_ADDRESS = re.compile(r"\A0x[0-9a-fA-F]{40}\Z")
-
 
 @pytest.mark.parametrize(
     ("code", "ticker", "network", "decimals", "style", "scheme", "tag_label"),
@@ -31,12 +28,12 @@ EVM_ADDRESS = re.compile(r"\A0x[0-9a-fA-F]{40}\Z")
         ("BCH", "BCH", "Bitcoin Cash", 8, "bip21", "bitcoincash", None),
         ("DOGE", "DOGE", "Dogecoin", 8, "bip21", "dogecoin", None),
         ("ETH", "ETH", "Ethereum", 18, "eip681", "ethereum", None),
-        ("USDTE", "USDT", "Ethereum (ERC-20)", 6, "eip681", "ethereum", None),
-        ("USDC", "USDC", "Ethereum (ERC-20)", 6, "eip681", "ethereum", None),
-        ("DAI", "DAI", "Ethereum (ERC-20)", 18, "eip681", "ethereum", None),
+        ("USDTE", "USDT", "Ethereum (ERC-20)", 6, "plain", None, None),
+        ("USDC", "USDC", "Ethereum (ERC-20)", 6, "plain", None, None),
+        ("DAI", "DAI", "Ethereum (ERC-20)", 18, "plain", None, None),
         ("USDTT", "USDT", "TRON (TRC-20)", 6, "plain", None, None),
         ("TRX", "TRX", "TRON", 6, "plain", None, None),
-        ("USDTB", "USDT", "BNB Smart Chain (BEP-20)", 18, "eip681", "ethereum", None),
+        ("USDTB", "USDT", "BNB Smart Chain (BEP-20)", 18, "plain", None, None),
         ("BNB-BSC", "BNB", "BNB Smart Chain (BEP-20)", 18, "eip681", "ethereum", None),
         ("BNB", "BNB", "BNB Beacon Chain (BEP-2)", 8, "plain", None, "Memo"),
         ("XRP", "XRP", "XRP Ledger", 6, "xaman", "https", "Destination tag"),
@@ -64,26 +61,26 @@ def test_each_code_reads_as_the_payer_needs_it(
 
 
 @pytest.mark.parametrize(
-    ("code", "contract", "token_decimals", "chain_id"),
+    ("code", "token_decimals", "chain_id", "testnet_chain_id"),
     [
-        ("USDTE", "0xdAC17F958D2ee523a2206206994597C13D831ec7", 6, 1),
-        ("USDC", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6, 1),
-        ("DAI", "0x6B175474E89094C44Da98b954EedeAC495271d0F", 18, 1),
-        ("USDTB", "0x55d398326f99059fF775485246999027B3197955", 18, 56),
-        ("ETH", None, None, 1),
-        ("BNB-BSC", None, None, 56),
-        ("TETH", None, None, 11155111),
-        ("USDTT", None, 6, None),
+        ("USDTE", 6, 1, 11155111),
+        ("USDC", 6, 1, 11155111),
+        ("DAI", 18, 1, 11155111),
+        ("USDTB", 18, 56, 97),
+        ("ETH", None, 1, 11155111),
+        ("BNB-BSC", None, 56, 97),
+        ("TETH", None, 11155111, None),
+        ("USDTT", 6, None, None),
         ("BTC", None, None, None),
     ],
 )
-def test_tokens_name_their_contract_and_chain(
-    code: str, contract: str | None, token_decimals: int | None, chain_id: int | None
+def test_tokens_name_their_chain_and_its_test_network(
+    code: str, token_decimals: int | None, chain_id: int | None, testnet_chain_id: int | None
 ) -> None:
     info = currencies.get(code)
     assert info is not None
-    assert (info.token_contract, info.token_decimals, info.chain_id) == (
-        contract, token_decimals, chain_id
+    assert (info.token_decimals, info.chain_id, info.testnet_chain_id) == (
+        token_decimals, chain_id, testnet_chain_id
     )
     assert info.is_token is (token_decimals is not None)
 
@@ -101,10 +98,15 @@ def test_the_table_is_consistent() -> None:
         if info.uri_style == "eip681":
             assert info.uri_scheme == "ethereum" and info.chain_id, info.code
         if info.uri_style == "plain":
-            assert info.uri_scheme is None and info.token_contract is None, info.code
-        if info.token_contract is not None:
-            assert EVM_ADDRESS.match(info.token_contract), info.code
+            assert info.uri_scheme is None, info.code
+        # A token's QR is its recipient alone: a contract-first URI is misread (uris.py).
+        if info.is_token:
+            assert info.uri_style == "plain", info.code
             assert info.token_decimals == info.decimals, info.code
+        # A main chain has a test network named in sandbox mode.
+        if info.uri_style == "eip681" and not info.testnet:
+            assert info.testnet_chain_id, info.code
+        assert info.qr_has_amount is (info.uri_style in ("bip21", "eip681")), info.code
         assert info.code == info.code.upper()
 
 

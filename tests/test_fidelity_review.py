@@ -259,7 +259,7 @@ API_CASES: list[tuple[str, str, Scenario, frozenset[str], frozenset[str]]] = [
                                                "EUR", "sender_amount": "0.01",
                                                "foreign_id": "knwi24op9"}, 201),
      frozenset(), frozenset()),
-    # The sandbox adds the invoice address's `tag` (XRP/BNB payments are lost without it).
+    # The sandbox adds the invoice address's `tag` (XRP payments are lost without it).
     ("invoices/create", DOC_INVOICE,
      lambda a, _p, _r: a.data("invoices/create", {**INVOICE, "timer": False,
                                                   "foreign_id": "test_foreign_id_0344",
@@ -670,7 +670,7 @@ def test_rates_require_both_currencies(sandbox: Api, payload: dict[str, str],
 @pytest.mark.parametrize(("currency", "amount", "needed"), [
     ("BTC", "0.01", 1), ("ETH", "0.1", 10), ("LTC", "1", 6), ("BCH", "0.1", 6),
     ("DOGE", "10", 6), ("USDTE", "10", 10), ("USDTT", "10", 19), ("USDC", "10", 10),
-    ("TRX", "20", 19), ("XRP", "1", 1), ("BNB", "0.1", 1),
+    ("TRX", "20", 19), ("XRP", "1", 1),
 ])
 def test_a_confirmed_deposit_has_the_currencys_confirmations(
         sandbox: Api, app: Flask, receiver: Receiver, currency: str, amount: str,
@@ -797,7 +797,7 @@ def test_transactions_info_shows_processing_as_not_confirmed(
         "w": "confirmed", "x": "confirmed"}
 
 
-@pytest.mark.parametrize(("sender", "tagged"), [("XRP", True), ("BNB", True), ("BTC", False)])
+@pytest.mark.parametrize(("sender", "tagged"), [("XRP", True), ("BTC", False)])
 def test_client_keeps_the_invoice_address_tag(sandbox: Api, sender: str, tagged: bool) -> None:
     """The sandbox names the tag of a type 3 invoice's shared address; the client keeps it."""
     invoice = sandbox_client(sandbox).invoices_create(

@@ -237,7 +237,7 @@ def test_a_web_wallet_link_opens_beside_the_checkout_never_over_it(
     customer away from the page that shows the tag and the status."""
     known_address(app, "XRP", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "123456")
     html = page_html(client, "XRP", is_iframe=True)
-    link = re.search(r'<a class="qr"[^>]*>', html)
+    link = re.search(r'<a class="button wallet-app"[^>]*>', html)
     assert link is not None
     assert 'href="https://xaman.app/detect/request:rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh' \
         in link.group(0)

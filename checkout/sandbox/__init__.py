@@ -13,12 +13,13 @@ from flask import Flask
 
 from checkout.worker import register_task
 
-from . import accounts, api, invoices, loopback, operations, outbox, shop, simulate, store
+from . import accounts, api, cli, invoices, loopback, operations, outbox, shop, simulate, store
 
 
 def init_app(app: Flask) -> None:
     """Mount the processor API and the sandbox controls; plug its jobs into the worker."""
     store.init_app(app)
+    cli.init_app(app)
     for blueprint in (api.bp, simulate.bp, shop.bp):
         app.register_blueprint(blueprint)
     csrf = app.extensions.get("csrf")

@@ -2,7 +2,7 @@
 
 Bitcoin and Litecoin get bech32 P2WPKH addresses with valid checksums (BIP-173), Bitcoin
 Cash and Dogecoin base58check testnet addresses, Ethereum tokens `0x` + 40 hex, TRON
-base58check `T…`; XRP and BNB share one address each and tell payers apart by a tag.
+base58check `T…`; XRP shares one address and tells payers apart by a destination tag.
 """
 
 from __future__ import annotations
@@ -68,14 +68,6 @@ def segwit(hrp: str, program: bytes) -> str:
     return hrp + "1" + "".join(_BECH32[d] for d in data + checksum)
 
 
-def bech32_plain(hrp: str, payload: bytes) -> str:
-    """Bech32 without a witness version (BNB Beacon addresses)."""
-    data = _to_5bit(payload)
-    polymod = _polymod(_hrp_expand(hrp) + data + [0] * 6) ^ 1
-    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_BECH32[d] for d in data + checksum)
-
-
 def base58check(version: bytes, payload: bytes, alphabet: str = _BASE58) -> str:
     raw = version + payload
     raw += hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4]
@@ -100,9 +92,8 @@ def base58check_ok(address: str, alphabet: str = _BASE58) -> bool:
     return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
 
 
-# The shared addresses of the tag currencies.
+# The shared address of the tag currency.
 XRP_ADDRESS = base58check(b"\0", _program("xrp", 0), _RIPPLE58)
-BNB_ADDRESS = bech32_plain("tbnb", _program("bnb", 0))
 
 
 def derive(currency: Currency, number: int) -> tuple[str, str | None]:
@@ -123,8 +114,6 @@ def derive(currency: Currency, number: int) -> tuple[str, str | None]:
         return base58check(b"\x41", program), None
     if family == "xrp":
         return XRP_ADDRESS, str(TAG_BASE + number)
-    if family == "bnb":
-        return BNB_ADDRESS, str(TAG_BASE + number)
     raise ValueError(f"no deposit addresses for {currency.code}")
 
 
@@ -137,7 +126,7 @@ def allocate(session: Session, client_id: int, currency: Currency, now: int, *,
              convert_to: str | None = None, foreign_id: str | None = None,
              end_user_reference: str | None = None,
              invoice_id: int | None = None) -> store.Address:
-    """Hand out the next address of `currency` (a new tag on the shared address for XRP/BNB)."""
+    """Hand out the next address of `currency` (a new tag on the shared address for XRP)."""
     row = store.Address(client_id=client_id, currency=currency.code, convert_to=convert_to,
                         address="", foreign_id=foreign_id, end_user_reference=end_user_reference,
                         invoice_id=invoice_id, created_at=now)
@@ -148,7 +137,7 @@ def allocate(session: Session, client_id: int, currency: Currency, now: int, *,
 
 
 def find(session: Session, address: str, tag: str | None) -> store.Address | None:
-    """The processor's own address (and tag, for XRP/BNB) that `address` names, if any."""
+    """The processor's own address (and tag, for XRP) that `address` names, if any."""
     rows = session.scalars(select(store.Address).where(store.Address.address == address)).all()
     if not rows and address.lower() != address:
         # bech32 and hex addresses are case-insensitive.

@@ -24,7 +24,7 @@ class Currency:
     withdrawal_fee_percent: Decimal = Decimal("0")
     mining_fee: Decimal = Decimal("0")
     network: str = ""
-    family: str = ""  # how addresses look: btc, ltc, bch, doge, eth, tron, xrp, bnb
+    family: str = ""  # how addresses look: btc, ltc, bch, doge, eth, tron, xrp
     seed_balance: Decimal = Decimal("0")
     volatile: bool = True
     confirmations: int = 1  # before a deposit is credited (coinspaid-api.md §7)
@@ -35,8 +35,8 @@ class Currency:
 
     @property
     def needs_tag(self) -> bool:
-        """XRP and BNB Beacon share one address; a destination tag or memo tells payers apart."""
-        return self.family in ("xrp", "bnb")
+        """XRP shares one address; a destination tag tells payers apart."""
+        return self.family == "xrp"
 
 
 def _c(id_: int, code: str, usd: str, minimum: str, dep: str, wd: str, mining: str,
@@ -53,6 +53,7 @@ def _f(id_: int, code: str, usd: str, seed: str = "0") -> Currency:
 
 
 # Minimums and confirmations after CoinsPaid's published limits; prices are round figures.
+# No BNB (Beacon Chain, BEP-2): that network stopped in December 2024.
 CURRENCIES: tuple[Currency, ...] = (
     _c(1, "BTC", "65000", "0.0001", "0.3", "0", "0.00007402", "Bitcoin", "btc", "1",
        confirmations=1),
@@ -68,8 +69,6 @@ CURRENCIES: tuple[Currency, ...] = (
     _c(8, "USDC", "1", "5", "0.5", "0", "3", "Ethereum (ERC-20)", "eth", "10000", False,
        confirmations=10),
     _c(9, "XRP", "0.55", "0.001", "0.5", "0", "0.02", "XRP Ledger", "xrp", "10000",
-       confirmations=1),
-    _c(10, "BNB", "580", "0.01", "0.5", "0", "0.0005", "BNB Beacon Chain (BEP-2)", "bnb", "10",
        confirmations=1),
     _c(11, "TRX", "0.12", "10", "0.5", "0", "1", "TRON", "tron", "10000", confirmations=19),
     _f(20, "USD", "1", "10000"),

@@ -135,7 +135,7 @@ def response(session: Session, op: store.Operation, base_url: str, now: int) -> 
         obj["end_user_reference"] = op.end_user_reference
     obj.update({
         "address": address.address if address else None,
-        # Not in the documented shape, but XRP/BNB payments are lost without it.
+        # Not in the documented shape, but XRP payments are lost without it.
         "tag": address.tag if address else None,
         "title": inv.title, "status": op.status, "currency": inv.currency,
         "amount": amount_text(Decimal(inv.amount)), "sender_currency": inv.sender_currency,

@@ -1,5 +1,9 @@
 """A demo shop (for `make run`): receives and lists callbacks, and sells through invoices.
 
+Its page is where a newcomer finds the links to try again once `make run`'s own output has
+scrolled away under the access log: fresh Payment Terminal links (a new customer on every
+view, so each opens a payable page), the invoice button, and the command that pays a page.
+
 The site forwards processor callbacks to the merchant's webhook with the merchant's key and
 signature; the sandbox account has the same key and secret, so it can check them here. Its
 "pay with crypto" button creates an invoice through the site's drop-in API over HTTP, signed
@@ -8,10 +12,12 @@ with the account's key and secret exactly as a shop's CoinsPaid client would.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from flask import Blueprint, Response, current_app, redirect, render_template, request
@@ -64,9 +70,36 @@ def listing() -> str:
                                .order_by(store.ShopCallback.id.desc()).limit(50)).all()
         items = [dict(_pretty(r.body), received_at=datetime.fromtimestamp(r.received_at, UTC)
                       .strftime("%Y-%m-%d %H:%M:%S UTC")) for r in rows]
-        accounts_ = [a.client_id for a in session.scalars(
-            select(store.Account).order_by(store.Account.client_id)).all()]
-    return render_template("sandbox/shop.html", items=items, accounts=accounts_)
+        found = session.scalars(select(store.Account).order_by(store.Account.client_id)).all()
+        accounts_ = [a.client_id for a in found]
+        base = _base()
+        links = [(a.client_id, label, terminal_link(base, a.client_id, a.api_secret, fields))
+                 for a in found for label, fields in TRY]
+    return render_template("sandbox/shop.html", items=items, accounts=accounts_, links=links,
+                           pay_command=PAY_COMMAND)
+
+
+# Deposits to try, one per kind of QR: with the amount in it (BTC), the bare address with
+# the tag typed beside it (XRP), a token's bare address (USDT ERC-20, USDT TRC-20).
+TRY: tuple[tuple[str, dict[str, str]], ...] = (
+    ("0.00123 BTC", {"currency": "BTC", "amount": "0.00123"}),
+    ("25 XRP (with a destination tag)", {"currency": "XRP", "amount": "25"}),
+    ("19.99 USDT on Ethereum (ERC-20)", {"currency": "USDTE", "amount": "19.99"}),
+    ("19.99 USDT on TRON (TRC-20)", {"currency": "USDTT", "amount": "19.99"}),
+)
+PAY_COMMAND = "flask --app checkout sandbox pay"
+
+
+def terminal_link(base: str, client_id: int, secret: str, fields: dict[str, str]) -> str:
+    """A Payment Terminal link for a new customer, signed as the processor's format asks
+    (base64 of the JSON, HMAC-SHA512 of that JSON with the account's secret)."""
+    payload = {"client_id": client_id, **fields,
+               "foreign_id": f"demo-customer-{secrets.token_hex(4)}", "convert_to": "EUR",
+               "url_back": f"{base}/sandbox/shop"}
+    text = json.dumps(payload, separators=(",", ":")).encode()
+    query = urlencode({"data": base64.b64encode(text).decode("ascii"),
+                       "signature": signing.sign(text, secret)})
+    return f"{base}/?{query}"
 
 
 # What the demo shop sells, and the choices its checkout button offers.

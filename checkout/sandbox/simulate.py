@@ -52,7 +52,7 @@ def _tag(value: Any) -> str | None:
 
 @bp.post("/simulate/payment")
 def simulate_payment() -> Response:
-    """A payer sends `amount` to `address` (with `tag` for XRP/BNB)."""
+    """A payer sends `amount` to `address` (with `tag` for XRP)."""
     body = _json_object()
     errors: dict[str, str] = {}
     address = body.get("address")

@@ -102,8 +102,10 @@ def test_unknown_endpoint_is_the_documented_403(api: Api) -> None:
 
 def test_currencies_list_shape(api: Api) -> None:
     listed = {c["currency"]: c for c in api.data("currencies/list")}
-    assert {"BTC", "LTC", "BCH", "DOGE", "ETH", "USDTE", "USDTT", "USDC", "XRP", "BNB", "TRX",
+    assert {"BTC", "LTC", "BCH", "DOGE", "ETH", "USDTE", "USDTT", "USDC", "XRP", "TRX",
             "EUR", "USD", "GBP"} <= set(listed)
+    # BNB Beacon Chain (BEP-2) stopped in December 2024: no longer offered.
+    assert "BNB" not in listed
     assert listed["BTC"] == {"id": 1, "type": "crypto", "currency": "BTC",
                              "minimum_amount": "0.00010000", "deposit_fee_percent": "0.3",
                              "withdrawal_fee_percent": "0", "precision": 8}
