@@ -10,8 +10,13 @@
   var seenMs = parseInt(data.pollSeen, 10) || 10000;
   var PAYING = { waiting: 1, partial: 1 };
   var state = { status: data.status, reason: data.reason || null, phase: data.phase,
-                final: data.final === "true", seen: false };
+                final: data.final === "true", seen: false,
+                watch: !!(field("late") && field("late").dataset.watch === "true") };
   var timer = null, busy = false, failures = 0;
+  /* A final page the model says to `watch` (money may still arrive late) is asked slowly,
+     for at most an hour from opening: a tab left open for days should not poll forever. */
+  var watchUntil = Date.now() + 3600000;
+  function idle() { return state.gone || state.final && !(state.watch && Date.now() < watchUntil); }
 
   function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
   function setText(name, value) {
@@ -179,6 +184,9 @@
   function render(model) {
     /* A form to fill (an invoice's currency, an email) is the server's to draw. */
     if ((model.form || "") !== (data.form || "")) { W.location.reload(); return; }
+    /* So is money that arrived after the invoice closed (its own section). */
+    var late = field("late");
+    if (late && (model.late ? model.late.state : "") !== late.dataset.state) { W.location.reload(); return; }
     anchor(model.pay_now ? model.seconds_left : null);
     var changed = model.status !== state.status || model.reason !== state.reason ||
       model.final !== state.final || model.phase !== state.phase;
@@ -201,7 +209,7 @@
       show("quiet-back", false);
     }
     state = { status: model.status, reason: model.reason, phase: model.phase, final: model.final,
-              seen: model.transactions.length > 0, gone: state.gone };
+              seen: model.transactions.length > 0, gone: state.gone, watch: !!model.watch };
     root.dataset.status = model.status;
     root.dataset.phase = model.phase;
     root.dataset.final = String(model.final);
@@ -209,14 +217,14 @@
   }
   function schedule() {
     W.clearTimeout(timer);
-    if (state.final || state.gone) { return; }
+    if (idle()) { return; }
     var delay = state.seen || !PAYING[state.phase] ? seenMs : waitingMs;
     /* A failing server is asked ever less often, at most once a minute. */
     if (failures) { delay = Math.min(60000, delay * Math.pow(2, failures)); }
     timer = W.setTimeout(poll, delay);
   }
   function poll() {
-    if (busy || state.final || state.gone) { return; }
+    if (busy || idle()) { return; }
     busy = true;
     fetch(data.statusUrl, { cache: "no-store", credentials: "omit", headers: { Accept: "application/json" } })
       .then(function (response) {
