@@ -1,7 +1,8 @@
 """A payment after the invoice's time ran out, in Chromium: the expired page keeps watching,
 the processor's signed callbacks for the late money reach the site, and the open page turns
 by itself into "arrived after the time ran out", with the amount, its transaction and what
-happens next; once credited, with what the processor converted it to.
+happens next; once credited, with what the processor converted it to. axe-core audits both
+screens (English, German, Arabic; light and dark; 200% text at 320 px).
 
 Screenshots: `build/screenshots/invoice-late-<seen|credited>-<lang>-<width>-<scheme>.png`.
 """
@@ -18,6 +19,7 @@ from flask import Flask
 from invoice_kit import ORDER, TestShop, advance_sandbox, pay, settle
 from playwright.sync_api import expect
 
+from browser.test_accessibility import check
 from browser.test_money_states import photograph
 from checkout.models import Merchant
 
@@ -73,6 +75,7 @@ def test_a_payment_after_expiry_is_shown_with_what_happens_next(
     expect(page.locator('[data-field="pay-box"]')).to_be_hidden()  # never pay twice
     expect(page.locator('[data-field="return-link"]')).to_be_visible()
     photograph(page, "late-seen", "invoice")
+    check(page, "late: seen")  # axe, light and dark, and 200% text at 320 px
 
     advance_sandbox(live_server.url, 60)
     settle(app)
@@ -81,3 +84,11 @@ def test_a_payment_after_expiry_is_shown_with_what_happens_next(
     expect(txs.first).not_to_contain_text("waiting")
     expect(page.locator('[data-field="late-fiat"]')).to_contain_text("EUR")
     photograph(page, "late-credited", "invoice")
+    for lang in ("en", "de", "ar"):
+        other = context.new_page()
+        try:
+            other.goto(f"{page.url.split('?')[0]}?lang={lang}")
+            expect(other.locator('[data-field="late"]')).to_be_visible()
+            check(other, f"late: credited ({lang})")
+        finally:
+            other.close()
