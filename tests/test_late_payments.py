@@ -79,6 +79,15 @@ def model(client: FlaskClient, app: Flask, invoice_id: int) -> dict[str, Any]:
     return dict(response.get_json())
 
 
+def refreshes_without_javascript(client: FlaskClient, app: Flask, invoice_id: int) -> bool:
+    with app.app_context():
+        invoice = db.session().get(Invoice, invoice_id)
+        assert invoice is not None
+        page_id = invoice.page_id
+    html = client.get(f"/p/{page_id}").get_data(as_text=True)
+    return 'http-equiv="refresh"' in html
+
+
 def resend(live: LiveServer, callback: Callback) -> requests.Response:
     """The processor sending the very same signed bytes again."""
     headers = {"Content-Type": "application/json", "X-Processing-Key": "test-key-11",
@@ -119,6 +128,7 @@ def test_a_deposit_after_expiry_is_shown_and_told_to_the_shop_once(
     assert tx["status"] == "not_confirmed" and len(tx["txid"]) == 64
     assert tx in seen["transactions"] and seen["amount_paid"] == late["amount"]
     assert seen["watch"] is True and seen["pay_now"] is False and seen["return_url"]
+    assert refreshes_without_javascript(client, app, data["id"])  # while it confirms
 
     [_, told] = events(webhook)
     assert told["type"] == "deposit_exchange" and told["status"] == "not_confirmed"
@@ -137,6 +147,7 @@ def test_a_deposit_after_expiry_is_shown_and_told_to_the_shop_once(
     credited = model(client, app, data["id"])
     assert credited["phase"] == "late" and credited["late"]["status"] == "confirmed"
     assert credited["watch"] is False
+    assert not refreshes_without_javascript(client, app, data["id"])
     fiat = credited["late"]["fiat"]
     assert fiat["currency"] == "EUR" and Decimal(fiat["amount"]) > 0
     [_, _, confirmed] = events(webhook)
