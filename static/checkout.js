@@ -10,15 +10,16 @@
   var seenMs = parseInt(data.pollSeen, 10) || 10000;
   var PAYING = { waiting: 1, partial: 1 };
   var state = { status: data.status, reason: data.reason || null, phase: data.phase,
-                final: data.final === "true", seen: false,
-                watch: !!(field("late") && field("late").dataset.watch === "true") };
+                final: data.final === "true", seen: false };
   var timer = null, busy = false, failures = 0;
-  /* A final page the model says to `watch` (money may still arrive late) is asked slowly,
-     for at most an hour from opening: a tab left open for days should not poll forever. */
-  var watchUntil = Date.now() + 3600000;
-  function idle() { return state.gone || state.final && !(state.watch && Date.now() < watchUntil); }
 
   function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
+  /* A final invoice page whose model says `watch` (money may still arrive after the time
+     ran out, or late money is confirming) keeps asking, slowly, for at most an hour from
+     opening: a tab left open for days must not poll forever. */
+  var lateBox = field("late"), watching = !!(lateBox && lateBox.dataset.watch === "true");
+  var watchUntil = Date.now() + 3600000;
+  function idle() { return state.gone || state.final && !(watching && Date.now() < watchUntil); }
   function setText(name, value) {
     var el = field(name);
     if (el && value != null && el.textContent !== String(value)) { el.textContent = value; }
@@ -185,8 +186,8 @@
     /* A form to fill (an invoice's currency, an email) is the server's to draw. */
     if ((model.form || "") !== (data.form || "")) { W.location.reload(); return; }
     /* So is money that arrived after the invoice closed (its own section). */
-    var late = field("late");
-    if (late && (model.late ? model.late.state : "") !== late.dataset.state) { W.location.reload(); return; }
+    if (lateBox && (model.late ? model.late.state : "") !== lateBox.dataset.state) { W.location.reload(); return; }
+    watching = !!model.watch;
     anchor(model.pay_now ? model.seconds_left : null);
     var changed = model.status !== state.status || model.reason !== state.reason ||
       model.final !== state.final || model.phase !== state.phase;
@@ -209,15 +210,16 @@
       show("quiet-back", false);
     }
     state = { status: model.status, reason: model.reason, phase: model.phase, final: model.final,
-              seen: model.transactions.length > 0, gone: state.gone, watch: !!model.watch };
+              seen: model.transactions.length > 0, gone: state.gone };
     root.dataset.status = model.status;
     root.dataset.phase = model.phase;
     root.dataset.final = String(model.final);
     if (changed) { tellShop(); }
   }
   function schedule() {
+    if (state.final && !idle()) { W.clearTimeout(timer); timer = W.setTimeout(poll, seenMs); return; }
     W.clearTimeout(timer);
-    if (idle()) { return; }
+    if (state.final || state.gone) { return; }
     var delay = state.seen || !PAYING[state.phase] ? seenMs : waitingMs;
     /* A failing server is asked ever less often, at most once a minute. */
     if (failures) { delay = Math.min(60000, delay * Math.pow(2, failures)); }
