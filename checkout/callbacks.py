@@ -21,8 +21,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import auth, clock, db, deliveries, invoices, money, payments, snapshot
-from . import late as late_payments
 from .auth import BAD_CONTENT, Refusal, authenticate, refuse
+from .late import (
+    STATUS_OF_INVOICE_NEWS,
+    address_of,
+    forward_deposit,
+    forward_invoice,
+    invoice_of,
+    is_late_news,
+    late_legs,
+    quote_by_address,
+    quote_by_foreign_id,
+)
 from .models import (
     AppliedCallback,
     Callback,
@@ -433,11 +443,11 @@ def late_quote(session: Session, merchant_id: int,
     """The invoice quote whose address a deposit callback is about, if it is one of ours:
     by the address's foreign_id (our quote's, unique), else by the address itself."""
     if crypto_address.get("foreign_id") is not None:
-        return late_payments.quote_by_foreign_id(session, merchant_id, crypto_address["foreign_id"])
+        return quote_by_foreign_id(session, merchant_id, crypto_address["foreign_id"])
     address = crypto_address.get("address")
     if not isinstance(address, str) or not address or not _storable(address):
         return None
-    return late_payments.quote_by_address(session, merchant_id, address,
+    return quote_by_address(session, merchant_id, address,
                                  _text_or_none(crypto_address.get("tag")))
 
 
@@ -447,12 +457,12 @@ def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: di
     """A deposit callback at one of our quotes' addresses: money the invoice did not take
     (it came after the invoice failed). Kept as the address's Deposit, shown on the invoice's
     page, and told to the shop once in its own ids (late.py)."""
-    invoice = late_payments.invoice_of(session, quote)
+    invoice = invoice_of(session, quote)
     if quote.address is None or crypto_address.get("address") != quote.address:
         return Result(FLAGGED, "address differs from the address of our invoice")
     if _text_or_none(crypto_address.get("tag")) != quote.tag:
         return Result(FLAGGED, "tag differs from the tag of our invoice")
-    ours = late_payments.address_of(session, quote, invoice)
+    ours = address_of(session, quote, invoice)
     problem = contradiction(ours, payload, crypto_address)
     if problem:
         return Result(FLAGGED, problem)
@@ -464,7 +474,7 @@ def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: di
         snapshot.mark(session, [invoice.page_id])
         merchant = session.get(Merchant, merchant_id)
         assert merchant is not None
-        late_payments.forward_deposit(session, merchant, invoice, payload, callback_id)
+        forward_deposit(session, merchant, invoice, payload, callback_id)
     return result
 
 
@@ -474,22 +484,22 @@ def apply_late_invoice(session: Session, merchant_id: int, key: Key, payload: di
     invoice keeps its first final word; the money is kept as a Deposit at the quote's
     address (keyed by the processor's invoice id, one row per quote, moving forward from
     seen to credited), shown on the page, and the shop hears the processor's news once."""
-    legs = late_payments.late_legs(quote, _legs(payload))
-    ours = late_payments.address_of(session, quote, invoice)
+    legs = late_legs(quote, _legs(payload))
+    ours = address_of(session, quote, invoice)
     amount = sum((Decimal(str(leg["amount"])) for leg in legs), Decimal(0))
     txid = legs[0].get("txid")
     facts = DepositFacts(
         currency=quote.sender_currency.upper(), amount=money.text(amount),
         txid=txid if isinstance(txid, str) else None,
         confirmations=min(int(leg.get("confirmations") or 0) for leg in legs))
-    status = late_payments.STATUS_OF_INVOICE_NEWS[key.status]
+    status = STATUS_OF_INVOICE_NEWS[key.status]
     result = advance_deposit(session, merchant_id, Key(key.processor_id, key.type, status),
                              ours, facts)
     if result.outcome == APPLIED:
         snapshot.mark(session, [invoice.page_id])
         merchant = session.get(Merchant, merchant_id)
         assert merchant is not None
-        late_payments.forward_invoice(session, merchant, invoice, quote, payload, key.status,
+        forward_invoice(session, merchant, invoice, quote, payload, key.status,
                              callback_id)
     return result
 
@@ -717,7 +727,7 @@ def apply_invoice(session: Session, merchant_id: int, key: Key, payload: dict[st
     invoice = session.scalars(select(Invoice).where(Invoice.id == quote.invoice_id)
                               .with_for_update().execution_options(populate_existing=True)
                               ).one()
-    if late_payments.is_late_news(quote, invoice, key.status, _legs(payload)):
+    if is_late_news(quote, invoice, key.status, _legs(payload)):
         return apply_late_invoice(session, merchant_id, key, payload, quote, invoice,
                                   callback_id)
     remaining = _remaining(payload)
