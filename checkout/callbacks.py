@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -22,6 +22,17 @@ from sqlalchemy.orm import Session
 
 from . import auth, clock, db, deliveries, invoices, money, payments, snapshot, text
 from .auth import BAD_CONTENT, Refusal, authenticate, refuse
+from .late import (
+    STATUS_OF_INVOICE_NEWS,
+    address_of,
+    forward_deposit,
+    forward_invoice,
+    invoice_of,
+    is_late_news,
+    late_legs,
+    quote_by_address,
+    quote_by_foreign_id,
+)
 from .models import (
     AppliedCallback,
     Callback,
@@ -74,6 +85,9 @@ class Key:
 class Result:
     outcome: str
     flag: str | None = None
+    # About one of our invoice quotes (a late payment): its bytes name our quote, never the
+    # shop's invoice, so the shop hears it from us (late.py) or not at all.
+    private: bool = False
 
 
 class Malformed(ValueError):
@@ -146,7 +160,7 @@ def forwards_raw(callback: Callback, result: Result, source: str) -> bool:
     ids and our quote's foreign_id): `apply_invoice` queues the shop's own event instead;
     an invoice the merchant made at the processor directly is its own, and goes out as is.
     """
-    if result.outcome == DUPLICATE:
+    if result.outcome == DUPLICATE or result.private:
         return False
     if callback.type == "invoice" and result.outcome != NOT_OURS:
         return False
@@ -203,7 +217,7 @@ def apply(session: Session, merchant_id: int, callback_id: int,
                          news_of(key, payload)):
             return Result(DUPLICATE)
         if key.type in DEPOSIT_TYPES:
-            return apply_deposit(session, merchant_id, key, payload)
+            return apply_deposit(session, merchant_id, key, payload, callback_id)
         if key.type == "invoice":
             return apply_invoice(session, merchant_id, key, payload, callback_id)
     except Malformed as exc:
@@ -406,8 +420,12 @@ def contradiction(ours: DepositAddress, payload: dict[str, Any],
 
 
 def apply_deposit(session: Session, merchant_id: int, key: Key,
-                  payload: dict[str, Any]) -> Result:
+                  payload: dict[str, Any], callback_id: int | None = None) -> Result:
     crypto_address = _object(payload, "crypto_address")
+    quote = late_quote(session, merchant_id, crypto_address)
+    if quote is not None:
+        return replace(apply_late_deposit(session, merchant_id, key, payload, crypto_address,
+                                          quote, callback_id), private=True)
     found = find_address(session, merchant_id, crypto_address)
     if isinstance(found, Result):
         return found
@@ -423,6 +441,72 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
         # A new transaction changes what the address's pages list even when their status
         # stays (the Deposit row went in by a Core insert the snapshot cannot see).
         snapshot.mark(session, [page.id for page in pages])
+    return result
+
+
+def late_quote(session: Session, merchant_id: int,
+               crypto_address: dict[str, Any]) -> InvoiceQuote | None:
+    """The invoice quote whose address a deposit callback is about, if it is one of ours:
+    by the address's foreign_id (our quote's, unique), else by the address itself."""
+    if crypto_address.get("foreign_id") is not None:
+        return quote_by_foreign_id(session, merchant_id, crypto_address["foreign_id"])
+    address = crypto_address.get("address")
+    if not isinstance(address, str) or not address or not _storable(address):
+        return None
+    return quote_by_address(session, merchant_id, address,
+                                 _text_or_none(crypto_address.get("tag")))
+
+
+def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: dict[str, Any],
+                       crypto_address: dict[str, Any], quote: InvoiceQuote,
+                       callback_id: int | None) -> Result:
+    """A deposit callback at one of our quotes' addresses: money the invoice did not take
+    (it came after the invoice failed). Kept as the address's Deposit, shown on the invoice's
+    page, and told to the shop once in its own ids (late.py)."""
+    invoice = invoice_of(session, quote)
+    if quote.address is None or crypto_address.get("address") != quote.address:
+        return Result(FLAGGED, "address differs from the address of our invoice")
+    if _text_or_none(crypto_address.get("tag")) != quote.tag:
+        return Result(FLAGGED, "tag differs from the tag of our invoice")
+    ours = address_of(session, quote, invoice)
+    problem = contradiction(ours, payload, crypto_address)
+    if problem:
+        return Result(FLAGGED, problem)
+    if key.status not in DEPOSIT_RANK:
+        return Result(IGNORED)
+    result = advance_deposit(session, merchant_id, key, ours,
+                             deposit_facts(payload, crypto_address))
+    if result.outcome == APPLIED:
+        snapshot.mark(session, [invoice.page_id])
+        merchant = session.get(Merchant, merchant_id)
+        assert merchant is not None
+        forward_deposit(session, merchant, invoice, payload, callback_id)
+    return result
+
+
+def apply_late_invoice(session: Session, merchant_id: int, key: Key, payload: dict[str, Any],
+                       quote: InvoiceQuote, invoice: Invoice, callback_id: int) -> Result:
+    """An invoice callback reporting money after the quote or the invoice failed: the
+    invoice keeps its first final word; the money is kept as a Deposit at the quote's
+    address (keyed by the processor's invoice id, one row per quote, moving forward from
+    seen to credited), shown on the page, and the shop hears the processor's news once."""
+    legs = late_legs(quote, _legs(payload))
+    ours = address_of(session, quote, invoice)
+    amount = sum((Decimal(str(leg["amount"])) for leg in legs), Decimal(0))
+    txid = legs[0].get("txid")
+    facts = DepositFacts(
+        currency=quote.sender_currency.upper(), amount=money.text(amount),
+        txid=txid if isinstance(txid, str) else None,
+        confirmations=min(int(leg.get("confirmations") or 0) for leg in legs))
+    status = STATUS_OF_INVOICE_NEWS[key.status]
+    result = advance_deposit(session, merchant_id, Key(key.processor_id, key.type, status),
+                             ours, facts)
+    if result.outcome == APPLIED:
+        snapshot.mark(session, [invoice.page_id])
+        merchant = session.get(Merchant, merchant_id)
+        assert merchant is not None
+        forward_invoice(session, merchant, invoice, quote, payload, key.status,
+                             callback_id)
     return result
 
 
@@ -650,6 +734,9 @@ def apply_invoice(session: Session, merchant_id: int, key: Key, payload: dict[st
     invoice = session.scalars(select(Invoice).where(Invoice.id == quote.invoice_id)
                               .with_for_update().execution_options(populate_existing=True)
                               ).one()
+    if is_late_news(quote, invoice, key.status, _legs(payload)):
+        return apply_late_invoice(session, merchant_id, key, payload, quote, invoice,
+                                  callback_id)
     remaining = _remaining(payload)
     held = None if quote.remaining_amount is None else Decimal(quote.remaining_amount)
     legs = _legs(payload)

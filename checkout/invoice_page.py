@@ -255,8 +255,8 @@ def labels() -> dict[str, str]:
                          **ph),
         PHASE_CANCELLED: _("%(shop)s cancelled this payment. Nothing more needs to be sent.",
                            **ph),
-        PHASE_LATE: _("Your payment arrived after the time to pay ran out, so %(shop)s cannot "
-                      "accept it. The payment processor emails you a refund link.", **ph),
+        PHASE_LATE: _("Your payment of %(paid)s %(ticker)s arrived after this invoice had "
+                      "closed, so it was not applied to it.", **ph),
         "overpaid": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked; the "
                       "payment processor emails you a link to get the difference back.", **ph),
     }

@@ -389,7 +389,8 @@ def noscript_refresh(model: dict[str, Any]) -> int | None:
     only while something can still change, and slowly; the page also has a "check again"
     link.
     """
-    if model["final"]:
+    # A final page is left alone, unless money that came late is still confirming.
+    if model["final"] and not (model.get("watch") and model.get("late")):
         return None
     key = "NOSCRIPT_REFRESH" if model["pay_now"] else "NOSCRIPT_REFRESH_SEEN"
     default = 30 if model["pay_now"] else 60

@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, currencies, i18n, invoice_page, limits, money, qr, rates, uris
+from . import clock, currencies, i18n, invoice_page, invoices, late, limits, money, qr, rates, uris
 from .models import Deposit, Page
 
 log = logging.getLogger(__name__)
@@ -269,10 +269,13 @@ def invoice_model(session: Session, page: Page, now: datetime) -> dict[str, Any]
     """An invoice page's model: the same keys, filled from the invoice and its quote."""
     asset = describe(page.currency, translate=False)
     part = invoice_page.model_part(session, page, now)
+    invoice = invoice_page.invoice_of(session, page)
+    testnet = bool(current_app.config.get("SANDBOX"))
+    late.amend(session, invoice, invoices.current_quote(session, invoice.id) if invoice else None,
+               part, testnet)
     amount = amount_asked(page)
     paid: Decimal = part.pop("amount_paid", None) or Decimal(0)
     due: Decimal | None = part.pop("amount_due", None)
-    testnet = bool(current_app.config.get("SANDBOX"))
     final = is_final(page.status, page.reason)
     phase = str(part["phase"])
     return {
@@ -292,6 +295,9 @@ def invoice_model(session: Session, page: Page, now: datetime) -> dict[str, Any]
         "return_url": part.get("return_url") if final else None,
         "form": part.get("form"), "refund_note": part.get("refund_note", False),
         "invoice": part.get("invoice"),
+        # Money that arrived after the invoice closed (late.py), and whether the script
+        # keeps asking about a final page (late money may still come, or confirm).
+        "late": part.get("late"), "watch": part.get("watch", False),
     }
 
 

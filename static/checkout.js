@@ -16,6 +16,12 @@
   var timer = null, busy = false, failures = 0, tag = null, quiet = 0;
 
   function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
+  /* A final invoice page whose model says `watch` (money may still arrive after the time
+     ran out, or late money is confirming) keeps asking, slowly, for at most an hour from
+     opening: a tab left open for days must not poll forever. */
+  var lateBox = field("late"), watching = !!(lateBox && lateBox.dataset.watch === "true");
+  var watchUntil = Date.now() + 3600000;
+  function idle() { return state.gone || state.final && !(watching && Date.now() < watchUntil); }
   function setText(name, value) {
     var el = field(name);
     if (el && value != null && el.textContent !== String(value)) { el.textContent = value; }
@@ -181,6 +187,9 @@
   function render(model) {
     /* A form to fill (an invoice's currency, an email) is the server's to draw. */
     if ((model.form || "") !== (data.form || "")) { W.location.reload(); return; }
+    /* So is money that arrived after the invoice closed (its own section). */
+    if (lateBox && (model.late ? model.late.state : "") !== lateBox.dataset.state) { W.location.reload(); return; }
+    watching = !!model.watch;
     anchor(model.pay_now ? model.seconds_left : null);
     var changed = model.status !== state.status || model.reason !== state.reason ||
       model.final !== state.final || model.phase !== state.phase;
@@ -213,6 +222,7 @@
   /* Fast while the customer should pay, while money is on its way and after a change: the
      next phase shows at the next poll. Slower only while nothing moves and nothing changes. */
   function schedule() {
+    if (state.final && !idle()) { W.clearTimeout(timer); timer = W.setTimeout(poll, seenMs); return; }
     W.clearTimeout(timer);
     if (state.final || state.gone) { return; }
     var delay = PAYING[state.phase] || state.moving || !quiet ? waitingMs :
@@ -222,7 +232,7 @@
     timer = W.setTimeout(poll, delay);
   }
   function poll() {
-    if (busy || state.final || state.gone) { return; }
+    if (busy || idle()) { return; }
     busy = true;
     var headers = { Accept: "application/json" };
     if (tag) { headers["If-None-Match"] = tag; }

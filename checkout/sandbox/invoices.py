@@ -150,9 +150,37 @@ def _payments(session: Session, op_id: int) -> list[store.Payment]:
                                 .order_by(store.Payment.id)))
 
 
+def takes_payments(session: Session, address: store.Address) -> bool:
+    """Whether a payment to this invoice address is the invoice's (`receive`); if not, the
+    caller books it as a plain deposit to the address and sends its deposit callback.
+
+    An invoice that failed (its timer ran out, or it was cancelled) takes no more money.
+    What the processor does with coins that reach its address afterwards is UNCONFIRMED:
+    no CoinsPaid source describes a late payment. The evidence for a deposit on that
+    address (coinspaid-api.md): the invoice address is an ordinary permanent address of
+    the merchant's (§2.5: addresses are permanent and reusable; `convert_to` converts every
+    incoming deposit; invoice callbacks carry it as `crypto_address`, §3); a failed
+    invoice's statuses are final (§4.3); the documented failed callbacks ("Timer expired.
+    User not paid.") list no transactions, and no invoice status or error text exists for
+    money after `failed`; a deposit callback is keyed by the address and its `foreign_id`
+    (§3, "Common payload structure"), which the invoice address has. So the money sits in
+    the merchant's account, and the merchant hears of it as a `deposit` (or, with
+    `convert_to`, `deposit_exchange`) callback on that address, exactly like any deposit.
+    The other reading, an invoice callback (`processing`/`confirmed`) after `failed`, is
+    just as possible; the site accepts both (checkout/late.py).
+
+    A payment after `confirmed` stays the invoice's, as before (recorded, nothing sent).
+    """
+    assert address.invoice_id is not None
+    op = session.get(store.Operation, address.invoice_id, with_for_update=True)
+    assert op is not None
+    return op.status != "failed"
+
+
 def receive(session: Session, address: store.Address, amount: Decimal, status: str,
             now: int) -> store.Operation:
-    """A payment to an invoice address; a late one is recorded but changes nothing."""
+    """A payment to an open (or confirmed) invoice's address; after `confirmed` it is
+    recorded but changes nothing. After `failed` it is a deposit (`takes_payments`)."""
     assert address.invoice_id is not None
     op = session.get(store.Operation, address.invoice_id, with_for_update=True)
     inv = session.get(store.Invoice, address.invoice_id)

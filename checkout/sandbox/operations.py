@@ -60,8 +60,10 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
 
     `internal`: it came from another of the processor's addresses, not over the chain.
     """
-    if address.invoice_id is not None:
+    if address.invoice_id is not None and invoices.takes_payments(session, address):
         return invoices.receive(session, address, amount, status, now)
+    # Otherwise a plain deposit, also at the address of an invoice that failed (expired,
+    # cancelled): see invoices.takes_payments.
     source = currencies.BY_CODE[address.currency]
     target = currencies.BY_CODE[address.convert_to or address.currency]
     exchange = target.code != source.code

@@ -10,9 +10,9 @@ import pytest
 import requests
 from flask import Flask
 
-from checkout import money
+from checkout import money, signing
 
-from .conftest import Api, Receiver, advance, settle
+from .conftest import KEY, SECRET, Api, Receiver, advance, settle
 
 D = Decimal
 BASE = {"title": "Invoice Title", "currency": "EUR", "amount": 106.75,
@@ -142,10 +142,73 @@ def test_unpaid_invoice_fails_after_15_minutes(hooked: Api, app: Flask,
     assert (failed["status"], failed["error"]) == ("failed", "Timer expired. User not paid.")
     assert failed["transactions"] == []
     assert failed["currency_sent"]["remaining_amount"] == invoice["sender_amount"]
-    # A payment after expiry changes nothing and sends nothing.
-    hooked.simulate(invoice["address"], invoice["sender_amount"], status="confirmed")
+
+
+DEPOSIT_KEYS = ["id", "type", "crypto_address", "currency_sent", "currency_received",
+                "transactions", "fees", "error", "status"]
+
+
+@pytest.mark.parametrize(("currency", "amount", "kind"), [
+    ("EUR", 26, "deposit_exchange"),  # the address converts to the invoice's currency
+    ("BTC", "0.001", "deposit"),  # a BTC invoice paid in BTC: nothing to convert
+])
+def test_payment_after_expiry_is_a_deposit_on_the_invoice_address(
+        hooked: Api, app: Flask, receiver: Receiver, currency: str, amount: Any,
+        kind: str) -> None:
+    """Money reaching an expired invoice's address sits in the merchant's account, and the
+    merchant hears of it: the signed deposit callbacks of that address (the shape is
+    UNCONFIRMED; see sandbox/invoices.py takes_payments)."""
+    invoice = create(hooked, "late-1", timer=True, currency=currency, amount=amount,
+                     sender_currency="BTC")
+    advance(app, 900)
     settle(app)
-    assert len(receiver.calls) == 1
+    [failed] = receiver.bodies()
+    assert failed["status"] == "failed" and failed["error"] == "Timer expired. User not paid."
+    before = hooked.balance(currency)
+
+    hooked.simulate(invoice["address"], invoice["sender_amount"])
+    settle(app)
+    seen = receiver.calls[1]
+    assert seen.headers["X-Processing-Key"] == KEY
+    assert signing.verify(seen.body, SECRET, seen.headers["X-Processing-Signature"])
+    body = seen.json
+    assert list(body) == DEPOSIT_KEYS
+    assert body["type"] == kind and body["status"] == "not_confirmed"
+    assert body["id"] != invoice["id"]  # a transaction of its own, not the invoice
+    expected_address = {"id": body["crypto_address"]["id"], "currency": "BTC",
+                        "address": invoice["address"], "tag": None, "foreign_id": "late-1"}
+    if kind == "deposit_exchange":
+        expected_address["convert_to"] = currency
+    assert body["crypto_address"] == expected_address
+    assert body["currency_sent"] == {"currency": "BTC", "amount": invoice["sender_amount"]}
+    [leg, *exchange] = body["transactions"]
+    assert (leg["type"], leg["address"], leg["confirmations"]) == (
+        "deposit", invoice["address"], "0")
+    assert leg["amount"] == invoice["sender_amount"] and len(leg["txid"]) == 64
+    assert len(exchange) == (kind == "deposit_exchange")
+    assert body["fees"] == [] and body["error"] == ""
+    assert hooked.balance(currency) == before  # nothing credited before confirmation
+
+    advance(app, 10)
+    settle(app)
+    assert len(receiver.calls) == 3
+    confirmed = receiver.calls[2].json
+    assert (confirmed["id"], confirmed["type"], confirmed["status"]) == (
+        body["id"], kind, "confirmed")
+    assert confirmed["transactions"][0]["confirmations"] == "3"
+    [fee] = confirmed["fees"]
+    assert fee["currency"] == currency and isinstance(fee["amount"], str)
+    net = D(confirmed["currency_received"]["amount_minus_fee"])
+    assert confirmed["currency_received"]["amount"] == money.text(
+        D(confirmed["currency_received"]["amount"]), 8)  # 8-decimal text, as every amount
+    assert net == D(confirmed["currency_received"]["amount"]) - D(fee["amount"])
+    assert hooked.balance(currency) == before + net  # in the merchant's account
+    # The invoice itself stays failed: no invoice callback after its final word.
+    info = hooked.call("transactions/info", {"foreign_id": "late-1"}, method="GET").json()
+    assert (info["type"], info["status"], info["transactions"]) == ("invoice", "failed", [])
+    assert [b["type"] for b in receiver.bodies()] == ["invoice", kind, kind]
+    settle(app)
+    assert len(receiver.calls) == 3
 
 
 def test_processing_too_long_fails_after_24_hours(hooked: Api, app: Flask,

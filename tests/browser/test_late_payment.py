@@ -1,0 +1,94 @@
+"""A payment after the invoice's time ran out, in Chromium: the expired page keeps watching,
+the processor's signed callbacks for the late money reach the site, and the open page turns
+by itself into "arrived after the time ran out", with the amount, its transaction and what
+happens next; once credited, with what the processor converted it to. axe-core audits both
+screens (English, German, Arabic; light and dark; 200% text at 320 px).
+
+Screenshots: `build/screenshots/invoice-late-<seen|credited>-<lang>-<width>-<scheme>.png`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from conftest import LiveServer
+from flask import Flask
+from invoice_kit import ORDER, TestShop, advance_sandbox, pay, settle
+from playwright.sync_api import expect
+
+from browser.test_accessibility import check
+from browser.test_money_states import photograph
+from checkout.models import Merchant
+
+
+@pytest.fixture
+def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
+    settle(app)  # the rates the page shows
+    yield TestShop(live_server.url)
+
+
+def phase(page: Any, expected: str) -> None:
+    expect(page.locator('[data-field="status-box"]')).to_have_attribute(
+        "data-phase", expected, timeout=8000)
+
+
+def test_a_payment_after_expiry_is_shown_with_what_happens_next(
+        app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
+    response = shop.create(ORDER, timer=True, sender_currency="BTC")
+    assert response.status_code == 200, response.text
+    page = context.new_page()
+    page.goto(response.json()["data"]["url"])
+    phase(page, "waiting")
+    address = page.locator('[data-field="address"]').inner_text()
+    amount = page.locator('[data-field="amount"]').get_attribute("data-plain") or ""
+    advance_sandbox(live_server.url, 16 * 60)
+    settle(app)
+    phase(page, "expired")
+    late = page.locator('[data-field="late"]')
+    expect(late).to_be_hidden()
+
+    # The customer's wallet sends anyway; the page, final but watching, notices by itself.
+    pay(live_server.url, address, amount, "not_confirmed")
+    settle(app)
+    phase(page, "late")
+    expect(late).to_be_visible()
+    expect(late.locator("h2")).to_have_text("Your payment arrived after the time ran out")
+    expect(page.locator('[data-field="late-amount"]')).to_have_text(
+        str(Decimal(amount).normalize()))
+    expect(page.locator("#status-text")).to_contain_text(
+        f"Your payment of {Decimal(amount).normalize()} BTC arrived after this invoice had "
+        "closed")
+    txs = page.locator('[data-field="late-transactions"] li')
+    expect(txs).to_have_count(1)
+    expect(txs.first).to_contain_text("seen, waiting for confirmation")
+    txid = txs.first.locator(".mono").inner_text()
+    assert len(txid) == 64
+    assert txs.first.get_by_role("link", name="View on a block explorer").get_attribute(
+        "href", timeout=2000) is not None
+    next_text = page.locator('[data-field="late-next"]').inner_text()
+    for words in ("passes it to Shop", "contact Shop", "do not pay again"):
+        assert words in next_text
+    assert "refund link" not in page.locator("main").inner_text()  # nothing undocumented
+    expect(page.locator('[data-field="pay-box"]')).to_be_hidden()  # never pay twice
+    expect(page.locator('[data-field="return-link"]')).to_be_visible()
+    photograph(page, "late-seen", "invoice")
+    check(page, "late: seen")  # axe, light and dark, and 200% text at 320 px
+
+    advance_sandbox(live_server.url, 60)
+    settle(app)
+    settle(app)
+    expect(txs.first).to_contain_text("confirmed", timeout=8000)
+    expect(txs.first).not_to_contain_text("waiting")
+    expect(page.locator('[data-field="late-fiat"]')).to_contain_text("EUR")
+    photograph(page, "late-credited", "invoice")
+    for lang in ("en", "de", "ar"):
+        other = context.new_page()
+        try:
+            other.goto(f"{page.url.split('?')[0]}?lang={lang}")
+            expect(other.locator('[data-field="late"]')).to_be_visible()
+            check(other, f"late: credited ({lang})")
+        finally:
+            other.close()
