@@ -258,7 +258,10 @@ class InvoiceQuote(Base):
     """
 
     __tablename__ = "invoice_quotes"
-    __table_args__ = (UniqueConstraint("merchant_id", "processor_id"),)
+    # The address index finds the quote of a late deposit that names no foreign_id (late.py)
+    # without reading every quote of the merchant.
+    __table_args__ = (UniqueConstraint("merchant_id", "processor_id"),
+                      Index("ix_invoice_quotes_address", "merchant_id", "address"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)

@@ -262,6 +262,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('merchant_id', 'processor_id')
     )
     with op.batch_alter_table('invoice_quotes', schema=None) as batch_op:
+        batch_op.create_index('ix_invoice_quotes_address', ['merchant_id', 'address'], unique=False)
         batch_op.create_index(batch_op.f('ix_invoice_quotes_invoice_id'), ['invoice_id'], unique=False)
 
     op.create_table('sandbox_accounts',
@@ -460,6 +461,7 @@ def downgrade() -> None:
     op.drop_table('sandbox_accounts')
     with op.batch_alter_table('invoice_quotes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoice_quotes_invoice_id'))
+        batch_op.drop_index('ix_invoice_quotes_address')
 
     op.drop_table('invoice_quotes')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
