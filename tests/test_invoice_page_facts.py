@@ -21,7 +21,7 @@ from invoice_kit import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle
 from sqlalchemy import select
 
 from checkout import db, forms, money, terminal
-from checkout.models import Invoice, Merchant
+from checkout.models import Invoice, InvoiceQuote, Merchant
 
 
 @pytest.fixture
@@ -111,6 +111,7 @@ def test_an_overpaid_invoice_says_what_arrived_what_was_due_and_where_the_refund
     assert "get the difference back" in refund
     # Which address the instructions go to, recognisable but not spelled out in full.
     assert "b…r@example.com" in refund and "buyer@example.com" not in text
+    assert "<" not in refund, "the address is markup of the page, not text"
 
 
 def test_an_exact_payment_is_paid_not_overpaid(app: Flask, live_server: LiveServer,
@@ -325,3 +326,27 @@ def test_a_payment_refused_as_too_small_promises_no_refund(
     status = field(page, "status-text") or ""
     assert "not sent back automatically" in status and "contact Shop" in status
     assert "refund" not in status.lower()
+
+
+def test_a_payment_to_an_earlier_address_of_the_order_is_shown(
+        app: Flask, live_server: LiveServer, shop: TestShop) -> None:
+    page = create(shop)
+    assert pick(page).status_code == 303
+    first = model(page)["address"]
+    # The customer paid the first address in the moment the quote was replaced: the old
+    # quote is still open at the processor (its cancel came too late), so its money arrives.
+    with app.app_context(), db.transaction() as s:
+        invoice = s.scalar(select(Invoice))
+        assert invoice is not None
+        old = s.scalar(select(InvoiceQuote).where(InvoiceQuote.current.is_(True)))
+        assert old is not None
+        old.current = False
+        s.add(InvoiceQuote(invoice_id=invoice.id, merchant_id=11, foreign_id="x-1",
+                           sender_currency="LTC", status="pending", amount_paid="0",
+                           current=True))
+    pay(live_server.url, first, "0.0001", "confirmed")
+    settle(app)
+    [shown] = model(page)["transactions"]
+    assert (shown["amount"], shown["refusal"]) == ("0.0001", "earlier_address")
+    listed = field(page, "transactions") or ""
+    assert "0.0001 BTC · arrived at an earlier address of this order: not counted" in listed
