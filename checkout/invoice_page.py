@@ -160,14 +160,18 @@ def arrived(quote: InvoiceQuote | None) -> Decimal:
     return max(counted, legs)
 
 
+# Between the ellipsis and its letters: a line never breaks inside "b…r" (word joiners).
+_HIDDEN = "\u2060…\u2060"
+
+
 def mask_email(value: str | None) -> str | None:
     """b…r@example.com: enough for its owner to recognise, little for anyone else."""
     if not value:
         return None
     local, _at, domain = value.rpartition("@")
     if len(local) <= 2:
-        return f"{local[:1]}…@{domain}"
-    return f"{local[0]}…{local[-1]}@{domain}"
+        return f"{local[:1]}{_HIDDEN}@{domain}"
+    return f"{local[0]}{_HIDDEN}{local[-1]}@{domain}"
 
 
 def _seconds_left(page: Page, invoice: Invoice, phase: str, now: datetime) -> int | None:
@@ -241,7 +245,7 @@ def _receipt(invoice: Invoice, page: Page, paid: Decimal, asked: Decimal | None
     return {
         "paid_at": invoice.updated_at.replace(microsecond=0).isoformat() + "Z",
         # A rate to read, not to compute with: the invoice's amounts stay exact.
-        "rate": money.plain(money.readable_rate(Decimal(value["rate"]), places))
+        "rate": money.text(money.readable_rate(Decimal(value["rate"]), places))
         if value and value["rate"] else None,
         "fiat_currency": value["currency"] if value else None,
         # What arrived, at the invoice's own rate: more than the invoice if overpaid.

@@ -391,7 +391,7 @@ def _receipt(page: Page, paid: Decimal) -> dict[str, str | None] | None:
     return {
         "paid_at": page.paid_at.replace(microsecond=0).isoformat() + "Z",
         # A rate to read (48715.62), not the processor's 8 places: amounts stay exact.
-        "rate": None if page.paid_rate is None else money.plain(
+        "rate": None if page.paid_rate is None else money.text(
             money.readable_rate(Decimal(page.paid_rate), places)),
         "fiat_currency": page.fiat_currency if fiat_amount else None,
         "fiat_amount": fiat_amount,
