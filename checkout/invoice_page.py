@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask_babel import gettext as _
@@ -31,6 +31,8 @@ PHASE_UNDERPAID = "underpaid"  # less than asked arrived in time: refunded
 PHASE_TIMEOUT = "timeout"  # the payment stayed unconfirmed too long: refunded
 PHASE_CANCELLED = "cancelled_by_shop"
 PHASE_LATE = "late"  # money arrived after the time ran out: refunded
+# Transactions.refusal of a payment to an address of this order that was replaced.
+EARLIER = "earlier_address"
 FORM_PHASES = frozenset({PHASE_CHOOSE, PHASE_EMAIL, PHASE_REQUOTE})
 PAY_PHASES = frozenset({"waiting", "partial"})
 # Where money came in that the shop will not keep, the page says what happens to it.
@@ -89,15 +91,17 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
     if invoice is None:  # a page row the service has not finished making
         return {"phase": PHASE_CHOOSE, "pay_now": False, "invoice": None}
     quote = invoices.current_quote(session, invoice.id)
+    earlier = [q for q in invoices.quotes_of(session, invoice.id)
+               if quote is None or q.id != quote.id]
     info = currencies.get(page.currency)
     places = info.decimals if info is not None else 8
-    paid = _decimal(quote.amount_paid) if quote is not None else Decimal(0)
-    paid = paid or Decimal(0)
+    paid = arrived(quote)
     remaining = _decimal(quote.remaining_amount) if quote is not None else None
     due = None if remaining is None else money.ceil(max(remaining, Decimal(0)), places)
     phase = phase_of(invoice, quote, paid, due)
     pay_now = phase in PAY_PHASES
     merchant = session.get(Merchant, invoice.merchant_id)
+    asked = _decimal(quote.sender_amount) if quote is not None else None
     return {
         "phase": phase,
         "pay_now": pay_now,
@@ -106,8 +110,9 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
         "amount_paid": paid,
         "seconds_left": _seconds_left(page, invoice, phase, now),
         "fiat": _invoice_value(invoice, page, due if pay_now else None),
-        "transactions": _legs(quote, page.currency),
-        "receipt": _receipt(invoice, quote, page),
+        "transactions": _legs(quote, page.currency)
+        + [leg for q in earlier for leg in _legs(q, q.sender_currency, refusal=EARLIER)],
+        "receipt": _receipt(invoice, page, paid, asked),
         "return_url": (invoices.return_url(invoice, merchant)
                        if merchant is not None else None),
         "refund_note": phase in REFUND_PHASES,
@@ -119,6 +124,17 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
             "type": invoice.type,
             "reference": invoice.foreign_id,
             "email_needed": not invoice.email_user,
+            # Where the processor sends refund instructions, shown so the customer can
+            # check it; masked, as anyone holding the page's address reads the page.
+            "refund_email": mask_email(invoice.email_user),
+            # Once money is seen the email is fixed: its refund must not be redirected.
+            "email_fixed": invoices.payment_seen(
+                [q for q in (quote, *earlier) if q is not None]),
+            # The quote on screen replaced one with another address: a payment may be on
+            # its way there.
+            "earlier_address": any(q.address for q in earlier),
+            "over_fiat": _over_value(invoice, page, paid, asked) if phase == "overpaid"
+            else None,
             "can_change_currency": (invoice.sender_currency is None
                                     and invoices.may_change_currency(session, invoice)),
             "options": [vars(o) for o in options(session, invoice, now)]
@@ -131,12 +147,43 @@ def _decimal(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
+def arrived(quote: InvoiceQuote | None) -> Decimal:
+    """What reached the quote's address: the processor's own count (asked less what it still
+    misses) or the sum of its transactions, whichever is more. The processor counts no more
+    than it asked, so an overpayment shows only in the transactions; the page's headline
+    never says less than its own list."""
+    if quote is None:
+        return Decimal(0)
+    counted = _decimal(quote.amount_paid) or Decimal(0)
+    legs = sum((Decimal(str(leg.get("amount", "0"))) for leg in quote.transactions
+                if leg.get("transaction_type") != "exchange"), Decimal(0))
+    return max(counted, legs)
+
+
+# Between the ellipsis and its letters: a line never breaks inside "b…r" (word joiners).
+_HIDDEN = "\u2060…\u2060"
+
+
+def mask_email(value: str | None) -> str | None:
+    """b…r@example.com: enough for its owner to recognise, little for anyone else."""
+    if not value:
+        return None
+    local, _at, domain = value.rpartition("@")
+    if len(local) <= 2:
+        return f"{local[:1]}{_HIDDEN}@{domain}"
+    return f"{local[0]}{_HIDDEN}{local[-1]}@{domain}"
+
+
 def _seconds_left(page: Page, invoice: Invoice, phase: str, now: datetime) -> int | None:
     """The clock runs while the customer should act; once money is seen, it stops (the
     processor stretches the deadline to 24 hours)."""
     if phase not in PAY_PHASES and phase not in (PHASE_CHOOSE, PHASE_EMAIL):
         return None
+    # The picker runs on the shop's timer; the email step (a quote the shop fixed) and the
+    # pay screens on the quote's own.
     deadline = page.expires_at if phase in PAY_PHASES else invoice.release_at
+    if phase == PHASE_EMAIL and page.expires_at is not None:
+        deadline = page.expires_at
     if deadline is None:
         return None
     return max(0, int((deadline - now).total_seconds()))
@@ -160,7 +207,8 @@ def _invoice_value(invoice: Invoice, page: Page, due: Decimal | None) -> dict[st
     }
 
 
-def _legs(quote: InvoiceQuote | None, currency: str) -> list[dict[str, Any]]:
+def _legs(quote: InvoiceQuote | None, currency: str, *, refusal: str | None = None
+          ) -> list[dict[str, Any]]:
     if quote is None:
         return []
     legs = []
@@ -175,7 +223,7 @@ def _legs(quote: InvoiceQuote | None, currency: str) -> list[dict[str, Any]]:
             "txid": txid,
             "amount": money.plain(Decimal(str(leg.get("amount", "0")))),
             "status": "not_confirmed" if seen else "confirmed",
-            "refusal": None,
+            "refusal": refusal,
             "confirmations": confirmations,
             "explorer_url": currencies.explorer_url(currency, txid, testnet=_testnet()),
         })
@@ -188,17 +236,42 @@ def _testnet() -> bool:
     return bool(current_app.config.get("SANDBOX"))
 
 
-def _receipt(invoice: Invoice, quote: InvoiceQuote | None, page: Page) -> dict[str, Any] | None:
-    if invoice.status != invoices.CONFIRMED or quote is None:
+def _receipt(invoice: Invoice, page: Page, paid: Decimal, asked: Decimal | None
+             ) -> dict[str, Any] | None:
+    if invoice.status != invoices.CONFIRMED or asked is None:
         return None
     value = _invoice_value(invoice, page, None)
+    places = _places(invoice.currency)
     return {
         "paid_at": invoice.updated_at.replace(microsecond=0).isoformat() + "Z",
-        "rate": value["rate"] if value else None,
+        # A rate to read, not to compute with: the invoice's amounts stay exact.
+        "rate": money.text(money.readable_rate(Decimal(value["rate"]), places))
+        if value and value["rate"] else None,
         "fiat_currency": value["currency"] if value else None,
-        "fiat_amount": value["amount"] if value else None,
+        # What arrived, at the invoice's own rate: more than the invoice if overpaid.
+        "fiat_amount": money.text(_at_invoice_rate(invoice, paid, asked), places)
+        if value else None,
         "reference": invoice.foreign_id,
     }
+
+
+def _places(currency: str) -> int:
+    return currencies.fiat_places(currency) if currencies.is_fiat(currency) else 8
+
+
+def _at_invoice_rate(invoice: Invoice, coins: Decimal, asked: Decimal) -> Decimal:
+    """`coins` of the quote's currency in the invoice's, at the rate the quote fixed."""
+    places = _places(invoice.currency)
+    return (Decimal(invoice.amount) * coins / asked).quantize(
+        Decimal(1).scaleb(-places), ROUND_HALF_UP)
+
+
+def _over_value(invoice: Invoice, page: Page, paid: Decimal, asked: Decimal | None
+                ) -> str | None:
+    """What the overpayment is worth in the invoice's currency, at the quote's rate."""
+    if asked is None or not asked or invoice.currency.upper() == page.currency.upper():
+        return None
+    return money.text(_at_invoice_rate(invoice, paid - asked, asked), _places(invoice.currency))
 
 
 def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
@@ -243,10 +316,13 @@ def labels() -> dict[str, str]:
         PHASE_CHOOSE: _("Choose the currency you want to pay with."),
         PHASE_EMAIL: _("Please enter your email address. The payment processor uses it only "
                        "if a refund is needed."),
-        PHASE_REQUOTE: _("The time to pay at this rate ran out and nothing was paid. Get a "
-                         "fresh quote to pay this order."),
-        PHASE_EXPIRED: _("The time to pay ran out and nothing was paid. Please go back to "
-                         "%(shop)s to start again.", **ph),
+        # What we know is what reached us: a payment may still be on its way.
+        PHASE_REQUOTE: _("The time to pay at this rate ran out, and no payment has reached us "
+                         "yet. If you have not paid, get a fresh quote to pay this order."),
+        PHASE_EXPIRED: _("The time to pay ran out before any payment reached us. Please go back "
+                         "to %(shop)s to start again. If you sent a payment anyway, do not send "
+                         "it again: the payment processor emails refund instructions for a "
+                         "payment that arrives late.", **ph),
         PHASE_UNDERPAID: _("Less than asked arrived before the time ran out, so this payment "
                            "failed. What you sent will be refunded: the payment processor "
                            "emails you a refund link.", **ph),

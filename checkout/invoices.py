@@ -402,6 +402,11 @@ def _paid_anything(quotes: list[InvoiceQuote]) -> bool:
                for q in quotes)
 
 
+def payment_seen(quotes: list[InvoiceQuote]) -> bool:
+    """Money reached, or is on its way to, one of these quotes: any transaction at all."""
+    return _paid_anything(quotes) or any(q.transactions for q in quotes)
+
+
 def _lock_invoice(session: Session, invoice_id: int) -> Invoice:
     """The invoice, locked for this transaction: a write first (SQLite takes its write lock
     only on a write, so reading first would decide on what another writer is changing)."""
@@ -593,19 +598,27 @@ def cancel_at_processor(merchant: Merchant, quote: InvoiceQuote) -> None:
 # The customer's email, cancel, expiry
 
 
+class EmailFixed(WrongState):
+    """A payment was seen: the email its refund instructions go to stays as it is."""
+
+
 def set_email(page_id: str, email: str) -> None:
     """The page asked for the payer's email (the processor's refund instructions go there).
-    ValueError when it is no email address; WrongState once the invoice is final."""
+    ValueError when it is no email address; WrongState once the invoice is final;
+    EmailFixed when an email is set and a payment was seen: whoever holds the page's address
+    must not be able to redirect the refund of someone else's money."""
     value = email.strip()
     if not valid_email(value) or len(value) > 255:
         raise ValueError("not an email address")
     with db.transaction() as session:
-        invoice = session.scalars(select(Invoice).where(Invoice.page_id == page_id)
-                                  .with_for_update()).first()
-        if invoice is None:
+        found = session.scalar(select(Invoice.id).where(Invoice.page_id == page_id))
+        if found is None:
             raise LookupError(page_id)
+        invoice = _lock_invoice(session, found)
         if invoice.status in FINAL:
             raise WrongState(invoice.status)
+        if invoice.email_user and payment_seen(quotes_of(session, invoice.id)):
+            raise EmailFixed("paid")
         invoice.email_user = value
         invoice.updated_at = clock.now()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from .text import check_json
@@ -190,3 +190,17 @@ def approx(amount: Decimal, places: int, digits: int = 6) -> Decimal:
     exponent = amount.adjusted()  # 0.0117 -> -2
     wanted = min(places, max(0, digits - 1 - exponent))
     return ceil(amount, wanted)
+
+
+def readable_rate(rate: Decimal, places: int, digits: int = 6) -> Decimal:
+    """An exchange rate as a person reads it (59743.82716049 -> 59743.83): `digits`
+    significant digits, never fewer than the quote currency's `places`, no trailing zeros
+    beyond them. Only for showing a rate: amounts are never rounded with it."""
+    if not rate.is_finite() or rate <= 0:
+        return rate
+    wanted = max(places, digits - 1 - rate.adjusted())
+    shown = rate.quantize(Decimal(1).scaleb(-wanted), ROUND_HALF_UP)
+    while wanted > places and shown == shown.quantize(Decimal(1).scaleb(1 - wanted)):
+        wanted -= 1
+        shown = shown.quantize(Decimal(1).scaleb(-wanted))
+    return shown

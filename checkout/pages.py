@@ -330,7 +330,12 @@ def pick(page_id: str) -> ResponseReturnValue:
             return page_with_error(session, page, 400, _(
                 "Please enter your email address: it is needed if a refund is due."),
                 pick_form=form)
-        invoices.set_email(page.id, str(form.email.data))
+        try:
+            invoices.set_email(page.id, str(form.email.data))
+        except invoices.EmailFixed:
+            return page_with_error(session, page, 409, email_fixed_message())
+        except invoices.WrongState:
+            return redirect(url_for("pages.show", page_id=page.id), 303)  # final meanwhile
     return quote_and_return(session, page, str(form.currency.data))
 
 
@@ -345,9 +350,16 @@ def give_email(page_id: str) -> ResponseReturnValue:
         return page_with_error(session, page, 400, first_error(form), email_form=form)
     try:
         invoices.set_email(page.id, str(form.email.data))
+    except invoices.EmailFixed:
+        return page_with_error(session, page, 409, email_fixed_message())
     except invoices.WrongState:
         pass  # final meanwhile: the page says so
     return redirect(url_for("pages.show", page_id=page.id), 303)
+
+
+def email_fixed_message() -> str:
+    return _("A payment for this order has already been seen, so the email address for "
+             "refund instructions can no longer be changed.")
 
 
 def quote_and_return(session: Session, page: Page, code: str) -> ResponseReturnValue:
@@ -389,8 +401,11 @@ def noscript_refresh(model: dict[str, Any]) -> int | None:
     only while something can still change, and slowly; the page also has a "check again"
     link.
     """
-    # A final page is left alone, unless money that came late is still confirming.
-    if model["final"] and not (model.get("watch") and model.get("late")):
+    # A final page is left alone, unless money that came late is still confirming; a form
+    # to fill is never reloaded under the customer's hands: what they chose or typed would
+    # be lost. Sending it shows whatever changed meanwhile.
+    late_money = model.get("watch") and model.get("late")
+    if (model["final"] and not late_money) or model.get("form"):
         return None
     key = "NOSCRIPT_REFRESH" if model["pay_now"] else "NOSCRIPT_REFRESH_SEEN"
     default = 30 if model["pay_now"] else 60
@@ -570,7 +585,7 @@ def customer_error(exc: HTTPException) -> ResponseReturnValue:
 
 def template_helpers() -> dict[str, Any]:
     return {"get_locale": get_locale, "text_direction": i18n.text_direction,
-            "wallet_link": payments.wallet_link}
+            "wallet_link": payments.wallet_link, "minimum_note": payments.minimum_note}
 
 
 def init_app(app: Flask) -> None:

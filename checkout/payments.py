@@ -226,6 +226,8 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
     phase = phase_of(page.status, page.reason, amount, paid)
     due = amount_due(amount, paid, minimum, asset.decimals) if phase in PAYING_PHASES else None
     rest = _rest(amount, paid, asset.decimals)
+    # What the minimum makes the customer send beyond the rest (said, in coin and fiat).
+    extra = due - rest if rest and due is not None and due > rest else None
     testnet = bool(current_app.config.get("SANDBOX"))
     return {
         "id": page.id,
@@ -247,9 +249,10 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
         # customer is asked for the minimum instead, and told why.
         "rest_below_minimum": (money.plain(rest) if rest and due is not None and due > rest
                                else None),
+        "minimum_extra": None if extra is None else money.plain(extra),
         "amount_over": _over(phase, amount, paid),
         "minimum": None if minimum is None else money.plain(minimum),
-        "fiat": _fiat(session, page, amount, due, now),
+        "fiat": _fiat(session, page, amount, due, now, extra),
         "seconds_left": _seconds_left(page.expires_at, now, final),
         "payment_uri": payment_uri(page.currency, page.address or "", page.tag,
                                    due if due else None, testnet=testnet),
@@ -285,6 +288,7 @@ def invoice_model(session: Session, page: Page, now: datetime) -> dict[str, Any]
         "network": asset.network, "test_network": testnet,
         "amount": _short(amount, asset.decimals), "amount_paid": money.plain(paid),
         "amount_due": _short(due, asset.decimals), "rest_below_minimum": None,
+        "minimum_extra": None,
         "amount_over": money.plain(paid - amount) if phase == PHASE_OVERPAID and amount
         else None,
         "minimum": None, "fiat": part.get("fiat"), "seconds_left": part.get("seconds_left"),
@@ -356,7 +360,7 @@ def _seconds_left(expires_at: datetime | None, now: datetime, final: bool) -> in
 
 
 def _fiat(session: Session, page: Page, amount: Decimal | None, due: Decimal | None,
-          now: datetime) -> dict[str, str | None] | None:
+          now: datetime, extra: Decimal | None = None) -> dict[str, str | None] | None:
     """Approximate value from the cached rate only: a poll never reaches the processor.
     An old quote shows no value rather than a wrong one."""
     if amount is None or not page.fiat_currency:
@@ -366,12 +370,15 @@ def _fiat(session: Session, page: Page, amount: Decimal | None, due: Decimal | N
     if rate is None:
         return None
     places = _fiat_places(page.fiat_currency)
-    return {
+    value: dict[str, str | None] = {
         "currency": page.fiat_currency,
         "amount": money.text(money.ceil(amount * rate, places), places),
         "due": None if due is None else money.text(money.ceil(due * rate, places), places),
         "rate": money.plain(rate),
     }
+    if extra is not None:  # what the minimum asks beyond the rest, only when it does
+        value["extra"] = money.text(money.ceil(extra * rate, places), places)
+    return value
 
 
 def _fiat_places(code: str) -> int:
@@ -386,9 +393,12 @@ def _receipt(page: Page, paid: Decimal) -> dict[str, str | None] | None:
     if page.paid_rate and page.fiat_currency:
         places = _fiat_places(page.fiat_currency)
         fiat_amount = money.text(money.ceil(paid * Decimal(page.paid_rate), places), places)
+    places = _fiat_places(page.fiat_currency) if page.fiat_currency else 2
     return {
         "paid_at": page.paid_at.replace(microsecond=0).isoformat() + "Z",
-        "rate": None if page.paid_rate is None else money.plain(Decimal(page.paid_rate)),
+        # A rate to read (48715.62), not the processor's 8 places: amounts stay exact.
+        "rate": None if page.paid_rate is None else money.text(
+            money.readable_rate(Decimal(page.paid_rate), places)),
         "fiat_currency": page.fiat_currency if fiat_amount else None,
         "fiat_amount": fiat_amount,
         "reference": page.foreign_id,
@@ -527,11 +537,12 @@ def status_labels() -> dict[str, str]:
     """Customer text per phase, translated, with `{placeholders}` that the page (server and
     script alike) fills from the model: one wording whoever renders it."""
     ph = {"paid": "{paid}", "due": "{due}", "over": "{over}", "ticker": "{ticker}",
-          "shop": "{shop}", "minimum": "{minimum}"}
+          "shop": "{shop}", "minimum": "{minimum}", "rest": "{rest}", "extra": "{extra}",
+          "extra_fiat": "{extra_fiat}", "fiat": "{fiat}"}
     return {
         PHASE_WAITING: _("Waiting for your payment."),
-        PHASE_PARTIAL: _("%(paid)s %(ticker)s received. Please send the remaining %(due)s "
-                         "%(ticker)s to the same address.", **ph),
+        PHASE_PARTIAL: _("%(paid)s %(ticker)s received. Please send %(due)s %(ticker)s more, "
+                         "to the same address.", **ph),
         PHASE_CONFIRMING: _("Your payment of %(paid)s %(ticker)s is on its way and waiting for "
                             "confirmation. Nothing more needs to be sent.", **ph),
         PHASE_PAID: _("Payment confirmed. Thank you!"),
@@ -540,14 +551,24 @@ def status_labels() -> dict[str, str]:
                           "difference.", **ph),
         PHASE_CANCELLED: _("The network cancelled this payment (for example, a double spend), "
                            "so no funds arrived. Please contact %(shop)s.", **ph),
+        # The processor keeps a refused payment and sends nothing back by itself
+        # (coinspaid-api.md §3: a "cancelled" callback, nothing more): the page promises no
+        # refund, it says who can ask for one.
         PHASE_BELOW_MINIMUM: _("Your payment was refused because it is below the smallest "
                                "payment accepted for %(ticker)s (%(minimum)s %(ticker)s). It was "
-                               "not credited to %(shop)s. Please contact the shop before you "
-                               "pay again.", **ph),
-        # Not a phase: shown beside the amount when the rest is below the minimum.
+                               "not credited to %(shop)s, and it is not sent back "
+                               "automatically: please contact %(shop)s about it, with the "
+                               "transaction below, before you pay again.", **ph),
+        # Not phases: shown beside the amount when the rest is below the minimum.
         "note:minimum": _("The rest, %(rest)s %(ticker)s, is less than the smallest payment "
-                          "accepted, so please send %(due)s %(ticker)s. Everything you send "
-                          "is credited to %(shop)s.", rest="{rest}", **ph),
+                          "accepted (%(minimum)s %(ticker)s), so you have to send %(due)s "
+                          "%(ticker)s: %(extra)s %(ticker)s more than the rest. Everything you "
+                          "send is credited to %(shop)s.", **ph),
+        "note:minimum-fiat": _("The rest, %(rest)s %(ticker)s, is less than the smallest "
+                               "payment accepted (%(minimum)s %(ticker)s), so you have to send "
+                               "%(due)s %(ticker)s: %(extra)s %(ticker)s (about %(extra_fiat)s "
+                               "%(fiat)s) more than the rest. Everything you send is credited "
+                               "to %(shop)s.", **ph),
     }
 
 
@@ -561,10 +582,22 @@ def fill(template: str, values: dict[str, str]) -> str:
 def label_values(model: dict[str, Any], ticker: str, shop: str) -> dict[str, str]:
     """Amounts in the page language's marks, every digit kept (checkout.js does the same)."""
     minimum = model.get("minimum")
+    fiat = model.get("fiat") or {}
     return {"paid": i18n.number(model["amount_paid"]),
             "due": i18n.number(model.get("amount_due") or ""),
             "over": i18n.number(model.get("amount_over") or ""), "ticker": ticker, "shop": shop,
-            "minimum": i18n.number(minimum) if minimum else "?"}
+            "minimum": i18n.number(minimum) if minimum else "?",
+            "rest": i18n.number(model.get("rest_below_minimum") or ""),
+            "extra": i18n.number(model.get("minimum_extra") or ""),
+            "extra_fiat": i18n.number(fiat.get("extra") or ""),
+            "fiat": str(fiat.get("currency") or "")}
+
+
+def minimum_note(labels: dict[str, str], model: dict[str, Any], ticker: str, shop: str) -> str:
+    """Why more than the rest is asked: with the fiat worth of the difference when known."""
+    fiat = model.get("fiat") or {}
+    key = "note:minimum-fiat" if fiat.get("extra") else "note:minimum"
+    return fill(labels[key], label_values(model, ticker, shop))
 
 
 def transaction_labels() -> dict[str, str]:
@@ -573,4 +606,8 @@ def transaction_labels() -> dict[str, str]:
         CONFIRMED: _("confirmed"),
         CANCELLED: _("cancelled"),
         f"{CANCELLED}:{REFUSED_BELOW_MINIMUM}": _("refused: below the minimum"),
+        # An invoice's earlier quote (its address was replaced by a fresh quote's).
+        f"{SEEN}:{invoice_page.EARLIER}": _("on its way to an earlier address of this order"),
+        f"{CONFIRMED}:{invoice_page.EARLIER}": _("arrived at an earlier address of this "
+                                                 "order: not counted for it"),
     }

@@ -95,7 +95,9 @@
   /* ---- live status: labels have {placeholders} the model fills, as on the server */
   function fill(template, model) {
     var values = { paid: num(model.amount_paid), due: num(model.amount_due), over: num(model.amount_over),
-      rest: num(model.rest_below_minimum), ticker: data.ticker || model.currency,
+      rest: num(model.rest_below_minimum), extra: num(model.minimum_extra),
+      extra_fiat: num(model.fiat && model.fiat.extra), fiat: model.fiat ? model.fiat.currency : "",
+      ticker: data.ticker || model.currency,
       shop: data.shop || "", minimum: num(model.minimum) || "?" };
     return String(template || "").replace(/\{(\w+)\}/g, function (all, name) {
       return name in values ? values[name] : all;
@@ -145,7 +147,8 @@
     show("amount-label", model.phase !== "partial");
     show("rest-label", model.phase === "partial");
     put("fiat", model.fiat && model.fiat.due && about(model.fiat.due, model.fiat.currency));
-    put("minimum-note", model.rest_below_minimum && fill(labels["note:minimum"], model));
+    put("minimum-note", model.rest_below_minimum && fill(labels[model.fiat && model.fiat.extra ?
+      "note:minimum-fiat" : "note:minimum"], model));
     var qr = field("qr"), wallet = field("wallet-link");
     var src = data.qrUrl + (model.amount_due ? (data.qrUrl.indexOf("?") < 0 ? "?" : "&") + "due=" + encodeURIComponent(model.amount_due) : "");
     if (qr && qr.getAttribute("src") !== src) { qr.setAttribute("src", src); }
@@ -185,12 +188,15 @@
     tick();
   }
   function render(model) {
-    /* A form to fill (an invoice's currency, an email) is the server's to draw. */
-    if ((model.form || "") !== (data.form || "")) { W.location.reload(); return; }
+    /* A form to fill (an invoice's currency, an email), and an invoice's final screen (what
+       arrived, what happens to it), are the server's to draw. */
+    if ((model.form || "") !== (data.form || "") ||
+        (model.final && data.kind === "invoice" && data.final !== "true")) { W.location.reload(); return; }
     /* So is money that arrived after the invoice closed (its own section). */
     if (lateBox && (model.late ? model.late.state : "") !== lateBox.dataset.state) { W.location.reload(); return; }
     watching = !!model.watch;
-    anchor(model.pay_now ? model.seconds_left : null);
+    /* The time left from the first screen on: the picker and the email step run on it too. */
+    anchor(model.seconds_left);
     var changed = model.status !== state.status || model.reason !== state.reason ||
       model.final !== state.final || model.phase !== state.phase;
     var box = field("status-box");

@@ -26,7 +26,8 @@ XRP_ADDRESS = "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh"
 # The contract's keys, in its order, with ours beside them (README, "The page model").
 CONTRACT_KEYS = ["id", "kind", "status", "reason", "final", "phase", "pay_now", "currency",
                  "address", "tag", "network", "test_network", "amount", "amount_paid",
-                 "amount_due", "rest_below_minimum", "amount_over", "minimum", "fiat",
+                 "amount_due", "rest_below_minimum", "minimum_extra", "amount_over", "minimum",
+                 "fiat",
                  "seconds_left", "payment_uri", "confirmations_required", "transactions",
                  "receipt", "return_url", "form", "refund_note", "invoice"]
 
@@ -195,7 +196,8 @@ def test_the_status_model_is_exactly_the_contract(
         "final": False, "phase": "waiting", "pay_now": True, "currency": "BTC",
         "address": BTC_ADDRESS, "tag": None, "network": "Bitcoin", "test_network": True,
         "amount": "0.00123", "amount_paid": "0", "amount_due": "0.00123",
-        "rest_below_minimum": None, "amount_over": None, "minimum": "0.0001",
+        "rest_below_minimum": None, "minimum_extra": None, "amount_over": None,
+        "minimum": "0.0001",
         "fiat": {"currency": "EUR", "amount": "59.93", "due": "59.93", "rate": "48715.62"},
         "seconds_left": None, "payment_uri": f"bitcoin:{BTC_ADDRESS}?amount=0.00123",
         "confirmations_required": 1, "transactions": [], "receipt": None, "return_url": None,

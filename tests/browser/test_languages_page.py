@@ -30,7 +30,7 @@ def test_a_german_page_shows_german_numbers_and_copies_plain_ones(
     wait_for_phase(page, "partial")  # the script, not a reload, moved the page on
     expect(amount).to_have_text("0,0007")
     expect(page.locator("#status-text")).to_have_text(
-        "0,0005 BTC sind eingegangen. Bitte senden Sie die restlichen 0,0007 BTC an dieselbe "
+        "0,0005 BTC sind eingegangen. Bitte senden Sie weitere 0,0007 BTC an dieselbe "
         "Adresse.")
     assert copied(page, "Betrag kopieren") == "0.0007"
     expect(page.locator('[data-field="network-warning"]')).to_contain_text(

@@ -122,7 +122,7 @@ def test_waiting_then_partial_then_seen_then_paid(app: Flask, site: LiveServer,
     wait_for_phase(page, "partial")
     status = page.locator("#status-text")
     # The page leads with what is still due, and everything actionable carries it.
-    expect(status).to_have_text("0.0005 BTC received. Please send the remaining 0.0007 BTC "
+    expect(status).to_have_text("0.0005 BTC received. Please send 0.0007 BTC more, "
                                 "to the same address.")
     expect(page.locator('[data-field="rest-label"]')).to_be_visible()
     assert assert_everything_carries_the_amount_due(page) == "0.0007"
@@ -214,8 +214,8 @@ def test_a_payment_refused_as_too_small_says_so(app: Flask, site: LiveServer,
     wait_for_phase(page, "below_minimum")
     expect(page.locator("#status-text")).to_have_text(
         "Your payment was refused because it is below the smallest payment accepted for LTC "
-        "(0.01 LTC). It was not credited to Shop. Please contact the shop before you pay "
-        "again.")
+        "(0.01 LTC). It was not credited to Shop, and it is not sent back automatically: "
+        "please contact Shop about it, with the transaction below, before you pay again.")
     expect(page.locator('[data-field="transactions"] li')).to_contain_text(
         "refused: below the minimum")
     photograph(page, "refused-too-small")
@@ -228,9 +228,13 @@ def test_a_rest_below_the_minimum_asks_for_the_minimum_and_says_why(
     pay(app, site, page, "0.045")
     wait_for_phase(page, "partial")
     assert assert_everything_carries_the_amount_due(page) == "0.01"
+    # The minimum makes the customer send more than the rest: how much more, and its worth.
+    extra = model_of(page)["fiat"]["extra"]
+    expect(page.locator("#status-text")).to_contain_text("Please send 0.01 LTC more")
     expect(page.locator('[data-field="minimum-note"]')).to_have_text(
-        "The rest, 0.005 LTC, is less than the smallest payment accepted, so please send "
-        "0.01 LTC. Everything you send is credited to Shop.")
+        "The rest, 0.005 LTC, is less than the smallest payment accepted (0.01 LTC), so you "
+        f"have to send 0.01 LTC: 0.005 LTC (about {extra} EUR) more than the rest. Everything "
+        "you send is credited to Shop.")
     photograph(page, "rest-below-minimum")
 
 
