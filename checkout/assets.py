@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import rcssmin
 from flask import Flask, Response, abort, current_app, request
 
 EXTENSION = "checkout.assets"
@@ -101,7 +102,8 @@ def build(folder: Path) -> Manifest:
 def asset_of(name: str, raw: bytes) -> Asset:
     suffix = PurePosixPath(name).suffix.lower()
     mimetype = TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-    body = minified_script(name, raw) if suffix == ".js" else raw
+    body = minified_script(name, raw) if suffix == ".js" else \
+        minified_style(raw) if suffix == ".css" else raw
     gzipped = None
     if mimetype.startswith(COMPRESSIBLE) or mimetype.endswith(("+xml", "+json")):
         packed = gzip.compress(body, 9, mtime=0)  # mtime 0: the same bytes on every instance
@@ -116,6 +118,12 @@ def minified_script(name: str, raw: bytes) -> bytes:
     except (UnicodeDecodeError, SyntaxError) as exc:  # ECMASyntaxError is a SyntaxError
         log.warning("static/%s is served unminified: %s", name, exc)
         return raw
+
+
+def minified_style(raw: bytes) -> bytes:
+    """Comments and spaces out: the stylesheet explains itself in the source, and a customer
+    on a slow phone connection should not download the explanations."""
+    return str(rcssmin.cssmin(raw.decode("utf-8"))).encode("utf-8")
 
 
 @functools.lru_cache(maxsize=32)
