@@ -6,10 +6,11 @@ What only the moment of serving knows is filled in then: the countdown (its time
 is urgent, whether it shows). A fiat value that has grown too old since the rendering is
 not patched out: the page is rendered again, as the poll would drop it (snapshot.py).
 
-Clients that take gzip get the page gzipped, compressed once per rendering: the parts
-between the countdown's markers are compressed when first asked for, each ending on a
-deflate block boundary with no reference back across it, and each serving only frames the
-moment's countdown text between them as stored (uncompressed) blocks and adds the checksum.
+Clients that take gzip get the page gzipped, compressed a few times per rendering (once per
+length of the countdown's text): the parts between the countdown's markers are compressed
+when first asked for, each ending on a deflate block boundary, and each serving only frames
+the moment's countdown text between them as stored (uncompressed) blocks and adds the
+checksum (packed_parts says how the parts still refer back across the countdown).
 
 Which version is current is one SELECT by primary key, joined to the merchant's look, so a
 repeated view costs that query and a dictionary lookup instead of a template rendering.
@@ -81,18 +82,32 @@ _FIELDS = {marker: name for name, marker in vars(MARKERS).items()}
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
-def packed_parts(html: str) -> tuple[bytes | str, ...]:
-    """The rendering's deflate stream in parts: compressed bytes for the text between the
-    markers, the name of the countdown field (str) where a marker stood. Each compressed part
-    ends with a full flush (byte-aligned, nothing after it refers back), the last one ends
-    the stream."""
+def packed_parts(html: str, shown: Countdown) -> tuple[bytes | str, ...]:
+    """The rendering's deflate stream in parts, for countdown texts of `shown`'s lengths:
+    compressed bytes for the text between the markers, the name of the countdown field (str)
+    where a marker stood. Each compressed part ends byte-aligned (a sync flush); the last
+    one ends the stream.
+
+    The packer keeps its history across the countdown, so the page after it still refers
+    back to the page before it: it is fed as many NUL bytes as the countdown text will have,
+    their output dropped (the serving sends the text as a stored block instead). The HTML
+    holds no NUL, so nothing after refers into those bytes, and every distance back is the
+    same in the packer's history as in the client's. A page that does hold one (it never
+    should) is packed with the history reset at each marker instead.
+    """
+    keep = _MARKED.sub("", html).find("\0") < 0
+    flush = zlib.Z_SYNC_FLUSH if keep else zlib.Z_FULL_FLUSH
     packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
     parts: list[bytes | str] = []
     at = 0
     for found in _MARKED.finditer(html):
-        parts.append(packer.compress(html[at:found.start()].encode())
-                     + packer.flush(zlib.Z_FULL_FLUSH))
-        parts.append(_FIELDS[found[0]])
+        parts.append(packer.compress(html[at:found.start()].encode()) + packer.flush(flush))
+        field = _FIELDS[found[0]]
+        parts.append(field)
+        length = len(getattr(shown, field).encode())
+        if keep and length:
+            packer.compress(b"\0" * length)
+            packer.flush(zlib.Z_SYNC_FLUSH)
         at = found.end()
     parts.append(packer.compress(html[at:].encode()) + packer.flush(zlib.Z_FINISH))
     return tuple(parts)
@@ -122,15 +137,25 @@ class Rendered:
                 .replace(MARKERS.hidden, shown.hidden).replace(MARKERS.time, shown.time))
 
     @functools.cached_property
-    def packed(self) -> tuple[bytes | str, ...]:
-        return packed_parts(self.html)
+    def packs(self) -> dict[tuple[int, ...], tuple[bytes | str, ...]]:
+        """The packed parts per lengths of the countdown's texts: a handful per rendering
+        ("9:59" and "10:00", urgent or not), each compressed when first served."""
+        return {}
+
+    def packed(self, shown: Countdown) -> tuple[bytes | str, ...]:
+        lengths = tuple(len(text.encode()) for text in vars(shown).values())
+        found = self.packs.get(lengths)
+        if found is None:
+            found = self.packs[lengths] = packed_parts(self.html, shown)
+        return found
 
     def serve_gzipped(self, now: int) -> bytes:
         """`serve(now)`, gzipped: the compressed parts as they are, the countdown's text in
         stored blocks between them, and the whole page's checksum and size."""
-        shown = vars(self.countdown(now))
+        countdown = self.countdown(now)
+        shown = vars(countdown)
         body = b"".join(stored_block(shown[part].encode()) if isinstance(part, str) else part
-                        for part in self.packed)
+                        for part in self.packed(countdown))
         plain = self.serve(now).encode()
         return (GZIP_HEADER + body
                 + struct.pack("<II", zlib.crc32(plain), len(plain) & 0xFFFFFFFF))

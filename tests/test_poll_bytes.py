@@ -15,6 +15,8 @@ import pytest
 import requests
 from conftest import LiveServer, flask_requests
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from invoice_kit import ORDER, TestShop, settle
 from werkzeug.test import Client
 
@@ -142,5 +144,27 @@ def test_the_page_is_compressed_once_per_rendering_and_shows_the_moments_countdo
         time_shown = COUNTDOWN.search(plain.get_data(as_text=True))
         assert time_shown
         shown.add(time_shown[1])
-    assert len(made) == 1  # five moments, one rendering, one compression
+    # Five moments, one rendering, one compression per length of the countdown's time
+    # ("14:59" and "9:59"): the page after the countdown refers back across it.
+    assert len(made) == len({len(time) for time in shown}) == 2
     assert len(shown) == 5  # each answer has the countdown of its moment
+
+
+# Text as a page holds it (any character but NUL), before, between and after the markers.
+_TEXT = st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+                max_size=3000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=_TEXT, inside=_TEXT, after=_TEXT, deadline=st.integers(0, 100_000),
+       moments=st.lists(st.integers(0, 120_000), min_size=1, max_size=6))
+def test_every_moments_gzip_unpacks_to_that_moments_page(
+        before: str, inside: str, after: str, deadline: int, moments: list[int]) -> None:
+    """The packer keeps its history across the countdown: whatever the text around it and
+    whatever the countdown's length, each serving unpacks to exactly its own page."""
+    markers = pagecache.MARKERS
+    html = (f'{before}<p class="countdown{markers.urgent}"{markers.hidden}>{inside}'
+            f"<span>{markers.time}</span>{after}")
+    rendered = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
+    for now in moments:
+        assert gzip.decompress(rendered.serve_gzipped(now)) == rendered.serve(now).encode()
