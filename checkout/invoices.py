@@ -847,10 +847,3 @@ def make_current(session: Session, invoice_id: int, quote_id: int) -> None:
     session.flush()
 
 
-def init_app(app: Any) -> None:
-    """Plug the shop-facing timer into the worker."""
-    from . import worker
-
-    worker.register_task(app, "invoices.expiry", expire_due)
-
-

@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import clock, currencies, db, money, processor, terminal, worker
+from . import clock, currencies, db, money, processor, terminal
 from .models import CurrencyLimit, Merchant
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,6 @@ def refuse_link(session: Session, link: terminal.TerminalLink, *,
 
 
 def init_app(app: Flask) -> None:
-    worker.register_task(app, "limits", refresh_if_stale)
-
     @app.cli.group("limits")
     def limits_cli() -> None:
         """The processor's minimum deposits, cached from currencies/list."""

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, db, money, processor, worker
+from . import clock, db, money, processor
 from .models import Merchant, Page, RateQuote
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,3 @@ def mark_open_pages(session: Session) -> None:
 # A price outside these is no price: storing it could only put a wrong figure on a page.
 _MIN_RATE = Decimal("1e-12")
 _MAX_RATE = Decimal("1e12")
-
-
-def init_app(app: Flask) -> None:
-    worker.register_task(app, "rates", refresh_all)
