@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def worker_tasks(app: Flask) -> dict[str, Task]:
     """The worker's one task list, run in this order on every loop. Nothing else adds a task."""
-    from . import deliveries, invoices, limits, rates, reconcile
+    from . import deliveries, invoices, limits, rates, reconcile, snapshot
 
     tasks: dict[str, Task] = {"invoices.expiry": invoices.expire_due}  # the shop's timers
     if app.config["SANDBOX"]:
@@ -42,7 +43,7 @@ def worker_tasks(app: Flask) -> dict[str, Task]:
     tasks.update({
         "reconcile": reconcile.run_due,  # ask the processor about pages gone quiet
         "limits": limits.refresh_if_stale,  # minimum deposits
-        "rates": rates.refresh_all,
+        "rates": partial(rates.refresh_all, snapshot.mark_open_pages),  # and the open pages
         "deliveries": deliveries.run_due,  # callbacks to the shops
     })
     return tasks

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from conftest import MERCHANT_SECRET, start_live_server
 from flask import Flask
 from flask.testing import FlaskClient
 from test_callbacks_kit import Clock, deposit_body, post, running_shop, use_shop
 
-from checkout import ROOT, db, deliveries, worker
+from checkout import ROOT, db, deliveries, terminal, worker
 from checkout.clock import system_now
-from checkout.models import Delivery, Merchant
+from checkout.models import Delivery, Merchant, Page
 
 
 def only_delivery(app: Flask) -> Delivery:
@@ -112,3 +113,29 @@ def test_the_sandbox_s_tasks_run_on_the_app_they_were_made_for(
     tasks = worker.tasks(app)
     # No app context is pushed: each sandbox task reaches its own app's engine and clock.
     assert [tasks[name]() for name in SANDBOX_TASKS] == [0, 0, 0]
+
+
+def test_the_worker_s_rate_refresh_writes_the_open_pages_models_anew(
+        make_app: Callable[..., Flask], merchant: Merchant) -> None:
+    app = make_app()
+    live = start_live_server(app)  # the site's processor: its embedded sandbox, over HTTP
+    try:
+        link = {"client_id": 11, "currency": "BTC", "foreign_id": "rates-1",
+                "amount": "0.00123", "convert_to": "EUR"}
+        opened = app.test_client().get("/terminal",
+                                       query_string=terminal.encode_link(link, MERCHANT_SECRET))
+        assert opened.status_code == 303
+        page_id = str(opened.headers["Location"]).split("?")[0].rsplit("/", 1)[-1]
+        with app.app_context():
+            before = db.session().get(Page, page_id)
+            assert before is not None
+            version = before.model_version
+        app.config["RATES_MAX_AGE"] = 0  # every stored rate is due now
+        with app.app_context():
+            assert worker.tasks(app)["rates"]() > 1
+        with app.app_context():
+            after = db.session().get(Page, page_id)
+            assert after is not None and after.model_version == version + 1
+    finally:
+        live.server.shutdown()
+        live.server.server_close()
