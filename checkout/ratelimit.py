@@ -135,9 +135,7 @@ def signed_callback() -> bool:
     """The processor's own, correctly signed: exempt from every limit. The body is bounded
     as the view's already (inputs.py set its route's limit before any view runs)."""
     raw = request.get_data(cache=True, parse_form_data=False)
-    found = auth.authenticate(raw, request.headers.get("X-Processing-Key"),
-                              request.headers.get("X-Processing-Signature"))
-    return not isinstance(found, auth.Refusal)
+    return not isinstance(auth.authenticate_request(raw), auth.Refusal)
 
 
 def limit_views(app: Flask, limiter: Limiter, setting: str, *endpoints: str,
