@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+
+if TYPE_CHECKING:
+    from .worker import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +29,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_commands(app)
     wrap_wsgi(app)
     return app
+
+
+def worker_tasks(app: Flask) -> dict[str, Task]:
+    """The worker's one task list, run in this order on every loop. Nothing else adds a task."""
+    from . import deliveries, invoices, limits, rates, reconcile, snapshot
+
+    tasks: dict[str, Task] = {"invoices.expiry": invoices.expire_due}  # the shop's timers
+    if app.config["SANDBOX"]:
+        from . import sandbox
+
+        tasks.update(sandbox.worker_tasks(app))
+    tasks.update({
+        "reconcile": reconcile.run_due,  # ask the processor about pages gone quiet
+        "limits": limits.refresh_if_stale,  # minimum deposits
+        "rates": partial(rates.refresh_all, snapshot.mark_open_pages),  # and the open pages
+        "deliveries": deliveries.run_due,  # callbacks to the shops
+    })
+    return tasks
 
 
 def load_settings(app: Flask, overrides: dict[str, Any]) -> None:
@@ -54,7 +76,7 @@ def init_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, branding, callbacks, errors, health, invoices, pages
+    from . import api, branding, callbacks, errors, health, pages
 
     errors.init_app(app)
     health.init_app(app)
@@ -62,7 +84,6 @@ def register_blueprints(app: Flask) -> None:
     branding.init_app(app)
     callbacks.init_app(app)
     api.init_app(app)
-    invoices.init_app(app)
     if app.config["SANDBOX"]:
         # Only the factory mounts the embedded processor, and only in sandbox mode.
         from . import sandbox
@@ -83,12 +104,11 @@ def wrap_wsgi(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from . import deliveries, demo, limits, merchants, migrate_cli, rates, worker
+    from . import deliveries, demo, limits, merchants, migrate_cli, worker
 
     merchants.init_app(app)
-    worker.init_app(app)
+    worker.init_app(app, worker_tasks(app))
     limits.init_app(app)
-    rates.init_app(app)
     deliveries.init_app(app)
     migrate_cli.init_app(app)
     demo.init_app(app)

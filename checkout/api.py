@@ -70,14 +70,13 @@ def _caller() -> tuple[Merchant, dict[str, Any]] | Response:
         return _refusal(auth.BAD_CONTENT)
     # Refused authentications count per client address too (the API limit counts per key,
     # and a bot makes a new key up for every call): past the limit, no key is looked up.
-    too_many = ratelimit.refused_too_often("api")
-    if too_many is not None:
-        return too_many
+    ratelimit.refused_too_often("api")
     merchant = auth.authenticate(raw, request.headers.get("X-Processing-Key"),
                                  request.headers.get("X-Processing-Signature"))
     if isinstance(merchant, auth.Refusal):
         log.info("api request refused: %s", merchant.code)
-        return ratelimit.count_refusal("api") or _refusal(merchant)
+        ratelimit.count_refusal("api")
+        return _refusal(merchant)
     if not_text is not None:
         return bad_text(not_text.field)
     return merchant, params

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import auth, clock, db, deliveries, invoices, money, payments, snapshot, text
-from .auth import BAD_CONTENT, Refusal, authenticate, refuse
+from .auth import BAD_CONTENT, Refusal, refuse
 from .late import (
     STATUS_OF_INVOICE_NEWS,
     address_of,
@@ -104,8 +104,7 @@ def receive() -> ResponseReturnValue:
     request.max_content_length = MAX_BODY
     # Raw bytes whatever the Content-Type says: the signature covers exactly these.
     raw = request.get_data(cache=False, parse_form_data=False)
-    merchant = authenticate(raw, request.headers.get("X-Processing-Key"),
-                            request.headers.get("X-Processing-Signature"))
+    merchant = auth.authenticate_request(raw)  # once per request: the limiter asks it too
     if isinstance(merchant, Refusal):
         log.warning("callback refused: %s", merchant.code)
         return refuse(merchant)

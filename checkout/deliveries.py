@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import clock, db, phpjson, signing, worker
+from . import clock, db, phpjson, signing
 from .models import Callback, Delivery, Merchant
 
 log = logging.getLogger(__name__)
@@ -394,6 +394,5 @@ def retry_command(delivery_id: int) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the `deliveries` CLI and the delivery worker task."""
+    """Register the `deliveries` CLI (its worker task is in the factory's list)."""
     app.cli.add_command(deliveries_cli)
-    worker.register_task(app, "deliveries", run_due)

@@ -19,7 +19,7 @@ from wtforms import EmailField, Field, RadioField
 from wtforms.csrf.core import CSRF
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from . import invoices
+from .emails import valid_email
 
 
 class PageCSRF(CSRF):
@@ -90,6 +90,6 @@ class EmailForm(PageForm):
 
 
 def check_email(field: Field) -> None:
-    """The invoice service's own check: what it would store, the form accepts."""
-    if field.data and not invoices.valid_email(str(field.data).strip()):
+    """The invoice service's own rule (emails.py): what it would store, the form accepts."""
+    if field.data and not valid_email(str(field.data).strip()):
         raise ValidationError(_l("Please enter a valid email address."))

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import clock, currencies, db, deliveries, limits, money, processor, returns
+from .emails import valid_email
 from .models import Invoice, InvoiceQuote, Merchant, Page
 
 log = logging.getLogger(__name__)
@@ -234,14 +235,6 @@ class _Fields:
             self.fail(name, f"The selected {_label(name)} is invalid.")
             return default
         return str(value)
-
-
-def valid_email(value: str) -> bool:
-    """A plausible address: one @, a dot in the domain, no spaces or controls."""
-    local, at, domain = value.partition("@")
-    return (bool(at) and 0 < len(local) <= 64 and "." in domain.strip(".")
-            and len(value) <= 254 and "@" not in domain
-            and not any(c.isspace() or ord(c) < 32 for c in value))
 
 
 def invoice_minimum(session: Session, currency: str) -> Decimal | None:
@@ -858,12 +851,5 @@ def make_current(session: Session, invoice_id: int, quote_id: int) -> None:
     session.execute(update(InvoiceQuote).where(InvoiceQuote.invoice_id == invoice_id)
                     .values(current=InvoiceQuote.id == quote_id, updated_at=clock.now()))
     session.flush()
-
-
-def init_app(app: Any) -> None:
-    """Plug the shop-facing timer into the worker."""
-    from . import worker
-
-    worker.register_task(app, "invoices.expiry", expire_due)
 
 

@@ -19,13 +19,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import click
-from flask import Flask, Response, current_app
-from flask_babel import gettext as _
+from flask import Flask, current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from . import clock, currencies, db, money, processor, terminal, worker
+from . import clock, db, money, processor, terminal
 from .models import CurrencyLimit, Merchant
 
 log = logging.getLogger(__name__)
@@ -194,9 +193,17 @@ def minimum_for_link(session: Session, link: terminal.TerminalLink) -> Decimal |
     return minimum(session, link.currency)
 
 
-def refuse_link(session: Session, link: terminal.TerminalLink, *,
-                frame_origins: list[str]) -> Response | None:
-    """A 422 page when the link asks for less than the network accepts; None to go on.
+@dataclass(frozen=True)
+class BelowMinimum:
+    """A link asking for less than its currency's minimum deposit: a deposit that the
+    processor would cancel. The route answers it (pages.py: a 422 page)."""
+
+    currency: str
+    minimum: Decimal
+
+
+def refuse_link(session: Session, link: terminal.TerminalLink) -> BelowMinimum | None:
+    """Why the link may not open (it asks for less than the network accepts); None to go on.
 
     Every link fills an empty cache first, also one without an amount: its page tells the
     customer the smallest payment that is credited before they send anything.
@@ -206,22 +213,13 @@ def refuse_link(session: Session, link: terminal.TerminalLink, *,
         return None
     log.info("link of merchant %s refused: %s below the %s minimum",
              link.merchant.client_id, link.amount, link.currency)
-    from . import pages  # pages calls us; its response helpers stay its own
-
-    known = currencies.get(link.currency)
-    message = _("This amount is below the smallest payment the network accepts for "
-                "%(currency)s (%(minimum)s). Please go back to the shop.",
-                currency=known.ticker if known else link.currency, minimum=money.plain(floor))
-    return pages.error_page(422, message, frame_origins=frame_origins,
-                            shop=link.merchant.shown_name, back_url=link.url_back)
+    return BelowMinimum(link.currency, floor)
 
 
 # ---------------------------------------------------------------- wiring
 
 
 def init_app(app: Flask) -> None:
-    worker.register_task(app, "limits", refresh_if_stale)
-
     @app.cli.group("limits")
     def limits_cli() -> None:
         """The processor's minimum deposits, cached from currencies/list."""

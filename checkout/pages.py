@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 from . import (
     addresses,
     clock,
+    currencies,
     db,
     forms,
     i18n,
@@ -87,8 +88,8 @@ def open_terminal_link() -> ResponseReturnValue:
     limit they get a 429. A link whose signature verifies is served whatever its address
     sent before: customers behind one carrier or office address share it with any bot."""
     if any(len(request.args.getlist(name)) > 1 for name in ("data", "signature")):
-        return (ratelimit.count_refusal("links")
-                or error_page(400, _("This payment link is damaged.")))
+        ratelimit.count_refusal("links")
+        return error_page(400, _("This payment link is damaged."))
     try:
         link = terminal.decode_link(
             request.args.get("data"), request.args.get("signature"),
@@ -97,9 +98,10 @@ def open_terminal_link() -> ResponseReturnValue:
             convert_supported=payments.is_conversion_currency,
         )
     except terminal.LinkError as exc:
-        too_many = None if exc.signed else ratelimit.count_refusal("links")
-        return too_many or error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
-                                      shop=exc.shop, back_url=exc.back_url)
+        if not exc.signed:
+            ratelimit.count_refusal("links")
+        return error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
+                          shop=exc.shop, back_url=exc.back_url)
     i18n.use_merchant_language(link.merchant.language)
     session = db.session()
     framing = link.merchant.frame_origins if link.is_iframe else []
@@ -112,9 +114,10 @@ def open_terminal_link() -> ResponseReturnValue:
         retire_link(session, page)
         page = None
     if page is None:
-        refusal = limits.refuse_link(session, link, frame_origins=framing)
-        if refusal is not None:
-            return refusal
+        below = limits.refuse_link(session, link)
+        if below is not None:
+            return below_minimum_page(below, frame_origins=framing,
+                                      shop=link.merchant.shown_name, back_url=link.url_back)
         try:
             page = open_page(session, link, addresses.for_link(session, link))
         except processor.ValidationError as exc:
@@ -223,9 +226,7 @@ def show(page_id: str) -> ResponseReturnValue:
     """Reads our database only: the worker keeps the rates fresh, no page view asks. A view
     of a page whose state was rendered before is served from that rendering (pagecache.py)
     after one SELECT; front.py answers most such views before Flask runs."""
-    refused = ratelimit.front_refusal()
-    if refused is not None:
-        return refused
+    ratelimit.front_refusal()
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
@@ -470,9 +471,7 @@ def status(page_id: str) -> ResponseReturnValue:
     """What front.py, in front of Flask, does not answer itself: a poll over its limit, a page
     without a stored model yet, a malformed id. Otherwise as there: one SELECT by primary
     key, and 304 to the script's If-None-Match when the model is unchanged."""
-    refused = ratelimit.front_refusal()
-    if refused is not None:
-        return refused
+    ratelimit.front_refusal()
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
@@ -552,6 +551,16 @@ def error_page(status: int, message: str, *, frame_origins: list[str] | None = N
                                              iframe=framed, shop=shop, back_url=back_url),
                              status)
     return no_store(response)
+
+
+def below_minimum_page(below: limits.BelowMinimum, *, frame_origins: list[str],
+                       shop: str, back_url: str | None) -> Response:
+    known = currencies.get(below.currency)
+    message = _("This amount is below the smallest payment the network accepts for "
+                "%(currency)s (%(minimum)s). Please go back to the shop.",
+                currency=known.ticker if known else below.currency,
+                minimum=money.plain(below.minimum))
+    return error_page(422, message, frame_origins=frame_origins, shop=shop, back_url=back_url)
 
 
 def retry_page(*, frame_origins: list[str] | None = None, shop: str | None = None,

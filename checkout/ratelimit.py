@@ -18,11 +18,11 @@ import threading
 import time
 from typing import Any, cast
 
-from flask import Flask, Response, current_app, jsonify, request
-from flask_babel import gettext as _
-from flask_limiter import Limiter, RateLimitExceeded
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter
 from limits import RateLimitItem, parse
 from limits.storage import Storage
+from werkzeug.exceptions import TooManyRequests
 
 from . import auth, limitstore
 
@@ -132,14 +132,10 @@ def refused(response: Response) -> bool:
 
 
 def signed_callback() -> bool:
-    """The processor's own, correctly signed: exempt from every limit."""
-    from . import callbacks
-
-    request.max_content_length = callbacks.MAX_BODY  # read no more than the view would
+    """The processor's own, correctly signed: exempt from every limit. The body is bounded
+    as the view's already (inputs.py set its route's limit before any view runs)."""
     raw = request.get_data(cache=True, parse_form_data=False)
-    found = auth.authenticate(raw, request.headers.get("X-Processing-Key"),
-                              request.headers.get("X-Processing-Signature"))
-    return not isinstance(found, auth.Refusal)
+    return not isinstance(auth.authenticate_request(raw), auth.Refusal)
 
 
 def limit_views(app: Flask, limiter: Limiter, setting: str, *endpoints: str,
@@ -155,22 +151,18 @@ def limit_views(app: Flask, limiter: Limiter, setting: str, *endpoints: str,
         app.view_functions[endpoint] = cast(Any, limiter.limit(value, **options)(view))
 
 
-def too_many(exc: RateLimitExceeded) -> Any:
-    return refusal(retry_after())
+class Throttled(TooManyRequests):
+    """Past one of our limits, `seconds` before the next try is let through. Raised, so that
+    errors.py answers it in the shape its route's client reads."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(retry_after=seconds)
+        self.seconds = seconds
 
 
-def refusal(retry: int) -> Response:
-    """429 with Retry-After: JSON in CoinsPaid's error shape for machines, HTML for people."""
-    if request.path.startswith(("/api/", "/callbacks/")):
-        response = jsonify(error="Too many requests", code="too_many_requests")
-        response.status_code = 429
-    else:
-        from . import pages
-
-        response = pages.error_page(429, _("Too many requests from your network just now. "
-                                          "Please wait a moment and try again."))
-    response.headers["Retry-After"] = str(retry)
-    return response
+def seconds_to_wait(exc: TooManyRequests) -> int:
+    """Ours carry it; Flask-Limiter's own (a view's limit) is the limit just hit."""
+    return exc.seconds if isinstance(exc, Throttled) else retry_after()
 
 
 def retry_after() -> int:
@@ -220,33 +212,34 @@ def front_limit(app: Flask, setting: str, route: str) -> FrontLimit | None:
     return FrontLimit(limiter, str(app.config[setting]), route)
 
 
-def count_refusal(name: str) -> Response | None:
-    """Count one refused attempt from this client's address: its 429 once past the limit."""
+def count_refusal(name: str) -> None:
+    """Count one refused attempt from this client's address: Throttled once past the limit."""
     limit: FrontLimit | None = current_app.extensions.get(REFUSALS, {}).get(name)
     address = client_address()
     if limit is None or limit.hit(address):
-        return None
-    return refusal(limit.retry_after(address))
+        return
+    raise Throttled(limit.retry_after(address))
 
 
-def refused_too_often(name: str) -> Response | None:
-    """The 429 for an address whose refused attempts are used up (nothing counted): asked
+def refused_too_often(name: str) -> None:
+    """Throttled for an address whose refused attempts are used up (nothing counted): asked
     before work a refusal would waste, such as looking up a key that a bot made up."""
     limit: FrontLimit | None = current_app.extensions.get(REFUSALS, {}).get(name)
     address = client_address()
     if limit is None or limit.test(address):
-        return None
-    return refusal(limit.retry_after(address))
+        return
+    raise Throttled(limit.retry_after(address))
 
 
 def front_counted() -> bool:
     return bool(request.environ.get(FRONT_COUNTED))
 
 
-def front_refusal() -> Response | None:
-    """The 429 for a request front.py refused, for its Flask view to answer."""
+def front_refusal() -> None:
+    """Throttled, for a request that front.py refused and left to its Flask view."""
     retry = request.environ.get(FRONT_REFUSED)
-    return None if retry is None else refusal(int(retry))
+    if retry is not None:
+        raise Throttled(int(retry))
 
 
 def init_app(app: Flask) -> None:
@@ -282,4 +275,3 @@ def init_app(app: Flask) -> None:
                 key_func=api_key)
     limit_views(app, limiter, "RATELIMIT_BAD_CALLBACKS", "callbacks.receive",
                 deduct_when=refused, exempt_when=signed_callback)
-    app.register_error_handler(RateLimitExceeded, too_many)

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, db, money, processor, worker
-from .models import Merchant, Page, RateQuote
+from . import clock, db, money, processor
+from .models import Merchant, RateQuote
 
 log = logging.getLogger(__name__)
 Fetch = Callable[[str, str], Decimal]
@@ -108,12 +108,15 @@ def store(session: Session, currency_from: str, currency_to: str, rate: Decimal,
 # More pairs than any processor lists: a bound on what one answer may make us store.
 MAX_PAIRS = 5000
 ATTEMPT = "checkout.rates.attempted"
+MarkPages = Callable[[Session], None]
 _CODE = re.compile(r"\A[A-Z0-9][A-Z0-9_-]{0,15}\Z")
 
 
-def refresh_all() -> int:
+def refresh_all(mark_pages: MarkPages) -> int:
     """Worker task: every pair's rate from one `currencies/pairs` call, once per
     `RATES_MAX_AGE`; pages and polls only read what this stores. Returns pairs stored.
+    `mark_pages` is called in the transaction that stores them (snapshot.mark_open_pages:
+    the models of the pages that show these rates are written with it).
 
     One call for every pair, not one per pair: `exchange/calculate` and friends are rate
     limited per IP, and a sale with many currencies must not spend them.
@@ -134,10 +137,10 @@ def refresh_all() -> int:
     except processor.ProcessorError as exc:
         log.warning("rates not refreshed: %s", type(exc).__name__)
         return 0
-    return store_pairs(pairs, now)
+    return store_pairs(pairs, now, mark_pages)
 
 
-def store_pairs(pairs: list[processor.Pair], now: datetime) -> int:
+def store_pairs(pairs: list[processor.Pair], now: datetime, mark_pages: MarkPages) -> int:
     """Upsert each usable pair's price (units of `to` for one `from`); others are skipped."""
     usable: dict[tuple[str, str], Decimal] = {}
     for pair in pairs[:MAX_PAIRS]:
@@ -154,24 +157,10 @@ def store_pairs(pairs: list[processor.Pair], now: datetime) -> int:
     with db.transaction() as session:
         for (source, target), price in usable.items():
             store(session, source, target, price, now)
-        mark_open_pages(session)
+        mark_pages(session)
     return len(usable)
-
-
-def mark_open_pages(session: Session) -> None:
-    """Pages still open show a fiat value or a currency picker from these rates: their
-    models are written anew with the transaction."""
-    from . import snapshot  # snapshot reads this module's SHOWN_MAX_AGE
-
-    open_ids = session.scalars(select(Page.id).where(
-        Page.status.in_(("waiting", "not_confirmed", "created", "pending")))).all()
-    snapshot.mark(session, list(open_ids))
 
 
 # A price outside these is no price: storing it could only put a wrong figure on a page.
 _MIN_RATE = Decimal("1e-12")
 _MAX_RATE = Decimal("1e12")
-
-
-def init_app(app: Flask) -> None:
-    worker.register_task(app, "rates", refresh_all)

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import callbacks, clock, db, money, payments, phpjson, processor, worker
+from . import callbacks, clock, db, money, payments, phpjson, processor
 from .models import Deposit, Merchant, Page
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,3 @@ def run_due(limit: int = BATCH) -> int:
             session.rollback()
             log.exception("reconciling page %s failed", page_id)
     return asked
-
-
-def init_app(app: Flask) -> None:
-    worker.register_task(app, "reconcile", run_due)

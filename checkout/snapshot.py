@@ -69,6 +69,16 @@ def mark(session: Session, page_ids: set[str] | list[str]) -> None:
     _due(session).update(page_ids)
 
 
+def mark_open_pages(session: Session) -> None:
+    """Pages still open show a fiat value or a currency picker from the rates: after the
+    worker's refresh of every rate (rates.refresh_all), their models are written anew with
+    its transaction. A flushed RateQuote alone marks nothing: a link's own pair, fetched as
+    it opens, must not rewrite every open page on the customer's time."""
+    open_ids = session.scalars(select(Page.id).where(
+        Page.status.in_(("waiting", "not_confirmed", "created", "pending")))).all()
+    mark(session, list(open_ids))
+
+
 def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get(WRITING):
         return

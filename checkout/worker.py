@@ -1,7 +1,10 @@
-"""The background worker: one loop of small, idempotent tasks, safe to run several times over.
+"""The background worker: one loop over one list of small, idempotent tasks, safe to run
+several times over.
 
-Tasks register themselves with `register_task(app, name, fn)`; each is called inside an
-app context and returns how much work it did, so the loop can sleep when idle.
+The list is the app factory's (`worker_tasks` in `checkout/__init__.py`): no module adds
+itself, so what the worker does is read in one place, and the worker imports none of the
+modules whose work it runs. Each task is called inside an app context and returns how much
+work it did, so the loop can sleep when idle.
 """
 
 from __future__ import annotations
@@ -12,14 +15,11 @@ from collections.abc import Callable
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 log = logging.getLogger(__name__)
 EXTENSION = "checkout.worker.tasks"
 Task = Callable[[], int]
-
-
-def register_task(app: Flask, name: str, task: Task) -> None:
-    app.extensions.setdefault(EXTENSION, {})[name] = task
 
 
 def the_app(app: Flask | None = None) -> Flask:
@@ -27,11 +27,15 @@ def the_app(app: Flask | None = None) -> Flask:
     return app or current_app._get_current_object()  # type: ignore[attr-defined]
 
 
+def tasks(app: Flask) -> dict[str, Task]:
+    return app.extensions.get(EXTENSION, {})
+
+
 def run_once(app: Flask | None = None) -> int:
     """Run every task once; returns the total amount of work done. Errors are logged, not fatal."""
     app = the_app(app)
     done = 0
-    for name, task in app.extensions.get(EXTENSION, {}).items():
+    for name, task in tasks(app).items():
         with app.app_context():
             try:
                 done += task()
@@ -48,20 +52,21 @@ def run_forever(app: Flask, idle_sleep: float = 1.0, max_loops: int | None = Non
             time.sleep(idle_sleep)
 
 
-def init_app(app: Flask) -> None:
-    # Reconciliation is a task of the worker itself, not of any blueprint or command.
-    from . import reconcile
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Run every task once and exit.")
+@click.option("--idle-sleep", default=1.0, show_default=True, help="Seconds to wait when idle.")
+@with_appcontext
+def worker_command(once: bool, idle_sleep: float) -> None:
+    """Deliver merchant callbacks, reconcile waiting pages, run sandbox jobs."""
+    app = the_app()
+    if once:
+        click.echo(f"worker: {run_once(app)} items done")
+        return
+    click.echo("worker: running (Ctrl+C to stop)")
+    run_forever(app, idle_sleep=idle_sleep)
 
-    reconcile.init_app(app)
 
-    @app.cli.command("worker")
-    @click.option("--once", is_flag=True, help="Run every task once and exit.")
-    @click.option("--idle-sleep", default=1.0, show_default=True, help="Seconds to wait when idle.")
-    def worker_command(once: bool, idle_sleep: float) -> None:
-        """Deliver merchant callbacks, reconcile waiting pages, run sandbox jobs."""
-        app_ = the_app()
-        if once:
-            click.echo(f"worker: {run_once(app_)} items done")
-            return
-        click.echo("worker: running (Ctrl+C to stop)")
-        run_forever(app_, idle_sleep=idle_sleep)
+def init_app(app: Flask, task_list: dict[str, Task]) -> None:
+    """The worker of this app runs `task_list`, in its order, on every loop."""
+    app.extensions[EXTENSION] = dict(task_list)
+    app.cli.add_command(worker_command)

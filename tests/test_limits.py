@@ -25,7 +25,7 @@ from test_callbacks_kit import Clock
 from test_i18n import PSEUDO, pseudo_catalogue, untranslated
 from test_processor import ScriptedServer
 
-from checkout import db, limits, merchants, processor, terminal, worker
+from checkout import clock, db, limits, merchants, processor, terminal, worker
 from checkout.models import CurrencyLimit, DepositAddress, Merchant, Page
 from checkout.sandbox import currencies as sandbox_currencies
 from checkout.sandbox import store as sandbox_store
@@ -291,6 +291,26 @@ def test_a_link_below_the_minimum_is_refused_and_takes_no_address(
     # Once cached, the next link reads the table and asks the processor nothing.
     assert get_link(live_server, {**LTC_LINK, "amount": "0.009"}).status_code == 422
     assert outbound.count("/currencies/list") == 1
+
+
+def test_a_refusal_is_a_value_that_the_route_renders(app: Flask, merchant: Merchant) -> None:
+    # Outside any request: deciding a refusal needs no HTTP, only the link and the table.
+    with app.app_context():
+        session = db.session()
+        session.add(CurrencyLimit(currency="LTC", minimum_amount="0.01", precision=8,
+                                  fetched_at=clock.now()))
+        session.commit()
+        owner = session.get(Merchant, merchant.client_id)
+        assert owner is not None
+
+        def link(amount: str | None) -> terminal.TerminalLink:
+            return terminal.TerminalLink(owner, "LTC", "user-7", amount and Decimal(amount),
+                                         None, False, None, "digest")
+
+        assert limits.refuse_link(session, link("0.005")) == limits.BelowMinimum(
+            "LTC", Decimal("0.01"))
+        assert limits.refuse_link(session, link("0.01")) is None
+        assert limits.refuse_link(session, link(None)) is None
 
 
 def test_a_link_exactly_at_the_minimum_opens(app: Flask, live_server: LiveServer,

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from invoice_kit import ORDER
 from test_callbacks_kit import deposit_body, signed_headers
 
-from checkout import ratelimit, terminal
+from checkout import ratelimit, signing, terminal
 from checkout.models import Merchant
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7"}
@@ -85,6 +85,30 @@ def test_signed_callbacks_are_never_limited_even_after_refused_ones(
                           headers={"X-Processing-Key": "test-key-11",
                                    "X-Processing-Signature": "1" * 128})
     assert refused.status_code == 429 and refused.get_json()["code"] == "too_many_requests"
+
+
+def test_a_callback_s_signature_is_computed_once_per_request(
+        tight: Flask, shop: Merchant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limiter's exemption and the view both need to know whether the processor signed
+    the body: one HMAC-SHA512 over it answers both."""
+    computed: list[bytes] = []
+    real_sign = signing.sign
+
+    def counted_sign(body: bytes, secret: str) -> str:
+        computed.append(body)
+        return real_sign(body, secret)
+
+    monkeypatch.setattr(signing, "sign", counted_sign)
+    client = tight.test_client()
+    body = deposit_body(2000, "confirmed")
+    headers = signed_headers(body)  # signed before counting starts
+    computed.clear()
+    assert client.post("/callbacks/coinspaid", data=body, headers=headers).status_code == 200
+    assert computed.count(body) == 1
+    forged = {**headers, "X-Processing-Signature": "0" * 128}
+    computed.clear()
+    assert client.post("/callbacks/coinspaid", data=body, headers=forged).status_code == 403
+    assert computed.count(body) == 1
 
 
 def test_the_default_limits_let_a_busy_carrier_nat_through(app: Flask, client: FlaskClient,

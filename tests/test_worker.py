@@ -7,18 +7,20 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
 import pytest
+from conftest import MERCHANT_SECRET, start_live_server
 from flask import Flask
 from flask.testing import FlaskClient
 from test_callbacks_kit import Clock, deposit_body, post, running_shop, use_shop
 
-from checkout import ROOT, db, deliveries, worker
+from checkout import ROOT, db, deliveries, terminal, worker
 from checkout.clock import system_now
-from checkout.models import Delivery, Merchant
+from checkout.models import Delivery, Merchant, Page
 
 
 def only_delivery(app: Flask) -> Delivery:
@@ -86,15 +88,54 @@ def test_a_failing_task_is_logged_and_the_others_still_run(
         ran.append("fine")
         return 1
 
-    worker.register_task(app, "broken", broken)
-    worker.register_task(app, "fine", fine)
+    worker.init_app(app, {"broken": broken, "fine": fine})
     with caplog.at_level(logging.ERROR, logger="checkout.worker"):
         done = worker.run_once(app)
-    assert ran == ["fine"] and done >= 1
+    assert ran == ["fine"] and done == 1
     assert "worker task broken failed" in caplog.text
 
 
-def test_the_worker_registers_deliveries_and_reconciliation(app: Flask) -> None:
-    tasks = app.extensions[worker.EXTENSION]
-    assert tasks["deliveries"] is deliveries.run_due
-    assert "reconcile" in tasks
+SITE_TASKS = ["invoices.expiry", "reconcile", "limits", "rates", "deliveries"]
+SANDBOX_TASKS = ["sandbox.callbacks", "sandbox.confirmations", "sandbox.invoice_expiry"]
+
+
+def test_the_worker_runs_the_factory_s_one_list(make_app: Callable[..., Flask]) -> None:
+    site = make_app(SANDBOX=False, PROCESSOR_URL="https://app.cryptoprocessing.com/api/v2")
+    assert list(worker.tasks(site)) == SITE_TASKS
+    assert worker.tasks(site)["deliveries"] is deliveries.run_due
+    with_sandbox = make_app(SANDBOX=True)
+    assert sorted(worker.tasks(with_sandbox)) == sorted(SITE_TASKS + SANDBOX_TASKS)
+
+
+def test_the_sandbox_s_tasks_run_on_the_app_they_were_made_for(
+        make_app: Callable[..., Flask]) -> None:
+    app = make_app(SANDBOX=True)
+    tasks = worker.tasks(app)
+    # No app context is pushed: each sandbox task reaches its own app's engine and clock.
+    assert [tasks[name]() for name in SANDBOX_TASKS] == [0, 0, 0]
+
+
+def test_the_worker_s_rate_refresh_writes_the_open_pages_models_anew(
+        make_app: Callable[..., Flask], merchant: Merchant) -> None:
+    app = make_app()
+    live = start_live_server(app)  # the site's processor: its embedded sandbox, over HTTP
+    try:
+        link = {"client_id": 11, "currency": "BTC", "foreign_id": "rates-1",
+                "amount": "0.00123", "convert_to": "EUR"}
+        opened = app.test_client().get("/terminal",
+                                       query_string=terminal.encode_link(link, MERCHANT_SECRET))
+        assert opened.status_code == 303
+        page_id = str(opened.headers["Location"]).split("?")[0].rsplit("/", 1)[-1]
+        with app.app_context():
+            before = db.session().get(Page, page_id)
+            assert before is not None
+            version = before.model_version
+        app.config["RATES_MAX_AGE"] = 0  # every stored rate is due now
+        with app.app_context():
+            assert worker.tasks(app)["rates"]() > 1
+        with app.app_context():
+            after = db.session().get(Page, page_id)
+            assert after is not None and after.model_version == version + 1
+    finally:
+        live.server.shutdown()
+        live.server.server_close()

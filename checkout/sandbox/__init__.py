@@ -2,22 +2,22 @@
 
 It imports nothing of the site but the wire format (`checkout.signing`, and
 `checkout.phpjson`: every body it sends is PHP json_encode output, as the real processor's
-are), the pure `checkout.money` and the worker's `register_task`; only the app factory
-mounts it. It keeps its own tables (`sandbox_*`), its own engine on the same database, and
-its own clock.
+are) and the pure `checkout.money`; only the app factory mounts it, and adds its jobs
+(`worker_tasks`) to the worker's list. It keeps its own tables (`sandbox_*`), its own engine
+on the same database, and its own clock.
 """
 
 from __future__ import annotations
 
-from flask import Flask
+from collections.abc import Callable
 
-from checkout.worker import register_task
+from flask import Flask
 
 from . import accounts, api, cli, invoices, loopback, operations, outbox, shop, simulate, store
 
 
 def init_app(app: Flask) -> None:
-    """Mount the processor API and the sandbox controls; plug its jobs into the worker."""
+    """Mount the processor API and the sandbox controls."""
     store.init_app(app)
     cli.init_app(app)
     for blueprint in (api.bp, simulate.bp, shop.bp):
@@ -39,6 +39,13 @@ def init_app(app: Flask) -> None:
 
     # The site's processor client reaches the sandbox here, never at the site's own address.
     app.extensions["sandbox.endpoint"] = endpoint
-    register_task(app, "sandbox.callbacks", lambda: outbox.send_due(app))
-    register_task(app, "sandbox.confirmations", lambda: operations.confirm_due(app))
-    register_task(app, "sandbox.invoice_expiry", lambda: invoices.expire_due(app))
+
+
+def worker_tasks(app: Flask) -> dict[str, Callable[[], int]]:
+    """The sandbox's jobs, for the worker's list: the processor's callbacks, confirmations
+    and invoice timers, each on the sandbox's own engine and clock (so: this app's)."""
+    return {
+        "sandbox.callbacks": lambda: outbox.send_due(app),
+        "sandbox.confirmations": lambda: operations.confirm_due(app),
+        "sandbox.invoice_expiry": lambda: invoices.expire_due(app),
+    }

@@ -17,7 +17,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkout import money
-from checkout.worker import the_app
 
 from . import accounts, addresses, clock, currencies, outbox, store
 from .currencies import Currency, amount_text
@@ -276,9 +275,8 @@ def _expiry_reason(session: Session, op_id: int) -> str:
     return UNDERPAID
 
 
-def expire_due(app: Flask | None = None) -> int:
+def expire_due(app: Flask) -> int:
     """Worker task: fail every open invoice whose timer ran out; returns how many."""
-    app = the_app(app)
     with store.transaction(app) as session:
         now = clock.now(session, app)
         due = session.scalars(

@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from checkout import money
-from checkout.worker import the_app
 
 from . import accounts, addresses, clock, currencies, invoices, outbox, payloads, store
 from .currencies import Currency
@@ -252,9 +251,8 @@ def _settle(session: Session, op: store.Operation, now: int) -> None:
                         Decimal(op.amount_received) - payloads.fee_total(op, op.currency_received))
 
 
-def confirm_due(app: Flask | None = None) -> int:
+def confirm_due(app: Flask) -> int:
     """Worker task: confirm every transaction whose time has come; returns how many."""
-    app = the_app(app)
     with store.transaction(app) as session:
         now = clock.now(session, app)
         due_ops = session.scalars(

@@ -15,7 +15,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from checkout import phpjson, signing
-from checkout.worker import the_app
 
 from . import clock, payloads, store
 
@@ -101,9 +100,8 @@ def _record(app: Flask, callback_id: int, failure: str | None) -> None:
             callback.next_attempt_at = now + 60 * RETRY_MINUTES[callback.attempts - 1]
 
 
-def send_due(app: Flask | None = None) -> int:
+def send_due(app: Flask) -> int:
     """Worker task: post every due callback once; returns how many were attempted."""
-    app = the_app(app)
     with store.transaction(app) as session:
         now = clock.now(session, app)
         due = session.scalars(
