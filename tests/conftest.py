@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask, request, request_started
 from flask.testing import FlaskClient, FlaskCliRunner
+from hypothesis import HealthCheck, settings
 from sqlalchemy import event, make_url, text
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
@@ -28,6 +29,12 @@ from checkout.db import Base
 from checkout.models import Merchant
 from checkout.sandbox import loopback
 from checkout.sandbox import store as sandbox_store
+
+# Hypothesis measures each example against a deadline (200 ms) and its data generation
+# against a health check: wall-clock bounds a loaded machine misses. Tests keep theirs off.
+settings.register_profile("suite", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 MERCHANT_KEY = "test-key-11"
 MERCHANT_SECRET = "test-secret-11"
@@ -166,9 +173,10 @@ class _TrackedHandler(WSGIRequestHandler):
 
 
 class LiveWSGIServer(ThreadedWSGIServer):
-    """A threaded werkzeug server that closes the connections it still holds when it is
-    closed. A browser keeps its connections alive: each one kept a request thread reading
-    it, serving the app of a finished test for as long as the browser lived."""
+    """A threaded werkzeug server that closes the connections it still reads when it is
+    closed. A browser opens connections ahead of need (werkzeug closes each after one
+    answer, the browser keeps the spares): each kept a request thread reading it, holding a
+    finished test's app, for as long as the browser lived."""
 
     def __init__(self, host: str, app: Any) -> None:
         self.lock = threading.Lock()

@@ -81,7 +81,7 @@ def test_every_order_of_an_invoices_callbacks_ends_in_the_same_state(
 
 
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_final_state_is_never_left_whatever_arrives_after_it(
         app: Flask, client: FlaskClient, merchant: Merchant, data: st.DataObject) -> None:
@@ -197,7 +197,7 @@ def invoice_model(statuses: list[str]) -> str:
 
 
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(statuses=st.lists(st.sampled_from(
     ["created", "pending", "processing", "confirmed", "failed"]), min_size=1, max_size=6))
 def test_any_sequence_of_invoice_callbacks_follows_the_model(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from conftest import PATIENCE, start_live_server, wait_until
 from flask import Flask
+from hypothesis import HealthCheck, settings
 
 TESTS = Path(__file__).resolve().parent
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
@@ -61,9 +62,12 @@ def test_a_hang_fails_with_the_stack_of_where_it_hung(tmp_path: Path) -> None:
     assert "Timeout" in output and "test_waits_for_what_never_comes" in output, output
 
 
-def test_the_suite_bounds_every_test() -> None:
+def test_the_suite_bounds_every_test_and_measures_no_speed() -> None:
     config = (TESTS.parent / "pyproject.toml").read_text()
     assert '\ntimeout = 300\n' in config and '\ntimeout_method = "thread"\n' in config
+    # Hypothesis's own clocks: a 200 ms deadline per example, a health check on generation.
+    assert settings.default.deadline is None
+    assert HealthCheck.too_slow in settings.default.suppress_health_check
 
 
 def test_a_stopped_live_server_lets_go_of_a_connection_it_is_reading() -> None:
