@@ -28,10 +28,12 @@ run: $(VENV)/.run translations
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) \
 		--worker-class gthread --threads 16 --access-logfile - wsgi:app
 
-## Lint, type-check and run the whole suite (browser tests need /usr/bin/chromium).
-## PYTEST_ARGS narrows it, e.g. PYTEST_ARGS='-m "not browser"'.
+## Lint, type-check and run the whole suite (browser tests need /usr/bin/chromium), one
+## pytest-xdist worker per core (PYTEST_WORKERS=0: in one process). PYTEST_ARGS narrows it,
+## e.g. PYTEST_ARGS='-m "not browser"'. A test file's groups stay on one worker (README).
+PYTEST_WORKERS ?= auto
 test: $(VENV)/.test lint translations
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check checkout tests $(wildcard bench/*.py)

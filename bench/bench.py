@@ -812,6 +812,9 @@ def main(argv: list[str] | None = None) -> int:
     def interrupted(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    # SIGINT too: a process started in the background (a CI runner, `make test &`, nohup)
+    # inherits SIGINT ignored, and Python then leaves it ignored: ^C did nothing.
+    signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
     processes = Processes()
     folder = Path(tempfile.mkdtemp(prefix="checkout-bench-"))

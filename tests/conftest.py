@@ -3,12 +3,15 @@ the app, its test client and CLI runner, a live HTTP server, and a merchant."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -17,8 +20,9 @@ from typing import Any
 import pytest
 from flask import Flask, request, request_started
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import event, text
-from werkzeug.serving import BaseWSGIServer, make_server
+from hypothesis import HealthCheck, settings
+from sqlalchemy import event, make_url, text
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from checkout import create_app, db, merchants, migrate
 from checkout.db import Base
@@ -26,32 +30,62 @@ from checkout.models import Merchant
 from checkout.sandbox import loopback
 from checkout.sandbox import store as sandbox_store
 
+# Hypothesis measures each example against a deadline (200 ms) and its data generation
+# against a health check: wall-clock bounds a loaded machine misses. Tests keep theirs off.
+settings.register_profile("suite", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
+
 MERCHANT_KEY = "test-key-11"
 MERCHANT_SECRET = "test-secret-11"
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One schema per test session, built by the migrations themselves."""
+    """One database per test process, built by the migrations themselves: SQLite in the
+    process's own temp folder; on PostgreSQL a schema of its own (`tests_gw0`, ...), so that
+    pytest-xdist's workers never see each other's rows, truncations or migrations."""
     url = os.environ.get("CHECKOUT_DATABASE_URL")
     if url:
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'checkout.db'}"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ...
+        with own_schema(url, f"tests_{worker}") as url:
+            migrate.upgrade(url)
+            yield url
+        return
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'checkout.db'}"
     migrate.upgrade(url)
     yield url
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = 10, *, what: str = "",
+@contextmanager
+def own_schema(base: str, schema: str) -> Iterator[str]:
+    """A fresh schema in `base`'s PostgreSQL database (left over from a killed run: dropped
+    first), the URL that works inside it, and the schema dropped afterwards."""
+    engine = db.make_engine(base)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
+
+
+# How long a test waits for something that takes well under a second on an idle machine
+# before it calls it lost. It only turns a hang into a failure: a loaded machine (2 cores,
+# pytest-xdist, other builds) may be 50 times slower, and that must not fail a test.
+PATIENCE = 120.0
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = PATIENCE, *, what: str = "",
                tick: Callable[[], None] | None = None) -> None:
-    """Return as soon as `condition()` holds; fail after `seconds`. A fixed sleep is too short
-    on a loaded machine and time lost on an idle one. `tick` pauses between checks: browser
-    tests pass the page's own wait, since Playwright hands page events (requests) to Python
-    only while it is called."""
+    """Return as soon as `condition()` holds; fail after `seconds` (a safety bound, never a
+    measure of speed). A fixed sleep is too short on a loaded machine and time lost on an
+    idle one. `tick` pauses between checks: browser tests pass the page's own wait, since
+    Playwright hands page events (requests) to Python only while it is called."""
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, f"not within {seconds} s: {what or condition}"
@@ -122,20 +156,61 @@ def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
+class _TrackedHandler(WSGIRequestHandler):
+    """Notes its connection on the server while it serves it (see LiveWSGIServer)."""
+
+    server: LiveWSGIServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+
+class LiveWSGIServer(ThreadedWSGIServer):
+    """A threaded werkzeug server that closes the connections it still reads when it is
+    closed. A browser opens connections ahead of need (werkzeug closes each after one
+    answer, the browser keeps the spares): each kept a request thread reading it, holding a
+    finished test's app, for as long as the browser lived."""
+
+    def __init__(self, host: str, app: Any) -> None:
+        self.lock = threading.Lock()
+        self.connections: set[socket.socket] = set()
+        super().__init__(host, 0, app, handler=_TrackedHandler)
+
+    def server_close(self) -> None:
+        with self.lock:
+            held = list(self.connections)
+        for connection in held:
+            with contextlib.suppress(OSError):  # the client closed it meanwhile
+                connection.shutdown(socket.SHUT_RDWR)
+        super().server_close()
+
+
 @dataclass
 class LiveServer:
     url: str
     app: Flask
-    server: BaseWSGIServer
+    server: LiveWSGIServer
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def start_live_server(app: Flask, host: str = "127.0.0.1") -> LiveServer:
-    """Serve `app` over real HTTP on a free port, in a thread; PUBLIC_URL points at it."""
+    """Serve `app` over real HTTP on a free port, in a thread; PUBLIC_URL points at it.
+    Stop it with `stop()` (or shutdown() and server_close()) on every path."""
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         return app(environ, start_response)
 
-    server = make_server(host, 0, wsgi, threaded=True)
+    server = LiveWSGIServer(host, wsgi)
     url = f"http://{host}:{server.server_port}"
     app.config["PUBLIC_URL"] = url
     # A short poll interval: shutdown() waits for it at every test teardown.
@@ -146,9 +221,10 @@ def start_live_server(app: Flask, host: str = "127.0.0.1") -> LiveServer:
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[LiveServer]:
     live = start_live_server(app)
-    yield live
-    live.server.shutdown()
-    live.server.server_close()
+    try:
+        yield live
+    finally:
+        live.stop()
 
 
 @pytest.fixture
@@ -181,12 +257,26 @@ def bench_harness() -> ModuleType:
 
 
 # Lines a test leaves for the end of the run (e.g. what the scale-out run counted), so that a
-# CI log shows what ran, not only that it passed.
+# CI log shows what ran, not only that it passed. Under pytest-xdist the test runs in a worker
+# whose output nobody sees: the worker hands its lines to the controller when it ends
+# (`workeroutput`), and the controller prints them with its own.
 SUMMARY = pytest.StashKey[list[str]]()
+WORKER_SUMMARY = "checkout_summary_lines"
 
 
 def summary_line(config: pytest.Config, line: str) -> None:
-    config.stash.setdefault(SUMMARY, []).append(line)
+    workeroutput: dict[str, Any] | None = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput.setdefault(WORKER_SUMMARY, []).append(line)
+    else:
+        config.stash.setdefault(SUMMARY, []).append(line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, in the controller: a worker ended; keep the lines it left."""
+    lines = getattr(node, "workeroutput", {}).get(WORKER_SUMMARY, [])
+    node.config.stash.setdefault(SUMMARY, []).extend(lines)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from conftest import PATIENCE
 
 from checkout import ROOT
 
@@ -43,14 +44,14 @@ def serving(database_url: str, tmp_path: Path, *flags: str,
     finally:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(10)  # a graceful stop; a slow one is not waited for, only killed
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(10)
+            process.wait()
 
 
 def wait_until_up(process: subprocess.Popen[bytes], log_path: Path) -> str:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + PATIENCE
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"gunicorn exited: {log_path.read_text()}")

@@ -72,7 +72,7 @@ def settle(app: Flask, rounds: int = 4) -> None:
 
 def advance_sandbox(base_url: str, seconds: int) -> None:
     requests.post(f"{base_url}/sandbox/clock", json={"advance_seconds": seconds},
-                  timeout=10).raise_for_status()
+                  timeout=30).raise_for_status()
 
 
 def pay(base_url: str, address: str, amount: str, status: str = "not_confirmed",
@@ -80,6 +80,6 @@ def pay(base_url: str, address: str, amount: str, status: str = "not_confirmed",
     body: dict[str, Any] = {"address": address, "amount": amount, "status": status}
     if tag is not None:
         body["tag"] = tag
-    answer = requests.post(f"{base_url}/sandbox/simulate/payment", json=body, timeout=10)
+    answer = requests.post(f"{base_url}/sandbox/simulate/payment", json=body, timeout=30)
     assert answer.status_code == 201, answer.text
 

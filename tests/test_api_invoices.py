@@ -184,7 +184,7 @@ def test_unknown_paths_and_methods_answer_as_the_processor_does(shop: TestShop) 
         answer = shop.send(path, b"{}")
         assert answer.status_code == 403, path
         assert answer.json() == {"error": "No key header", "code": "required_header_key"}
-    answer = requests.get(f"{shop.base_url}/invoices/create", timeout=10)
+    answer = requests.get(f"{shop.base_url}/invoices/create", timeout=30)
     assert answer.status_code == 403 and answer.headers["Content-Type"] == "application/json"
 
 

@@ -184,7 +184,7 @@ def mutate(kind: str, arg: Any, extra: Any) -> bytes:
 
 
 @settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutation=MUTATIONS)
 def test_a_changed_body_under_the_original_signature_is_refused(
         app: Flask, client: FlaskClient, merchant: Merchant,
@@ -228,7 +228,7 @@ def mutate_headers(kind: str, arg: Any) -> dict[str, str]:
 
 
 @settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutation=HEADER_MUTATIONS)
 def test_wrong_or_missing_headers_are_refused(
         app: Flask, client: FlaskClient, merchant: Merchant, mutation: tuple[str, Any]) -> None:
@@ -450,7 +450,7 @@ CALLBACK_LIKE = st.fixed_dictionaries({}, optional={
 
 
 @settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(payload=CALLBACK_LIKE)
 def test_any_signed_json_object_is_kept_and_answered_200_never_500(
         app: Flask, client: FlaskClient, merchant: Merchant, payload: dict[str, Any]) -> None:

@@ -172,7 +172,7 @@ def take_address(app: Flask, foreign_id: str) -> tuple[str, str]:
 
 def pay(base_url: str, address: str, status: str) -> None:
     """A payer sends coins; the processor's callback is queued but, here, never sent (lost)."""
-    response = requests.post(f"{base_url}/sandbox/simulate/payment", timeout=10,
+    response = requests.post(f"{base_url}/sandbox/simulate/payment", timeout=30,
                              json={"address": address, "amount": "0.01", "status": status})
     assert response.status_code == 201, response.text
 
@@ -328,7 +328,7 @@ def test_the_shop_answers_its_script_then_200_and_records_signed_bodies() -> Non
     stop = serve_shop(shop)
     try:
         body = deposit_body(5, "confirmed")
-        statuses = [requests.post(shop.url, data=body, headers=signed_headers(body), timeout=5,
+        statuses = [requests.post(shop.url, data=body, headers=signed_headers(body), timeout=30,
                                   allow_redirects=False).status_code for _ in range(3)]
     finally:
         stop()

@@ -81,7 +81,7 @@ def test_every_order_of_an_invoices_callbacks_ends_in_the_same_state(
 
 
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_final_state_is_never_left_whatever_arrives_after_it(
         app: Flask, client: FlaskClient, merchant: Merchant, data: st.DataObject) -> None:
@@ -181,7 +181,7 @@ def test_concurrent_statuses_of_one_transaction_end_final(
 
 def test_the_endpoint_answers_over_real_http(live_server: LiveServer,
                                              merchant: Merchant) -> None:
-    response = requests.post(f"{live_server.url}/callbacks/coinspaid", data=b"{}", timeout=10)
+    response = requests.post(f"{live_server.url}/callbacks/coinspaid", data=b"{}", timeout=30)
     assert response.status_code == 403
     assert response.json() == {"error": "No key header", "code": "required_header_key"}
 
@@ -197,7 +197,7 @@ def invoice_model(statuses: list[str]) -> str:
 
 
 @settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(statuses=st.lists(st.sampled_from(
     ["created", "pending", "processing", "confirmed", "failed"]), min_size=1, max_size=6))
 def test_any_sequence_of_invoice_callbacks_follows_the_model(
@@ -221,21 +221,21 @@ def test_a_customer_page_follows_the_processors_callbacks_end_to_end(
     page_url = urljoin(live_server.url, opened.headers["Location"])
 
     def status() -> dict[str, object]:
-        answer = requests.get(f"{page_url}/status", timeout=10)
+        answer = requests.get(f"{page_url}/status", timeout=30)
         assert answer.status_code == 200
         result: dict[str, object] = answer.json()
         return result
 
     model = status()
     assert model["status"] == "waiting"
-    pay = requests.post(f"{live_server.url}/sandbox/simulate/payment", timeout=10,
+    pay = requests.post(f"{live_server.url}/sandbox/simulate/payment", timeout=30,
                         json={"address": model["address"], "amount": "0.01",
                               "status": "not_confirmed"})
     assert pay.status_code == 201, pay.text
     worker.run_once(app)
     assert (status()["status"], status()["amount_paid"]) == ("not_confirmed", "0.01")
     requests.post(f"{live_server.url}/sandbox/clock", json={"advance_seconds": 7200},
-                  timeout=10).raise_for_status()
+                  timeout=30).raise_for_status()
     for _ in range(3):
         worker.run_once(app)
     final = status()

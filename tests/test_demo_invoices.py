@@ -19,7 +19,7 @@ def test_the_demo_prints_an_invoice_link_to_a_live_invoice_page(live_server: Liv
     assert result.exit_code == 0, result.output
     link = re.search(r"Invoice link: (\S+)", result.output)
     assert link is not None and link.group(1).startswith(f"{live_server.url}/p/")
-    status = requests.get(link.group(1) + "/status", timeout=10)
+    status = requests.get(link.group(1) + "/status", timeout=30)
     assert status.status_code == 200
     assert (status.json()["kind"], status.json()["status"]) == ("invoice", "created")
 
@@ -28,7 +28,7 @@ def test_the_demo_shops_button_creates_an_invoice_through_our_api(
         live_server: LiveServer) -> None:
     runner = live_server.app.test_cli_runner()
     assert runner.invoke(args=["demo", "--base-url", live_server.url]).exit_code == 0
-    shop = requests.get(f"{live_server.url}/sandbox/shop", timeout=10)
+    shop = requests.get(f"{live_server.url}/sandbox/shop", timeout=30)
     assert shop.ok and 'action="/sandbox/shop/invoice"' in shop.text
     answer = requests.post(f"{live_server.url}/sandbox/shop/invoice",
                            data={"client_id": "1000", "kind": "btc"}, timeout=30,

@@ -418,7 +418,7 @@ def test_callbacks_are_compact_json_with_a_json_content_type(
 
 
 def test_ping_is_a_get_answering_plain_ok(sandbox: Api) -> None:
-    response = requests.get(sandbox.base + API + "/ping", timeout=5)
+    response = requests.get(sandbox.base + API + "/ping", timeout=30)
     assert (response.status_code, response.text) == (200, "OK")
     sandbox_client(sandbox).ping()
 

@@ -51,9 +51,10 @@ def issued_addresses(app: Flask) -> list[str]:
 
 def test_twenty_first_clicks_under_make_runs_gunicorn_take_one_address_and_reach_one_page(
         app: Flask, merchant: Merchant, database_url: str, tmp_path: Path) -> None:
-    # `make run`'s settings: 16 threads, fewer than the clicks. The timeout is short so that
-    # a click that waited for it shows as slow, and a failing run stays short.
-    timeout = 6.0
+    # `make run`'s settings: 16 threads, fewer than the clicks. A click that waited for the
+    # processor's timeout shows as that slow; the timeout is long enough that a loaded
+    # machine's slowest honest click stays well under it.
+    timeout = 60.0
     with serving(database_url, tmp_path, "--worker-class", "gthread", "--threads", "16",
                  processor_timeout=timeout) as url:
         start = threading.Barrier(CLICKS)
@@ -64,7 +65,7 @@ def test_twenty_first_clicks_under_make_runs_gunicorn_take_one_address_and_reach
 
         with ThreadPoolExecutor(CLICKS) as pool:
             answers = list(pool.map(click, range(CLICKS)))
-        page = requests.get(url + str(answers[0][1]) + "/status", timeout=10).json()
+        page = requests.get(url + str(answers[0][1]) + "/status", timeout=30).json()
     assert [status for status, _, _ in answers] == [303] * CLICKS, answers
     assert len({location for _, location, _ in answers}) == 1
     slowest = max(seconds for _, _, seconds in answers)
@@ -141,7 +142,7 @@ def test_a_click_waits_for_the_address_another_request_is_taking(
     status, location, seconds = open_link(live_server.url)
     other.join()
     assert waiting.is_set() and status == 303 and seconds < 5
-    page = requests.get(f"{live_server.url}{location}/status", timeout=10).json()
+    page = requests.get(f"{live_server.url}{location}/status", timeout=30).json()
     assert page["address"] == "tb1qtaken"
     assert issued_addresses(app) == []  # this click never asked the processor
 

@@ -146,9 +146,9 @@ def test_the_demo_merchant_and_its_link_work_and_survive_a_rerun(live_server: Li
     assert again.exit_code == 0, again.output
     link = re.search(r"Terminal link: (\S+)", again.output)
     assert link is not None
-    opened = requests.get(link.group(1), allow_redirects=False, timeout=10)
+    opened = requests.get(link.group(1), allow_redirects=False, timeout=30)
     assert opened.status_code == 303
-    assert requests.get(live_server.url + opened.headers["Location"], timeout=10).ok
+    assert requests.get(live_server.url + opened.headers["Location"], timeout=30).ok
     with live_server.app.app_context():
         from checkout import db
         demo = db.session().get(Merchant, 1000)

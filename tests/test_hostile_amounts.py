@@ -49,7 +49,9 @@ def test_an_absurd_amount_is_kept_flagged_quickly_and_never_applied(
     response = post(client, body_with_amount(amount))
     took = time.monotonic() - started
     assert response.status_code == 200  # stored: the processor must not retry it forever
-    assert took < 1.0, f"{took:.1f} s for one callback"
+    # A safety bound, not a speed test: an amount that is expanded digit by digit takes
+    # minutes (or the memory); a loaded machine takes well under this for one callback.
+    assert took < 30, f"{took:.1f} s for one callback"
     [stored] = callbacks_of(app)
     assert stored.outcome == "flagged" and stored.flag and "amount" in stored.flag
     assert deposits_of(app) == []

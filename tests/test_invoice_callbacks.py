@@ -145,7 +145,7 @@ def test_fifty_replays_of_a_processor_invoice_callback_reach_the_shop_once(
                "X-Processing-Signature": shop_signature(first.body)}
     for _ in range(50):
         assert requests.post(f"{live_server.url}/callbacks/coinspaid", data=first.body,
-                             headers=headers, timeout=10).status_code == 200
+                             headers=headers, timeout=30).status_code == 200
     settle(app)
     assert len(callbacks_of(app)) == 51
     assert [c.outcome for c in callbacks_of(app)][1:] == ["duplicate"] * 50

@@ -55,12 +55,12 @@ def post(page: str, form: dict[str, str], action: str = "pick") -> requests.Resp
 def test_the_picker_offers_currencies_with_their_cost_and_a_pick_quotes_one(
         app: Flask, shop: TestShop) -> None:
     page = new_page(shop)
-    html = requests.get(page, timeout=10).text
+    html = requests.get(page, timeout=30).text
     assert 'value="BTC"' in html and "about 0.000" in html
     response = post(page, {"csrf_token": token(html), "currency": "BTC"})
     assert response.status_code == 303 and response.headers["Location"].endswith(
         page.rsplit("/", 1)[1])
-    model = requests.get(page + "/status", timeout=10).json()
+    model = requests.get(page + "/status", timeout=30).json()
     assert (model["phase"], model["currency"], model["pay_now"]) == ("waiting", "BTC", True)
     assert model["amount_due"] == model["amount"] and model["address"]
     assert quotes(app) == 1
@@ -85,7 +85,7 @@ def test_a_pick_without_the_pages_token_makes_nothing(
 def test_a_currency_the_page_does_not_offer_is_refused(
         app: Flask, shop: TestShop, currency: str) -> None:
     page = new_page(shop)
-    html = requests.get(page, timeout=10).text
+    html = requests.get(page, timeout=30).text
     response = post(page, {"csrf_token": token(html), "currency": currency})
     assert response.status_code == 400
     assert quotes(app) == 0
@@ -96,7 +96,7 @@ def test_a_currency_the_page_does_not_offer_is_refused(
 def test_the_email_the_processor_needs_is_checked_first(
         app: Flask, shop: TestShop, email: str) -> None:
     page = new_page(shop, email_user=None)
-    html = requests.get(page, timeout=10).text
+    html = requests.get(page, timeout=30).text
     assert 'type="email"' in html
     response = post(page, {"csrf_token": token(html), "currency": "BTC", "email": email})
     assert response.status_code == 400
@@ -105,7 +105,7 @@ def test_the_email_the_processor_needs_is_checked_first(
 
 def test_with_an_email_the_pick_goes_through_and_keeps_it(app: Flask, shop: TestShop) -> None:
     page = new_page(shop, email_user=None)
-    html = requests.get(page, timeout=10).text
+    html = requests.get(page, timeout=30).text
     response = post(page, {"csrf_token": token(html), "currency": "BTC",
                            "email": " buyer@example.com "})
     assert response.status_code == 303
@@ -114,7 +114,7 @@ def test_with_an_email_the_pick_goes_through_and_keeps_it(app: Flask, shop: Test
 
 def test_the_same_pick_sent_twice_keeps_one_quote(app: Flask, shop: TestShop) -> None:
     page = new_page(shop)
-    form = {"csrf_token": token(requests.get(page, timeout=10).text), "currency": "BTC"}
+    form = {"csrf_token": token(requests.get(page, timeout=30).text), "currency": "BTC"}
     assert post(page, form).status_code == 303
     assert post(page, form).status_code == 303
     assert quotes(app) == 1
@@ -123,18 +123,18 @@ def test_the_same_pick_sent_twice_keeps_one_quote(app: Flask, shop: TestShop) ->
 def test_a_type_3_invoice_without_email_asks_for_it_before_the_address(
         app: Flask, shop: TestShop) -> None:
     page = new_page(shop, timer=True, sender_currency="BTC", email_user=None)
-    model = requests.get(page + "/status", timeout=10).json()
+    model = requests.get(page + "/status", timeout=30).json()
     assert (model["phase"], model["pay_now"], model["form"]) == ("email", False, "email")
-    html = requests.get(page, timeout=10).text
+    html = requests.get(page, timeout=30).text
     assert model["address"] and model["address"] not in html
     bad = post(page, {"csrf_token": token(html), "email": "nope"}, action="email")
     assert bad.status_code == 400
     good = post(page, {"csrf_token": token(html), "email": "buyer@example.com"}, action="email")
     assert good.status_code == 303
-    assert requests.get(page + "/status", timeout=10).json()["phase"] == "waiting"
+    assert requests.get(page + "/status", timeout=30).json()["phase"] == "waiting"
 
 
 def test_a_deposit_page_has_no_invoice_forms(app: Flask, live_server: LiveServer,
                                              merchant: Merchant) -> None:
     assert requests.post(f"{live_server.url}/p/{'a' * 32}/pick", data={},
-                         timeout=10).status_code == 404
+                         timeout=30).status_code == 404

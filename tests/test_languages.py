@@ -115,7 +115,7 @@ class Site:
         return [page]
 
     def model(self, page: str) -> dict[str, Any]:
-        return dict(requests.get(page + "/status", timeout=10).json())
+        return dict(requests.get(page + "/status", timeout=30).json())
 
     def pay(self, page: str, amount: str | None = None, status: str = "confirmed") -> None:
         model = self.model(page)
@@ -134,7 +134,7 @@ class Site:
         return str(response.json()["data"]["url"])
 
     def pick(self, page: str, currency: str = "BTC") -> None:
-        html = requests.get(page, timeout=10).text
+        html = requests.get(page, timeout=30).text
         match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
         assert match, "the picker carries its token"
         answer = requests.post(f"{page}/pick", data={"csrf_token": match.group(1),
@@ -360,7 +360,7 @@ def test_every_state_reads_in_every_language(site: Site, state: Callable[[Site],
         for code in site.languages:
             data = data_of(site, url, code)
             joiner = "&" if "?" in url else "?"
-            html = requests.get(f"{url}{joiner}lang={i18n.tag(code)}", timeout=10).text
+            html = requests.get(f"{url}{joiner}lang={i18n.tag(code)}", timeout=30).text
             try:
                 assert_reads_in(html, code, DATA + data)
                 assert_money_stays_left_to_right(html)
@@ -369,6 +369,6 @@ def test_every_state_reads_in_every_language(site: Site, state: Callable[[Site],
 
 
 def test_arabic_mirrors_the_page_but_not_the_money(site: Site) -> None:
-    html = requests.get(site.link(currency="XRP", amount="25.5") + "?lang=ar", timeout=10).text
+    html = requests.get(site.link(currency="XRP", amount="25.5") + "?lang=ar", timeout=30).text
     assert '<html lang="ar" dir="rtl">' in html
     assert_money_stays_left_to_right(html)

@@ -185,7 +185,7 @@ def quoted(app: Flask, merchant: Merchant, live_server: LiveServer) -> str:
     created = TestShop(live_server.url).create(ORDER)
     assert created.status_code == 200, created.text
     url = str(created.json()["data"]["url"])
-    html = requests.get(url, timeout=10).text
+    html = requests.get(url, timeout=30).text
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
     assert token
     picked = requests.post(f"{url}/pick", data={"csrf_token": token[1], "currency": "BTC"},

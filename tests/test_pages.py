@@ -466,7 +466,7 @@ def test_a_processor_failure_shows_a_retry_page_and_creates_nothing(
 
 def get_link(live: LiveServer, payload: dict[str, Any] = LINK) -> requests.Response:
     return requests.get(f"{live.url}/terminal", params=link_query(payload),
-                        allow_redirects=False, timeout=10)
+                        allow_redirects=False, timeout=30)
 
 
 def sandbox_addresses(app: Flask) -> int:
@@ -512,7 +512,7 @@ def test_opening_a_link_stores_the_rate_for_the_page_and_its_polls(
         app: Flask, live_server: LiveServer, merchant: Merchant) -> None:
     page = get_link(live_server).headers["Location"]
     assert count(app, RateQuote) == 1
-    model = requests.get(live_server.url + page + "/status", timeout=5).json()
+    model = requests.get(live_server.url + page + "/status", timeout=30).json()
     assert model["fiat"]["currency"] == "EUR"
     rate = Decimal(model["fiat"]["rate"])
     assert Decimal(model["fiat"]["amount"]) == (Decimal("0.00123") * rate).quantize(

@@ -14,6 +14,7 @@ from typing import Any
 
 import php_shop
 import pytest
+from conftest import PATIENCE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -155,5 +156,5 @@ def test_real_php_agrees_when_it_is_installed(values: list[Any]) -> None:
     # Feed PHP our own bytes, decoded by PHP: exactly the plugin's re-encoding.
     batch = "[" + ",".join(json.loads(given_text)) + "]"
     out = subprocess.run(["php", "-r", script], input=batch.encode(), capture_output=True,
-                         check=True, timeout=30).stdout
+                         check=True, timeout=PATIENCE).stdout
     assert out.split(b"\n")[:-1] == [phpjson.dumps(v) for v in values]

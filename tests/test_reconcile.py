@@ -86,7 +86,7 @@ def test_a_payment_in_flight_is_followed_by_id_until_it_is_final(
     [deposit] = deposits_of(app)
     # The chain confirms it; the processor's callbacks stay lost.
     requests.post(f"{live_server.url}/sandbox/clock", json={"advance_seconds": 7200},
-                  timeout=10).raise_for_status()
+                  timeout=30).raise_for_status()
     assert operations.confirm_due(app) >= 1
     clock.advance(timedelta(seconds=AFTER + 1))
     assert reconcile_now(app) == 1

@@ -36,6 +36,7 @@ import requests
 from conftest import (
     MERCHANT_KEY,
     MERCHANT_SECRET,
+    PATIENCE,
     bench_harness,
     start_live_server,
     summary_line,
@@ -51,6 +52,8 @@ from checkout.models import AppliedCallback, Callback, Delivery
 DATABASE_URL = os.environ.get("CHECKOUT_DATABASE_URL", "")
 pytestmark = [
     pytest.mark.postgres_only,
+    # One two-instance deployment (a module fixture) for all: its tests share one worker.
+    pytest.mark.xdist_group("scale_out"),
     pytest.mark.skipif(
         not DATABASE_URL.startswith("postgresql"),
         reason="scale-out needs one shared PostgreSQL (CHECKOUT_DATABASE_URL=postgresql+psycopg://"
@@ -184,7 +187,7 @@ def production_environment(database_url: str, processor_url: str) -> dict[str, s
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], processes: Processes) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PATIENCE
     while time.monotonic() < deadline:
         assert process.poll() is None, processes.logs()
         with contextlib.suppress(requests.RequestException):
@@ -235,7 +238,7 @@ def site(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                         flask("merchant", "add", "--client-id", "11", "--name", "Shop",
                               "--key", MERCHANT_KEY, "--secret", MERCHANT_SECRET,
                               "--return-host", "shop.example", "--webhook-url", shop.url)):
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=60,
+            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=PATIENCE,
                                   check=False)
             assert done.returncode == 0, done.stdout + done.stderr
 
@@ -355,7 +358,7 @@ def read_alike(site: Site, page: str) -> dict[str, Any]:
 
 def kill_the_sender(site: Site) -> tuple[Received, subprocess.Popen[bytes]]:
     """SIGKILL the worker whose POST the shop is holding, then let the shop go on."""
-    assert site.shop.caught.wait(30), (site.shop.senders, site.processes.logs())
+    assert site.shop.caught.wait(PATIENCE), (site.shop.senders, site.processes.logs())
     held, victim = site.shop.held, site.shop.held_by
     assert held is not None and victim is not None and victim.poll() is None
     victim.kill()
@@ -467,7 +470,7 @@ def test_an_invoice_made_on_one_instance_is_picked_on_the_other(site: Site) -> N
     assert url.startswith(f"{PUBLIC_URL}/p/")
     page = urlsplit(url).path
     # The picker offers what the workers' rates allow: wait for the first refresh.
-    wait_until(lambda: 'value="BTC"' in requests.get(f"{b}{page}", timeout=30).text, 30,
+    wait_until(lambda: 'value="BTC"' in requests.get(f"{b}{page}", timeout=30).text,
                what="the picker offering BTC on B")
     html = requests.get(f"{b}{page}", timeout=30).text
     token = html.split('name="csrf_token" type="hidden" value="', 1)[1].split('"', 1)[0]

@@ -261,7 +261,7 @@ def test_the_live_site_sends_hsts_only_outside_sandbox(
     for site, expected in ((app, None), (production, HSTS)):
         live = start_live_server(site)
         try:
-            response = requests.get(f"{live.url}/healthz", timeout=10)
+            response = requests.get(f"{live.url}/healthz", timeout=30)
             assert response.headers.get("Strict-Transport-Security") == expected
         finally:
             live.server.shutdown()

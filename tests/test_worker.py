@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from conftest import MERCHANT_SECRET, start_live_server
+from conftest import MERCHANT_SECRET, PATIENCE, start_live_server
 from flask import Flask
 from flask.testing import FlaskClient
 from test_callbacks_kit import Clock, deposit_body, post, running_shop, use_shop
@@ -54,10 +54,10 @@ def test_a_worker_killed_mid_delivery_leaves_it_to_the_next_worker(
         with open(tmp_path / "worker.log", "wb") as log:
             process = start_worker_process(database_url, log)
             try:
-                arrived = shop.arrived.wait(30)
+                arrived = shop.arrived.wait(PATIENCE)
             finally:
                 process.kill()  # SIGKILL: no cleanup, no result written
-                process.wait(10)
+                process.wait()
         assert arrived, (tmp_path / "worker.log").read_text()
         gate.set()
         held = only_delivery(app)

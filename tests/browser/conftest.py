@@ -9,21 +9,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LiveServer
+from conftest import PATIENCE, LiveServer
 from flask import Flask
+from playwright.sync_api import expect
 
 from checkout.models import Merchant
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Every Playwright wait is bounded (a browser that never answers fails the test with where it
+# waited), and generous: a loaded machine with two test workers is slow, not broken. A check
+# that something does NOT happen within a time is written as such (a count after a wait),
+# never as a short timeout.
+PATIENCE_MS = int(PATIENCE * 1000)
+expect.set_options(timeout=PATIENCE_MS)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks every test here `browser`; under pytest-xdist (`--dist loadgroup`) each file's
+    tests run on one worker, in order, with that worker's one Chromium."""
     here = Path(__file__).parent
     for item in items:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.xdist_group(f"browser-{Path(item.path).stem}"))
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +56,8 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context(locale="en-GB")
-    ctx.set_default_timeout(10_000)
+    ctx.set_default_timeout(PATIENCE_MS)
+    ctx.set_default_navigation_timeout(PATIENCE_MS)
     yield ctx
     ctx.close()
 

@@ -40,7 +40,7 @@ def steady_screenshot(locator: Any, tries: int = 5) -> bytes:
     """A page that refreshes itself every second may swap the element mid-shot: try again."""
     for attempt in range(tries):
         try:
-            return bytes(locator.screenshot(timeout=3_000))
+            return bytes(locator.screenshot(timeout=15_000))
         except PlaywrightError:
             if attempt == tries - 1:
                 raise
@@ -84,7 +84,7 @@ def test_the_page_shows_the_address_and_a_qr_that_scans_to_the_payment_uri(
     expect(page.locator('[data-field="address"]')).to_have_text(BTC_ADDRESS)
     amount_text = page.locator('[data-field="amount"]').inner_text()
     assert amount_text == "0.00123"
-    model = requests.get(page.url + "/status", timeout=5).json()
+    model = requests.get(page.url + "/status", timeout=30).json()
 
     scanned = decode_qr(page.locator('[data-field="qr"]').screenshot())
     # Only the bech32 address is uppercased inside the QR (BIP173); the link keeps lowercase.
@@ -150,12 +150,12 @@ def test_without_javascript_the_page_is_complete_and_refreshes_itself(
         expect(page.locator('[data-field="amount"]')).to_have_text("0.00123")
         expect(page.locator('[data-field="qr"]')).to_be_visible()
         expect(page.locator("button[data-copy]").first).to_be_hidden()  # they need a script
-        model = requests.get(page.url + "/status", timeout=5).json()
+        model = requests.get(page.url + "/status", timeout=30).json()
         assert decode_qr(steady_screenshot(page.locator('[data-field="qr"]'))).lower() == \
             model["payment_uri"].lower()
 
         send_deposit(app, 1, "confirmed")
-        expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=8000)
+        expect(status_of(page)).to_have_attribute("data-status", "confirmed")
         expect(page.locator('[data-field="return-link"]')).to_be_visible()
         expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
     finally:
@@ -168,7 +168,7 @@ def test_without_javascript_the_page_is_complete_and_refreshes_itself(
 @pytest.fixture
 def sandbox(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[LiveServer]:
     if requests.post(f"{live_server.url}/sandbox/simulate/payment", json={},
-                     timeout=5).status_code == 404:
+                     timeout=30).status_code == 404:
         pytest.skip("waits on the embedded sandbox: POST /sandbox/simulate/payment")
     yield live_server
 
@@ -177,7 +177,7 @@ def simulate(live: LiveServer, address: str, amount: str, status: str | None = N
     body: dict[str, str] = {"address": address, "amount": amount}
     if status:
         body["status"] = status
-    response = requests.post(f"{live.url}/sandbox/simulate/payment", json=body, timeout=5)
+    response = requests.post(f"{live.url}/sandbox/simulate/payment", json=body, timeout=30)
     assert response.status_code < 300, response.text
 
 
@@ -216,7 +216,7 @@ def test_without_javascript_a_simulated_payment_is_confirmed_by_refreshing(
         address = page.locator('[data-field="address"]').inner_text()
         simulate(sandbox, address, "0.00123", status="confirmed")
         run_worker(app)
-        expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=8000)
+        expect(status_of(page)).to_have_attribute("data-status", "confirmed")
     finally:
         context.close()
 
@@ -322,9 +322,9 @@ def test_coming_back_to_the_page_polls_at_once(site_with: Any, context: Any) -> 
     send_deposit(app, 1, "not_confirmed")
     expect(status_of(page)).to_have_attribute("data-status", "waiting")
     assert polls == []  # at a ten-minute cadence, nothing has asked yet
-    with page.expect_request(lambda r: "/status" in r.url, timeout=3000):
+    with page.expect_request(lambda r: "/status" in r.url):
         page.evaluate("window.dispatchEvent(new Event('focus'))")
-    expect(status_of(page)).to_have_attribute("data-status", "not_confirmed", timeout=3000)
+    expect(status_of(page)).to_have_attribute("data-status", "not_confirmed")
 
 
 def test_polling_stays_fast_while_a_payment_is_on_its_way_and_stops_when_final(
@@ -335,7 +335,7 @@ def test_polling_stays_fast_while_a_payment_is_on_its_way_and_stops_when_final(
     page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/status") else None)
     page.goto(link_url(live.url))
 
-    # Waiting: polls come quickly (however loaded the machine, eight arrive well within 10 s).
+    # Waiting: polls come quickly (eight at a 150 ms cadence; a loaded machine only lags).
     wait_until(lambda: len(polls) >= 8, what="eight polls at a 150 ms cadence",
                tick=lambda: page.wait_for_timeout(50))
 
@@ -347,7 +347,7 @@ def test_polling_stays_fast_while_a_payment_is_on_its_way_and_stops_when_final(
                tick=lambda: page.wait_for_timeout(50))
 
     send_deposit(app, 1, "confirmed")
-    expect(status_of(page)).to_have_attribute("data-status", "confirmed", timeout=5_000)
+    expect(status_of(page)).to_have_attribute("data-status", "confirmed")
     final_at = len(polls)
     page.wait_for_timeout(2_500)  # two and a half seen-cadences
     assert len(polls) == final_at, "a final page polls no more"
@@ -366,7 +366,10 @@ def test_a_failing_status_is_asked_less_often_and_a_gone_page_not_at_all(
 
     page.route("**/status", refuse)
     page.goto(link_url(live.url))
+    wait_until(lambda: len(polls) >= 1, what="the first poll",
+               tick=lambda: page.wait_for_timeout(50))
     page.wait_for_timeout(2_000)
-    # At a steady 100 ms, 2 s would be about 20 polls; backing off 200, 400, 800 ms… is 4.
+    # At a steady 100 ms, 2 s would be about 20 polls; backing off 200, 400, 800 ms… is 4
+    # (a loaded machine's timers only lag: fewer polls, never more).
     assert 1 <= len(polls) <= most, f"{len(polls)} polls of a status answering {answer}"
     expect(status_of(page)).to_have_attribute("data-status", "waiting")

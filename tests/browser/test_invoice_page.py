@@ -42,7 +42,7 @@ def create(shop: TestShop, **changes: Any) -> str:
 
 def phase(page: Any, expected: str) -> None:
     expect(page.locator('[data-field="status-box"]')).to_have_attribute(
-        "data-phase", expected, timeout=8000)
+        "data-phase", expected)
 
 
 def choose(page: Any, ticker: str) -> None:
@@ -232,7 +232,7 @@ def test_an_invoice_is_paid_inside_the_shops_iframe_and_the_shop_hears_it(
         sandbox_pay(live_server.url, address, amount, "confirmed")
         settle(app)
         expect(frame.locator('[data-field="status-box"]')).to_have_attribute(
-            "data-phase", "paid", timeout=8000)
+            "data-phase", "paid")
         page.wait_for_function("window.heard.some(m => m.status === 'confirmed' && m.final)")
         back = frame.locator('[data-field="return-link"]')
         assert back.get_attribute("target") == "_top"

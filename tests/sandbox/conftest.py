@@ -45,7 +45,7 @@ class Api:
         sent.update(headers or {})
         sent = {k: v for k, v in sent.items() if v is not None}
         return self.http.request(method, self.base + API + "/" + path.lstrip("/"), data=body,
-                                 headers=sent, timeout=10)
+                                 headers=sent, timeout=30)
 
     def data(self, path: str, payload: Any = None, status: int = 200, **kwargs: Any) -> Any:
         response = self.call(path, payload, **kwargs)
@@ -73,7 +73,7 @@ class Api:
             payload["tag"] = tag
         response = self.http.post(self.base + "/sandbox/simulate/payment",
                                   data=json.dumps(payload),
-                                  headers={"Content-Type": "application/json"}, timeout=10)
+                                  headers={"Content-Type": "application/json"}, timeout=30)
         assert response.status_code == expect, response.text
         return money.loads(response.content)
 

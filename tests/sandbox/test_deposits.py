@@ -134,7 +134,7 @@ def test_cancelled_and_below_minimum_deposits_credit_nothing(hooked: Api, app: F
 def test_simulate_payment_refuses_bad_input(api: Api, body: bytes, status: int,
                                             field: str) -> None:
     response = requests.post(api.base + "/sandbox/simulate/payment", data=body,
-                             headers={"Content-Type": "application/json"}, timeout=5)
+                             headers={"Content-Type": "application/json"}, timeout=30)
     assert response.status_code == status
     assert field in response.json()["errors"]
 
@@ -260,9 +260,9 @@ def test_one_account_never_sees_another_accounts_transactions(api: Api, app: Fla
     ({"advance_seconds": "30"}, 400), ({"advance_seconds": 1.5}, 400), ({}, 400),
 ])
 def test_clock_endpoint(api: Api, body: dict[str, Any], status: int) -> None:
-    before = requests.get(api.base + "/sandbox/clock", timeout=5).json()["now"]
+    before = requests.get(api.base + "/sandbox/clock", timeout=30).json()["now"]
     response = requests.post(api.base + "/sandbox/clock", data=json.dumps(body),
-                             headers={"Content-Type": "application/json"}, timeout=5)
+                             headers={"Content-Type": "application/json"}, timeout=30)
     assert response.status_code == status
     if status == 200:
         assert response.json()["now"] - before in (30, 31)
@@ -273,13 +273,13 @@ def test_demo_shop_verifies_and_lists_callbacks(api: Api) -> None:
     url = api.base + "/sandbox/shop/callback"
     good = {"X-Processing-Key": KEY, "X-Processing-Signature": signing.sign(body, SECRET),
             "Content-Type": "application/json"}
-    assert requests.post(url, data=body, headers=good, timeout=5).status_code == 200
+    assert requests.post(url, data=body, headers=good, timeout=30).status_code == 200
     for bad in ({**good, "X-Processing-Signature": "0" * 128},
                 {**good, "X-Processing-Key": "nobody"},
                 {"Content-Type": "application/json"}):
-        assert requests.post(url, data=body, headers=bad, timeout=5).status_code == 403
-    assert requests.post(url, data=body + b" ", headers=good, timeout=5).status_code == 403
-    page = requests.get(api.base + "/sandbox/shop", timeout=5)
+        assert requests.post(url, data=body, headers=bad, timeout=30).status_code == 403
+    assert requests.post(url, data=body + b" ", headers=good, timeout=30).status_code == 403
+    page = requests.get(api.base + "/sandbox/shop", timeout=30)
     assert page.status_code == 200
     # One callback listed (the links to try above it are list items of their own).
     callbacks = page.text.split("<h2>Callbacks</h2>")[1]

@@ -1,0 +1,98 @@
+"""The suite's own machinery holds under load and under pytest-xdist: a hang becomes a failure
+with a stack, a stopped live server lets go of a browser's kept-alive connection, and a line a
+test leaves for the end of the run is printed even when a worker ran the test."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from conftest import PATIENCE, start_live_server, wait_until
+from flask import Flask
+from hypothesis import HealthCheck, settings
+
+TESTS = Path(__file__).resolve().parent
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
+
+
+def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest on `folder` alone (its own empty config), with the suite's conftest."""
+    (folder / "pytest.ini").write_text("[pytest]\n")
+    (folder / "conftest.py").write_text(
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('suite_conftest', "
+        f"{str(TESTS / 'conftest.py')!r})\n"
+        "suite = sys.modules['suite_conftest'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(suite)\n"
+        "pytest_testnodedown = suite.pytest_testnodedown\n"
+        "pytest_terminal_summary = suite.pytest_terminal_summary\n"
+        "summary_line = suite.summary_line\n")
+    return subprocess.run([*PYTEST, "--rootdir", str(folder), *args, str(folder)],
+                          cwd=folder, capture_output=True, text=True, timeout=PATIENCE,
+                          check=False)
+
+
+def test_a_line_left_for_the_end_of_the_run_is_printed_with_and_without_workers(
+        tmp_path: Path) -> None:
+    (tmp_path / "test_lines.py").write_text(
+        "import pytest\n"
+        "from conftest import summary_line\n"
+        "@pytest.mark.parametrize('n', range(4))\n"
+        "def test_leaves_a_line(request, n):\n"
+        "    summary_line(request.config, f'counted {n} on PostgreSQL')\n")
+    for workers in ("0", "2"):
+        done = run_pytest(tmp_path, "-n", workers)
+        assert done.returncode == 0, done.stdout + done.stderr
+        printed = sorted(line for line in done.stdout.splitlines() if line.startswith("counted"))
+        assert printed == [f"counted {n} on PostgreSQL" for n in range(4)], done.stdout
+
+
+def test_a_hang_fails_with_the_stack_of_where_it_hung(tmp_path: Path) -> None:
+    """The suite's configuration (pytest-timeout, method thread), with a short bound."""
+    (tmp_path / "test_hang.py").write_text(
+        "import threading\n"
+        "def test_waits_for_what_never_comes():\n"
+        "    threading.Event().wait()\n")
+    done = run_pytest(tmp_path, "-o", "timeout=3", "-o", "timeout_method=thread")
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "Timeout" in output and "test_waits_for_what_never_comes" in output, output
+
+
+def test_the_suite_bounds_every_test_and_measures_no_speed() -> None:
+    config = (TESTS.parent / "pyproject.toml").read_text()
+    assert '\ntimeout = 300\n' in config and '\ntimeout_method = "thread"\n' in config
+    # Hypothesis's own clocks: a 200 ms deadline per example, a health check on generation.
+    assert settings.default.deadline is None
+    assert HealthCheck.too_slow in settings.default.suppress_health_check
+
+
+def test_a_stopped_live_server_lets_go_of_a_connection_it_is_reading() -> None:
+    """A browser opens connections ahead of need and keeps them. The server's thread reading
+    one used to live on after the test (for as long as the browser), holding the finished
+    test's app; now stopping the server closes it."""
+    app = Flask("held_open")
+    live = start_live_server(app)
+    before = threading.active_count()
+    try:
+        with socket.create_connection(("127.0.0.1", live.server.server_port)) as held:
+            held.sendall(b"GET / HT")  # a request line that never ends
+            wait_until(lambda: threading.active_count() > before, what="a thread reading it")
+            live.stop()
+            held.settimeout(0)
+            wait_until(lambda: closed(held), what="the server closing its end")
+        wait_until(lambda: threading.active_count() == before, what="its reader thread ended")
+    finally:
+        live.stop()
+
+
+def closed(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(1) == b""
+    except BlockingIOError:
+        return False  # open, nothing to read
+    except ConnectionResetError:
+        return True
