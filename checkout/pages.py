@@ -61,6 +61,15 @@ bp = Blueprint("pages", __name__)
 
 # ---------------------------------------------------------------- terminal links
 
+# The status of each fault of a link: refused as malformed, from no shop we know, not the
+# shop's signature, or asking for what we do not serve.
+LINK_STATUS: dict[terminal.Fault, int] = {
+    terminal.Fault.MALFORMED: 400,
+    terminal.Fault.UNKNOWN_SHOP: 404,
+    terminal.Fault.UNSIGNED: 403,
+    terminal.Fault.UNSERVABLE: 422,
+}
+
 
 @bp.get("/")
 def landing() -> ResponseReturnValue:
@@ -94,7 +103,7 @@ def open_terminal_link() -> ResponseReturnValue:
     except terminal.LinkError as exc:
         if not exc.signed:
             ratelimit.count_refusal("links")
-        return error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
+        return error_page(LINK_STATUS[exc.fault], exc.message, frame_origins=exc.frame_origins,
                           shop=exc.shop, back_url=exc.back_url)
     i18n.use_merchant_language(link.merchant.language)
     outcome = opening.open_link(db.session(), link, now=clock.now,
