@@ -8,7 +8,6 @@ read our database (and the page may refresh a stale cached rate).
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from flask import (
@@ -38,13 +37,11 @@ from . import (
     forms,
     i18n,
     invoice_page,
-    invoices,
     limits,
     merchants,
     money,
     pagecache,
     payments,
-    processor,
     qr,
     ratelimit,
     security,
@@ -52,11 +49,9 @@ from . import (
     terminal,
 )
 from .models import Merchant, Page, is_page_token
-from .services import opening
+from .services import invoice_steps, opening
 
-log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
-
 
 
 # ---------------------------------------------------------------- terminal links
@@ -246,18 +241,9 @@ def pick(page_id: str) -> ResponseReturnValue:
         abort(404)
     if not form.validate_on_submit():
         return page_with_error(session, page, 400, first_error(form), pick_form=form)
-    if invoice.email_user is None:
-        if not form.email.data:
-            return page_with_error(session, page, 400, _(
-                "Please enter your email address: it is needed if a refund is due."),
-                pick_form=form)
-        try:
-            invoices.set_email(page.id, str(form.email.data))
-        except invoices.EmailFixed:
-            return page_with_error(session, page, 409, email_fixed_message())
-        except invoices.WrongState:
-            return redirect(url_for("pages.show", page_id=page.id), 303)  # final meanwhile
-    return quote_and_return(session, page, str(form.currency.data))
+    step = invoice_steps.pick(page, invoice, str(form.currency.data),
+                              str(form.email.data) if form.email.data else None)
+    return after_step(session, page, step, pick_form=form)
 
 
 @bp.post("/p/<page_id>/email")
@@ -269,36 +255,32 @@ def give_email(page_id: str) -> ResponseReturnValue:
     form = forms.EmailForm(page.id, formdata=request.form)
     if not form.validate_on_submit():
         return page_with_error(session, page, 400, first_error(form), email_form=form)
-    try:
-        invoices.set_email(page.id, str(form.email.data))
-    except invoices.EmailFixed:
+    return after_step(session, page, invoice_steps.give_email(page.id, str(form.email.data)))
+
+
+def after_step(session: Session, page: Page, step: invoice_steps.Step,
+               pick_form: forms.PickForm | None = None) -> ResponseReturnValue:
+    """The page after a customer's step: itself, or with the step's error (the picker the
+    customer filled is shown again when their email was missing)."""
+    if isinstance(step, invoice_steps.EmailNeeded):
+        return page_with_error(session, page, 400, _(
+            "Please enter your email address: it is needed if a refund is due."),
+            pick_form=pick_form)
+    if isinstance(step, invoice_steps.EmailFixed):
         return page_with_error(session, page, 409, email_fixed_message())
-    except invoices.WrongState:
-        pass  # final meanwhile: the page says so
+    if isinstance(step, invoice_steps.QuoteRefused):
+        return page_with_error(session, page, 422, _(
+            "This currency cannot be used for this payment now (the amount may be below what "
+            "it accepts). Please choose another one."))
+    if isinstance(step, invoice_steps.Busy):
+        return page_with_error(session, page, 503, _(
+            "The payment service is busy. Nothing was charged. Please try again in a moment."))
     return redirect(url_for("pages.show", page_id=page.id), 303)
 
 
 def email_fixed_message() -> str:
     return _("A payment for this order has already been seen, so the email address for "
              "refund instructions can no longer be changed.")
-
-
-def quote_and_return(session: Session, page: Page, code: str) -> ResponseReturnValue:
-    try:
-        invoices.choose_currency(page.id, code)
-    except invoices.WrongState:
-        pass  # paid or final meanwhile: the page says what happened
-    except invoices.QuoteRefused as exc:
-        log.info("quote refused for page of merchant %s: %s", page.merchant_id, exc)
-        return page_with_error(session, page, 422, _(
-            "This currency cannot be used for this payment now (the amount may be below what "
-            "it accepts). Please choose another one."))
-    except processor.ProcessorError as exc:
-        log.warning("quote failed for page of merchant %s: %s", page.merchant_id,
-                    type(exc).__name__)
-        return page_with_error(session, page, 503, _(
-            "The payment service is busy. Nothing was charged. Please try again in a moment."))
-    return redirect(url_for("pages.show", page_id=page.id), 303)
 
 
 def first_error(form: forms.PageForm) -> str:
