@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from deposit_kit import send_deposit
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
@@ -91,6 +92,18 @@ def test_a_repeated_click_writes_nothing(client: FlaskClient, writes: Writes) ->
     again = writes.during(lambda: open_link(client))
     assert again == page
     assert (writes.builds, writes.commits) == (0, 0)
+
+
+def test_a_link_let_go_by_its_cancelled_page_opens_a_fresh_one_in_one_write(
+        app: Flask, client: FlaskClient, writes: Writes) -> None:
+    cancelled = open_link(client)
+    send_deposit(app, 1, "cancelled")
+    cancelled_model = client.get(cancelled + "/status").get_data()
+    fresh = writes.during(lambda: open_link(client))
+    assert fresh != cancelled
+    assert (writes.builds, writes.commits) == (1, 1)
+    assert client.get(cancelled + "/status").get_data() == cancelled_model
+    assert client.get(fresh + "/status").get_json()["status"] == "waiting"
 
 
 def test_paying_again_builds_only_the_fresh_pages_model(

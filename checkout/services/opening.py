@@ -68,18 +68,16 @@ def open_link(session: Session, link: terminal.TerminalLink, *, now: Clock,
               rates_max_age: int) -> Outcome:
     """Take (or reuse) the link's address and open (or reopen) its page."""
     page = page_for_link(session, link.merchant.client_id, link.digest)
-    if page is not None and payments.is_final(page.status, page.reason):
-        if paid_in_full(page):
-            # The shop's link of a paid order reopens its paid page: a fresh "waiting" page
-            # would invite a second payment. Paying again is a deliberate action there.
+    if page is not None:
+        if not payments.is_final(page.status, page.reason) or paid_in_full(page):
+            # A paid order's link reopens its paid page too: a fresh "waiting" page would
+            # invite a second payment. Paying again is a deliberate action there.
             return Opened(page.id)
         retire_link(session, page)
-        page = None
-    if page is not None:
-        return Opened(page.id)
     below = limits.refuse_link(session, link)
     if below is not None:
-        session.commit()  # a link let go above stays let go, as before the refusal
+        if page is not None:
+            session.commit()  # the finished page has let its link go, refused or not
         return Refused(below)
     try:
         address = addresses.for_link(session, link)
