@@ -8,8 +8,6 @@ read our database (and the page may refresh a stale cached rate).
 from __future__ import annotations
 
 import json
-import logging
-import secrets
 from typing import Any
 
 from flask import (
@@ -29,43 +27,43 @@ from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from . import (
-    addresses,
     clock,
     currencies,
     db,
     forms,
     i18n,
     invoice_page,
-    invoices,
     limits,
     merchants,
     money,
     pagecache,
     payments,
-    processor,
     qr,
     ratelimit,
-    rates,
     security,
     snapshot,
     terminal,
 )
-from .models import DepositAddress, Merchant, Page, is_page_token
+from .models import Merchant, Page, is_page_token
+from .services import invoice_steps, opening
 
-log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
-
-PAGE_TOKEN_BYTES = 24
-# Seconds a page render may wait for a fresh rate.
-RATE_TIMEOUT = 3.0
 
 
 # ---------------------------------------------------------------- terminal links
+
+# The status of each fault of a link: refused as malformed, from no shop we know, not the
+# shop's signature, or asking for what we do not serve.
+LINK_STATUS: dict[terminal.Fault, int] = {
+    terminal.Fault.MALFORMED: 400,
+    terminal.Fault.UNKNOWN_SHOP: 404,
+    terminal.Fault.UNSIGNED: 403,
+    terminal.Fault.UNSERVABLE: 422,
+}
 
 
 @bp.get("/")
@@ -100,111 +98,28 @@ def open_terminal_link() -> ResponseReturnValue:
     except terminal.LinkError as exc:
         if not exc.signed:
             ratelimit.count_refusal("links")
-        return error_page(exc.status, exc.message, frame_origins=exc.frame_origins,
+        return error_page(LINK_STATUS[exc.fault], exc.message, frame_origins=exc.frame_origins,
                           shop=exc.shop, back_url=exc.back_url)
     i18n.use_merchant_language(link.merchant.language)
-    session = db.session()
+    outcome = opening.open_link(db.session(), link, now=clock.now,
+                                rates_max_age=int(current_app.config["RATES_MAX_AGE"]))
+    if isinstance(outcome, opening.Opened):
+        return redirect(page_url(outcome.page_id), 303)
     framing = link.merchant.frame_origins if link.is_iframe else []
-    page = page_for_link(session, link.merchant.client_id, link.digest)
-    if page is not None and payments.is_final(page.status, page.reason):
-        if paid_in_full(page):
-            # The shop's link of a paid order reopens its paid page: a fresh "waiting" page
-            # would invite a second payment. Paying again is a deliberate action there.
-            return redirect(page_url(page.id), 303)
-        retire_link(session, page)
-        page = None
-    if page is None:
-        below = limits.refuse_link(session, link)
-        if below is not None:
-            return below_minimum_page(below, frame_origins=framing,
-                                      shop=link.merchant.shown_name, back_url=link.url_back)
-        try:
-            page = open_page(session, link, addresses.for_link(session, link))
-        except processor.ValidationError as exc:
-            # The processor refuses this request as such: trying again would not help.
-            log.warning("addresses/take refused for merchant %s: %s", link.merchant.client_id,
-                        sorted(exc.errors) or exc.code)
-            return error_page(422, _("This payment cannot be made in this currency now. "
-                                     "Please choose another way to pay at the shop."),
-                              frame_origins=framing, shop=link.merchant.shown_name,
-                              back_url=link.url_back)
-        except processor.ProcessorError as exc:
-            log.warning("addresses/take failed for merchant %s: %s", link.merchant.client_id,
-                        type(exc).__name__)
-            return retry_page(frame_origins=framing, shop=link.merchant.shown_name,
-                              back_url=link.url_back)
-        remember_rate(session, page)
-    return redirect(page_url(page.id), 303)
+    shop, back_url = link.merchant.shown_name, link.url_back
+    if isinstance(outcome, opening.Refused):
+        return below_minimum_page(outcome.below, frame_origins=framing, shop=shop,
+                                  back_url=back_url)
+    if isinstance(outcome, opening.NotPayable):
+        return error_page(422, _("This payment cannot be made in this currency now. "
+                                 "Please choose another way to pay at the shop."),
+                          frame_origins=framing, shop=shop, back_url=back_url)
+    return retry_page(frame_origins=framing, shop=shop, back_url=back_url)
 
 
 def page_url(page_id: str) -> str:
     """The page's path; a shop's `lang` on the link carries over (i18n.carry_language)."""
     return url_for("pages.show", page_id=page_id)
-
-
-def page_for_link(session: Session, merchant_id: int, digest: str) -> Page | None:
-    return session.scalar(select(Page).where(
-        Page.merchant_id == merchant_id, Page.link_digest == digest))
-
-
-def paid_in_full(page: Page) -> bool:
-    """An amount was asked and confirmed in full (or more); an open-amount (top-up) page
-    never counts: its link opens a fresh page once the last one is final."""
-    return (page.amount is not None and page.status == payments.CONFIRMED
-            and payments.is_final(page.status, page.reason))
-
-
-def retire_link(session: Session, page: Page) -> None:
-    """A finished page lets its link go: a terminal link is often a standing "top up" link
-    (foreign_id = the customer), and the next payment deserves a fresh page on the same
-    address. The finished page keeps its id and stays readable."""
-    page.link_digest = None
-    session.commit()
-
-
-def open_page(session: Session, link: terminal.TerminalLink, address: DepositAddress) -> Page:
-    now = clock.now()
-    page = Page(
-        id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind="deposit",
-        merchant_id=link.merchant.client_id, link_digest=link.digest,
-        foreign_id=link.foreign_id, currency=link.currency, convert_to=link.convert_to,
-        fiat_currency=payments.fiat_for(link.convert_to),
-        amount=None if link.amount is None else money.text(link.amount),
-        amount_paid="0", address_id=address.id, address=address.address, tag=address.tag,
-        status=payments.WAITING, reason=None, is_iframe=link.is_iframe,
-        url_back=link.url_back, created_at=now, updated_at=now,
-    )
-    session.add(page)
-    try:
-        session.commit()
-    except IntegrityError:
-        # The same link opened twice at once: both customers get the first page.
-        session.rollback()
-        winner = page_for_link(session, link.merchant.client_id, link.digest)
-        if winner is None:
-            raise
-        return winner
-    return page
-
-
-def remember_rate(session: Session, page: Page) -> None:
-    """Refresh the page's fiat rate if stale (opening a link only: never page views or polls);
-    the page's stored model is written anew with it."""
-    if page.fiat_currency is None or page.amount is None:
-        return
-
-    def fetch(currency_from: str, currency_to: str) -> Any:
-        # One quick try: the fiat value is a courtesy, and a customer is waiting for the page.
-        quick = processor.client_for(page.merchant, retry_delays=(), max_timeout=RATE_TIMEOUT)
-        return quick.currencies_rates(currency_from, currency_to).price
-
-    try:
-        rates.refresh(session, page.currency, page.fiat_currency, fetch, now=clock.now(),
-                      max_age=int(current_app.config["RATES_MAX_AGE"]))
-        snapshot.mark(session, [page.id])
-        session.commit()
-    except IntegrityError:
-        session.rollback()  # another request stored this pair's first quote just now
 
 
 # ---------------------------------------------------------------- the page
@@ -326,18 +241,9 @@ def pick(page_id: str) -> ResponseReturnValue:
         abort(404)
     if not form.validate_on_submit():
         return page_with_error(session, page, 400, first_error(form), pick_form=form)
-    if invoice.email_user is None:
-        if not form.email.data:
-            return page_with_error(session, page, 400, _(
-                "Please enter your email address: it is needed if a refund is due."),
-                pick_form=form)
-        try:
-            invoices.set_email(page.id, str(form.email.data))
-        except invoices.EmailFixed:
-            return page_with_error(session, page, 409, email_fixed_message())
-        except invoices.WrongState:
-            return redirect(url_for("pages.show", page_id=page.id), 303)  # final meanwhile
-    return quote_and_return(session, page, str(form.currency.data))
+    step = invoice_steps.pick(page, invoice, str(form.currency.data),
+                              str(form.email.data) if form.email.data else None)
+    return after_step(session, page, step, pick_form=form)
 
 
 @bp.post("/p/<page_id>/email")
@@ -349,36 +255,32 @@ def give_email(page_id: str) -> ResponseReturnValue:
     form = forms.EmailForm(page.id, formdata=request.form)
     if not form.validate_on_submit():
         return page_with_error(session, page, 400, first_error(form), email_form=form)
-    try:
-        invoices.set_email(page.id, str(form.email.data))
-    except invoices.EmailFixed:
+    return after_step(session, page, invoice_steps.give_email(page.id, str(form.email.data)))
+
+
+def after_step(session: Session, page: Page, step: invoice_steps.Step,
+               pick_form: forms.PickForm | None = None) -> ResponseReturnValue:
+    """The page after a customer's step: itself, or with the step's error (the picker the
+    customer filled is shown again when their email was missing)."""
+    if isinstance(step, invoice_steps.EmailNeeded):
+        return page_with_error(session, page, 400, _(
+            "Please enter your email address: it is needed if a refund is due."),
+            pick_form=pick_form)
+    if isinstance(step, invoice_steps.EmailFixed):
         return page_with_error(session, page, 409, email_fixed_message())
-    except invoices.WrongState:
-        pass  # final meanwhile: the page says so
+    if isinstance(step, invoice_steps.QuoteRefused):
+        return page_with_error(session, page, 422, _(
+            "This currency cannot be used for this payment now (the amount may be below what "
+            "it accepts). Please choose another one."))
+    if isinstance(step, invoice_steps.Busy):
+        return page_with_error(session, page, 503, _(
+            "The payment service is busy. Nothing was charged. Please try again in a moment."))
     return redirect(url_for("pages.show", page_id=page.id), 303)
 
 
 def email_fixed_message() -> str:
     return _("A payment for this order has already been seen, so the email address for "
              "refund instructions can no longer be changed.")
-
-
-def quote_and_return(session: Session, page: Page, code: str) -> ResponseReturnValue:
-    try:
-        invoices.choose_currency(page.id, code)
-    except invoices.WrongState:
-        pass  # paid or final meanwhile: the page says what happened
-    except invoices.QuoteRefused as exc:
-        log.info("quote refused for page of merchant %s: %s", page.merchant_id, exc)
-        return page_with_error(session, page, 422, _(
-            "This currency cannot be used for this payment now (the amount may be below what "
-            "it accepts). Please choose another one."))
-    except processor.ProcessorError as exc:
-        log.warning("quote failed for page of merchant %s: %s", page.merchant_id,
-                    type(exc).__name__)
-        return page_with_error(session, page, 503, _(
-            "The payment service is busy. Nothing was charged. Please try again in a moment."))
-    return redirect(url_for("pages.show", page_id=page.id), 303)
 
 
 def first_error(form: forms.PageForm) -> str:
@@ -424,46 +326,8 @@ def pay_again(page_id: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return error_page(400, _("This form has expired. Please reload the page and try again."),
                           frame_origins=page.merchant.frame_origins if page.is_iframe else None)
-    if not paid_in_full(page):
-        return redirect(url_for("pages.show", page_id=page.id), 303)
-    # Sent twice (a double click, the back button): the page made the first time serves.
-    fresh = successor(session, page) if page.link_digest is None else next_page(session, page)
-    return redirect(url_for("pages.show", page_id=(fresh or page).id), 303)
-
-
-def successor(session: Session, page: Page) -> Page | None:
-    """The newest page opened after this one for the same order and address."""
-    return session.scalar(select(Page).where(
-        Page.merchant_id == page.merchant_id, Page.kind == page.kind,
-        Page.foreign_id == page.foreign_id, Page.address_id == page.address_id,
-        Page.created_at >= page.created_at, Page.id != page.id,
-    ).order_by(Page.created_at.desc(), Page.id.desc()).limit(1))
-
-
-def next_page(session: Session, page: Page) -> Page:
-    """A fresh page for the same link, address and amount; the link now opens it."""
-    digest = page.link_digest
-    now = clock.now()
-    fresh = Page(
-        id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind=page.kind, merchant_id=page.merchant_id,
-        link_digest=digest, foreign_id=page.foreign_id, currency=page.currency,
-        convert_to=page.convert_to, fiat_currency=page.fiat_currency, amount=page.amount,
-        amount_paid="0", address_id=page.address_id, address=page.address, tag=page.tag,
-        status=payments.WAITING, reason=None, is_iframe=page.is_iframe, url_back=page.url_back,
-        created_at=now, updated_at=now)
-    page.link_digest = None
-    session.flush()
-    session.add(fresh)
-    try:
-        session.commit()
-    except IntegrityError:
-        # Two clicks at once: the first made the fresh page, the second goes there too.
-        session.rollback()
-        winner = page_for_link(session, page.merchant_id, digest) if digest else None
-        if winner is None:
-            raise
-        return winner
-    return fresh
+    return redirect(url_for("pages.show",
+                            page_id=opening.pay_again(session, page, now=clock.now)), 303)
 
 
 @bp.get("/p/<page_id>/status")

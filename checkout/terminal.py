@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import json
 import logging
@@ -44,12 +45,21 @@ def encode_link(payload: dict[str, Any], secret: str) -> dict[str, str]:
     }
 
 
-class LinkError(ValueError):
-    """A terminal link that cannot be honoured; `status` is the HTTP status to answer."""
+class Fault(enum.Enum):
+    """What is wrong with a link (the customer route chooses its HTTP status from it)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    MALFORMED = "malformed"  # not a link as builders make them: damaged, incomplete
+    UNKNOWN_SHOP = "unknown_shop"  # no shop we serve has this client id
+    UNSIGNED = "unsigned"  # the signature does not hold with the shop's secret
+    UNSERVABLE = "unservable"  # readable, but asks for a currency or conversion we lack
+
+
+class LinkError(ValueError):
+    """A terminal link that cannot be honoured, and why (`fault`)."""
+
+    def __init__(self, fault: Fault, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.fault = fault
         self.message = message
         # Origins that may frame the error page: only a link the shop signed, asking for an
         # iframe, gets its error shown inside the shop's frame instead of a refused frame.
@@ -89,15 +99,15 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
     needed to find the secret.
     """
     if not data or not signature:
-        raise LinkError(400, _("This payment link is incomplete."))
+        raise LinkError(Fault.MALFORMED, _("This payment link is incomplete."))
     text = decode_data(data)
     payload = parse_payload(text)
     client_id = parse_client_id(payload.get("client_id"))
     merchant = find_merchant(client_id)
     if merchant is None:
-        raise LinkError(404, _("This payment link belongs to no shop we serve."))
+        raise LinkError(Fault.UNKNOWN_SHOP, _("This payment link belongs to no shop we serve."))
     if not verify(text, merchant.api_secret, signature):
-        raise LinkError(403, _("This payment link is not signed by the shop."))
+        raise LinkError(Fault.UNSIGNED, _("This payment link is not signed by the shop."))
     try:
         return verified_link(payload, text, merchant, currency_places=currency_places,
                              convert_supported=convert_supported)
@@ -133,14 +143,15 @@ def verified_link(payload: dict[str, Any], text: bytes, merchant: Merchant, *,
     currency = parse_code(payload.get("currency"), "currency")
     places = currency_places(currency)
     if places is None:
-        raise LinkError(422, _("This currency is not supported."))
+        raise LinkError(Fault.UNSERVABLE, _("This currency is not supported."))
     convert_to = payload.get("convert_to")
     if convert_to == "":  # PHP builders send "" for "none"
         convert_to = None
     if convert_to is not None:
         convert_to = parse_code(convert_to, "convert_to")
         if not convert_supported(convert_to):
-            raise LinkError(422, _("This payment link asks for a conversion we do not support."))
+            raise LinkError(Fault.UNSERVABLE,
+                            _("This payment link asks for a conversion we do not support."))
     return TerminalLink(
         merchant=merchant,
         currency=currency,
@@ -157,25 +168,25 @@ def decode_data(data: str) -> bytes:
     """Standard or URL-safe base64, padded or not; `+` that arrived as a space is restored."""
     cleaned = data.strip().replace(" ", "+")
     if len(cleaned) > MAX_DATA or not _BASE64.match(cleaned):
-        raise LinkError(400, _("This payment link is damaged."))
+        raise LinkError(Fault.MALFORMED, _("This payment link is damaged."))
     body = cleaned.rstrip("=").replace("-", "+").replace("_", "/")
     try:
         return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise LinkError(400, _("This payment link is damaged.")) from exc
+        raise LinkError(Fault.MALFORMED, _("This payment link is damaged.")) from exc
 
 
 def parse_payload(text: bytes) -> dict[str, Any]:
     try:
         payload = money.loads(text.decode("utf-8"), unique_keys=True)
     except NotText as exc:
-        raise LinkError(400, _("This payment link has an invalid %(field)s.",
+        raise LinkError(Fault.MALFORMED, _("This payment link has an invalid %(field)s.",
                                field=exc.field)) from exc
     except (UnicodeDecodeError, ValueError) as exc:  # deep nesting too: read before the
         # signature can be checked, so money.loads refuses it as a ValueError
-        raise LinkError(400, _("This payment link is damaged.")) from exc
+        raise LinkError(Fault.MALFORMED, _("This payment link is damaged.")) from exc
     if not isinstance(payload, dict):
-        raise LinkError(400, _("This payment link is damaged."))
+        raise LinkError(Fault.MALFORMED, _("This payment link is damaged."))
     return payload
 
 
@@ -185,9 +196,9 @@ def parse_client_id(value: Any) -> int:
     elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
         number = int(value)
     else:
-        raise LinkError(400, _("This payment link names no shop."))
+        raise LinkError(Fault.MALFORMED, _("This payment link names no shop."))
     if not 0 < number < 2**31:
-        raise LinkError(404, _("This payment link belongs to no shop we serve."))
+        raise LinkError(Fault.UNKNOWN_SHOP, _("This payment link belongs to no shop we serve."))
     return number
 
 
@@ -195,7 +206,8 @@ def parse_code(value: Any, field: str) -> str:
     """A currency code as signed: white space around it is no part of any code, and a link
     that carries some was not built the way the processor reads it."""
     if not isinstance(value, str) or not _CODE.fullmatch(value.upper()):
-        raise LinkError(422, _("This payment link has an invalid %(field)s.", field=field))
+        raise LinkError(Fault.UNSERVABLE,
+                        _("This payment link has an invalid %(field)s.", field=field))
     return value.upper()
 
 
@@ -206,7 +218,7 @@ def parse_foreign_id(value: Any) -> str:
     if (isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable()
             and value.strip() == value):
         return value
-    raise LinkError(400, _("This payment link has no valid order reference."))
+    raise LinkError(Fault.MALFORMED, _("This payment link has no valid order reference."))
 
 
 def parse_link_amount(value: Any, places: int) -> Decimal | None:
@@ -216,7 +228,7 @@ def parse_link_amount(value: Any, places: int) -> Decimal | None:
     try:
         return money.parse_amount(value, places)
     except money.AmountError as exc:
-        raise LinkError(400, _("This payment link has an invalid amount.")) from exc
+        raise LinkError(Fault.MALFORMED, _("This payment link has an invalid amount.")) from exc
 
 
 def parse_flag(value: Any) -> bool:
@@ -229,7 +241,7 @@ def parse_flag(value: Any) -> bool:
         return True
     if isinstance(value, str) and value.strip().lower() in _FALSE_TEXT:
         return False
-    raise LinkError(400, _("This payment link is damaged."))
+    raise LinkError(Fault.MALFORMED, _("This payment link is damaged."))
 
 
 def parse_url_back(value: Any, merchant: Merchant) -> str | None:
@@ -240,7 +252,7 @@ def parse_url_back(value: Any, merchant: Merchant) -> str | None:
     except returns.ReturnUrlError as exc:
         host = _unregistered_host(value)
         if host is None:
-            raise LinkError(400, _(
+            raise LinkError(Fault.MALFORMED, _(
                 "This payment link returns to an address that is not the shop's.")) from exc
         # A well-formed address on a host nobody registered: most likely a merchant added
         # without --return-host. Still refused (no open redirect), but the operator is told
@@ -249,7 +261,7 @@ def parse_url_back(value: Any, merchant: Merchant) -> str | None:
                     "registered return host; if it is the shop's, register it with "
                     "`flask --app checkout merchant edit --client-id %s --return-host %s`",
                     merchant.client_id, host, merchant.client_id, host)
-        raise LinkError(400, _(
+        raise LinkError(Fault.MALFORMED, _(
             "The shop's return address is not registered with this checkout, so this payment "
             "link cannot be used. Please tell the shop.")) from exc
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from checkout import clock, db, returns, signing, terminal
 from checkout.models import DepositAddress, Merchant, Page, RateQuote
+from checkout.pages import LINK_STATUS
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
         "convert_to": "EUR", "url_back": "https://shop.example/back"}
@@ -89,7 +90,7 @@ def test_a_numeric_foreign_id_has_the_same_255_character_bound_as_text(
                                         currency_places=lambda code: 8,
                                         convert_supported=lambda code: True)
         except terminal.LinkError as exc:
-            assert not accepted and exc.status == 400
+            assert not accepted and LINK_STATUS[exc.fault] == 400
         else:
             assert accepted and link.foreign_id == str(foreign_id)
 
