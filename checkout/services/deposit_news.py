@@ -210,7 +210,7 @@ def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: di
                        callback_id: int | None) -> Result:
     """A deposit callback at one of our quotes' addresses: money the invoice did not take
     (it came after the invoice failed). Kept as the address's Deposit, shown on the invoice's
-    page, and told to the shop once in its own ids (late.py)."""
+    page, and told to the shop once in its own ids (late_news.py)."""
     invoice = invoice_of(session, quote)
     if quote.address is None or crypto_address.get("address") != quote.address:
         return Result(FLAGGED, "address differs from the address of our invoice")
