@@ -33,7 +33,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def worker_tasks(app: Flask) -> dict[str, Task]:
     """The worker's one task list, run in this order on every loop. Nothing else adds a task."""
-    from . import deliveries, invoices, limits, rates, reconcile, snapshot
+    from . import deliveries, invoices, limits, rates, snapshot
+    from .services import reconcile
 
     tasks: dict[str, Task] = {"invoices.expiry": invoices.expire_due}  # the shop's timers
     if app.config["SANDBOX"]:

@@ -35,11 +35,10 @@ from sqlalchemy.orm import Session
 from . import clock, currencies, db, deliveries, limits, money, processor, returns
 from .emails import valid_email
 from .models import Invoice, InvoiceQuote, Merchant, Page
+from .states import CONFIRMED, CREATED, FAILED, PENDING, PROCESSING, UNPAID_INVOICE
 
 log = logging.getLogger(__name__)
 
-CREATED, PENDING, PROCESSING, CONFIRMED, FAILED = (
-    "created", "pending", "processing", "confirmed", "failed")
 OPEN = frozenset({CREATED, PENDING, PROCESSING})
 FINAL = frozenset({CONFIRMED, FAILED})
 RANK = {CREATED: 0, PENDING: 1, PROCESSING: 2, CONFIRMED: 3, FAILED: 3}
@@ -658,14 +657,14 @@ def expire_due() -> int:
     session = db.session()
     now = clock.now()
     due = session.scalars(select(Invoice.id).where(
-        Invoice.status.in_((CREATED, PENDING)), Invoice.release_at.is_not(None),
+        Invoice.status.in_(UNPAID_INVOICE), Invoice.release_at.is_not(None),
         Invoice.release_at <= now).order_by(Invoice.id)).all()
     session.commit()
     done = 0
     for invoice_id in due:
         invoice = _lock_invoice(session, invoice_id)
         quotes = quotes_of(session, invoice_id)
-        if invoice.status not in (CREATED, PENDING) or any(q.current for q in quotes) or \
+        if invoice.status not in UNPAID_INVOICE or any(q.current for q in quotes) or \
                 any(q.status == NEW for q in quotes):
             session.rollback()
             continue

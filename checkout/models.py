@@ -258,8 +258,8 @@ class InvoiceQuote(Base):
     """
 
     __tablename__ = "invoice_quotes"
-    # The address index finds the quote of a late deposit that names no foreign_id (late.py)
-    # without reading every quote of the merchant.
+    # The address index finds the quote of a late deposit that names no foreign_id
+    # (services/late_news.py) without reading every quote of the merchant.
     __table_args__ = (UniqueConstraint("merchant_id", "processor_id"),
                       Index("ix_invoice_quotes_address", "merchant_id", "address"))
 

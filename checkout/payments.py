@@ -21,16 +21,12 @@ from sqlalchemy.orm import Session
 
 from . import clock, currencies, i18n, invoice_page, invoices, late, limits, money, qr, rates, uris
 from .models import Deposit, Page
+from .states import CANCELLED, CONFIRMED, FAILED, SEEN, WAITING
 
 log = logging.getLogger(__name__)
 
-# Deposit page statuses, in the order a payment goes through them.
-WAITING = "waiting"
-SEEN = "not_confirmed"
-CONFIRMED = "confirmed"
-CANCELLED = "cancelled"
+# Deposit page statuses, in the order a payment goes through them (FAILED: invoices only).
 DEPOSIT_STATUSES = (WAITING, SEEN, CONFIRMED, CANCELLED)
-FAILED = "failed"  # invoices only; their state is the invoice engineer's
 
 # Reasons: what a status means for the customer's money.
 UNDERPAID = "underpaid"  # confirmed, short of the amount asked: not final, the rest may come

@@ -24,7 +24,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import clock, money, payments, rates
+from . import clock, money, payments, rates, states
 from .models import Deposit, Invoice, InvoiceQuote, Page
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def mark_open_pages(session: Session) -> None:
     its transaction. A flushed RateQuote alone marks nothing: a link's own pair, fetched as
     it opens, must not rewrite every open page on the customer's time."""
     open_ids = session.scalars(select(Page.id).where(
-        Page.status.in_(("waiting", "not_confirmed", "created", "pending")))).all()
+        Page.status.in_(states.OPEN_PAGES))).all()
     mark(session, list(open_ids))
 
 

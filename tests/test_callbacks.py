@@ -31,6 +31,7 @@ from test_callbacks_kit import (
 
 from checkout import callbacks, db, merchants, money, signing
 from checkout.models import AppliedCallback, Callback, Delivery, Deposit, Merchant
+from checkout.services import news
 
 # A base callback with a "/" in it, so that PHP-style "\/" escapes are a real mutation.
 BASE = deposit_body(777, "confirmed", foreign_id="shop/2048")
@@ -434,7 +435,7 @@ CRYPTO_ADDRESS = st.fixed_dictionaries({}, optional={
 })
 CALLBACK_LIKE = st.fixed_dictionaries({}, optional={
     "id": st.integers(1, 50) | JUNK,
-    "type": st.sampled_from(sorted(callbacks.TYPES)) | JUNK,
+    "type": st.sampled_from(sorted(news.TYPES)) | JUNK,
     "status": st.sampled_from(["not_confirmed", "confirmed", "cancelled", "pending",
                                "processing", "failed"]) | JUNK,
     "foreign_id": st.just("inv-1") | JUNK,

@@ -37,8 +37,9 @@ from test_callbacks_kit import (
     use_shop,
 )
 
-from checkout import callbacks, create_app, db, deliveries, money, worker
+from checkout import create_app, db, deliveries, money, worker
 from checkout.models import Delivery, Merchant, Page
+from checkout.services import news
 
 # ---------------------------------------------------------------------------------------------
 # Two payments to one address, applied at the same moment
@@ -66,7 +67,7 @@ def test_two_payments_to_one_address_applied_at_once_both_count(
             with app.app_context(), db.transaction() as session:
                 row = session.get(Merchant, 11)
                 assert row is not None
-                callbacks.absorb(session, row, first, money.loads(first), source="processor")
+                news.absorb(session, row, first, money.loads(first), source="processor")
                 applied_first.set()
                 release_first.wait(30)
         except BaseException as exc:  # surfaced below

@@ -22,9 +22,10 @@ from test_callbacks_kit import (
     take_address,
 )
 
-from checkout import db, money, reconcile
+from checkout import db, money
 from checkout.models import AppliedCallback, Delivery, Merchant, Page
 from checkout.sandbox import operations, outbox
+from checkout.services import reconcile
 
 AFTER = 600
 
@@ -122,7 +123,7 @@ def test_processor_errors_are_logged_and_asked_again_later(
     _, page = issue_address(app, address="1Unreachable", foreign_id="customer-5")
     app.config.update(PROCESSOR_URL="http://127.0.0.1:9/api/v2", PROCESSOR_TIMEOUT=0.5)
     clock.advance(timedelta(seconds=AFTER + 1))
-    with caplog.at_level(logging.WARNING, logger="checkout.reconcile"):
+    with caplog.at_level(logging.WARNING, logger="checkout.services.reconcile"):
         assert reconcile_now(app) == 1
     assert "processor error (Unavailable)" in caplog.text
     assert page_state(app, page) == ("waiting", None)

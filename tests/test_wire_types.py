@@ -38,8 +38,9 @@ from test_callbacks_kit import (
 from test_callbacks_kit import pay as pay_lost
 from wire_types import SCHEMAS, problems
 
-from checkout import clock, db, money, reconcile
+from checkout import clock, db, money
 from checkout.models import Delivery, Invoice, InvoiceQuote, Merchant, Page
+from checkout.services import reconcile
 
 INVOICE = json.loads(coinspaid_doc.INVOICE_CALLBACK)
 

@@ -166,7 +166,7 @@ def takes_payments(session: Session, address: store.Address) -> bool:
     the merchant's account, and the merchant hears of it as a `deposit` (or, with
     `convert_to`, `deposit_exchange`) callback on that address, exactly like any deposit.
     The other reading, an invoice callback (`processing`/`confirmed`) after `failed`, is
-    just as possible; the site accepts both (checkout/late.py).
+    just as possible; the site accepts both (checkout/services/late_news.py).
 
     A payment after `confirmed` stays the invoice's, as before (recorded, nothing sent).
     """

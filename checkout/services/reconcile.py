@@ -2,8 +2,9 @@
 
 A deposit page that is not final and has had no news for `RECONCILE_AFTER` seconds is
 looked up with `transactions/info` (by id for each open transaction we know, else by the
-address's foreign_id). What comes back is applied through the callbacks' own path, under
-the same idempotency key, so a callback arriving later changes nothing twice. The page's
+address's foreign_id). What comes back is applied by the news engine (services/news.py), as
+a callback is, under the same idempotency key, so a callback arriving later changes nothing
+twice. The page's
 `checked_at` is claimed with a conditional UPDATE, so several workers ask once per period.
 """
 
@@ -18,15 +19,16 @@ from flask import current_app
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import callbacks, clock, db, money, payments, phpjson, processor
-from .models import Deposit, Merchant, Page
+from .. import clock, db, money, payments, phpjson, processor, states
+from ..models import Deposit, Merchant, Page
+from . import news
+from .news_base import APPLIED, DUPLICATE, Malformed
 
 log = logging.getLogger(__name__)
 
 BATCH = 20
-# The pages `payments.is_final` calls not final, in SQL: waiting, seen, and confirmed but
-# still short of the amount asked.
-WAITING = (payments.WAITING, payments.SEEN)
+# The pages `payments.is_final` calls not final, in SQL: waiting, seen (states.OPEN_DEPOSIT),
+# and confirmed but still short of the amount asked.
 OPEN_DEPOSITS = (payments.SEEN,)
 
 
@@ -36,7 +38,7 @@ def due_pages(session: Session, now: datetime, after: timedelta, horizon: timede
     return list(session.scalars(
         select(Page.id)
         .where(Page.kind == "deposit", Page.address_id.is_not(None),
-               or_(Page.status.in_(WAITING),
+               or_(Page.status.in_(states.OPEN_DEPOSIT),
                    and_(Page.status == payments.CONFIRMED, Page.reason == payments.UNDERPAID)),
                Page.updated_at <= cutoff,
                or_(Page.checked_at.is_(None), Page.checked_at <= cutoff),
@@ -116,16 +118,16 @@ def learn(session: Session, merchant: Merchant, info: dict[str, Any]) -> str:
     fill the audit log with copies.
     """
     try:
-        key = callbacks.key_of(info)
-    except callbacks.Malformed:
+        key = news.key_of(info)
+    except Malformed:
         return "unreadable"
-    if callbacks.key_applied(session, merchant.client_id, key):
-        return callbacks.DUPLICATE
+    if news.key_applied(session, merchant.client_id, key):
+        return DUPLICATE
     try:
         raw = news_body(info)
     except ValueError:  # an integer beyond 64 bits or broken text: not a PHP value
         return "unreadable"
-    record = callbacks.absorb(session, merchant, raw, info, source="reconcile")
+    record = news.absorb(session, merchant, raw, info, source="reconcile")
     return record.outcome
 
 
@@ -142,7 +144,7 @@ def reconcile_page(session: Session, page_id: str) -> int:
         with db.transaction() as tx:
             outcome = learn(tx, merchant, info)
         log.info("reconciled page %s (%s): %s", page_id, ", ".join(query), outcome)
-        changed += outcome == callbacks.APPLIED
+        changed += outcome == APPLIED
     return changed
 
 
