@@ -5,9 +5,10 @@ or moved apart, and the loop only waits for the wrong import order to break at s
 every Import and ImportFrom counts, at the top of a module or deep in a function, relative or
 absolute. A loop is named file by file, with the names each module takes from the next.
 
-Layers (LAYERS) are the hook for the order the package is growing into: a module may import
-its own layer and those below, never one above. Today the package is flat; the sandbox's own
-rule (it imports only the site's wire format) is tests/sandbox/test_boundary.py.
+Layers (LAYERS): a module may import its own layer and those below, never one above: the
+blueprints (HTTP) over services/ (workflows) over the domain modules, the app factory over
+all. The sandbox's own rule (it imports only the site's wire format) is
+tests/sandbox/test_boundary.py.
 """
 
 from __future__ import annotations
@@ -23,8 +24,14 @@ import checkout
 
 PACKAGE = Path(checkout.__file__).parent
 # Dotted package prefix -> layer number; a module may import only layers <= its own. The
-# longest matching prefix wins. One layer for now: the flat package.
-LAYERS: dict[str, int] = {"checkout": 0}
+# longest matching prefix wins. The package's own __init__ (the app factory) wires every
+# layer together and stands above them all. Until the blueprints move into web/, the flat
+# modules that speak HTTP are named one by one at the web layer.
+DOMAIN, SERVICES, WEB, FACTORY = 0, 2, 3, 9
+HTTP_MODULES = ("api", "callbacks", "demo", "errors", "forms", "front", "health", "inputs",
+                "migrate_cli", "pagecache", "pages", "ratelimit")
+LAYERS: dict[str, int] = {"checkout": DOMAIN, "checkout.services": SERVICES,
+                          **{f"checkout.{name}": WEB for name in HTTP_MODULES}}
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,8 @@ def loop_report(root: Path) -> str:
 
 
 def layer_of(module: str) -> int:
+    if module == PACKAGE.name:
+        return FACTORY
     prefix = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
     return LAYERS[prefix]
 
@@ -212,6 +221,18 @@ def test_no_import_loop_in_the_package() -> None:
 
 def test_no_module_imports_a_layer_above_its_own() -> None:
     assert not upward_imports(PACKAGE)
+
+
+def test_every_name_in_the_layer_table_is_a_module_of_the_package() -> None:
+    """A misspelt or moved name would leave its module in the layer below, unguarded."""
+    modules = module_names(PACKAGE)
+    assert sorted(name for name in LAYERS if name not in modules) == []
+
+
+def test_the_layer_table_places_the_factory_services_blueprints_and_domain() -> None:
+    assert layer_of("checkout.services.opening") == SERVICES
+    assert layer_of("checkout.pages") == WEB
+    assert layer_of("checkout") == FACTORY and layer_of("checkout.money") == DOMAIN
 
 
 # ---------------------------------------------------------------- the checker itself
