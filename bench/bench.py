@@ -56,7 +56,8 @@ import requests
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from checkout import create_app, db, merchants, migrate, signing, terminal
+from checkout import create_app, db, merchants, migrate, terminal
+from checkout.wire import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

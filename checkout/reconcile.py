@@ -18,8 +18,9 @@ from flask import current_app
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import callbacks, clock, db, money, payments, phpjson, processor
+from . import callbacks, clock, db, money, payments, processor
 from .models import Deposit, Merchant, Page
+from .wire import phpjson
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkout import phpjson
+from checkout.wire import phpjson
 
 PHP_OUTPUTS: list[tuple[Any, bytes]] = [
     (None, b'null'),
