@@ -267,7 +267,7 @@ def schema_of_its_own(base: str, prefix: str = "bench") -> Iterator[str]:
 
 def prepare(database: Database, folder: Path) -> None:
     """Schema by the migrations; the merchant (and its sandbox account), as `merchant add`."""
-    migrate.upgrade(database.url)
+    migrate.upgrade(database.url, sandbox=True)
     app = create_app({"DATABASE_URL": database.url, "INSTANCE_PATH": str(folder / "instance"),
                       "SANDBOX": True, "PROCESSOR_URL": None, "SECRET_KEY": "bench"})
     with app.app_context():

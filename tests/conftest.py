@@ -42,7 +42,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         engine.dispose()
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'checkout.db'}"
-    migrate.upgrade(url)
+    migrate.upgrade(url, sandbox=True)
     yield url
 
 
