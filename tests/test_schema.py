@@ -6,6 +6,7 @@ exactly its own; outside sandbox mode the site's database holds no sandbox table
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from checkout import create_app, db, migrate, models
+from checkout import ROOT, create_app, db, migrate, models
 from checkout.db import Base, make_engine
 from checkout.sandbox import store as sandbox_store
 
@@ -105,3 +106,17 @@ def test_the_comparison_sees_a_missing_index(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert [diff[0] for diff in differences(url) if isinstance(diff, tuple)] == ["add_index"]
+
+
+def test_a_non_editable_install_carries_every_migration() -> None:
+    """The migration folders are no packages: only package-data puts them in a wheel."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["checkout"]
+    package = ROOT / "checkout"
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    needed = [migrate.MIGRATIONS / "env.py", migrate.MIGRATIONS / "script.py.mako"]
+    for folder in migrate.BRANCHES.values():
+        found = sorted(folder.glob("*.py"))
+        assert found, folder
+        needed += found
+    assert [path for path in needed if path not in shipped] == []
