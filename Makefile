@@ -39,11 +39,15 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check checkout tests $(wildcard bench/*.py)
 	$(BIN)/mypy
 
-## Developers: rebuild the initial migration from the models (nothing is released yet).
+## Developers: rebuild the initial migrations from the models (nothing is released yet): the
+## site's branch, then (on a database holding it) the sandbox's.
 schema: $(VENV)/.run
-	rm -f checkout/migrations/versions/*.py
+	rm -f checkout/migrations/versions/*.py checkout/sandbox/migrations/versions/*.py
 	rm -rf /tmp/checkout-schema && mkdir -p /tmp/checkout-schema
-	CHECKOUT_DATABASE_URL=sqlite:////tmp/checkout-schema/s.db $(FLASK) db revision -m "initial schema"
+	export CHECKOUT_DATABASE_URL=sqlite:////tmp/checkout-schema/s.db CHECKOUT_PROCESSOR_URL=; \
+	$(FLASK) db revision -m "initial schema" --branch site && \
+	$(FLASK) db upgrade && \
+	$(FLASK) db revision -m "sandbox schema" --branch sandbox
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -56,7 +56,8 @@ import requests
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from checkout import create_app, db, merchants, migrate, signing, terminal
+from checkout import create_app, db, merchants, migrate, terminal
+from checkout.wire import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -266,7 +267,7 @@ def schema_of_its_own(base: str, prefix: str = "bench") -> Iterator[str]:
 
 def prepare(database: Database, folder: Path) -> None:
     """Schema by the migrations; the merchant (and its sandbox account), as `merchant add`."""
-    migrate.upgrade(database.url)
+    migrate.upgrade(database.url, sandbox=True)
     app = create_app({"DATABASE_URL": database.url, "INSTANCE_PATH": str(folder / "instance"),
                       "SANDBOX": True, "PROCESSOR_URL": None, "SECRET_KEY": "bench"})
     with app.app_context():

@@ -13,9 +13,10 @@ from typing import Any
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
-from . import merchants, money, signing
+from . import merchants, money
 from .models import Merchant
 from .text import NotText
+from .wire import signing
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from . import money, signing
+from . import money
+from .wire import signing
 
 if TYPE_CHECKING:
     from .models import Merchant

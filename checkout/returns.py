@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from . import signing
+from .wire import signing
 
 MAX_LENGTH = 2048
 # Printable ASCII without space, backslash, quotes or angle brackets. Anything else either

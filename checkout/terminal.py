@@ -24,8 +24,8 @@ from flask_babel import gettext as _
 
 from . import money, returns
 from .models import Merchant
-from .signing import sign, verify
 from .text import NotText
+from .wire.signing import sign, verify
 
 log = logging.getLogger(__name__)
 

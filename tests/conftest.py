@@ -49,11 +49,11 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ...
         with own_schema(url, f"tests_{worker}") as url:
-            migrate.upgrade(url)
+            migrate.upgrade(url, sandbox=True)
             yield url
         return
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'checkout.db'}"
-    migrate.upgrade(url)
+    migrate.upgrade(url, sandbox=True)
     yield url
 
 

@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from checkout import db, processor, signing
+from checkout import db, processor
 from checkout.clock import system_now
 from checkout.models import (
     AppliedCallback,
@@ -38,6 +38,7 @@ from checkout.models import (
     Merchant,
     Page,
 )
+from checkout.wire import signing
 
 # coinspaid-api.md §3 "Example payloads" (verbatim, in coinspaid_doc), as callback bodies.
 EXAMPLES: dict[str, bytes] = {

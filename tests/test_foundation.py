@@ -14,8 +14,9 @@ from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from checkout import config, money, signing
+from checkout import config, money
 from checkout.models import Merchant
+from checkout.wire import signing
 
 
 def test_healthz_reports_the_database(client: FlaskClient) -> None:

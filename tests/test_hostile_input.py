@@ -20,9 +20,10 @@ from invoice_kit import ORDER, shop_signature
 from sqlalchemy import func, select
 from test_callbacks_kit import deposit_body, issue_address, nothing_written, signed_headers
 
-from checkout import db, money, signing
+from checkout import db, money
 from checkout.models import Callback, Invoice, Merchant, Page
 from checkout.text import NotText, bad_query_field, is_text, printable
+from checkout.wire import signing
 
 CREATE = "/api/v2/invoices/create"
 LONE = "\ud800"  # half of a surrogate pair: json.dumps writes it as the escape "\ud800"

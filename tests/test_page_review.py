@@ -15,9 +15,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from checkout import clock, db, returns, signing, terminal
+from checkout import clock, db, returns, terminal
 from checkout.models import DepositAddress, Merchant, Page, RateQuote
 from checkout.pages import LINK_STATUS
+from checkout.wire import signing
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
         "convert_to": "EUR", "url_back": "https://shop.example/back"}

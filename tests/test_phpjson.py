@@ -18,7 +18,7 @@ from conftest import PATIENCE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkout import phpjson
+from checkout.wire import phpjson
 
 PHP_OUTPUTS: list[tuple[Any, bytes]] = [
     (None, b'null'),

@@ -22,7 +22,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checkout import money, signing
+from checkout import money
 from checkout.models import Merchant
 from checkout.processor import (
     RETRY_DELAYS,
@@ -46,6 +46,7 @@ from checkout.processor import (
     parse_tag,
 )
 from checkout.sandbox import loopback
+from checkout.wire import signing
 
 KEY = "key-for-tests"
 SECRET = "AbCdEfG123456"  # the secret of the official signing example (coinspaid-api.md §8)

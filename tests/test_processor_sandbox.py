@@ -11,7 +11,7 @@ import pytest
 import requests
 from conftest import MERCHANT_KEY, MERCHANT_SECRET, LiveServer
 
-from checkout import money, signing
+from checkout import money
 from checkout.models import Merchant
 from checkout.processor import (
     SANDBOX_PATH,
@@ -24,6 +24,7 @@ from checkout.processor import (
     parse_confirmations,
 )
 from checkout.sandbox import loopback
+from checkout.wire import signing
 
 D = Decimal
 

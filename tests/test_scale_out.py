@@ -76,7 +76,7 @@ BIN = Path(sys.executable).parent
 @contextlib.contextmanager
 def processor(url: str, folder: Path) -> Iterator[str]:
     """The embedded sandbox as the site's processor, over HTTP; its API base URL."""
-    migrate.upgrade(url)
+    migrate.upgrade(url, sandbox=True)
     app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": str(folder / "processor"),
                       "SANDBOX": True, "PROCESSOR_URL": None, "SECRET_KEY": "processor"})
     app.extensions["sandbox.open_account"](11, MERCHANT_KEY, MERCHANT_SECRET)

@@ -1,10 +1,10 @@
 """The embedded CoinsPaid sandbox: a processor of its own behind HTTP.
 
-It imports nothing of the site but the wire format (`checkout.signing`, and
-`checkout.phpjson`: every body it sends is PHP json_encode output, as the real processor's
-are) and the pure `checkout.money`; only the app factory mounts it, and adds its jobs
-(`worker_tasks`) to the worker's list. It keeps its own tables (`sandbox_*`), its own engine
-on the same database, and its own clock.
+It imports nothing of the site but the wire format, `checkout.wire` (signatures; PHP
+json_encode bytes, as the real processor's bodies are; decimal amounts as text); only the app
+factory mounts it, and adds its jobs (`worker_tasks`) to the worker's list. It keeps its own
+tables (`sandbox_*`, built by its own Alembic branch, `sandbox`, in sandbox/migrations/), its
+own engine on the same database, and its own clock.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from checkout import money
+from checkout.wire import decimals
 
 from . import currencies, store
 
@@ -31,7 +31,7 @@ def open_account(app: Flask, client_id: int, key: str, secret: str) -> None:
         session.add(store.Account(client_id=client_id, api_key=key, api_secret=secret))
         session.flush()
         session.execute(insert(store.Balance), [
-            {"client_id": client_id, "currency": c.code, "amount": money.text(c.seed_balance)}
+            {"client_id": client_id, "currency": c.code, "amount": decimals.text(c.seed_balance)}
             for c in currencies.CURRENCIES])
 
 
@@ -69,7 +69,7 @@ def balances(session: Session, client_id: int) -> dict[str, Decimal]:
 
 def credit(session: Session, client_id: int, currency: str, amount: Decimal) -> None:
     row = _row(session, client_id, currency)
-    row.amount = money.text(Decimal(row.amount or "0") + amount)
+    row.amount = decimals.text(Decimal(row.amount or "0") + amount)
 
 
 def debit(session: Session, client_id: int, currency: str, amount: Decimal) -> None:
@@ -78,4 +78,4 @@ def debit(session: Session, client_id: int, currency: str, amount: Decimal) -> N
     held = Decimal(row.amount or "0")
     if held < amount:
         raise NotEnoughBalance(currency)
-    row.amount = money.text(held - amount)
+    row.amount = decimals.text(held - amount)

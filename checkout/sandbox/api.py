@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import PathConverter
 
-from checkout import money, phpjson, signing
+from checkout.wire import decimals, phpjson, signing
 
 from . import accounts, addresses, clock, currencies, invoices, operations, outbox, payloads, store
 from .currencies import Currency, amount_text
@@ -295,10 +295,10 @@ def withdrawal_crypto() -> Response:
         except accounts.NotEnoughBalance as exc:
             raise validation_error({"amount": NOT_ENOUGH}) from exc
         data = {"id": op.id, "foreign_id": op.foreign_id, "type": op.type, "status": op.status,
-                "amount": amount_text(money.from_processor(op.amount_sent)),
-                "sender_amount": amount_text(money.from_processor(op.amount_sent)),
+                "amount": amount_text(decimals.from_processor(op.amount_sent)),
+                "sender_amount": amount_text(decimals.from_processor(op.amount_sent)),
                 "sender_currency": op.currency_sent,
-                "receiver_amount": amount_text(money.from_processor(op.amount_received)),
+                "receiver_amount": amount_text(decimals.from_processor(op.amount_received)),
                 "receiver_currency": op.currency_received}
     return ok(data, 201)
 
@@ -350,8 +350,8 @@ def exchange_calculate() -> Response:
         deal = _exchange_fields(params(), now, minimum=False)
         session.add(store.Quote(
             client_id=caller().client_id, sender_currency=deal.source.code,
-            receiver_currency=deal.target.code, sender_amount=money.text(deal.sender_amount),
-            receiver_amount=money.text(deal.receiver_amount), price=money.text(deal.price),
+            receiver_currency=deal.target.code, sender_amount=decimals.text(deal.sender_amount),
+            receiver_amount=decimals.text(deal.receiver_amount), price=decimals.text(deal.price),
             ts_release=now + 60))
     data = _exchange_data(deal, now)
     data.update({"ts_fixed": now, "ts_release": now + 60, "fix_period": 60})

@@ -17,7 +17,7 @@ import click
 import requests
 from flask import Flask
 
-from checkout import money
+from checkout.wire import jsontext
 
 from . import simulate
 
@@ -91,7 +91,7 @@ def read_model(page: str) -> dict[str, Any]:
                        "running? `make run`)") from exc
     if answer.status_code != 200:
         raise PayError(f"no payment page at {page} ({answer.status_code})")
-    model = money.loads(answer.content)
+    model = jsontext.loads(answer.content)
     if not isinstance(model, dict):
         raise PayError(f"{page}/status is not a page model")
     return model
@@ -112,7 +112,7 @@ def asked_for(model: dict[str, Any]) -> str | None:
 
 def post(url: str, body: dict[str, Any]) -> requests.Response:
     try:
-        return requests.post(url, data=money.dumps(body),
+        return requests.post(url, data=jsontext.dumps(body),
                              headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
     except requests.RequestException as exc:
         raise PayError(f"could not reach the sandbox at {url}: {type(exc).__name__}") from exc

@@ -16,7 +16,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from checkout import money
+from checkout.wire import decimals
 
 from . import accounts, addresses, clock, currencies, outbox, store
 from .currencies import Currency, amount_text
@@ -83,9 +83,9 @@ def _fix_currency(session: Session, op: store.Operation, inv: store.Invoice, sen
         session, op.client_id, sender, now, foreign_id=op.foreign_id,
         convert_to=inv.currency if inv.currency != sender.code else None,
         end_user_reference=op.end_user_reference, invoice_id=op.id)
-    inv.sender_currency, inv.sender_amount = sender.code, money.text(due)
+    inv.sender_currency, inv.sender_amount = sender.code, decimals.text(due)
     op.address_id = address.id
-    op.currency_sent, op.amount_sent = sender.code, money.text(due)
+    op.currency_sent, op.amount_sent = sender.code, decimals.text(due)
     op.status = "pending"
     if inv.expires_at is None:
         inv.fixed_at, inv.expires_at = now, now + PENDING_SECONDS
@@ -96,14 +96,14 @@ def create(session: Session, client_id: int, req: InvoiceRequest, now: int,
     op = store.Operation(
         client_id=client_id, type="invoice", scope="invoice", foreign_id=req.foreign_id,
         status="pending" if req.timer else "created", currency_sent=req.currency.code,
-        amount_sent=money.text(req.amount), currency_received=req.currency.code,
-        amount_received=money.text(req.amount), end_user_reference=req.end_user_reference,
+        amount_sent=decimals.text(req.amount), currency_received=req.currency.code,
+        amount_received=decimals.text(req.amount), end_user_reference=req.end_user_reference,
         notify_url=notify, created_at=now)
     session.add(op)
     session.flush()
     inv = store.Invoice(
         id=op.id, code=_code(), kind=req.kind, timer=req.timer, title=req.title,
-        description=req.description, currency=req.currency.code, amount=money.text(req.amount),
+        description=req.description, currency=req.currency.code, amount=decimals.text(req.amount),
         url_success=req.url_success, url_failed=req.url_failed, email_user=req.email_user)
     if req.timer:
         inv.fixed_at, inv.expires_at = now, now + PENDING_SECONDS
@@ -185,7 +185,7 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
     inv = session.get(store.Invoice, address.invoice_id)
     assert op is not None and inv is not None
     payment = store.Payment(
-        operation_id=op.id, address_id=address.id, amount=money.text(amount), txid="",
+        operation_id=op.id, address_id=address.id, amount=decimals.text(amount), txid="",
         status=status, created_at=now,
         confirm_at=now + int(current_app.config.get("SANDBOX_CONFIRM_SECONDS", 10))
         if status == "not_confirmed" else None)
@@ -225,7 +225,8 @@ def _evaluate(session: Session, op: store.Operation, inv: store.Invoice, now: in
 def _pay_out(session: Session, op: store.Operation, inv: store.Invoice, due: Decimal) -> None:
     sender = currencies.BY_CODE[inv.sender_currency or inv.currency]
     fee = currencies.percent_of(due, sender.deposit_fee_percent)
-    op.fees = [{"type": "fee_crypto_deposit", "currency": sender.code, "amount": money.text(fee)}]
+    op.fees = [{"type": "fee_crypto_deposit", "currency": sender.code,
+                "amount": decimals.text(fee)}]
     amount = Decimal(inv.amount)
     # The fee is charged in the payer's currency; credited at the invoice's own fixed rate.
     fee_in_invoice = (fee * amount / due).quantize(_Q) if due else Decimal(0)

@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from checkout import money
+from checkout.wire import decimals
 
 from . import accounts, addresses, clock, currencies, invoices, outbox, payloads, store
 from .currencies import Currency
@@ -48,7 +48,7 @@ def up(amount: Decimal) -> Decimal:
 
 
 def fee(kind: str, currency: str, amount: Decimal) -> dict[str, str]:
-    return {"type": kind, "currency": currency, "amount": money.text(amount)}
+    return {"type": kind, "currency": currency, "amount": decimals.text(amount)}
 
 
 # --- deposits -------------------------------------------------------------------------
@@ -79,8 +79,8 @@ def receive(session: Session, address: store.Address, amount: Decimal, status: s
     op = store.Operation(
         client_id=address.client_id, type="deposit_exchange" if exchange else "deposit",
         status=status, error=error, address_id=address.id, currency_sent=source.code,
-        amount_sent=money.text(amount), currency_received=target.code,
-        amount_received=money.text(received), fees_json="[]", notify_url=notify,
+        amount_sent=decimals.text(amount), currency_received=target.code,
+        amount_received=decimals.text(received), fees_json="[]", notify_url=notify,
         end_user_reference=address.end_user_reference, created_at=now,
         confirm_at=now + confirm_delay() if status == "not_confirmed" else None)
     op.fees = fees
@@ -142,8 +142,8 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
     op = store.Operation(
         client_id=client_id, type="withdrawal_exchange" if exchange else "withdrawal",
         scope="withdrawal", foreign_id=req.foreign_id, status="processing",
-        address_id=None, currency_sent=req.source.code, amount_sent=money.text(sent),
-        currency_received=req.chain.code, amount_received=money.text(received),
+        address_id=None, currency_sent=req.source.code, amount_sent=decimals.text(sent),
+        currency_received=req.chain.code, amount_received=decimals.text(received),
         to_address=req.address, to_tag=req.tag, end_user_reference=req.end_user_reference,
         notify_url=notify, created_at=now, confirm_at=now + confirm_delay())
     op.fees = fees
@@ -227,8 +227,8 @@ def exchange(session: Session, client_id: int, deal: Exchange, foreign_id: str, 
     op = store.Operation(
         client_id=client_id, type="exchange", scope="exchange", foreign_id=foreign_id,
         status="processing", currency_sent=deal.source.code,
-        amount_sent=money.text(deal.sender_amount), currency_received=deal.target.code,
-        amount_received=money.text(deal.receiver_amount), notify_url=notify, created_at=now,
+        amount_sent=decimals.text(deal.sender_amount), currency_received=deal.target.code,
+        amount_received=decimals.text(deal.receiver_amount), notify_url=notify, created_at=now,
         confirm_at=now + confirm_delay())
     op.fees = [fee(EXCHANGE_FEE, deal.target.code, deal.fee_amount)]
     accounts.debit(session, client_id, deal.source.code, deal.sender_amount)

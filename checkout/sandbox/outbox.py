@@ -14,7 +14,7 @@ from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from checkout import phpjson, signing
+from checkout.wire import phpjson, signing
 
 from . import clock, payloads, store
 

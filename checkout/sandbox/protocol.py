@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import Response, request
 
-from checkout import money, phpjson
+from checkout.wire import decimals, jsontext, phpjson
 
 from . import currencies
 from .currencies import Currency
@@ -54,7 +54,7 @@ def read_body() -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise ApiError(400, BAD_CONTENT)
     try:
-        body = money.loads(request.get_data())
+        body = jsontext.loads(request.get_data())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, BAD_CONTENT) from exc
     if body is None or isinstance(body, list):
@@ -133,8 +133,8 @@ class Fields:
             return None
         value = self.body[name]
         try:
-            amount = money.read_decimal(value)  # bounded below, with the processor's words
-        except money.AmountError:
+            amount = decimals.read_decimal(value)  # bounded below, with the processor's words
+        except decimals.AmountError:
             self.fail(name, f"The {_label(name)} must be a number.")
             return None
         if isinstance(value, str) and not re.fullmatch(r"\s*[0-9]+(\.[0-9]+)?\s*", value):
@@ -142,7 +142,7 @@ class Fields:
             return None
         floor = minimum if minimum is not None else Decimal(0)
         if amount <= 0 or amount < floor:
-            shown = money.plain(floor) if floor > 0 else "0"
+            shown = decimals.plain(floor) if floor > 0 else "0"
             self.fail(name, f"The {_label(name)} must be at least {shown}.")
             return None
         if amount >= MAX_AMOUNT:

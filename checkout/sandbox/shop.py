@@ -24,7 +24,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from sqlalchemy import delete, select
 
-from checkout import signing
+from checkout.wire import signing
 
 from . import accounts, clock, store
 

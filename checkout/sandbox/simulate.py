@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 from sqlalchemy import select
 
-from checkout import money
+from checkout.wire import decimals, jsontext
 
 from . import addresses, clock, currencies, invoices, operations, outbox, payloads, store
 from .protocol import ApiError, validation_error
@@ -28,7 +28,7 @@ def _api_error(error: ApiError) -> Response:
 
 def _json_object() -> dict[str, Any]:
     try:
-        body = money.loads(request.get_data())
+        body = jsontext.loads(request.get_data())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, {"errors": {"body": "The body must be a JSON object."}}) from exc
     if not isinstance(body, dict):
@@ -37,7 +37,7 @@ def _json_object() -> dict[str, Any]:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(money.dumps(data), status=status, mimetype="application/json")
+    return Response(jsontext.dumps(data), status=status, mimetype="application/json")
 
 
 def _tag(value: Any) -> str | None:
@@ -59,8 +59,8 @@ def simulate_payment() -> Response:
     if not isinstance(address, str) or not address.strip() or len(address) > 128:
         errors["address"] = "The address field is required."
     try:
-        amount = money.parse_amount(body.get("amount"), currencies.PLACES)
-    except money.AmountError as exc:
+        amount = decimals.parse_amount(body.get("amount"), currencies.PLACES)
+    except decimals.AmountError as exc:
         errors["amount"] = f"The amount is invalid: {exc}."
     status = body.get("status", "not_confirmed")
     if status not in STATUSES:

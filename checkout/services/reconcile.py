@@ -19,8 +19,9 @@ from flask import current_app
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from .. import clock, db, money, payments, phpjson, processor, states
+from .. import clock, db, money, payments, processor, states
 from ..models import Deposit, Merchant, Page
+from ..wire import phpjson
 from . import news
 from .news_base import APPLIED, DUPLICATE, Malformed
 

@@ -15,8 +15,8 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from checkout import money, signing
 from checkout.sandbox import accounts, clock
+from checkout.wire import decimals, jsontext, signing
 from checkout.worker import EXTENSION as TASKS
 
 CLIENT_ID = 11
@@ -39,7 +39,8 @@ class Api:
     def call(self, path: str, payload: Any = None, *, method: str = "POST",
              raw: bytes | None = None, headers: dict[str, str] | None = None,
              sign_with: str | None = None) -> requests.Response:
-        body = raw if raw is not None else money.dumps({} if payload is None else payload).encode()
+        body = raw if raw is not None else jsontext.dumps(
+            {} if payload is None else payload).encode()
         sent = {"Content-Type": "application/json", "X-Processing-Key": self.key,
                 "X-Processing-Signature": signing.sign(body, sign_with or self.secret)}
         sent.update(headers or {})
@@ -50,18 +51,18 @@ class Api:
     def data(self, path: str, payload: Any = None, status: int = 200, **kwargs: Any) -> Any:
         response = self.call(path, payload, **kwargs)
         assert response.status_code == status, response.text
-        return money.loads(response.content)["data"]
+        return jsontext.loads(response.content)["data"]
 
     def errors(self, path: str, payload: Any = None, status: int = 400) -> dict[str, str]:
         response = self.call(path, payload)
         assert response.status_code == status, response.text
-        body = money.loads(response.content)
+        body = jsontext.loads(response.content)
         assert set(body) == {"errors"}
         return dict(body["errors"])
 
     def balance(self, currency: str) -> Any:
         rows = self.data("accounts/list")
-        return next(money.from_processor(r["balance"]) for r in rows
+        return next(decimals.from_processor(r["balance"]) for r in rows
                     if r["currency"] == currency)
 
     def simulate(self, address: str, amount: str, status: str | None = None,
@@ -75,7 +76,7 @@ class Api:
                                   data=json.dumps(payload),
                                   headers={"Content-Type": "application/json"}, timeout=30)
         assert response.status_code == expect, response.text
-        return money.loads(response.content)
+        return jsontext.loads(response.content)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Received:
 
     @property
     def json(self) -> Any:
-        return money.loads(self.body)
+        return jsontext.loads(self.body)
 
 
 class Receiver:

@@ -1,6 +1,7 @@
-"""The sandbox is a world of its own: it imports nothing of the site but three small parts
-(signing and phpjson are the wire format, money the pure parsing). Its worker tasks are
-added to the worker's list by the app factory, which passes it the app."""
+"""The sandbox is a world of its own: it imports nothing of the site but the wire format
+(`checkout.wire`: signing, PHP json_encode, decimal text), which imports nothing of the site
+either. Its worker tasks are added to the worker's list by the app factory, which passes it
+the app."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from pathlib import Path
 from flask import Flask
 
 import checkout.sandbox
+import checkout.wire
 
-ALLOWED = {"checkout.money", "checkout.phpjson", "checkout.signing"}
+WIRE = Path(checkout.wire.__file__).parent
+ALLOWED = {"checkout.wire"} | {f"checkout.wire.{m.stem}" for m in WIRE.glob("*.py")
+                                if m.stem != "__init__"}
 SANDBOX = Path(checkout.sandbox.__file__).parent
 
 
@@ -35,12 +39,19 @@ def site_imports(path: Path) -> set[str]:
     return found
 
 
-def test_sandbox_imports_only_the_wire_format_and_money() -> None:
-    modules = sorted(SANDBOX.glob("*.py"))
+def test_sandbox_imports_only_the_wire_format() -> None:
+    modules = sorted(SANDBOX.rglob("*.py"))
     assert len(modules) > 5
     used = set().union(*(site_imports(m) for m in modules))
     assert used <= ALLOWED, used - ALLOWED
-    assert "checkout.signing" in used
+    assert "checkout.wire" in used
+
+
+def test_the_wire_format_imports_nothing_of_the_site() -> None:
+    modules = sorted(WIRE.glob("*.py"))
+    assert len(modules) >= 4
+    used = set().union(*(site_imports(m) for m in modules))
+    assert used <= ALLOWED, used - ALLOWED
 
 
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 import requests
 from flask import Flask
 
-from checkout import money, signing
 from checkout.sandbox import accounts, outbox
+from checkout.wire import jsontext, signing
 
 from .conftest import CLIENT_ID, KEY, SECRET, Api, Receiver, advance, run_task, settle
 
@@ -221,7 +221,7 @@ def test_transactions_info_lookups(hooked: Api, app: Flask, receiver: Receiver) 
     def info(payload: dict[str, Any]) -> Any:
         response = api.call("transactions/info", payload, method="GET")
         assert response.status_code == 200, response.text
-        body = money.loads(response.content)
+        body = jsontext.loads(response.content)
         assert "data" not in body
         return body
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 
-from checkout import money, signing
 from checkout.sandbox import payloads
+from checkout.wire import jsontext, signing
 
 from .conftest import KEY, SECRET, Api, Receiver, advance, settle
 
@@ -146,4 +146,4 @@ def test_amounts_as_bare_json_numbers(api: Api) -> None:
     raw = b'{"sender_currency":"BTC","receiver_currency":"EUR","sender_amount":0.5}'
     response = api.call("exchange/calculate", raw=raw)
     assert response.status_code == 200
-    assert money.loads(response.content)["data"]["sender_amount"] == "0.50000000"
+    assert jsontext.loads(response.content)["data"]["sender_amount"] == "0.50000000"

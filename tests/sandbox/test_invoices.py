@@ -10,7 +10,7 @@ import pytest
 import requests
 from flask import Flask
 
-from checkout import money, signing
+from checkout.wire import decimals, signing
 
 from .conftest import KEY, SECRET, Api, Receiver, advance, settle
 
@@ -199,7 +199,7 @@ def test_payment_after_expiry_is_a_deposit_on_the_invoice_address(
     [fee] = confirmed["fees"]
     assert fee["currency"] == currency and isinstance(fee["amount"], str)
     net = D(confirmed["currency_received"]["amount_minus_fee"])
-    assert confirmed["currency_received"]["amount"] == money.text(
+    assert confirmed["currency_received"]["amount"] == decimals.text(
         D(confirmed["currency_received"]["amount"]), 8)  # 8-decimal text, as every amount
     assert net == D(confirmed["currency_received"]["amount"]) - D(fee["amount"])
     assert hooked.balance(currency) == before + net  # in the merchant's account
@@ -228,7 +228,7 @@ def test_processing_too_long_fails_after_24_hours(hooked: Api, app: Flask,
 
 def test_fill_or_kill_underpaid_fails(hooked: Api, app: Flask, receiver: Receiver) -> None:
     invoice = create(hooked, timer=True, sender_currency="BTC")
-    half = money.text(D(invoice["sender_amount"]) / 2, 8)
+    half = decimals.text(D(invoice["sender_amount"]) / 2, 8)
     hooked.simulate(invoice["address"], half, status="confirmed")
     settle(app)
     [failed] = receiver.bodies()
@@ -241,13 +241,13 @@ def test_good_until_expired_takes_installments(hooked: Api, app: Flask,
                                                receiver: Receiver) -> None:
     invoice = create(hooked, timer=True, sender_currency="LTC", type="good_until_expired")
     owed = D(invoice["sender_amount"])
-    first = money.text(owed / 2, 8)
+    first = decimals.text(owed / 2, 8)
     hooked.simulate(invoice["address"], first, status="confirmed")
     settle(app)
     [pending] = receiver.bodies()
     assert pending["status"] == "pending"
     assert D(pending["currency_sent"]["remaining_amount"]) == owed - D(first)
-    hooked.simulate(invoice["address"], money.text(owed - D(first)), status="confirmed")
+    hooked.simulate(invoice["address"], decimals.text(owed - D(first)), status="confirmed")
     settle(app)
     confirmed = receiver.bodies()[-1]
     assert confirmed["status"] == "confirmed" and len(confirmed["transactions"]) == 2
@@ -257,7 +257,7 @@ def test_good_until_expired_takes_installments(hooked: Api, app: Flask,
 def test_good_until_expired_partial_fails_at_expiry(hooked: Api, app: Flask,
                                                     receiver: Receiver) -> None:
     invoice = create(hooked, timer=True, sender_currency="LTC", type="good_until_expired")
-    hooked.simulate(invoice["address"], money.text(D(invoice["sender_amount"]) / 2, 8),
+    hooked.simulate(invoice["address"], decimals.text(D(invoice["sender_amount"]) / 2, 8),
                     status="confirmed")
     advance(app, 900)
     settle(app)

@@ -8,7 +8,7 @@ import pytest
 import requests
 from flask import Flask
 
-from checkout import money, signing
+from checkout.wire import jsontext, signing
 
 from .conftest import API, KEY, SECRET, Api, advance
 
@@ -190,4 +190,4 @@ def test_exchange_calculate_rate_limit(api: Api, app: Flask) -> None:
 def test_responses_carry_no_secret(api: Api) -> None:
     for path in ("currencies/list", "accounts/list"):
         assert SECRET not in api.call(path).text
-    assert money.loads(api.call("accounts/list").content)["data"]
+    assert jsontext.loads(api.call("accounts/list").content)["data"]

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import select
 
-from checkout import money
 from checkout.sandbox import (
     accounts,
     addresses,
@@ -25,6 +24,7 @@ from checkout.sandbox import (
     store,
 )
 from checkout.sandbox.protocol import Fields
+from checkout.wire import jsontext
 
 from .conftest import run_task
 
@@ -174,4 +174,4 @@ def test_invoice_state_machine(app: Flask) -> None:
 
 def test_money_text_never_uses_exponents() -> None:
     assert currencies.amount_text(Decimal("1E-8")) == "0.00000001"
-    assert money.dumps({"a": Decimal("1E+3")}) == '{"a":"1000"}'
+    assert jsontext.dumps({"a": Decimal("1E+3")}) == '{"a":"1000"}'

@@ -15,8 +15,8 @@ import pytest
 from conftest import LiveServer
 from flask import Flask
 
-from checkout import phpjson
 from checkout.sandbox import accounts
+from checkout.wire import phpjson
 
 from .conftest import KEY, SECRET, Api, Receiver, advance, settle
 

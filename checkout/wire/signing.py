@@ -1,7 +1,7 @@
 """HMAC-SHA512 over exact bytes, lowercase hex: the processor's one signing scheme.
 
-Requests, callbacks and Payment Terminal links all use it. The embedded sandbox
-imports this module and nothing else of the site.
+Requests, callbacks and Payment Terminal links all use it, on the site's side and on the
+embedded sandbox's.
 """
 
 from __future__ import annotations

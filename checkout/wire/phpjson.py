@@ -20,8 +20,8 @@ round-trip raise ValueError: an int outside PHP's 64-bit range (it would come ba
 float), a string that is not valid Unicode (a lone surrogate), and nesting deeper than
 PHP's default depth of 512.
 
-The embedded sandbox imports this module (besides `checkout.signing`): it is the
-processor's wire format, not a part of the site.
+Part of `checkout.wire`, the processor's wire format that the site and the embedded
+sandbox share.
 """
 
 from __future__ import annotations
