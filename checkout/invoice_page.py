@@ -321,11 +321,11 @@ def labels() -> dict[str, str]:
                          "yet. If you have not paid, get a fresh quote to pay this order."),
         PHASE_EXPIRED: _("The time to pay ran out before any payment reached us. Please go back "
                          "to %(shop)s to start again. If you sent a payment anyway, do not send "
-                         "it again: the payment processor emails refund instructions for a "
-                         "payment that arrives late.", **ph),
+                         "it again: it will show on this page when it arrives, with what "
+                         "happens next.", **ph),
         PHASE_UNDERPAID: _("Less than asked arrived before the time ran out, so this payment "
                            "failed. What you sent will be refunded: the payment processor "
-                           "emails you a refund link.", **ph),
+                           "emails you refund instructions.", **ph),
         PHASE_TIMEOUT: _("Your payment was not confirmed by the network in time, so this "
                          "payment failed. The payment processor emails you a refund link.",
                          **ph),
@@ -334,5 +334,5 @@ def labels() -> dict[str, str]:
         PHASE_LATE: _("Your payment of %(paid)s %(ticker)s arrived after this invoice had "
                       "closed, so it was not applied to it.", **ph),
         "overpaid": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked; the "
-                      "payment processor emails you a link to get the difference back.", **ph),
+                      "payment processor emails you instructions to get the difference back.", **ph),
     }
