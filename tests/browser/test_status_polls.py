@@ -104,10 +104,14 @@ def test_while_nothing_moves_the_poll_slows_down_step_by_step(
             if r.url.endswith("/status") else None)
     page.goto(str(created.json()["data"]["url"]))
     wait_for_phase(page, "choose")
-    wait_until(lambda: len(times) >= 6, 15, what="six polls",
+    wait_until(lambda: len(times) >= 7, 30, what="seven polls",
                tick=lambda: page.wait_for_timeout(50))
     gaps = [later - before for before, later in zip(times, times[1:], strict=False)]
-    # 100 ms after the first answer, then 200, 400, 800, 800 ms (timers run late, not early).
-    assert gaps[0] < 0.6, gaps  # right after a change (the first answer) the poll is fast
-    assert gaps[1] >= 0.19 and gaps[2] >= 0.39 and gaps[3] >= 0.79 and gaps[4] >= 0.79, gaps
-    assert gaps[4] < 3, gaps  # capped at the slow interval (and a loaded machine's delay)
+    # 100 ms after the first answer, then 200, 400, 800, 800, 800 ms. Timers run late, never
+    # early; the browser's request events reach the test a few milliseconds either way.
+    slack = 0.9
+    assert gaps[0] < gaps[3], gaps  # right after a change (the first answer) the poll is fast
+    assert all(gaps[i] >= wanted * slack for i, wanted in ((1, .2), (2, .4), (3, .8), (4, .8))), \
+        gaps
+    # Capped at the slow interval: doubling on would wait 1.6 s, then 3.2 s.
+    assert gaps[5] < 2.5, gaps
