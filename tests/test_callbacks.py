@@ -29,9 +29,10 @@ from test_callbacks_kit import (
     signed_headers,
 )
 
-from checkout import callbacks, db, merchants, money, signing
+from checkout import db, merchants, money, signing
 from checkout.models import AppliedCallback, Callback, Delivery, Deposit, Merchant
 from checkout.services import news
+from checkout.web import callbacks
 
 # A base callback with a "/" in it, so that PHP-style "\/" escapes are a real mutation.
 BASE = deposit_body(777, "confirmed", foreign_id="shop/2048")

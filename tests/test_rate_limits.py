@@ -15,8 +15,9 @@ from flask.testing import FlaskClient
 from invoice_kit import ORDER
 from test_callbacks_kit import deposit_body, signed_headers
 
-from checkout import ratelimit, signing, terminal
+from checkout import signing, terminal
 from checkout.models import Merchant
+from checkout.web import ratelimit
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7"}
 

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import clock, db, phpjson, signing
-from .models import Callback, Delivery, Merchant
+from .. import clock, db, phpjson, signing
+from ..models import Callback, Delivery, Merchant
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import clock, deliveries, invoices, money
+from .. import clock, invoices, money
 from ..models import AppliedCallback, Callback, Merchant
+from . import deliveries
 from .deposit_news import apply_deposit
 from .invoice_news import apply_invoice
 from .news_base import (
