@@ -90,7 +90,7 @@ def choose(asking: Request, languages: list[str],
            merchant: Callable[[], str | None]) -> str:
     """The language a request is answered in: its `?lang=`, else the browser's first served
     choice, else the merchant's default (asked only then), else English. Also used before
-    Flask runs (front.py), so it reads only the request it is given."""
+    Flask runs (web/front.py), so it reads only the request it is given."""
     chosen = match(asking.args.get("lang"), languages)
     if chosen:
         return chosen
