@@ -33,8 +33,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def worker_tasks(app: Flask) -> dict[str, Task]:
     """The worker's one task list, run in this order on every loop. Nothing else adds a task."""
-    from . import deliveries, invoices, limits, rates, snapshot
-    from .services import reconcile
+    from . import limits, rates, snapshot
+    from .services import deliveries, invoices, reconcile
 
     tasks: dict[str, Task] = {"invoices.expiry": invoices.expire_due}  # the shop's timers
     if app.config["SANDBOX"]:
@@ -59,7 +59,8 @@ def load_settings(app: Flask, overrides: dict[str, Any]) -> None:
 
 
 def init_storage(app: Flask) -> None:
-    from . import db, pagecache, snapshot
+    from . import db, snapshot
+    from .web import pagecache
 
     db.init_app(app)
     pagecache.init_app(app)
@@ -68,35 +69,35 @@ def init_storage(app: Flask) -> None:
 
 
 def init_extensions(app: Flask) -> None:
-    from . import assets, i18n, inputs, security
+    from .web import assets, inputs, language, security
 
     inputs.init_app(app)  # first: every later hook meets a bounded body of text
     security.init_app(app)
-    i18n.init_app(app)
+    language.init_app(app)
     assets.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import api, branding, callbacks, errors, health, pages
+    from .web import branding, callbacks, customer, errors, health, merchant_api
 
     errors.init_app(app)
     health.init_app(app)
-    pages.init_app(app)
+    customer.init_app(app)
     branding.init_app(app)
     callbacks.init_app(app)
-    api.init_app(app)
+    merchant_api.init_app(app)
     if app.config["SANDBOX"]:
         # Only the factory mounts the embedded processor, and only in sandbox mode.
         from . import sandbox
 
         sandbox.init_app(app)
-    from . import ratelimit
+    from .web import ratelimit
 
     ratelimit.init_app(app)  # wraps the views registered above
 
 
 def wrap_wsgi(app: Flask) -> None:
-    from . import front, security
+    from .web import front, security
 
     # The hottest customer requests are answered before Flask runs (front.py); the proxy
     # fix goes outside, so that their rate limits count the client's address, not the proxy's.
@@ -105,7 +106,8 @@ def wrap_wsgi(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from . import deliveries, demo, limits, merchants, migrate_cli, worker
+    from . import demo, limits, merchants, migrate_cli, worker
+    from .services import deliveries
 
     merchants.init_app(app)
     worker.init_app(app, worker_tasks(app))

@@ -3,15 +3,14 @@
 A request is the merchant's when its `X-Processing-Signature` is the HMAC-SHA512 of the exact
 body bytes under the secret of the merchant named by `X-Processing-Key`. Refusals have the
 processor's `{"error", "code"}` shape, so a shop's client reads ours as it reads CoinsPaid's.
+The check itself is here, on bytes and header values; reading them from a request, once per
+request, is web/request_auth.py's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from flask import jsonify, request
-from flask.typing import ResponseReturnValue
 
 from . import merchants, money
 from .models import Merchant
@@ -33,7 +32,6 @@ BAD_KEY = Refusal(403, "Bad key header", "bad_header_key")
 NO_SIGNATURE = Refusal(403, "No signature header", "required_header_signature")
 BAD_SIGNATURE = Refusal(403, "Bad signature header", "bad_header_signature")
 BAD_CONTENT = Refusal(400, "Bad content format", "bad_content_format")
-AUTHENTICATED = "checkout.authenticated"  # in the request's environ: its answer
 
 
 def authenticate(raw: bytes, key: str | None, signature: str | None) -> Merchant | Refusal:
@@ -48,23 +46,6 @@ def authenticate(raw: bytes, key: str | None, signature: str | None) -> Merchant
     if not signing.verify(raw, merchant.api_secret, signature):
         return BAD_SIGNATURE
     return merchant
-
-
-def authenticate_request(raw: bytes) -> Merchant | Refusal:
-    """`authenticate` of this request's headers over `raw`, computed once per request: the
-    rate limiter's exemption of a signed callback and the view ask the same question, and an
-    HMAC-SHA512 over a body of up to 256 KiB is not asked for twice. Kept with the request
-    (its environ: an app context, and so `g`, may outlive one request in tests) and with the
-    bytes and headers it answers for, so other bytes are verified anew."""
-    asked = (raw, request.headers.get("X-Processing-Key"),
-             request.headers.get("X-Processing-Signature"))
-    known: tuple[tuple[bytes, str | None, str | None], Merchant | Refusal] | None = (
-        request.environ.get(AUTHENTICATED))
-    if known is not None and known[0] == asked:
-        return known[1]
-    found = authenticate(*asked)
-    request.environ[AUTHENTICATED] = (asked, found)
-    return found
 
 
 def parse_object(raw: bytes) -> dict[str, Any] | None:
@@ -91,7 +72,3 @@ def parse_params(raw: bytes) -> dict[str, Any] | None:
     if payload is None or payload == []:
         return {}
     return payload if isinstance(payload, dict) else None
-
-
-def refuse(refusal: Refusal) -> ResponseReturnValue:
-    return jsonify(error=refusal.error, code=refusal.code), refusal.status

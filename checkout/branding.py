@@ -21,12 +21,8 @@ from typing import Any
 
 import click
 from babel import Locale, UnknownLocaleError
-from flask import Blueprint, Flask, Response, abort, url_for
-from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import db
 from .models import Merchant, MerchantLogo
 
 MAX_DISPLAY_NAME = 100
@@ -48,7 +44,7 @@ AA = 4.5
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 
 _ACCENT = re.compile(r"\A#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})\Z")
-_DIGEST = re.compile(r"\A[0-9a-f]{16}\Z")
+DIGEST = re.compile(r"\A[0-9a-f]{16}\Z")
 _LANGUAGE = re.compile(r"\A[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8}){0,2}\Z")
 # Control, format (bidi overrides, zero-width), separator-line, private and surrogate
 # characters: none belongs in a name or a sentence a customer reads, and some can disguise it.
@@ -238,22 +234,12 @@ def stylesheet(merchant: Merchant, logo: MerchantLogo | None) -> str | None:
     return "\n".join(rules) + "\n" if rules else None
 
 
-def _short(text: str | bytes) -> str:
+def digest_of(text: str | bytes) -> str:
     raw = text.encode() if isinstance(text, str) else text
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- what a page shows
-
-
-@dataclass(frozen=True)
-class Brand:
-    stylesheet_url: str | None = None
-    logo_url: str | None = None
-    logo_width: int | None = None
-    logo_height: int | None = None
-    instructions: str | None = None
-    instructions_lang: str | None = None  # set when the text is in another page's language
 
 
 def instructions_for(texts: dict[str, str], locale: str) -> tuple[str | None, str | None]:
@@ -268,47 +254,6 @@ def instructions_for(texts: dict[str, str], locale: str) -> tuple[str | None, st
             return text, key
     return texts.get(DEFAULT), None
 
-
-def brand_of(merchant: Merchant) -> Brand:
-    logo = merchant.logo
-    css = stylesheet(merchant, logo)
-    text, lang = instructions_for(merchant.instructions, str(get_locale()))
-    return Brand(
-        stylesheet_url=(url_for("branding.stylesheet_file", client_id=merchant.client_id,
-                                digest=_short(css)) if css else None),
-        logo_url=(url_for("branding.logo_file", client_id=merchant.client_id,
-                          digest=logo.digest[:16]) if logo else None),
-        logo_width=logo.width if logo else None,
-        logo_height=logo.height if logo else None,
-        instructions=text,
-        instructions_lang=lang.replace("_", "-") if lang else None,
-    )
-
-
-bp = Blueprint("branding", __name__, url_prefix="/brand")
-
-
-def _cached_forever(response: Response) -> Response:
-    response.headers["Cache-Control"] = CACHE_FOREVER
-    return response
-
-
-@bp.get("/<int(max=2147483647):client_id>/<digest>.css")
-def stylesheet_file(client_id: int, digest: str) -> ResponseReturnValue:
-    """Only the current digest answers: an old one is a stylesheet that no longer exists."""
-    merchant = db.session().get(Merchant, client_id) if _DIGEST.match(digest) else None
-    css = stylesheet(merchant, merchant.logo) if merchant is not None else None
-    if css is None or _short(css) != digest:
-        abort(404)
-    return _cached_forever(Response(css, mimetype="text/css"))
-
-
-@bp.get("/<int(max=2147483647):client_id>/logo-<digest>.png")
-def logo_file(client_id: int, digest: str) -> ResponseReturnValue:
-    logo = db.session().get(MerchantLogo, client_id) if _DIGEST.match(digest) else None
-    if logo is None or not logo.digest.startswith(digest):
-        abort(404)
-    return _cached_forever(Response(logo.png, mimetype="image/png"))
 
 
 # ---------------------------------------------------------------- `merchant edit`
@@ -459,12 +404,3 @@ def describe(merchant: Merchant) -> str:
     if merchant.instructions:
         parts.append(f"instructions: {', '.join(sorted(merchant.instructions))}")
     return "\t".join(parts)
-
-
-def template_helpers() -> dict[str, Any]:
-    return {"brand_of": brand_of}
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
-    app.context_processor(template_helpers)

@@ -104,7 +104,7 @@ def from_environment(instance: Path) -> dict[str, Any]:
         # them), and which Host names we answer (Flask's TRUSTED_HOSTS; others get 400).
         "TRUSTED_PROXIES": _trusted_proxies(),
         "TRUSTED_HOSTS": _trusted_hosts(public_url),
-        # Renderings of customer pages each process keeps (pagecache.py), about 10 KB each.
+        # Renderings of customer pages each process keeps (web/pagecache.py), about 10 KB each.
         "PAGE_CACHE_SIZE": int(os.environ.get(f"{PREFIX}PAGE_CACHE_SIZE", "1024")),
         "WTF_CSRF_ENABLED": True,
         "JSON_SORT_KEYS": False,

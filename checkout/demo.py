@@ -11,8 +11,9 @@ from urllib.parse import urlencode, urlsplit
 import click
 from flask import Flask, current_app
 
-from . import db, invoices, merchants, terminal
+from . import db, merchants, terminal
 from .models import Merchant
+from .services import invoices
 
 DEMO_CLIENT_ID = 1000
 

@@ -9,6 +9,8 @@ Adding a language is one catalogue (`checkout/translations/<id>/LC_MESSAGES/mess
 and one line in NAMES. A language listed without a catalogue is not offered (it would show
 English under another name); a catalogue whose compiled form is missing or older than its
 source is compiled when the app starts, with a warning, so it is never missing at run time.
+Reading the choice from the request in flight (and the picker's links) is web/language.py's;
+`choose` here decides on whatever request it is given (the front asks before Flask runs).
 """
 
 from __future__ import annotations
@@ -27,9 +29,7 @@ from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
-from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import Babel, format_datetime, get_locale, refresh
-from sqlalchemy import select
+from flask_babel import format_datetime, get_locale
 from werkzeug.wrappers import Request
 
 log = logging.getLogger(__name__)
@@ -86,25 +86,11 @@ def match(asked: str | None, languages: list[str]) -> str | None:
     return None
 
 
-def asked_language() -> str | None:
-    """The language this request asked for by `?lang=` (the shop's link, the picker, or a
-    link of our own carrying it over), as served; None when it asked for none we serve."""
-    if not has_request_context():
-        return None
-    return match(request.args.get("lang"), current_app.config["LANGUAGES"])
-
-
-def select_locale() -> str:
-    if not has_request_context():
-        return "en"  # the worker (writing page models, which are language-free)
-    return choose(request, current_app.config["LANGUAGES"], merchant_language)
-
-
 def choose(asking: Request, languages: list[str],
            merchant: Callable[[], str | None]) -> str:
     """The language a request is answered in: its `?lang=`, else the browser's first served
     choice, else the merchant's default (asked only then), else English. Also used before
-    Flask runs (front.py), so it reads only the request it is given."""
+    Flask runs (web/front.py), so it reads only the request it is given."""
     chosen = match(asking.args.get("lang"), languages)
     if chosen:
         return chosen
@@ -115,67 +101,8 @@ def choose(asking: Request, languages: list[str],
     return match(merchant(), languages) or "en"
 
 
-def merchant_language() -> str | None:
-    """The default language of the merchant whose page (or link) this request is about.
-
-    Asked only when neither `?lang=` nor the browser decided. A route that knows its merchant
-    sets `g.merchant_language`; a page route is found by its id with one small query.
-    """
-    if "merchant_language" in g:
-        return g.merchant_language
-    page_id = (request.view_args or {}).get("page_id")
-    language = None
-    from .models import Merchant, Page, is_page_token
-
-    if is_page_token(page_id):
-        from . import db
-
-        language = db.session().scalar(
-            select(Merchant.language).join(Page, Page.merchant_id == Merchant.client_id)
-            .where(Page.id == page_id))
-    g.merchant_language = language
-    return language
-
-
-def use_merchant_language(language: str | None) -> None:
-    """A route that learnt its merchant (a verified terminal link) answers in the merchant's
-    default where the request itself chose none."""
-    g.merchant_language = language
-    refresh()
-
-
-def carry_language(endpoint: str, values: dict[str, Any]) -> None:
-    """Every URL the site builds while serving a `?lang=` request carries it: the page's
-    links, its forms' actions, its refresh, the status it polls, the receipt. No cookie."""
-    if endpoint == "static" or values.get("lang") is not None:
-        return
-    chosen = asked_language()
-    if chosen:
-        values["lang"] = tag(chosen)
-
-
 def text_direction(locale: str) -> str:
     return "rtl" if locale.split("_")[0] in RTL else "ltr"
-
-
-def language_links() -> list[dict[str, Any]]:
-    """The picker: this page in each language, as plain links (no script needed).
-
-    The current path and query are kept (a terminal link's data and signature too), with
-    `lang` replaced; a page answered to a form post links to the page itself.
-    """
-    from urllib.parse import urlencode
-
-    path = request.path
-    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
-    if request.method not in ("GET", "HEAD"):
-        page_id = (request.view_args or {}).get("page_id")
-        path, args = (f"/p/{page_id}", []) if page_id else ("/", [])
-    current = str(get_locale())
-    return [{"code": code, "tag": tag(code), "name": native_name(code),
-             "href": path + "?" + urlencode([*args, ("lang", tag(code))]),
-             "current": code == current}
-            for code in current_app.config["LANGUAGES"]]
 
 
 def native_name(code: str) -> str:
@@ -265,17 +192,3 @@ def compile_catalogue(po: Path, mo: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def init_app(app: Flask) -> None:
-    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
-    if "LANGUAGES" not in app.config:
-        folder = Path(app.config["BABEL_TRANSLATION_DIRECTORIES"])
-        app.config["LANGUAGES"] = catalogue_languages(folder, LANGUAGES)
-    Babel(app, locale_selector=select_locale)
-    app.url_defaults(carry_language)
-    app.add_template_filter(number, "number")
-    app.add_template_filter(moment, "moment")
-    app.add_template_global(language_links)
-    app.add_template_global(number_format)
-    app.add_template_global(tag, "language_tag")

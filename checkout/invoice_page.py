@@ -334,5 +334,6 @@ def labels() -> dict[str, str]:
         PHASE_LATE: _("Your payment of %(paid)s %(ticker)s arrived after this invoice had "
                       "closed, so it was not applied to it.", **ph),
         "overpaid": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked; the "
-                      "payment processor emails you instructions to get the difference back.", **ph),
+                      "payment processor emails you instructions to get the difference back.",
+                      **ph),
     }

@@ -196,7 +196,7 @@ def minimum_for_link(session: Session, link: terminal.TerminalLink) -> Decimal |
 @dataclass(frozen=True)
 class BelowMinimum:
     """A link asking for less than its currency's minimum deposit: a deposit that the
-    processor would cancel. The route answers it (pages.py: a 422 page)."""
+    processor would cancel. The route answers it (web/customer.py: a 422 page)."""
 
     currency: str
     minimum: Decimal

@@ -29,9 +29,10 @@ from test_callbacks_kit import (
     signed_headers,
 )
 
-from checkout import callbacks, db, merchants, money
+from checkout import db, merchants, money
 from checkout.models import AppliedCallback, Callback, Delivery, Deposit, Merchant
 from checkout.services import news
+from checkout.web import callbacks
 from checkout.wire import signing
 
 # A base callback with a "/" in it, so that PHP-style "\/" escapes are a real mutation.

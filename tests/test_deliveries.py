@@ -26,8 +26,9 @@ from test_callbacks_kit import (
     use_shop,
 )
 
-from checkout import db, deliveries, worker
+from checkout import db, worker
 from checkout.models import Delivery, Merchant
+from checkout.services import deliveries
 
 
 def run_worker(app: Flask) -> int:

@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 from invoice_kit import pay as sandbox_pay
 from invoice_kit import settle
 
-from checkout import invoices, merchants, terminal
+from checkout import merchants, terminal
+from checkout.services import invoices
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -21,9 +21,10 @@ from flask import Flask
 from gunicorn_kit import serving
 from sqlalchemy import delete, func, select
 
-from checkout import addresses, clock, db, terminal
+from checkout import clock, db, terminal
 from checkout.models import AddressClaim, DepositAddress, Merchant, Page
 from checkout.sandbox import store as sandbox_store
+from checkout.services import addresses
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "sale-1", "amount": "0.00123",
         "convert_to": "EUR", "url_back": "https://shop.example/back"}

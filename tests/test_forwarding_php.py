@@ -18,9 +18,9 @@ from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from test_callbacks_kit import Clock, Shop, deposits_of, pay, running_shop, use_shop
 
-from checkout import deliveries, terminal, worker
+from checkout import terminal, worker
 from checkout.models import Merchant
-from checkout.services import reconcile
+from checkout.services import deliveries, reconcile
 from checkout.wire import signing
 
 HOSTILE_IDS = ["wc/123", "kunde-ü", 'order "7"', "c:\\orders\\7", "Bestellung-Grüße",

@@ -28,8 +28,9 @@ from sqlalchemy import select
 from test_callbacks_kit import Shop, callbacks_of, running_shop, use_shop
 from test_returns import shop_checks
 
-from checkout import db, deliveries, invoices, processor
+from checkout import db, processor
 from checkout.models import Invoice, InvoiceQuote, Merchant, Page
+from checkout.services import deliveries, invoices
 
 
 @pytest.fixture

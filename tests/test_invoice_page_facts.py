@@ -20,8 +20,9 @@ from flask import Flask
 from invoice_kit import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle
 from sqlalchemy import select
 
-from checkout import db, forms, money, terminal
+from checkout import db, money, terminal
 from checkout.models import Invoice, InvoiceQuote, Merchant
+from checkout.web import forms
 
 # How the page shows buyer@example.com: its first and last letter, the domain, and word
 # joiners that keep "b…r" on one line.

@@ -20,9 +20,10 @@ from flask import Flask
 from invoice_kit import TYPE_3, TestShop
 from sqlalchemy import func, select
 
-from checkout import db, invoices, processor
+from checkout import db, processor
 from checkout.models import Invoice, InvoiceQuote, Merchant
 from checkout.sandbox import store as sandbox_store
+from checkout.services import invoices
 
 
 class AnswerDropper:

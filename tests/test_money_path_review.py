@@ -37,9 +37,9 @@ from test_callbacks_kit import (
     use_shop,
 )
 
-from checkout import create_app, db, deliveries, money, worker
+from checkout import create_app, db, money, worker
 from checkout.models import Delivery, Merchant, Page
-from checkout.services import news
+from checkout.services import deliveries, news
 
 # ---------------------------------------------------------------------------------------------
 # Two payments to one address, applied at the same moment

@@ -19,8 +19,9 @@ from invoice_kit import ORDER, TestShop, settle
 from test_callbacks_kit import deposit_body, post
 from werkzeug.test import Client
 
-from checkout import branding, clock, front, merchants, pagecache, rates, terminal
+from checkout import branding, clock, merchants, rates, terminal
 from checkout.models import Merchant
+from checkout.web import front, pagecache
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "cache-1", "amount": "0.00123",
         "convert_to": "EUR"}

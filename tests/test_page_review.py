@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from checkout import clock, db, returns, terminal
 from checkout.models import DepositAddress, Merchant, Page, RateQuote
-from checkout.pages import LINK_STATUS
+from checkout.web.customer import LINK_STATUS
 from checkout.wire import signing
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",

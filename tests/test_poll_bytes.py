@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from invoice_kit import ORDER, TestShop, settle
 from werkzeug.test import Client
 
-from checkout import clock, front, pagecache
+from checkout import clock
 from checkout.models import Merchant
+from checkout.web import front, pagecache
 
 COUNTDOWN = re.compile(r'data-field="countdown-time" dir="ltr">(\d+:\d\d)<')
 

@@ -15,8 +15,9 @@ from flask.testing import FlaskClient
 from invoice_kit import ORDER
 from test_callbacks_kit import deposit_body, signed_headers
 
-from checkout import ratelimit, terminal
+from checkout import terminal
 from checkout.models import Merchant
+from checkout.web import ratelimit
 from checkout.wire import signing
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7"}

@@ -19,8 +19,9 @@ from flask.testing import FlaskClient
 from test_security_headers import EVERYWHERE, open_page
 from werkzeug.test import TestResponse
 
-from checkout import ROOT, assets
+from checkout import ROOT
 from checkout.models import Merchant
+from checkout.web import assets
 
 STATIC = ROOT / "static"
 NAMES = sorted(path.name for path in STATIC.iterdir() if path.is_file())

@@ -14,8 +14,9 @@ from flask.testing import FlaskClient
 from test_callbacks_kit import deposit_body, post
 from werkzeug.test import Client
 
-from checkout import front, ratelimit, terminal
+from checkout import terminal
 from checkout.models import Merchant
+from checkout.web import front, ratelimit
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "poll-1", "amount": "0.00123",
         "convert_to": "EUR"}

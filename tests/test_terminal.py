@@ -19,9 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from checkout import db, i18n, payments, terminal
+from checkout import db, payments, terminal
 from checkout.models import DepositAddress, Merchant, Page
-from checkout.pages import LINK_STATUS
+from checkout.web import language as i18n
+from checkout.web.customer import LINK_STATUS
 from checkout.wire import signing
 
 SHOP = Merchant(client_id=11, name="Shop", api_key="k", api_secret=MERCHANT_SECRET,

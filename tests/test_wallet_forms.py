@@ -18,8 +18,9 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import update
 
-from checkout import clock, currencies, db, invoice_page, invoices, merchants, terminal, uris
+from checkout import clock, currencies, db, invoice_page, merchants, terminal, uris
 from checkout.models import DepositAddress, Invoice, Merchant, Page, RateQuote
+from checkout.services import invoices
 
 # The main chains' ids and token contracts a test page must never name.
 MAINNET_CHAIN = re.compile(r"@(1|56)(?![0-9])")

@@ -18,9 +18,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from test_callbacks_kit import Clock, deposit_body, post, running_shop, use_shop
 
-from checkout import ROOT, db, deliveries, terminal, worker
+from checkout import ROOT, db, terminal, worker
 from checkout.clock import system_now
 from checkout.models import Delivery, Merchant, Page
+from checkout.services import deliveries
 
 
 def only_delivery(app: Flask) -> Delivery:

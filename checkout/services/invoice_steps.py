@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .. import invoices, processor
+from .. import processor
 from ..models import Invoice, Page
+from . import invoices
 
 log = logging.getLogger(__name__)
 

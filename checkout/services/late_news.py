@@ -27,8 +27,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import deliveries, invoices, money
+from .. import money
 from ..models import DepositAddress, Invoice, InvoiceQuote, Merchant
+from . import deliveries, invoices
 
 log = logging.getLogger(__name__)
 

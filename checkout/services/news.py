@@ -1,7 +1,7 @@
 """The news engine: a processor callback (or what reconciliation learned) is kept as received,
 queued for the shop, and applied at most once per (id, type, status), forward only.
 
-`absorb` is the one way in: the callback endpoint (checkout/callbacks.py) and reconciliation
+`absorb` is the one way in: the callback endpoint (checkout/web/callbacks.py) and reconciliation
 (services/reconcile.py) both call it. Deposits are applied by deposit_news.py, invoices by
 invoice_news.py; money that came after an invoice closed by late_news.py.
 """
@@ -14,8 +14,9 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import clock, deliveries, invoices, money
+from .. import clock, invoices, money
 from ..models import AppliedCallback, Callback, Merchant
+from . import deliveries
 from .deposit_news import apply_deposit
 from .invoice_news import apply_invoice
 from .news_base import (

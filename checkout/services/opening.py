@@ -24,8 +24,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import addresses, limits, money, payments, processor, rates, terminal
+from .. import limits, money, payments, processor, rates, terminal
 from ..models import DepositAddress, Page
+from . import addresses
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from . import clock, processor, terminal
-from .models import AddressClaim, DepositAddress
+from .. import clock, processor, terminal
+from ..models import AddressClaim, DepositAddress
 
 log = logging.getLogger(__name__)
 

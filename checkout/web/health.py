@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db
+from .. import db
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)

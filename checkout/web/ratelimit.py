@@ -24,7 +24,8 @@ from limits import RateLimitItem, parse
 from limits.storage import Storage
 from werkzeug.exceptions import TooManyRequests
 
-from . import auth, limitstore
+from .. import auth
+from . import limitstore, request_auth
 
 EXTENSION = "checkout.limiter"
 DEFAULTS = {
@@ -135,7 +136,7 @@ def signed_callback() -> bool:
     """The processor's own, correctly signed: exempt from every limit. The body is bounded
     as the view's already (inputs.py set its route's limit before any view runs)."""
     raw = request.get_data(cache=True, parse_form_data=False)
-    return not isinstance(auth.authenticate_request(raw), auth.Refusal)
+    return not isinstance(request_auth.authenticate_request(raw), auth.Refusal)
 
 
 def limit_views(app: Flask, limiter: Limiter, setting: str, *endpoints: str,

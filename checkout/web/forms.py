@@ -19,7 +19,7 @@ from wtforms import EmailField, Field, RadioField
 from wtforms.csrf.core import CSRF
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from .emails import valid_email
+from ..emails import valid_email
 
 
 class PageCSRF(CSRF):

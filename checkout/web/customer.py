@@ -30,26 +30,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from . import (
+from .. import (
     clock,
     currencies,
     db,
-    forms,
     i18n,
     invoice_page,
     limits,
     merchants,
     money,
-    pagecache,
     payments,
     qr,
-    ratelimit,
-    security,
     snapshot,
     terminal,
 )
-from .models import Merchant, Page, is_page_token
-from .services import invoice_steps, opening
+from ..models import Merchant, Page, is_page_token
+from ..services import invoice_steps, opening
+from . import forms, language, pagecache, ratelimit, security
 
 bp = Blueprint("pages", __name__)
 
@@ -100,7 +97,7 @@ def open_terminal_link() -> ResponseReturnValue:
             ratelimit.count_refusal("links")
         return error_page(LINK_STATUS[exc.fault], exc.message, frame_origins=exc.frame_origins,
                           shop=exc.shop, back_url=exc.back_url)
-    i18n.use_merchant_language(link.merchant.language)
+    language.use_merchant_language(link.merchant.language)
     outcome = opening.open_link(db.session(), link, now=clock.now,
                                 rates_max_age=int(current_app.config["RATES_MAX_AGE"]))
     if isinstance(outcome, opening.Opened):
@@ -118,7 +115,7 @@ def open_terminal_link() -> ResponseReturnValue:
 
 
 def page_url(page_id: str) -> str:
-    """The page's path; a shop's `lang` on the link carries over (i18n.carry_language)."""
+    """The page's path; a shop's `lang` on the link carries over (language.carry_language)."""
     return url_for("pages.show", page_id=page_id)
 
 
@@ -148,7 +145,7 @@ def show(page_id: str) -> ResponseReturnValue:
     state = pagecache.state_of(session, page_id)
     if state is None:
         abort(404)
-    i18n.use_merchant_language(state.language)  # known now: no query of its own
+    language.use_merchant_language(state.language)  # known now: no query of its own
     now = clock.now()
 
     def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
@@ -368,7 +365,7 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
                             .where(Page.id == page_id)).first()
     if found is None:
         abort(404)
-    i18n.use_merchant_language(found.language)
+    language.use_merchant_language(found.language)
     # The payment URI, currency and address are not moment-of-reading fields: the stored
     # text has them.
     model = (json.loads(found.model_json) if found.model_json

@@ -11,11 +11,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from flask import Flask, Request, Response, current_app, g, make_response
+from flask import (
+    Flask,
+    Request,
+    Response,
+    current_app,
+    g,
+    has_request_context,
+    make_response,
+    request,
+)
 from flask.sessions import SessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .. import urls
 
 # Outside sandbox mode the site is served over HTTPS (by itself or its proxy): browsers then
 # never try plain HTTP again for a year, on subdomains too. Browsers ignore it over HTTP.
@@ -90,7 +101,14 @@ class NoSessions(SessionInterface):
         return None
 
 
+def request_base() -> str | None:
+    """This request's own base URL (as the trusted proxies tell it): the site's public address
+    when CHECKOUT_PUBLIC_URL does not say it (urls.public_base)."""
+    return request.host_url.rstrip("/") if has_request_context() else None
+
+
 def init_app(app: Flask) -> None:
+    app.extensions[urls.REQUEST_BASE] = request_base
     app.session_interface = NoSessions()
     app.after_request(add_security_headers)
     # Before any blueprint registers: the signed machine routes (merchant API, processor

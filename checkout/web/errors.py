@@ -15,7 +15,8 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException, TooManyRequests
 
-from . import api, inputs, pages, ratelimit, text
+from .. import text
+from . import customer, inputs, merchant_api, ratelimit
 
 # What a customer route can meet outside its views; other codes keep Werkzeug's answer.
 CUSTOMER_CODES = frozenset({404, 405, 413, 500})
@@ -27,17 +28,17 @@ def for_machines(path: str) -> bool:
 
 
 def http_error(exc: HTTPException) -> ResponseReturnValue:
-    if api.is_api_path(request.path):
-        return api.http_error(exc)
+    if merchant_api.is_api_path(request.path):
+        return merchant_api.http_error(exc)
     if for_machines(request.path):
         if isinstance(exc, text.BadText):
             return jsonify(errors={exc.field: exc.description}), 400
         return exc
     if isinstance(exc, text.BadText):
-        return pages.error_page(400, _("This request has an unreadable %(field)s. Please go "
+        return customer.error_page(400, _("This request has an unreadable %(field)s. Please go "
                                        "back and try again.", field=exc.field))
     if exc.code in CUSTOMER_CODES:
-        return pages.customer_error(exc)
+        return customer.customer_error(exc)
     return exc
 
 
@@ -47,7 +48,7 @@ def too_many(exc: TooManyRequests) -> Response:
         response = jsonify(error="Too many requests", code="too_many_requests")
         response.status_code = 429
     else:
-        response = pages.error_page(429, _("Too many requests from your network just now. "
+        response = customer.error_page(429, _("Too many requests from your network just now. "
                                           "Please wait a moment and try again."))
     response.headers["Retry-After"] = str(ratelimit.seconds_to_wait(exc))
     return response
@@ -55,5 +56,5 @@ def too_many(exc: TooManyRequests) -> Response:
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
-    # By its code: found before a blueprint's handler of every Exception (api.py's 500).
+    # By its code: found before a blueprint's handler of every Exception (merchant_api.py's 500).
     app.register_error_handler(429, too_many)

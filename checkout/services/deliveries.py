@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import clock, db
-from .models import Callback, Delivery, Merchant
-from .wire import phpjson, signing
+from .. import clock, db
+from ..models import Callback, Delivery, Merchant
+from ..wire import phpjson, signing
 
 log = logging.getLogger(__name__)
 

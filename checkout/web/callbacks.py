@@ -12,10 +12,12 @@ import logging
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from . import auth, db, text
-from .auth import BAD_CONTENT, Refusal, refuse
-from .services import news
-from .text import NotText
+from .. import auth, db, text
+from ..auth import BAD_CONTENT, Refusal
+from ..services import news
+from ..text import NotText
+from . import request_auth
+from .request_auth import refuse
 
 log = logging.getLogger(__name__)
 bp = Blueprint("callbacks", __name__)
@@ -31,7 +33,7 @@ def receive() -> ResponseReturnValue:
     request.max_content_length = MAX_BODY
     # Raw bytes whatever the Content-Type says: the signature covers exactly these.
     raw = request.get_data(cache=False, parse_form_data=False)
-    merchant = auth.authenticate_request(raw)  # once per request: the limiter asks it too
+    merchant = request_auth.authenticate_request(raw)  # once per request: the limiter asks it too
     if isinstance(merchant, Refusal):
         log.warning("callback refused: %s", merchant.code)
         return refuse(merchant)

@@ -38,8 +38,8 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request
 
-from . import rates, snapshot
-from .models import Merchant, MerchantLogo, Page
+from .. import rates, snapshot
+from ..models import Merchant, MerchantLogo, Page
 
 EXTENSION = "checkout.pagecache"
 DEFAULT_SIZE = 1024

@@ -12,16 +12,17 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import api, callbacks, text
+from .. import text
+from . import callbacks, merchant_api
 
 # A customer form (a currency pick, an email, "pay again") is a few hundred bytes.
 FORM_BODY = 16 * 1024
 # Everything else that takes a body: the merchant API's own bound.
-DEFAULT_BODY = api.MAX_BODY
+DEFAULT_BODY = merchant_api.MAX_BODY
 BODY_LIMITS = {
     "callbacks.receive": callbacks.MAX_BODY,
-    "api.invoices_create": api.MAX_BODY,
-    "api.invoices_cancel": api.MAX_BODY,
+    "api.invoices_create": merchant_api.MAX_BODY,
+    "api.invoices_cancel": merchant_api.MAX_BODY,
     "pages.pick": FORM_BODY,
     "pages.give_email": FORM_BODY,
     "pages.pay_again": FORM_BODY,

@@ -2,7 +2,8 @@
 
 A shop that speaks to CoinsPaid changes only its base URL: the same signed headers over the
 same bytes, the same `{"data": ...}` answers, the same error shapes (coinspaid-api.md §1,
-§2.11, §2.12). This blueprint speaks HTTP only; `invoices` does the work. Every answer is
+§2.11, §2.12). This blueprint speaks HTTP only: `invoice_wire` reads the fields in the processor's
+words, `services/invoices` does the work. Every answer is
 JSON, errors included: no HTML page ever reaches a shop's client.
 """
 
@@ -17,9 +18,11 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from . import auth, db, invoices, processor, ratelimit, text
-from .models import Merchant
-from .text import NotText
+from .. import auth, db, processor, text
+from ..models import Merchant
+from ..services import invoices
+from ..text import NotText
+from . import invoice_wire, ratelimit
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v2")
@@ -90,7 +93,7 @@ def invoices_create() -> Response:
     merchant, params = caller
     session = db.session()
     try:
-        req = invoices.validate(session, merchant, params)
+        req = invoice_wire.validate(session, merchant, params)
         invoice = invoices.open_invoice(merchant, req)
     except invoices.InvalidRequest as exc:
         return _errors(exc.errors, exc.status)
@@ -113,11 +116,14 @@ def invoices_cancel(foreign_id: str) -> Response:
         return caller
     merchant, _ = caller
     try:
+        invoice_wire.check_foreign_id(foreign_id)
         invoices.cancel(merchant, foreign_id)
     except invoices.InvalidRequest as exc:
         return _errors(exc.errors, exc.status)
+    except invoices.UnknownInvoice:
+        return _errors(invoice_wire.UNKNOWN_FOREIGN_ID, 404)
     except invoices.WrongState:
-        return _errors(dict(invoices.WRONG_STATE))
+        return _errors(dict(invoice_wire.WRONG_STATE))
     return _json([])
 
 
