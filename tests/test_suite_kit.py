@@ -76,17 +76,27 @@ def test_a_stopped_live_server_lets_go_of_a_connection_it_is_reading() -> None:
     test's app; now stopping the server closes it."""
     app = Flask("held_open")
     live = start_live_server(app)
-    before = threading.active_count()
+    # The threads alive before: under xdist other tests' threads come and go in this
+    # process too, so the reader is known by name, not by a count.
+    before = set(threading.enumerate())
     try:
         with socket.create_connection(("127.0.0.1", live.server.server_port)) as held:
             held.sendall(b"GET / HT")  # a request line that never ends
-            wait_until(lambda: threading.active_count() > before, what="a thread reading it")
+            wait_until(lambda: readers(before), what="a thread reading it")
+            reader = readers(before)
             live.stop()
             held.settimeout(0)
             wait_until(lambda: closed(held), what="the server closing its end")
-        wait_until(lambda: threading.active_count() == before, what="its reader thread ended")
+        wait_until(lambda: not any(thread.is_alive() for thread in reader),
+                   what="its reader thread ended")
     finally:
         live.stop()
+
+
+def readers(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads started since `before` by the server to handle a request."""
+    return [thread for thread in threading.enumerate()
+            if thread not in before and "process_request_thread" in thread.name]
 
 
 def closed(connection: socket.socket) -> bool:

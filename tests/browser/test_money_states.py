@@ -157,6 +157,9 @@ def test_waiting_then_partial_then_seen_then_paid(app: Flask, site: LiveServer,
 
 def test_the_same_states_are_told_without_javascript(
         app: Flask, site: LiveServer, browser: Any) -> None:
+    # The customer clicks "Check again now": a page refreshing itself every second (this
+    # suite's setting) could be reloaded under the click on a loaded machine.
+    app.config["NOSCRIPT_REFRESH"] = 600
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
