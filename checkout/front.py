@@ -30,8 +30,9 @@ from werkzeug.http import parse_etags, quote_etag
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import get_host
 
-from . import clock, db, i18n, pagecache, ratelimit, security, snapshot
+from . import clock, db, i18n, pagecache, ratelimit, security
 from .models import Page, is_page_token
+from .pagekinds import snapshot
 
 log = logging.getLogger(__name__)
 

@@ -33,15 +33,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import clock, currencies, db, deliveries, limits, money, processor, returns
+from .clock import unix as _unix
 from .emails import valid_email
 from .models import Invoice, InvoiceQuote, Merchant, Page
-from .states import CONFIRMED, CREATED, FAILED, PENDING, PROCESSING, UNPAID_INVOICE
+from .pagekinds import snapshot
+from .pagekinds.invoice import (
+    FINAL,
+    OPEN,
+    RANK,
+    current_quote,
+    payment_seen,
+    quotes_of,
+)
+from .pagekinds.invoice import may_change_currency as may_change_currency
+from .pagekinds.invoice import paid_anything as _paid_anything
+from .pagekinds.invoice import return_url as return_url
+from .states import CONFIRMED as CONFIRMED
+from .states import CREATED, FAILED, PENDING, UNPAID_INVOICE
+from .states import PROCESSING as PROCESSING
 
 log = logging.getLogger(__name__)
 
-OPEN = frozenset({CREATED, PENDING, PROCESSING})
-FINAL = frozenset({CONFIRMED, FAILED})
-RANK = {CREATED: 0, PENDING: 1, PROCESSING: 2, CONFIRMED: 3, FAILED: 3}
 TYPES = ("fill_or_kill", "good_until_expired")
 # Quote statuses before the processor's own: not yet answered, and refused by it.
 NEW, REFUSED = "new", "refused"
@@ -236,18 +248,6 @@ class _Fields:
         return str(value)
 
 
-def invoice_minimum(session: Session, currency: str) -> Decimal | None:
-    """The processor's minimum invoice amount in `currency`, when we know it; None: unknown.
-
-    A crypto invoice cannot ask for less than one deposit may carry (the cached
-    currencies/list). A fiat invoice's minimum is the merchant's, set in the processor's back
-    office and listed nowhere: the processor refuses a too-small one when the quote is made
-    (a 400 of the API for type 3, `QuoteRefused` for the page).
-    """
-    minimum = limits.minimum(session, currency)
-    return minimum if minimum else None
-
-
 def validate(session: Session, merchant: Merchant, params: Mapping[str, Any]) -> InvoiceRequest:
     """The request of §2.11, or InvalidRequest with every bad field in the processor's words."""
     fields = _Fields(params)
@@ -264,7 +264,7 @@ def validate(session: Session, merchant: Merchant, params: Mapping[str, Any]) ->
     kind = fields.choice("type", TYPES, TYPES[0])
     reference = fields.string("end_user_reference", required=False)
     if currency is not None and amount is not None:
-        floor = invoice_minimum(session, currency)
+        floor = limits.minimum_payment(session, currency)
         if floor is not None and amount < floor:
             fields.fail("amount", f"The amount must be at least {money.plain(floor)}.")
     if fields.errors:
@@ -280,10 +280,6 @@ def validate(session: Session, merchant: Merchant, params: Mapping[str, Any]) ->
 
 # ---------------------------------------------------------------------------------------------
 # Creating
-
-
-def _unix(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.replace(tzinfo=UTC).timestamp())
 
 
 def _from_unix(value: int | None) -> datetime | None:
@@ -336,6 +332,11 @@ def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Invoice:
     the shop gets the processor's 400 and may send the same foreign_id again.
     """
     session = db.session()
+    with snapshot.one_change(session):  # its page's model is built once, for the outcome
+        return _create_and_quote(session, merchant, req)
+
+
+def _create_and_quote(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice:
     invoice = create(session, merchant, req)
     if req.sender_currency is not None:
         try:
@@ -377,28 +378,6 @@ def discard(session: Session, invoice_id: int) -> None:
 # Quotes: the processor invoice for the customer's currency
 
 
-def current_quote(session: Session, invoice_id: int) -> InvoiceQuote | None:
-    return session.scalar(select(InvoiceQuote).where(
-        InvoiceQuote.invoice_id == invoice_id, InvoiceQuote.current.is_(True))
-        .execution_options(populate_existing=True))
-
-
-def quotes_of(session: Session, invoice_id: int) -> list[InvoiceQuote]:
-    return list(session.scalars(select(InvoiceQuote).where(
-        InvoiceQuote.invoice_id == invoice_id).order_by(InvoiceQuote.id)
-        .execution_options(populate_existing=True)))
-
-
-def _paid_anything(quotes: list[InvoiceQuote]) -> bool:
-    return any(Decimal(q.amount_paid or "0") > 0 or q.status in (PROCESSING, CONFIRMED)
-               for q in quotes)
-
-
-def payment_seen(quotes: list[InvoiceQuote]) -> bool:
-    """Money reached, or is on its way to, one of these quotes: any transaction at all."""
-    return _paid_anything(quotes) or any(q.transactions for q in quotes)
-
-
 def _lock_invoice(session: Session, invoice_id: int) -> Invoice:
     """The invoice, locked for this transaction: a write first (SQLite takes its write lock
     only on a write, so reading first would decide on what another writer is changing)."""
@@ -408,12 +387,6 @@ def _lock_invoice(session: Session, invoice_id: int) -> Invoice:
                               .with_for_update().execution_options(populate_existing=True)
                               ).one()
     return invoice
-
-
-def may_change_currency(session: Session, invoice: Invoice) -> bool:
-    """A customer may pick (again) while the invoice is open and no quote saw a payment."""
-    return invoice.status in (CREATED, PENDING) and not _paid_anything(
-        quotes_of(session, invoice.id))
 
 
 def choose_currency(page_id: str, sender_currency: str) -> InvoiceQuote:
@@ -826,18 +799,6 @@ def forward(session: Session, merchant: Merchant, invoice: Invoice, quote: Invoi
     """Queue one event of the shop's invoice for its webhook, in the caller's transaction."""
     body = deliveries.encode(shop_event(invoice, quote, status=status, error=error, fees=fees))
     deliveries.enqueue_body(session, merchant, body, callback_id=callback_id)
-
-
-def return_url(invoice: Invoice, merchant: Merchant) -> str | None:
-    """Where the final screen sends the customer, outcome appended and signed; None while open."""
-    if invoice.status == CONFIRMED:
-        url = invoice.url_success
-    elif invoice.status == FAILED:
-        url = invoice.url_failed
-    else:
-        return None
-    return returns.signed_outcome(url, status=invoice.status, foreign_id=invoice.foreign_id,
-                                  secret=merchant.api_secret)
 
 
 def _bounded(value: str | None, limit: int) -> str | None:

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from .. import clock, invoices, money, snapshot, states
+from .. import clock, invoices, money, states
 from ..models import Invoice, InvoiceQuote, Merchant
+from ..pagekinds import snapshot
 from .deposit_news import DepositFacts, advance_deposit
 from .late_news import (
     STATUS_OF_INVOICE_NEWS,
