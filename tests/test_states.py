@@ -1,6 +1,6 @@
 """Page statuses are named once (checkout/states.py), and the invoice's forward-only ranks live
-in one table (pagekinds/invoice.py RANK, what invoices.RANK names): a query for open pages or a second rank table written out by
-hand drifts from the others the day a status is added to one of them.
+in one table (pagekinds/invoice.py, also invoices.RANK): a query for open pages or a second
+rank table written out by hand drifts from the others the day a status is added to one of them.
 """
 
 from __future__ import annotations
