@@ -665,8 +665,7 @@ def sync_page(session: Session, invoice: Invoice, quote: InvoiceQuote | None) ->
     assert page is not None
     page.status, page.reason = invoice.status, invoice.reason
     page.foreign_id = invoice.foreign_id
-    page.title, page.description = invoice.title, invoice.description
-    page.url_success, page.url_failed = invoice.url_success, invoice.url_failed
+    page.url_failed = invoice.url_failed
     if quote is not None:
         page.currency = quote.sender_currency
         page.amount = quote.sender_amount

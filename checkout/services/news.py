@@ -49,7 +49,7 @@ def absorb(session: Session, merchant: Merchant, raw: bytes, payload: dict[str, 
     """
     callback = Callback(merchant_id=merchant.client_id, source=source, body=raw,
                         received_at=clock.now())
-    describe(callback, payload)
+    record_search_fields(callback, payload)
     session.add(callback)
     session.flush()
     result = apply(session, merchant.client_id, callback.id, payload)
@@ -82,7 +82,7 @@ def forwards_raw(callback: Callback, result: Result, source: str) -> bool:
     return True
 
 
-def describe(callback: Callback, payload: dict[str, Any]) -> None:
+def record_search_fields(callback: Callback, payload: dict[str, Any]) -> None:
     """Copy the searchable fields, as far as they are well-formed."""
     raw_id = payload.get("id")
     callback.processor_id = raw_id if valid_id(raw_id) else None

@@ -120,7 +120,7 @@ def open_page(session: Session, link: terminal.TerminalLink, address: DepositAdd
     page = Page(
         id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind=deposit.KIND.name,
         merchant_id=link.merchant.client_id, link_digest=link.digest,
-        foreign_id=link.foreign_id, currency=link.currency, convert_to=link.convert_to,
+        foreign_id=link.foreign_id, currency=link.currency,
         fiat_currency=present.fiat_for(link.convert_to),
         amount=None if link.amount is None else money.text(link.amount),
         amount_paid="0", address_id=address.id, address=address.address, tag=address.tag,
@@ -191,7 +191,7 @@ def next_page(session: Session, page: Page, moment: datetime) -> Page:
     fresh = Page(
         id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind=page.kind, merchant_id=page.merchant_id,
         link_digest=digest, foreign_id=page.foreign_id, currency=page.currency,
-        convert_to=page.convert_to, fiat_currency=page.fiat_currency, amount=page.amount,
+        fiat_currency=page.fiat_currency, amount=page.amount,
         amount_paid="0", address_id=page.address_id, address=page.address, tag=page.tag,
         status=deposit.WAITING, reason=None, is_iframe=page.is_iframe, url_back=page.url_back,
         created_at=moment, updated_at=moment)
