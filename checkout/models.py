@@ -185,7 +185,7 @@ class Page(Base):
     # the payment was worth when it was made, not at whatever moment it is reread.
     paid_at: Mapped[datetime | None] = mapped_column(DateTime)
     paid_rate: Mapped[str | None] = mapped_column(Text)
-    # The page model as of the last change (snapshot.py), read by the status poll alone.
+    # The page model as of the last change (pagekinds/snapshot.py), read by the status poll alone.
     model_json: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[int] = mapped_column(Integer, default=0)
 

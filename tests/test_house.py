@@ -30,7 +30,8 @@ PACKAGE = Path(checkout.__file__).parent
 DOMAIN, SERVICES, WEB, FACTORY = 0, 2, 3, 9
 HTTP_MODULES = ("api", "callbacks", "demo", "errors", "forms", "front", "health", "inputs",
                 "migrate_cli", "pagecache", "pages", "ratelimit")
-LAYERS: dict[str, int] = {"checkout": DOMAIN, "checkout.services": SERVICES,
+LAYERS: dict[str, int] = {"checkout": DOMAIN, "checkout.pagekinds": 1,
+                          "checkout.services": SERVICES, "checkout.invoices": SERVICES,
                           **{f"checkout.{name}": WEB for name in HTTP_MODULES}}
 
 
