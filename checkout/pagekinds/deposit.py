@@ -207,7 +207,7 @@ PHASE_BELOW_MINIMUM = "below_minimum"
 PAYING_PHASES = frozenset({PHASE_WAITING, PHASE_PARTIAL})
 
 
-def page_model(session: Session, page: Page, now: datetime) -> PageModel:
+def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
     """The JSON model of a deposit page: what `/status` answers and what the HTML renders from.
 
     Everything a customer can act on (the QR, the wallet link, the amount and its copy
@@ -423,7 +423,7 @@ class DepositKind:
         return is_final(status, reason)
 
     def model(self, session: Session, page: Page, now: datetime) -> PageModel:
-        return page_model(session, page, now)
+        return deposit_model(session, page, now)
 
     def labels(self) -> dict[str, str]:
         return status_labels()

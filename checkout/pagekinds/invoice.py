@@ -4,8 +4,8 @@ one script serve both.
 
 The invoice's state itself is the invoice service's (`invoices`, moved forward by the
 processor's callbacks); this module reads it: the Page row `invoices.sync_page` keeps in
-step, the Invoice, and its quotes. The reads both share (the current quote, whether money
-was seen, the forward-only ranks) are defined here, below the service.
+step, the Invoice, and its quotes. The reads the service shares with the page (the current
+quote, whether money was seen, the forward-only ranks) are defined here, below the service.
 """
 
 from __future__ import annotations
