@@ -33,3 +33,11 @@ def unix(moment: datetime | None) -> int | None:
     """Seconds since 1970 of a naive UTC moment (None stays None): how the stored page model
     and the processor's wire format keep their moments."""
     return None if moment is None else int((moment - _EPOCH).total_seconds())
+
+
+def from_unix(value: object) -> datetime | None:
+    """The naive UTC moment of the processor's unix seconds; None for anything that is no
+    plausible moment (not an integer, not after 1970, or some 4,000 years ahead)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**37:
+        return None
+    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)

@@ -24,7 +24,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import clock, currencies, db, deliveries, limits, money, processor, returns
+from .clock import from_unix as _from_unix
 from .clock import unix as _unix
 from .emails import valid_email
 from .models import Invoice, InvoiceQuote, Merchant, Page
@@ -280,12 +281,6 @@ def validate(session: Session, merchant: Merchant, params: Mapping[str, Any]) ->
 
 # ---------------------------------------------------------------------------------------------
 # Creating
-
-
-def _from_unix(value: int | None) -> datetime | None:
-    if value is None or not 0 < value < 2**37:
-        return None
-    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
 
 
 def create(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice:
