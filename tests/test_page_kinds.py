@@ -178,3 +178,17 @@ def test_the_read_finder_tells_a_read_from_a_write_and_a_copy() -> None:
 def test_every_page_column_is_read_somewhere() -> None:
     read = read_columns()
     assert [column for column in page_columns() if column not in read] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Names that say what they return
+
+
+def test_no_function_is_named_describe() -> None:
+    """`describe` meant four things (a currency's page facts, a callback's search fields, an
+    operator's line, a merchant's branding): each has the name of what it returns."""
+    found = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in sorted(PACKAGE.rglob("*.py"))
+             if path.relative_to(PACKAGE).parts[0] != "sandbox"
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "describe"]
+    assert found == []
