@@ -33,7 +33,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def worker_tasks(app: Flask) -> dict[str, Task]:
     """The worker's one task list, run in this order on every loop. Nothing else adds a task."""
-    from . import limits, rates, snapshot
+    from . import limits, rates
+    from .pagekinds import snapshot
     from .services import deliveries, invoices, reconcile
 
     tasks: dict[str, Task] = {"invoices.expiry": invoices.expire_due}  # the shop's timers
@@ -59,7 +60,8 @@ def load_settings(app: Flask, overrides: dict[str, Any]) -> None:
 
 
 def init_storage(app: Flask) -> None:
-    from . import db, snapshot
+    from . import db
+    from .pagekinds import snapshot
     from .web import pagecache
 
     db.init_app(app)

@@ -391,7 +391,7 @@ def apply(merchant: Merchant, change: BrandEdit) -> list[str]:
     return changes
 
 
-def describe(merchant: Merchant) -> str:
+def branding_summary(merchant: Merchant) -> str:
     """The branding for `merchant list`; empty when none is set."""
     logo = merchant.logo
     parts = []

@@ -62,6 +62,19 @@ def minimum(session: Session, currency: str) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
+def minimum_payment(session: Session, currency: str) -> Decimal | None:
+    """The smallest payment the processor accepts in `currency`, from the cache; None when
+    unknown or when there is none (a listed minimum of 0).
+
+    A page asks for no less than this; a crypto invoice cannot ask for less than one deposit
+    may carry. A fiat invoice's minimum is the merchant's, set in the processor's back office
+    and listed nowhere: the processor refuses a too-small one when the quote is made (a 400
+    of the API for type 3, `QuoteRefused` for the page).
+    """
+    floor = minimum(session, currency)
+    return floor if floor else None
+
+
 def fetched_at(session: Session) -> datetime | None:
     """When the cache was last refreshed; None while it is empty."""
     return session.scalar(select(func.max(CurrencyLimit.fetched_at)))

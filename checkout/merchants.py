@@ -214,13 +214,13 @@ RETURN_HOSTS_NOTE = (
     "and url_failed) on any other host is refused.")
 
 
-def _describe(m: Merchant) -> str:
+def _operator_line(m: Merchant) -> str:
     """One line for operators, never the key or the secret."""
     return (f"{m.client_id}\t{m.name}\treturn hosts: {', '.join(m.return_hosts) or '-'}\t"
             f"frame origins: {', '.join(m.frame_origins) or '-'}\t"
             f"webhook: {m.webhook_url or '-'}\t"
             f"language: {i18n.tag(m.language) if m.language else '-'}"
-            + (f"\t{brand}" if (brand := branding.describe(m)) else ""))
+            + (f"\t{brand}" if (brand := branding.branding_summary(m)) else ""))
 
 
 @merchant_cli.command("add")
@@ -244,7 +244,7 @@ def add_command(client_id: int, name: str, key: str, secret: str, return_hosts: 
     except MerchantError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"added merchant {merchant.client_id} ({merchant.name})")
-    click.echo(_describe(merchant))
+    click.echo(_operator_line(merchant))
     if not merchant.return_hosts:
         click.echo(f"{RETURN_HOSTS_NOTE} This merchant has none yet; add one with:\n"
                    f"  flask --app checkout merchant edit --client-id {merchant.client_id} "
@@ -287,7 +287,7 @@ def edit_command(client_id: int, name: str | None, return_hosts: tuple[str, ...]
         click.echo(f"merchant {merchant.client_id} changed: " + "; ".join(changes))
     else:
         click.echo(f"merchant {merchant.client_id}: nothing changed (already so)")
-    click.echo(_describe(merchant))
+    click.echo(_operator_line(merchant))
 
 
 @merchant_cli.command("list")
@@ -297,7 +297,7 @@ def list_command() -> None:
     if not merchants:
         click.echo("no merchants yet: add one with `flask --app checkout merchant add`")
     for m in merchants:
-        click.echo(_describe(m))
+        click.echo(_operator_line(m))
 
 
 def init_app(app: Flask) -> None:

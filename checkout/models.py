@@ -163,7 +163,6 @@ class Page(Base):
     link_digest: Mapped[str | None] = mapped_column(String(64))
     foreign_id: Mapped[str] = mapped_column(String(255))
     currency: Mapped[str] = mapped_column(String(16))
-    convert_to: Mapped[str | None] = mapped_column(String(16))
     fiat_currency: Mapped[str | None] = mapped_column(String(16))
     amount: Mapped[str | None] = mapped_column(Text)
     amount_paid: Mapped[str] = mapped_column(Text, default="0")
@@ -174,10 +173,7 @@ class Page(Base):
     reason: Mapped[str | None] = mapped_column(String(16))
     is_iframe: Mapped[bool] = mapped_column(Boolean, default=False)
     url_back: Mapped[str | None] = mapped_column(Text)
-    url_success: Mapped[str | None] = mapped_column(Text)
     url_failed: Mapped[str | None] = mapped_column(Text)
-    title: Mapped[str | None] = mapped_column(String(255))
-    description: Mapped[str | None] = mapped_column(Text)
     # Invoice pages: the current quote's processor invoice id (never shown to the shop).
     processor_invoice_id: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -189,7 +185,7 @@ class Page(Base):
     # the payment was worth when it was made, not at whatever moment it is reread.
     paid_at: Mapped[datetime | None] = mapped_column(DateTime)
     paid_rate: Mapped[str | None] = mapped_column(Text)
-    # The page model as of the last change (snapshot.py), read by the status poll alone.
+    # The page model as of the last change (pagekinds/snapshot.py), read by the status poll alone.
     model_json: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -1,8 +1,8 @@
 """Page statuses, named once: the news engine, the page model and the worker's queries for
 pages still open all read them from here.
 
-A page's status is its deposit's (payments.py) or its invoice's (invoices.py, which also
-holds the invoice's forward-only ranks).
+A page's status is its deposit's or its invoice's: each page kind (checkout/pagekinds/) says
+which of these are open and final for it, and holds its forward-only ranks.
 """
 
 from __future__ import annotations

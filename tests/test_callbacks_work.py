@@ -27,7 +27,7 @@ from test_callbacks_kit import (
     post,
 )
 
-from checkout import payments
+from checkout import pagekinds
 from checkout.models import Merchant, Page
 
 
@@ -40,7 +40,7 @@ class Work:
 @pytest.fixture
 def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
     counted = Work()
-    real = payments.page_model
+    real = pagekinds.page_model
 
     def build(session: Session, page: Page, *args: Any, **kwargs: Any) -> dict[str, Any]:
         counted.builds.append(page.id)
@@ -49,7 +49,7 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
     def committed(_session: Session) -> None:
         counted.commits += 1
 
-    monkeypatch.setattr(payments, "page_model", build)
+    monkeypatch.setattr(pagekinds, "page_model", build)
     event.listen(Session, "after_commit", committed)
     try:
         yield counted

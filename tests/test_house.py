@@ -26,11 +26,12 @@ PACKAGE = Path(checkout.__file__).parent
 # Dotted package prefix -> layer number; a module may import only layers <= its own. The
 # longest matching prefix wins. The package's own __init__ (the app factory) wires every
 # layer together and stands above them all.
-DOMAIN, SERVICES, WEB, FACTORY = 0, 2, 3, 9
+DOMAIN, PAGEKINDS, SERVICES, WEB, FACTORY = 0, 1, 2, 3, 9
 # A CLI command that calls a service is an entry point as a view is: it stands with web/.
 COMMANDS = ("demo",)
-LAYERS: dict[str, int] = {"checkout": DOMAIN, "checkout.services": SERVICES,
-                          "checkout.web": WEB, **{f"checkout.{name}": WEB for name in COMMANDS}}
+LAYERS: dict[str, int] = {"checkout": DOMAIN, "checkout.pagekinds": PAGEKINDS,
+                          "checkout.services": SERVICES, "checkout.web": WEB,
+                          **{f"checkout.{name}": WEB for name in COMMANDS}}
 
 
 @dataclass(frozen=True)

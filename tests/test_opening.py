@@ -22,7 +22,7 @@ from test_pages import (  # noqa: F401 (fixtures)
 )
 from test_pay_again import paid_page, token_of
 
-from checkout import clock, db, payments
+from checkout import clock, db, pagekinds
 from checkout.models import CurrencyLimit
 
 # The customer's address, the pair's rate and the minimum deposits are known already: what
@@ -58,7 +58,7 @@ class Writes:
 def writes(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Writes]:
     """Counts the real model builder's calls and the app's sessions' commits."""
     seen = Writes()
-    build = payments.page_model
+    build = pagekinds.page_model
 
     def counted_build(*args: Any, **kwargs: Any) -> dict[str, Any]:
         if seen.counting:
@@ -69,7 +69,7 @@ def writes(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Writes]:
         if seen.counting:
             seen.commits += 1
 
-    monkeypatch.setattr(payments, "page_model", counted_build)
+    monkeypatch.setattr(pagekinds, "page_model", counted_build)
     factory = app.extensions[db.EXTENSION + ".factory"]
     event.listen(factory, "after_commit", counted_commit)
     try:

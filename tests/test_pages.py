@@ -18,8 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from checkout import clock, db, payments, rates, terminal
+from checkout import clock, db, rates, terminal
 from checkout.models import Deposit, DepositAddress, Merchant, Page, RateQuote
+from checkout.pagekinds import deposit
 from checkout.sandbox import store as sandbox_store
 
 XRP_ADDRESS = "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh"
@@ -68,7 +69,7 @@ def dep(status: str, amount: str = "0.00123", processor_id: int = 1) -> Deposit:
 def test_what_the_transactions_add_up_to(amount: str | None, deposits: list[tuple[str, str]],
                                          status: str, reason: str | None, final: bool,
                                          paid: str) -> None:
-    state = payments.state_of(None if amount is None else Decimal(amount),
+    state = deposit.state_of(None if amount is None else Decimal(amount),
                               [dep(s, a) for s, a in deposits])
     assert (state.status, state.reason, state.final, state.amount_paid) == (
         status, reason, final, Decimal(paid))
@@ -88,7 +89,7 @@ def test_what_the_transactions_add_up_to(amount: str | None, deposits: list[tupl
 ])
 def test_final_states_are_never_left_but_for_real_money(current: str, reason: str | None,
                                                        new: str, allowed: bool) -> None:
-    assert payments.may_move(current, reason, new) is allowed
+    assert deposit.may_move(current, reason, new) is allowed
 
 
 TX = st.tuples(st.integers(1, 3), st.sampled_from(["not_confirmed", "confirmed", "cancelled"]),
@@ -102,15 +103,15 @@ def test_any_order_of_callbacks_never_moves_a_page_out_of_a_final_state(
     status, reason = "waiting", None
     for processor_id, tx_status, tx_amount in events:
         rows[processor_id] = dep(tx_status, tx_amount, processor_id)
-        state = payments.state_of(None if amount is None else Decimal(amount), rows.values())
-        was_final = payments.is_final(status, reason)
-        if payments.may_move(status, reason, state.status):
+        state = deposit.state_of(None if amount is None else Decimal(amount), rows.values())
+        was_final = deposit.is_final(status, reason)
+        if deposit.may_move(status, reason, state.status):
             if was_final:
                 # Real money after a cancellation, or more money after "paid" (overpaid).
                 assert (status == "cancelled" and state.status in ("not_confirmed", "confirmed")
                         ) or (status == state.status == "confirmed")
             status, reason = state.status, state.reason
-        assert status in payments.DEPOSIT_STATUSES
+        assert status in deposit.DEPOSIT_STATUSES
     confirmed = sum((Decimal(d.amount) for d in rows.values() if d.status == "confirmed"),
                     Decimal(0))
     in_flight = sum((Decimal(d.amount) for d in rows.values() if d.status == "not_confirmed"),

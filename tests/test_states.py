@@ -1,6 +1,6 @@
 """Page statuses are named once (checkout/states.py), and the invoice's forward-only ranks live
-in one table (invoices.RANK): a query for open pages or a second rank table written out by
-hand drifts from the others the day a status is added to one of them.
+in one table (pagekinds/invoice.py, also invoices.RANK): a query for open pages or a second
+rank table written out by hand drifts from the others the day a status is added to one of them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import checkout
-from checkout import invoices, payments, states
+from checkout import states
+from checkout.pagekinds import deposit
+from checkout.services import invoices
 
 PACKAGE = Path(checkout.__file__).parent
 STATUSES = frozenset({states.WAITING, states.SEEN, states.CONFIRMED, states.CANCELLED,
@@ -51,11 +53,11 @@ def test_invoice_ranks_are_one_table() -> None:
                         for k in node.keys if k is not None}
                 if keys == set(invoices.RANK):
                     tables.append(name)
-    assert tables == ["invoices.py"]
+    assert tables == ["pagekinds/invoice.py"]
 
 
 def test_the_open_states_are_the_ones_the_page_model_calls_open() -> None:
     """What the worker asks about and redraws is what the page model calls not final."""
-    assert all(not payments.is_final(status, None) for status in states.OPEN_DEPOSIT)
+    assert all(not deposit.is_final(status, None) for status in states.OPEN_DEPOSIT)
     assert set(states.UNPAID_INVOICE) < invoices.OPEN
     assert set(states.OPEN_PAGES) == set(states.OPEN_DEPOSIT) | set(states.UNPAID_INVOICE)

@@ -19,8 +19,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from checkout import db, payments, terminal
+from checkout import db, terminal
 from checkout.models import DepositAddress, Merchant, Page
+from checkout.pagekinds import present
 from checkout.web import language as i18n
 from checkout.web.customer import LINK_STATUS
 from checkout.wire import signing
@@ -50,8 +51,8 @@ def query(payload: dict[str, Any], secret: str = MERCHANT_SECRET, **variant: boo
 def decode(data: str | None, signature: str | None) -> terminal.TerminalLink:
     return terminal.decode_link(
         data, signature, find_merchant=lambda cid: SHOP if cid == 11 else None,
-        currency_places=payments.deposit_places,
-        convert_supported=payments.is_conversion_currency)
+        currency_places=present.deposit_places,
+        convert_supported=present.is_conversion_currency)
 
 
 # Hypothesis reruns a test many times, so it gets a plain app with translations, not a fixture.

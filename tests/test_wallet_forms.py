@@ -18,8 +18,9 @@ from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import update
 
-from checkout import clock, currencies, db, invoice_page, merchants, terminal, uris
+from checkout import clock, currencies, db, merchants, terminal, uris
 from checkout.models import DepositAddress, Invoice, Merchant, Page, RateQuote
+from checkout.pagekinds import invoice as invoice_kind
 from checkout.services import invoices
 
 # The main chains' ids and token contracts a test page must never name.
@@ -215,7 +216,7 @@ def test_a_processor_that_still_lists_bnb_beacon_is_tolerated(
             end_user_reference=None))
         found = db.session().get(Invoice, invoice.id)
         assert found is not None
-        offered = [o.currency for o in invoice_page.options(db.session(), found, clock.now())]
+        offered = [o.currency for o in invoice_kind.options(db.session(), found, clock.now())]
     assert "BTC" in offered and "BNB" not in offered
     page = open_page(client, "BNB", amount="1", foreign_id="u")
     html = client.get(page).get_data(as_text=True)

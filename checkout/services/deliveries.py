@@ -357,7 +357,7 @@ def listing(session: Session, include_all: bool) -> list[Delivery]:
     return list(session.scalars(query).all())
 
 
-def describe(delivery: Delivery) -> str:
+def operator_line(delivery: Delivery) -> str:
     """One line for operators: never the body, the URL or anything secret."""
     last = delivery.last_error or (str(delivery.last_status) if delivery.last_status else "-")
     next_at = delivery.next_attempt_at.isoformat(timespec="seconds") \
@@ -377,7 +377,7 @@ def list_command(include_all: bool) -> None:
     if not rows:
         click.echo("no deliveries pending or failed")
     for row in rows:
-        click.echo(describe(row))
+        click.echo(operator_line(row))
 
 
 @deliveries_cli.command("retry")

@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import clock, money, payments, snapshot
+from .. import clock, money
 from ..models import Deposit, DepositAddress, InvoiceQuote, Merchant
-from ..states import CANCELLED, CONFIRMED, SEEN
+from ..pagekinds import deposit as deposit_kind
+from ..pagekinds import snapshot
+from ..states import CANCELLED
 from .late_news import (
     address_of,
     forward_deposit,
@@ -36,11 +38,6 @@ from .news_base import (
     text_or_none,
 )
 
-# Forward-only ranks: a state moves only to a higher rank; equal final ranks never replace
-# each other (the first final state the processor told us stays).
-DEPOSIT_RANK = {SEEN: 0, CONFIRMED: 1, CANCELLED: 1}
-DEPOSIT_FINAL = frozenset({CONFIRMED, CANCELLED})
-
 
 @dataclass(frozen=True)
 class DepositFacts:
@@ -55,7 +52,7 @@ def refusal_of(payload: dict[str, Any]) -> str | None:
     """Why the processor refused a payment, when its `error` says it was too small."""
     error = payload.get("error")
     if isinstance(error, str) and "less than minimum" in error.lower():
-        return payments.REFUSED_BELOW_MINIMUM
+        return deposit_kind.REFUSED_BELOW_MINIMUM
     return None
 
 
@@ -180,12 +177,12 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
     problem = contradiction(found, payload, crypto_address)
     if problem:
         return Result(FLAGGED, problem)
-    if key.status not in DEPOSIT_RANK:
+    if key.status not in deposit_kind.RANK:
         return Result(IGNORED)
     facts = deposit_facts(payload, crypto_address)
     result = advance_deposit(session, merchant_id, key, found, facts)
     if result.outcome == APPLIED:
-        pages = payments.refresh_for_address(session, found.id)
+        pages = deposit_kind.refresh_for_address(session, found.id)
         # A new transaction changes what the address's pages list even when their status
         # stays (the Deposit row went in by a Core insert the snapshot cannot see).
         snapshot.mark(session, [page.id for page in pages])
@@ -220,7 +217,7 @@ def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: di
     problem = contradiction(ours, payload, crypto_address)
     if problem:
         return Result(FLAGGED, problem)
-    if key.status not in DEPOSIT_RANK:
+    if key.status not in deposit_kind.RANK:
         return Result(IGNORED)
     result = advance_deposit(session, merchant_id, key, ours,
                              deposit_facts(payload, crypto_address))
@@ -250,7 +247,7 @@ def advance_deposit(session: Session, merchant_id: int, key: Key, address: Depos
     ).with_for_update().execution_options(populate_existing=True)).one()
     if deposit.address_id != address.id:
         return Result(FLAGGED, "transaction id was seen before at another address")
-    refused = not_forward(deposit.status, key.status, DEPOSIT_RANK, DEPOSIT_FINAL)
+    refused = not_forward(deposit.status, key.status, deposit_kind.RANK, deposit_kind.FINAL)
     if refused:
         return refused
     deposit.status = key.status

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from .. import clock, money, snapshot, states
+from .. import clock, money, states
+from ..clock import from_unix
 from ..models import Invoice, InvoiceQuote, Merchant
+from ..pagekinds import snapshot
 from . import invoices
 from .deposit_news import DepositFacts, advance_deposit
 from .late_news import (
@@ -66,12 +68,6 @@ def _bounded_text(value: Any, limit: int) -> str | None:
     if not isinstance(value, str) or not storable(value):
         return None
     return value[:limit]
-
-
-def _unix_time(value: Any) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**37:
-        return None
-    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
 
 
 LEG_TEXT = {"currency": 16, "transaction_type": 16, "type": 16, "address": 255, "tag": 64,
@@ -157,8 +153,8 @@ def adopt_quote(session: Session, quote: InvoiceQuote, key: Key, payload: dict[s
     sent = payload.get("currency_sent")
     if isinstance(sent, dict) and sent.get("amount") is not None:
         quote.sender_amount = money.text(bounded_amount(sent.get("amount"), "amount"))
-    quote.fixed_at = _unix_time(payload.get("fixed_at"))
-    quote.release_at = _unix_time(payload.get("expires_at"))
+    quote.fixed_at = from_unix(payload.get("fixed_at"))
+    quote.release_at = from_unix(payload.get("expires_at"))
     quote.status = invoices.PENDING
     quote.remaining_amount = quote.sender_amount
     session.flush()
@@ -188,7 +184,7 @@ def read_news(key: Key, payload: dict[str, Any], legs: list[dict[str, Any]],
         status=key.status, remaining=remaining_of(payload),
         held=None if quote.remaining_amount is None else Decimal(quote.remaining_amount),
         legs=legs, error=_bounded_text(payload.get("error"), 255) or "",
-        expires_at=_unix_time(payload.get("expires_at")), fees=_fees(payload))
+        expires_at=from_unix(payload.get("expires_at")), fees=_fees(payload))
 
 
 def apply_invoice(session: Session, merchant_id: int, key: Key, payload: dict[str, Any],

@@ -24,7 +24,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,24 +33,30 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock, currencies, db, money, processor
+from ..clock import from_unix as _from_unix
+from ..clock import unix as _unix
 from ..emails import valid_email
-from ..invoices import (  # noqa: F401 (the workflows and tests that move invoices read them here)
-    CONFIRMED,
-    CREATED,
-    FAILED,
+from ..models import Invoice, InvoiceQuote, Merchant, Page
+from ..pagekinds import snapshot
+from ..pagekinds.invoice import (  # noqa: F401 (the workflows and tests that move invoices read them here)
     FINAL,
     OPEN,
-    PENDING,
-    PROCESSING,
     RANK,
     current_quote,
+    may_change_currency,
     paid_anything,
     payment_seen,
     quotes_of,
     return_url,
 )
-from ..models import Invoice, InvoiceQuote, Merchant, Page
-from ..states import UNPAID_INVOICE
+from ..states import (  # noqa: F401 (likewise)
+    CONFIRMED,
+    CREATED,
+    FAILED,
+    PENDING,
+    PROCESSING,
+    UNPAID_INVOICE,
+)
 from . import deliveries
 
 log = logging.getLogger(__name__)
@@ -116,16 +122,6 @@ class InvoiceRequest:
 # Creating
 
 
-def _unix(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.replace(tzinfo=UTC).timestamp())
-
-
-def _from_unix(value: int | None) -> datetime | None:
-    if value is None or not 0 < value < 2**37:
-        return None
-    return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
-
-
 def create(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice:
     """Store the invoice and its page (committed); InvalidRequest when foreign_id is taken.
 
@@ -170,6 +166,11 @@ def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Invoice:
     the shop gets the processor's 400 and may send the same foreign_id again.
     """
     session = db.session()
+    with snapshot.one_change(session):  # its page's model is built once, for the outcome
+        return _create_and_quote(session, merchant, req)
+
+
+def _create_and_quote(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice:
     invoice = create(session, merchant, req)
     if req.sender_currency is not None:
         try:
@@ -496,8 +497,7 @@ def sync_page(session: Session, invoice: Invoice, quote: InvoiceQuote | None) ->
     assert page is not None
     page.status, page.reason = invoice.status, invoice.reason
     page.foreign_id = invoice.foreign_id
-    page.title, page.description = invoice.title, invoice.description
-    page.url_success, page.url_failed = invoice.url_success, invoice.url_failed
+    page.url_failed = invoice.url_failed
     if quote is not None:
         page.currency = quote.sender_currency
         page.amount = quote.sender_amount

@@ -1,5 +1,6 @@
 """Money that reached an invoice's address after the invoice failed (its time ran out, or the
-shop cancelled it): kept, and told to the shop once (the customer's side is checkout/late.py).
+shop cancelled it): kept, and told to the shop once (the customer's side is
+checkout/pagekinds/invoice_late.py).
 
 What the processor does with such money is UNCONFIRMED (coinspaid-api.md has no word on
 it), so both readings are accepted (deposit_news.py and invoice_news.py route them here):

@@ -14,9 +14,9 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import clock, invoices, money
+from .. import clock, money
 from ..models import AppliedCallback, Callback, Merchant
-from . import deliveries
+from . import deliveries, invoices
 from .deposit_news import apply_deposit
 from .invoice_news import apply_invoice
 from .news_base import (
@@ -50,7 +50,7 @@ def absorb(session: Session, merchant: Merchant, raw: bytes, payload: dict[str, 
     """
     callback = Callback(merchant_id=merchant.client_id, source=source, body=raw,
                         received_at=clock.now())
-    describe(callback, payload)
+    record_search_fields(callback, payload)
     session.add(callback)
     session.flush()
     result = apply(session, merchant.client_id, callback.id, payload)
@@ -83,7 +83,7 @@ def forwards_raw(callback: Callback, result: Result, source: str) -> bool:
     return True
 
 
-def describe(callback: Callback, payload: dict[str, Any]) -> None:
+def record_search_fields(callback: Callback, payload: dict[str, Any]) -> None:
     """Copy the searchable fields, as far as they are well-formed."""
     raw_id = payload.get("id")
     callback.processor_id = raw_id if valid_id(raw_id) else None

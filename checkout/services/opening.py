@@ -24,8 +24,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import limits, money, payments, processor, rates, terminal
+from .. import limits, money, processor, rates, terminal
 from ..models import DepositAddress, Page
+from ..pagekinds import deposit, present
 from . import addresses
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def open_link(session: Session, link: terminal.TerminalLink, *, now: Clock,
     """Take (or reuse) the link's address and open (or reopen) its page."""
     page = page_for_link(session, link.merchant.client_id, link.digest)
     if page is not None:
-        if not payments.is_final(page.status, page.reason) or paid_in_full(page):
+        if not deposit.is_final(page.status, page.reason) or paid_in_full(page):
             # A paid order's link reopens its paid page too: a fresh "waiting" page would
             # invite a second payment. Paying again is a deliberate action there.
             return Opened(page.id)
@@ -103,8 +104,8 @@ def page_for_link(session: Session, merchant_id: int, digest: str) -> Page | Non
 def paid_in_full(page: Page) -> bool:
     """An amount was asked and confirmed in full (or more); an open-amount (top-up) page
     never counts: its link opens a fresh page once the last one is final."""
-    return (page.amount is not None and page.status == payments.CONFIRMED
-            and payments.is_final(page.status, page.reason))
+    return (page.amount is not None and page.status == deposit.CONFIRMED
+            and deposit.is_final(page.status, page.reason))
 
 
 def retire_link(session: Session, page: Page) -> None:
@@ -118,13 +119,13 @@ def retire_link(session: Session, page: Page) -> None:
 def open_page(session: Session, link: terminal.TerminalLink, address: DepositAddress,
               moment: datetime) -> Page:
     page = Page(
-        id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind="deposit",
+        id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind=deposit.KIND.name,
         merchant_id=link.merchant.client_id, link_digest=link.digest,
-        foreign_id=link.foreign_id, currency=link.currency, convert_to=link.convert_to,
-        fiat_currency=payments.fiat_for(link.convert_to),
+        foreign_id=link.foreign_id, currency=link.currency,
+        fiat_currency=present.fiat_for(link.convert_to),
         amount=None if link.amount is None else money.text(link.amount),
         amount_paid="0", address_id=address.id, address=address.address, tag=address.tag,
-        status=payments.WAITING, reason=None, is_iframe=link.is_iframe,
+        status=deposit.WAITING, reason=None, is_iframe=link.is_iframe,
         url_back=link.url_back, created_at=moment, updated_at=moment,
     )
     session.add(page)
@@ -145,7 +146,7 @@ def remember_rate(session: Session, link: terminal.TerminalLink, *, now: Clock,
     """Refresh the fiat rate of the page about to open, if stale (opening a link only:
     never page views or polls). Before the page exists, so that its model is built once,
     with the rate, when the page is inserted."""
-    fiat = payments.fiat_for(link.convert_to)
+    fiat = present.fiat_for(link.convert_to)
     if fiat is None:
         return None
 
@@ -191,9 +192,9 @@ def next_page(session: Session, page: Page, moment: datetime) -> Page:
     fresh = Page(
         id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind=page.kind, merchant_id=page.merchant_id,
         link_digest=digest, foreign_id=page.foreign_id, currency=page.currency,
-        convert_to=page.convert_to, fiat_currency=page.fiat_currency, amount=page.amount,
+        fiat_currency=page.fiat_currency, amount=page.amount,
         amount_paid="0", address_id=page.address_id, address=page.address, tag=page.tag,
-        status=payments.WAITING, reason=None, is_iframe=page.is_iframe, url_back=page.url_back,
+        status=deposit.WAITING, reason=None, is_iframe=page.is_iframe, url_back=page.url_back,
         created_at=moment, updated_at=moment)
     retire_link(session, page)
     session.add(fresh)

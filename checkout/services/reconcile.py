@@ -19,8 +19,9 @@ from flask import current_app
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from .. import clock, db, money, payments, processor, states
+from .. import clock, db, money, processor, states
 from ..models import Deposit, Merchant, Page
+from ..pagekinds import deposit
 from ..wire import phpjson
 from . import news
 from .news_base import APPLIED, DUPLICATE, Malformed
@@ -28,9 +29,9 @@ from .news_base import APPLIED, DUPLICATE, Malformed
 log = logging.getLogger(__name__)
 
 BATCH = 20
-# The pages `payments.is_final` calls not final, in SQL: waiting, seen (states.OPEN_DEPOSIT),
+# The pages `deposit.is_final` calls not final, in SQL: waiting, seen (states.OPEN_DEPOSIT),
 # and confirmed but still short of the amount asked.
-OPEN_DEPOSITS = (payments.SEEN,)
+OPEN_DEPOSITS = (deposit.SEEN,)
 
 
 def due_pages(session: Session, now: datetime, after: timedelta, horizon: timedelta,
@@ -38,9 +39,9 @@ def due_pages(session: Session, now: datetime, after: timedelta, horizon: timede
     cutoff = now - after
     return list(session.scalars(
         select(Page.id)
-        .where(Page.kind == "deposit", Page.address_id.is_not(None),
+        .where(Page.kind == deposit.KIND.name, Page.address_id.is_not(None),
                or_(Page.status.in_(states.OPEN_DEPOSIT),
-                   and_(Page.status == payments.CONFIRMED, Page.reason == payments.UNDERPAID)),
+                   and_(Page.status == deposit.CONFIRMED, Page.reason == deposit.UNDERPAID)),
                Page.updated_at <= cutoff,
                or_(Page.checked_at.is_(None), Page.checked_at <= cutoff),
                Page.created_at >= now - horizon)

@@ -35,16 +35,15 @@ from .. import (
     currencies,
     db,
     i18n,
-    invoice_page,
     limits,
     merchants,
     money,
-    payments,
     qr,
-    snapshot,
     terminal,
 )
 from ..models import Merchant, Page, is_page_token
+from ..pagekinds import KINDS, PageModel, page_model, present, snapshot
+from ..pagekinds import invoice as invoice_kind
 from ..services import invoice_steps, opening
 from . import forms, language, pagecache, ratelimit, security
 
@@ -89,8 +88,8 @@ def open_terminal_link() -> ResponseReturnValue:
         link = terminal.decode_link(
             request.args.get("data"), request.args.get("signature"),
             find_merchant=merchants.by_client_id,
-            currency_places=payments.deposit_places,
-            convert_supported=payments.is_conversion_currency,
+            currency_places=present.deposit_places,
+            convert_supported=present.is_conversion_currency,
         )
     except terminal.LinkError as exc:
         if not exc.signed:
@@ -151,7 +150,8 @@ def show(page_id: str) -> ResponseReturnValue:
     def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
         page = load_page(page_id)
         model = snapshot.model_of(session, page, now)
-        html = render_page(session, page, f"{page.kind}.html", model=model, countdown=countdown)
+        html = render_page(session, page, KINDS[page.kind].template, model=model,
+                           countdown=countdown)
         return pagecache.Rendering(html, model.get("seconds_left"),
                                    snapshot.fiat_at(page) if model.get("fiat") else None,
                                    g.get("frame_ancestors"), page.model_json is not None)
@@ -182,38 +182,36 @@ def receipt(page_id: str) -> ResponseReturnValue:
 def render_page(session: Session, page: Page, template: str, *,
                 pick_form: forms.PickForm | None = None,
                 email_form: forms.EmailForm | None = None,
-                form_error: str | None = None, model: dict[str, Any] | None = None,
+                form_error: str | None = None, model: PageModel | None = None,
                 countdown: pagecache.Countdown | None = None) -> str:
     if model is None:
         model = snapshot.model_of(session, page)  # what the poll sends, to the byte
-    asset = payments.describe(page.currency)
-    # An invoice has no is_iframe flag (the processor's API has none): its page may always be
-    # framed by the merchant's own registered origins, and tells them its status.
-    framable = page.is_iframe or page.kind == "invoice"
+    kind = KINDS[page.kind]
+    asset = present.asset_of(page.currency)
+    framable = page.is_iframe or kind.framable
     if framable:
         g.frame_ancestors = page.merchant.frame_origins
     shop = page.merchant.shown_name
-    labels = payments.status_labels()
-    if page.kind == "invoice":
-        labels.update(invoice_page.labels())
+    labels = kind.labels()
+    if kind.chooses_currency:
         pick_form = pick_form or invoice_pick_form(page, model)
         email_form = email_form or forms.EmailForm(page.id)
     return render_template(
         template, page=page, model=model, merchant=page.merchant, asset=asset,
         iframe=page.is_iframe, framable=framable,
-        coin=payments.coin_name(asset, page.currency),
-        labels=labels, tx_labels=payments.transaction_labels(),
-        status_text=payments.fill(labels.get(str(model["phase"])) or str(model["status"]),
-                                  payments.label_values(model, asset.ticker, shop)),
+        coin=present.coin_name(asset, page.currency),
+        labels=labels, tx_labels=present.transaction_labels(),
+        status_text=present.fill(labels.get(str(model["phase"])) or str(model["status"]),
+                                 present.label_values(model, asset.ticker, shop)),
         again_form=(forms.AgainForm(page.id)
-                    if page.kind == "deposit" and page.amount is not None else None),
+                    if kind.pays_again and page.amount is not None else None),
         pick_form=pick_form, email_form=email_form, form_error=form_error,
         noscript_refresh=noscript_refresh(model),
         countdown=countdown or pagecache.Countdown.of(model.get("seconds_left")),
     )
 
 
-def invoice_pick_form(page: Page, model: dict[str, Any],
+def invoice_pick_form(page: Page, model: PageModel,
                       formdata: Any = None) -> forms.PickForm:
     """The picker with the currencies the page offers as its only choices."""
     invoice = model.get("invoice") or {}
@@ -229,11 +227,11 @@ def pick(page_id: str) -> ResponseReturnValue:
     email where the shop gave none: then the processor invoice for it is made."""
     session = db.session()
     page = load_page(page_id)
-    if page.kind != "invoice":
+    if not KINDS[page.kind].chooses_currency:
         abort(404)
-    model = payments.page_model(session, page)
+    model = page_model(session, page)
     form = invoice_pick_form(page, model, formdata=request.form)
-    invoice = invoice_page.invoice_of(session, page)
+    invoice = invoice_kind.invoice_of(session, page)
     if invoice is None:
         abort(404)
     if not form.validate_on_submit():
@@ -247,7 +245,7 @@ def pick(page_id: str) -> ResponseReturnValue:
 def give_email(page_id: str) -> ResponseReturnValue:
     session = db.session()
     page = load_page(page_id)
-    if page.kind != "invoice":
+    if not KINDS[page.kind].chooses_currency:
         abort(404)
     form = forms.EmailForm(page.id, formdata=request.form)
     if not form.validate_on_submit():
@@ -290,11 +288,11 @@ def first_error(form: forms.PageForm) -> str:
 def page_with_error(session: Session, page: Page, status: int, message: str,
                     **form: Any) -> Response:
     session.rollback()
-    html = render_page(session, page, f"{page.kind}.html", form_error=message, **form)
+    html = render_page(session, page, KINDS[page.kind].template, form_error=message, **form)
     return no_store(make_response(html, status))
 
 
-def noscript_refresh(model: dict[str, Any]) -> int | None:
+def noscript_refresh(model: PageModel) -> int | None:
     """Seconds between refreshes of a page without JavaScript; None: never refresh.
 
     A refresh drops a text selection and a screen reader's place (WCAG 2.2.1), so it comes
@@ -339,7 +337,7 @@ def status(page_id: str) -> ResponseReturnValue:
     found = snapshot.read(session, page_id)
     if found is None:  # no model written yet (or no such page): built from the tables
         page = load_page(page_id)
-        body = money.dumps(payments.page_model(session, page)).encode()
+        body = money.dumps(page_model(session, page)).encode()
         tag = snapshot.etag(body)
     else:
         body, tag = found
@@ -369,13 +367,13 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
     # The payment URI, currency and address are not moment-of-reading fields: the stored
     # text has them.
     model = (json.loads(found.model_json) if found.model_json
-             else payments.page_model(session, load_page(page_id)))
-    text = payments.qr_text_for(model)
+             else page_model(session, load_page(page_id)))
+    text = present.qr_text_for(model)
     etag = qr.etag(text, fmt, str(get_locale()))
     if etag in request.if_none_match:
         response = Response(status=304)
     else:
-        body, mimetype = payments.qr_image(text, fmt)
+        body, mimetype = present.qr_image(text, fmt)
         response = Response(body, mimetype=mimetype)
     response.set_etag(etag)
     # The QR carries the amount due now, which changes with every payment, and it is
@@ -455,7 +453,7 @@ def customer_error(exc: HTTPException) -> ResponseReturnValue:
 
 def template_helpers() -> dict[str, Any]:
     return {"get_locale": get_locale, "text_direction": i18n.text_direction,
-            "wallet_link": payments.wallet_link, "minimum_note": payments.minimum_note}
+            "wallet_link": present.wallet_link, "minimum_note": present.minimum_note}
 
 
 def init_app(app: Flask) -> None:

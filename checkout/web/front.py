@@ -30,8 +30,9 @@ from werkzeug.http import parse_etags, quote_etag
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import get_host
 
-from .. import clock, db, i18n, snapshot
+from .. import clock, db, i18n
 from ..models import Page, is_page_token
+from ..pagekinds import snapshot
 from . import pagecache, ratelimit, security
 
 log = logging.getLogger(__name__)

@@ -161,18 +161,6 @@ class _Fields:
         return str(value)
 
 
-def invoice_minimum(session: Session, currency: str) -> Decimal | None:
-    """The processor's minimum invoice amount in `currency`, when we know it; None: unknown.
-
-    A crypto invoice cannot ask for less than one deposit may carry (the cached
-    currencies/list). A fiat invoice's minimum is the merchant's, set in the processor's back
-    office and listed nowhere: the processor refuses a too-small one when the quote is made
-    (a 400 of the API for type 3, `QuoteRefused` for the page).
-    """
-    minimum = limits.minimum(session, currency)
-    return minimum if minimum else None
-
-
 def validate(session: Session, merchant: Merchant, params: Mapping[str, Any]) -> InvoiceRequest:
     """The request of §2.11, or InvalidRequest with every bad field in the processor's words."""
     fields = _Fields(params)
@@ -189,7 +177,7 @@ def validate(session: Session, merchant: Merchant, params: Mapping[str, Any]) ->
     kind = fields.choice("type", TYPES, TYPES[0])
     reference = fields.string("end_user_reference", required=False)
     if currency is not None and amount is not None:
-        floor = invoice_minimum(session, currency)
+        floor = limits.minimum_payment(session, currency)
         if floor is not None and amount < floor:
             fields.fail("amount", f"The amount must be at least {money.plain(floor)}.")
     if fields.errors:

@@ -38,8 +38,9 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request
 
-from .. import rates, snapshot
+from .. import rates
 from ..models import Merchant, MerchantLogo, Page
+from ..pagekinds import snapshot
 
 EXTENSION = "checkout.pagecache"
 DEFAULT_SIZE = 1024

@@ -18,7 +18,7 @@ from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from checkout import clock, db, merchants, payments, terminal, worker
+from checkout import clock, db, merchants, money, terminal, worker
 from checkout.models import DepositAddress, Merchant, RateQuote
 
 
@@ -90,7 +90,7 @@ def test_the_page_shows_the_address_and_a_qr_that_scans_to_the_payment_uri(
     # Only the bech32 address is uppercased inside the QR (BIP173); the link keeps lowercase.
     assert scanned == model["payment_uri"].replace(BTC_ADDRESS, BTC_ADDRESS.upper())
     assert scanned.split("amount=")[1] == "0.00123"
-    assert payments.money.parse_amount(scanned.split("amount=")[1]) == payments.money.parse_amount(
+    assert money.parse_amount(scanned.split("amount=")[1]) == money.parse_amount(
         amount_text)
     wallet = page.locator('[data-field="wallet-link"]')
     assert wallet.get_attribute("href") == model["payment_uri"]

@@ -1,15 +1,16 @@
-"""What an invoice page shows: its phase, what to pay now, the currencies on offer, the
-outcome in plain words. The deposit page's model (payments.page_model) calls in here for
-`kind == "invoice"`; both answer the same keys, so one template layout and one script serve
-both kinds.
+"""The invoice page kind: its phase, what to pay now, the currencies on offer, the outcome in
+plain words. It answers the same model keys as the deposit kind, so one template layout and
+one script serve both.
 
 The invoice's state itself is the invoice service's (`invoices`, moved forward by the
-processor's callbacks); this module only reads it: the Page row `invoices.sync_page` keeps in
-step, the Invoice, and its current quote.
+processor's callbacks); this module reads it: the Page row `invoices.sync_page` keeps in
+step, the Invoice, and its quotes. The reads the service shares with the page (the current
+quote, whether money was seen, the forward-only ranks) are defined here, below the service.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -19,8 +20,20 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import currencies, invoices, money, rates
-from .models import Invoice, InvoiceQuote, Merchant, Page, RateQuote
+from .. import currencies, money, rates, returns
+from ..models import Invoice, InvoiceQuote, Merchant, Page, RateQuote
+from ..states import CONFIRMED, CREATED, FAILED, PENDING, PROCESSING, UNPAID_INVOICE
+from . import invoice_late
+from .base import PageModel
+from .deposit import PHASE_OVERPAID, amount_asked, is_final
+from .deposit import status_labels as deposit_labels
+from .present import EARLIER, asset_of, payment_uri, short, testnet, transaction_line
+
+# Invoice statuses (also its page's): open while money may come, final once decided, and
+# their forward-only ranks (equal final ranks never replace each other).
+OPEN = frozenset({CREATED, PENDING, PROCESSING})
+FINAL = frozenset({CONFIRMED, FAILED})
+RANK = {CREATED: 0, PENDING: 1, PROCESSING: 2, CONFIRMED: 3, FAILED: 3}
 
 # Invoice phases beyond the deposit page's (waiting, partial, confirming, paid, overpaid).
 PHASE_CHOOSE = "choose"  # no currency yet: the customer picks one
@@ -31,8 +44,6 @@ PHASE_UNDERPAID = "underpaid"  # less than asked arrived in time: refunded
 PHASE_TIMEOUT = "timeout"  # the payment stayed unconfirmed too long: refunded
 PHASE_CANCELLED = "cancelled_by_shop"
 PHASE_LATE = "late"  # money arrived after the time ran out: refunded
-# Transactions.refusal of a payment to an address of this order that was replaced.
-EARLIER = "earlier_address"
 FORM_PHASES = frozenset({PHASE_CHOOSE, PHASE_EMAIL, PHASE_REQUOTE})
 PAY_PHASES = frozenset({"waiting", "partial"})
 # Where money came in that the shop will not keep, the page says what happens to it.
@@ -58,24 +69,64 @@ def invoice_of(session: Session, page: Page) -> Invoice | None:
     return session.scalar(select(Invoice).where(Invoice.page_id == page.id))
 
 
+def current_quote(session: Session, invoice_id: int) -> InvoiceQuote | None:
+    return session.scalar(select(InvoiceQuote).where(
+        InvoiceQuote.invoice_id == invoice_id, InvoiceQuote.current.is_(True))
+        .execution_options(populate_existing=True))
+
+
+def quotes_of(session: Session, invoice_id: int) -> list[InvoiceQuote]:
+    return list(session.scalars(select(InvoiceQuote).where(
+        InvoiceQuote.invoice_id == invoice_id).order_by(InvoiceQuote.id)
+        .execution_options(populate_existing=True)))
+
+
+def paid_anything(quotes: list[InvoiceQuote]) -> bool:
+    return any(Decimal(q.amount_paid or "0") > 0 or q.status in (PROCESSING, CONFIRMED)
+               for q in quotes)
+
+
+def payment_seen(quotes: list[InvoiceQuote]) -> bool:
+    """Money reached, or is on its way to, one of these quotes: any transaction at all."""
+    return paid_anything(quotes) or any(q.transactions for q in quotes)
+
+
+def may_change_currency(session: Session, invoice: Invoice) -> bool:
+    """A customer may pick (again) while the invoice is open and no quote saw a payment."""
+    return invoice.status in (CREATED, PENDING) and not paid_anything(
+        quotes_of(session, invoice.id))
+
+
+def return_url(invoice: Invoice, merchant: Merchant) -> str | None:
+    """Where the final screen sends the customer, outcome appended and signed; None while open."""
+    if invoice.status == CONFIRMED:
+        url = invoice.url_success
+    elif invoice.status == FAILED:
+        url = invoice.url_failed
+    else:
+        return None
+    return returns.signed_outcome(url, status=invoice.status, foreign_id=invoice.foreign_id,
+                                  secret=merchant.api_secret)
+
+
 def phase_of(invoice: Invoice, quote: InvoiceQuote | None, paid: Decimal,
              due: Decimal | None) -> str:
-    if invoice.status == invoices.FAILED:
+    if invoice.status == FAILED:
         if invoice.reason == "expired" and paid > 0:
             return PHASE_LATE
         return _FAILED_PHASES.get(invoice.reason or "", PHASE_EXPIRED)
-    if invoice.status == invoices.CONFIRMED:
+    if invoice.status == CONFIRMED:
         asked = _decimal(quote.sender_amount) if quote is not None else None
         return "overpaid" if asked is not None and paid > asked else "paid"
     if quote is None or quote.status in ("new", "refused"):
         return PHASE_CHOOSE
-    if quote.status == invoices.FAILED:
+    if quote.status == FAILED:
         return PHASE_REQUOTE if paid == 0 else PHASE_LATE
     if not invoice.email_user:
         return PHASE_EMAIL
-    if invoice.status == invoices.PROCESSING or quote.status == invoices.PROCESSING:
+    if invoice.status == PROCESSING or quote.status == PROCESSING:
         if due is not None and due > 0 and paid > 0 and invoice.type == "good_until_expired" \
-                and quote.status != invoices.PROCESSING:
+                and quote.status != PROCESSING:
             return "partial"
         return "confirming"
     if paid > 0 and due is not None and due > 0:
@@ -90,8 +141,8 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
     invoice = invoice_of(session, page)
     if invoice is None:  # a page row the service has not finished making
         return {"phase": PHASE_CHOOSE, "pay_now": False, "invoice": None}
-    quote = invoices.current_quote(session, invoice.id)
-    earlier = [q for q in invoices.quotes_of(session, invoice.id)
+    quote = current_quote(session, invoice.id)
+    earlier = [q for q in quotes_of(session, invoice.id)
                if quote is None or q.id != quote.id]
     info = currencies.get(page.currency)
     places = info.decimals if info is not None else 8
@@ -113,7 +164,7 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
         "transactions": _legs(quote, page.currency)
         + [leg for q in earlier for leg in _legs(q, q.sender_currency, refusal=EARLIER)],
         "receipt": _receipt(invoice, page, paid, asked),
-        "return_url": (invoices.return_url(invoice, merchant)
+        "return_url": (return_url(invoice, merchant)
                        if merchant is not None else None),
         "refund_note": phase in REFUND_PHASES,
         "invoice": {
@@ -128,7 +179,7 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
             # check it; masked, as anyone holding the page's address reads the page.
             "refund_email": mask_email(invoice.email_user),
             # Once money is seen the email is fixed: its refund must not be redirected.
-            "email_fixed": invoices.payment_seen(
+            "email_fixed": payment_seen(
                 [q for q in (quote, *earlier) if q is not None]),
             # The quote on screen replaced one with another address: a payment may be on
             # its way there.
@@ -136,7 +187,7 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
             "over_fiat": _over_value(invoice, page, paid, asked) if phase == "overpaid"
             else None,
             "can_change_currency": (invoice.sender_currency is None
-                                    and invoices.may_change_currency(session, invoice)),
+                                    and may_change_currency(session, invoice)),
             "options": [vars(o) for o in options(session, invoice, now)]
             if phase in (PHASE_CHOOSE, PHASE_REQUOTE) or pay_now and paid == 0 else [],
         },
@@ -218,27 +269,16 @@ def _legs(quote: InvoiceQuote | None, currency: str, *, refusal: str | None = No
         raw_txid = leg.get("txid")
         txid = raw_txid if isinstance(raw_txid, str) else None
         confirmations = leg.get("confirmations") or 0
-        seen = quote.status == invoices.PROCESSING and not confirmations
-        legs.append({
-            "txid": txid,
-            "amount": money.plain(Decimal(str(leg.get("amount", "0")))),
-            "status": "not_confirmed" if seen else "confirmed",
-            "refusal": refusal,
-            "confirmations": confirmations,
-            "explorer_url": currencies.explorer_url(currency, txid, testnet=_testnet()),
-        })
+        seen = quote.status == PROCESSING and not confirmations
+        legs.append(transaction_line(
+            currency, txid, money.plain(Decimal(str(leg.get("amount", "0")))),
+            "not_confirmed" if seen else "confirmed", refusal, confirmations, testnet()))
     return legs
-
-
-def _testnet() -> bool:
-    from flask import current_app
-
-    return bool(current_app.config.get("SANDBOX"))
 
 
 def _receipt(invoice: Invoice, page: Page, paid: Decimal, asked: Decimal | None
              ) -> dict[str, Any] | None:
-    if invoice.status != invoices.CONFIRMED or asked is None:
+    if invoice.status != CONFIRMED or asked is None:
         return None
     value = _invoice_value(invoice, page, None)
     places = _places(invoice.currency)
@@ -301,14 +341,7 @@ def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
     return found
 
 
-def allowed(session: Session, invoice: Invoice, code: str, now: datetime) -> bool:
-    """Only a currency the picker offers may be picked (no hand-made form values)."""
-    if invoice.sender_currency is not None:
-        return code == invoice.sender_currency
-    return any(o.currency == code for o in options(session, invoice, now))
-
-
-def labels() -> dict[str, str]:
+def phase_labels() -> dict[str, str]:
     """Customer text per invoice phase, with the page model's {placeholders}."""
     ph = {"shop": "{shop}", "email": "{email}", "paid": "{paid}", "due": "{due}",
           "ticker": "{ticker}", "over": "{over}"}
@@ -337,3 +370,70 @@ def labels() -> dict[str, str]:
                       "payment processor emails you instructions to get the difference back.",
                       **ph),
     }
+
+
+def invoice_model(session: Session, page: Page, now: datetime) -> PageModel:
+    """An invoice page's model: the deposit page's keys, filled from the invoice and its
+    quote, and money that arrived after it closed (invoice_late.py)."""
+    asset = asset_of(page.currency, translate=False)
+    part = model_part(session, page, now)
+    invoice = invoice_of(session, page)
+    test = testnet()
+    invoice_late.amend(session, invoice,
+                       current_quote(session, invoice.id) if invoice else None, part, test)
+    amount = amount_asked(page)
+    paid: Decimal = part.pop("amount_paid", None) or Decimal(0)
+    due: Decimal | None = part.pop("amount_due", None)
+    final = is_final(page.status, page.reason)
+    phase = str(part["phase"])
+    return {
+        "id": page.id, "kind": page.kind, "status": page.status, "reason": page.reason,
+        "final": final, "phase": phase, "pay_now": part["pay_now"],
+        "currency": page.currency, "address": page.address, "tag": page.tag,
+        "network": asset.network, "test_network": test,
+        "amount": short(amount, asset.decimals), "amount_paid": money.plain(paid),
+        "amount_due": short(due, asset.decimals), "rest_below_minimum": None,
+        "minimum_extra": None,
+        "amount_over": money.plain(paid - amount) if phase == PHASE_OVERPAID and amount
+        else None,
+        "minimum": None, "fiat": part.get("fiat"), "seconds_left": part.get("seconds_left"),
+        "payment_uri": payment_uri(page.currency, page.address or "", page.tag, due or None,
+                                   testnet=test) if page.address else "",
+        "confirmations_required": currencies.confirmations_required(page.currency),
+        "transactions": part.get("transactions", []), "receipt": part.get("receipt"),
+        "return_url": part.get("return_url") if final else None,
+        "form": part.get("form"), "refund_note": part.get("refund_note", False),
+        "invoice": part.get("invoice"),
+        "late": part.get("late"), "watch": part.get("watch", False),
+    }
+
+
+class InvoiceKind:
+    """An invoice page: the shop's invoice, paid in the currency the customer picks on it
+    (a quote at the processor), its state the invoice's."""
+
+    name = "invoice"
+    template = "invoice.html"
+    open_states: tuple[str, ...] = UNPAID_INVOICE
+    final_states: frozenset[str] = FINAL
+    ranks: Mapping[str, int] = RANK
+    # The processor's API has no is_iframe flag: an invoice page may always be framed by
+    # the merchant's own registered origins, and tells them its status.
+    framable = True
+    chooses_currency = True
+    pays_again = False
+
+    def is_final(self, status: str, reason: str | None) -> bool:
+        return is_final(status, reason)
+
+    def model(self, session: Session, page: Page, now: datetime) -> PageModel:
+        return invoice_model(session, page, now)
+
+    def labels(self) -> dict[str, str]:
+        """The deposit page's phases it shares, and its own."""
+        from_deposit = deposit_labels()
+        from_deposit.update(phase_labels())
+        return from_deposit
+
+
+KIND = InvoiceKind()

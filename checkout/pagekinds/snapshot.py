@@ -17,19 +17,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import clock, money, payments, rates, states
-from .models import Deposit, Invoice, InvoiceQuote, Page
+from .. import clock, money, pagekinds, rates
+from ..clock import unix
+from ..models import Deposit, Invoice, InvoiceQuote, Page
+from . import KINDS, PageModel
 
 log = logging.getLogger(__name__)
 DUE = "checkout.snapshot.due"
 WRITING = "checkout.snapshot.writing"
+# Inside one_change(): pages whose changes are committed, their models not written yet.
+HELD = "checkout.snapshot.held"
+# Statuses of pages still open, of every kind: their models follow the rates.
+OPEN_PAGES = tuple(state for kind in KINDS.values() for state in kind.open_states)
 # Keys only the reader uses, removed before the model is sent.
 DEADLINE = "_deadline"
 FIAT_AT = "_fiat_at"
@@ -75,7 +83,7 @@ def mark_open_pages(session: Session) -> None:
     its transaction. A flushed RateQuote alone marks nothing: a link's own pair, fetched as
     it opens, must not rewrite every open page on the customer's time."""
     open_ids = session.scalars(select(Page.id).where(
-        Page.status.in_(states.OPEN_PAGES))).all()
+        Page.status.in_(OPEN_PAGES))).all()
     mark(session, list(open_ids))
 
 
@@ -95,6 +103,9 @@ def _before_commit(session: Session) -> None:
         session.flush()  # commit flushes after this event: learn what it changes first
     if not session.info.get(DUE):
         return
+    if HELD in session.info:
+        session.info[HELD].update(session.info.pop(DUE))
+        return
     session.info[WRITING] = True
     try:
         session.flush()
@@ -111,13 +122,34 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(DUE, None)
 
 
+@contextmanager
+def one_change(session: Session) -> Iterator[None]:
+    """One change made of several commits (an invoice and its type 3 quote: the row, the
+    quote's foreign_id, the processor's answer): the pages they touch get their models
+    written once, with the outcome, by a commit at the end, not one build per commit.
+
+    The page is nobody's to read before the change returns (its address is in the answer);
+    one read meanwhile would build the model from the tables (`model_of`)."""
+    if HELD in session.info:  # already inside one: the outer one writes
+        yield
+        return
+    session.info[HELD] = set()
+    try:
+        yield
+    finally:
+        held: set[str] = session.info.pop(HELD)
+        if held:
+            mark(session, held)
+            session.commit()
+
+
 def write(session: Session, page: Page, now: datetime | None = None) -> None:
     """Store the page's model (without the moment-of-reading fields) and bump its version."""
     now = now or clock.now()
-    model = payments.page_model(session, page, now=now)
-    model[DEADLINE] = _unix(deadline_of(page, model, now))
-    model[FIAT_AT] = _unix(now) if model.get("fiat") else None
-    text = money.dumps(model)
+    model = pagekinds.page_model(session, page, now)
+    stored: dict[str, Any] = {**model, DEADLINE: unix(deadline_of(model, now)),
+                              FIAT_AT: unix(now) if model.get("fiat") else None}
+    text = money.dumps(stored)
     version = session.execute(update(Page).where(Page.id == page.id).values(
         model_json=text, model_version=Page.model_version + 1)
         .returning(Page.model_version)
@@ -129,19 +161,10 @@ def write(session: Session, page: Page, now: datetime | None = None) -> None:
     set_committed_value(page, "model_version", version)
 
 
-def deadline_of(page: Page, model: dict[str, Any], now: datetime) -> datetime | None:
+def deadline_of(model: PageModel, now: datetime) -> datetime | None:
     """When the page's clock reaches zero, recovered from the seconds left at writing."""
     left = model.get("seconds_left")
     return None if left is None else now + timedelta(seconds=int(left))
-
-
-def _unix(moment: datetime | None) -> int | None:
-    return None if moment is None else unix(moment)
-
-
-def unix(moment: datetime) -> int:
-    """Seconds since 1970 of a naive UTC moment, as the stored model keeps its moments."""
-    return int((moment - datetime(1970, 1, 1)).total_seconds())
 
 
 def read(session: Session, page_id: str, now: datetime | None = None
@@ -154,12 +177,12 @@ def read(session: Session, page_id: str, now: datetime | None = None
     return answer(stored, now or clock.now())
 
 
-def model_of(session: Session, page: Page, now: datetime | None = None) -> dict[str, Any]:
+def model_of(session: Session, page: Page, now: datetime | None = None) -> PageModel:
     """The page's model as the poll sends it: the stored one (already in the loaded row),
     built from the tables only for a page that has none yet."""
     if page.model_json is None:
-        return payments.page_model(session, page, now=now)
-    return complete(json.loads(page.model_json), now or clock.now())
+        return pagekinds.page_model(session, page, now)
+    return cast(PageModel, complete(json.loads(page.model_json), now or clock.now()))
 
 
 def fiat_at(page: Page) -> int | None:

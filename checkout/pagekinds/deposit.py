@@ -1,4 +1,4 @@
-"""Deposit page state and the page model: one function builds what the page and `/status` show.
+"""The deposit page kind: its state from the processor's transactions, its model, its words.
 
 A deposit page's status follows the processor transactions (`Deposit` rows, written by the
 callbacks) that reached its address at or after the page was opened. It only moves forward:
@@ -8,20 +8,22 @@ a final state is never left for a non-final one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import clock, currencies, i18n, invoice_page, invoices, late, limits, money, qr, rates, uris
-from .models import Deposit, Page
-from .states import CANCELLED, CONFIRMED, FAILED, SEEN, WAITING
+from .. import clock, currencies, limits, money, rates
+from ..models import Deposit, Page
+from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
+from .base import PageModel
+from .present import REFUSED_BELOW_MINIMUM, asset_of, fiat_places, payment_uri, short, testnet
+from .present import transaction_line as _line
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,10 @@ DEPOSIT_STATUSES = (WAITING, SEEN, CONFIRMED, CANCELLED)
 UNDERPAID = "underpaid"  # confirmed, short of the amount asked: not final, the rest may come
 OVERPAID = "overpaid"  # confirmed, more than asked: final, the shop holds the difference
 BELOW_MINIMUM = "below_minimum"  # cancelled: the processor refused a payment as too small
-# Deposit.refusal values, read from the callback's `error`.
-REFUSED_BELOW_MINIMUM = "below_minimum"
+# Forward-only ranks of a transaction's status: a state moves only to a higher rank; equal
+# final ranks never replace each other (the first final state the processor told us stays).
+RANK = {SEEN: 0, CONFIRMED: 1, CANCELLED: 1}
+FINAL = frozenset({CONFIRMED, CANCELLED})
 
 # A cancelled transaction (double spend) ends the page, but money that really arrives later
 # on the same address must still be shown, seen or confirmed: the only moves out of a final
@@ -176,7 +180,7 @@ def refresh_for_address(session: Session, address_id: int) -> list[Page]:
     """
     pages = session.scalars(
         select(Page)
-        .where(Page.address_id == address_id, Page.kind == "deposit")
+        .where(Page.address_id == address_id, Page.kind == KIND.name)
         .order_by(Page.created_at, Page.id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -203,28 +207,25 @@ PHASE_BELOW_MINIMUM = "below_minimum"
 PAYING_PHASES = frozenset({PHASE_WAITING, PHASE_PARTIAL})
 
 
-def page_model(session: Session, page: Page, *, now: datetime | None = None) -> dict[str, Any]:
-    """The JSON model of a page: what `/status` answers and what the HTML renders from.
+def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
+    """The JSON model of a deposit page: what `/status` answers and what the HTML renders from.
 
     Everything a customer can act on (the QR, the wallet link, the amount and its copy
     button) carries `amount_due`: what to send now, never the full amount again once part
     of it arrived.
     """
-    asset = describe(page.currency, translate=False)
+    asset = asset_of(page.currency, translate=False)
     amount = amount_asked(page)
     paid = Decimal(page.amount_paid or "0")
     deposits = page_deposits(session, page)
     final = is_final(page.status, page.reason)
-    now = now or clock.now()
-    minimum = minimum_payment(session, page.currency)
-    if page.kind == "invoice":
-        return invoice_model(session, page, now)
+    minimum = limits.minimum_payment(session, page.currency)
     phase = phase_of(page.status, page.reason, amount, paid)
     due = amount_due(amount, paid, minimum, asset.decimals) if phase in PAYING_PHASES else None
     rest = _rest(amount, paid, asset.decimals)
     # What the minimum makes the customer send beyond the rest (said, in coin and fiat).
     extra = due - rest if rest and due is not None and due > rest else None
-    testnet = bool(current_app.config.get("SANDBOX"))
+    test = testnet()
     return {
         "id": page.id,
         "kind": page.kind,
@@ -237,10 +238,10 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
         "address": page.address,
         "tag": page.tag,
         "network": asset.network,
-        "test_network": testnet,
-        "amount": _short(amount, asset.decimals),
+        "test_network": test,
+        "amount": short(amount, asset.decimals),
         "amount_paid": money.plain(paid),
-        "amount_due": _short(due, asset.decimals),
+        "amount_due": short(due, asset.decimals),
         # Set when what is left is less than the processor accepts in one payment: the
         # customer is asked for the minimum instead, and told why.
         "rest_below_minimum": (money.plain(rest) if rest and due is not None and due > rest
@@ -251,53 +252,14 @@ def page_model(session: Session, page: Page, *, now: datetime | None = None) -> 
         "fiat": _fiat(session, page, amount, due, now, extra),
         "seconds_left": _seconds_left(page.expires_at, now, final),
         "payment_uri": payment_uri(page.currency, page.address or "", page.tag,
-                                   due if due else None, testnet=testnet),
+                                   due if due else None, testnet=test),
         "confirmations_required": currencies.confirmations_required(page.currency),
-        "transactions": [_transaction(d, asset.decimals, testnet) for d in deposits],
+        "transactions": [_transaction(d, test) for d in deposits],
         "receipt": _receipt(page, paid),
         "return_url": page.url_back if final else None,
-        # Beyond the contract: the form the page shows instead of pay instructions (invoice
-        # currency picker, email), whether money that came in is refunded, the invoice.
         "form": None,
         "refund_note": False,
         "invoice": None,
-    }
-
-
-def invoice_model(session: Session, page: Page, now: datetime) -> dict[str, Any]:
-    """An invoice page's model: the same keys, filled from the invoice and its quote."""
-    asset = describe(page.currency, translate=False)
-    part = invoice_page.model_part(session, page, now)
-    invoice = invoice_page.invoice_of(session, page)
-    testnet = bool(current_app.config.get("SANDBOX"))
-    late.amend(session, invoice, invoices.current_quote(session, invoice.id) if invoice else None,
-               part, testnet)
-    amount = amount_asked(page)
-    paid: Decimal = part.pop("amount_paid", None) or Decimal(0)
-    due: Decimal | None = part.pop("amount_due", None)
-    final = is_final(page.status, page.reason)
-    phase = str(part["phase"])
-    return {
-        "id": page.id, "kind": page.kind, "status": page.status, "reason": page.reason,
-        "final": final, "phase": phase, "pay_now": part["pay_now"],
-        "currency": page.currency, "address": page.address, "tag": page.tag,
-        "network": asset.network, "test_network": testnet,
-        "amount": _short(amount, asset.decimals), "amount_paid": money.plain(paid),
-        "amount_due": _short(due, asset.decimals), "rest_below_minimum": None,
-        "minimum_extra": None,
-        "amount_over": money.plain(paid - amount) if phase == PHASE_OVERPAID and amount
-        else None,
-        "minimum": None, "fiat": part.get("fiat"), "seconds_left": part.get("seconds_left"),
-        "payment_uri": payment_uri(page.currency, page.address or "", page.tag, due or None,
-                                   testnet=testnet) if page.address else "",
-        "confirmations_required": currencies.confirmations_required(page.currency),
-        "transactions": part.get("transactions", []), "receipt": part.get("receipt"),
-        "return_url": part.get("return_url") if final else None,
-        "form": part.get("form"), "refund_note": part.get("refund_note", False),
-        "invoice": part.get("invoice"),
-        # Money that arrived after the invoice closed (late.py), and whether the script
-        # keeps asking about a final page (late money may still come, or confirm).
-        "late": part.get("late"), "watch": part.get("watch", False),
     }
 
 
@@ -325,22 +287,10 @@ def amount_due(amount: Decimal | None, paid: Decimal, minimum: Decimal | None,
     return rest
 
 
-def minimum_payment(session: Session, currency: str) -> Decimal | None:
-    """The processor's smallest accepted payment in this currency, from the cache (never the
-    network); None when unknown or when there is none."""
-    minimum = limits.minimum(session, currency)
-    return minimum if minimum else None
-
-
 def _rest(amount: Decimal | None, paid: Decimal, places: int) -> Decimal | None:
     if amount is None:
         return None
     return money.ceil(max(amount - paid, Decimal(0)), places)
-
-
-def _short(amount: Decimal | None, places: int) -> str | None:
-    """Shortest exact text, rounded up to the chain's places: 0.012, not 0.012000000000000000."""
-    return None if amount is None else money.plain(money.ceil(amount, places))
 
 
 def _over(phase: str, amount: Decimal | None, paid: Decimal) -> str | None:
@@ -365,7 +315,7 @@ def _fiat(session: Session, page: Page, amount: Decimal | None, due: Decimal | N
                         fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
     if rate is None:
         return None
-    places = _fiat_places(page.fiat_currency)
+    places = fiat_places(page.fiat_currency)
     value: dict[str, str | None] = {
         "currency": page.fiat_currency,
         "amount": money.text(money.ceil(amount * rate, places), places),
@@ -377,19 +327,15 @@ def _fiat(session: Session, page: Page, amount: Decimal | None, due: Decimal | N
     return value
 
 
-def _fiat_places(code: str) -> int:
-    return currencies.fiat_places(code) if currencies.is_fiat(code) else 2
-
-
 def _receipt(page: Page, paid: Decimal) -> dict[str, str | None] | None:
     """What a paid page proves: when, how much, and what it was worth then."""
     if page.paid_at is None or page.status != CONFIRMED:
         return None
     fiat_amount = None
     if page.paid_rate and page.fiat_currency:
-        places = _fiat_places(page.fiat_currency)
+        places = fiat_places(page.fiat_currency)
         fiat_amount = money.text(money.ceil(paid * Decimal(page.paid_rate), places), places)
-    places = _fiat_places(page.fiat_currency) if page.fiat_currency else 2
+    places = fiat_places(page.fiat_currency) if page.fiat_currency else 2
     return {
         "paid_at": page.paid_at.replace(microsecond=0).isoformat() + "Z",
         # A rate to read (48715.62), not the processor's 8 places: amounts stay exact.
@@ -411,118 +357,10 @@ def stored_amount(deposit: Deposit) -> Decimal | None:
         return None
 
 
-def _transaction(deposit: Deposit, places: int, testnet: bool) -> dict[str, Any]:
+def _transaction(deposit: Deposit, testnet: bool) -> dict[str, Any]:
     amount = stored_amount(deposit)
-    return {
-        "txid": deposit.txid,
-        "amount": "?" if amount is None else money.plain(amount),
-        "status": deposit.status,
-        "refusal": deposit.refusal,
-        "confirmations": deposit.confirmations,
-        "explorer_url": currencies.explorer_url(deposit.currency, deposit.txid,
-                                                testnet=testnet),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Currencies, payment URIs and QR images, as the page needs them
-
-
-@dataclass(frozen=True)
-class Asset:
-    """What the page says about a currency: its wallet name, network, tag name and places."""
-
-    code: str
-    network: str
-    tag_label: str | None
-    decimals: int
-    # What the payer's wallet calls it: USDTT and USDTE are both "USDT", told apart by network.
-    ticker: str
-    # Whether the QR carries the amount; else the page says to type it in the wallet.
-    qr_has_amount: bool = False
-    # The one app that opens the payment link, when only one does (its button is named so).
-    wallet_app: str | None = None
-
-
-def describe(code: str, *, translate: bool = True) -> Asset:
-    """Network and tag names (translated for a page, the English msgids for the stored
-    model, which serves every language); a currency dropped after the page opened still
-    shows."""
-    info = currencies.get(code)
-    if info is None:
-        return Asset(code, code, None, 8, code)
-    say = _ if translate else str
-    label = say(info.tag_label) if info.tag_label else None
-    return Asset(code, say(info.network), label, info.decimals, info.ticker,
-                 info.qr_has_amount, info.wallet_app)
-
-
-def coin_name(asset: Asset, code: str) -> str:
-    """The coin as the heading names it: "USDT on TRON (TRC-20)" where the wallet's name alone
-    (USDT) would fit another network too."""
-    if currencies.shares_ticker(code):
-        return _("%(ticker)s on %(network)s", ticker=asset.ticker, network=asset.network)
-    return asset.ticker
-
-
-def deposit_places(code: str) -> int | None:
-    """Decimal places of a currency customers can deposit; None when not supported."""
-    info = currencies.get(code)
-    return None if info is None else info.decimals
-
-
-def is_conversion_currency(code: str) -> bool:
-    return currencies.is_fiat(code) or currencies.is_supported(code)
-
-
-def fiat_for(convert_to: str | None) -> str:
-    """The fiat the approximate value is shown in: the conversion's, else the site's default."""
-    if convert_to and currencies.is_fiat(convert_to):
-        return convert_to
-    return str(current_app.config.get("FIAT_CURRENCY", "EUR"))
-
-
-def payment_uri(currency: str, address: str, tag: str | None, amount: Decimal | None, *,
-                testnet: bool = False) -> str:
-    """The wallet URI; parts a wallet URI cannot carry leave the plain address instead."""
-    try:
-        return uris.payment_uri(currency, address, amount, tag=tag, testnet=testnet)
-    except uris.UriError:
-        log.warning("no payment URI for a %s page; the QR holds the address", currency)
-        return address
-
-
-# Schemes of the URIs `uris.payment_uri` builds; cash addresses name their own network.
-WALLET_SCHEMES = frozenset(
-    {c.uri_scheme for c in currencies.CURRENCIES.values() if c.uri_scheme}
-    | {"bchtest", "bchreg"})
-
-
-def wallet_link(uri: str) -> str | None:
-    """The URI as a link target, or None when it is a bare address (TRON, BNB memo, ...).
-
-    A bare address in an href is a relative URL: "Open in your wallet" would open a 404 page
-    of this site. Only a scheme a wallet registers for ever reaches an href.
-    """
-    scheme, colon, rest = uri.partition(":")
-    if not colon or not rest or scheme.lower() not in WALLET_SCHEMES:
-        return None
-    if scheme.lower() in ("http", "https") and not rest.startswith("//"):
-        return None
-    return uri
-
-
-def qr_text_for(model: dict[str, Any]) -> str:
-    """What the page's QR holds: the model's link with the amount due now, or the bare
-    address where wallets read no better form (uris.qr_content)."""
-    return uris.qr_content(str(model.get("currency") or ""), str(model.get("address") or ""),
-                           str(model.get("payment_uri") or ""))
-
-
-def qr_image(text: str, fmt: str) -> tuple[bytes, str]:
-    if fmt == "svg":
-        return qr.svg(text, _("QR code with the payment address")), "image/svg+xml"
-    return qr.png(text), "image/png"
+    return _line(deposit.currency, deposit.txid, "?" if amount is None else money.plain(amount),
+                 deposit.status, deposit.refusal, deposit.confirmations, testnet)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,42 +406,27 @@ def status_labels() -> dict[str, str]:
     }
 
 
-def fill(template: str, values: dict[str, str]) -> str:
-    """Put the model's values into a label, as checkout.js does."""
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", value)
-    return template
+class DepositKind:
+    """A deposit page: an address the customer pays to, its state the processor's
+    transactions at it (refreshed by the news engine)."""
+
+    name = "deposit"
+    template = "deposit.html"
+    open_states: tuple[str, ...] = OPEN_DEPOSIT
+    final_states: frozenset[str] = FINAL
+    ranks: Mapping[str, int] = RANK
+    framable = False  # only a page opened for a frame (is_iframe) may be framed
+    chooses_currency = False
+    pays_again = True
+
+    def is_final(self, status: str, reason: str | None) -> bool:
+        return is_final(status, reason)
+
+    def model(self, session: Session, page: Page, now: datetime) -> PageModel:
+        return deposit_model(session, page, now)
+
+    def labels(self) -> dict[str, str]:
+        return status_labels()
 
 
-def label_values(model: dict[str, Any], ticker: str, shop: str) -> dict[str, str]:
-    """Amounts in the page language's marks, every digit kept (checkout.js does the same)."""
-    minimum = model.get("minimum")
-    fiat = model.get("fiat") or {}
-    return {"paid": i18n.number(model["amount_paid"]),
-            "due": i18n.number(model.get("amount_due") or ""),
-            "over": i18n.number(model.get("amount_over") or ""), "ticker": ticker, "shop": shop,
-            "minimum": i18n.number(minimum) if minimum else "?",
-            "rest": i18n.number(model.get("rest_below_minimum") or ""),
-            "extra": i18n.number(model.get("minimum_extra") or ""),
-            "extra_fiat": i18n.number(fiat.get("extra") or ""),
-            "fiat": str(fiat.get("currency") or "")}
-
-
-def minimum_note(labels: dict[str, str], model: dict[str, Any], ticker: str, shop: str) -> str:
-    """Why more than the rest is asked: with the fiat worth of the difference when known."""
-    fiat = model.get("fiat") or {}
-    key = "note:minimum-fiat" if fiat.get("extra") else "note:minimum"
-    return fill(labels[key], label_values(model, ticker, shop))
-
-
-def transaction_labels() -> dict[str, str]:
-    return {
-        SEEN: _("seen, waiting for confirmation"),
-        CONFIRMED: _("confirmed"),
-        CANCELLED: _("cancelled"),
-        f"{CANCELLED}:{REFUSED_BELOW_MINIMUM}": _("refused: below the minimum"),
-        # An invoice's earlier quote (its address was replaced by a fresh quote's).
-        f"{SEEN}:{invoice_page.EARLIER}": _("on its way to an earlier address of this order"),
-        f"{CONFIRMED}:{invoice_page.EARLIER}": _("arrived at an earlier address of this "
-                                                 "order: not counted for it"),
-    }
+KIND = DepositKind()

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import currencies, invoices, money
-from .models import Callback, Deposit, DepositAddress, Invoice, InvoiceQuote
+from .. import currencies, money
+from ..models import Callback, Deposit, DepositAddress, Invoice, InvoiceQuote
+from ..states import FAILED
+from .present import transaction_line
 
 PHASE = "late"
 
@@ -52,23 +54,16 @@ def _fiat_of(session: Session, deposit: Deposit) -> dict[str, str] | None:
 
 
 def _transaction(deposit: Deposit, testnet: bool) -> dict[str, Any]:
-    return {
-        "txid": deposit.txid,
-        "amount": money.plain(Decimal(deposit.amount)),
-        "status": deposit.status,
-        "refusal": None,
-        "confirmations": deposit.confirmations,
-        "explorer_url": currencies.explorer_url(deposit.currency, deposit.txid,
-                                                testnet=testnet),
-    }
+    return transaction_line(deposit.currency, deposit.txid, money.plain(Decimal(deposit.amount)),
+                            deposit.status, None, deposit.confirmations, testnet)
 
 
 def page_part(session: Session, invoice: Invoice, quote: InvoiceQuote | None,
               testnet: bool) -> dict[str, Any] | None:
     """The late payments of a closed invoice, for the page model; None when there are none
     (or the invoice still takes payments: then the money is the invoice's own news)."""
-    closed = invoice.status == invoices.FAILED or (
-        quote is not None and quote.status == invoices.FAILED)
+    closed = invoice.status == FAILED or (
+        quote is not None and quote.status == FAILED)
     if not closed:
         return None
     kept = [d for d in deposits_of(session, invoice.id) if d.status != "cancelled"]
@@ -107,7 +102,7 @@ def amend(session: Session, invoice: Invoice | None, quote: InvoiceQuote | None,
     late = page_part(session, invoice, quote, testnet)
     if late is None:
         # A failed invoice with an address: the customer may still send to it.
-        part["watch"] = invoice.status == invoices.FAILED and quote is not None \
+        part["watch"] = invoice.status == FAILED and quote is not None \
             and quote.address is not None
         return part
     paid = part.get("amount_paid") or Decimal(0)

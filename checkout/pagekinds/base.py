@@ -1,0 +1,116 @@
+"""What a page kind is and shows: the interface every kind implements, and the page model
+they all build (CONTRACT.md, "The page model").
+
+A kind is asked, never named: code outside this package takes `KINDS[page.kind]` and calls
+it, so a new kind is one module here and one entry in `KINDS`, not a hunt for string
+comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NotRequired, Protocol, TypedDict, runtime_checkable
+
+from sqlalchemy.orm import Session
+
+from ..models import Page
+
+
+class PageModel(TypedDict):
+    """What `<page>/status` answers and the HTML renders from, key for key in the order sent
+    (the JSON's bytes follow this order)."""
+
+    id: str
+    kind: str
+    status: str
+    reason: str | None
+    final: bool
+    phase: str
+    pay_now: bool
+    currency: str
+    address: str | None
+    tag: str | None
+    network: str
+    test_network: bool
+    amount: str | None
+    amount_paid: str
+    amount_due: str | None
+    rest_below_minimum: str | None
+    minimum_extra: str | None
+    amount_over: str | None
+    minimum: str | None
+    fiat: dict[str, Any] | None
+    seconds_left: int | None
+    payment_uri: str
+    confirmations_required: int | None
+    transactions: list[dict[str, Any]]
+    receipt: dict[str, Any] | None
+    return_url: str | None
+    # Beyond the contract: the form the page shows instead of pay instructions (invoice
+    # currency picker, email), whether money that came in is refunded, the invoice.
+    form: str | None
+    refund_note: bool
+    invoice: dict[str, Any] | None
+    # An invoice's alone: money that arrived after it closed, and whether the script keeps
+    # asking about a final page (late money may still come, or confirm).
+    late: NotRequired[dict[str, Any] | None]
+    watch: NotRequired[bool]
+
+
+@runtime_checkable
+class PageKind(Protocol):
+    """A kind of customer page: its name (`Page.kind`), its template, how its model is built,
+    the words for its phases, and which of its statuses are open, final, and in what order."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def template(self) -> str:
+        """The page's HTML template (its receipt is `receipt.html` for every kind)."""
+        ...
+
+    @property
+    def open_states(self) -> tuple[str, ...]:
+        """Statuses of a page still waiting for money or a choice: their models follow
+        the rates."""
+        ...
+
+    @property
+    def final_states(self) -> frozenset[str]:
+        """Statuses the page may end in (a confirmed deposit short of the amount is not
+        final: `is_final` decides with the reason)."""
+        ...
+
+    @property
+    def ranks(self) -> Mapping[str, int]:
+        """Forward-only ranks of the statuses the processor reports for this kind's money:
+        a state moves only to a higher rank."""
+        ...
+
+    @property
+    def framable(self) -> bool:
+        """Whether any page of this kind may be framed by the merchant's registered origins
+        (else only one opened for a frame)."""
+        ...
+
+    @property
+    def chooses_currency(self) -> bool:
+        """Whether the customer picks the currency (and gives an email) on the page itself."""
+        ...
+
+    @property
+    def pays_again(self) -> bool:
+        """Whether a page of this kind with an amount offers "pay again" once final."""
+        ...
+
+    def is_final(self, status: str, reason: str | None) -> bool: ...
+
+    def model(self, session: Session, page: Page, now: datetime) -> PageModel:
+        """The page's model, from its tables: built once per change (snapshot.py)."""
+        ...
+
+    def labels(self) -> dict[str, str]:
+        """Customer text per phase, translated, with the model's `{placeholders}`."""
+        ...
