@@ -36,6 +36,10 @@ settings.register_profile("suite", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
 
+# Fixtures the kit defines for tests in more than one folder (a deposit customer's address,
+# a fresh rate): offered to every test, as if written here.
+pytest_plugins = ["kit.deposits"]
+
 MERCHANT_KEY = "test-key-11"
 MERCHANT_SECRET = "test-secret-11"
 

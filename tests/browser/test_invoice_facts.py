@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from conftest import LiveServer
 from flask import Flask
-from invoice_kit import ORDER, TYPE_3, TestShop, advance_sandbox, settle
-from invoice_kit import pay as sandbox_pay
+from kit.browser import photograph
+from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, settle
+from kit.invoices import pay as sandbox_pay
 from playwright.sync_api import expect
 
-from browser.test_money_states import photograph
 from checkout.models import Merchant
 
 # How the page shows buyer@example.com: its first and last letter, the domain, and word

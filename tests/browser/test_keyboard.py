@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from conftest import LiveServer
 from flask import Flask
-from invoice_kit import TestShop, settle
+from kit.browser import confirm_all, link, pay, wait_for_phase
+from kit.invoice_browser import confirm as confirm_invoice
+from kit.invoice_browser import create
+from kit.invoice_browser import pay as pay_invoice
+from kit.invoice_browser import phase as invoice_phase
+from kit.invoices import TestShop, settle
 from playwright.sync_api import Page, expect
 
-from browser.test_invoice_page import confirm as confirm_invoice
-from browser.test_invoice_page import create
-from browser.test_invoice_page import pay as pay_invoice
-from browser.test_invoice_page import phase as invoice_phase
-from browser.test_money_states import confirm_all, link, pay, wait_for_phase
 from checkout.models import Merchant
 
 FOCUS = """() => { const e = document.activeElement;

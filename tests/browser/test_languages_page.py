@@ -8,9 +8,8 @@ from typing import Any
 
 from conftest import LiveServer
 from flask import Flask
+from kit.browser import link, pay, wait_for_phase
 from playwright.sync_api import expect
-
-from browser.test_money_states import link, pay, wait_for_phase
 
 
 def copied(page: Any, button: str) -> str:

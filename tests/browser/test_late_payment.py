@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from conftest import LiveServer
 from flask import Flask
-from invoice_kit import ORDER, TestShop, advance_sandbox, pay, settle
+from kit.accessibility import check
+from kit.browser import photograph
+from kit.invoices import ORDER, TestShop, advance_sandbox, pay, settle
 from playwright.sync_api import expect
 
-from browser.test_accessibility import check
-from browser.test_money_states import photograph
 from checkout.models import Merchant
 
 

@@ -20,9 +20,9 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from kit.deposits import LINK, open_link
 from PIL import Image, PngImagePlugin
 from sqlalchemy import func, select
-from test_pages import LINK, open_link
 
 from checkout import branding, db
 from checkout.models import DepositAddress, Merchant, MerchantLogo

@@ -26,9 +26,9 @@ from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
-from invoice_kit import ORDER, TestShop, advance_sandbox, settle
-from invoice_kit import pay as sandbox_pay
-from test_i18n import PSEUDO, TextOf, pseudo_catalogue, untranslated
+from kit.catalogues import PSEUDO, TextOf, pseudo_catalogue, untranslated
+from kit.invoices import ORDER, TestShop, advance_sandbox, settle
+from kit.invoices import pay as sandbox_pay
 
 from checkout import ROOT, currencies, i18n, merchants, terminal
 

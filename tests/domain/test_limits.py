@@ -20,10 +20,10 @@ import pytest
 import requests
 from conftest import MERCHANT_KEY, MERCHANT_SECRET, PATIENCE, LiveServer, start_live_server
 from flask import Flask
+from kit.callbacks import Clock
+from kit.catalogues import PSEUDO, pseudo_catalogue, untranslated
+from kit.processor import ScriptedServer
 from sqlalchemy import func, select
-from test_callbacks_kit import Clock
-from test_i18n import PSEUDO, pseudo_catalogue, untranslated
-from test_processor import ScriptedServer
 
 from checkout import clock, db, limits, merchants, processor, terminal, worker
 from checkout.models import CurrencyLimit, DepositAddress, Merchant, Page

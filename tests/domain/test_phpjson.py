@@ -12,11 +12,11 @@ import subprocess
 from decimal import Decimal
 from typing import Any
 
-import php_shop
 import pytest
 from conftest import PATIENCE
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kit import php_shop
 
 from checkout import phpjson
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from test_processor import ScriptedServer
+from kit.processor import ScriptedServer
 
 from checkout.processor import ADDRESS_MAX, TAG_MAX, BadResponse, ProcessorClient
 

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kit.returns import shop_checks
 
 from checkout import returns
 
@@ -107,19 +108,6 @@ def test_what_follows_an_allowed_host_never_changes_where_it_leads(base: str, ta
 # Signed outcomes: what a shop's return handler can check (README, "Return URLs")
 
 
-def shop_checks(url: str, secret: str) -> dict[str, str] | None:
-    """A shop's own check, written from the README (hmac + hashlib, not checkout.signing)."""
-    import hashlib
-    import hmac
-    from urllib.parse import parse_qs, quote, urlsplit
-
-    params = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
-    message = (f"foreign_id={quote(params.get('foreign_id', ''), safe='')}"
-               f"&status={quote(params.get('status', ''), safe='')}")
-    expected = hmac.new(secret.encode(), message.encode(), hashlib.sha512).hexdigest()
-    if not hmac.compare_digest(expected, params.get("signature", "")):
-        return None
-    return params
 
 
 @pytest.mark.parametrize("foreign_id", ["order-7", "a b/ü&=?#", "0", "x" * 255])

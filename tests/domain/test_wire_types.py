@@ -18,14 +18,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import coinspaid_doc
-import php_shop
 import pytest
 from conftest import LiveServer
 from flask import Flask
-from invoice_kit import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle, shop_verifies
-from sqlalchemy import select
-from test_callbacks_kit import (
+from kit import coinspaid_doc, php_shop
+from kit.callbacks import (
     Clock,
     Shop,
     callbacks_of,
@@ -35,8 +32,10 @@ from test_callbacks_kit import (
     take_address,
     use_shop,
 )
-from test_callbacks_kit import pay as pay_lost
-from wire_types import SCHEMAS, problems
+from kit.callbacks import pay as pay_lost
+from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle, shop_verifies
+from kit.wire_types import SCHEMAS, problems
+from sqlalchemy import select
 
 from checkout import clock, db, money
 from checkout.models import Delivery, Invoice, InvoiceQuote, Merchant, Page

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import PATIENCE, bench_harness, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = [sys.executable, str(ROOT / "bench" / "bench.py")]
 
 pytestmark = pytest.mark.skipif(

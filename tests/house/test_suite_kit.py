@@ -4,17 +4,20 @@ test leaves for the end of the run is printed even when a worker ran the test.""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import requests
 from conftest import PATIENCE, start_live_server, wait_until
 from flask import Flask
 from hypothesis import HealthCheck, settings
+from kit.callbacks import EXAMPLES, Shop, deposit_body, serve_shop, signed_headers
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
 
 
@@ -96,3 +99,26 @@ def closed(connection: socket.socket) -> bool:
         return False  # open, nothing to read
     except ConnectionResetError:
         return True
+
+
+def test_the_shop_answers_its_script_then_200_and_records_signed_bodies() -> None:
+    shop = Shop(script=[500, 302])
+    stop = serve_shop(shop)
+    try:
+        body = deposit_body(5, "confirmed")
+        statuses = [requests.post(shop.url, data=body, headers=signed_headers(body), timeout=30,
+                                  allow_redirects=False).status_code for _ in range(3)]
+    finally:
+        stop()
+    assert statuses == [500, 302, 200]
+    assert [r.body for r in shop.received] == [body] * 3
+    assert all(shop.verifies(r) for r in shop.received)
+    assert not shop.verifies(shop.received[0], "another-secret")
+
+
+def test_the_examples_are_the_documented_json() -> None:
+    for name, body in EXAMPLES.items():
+        payload = json.loads(body)
+        assert isinstance(payload["id"], int), name
+        assert b" " not in body.replace(b"Invalid params: expected a hex-encoded hash with 0x "
+                                        b"prefix.", b""), name

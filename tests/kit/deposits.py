@@ -8,8 +8,18 @@ allows (a final transaction status is never left, replays change nothing).
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import pytest
+from conftest import MERCHANT_SECRET
 from flask import Flask
-from test_callbacks_kit import callbacks_of, deposit_body, post
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from checkout import clock, db, terminal
+from checkout.models import DepositAddress, Merchant, RateQuote
+from kit.callbacks import callbacks_of, deposit_body, post
 
 BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
@@ -33,3 +43,53 @@ def send_deposit(app: Flask, processor_id: int, status: str, amount: str = "0.00
     outcome = callbacks_of(app)[-1].outcome
     assert outcome is not None
     return outcome
+
+
+def link_query(payload: dict[str, Any]) -> dict[str, str]:
+    return terminal.encode_link(payload, MERCHANT_SECRET)
+
+
+@pytest.fixture
+def address(app: Flask, merchant: Merchant) -> DepositAddress:
+    """An address taken earlier for (11, user-7, BTC, EUR): opening a link reuses it."""
+    with app.app_context(), db.transaction() as s:
+        row = DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                             convert_to="EUR", address=BTC_ADDRESS, tag=None, processor_id=501)
+        s.add(row)
+    return row
+
+
+@pytest.fixture
+def fresh_rate(app: Flask) -> None:
+    with app.app_context(), db.transaction() as s:
+        s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
+                        fetched_at=clock.now()))
+
+
+def open_link(client: FlaskClient, payload: dict[str, Any] = LINK) -> str:
+    response = client.get("/terminal", query_string=link_query(payload))
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    location = response.headers["Location"]
+    assert re.fullmatch(r"/p/[A-Za-z0-9_-]{32}", location)
+    return location
+
+
+def count(app: Flask, model: type[Any]) -> int:
+    with app.app_context():
+        return db.session().scalar(select(func.count()).select_from(model)) or 0
+
+
+def paid_page(client: FlaskClient, processor_id: int = 1) -> str:
+    page = open_link(client)
+    body = deposit_body(processor_id, "confirmed", address=BTC_ADDRESS, foreign_id="user-7",
+                        amount="0.00123")
+    assert post(client, body).status_code == 200
+    assert client.get(page + "/status").get_json()["phase"] == "paid"
+    return page
+
+
+def token_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert match, "the paid page carries the form's token"
+    return match.group(1)

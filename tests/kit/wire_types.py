@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import coinspaid_doc
+from kit import coinspaid_doc
 
 EXAMPLES: dict[str, list[str]] = {
     "deposit": [coinspaid_doc.DEPOSIT_CALLBACK],

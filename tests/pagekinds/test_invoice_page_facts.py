@@ -17,7 +17,7 @@ import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
-from invoice_kit import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle
+from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle
 from sqlalchemy import select
 
 from checkout import db, forms, money, terminal

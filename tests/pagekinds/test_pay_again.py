@@ -6,19 +6,16 @@ Payments arrive as the processor's signed callbacks, through /callbacks/coinspai
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from test_callbacks_kit import deposit_body, post
-from test_pages import (  # noqa: F401 (fixtures)
+from kit.deposits import (
     BTC_ADDRESS,
     LINK,
-    address,
     count,
-    fresh_rate,
     open_link,
+    paid_page,
+    token_of,
 )
 
 from checkout.models import Page
@@ -27,20 +24,8 @@ from checkout.models import Page
 pytestmark = pytest.mark.usefixtures("address", "fresh_rate")
 
 
-def paid_page(client: FlaskClient, processor_id: int = 1) -> str:
-    page = open_link(client)
-    body = deposit_body(processor_id, "confirmed", address=BTC_ADDRESS, foreign_id="user-7",
-                        amount="0.00123")
-    assert post(client, body).status_code == 200
-    assert client.get(page + "/status").get_json()["phase"] == "paid"
-    return page
 
 
-def token_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "the paid page carries the form's token"
-    return match.group(1)
 
 
 def test_paying_again_opens_a_fresh_page_that_the_link_then_opens(

@@ -14,21 +14,22 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import coinspaid_doc
 import pytest
 import requests
-from coinspaid_doc import wrapped
 from conftest import LiveServer
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox.conftest import API, FROZEN_AT, Api, Receiver, advance, settle
+from kit import coinspaid_doc
+from kit.coinspaid_doc import wrapped
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from checkout import money
 from checkout.processor import AuthenticationError, ProcessorClient, ValidationError
 from checkout.sandbox import accounts
+
+from .conftest import API, FROZEN_AT, Api, Receiver, advance, settle
 
 D = Decimal
 KEY, SECRET = "fidelity-key", "fidelity-secret"

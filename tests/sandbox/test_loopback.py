@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 from conftest import MERCHANT_SECRET
 from flask import Flask
-from gunicorn_kit import serving
+from kit.gunicorn import serving
 from sqlalchemy import select
 
 from checkout import db, terminal

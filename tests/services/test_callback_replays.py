@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.testing import FlaskClient
+from kit.callbacks import callbacks_of, deposit_body, issue_address, post
 from sqlalchemy import select
-from test_callbacks_kit import callbacks_of, deposit_body, issue_address, post
 
 from checkout import db
 from checkout.models import Delivery, Merchant

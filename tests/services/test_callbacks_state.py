@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_callbacks_kit import (
+from kit.callbacks import (
     callbacks_of,
     count,
     deposit_body,

@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-from test_callbacks_kit import (
+from kit.callbacks import (
     callbacks_of,
     deposit_body,
     invoice_body,
@@ -26,6 +24,8 @@ from test_callbacks_kit import (
     issue_invoice,
     post,
 )
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from checkout import payments
 from checkout.models import Merchant, Page

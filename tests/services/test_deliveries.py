@@ -13,7 +13,7 @@ import pytest
 from conftest import MERCHANT_KEY, MERCHANT_SECRET, LiveServer
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from test_callbacks_kit import (
+from kit.callbacks import (
     EXAMPLES,
     Clock,
     callbacks_of,

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import php_shop
 import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
-from test_callbacks_kit import Clock, Shop, deposits_of, pay, running_shop, use_shop
+from kit import php_shop
+from kit.callbacks import Clock, Shop, deposits_of, pay, running_shop, use_shop
 
 from checkout import deliveries, signing, terminal, worker
 from checkout.models import Merchant

@@ -11,7 +11,7 @@ import time
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from test_callbacks_kit import (
+from kit.callbacks import (
     OUR_ADDRESS,
     callbacks_of,
     deposits_of,

@@ -14,7 +14,8 @@ import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
-from invoice_kit import (
+from kit.callbacks import Shop, callbacks_of, running_shop, use_shop
+from kit.invoices import (
     ORDER,
     TYPE_3,
     TestShop,
@@ -24,9 +25,8 @@ from invoice_kit import (
     shop_signature,
     shop_verifies,
 )
+from kit.returns import shop_checks
 from sqlalchemy import select
-from test_callbacks_kit import Shop, callbacks_of, running_shop, use_shop
-from test_returns import shop_checks
 
 from checkout import db, deliveries, invoices, processor
 from checkout.models import Invoice, InvoiceQuote, Merchant, Page
@@ -398,7 +398,7 @@ def test_two_picks_at_once_leave_one_current_quote(
 def test_hostile_values_in_a_signed_invoice_callback_are_bounded_never_a_500(
         app: Flask, shop: TestShop, live_server: LiveServer, webhook: Shop,
         change: dict[str, Any]) -> None:
-    from test_callbacks_kit import post_live
+    from kit.callbacks import post_live
 
     data = shop.create(TYPE_3).json()["data"]
     [quote] = quotes(app, data["id"])

@@ -17,7 +17,7 @@ import pytest
 import requests
 from conftest import LiveServer
 from flask import Flask
-from invoice_kit import TYPE_3, TestShop
+from kit.invoices import TYPE_3, TestShop
 from sqlalchemy import func, select
 
 from checkout import db, invoices, processor
@@ -123,8 +123,8 @@ def test_a_callback_for_a_quote_whose_answer_was_lost_is_still_ours(
         dropper: AnswerDropper) -> None:
     import json
 
-    from invoice_kit import pay, settle
-    from test_callbacks_kit import running_shop, use_shop
+    from kit.callbacks import running_shop, use_shop
+    from kit.invoices import pay, settle
 
     with running_shop() as webhook:
         use_shop(app, webhook)

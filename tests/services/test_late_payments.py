@@ -18,7 +18,8 @@ import requests
 from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient
-from invoice_kit import (
+from kit.callbacks import Shop, callbacks_of, running_shop, use_shop
+from kit.invoices import (
     TYPE_3,
     TestShop,
     advance_sandbox,
@@ -28,7 +29,6 @@ from invoice_kit import (
     shop_verifies,
 )
 from sqlalchemy import select
-from test_callbacks_kit import Shop, callbacks_of, running_shop, use_shop
 
 from checkout import db
 from checkout.models import Callback, Invoice, InvoiceQuote, Merchant

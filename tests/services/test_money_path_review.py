@@ -22,7 +22,7 @@ import pytest
 from conftest import PATIENCE
 from flask import Flask
 from flask.testing import FlaskClient
-from test_callbacks_kit import (
+from kit.callbacks import (
     Clock,
     callbacks_of,
     count,

@@ -9,18 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from deposit_kit import send_deposit
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
-from test_pages import (  # noqa: F401 (fixtures)
+from kit.deposits import (
     LINK,
-    address,
-    fresh_rate,
     link_query,
     open_link,
+    paid_page,
+    send_deposit,
+    token_of,
 )
-from test_pay_again import paid_page, token_of
+from sqlalchemy import event
 
 from checkout import clock, db, payments
 from checkout.models import CurrencyLimit

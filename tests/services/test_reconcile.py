@@ -10,8 +10,7 @@ import pytest
 import requests
 from conftest import LiveServer
 from flask import Flask
-from sqlalchemy import select
-from test_callbacks_kit import (
+from kit.callbacks import (
     Clock,
     callbacks_of,
     count,
@@ -21,6 +20,7 @@ from test_callbacks_kit import (
     pay,
     take_address,
 )
+from sqlalchemy import select
 
 from checkout import db, money
 from checkout.models import AppliedCallback, Delivery, Merchant, Page

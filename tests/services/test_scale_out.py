@@ -42,9 +42,9 @@ from conftest import (
     summary_line,
     wait_until,
 )
-from invoice_kit import ORDER, TestShop
+from kit.callbacks import Received, Shop, deposit_body, post_live, serve_shop
+from kit.invoices import ORDER, TestShop
 from sqlalchemy import Engine, func, select
-from test_callbacks_kit import Received, Shop, deposit_body, post_live, serve_shop
 
 from checkout import ROOT, create_app, db, migrate, terminal
 from checkout.models import AppliedCallback, Callback, Delivery

@@ -16,7 +16,7 @@ import pytest
 from conftest import MERCHANT_SECRET, PATIENCE, start_live_server
 from flask import Flask
 from flask.testing import FlaskClient
-from test_callbacks_kit import Clock, deposit_body, post, running_shop, use_shop
+from kit.callbacks import Clock, deposit_body, post, running_shop, use_shop
 
 from checkout import ROOT, db, deliveries, terminal, worker
 from checkout.clock import system_now

@@ -16,7 +16,7 @@ import pytest
 import requests
 from conftest import LiveServer
 from flask import Flask
-from invoice_kit import DATA_KEYS, ORDER, TYPE_3, TestShop, shop_signature
+from kit.invoices import DATA_KEYS, ORDER, TYPE_3, TestShop, shop_signature
 from sqlalchemy import func, select
 
 from checkout import db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.testing import FlaskClient
-from test_callbacks_kit import deposit_body, issue_address, signed_headers
+from kit.callbacks import deposit_body, issue_address, signed_headers
 
 from checkout.models import Merchant
 

@@ -15,12 +15,12 @@ import requests
 from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient
-from invoice_kit import pay as sandbox_pay
-from invoice_kit import settle
+from kit.invoices import pay as sandbox_pay
+from kit.invoices import settle
 
 from checkout import invoices, merchants, terminal
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def run_demo(live: LiveServer) -> dict[str, Any]:

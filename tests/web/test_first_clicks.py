@@ -18,7 +18,7 @@ import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
-from gunicorn_kit import serving
+from kit.gunicorn import serving
 from sqlalchemy import delete, func, select
 
 from checkout import addresses, clock, db, terminal

@@ -16,9 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
-from invoice_kit import ORDER, shop_signature
+from kit.callbacks import deposit_body, issue_address, nothing_written, signed_headers
+from kit.invoices import ORDER, shop_signature
 from sqlalchemy import func, select
-from test_callbacks_kit import deposit_body, issue_address, nothing_written, signed_headers
 
 from checkout import db, money, signing
 from checkout.models import Callback, Invoice, Merchant, Page

@@ -11,7 +11,7 @@ import pytest
 import requests
 from conftest import LiveServer
 from flask import Flask
-from invoice_kit import ORDER, TestShop, settle
+from kit.invoices import ORDER, TestShop, settle
 from sqlalchemy import func, select
 
 from checkout import db

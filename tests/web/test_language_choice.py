@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from test_i18n import pseudo_catalogue, seed_xrp_customer
+from kit.catalogues import pseudo_catalogue, seed_xrp_customer
 
 from checkout import i18n, merchants, terminal
 from checkout.models import Merchant

@@ -21,7 +21,7 @@ from checkout.models import Merchant
 
 ADD = ["merchant", "add", "--client-id", "21", "--name", "Kiosk", "--key", "KEY-21",
        "--secret", "SECRET-21"]
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def stored(app: Flask, client_id: int = 21) -> Merchant:

@@ -15,8 +15,8 @@ import requests
 from conftest import MERCHANT_SECRET, LiveServer, flask_requests, sql_statements
 from flask import Flask, template_rendered
 from flask.testing import FlaskClient
-from invoice_kit import ORDER, TestShop, settle
-from test_callbacks_kit import deposit_body, post
+from kit.callbacks import deposit_body, post
+from kit.invoices import ORDER, TestShop, settle
 from werkzeug.test import Client
 
 from checkout import branding, clock, front, merchants, pagecache, rates, terminal

@@ -11,14 +11,22 @@ from typing import Any
 import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
-from deposit_kit import BTC_ADDRESS, LINK, send_deposit, txid
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from kit.deposits import (
+    BTC_ADDRESS,
+    LINK,
+    count,
+    link_query,
+    open_link,
+    send_deposit,
+    txid,
+)
 from sqlalchemy import func, select
 
-from checkout import clock, db, payments, rates, terminal
+from checkout import clock, db, payments, rates
 from checkout.models import Deposit, DepositAddress, Merchant, Page, RateQuote
 from checkout.sandbox import store as sandbox_store
 
@@ -32,8 +40,6 @@ CONTRACT_KEYS = ["id", "kind", "status", "reason", "final", "phase", "pay_now", 
                  "receipt", "return_url", "form", "refund_note", "invoice"]
 
 
-def link_query(payload: dict[str, Any]) -> dict[str, str]:
-    return terminal.encode_link(payload, MERCHANT_SECRET)
 
 
 def dep(status: str, amount: str = "0.00123", processor_id: int = 1) -> Deposit:
@@ -128,34 +134,12 @@ def test_any_order_of_callbacks_never_moves_a_page_out_of_a_final_state(
 # ---------------------------------------------------------------- pages in the database
 
 
-@pytest.fixture
-def address(app: Flask, merchant: Merchant) -> DepositAddress:
-    """An address taken earlier for (11, user-7, BTC, EUR): opening a link reuses it."""
-    with app.app_context(), db.transaction() as s:
-        row = DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
-                             convert_to="EUR", address=BTC_ADDRESS, tag=None, processor_id=501)
-        s.add(row)
-    return row
 
 
-@pytest.fixture
-def fresh_rate(app: Flask) -> None:
-    with app.app_context(), db.transaction() as s:
-        s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
-                        fetched_at=clock.now()))
 
 
-def open_link(client: FlaskClient, payload: dict[str, Any] = LINK) -> str:
-    response = client.get("/terminal", query_string=link_query(payload))
-    assert response.status_code == 303, response.get_data(as_text=True)[:500]
-    location = response.headers["Location"]
-    assert re.fullmatch(r"/p/[A-Za-z0-9_-]{32}", location)
-    return location
 
 
-def count(app: Flask, model: type[Any]) -> int:
-    with app.app_context():
-        return db.session().scalar(select(func.count()).select_from(model)) or 0
 
 
 def test_a_link_opens_a_page_and_the_same_link_the_same_page(

@@ -17,7 +17,7 @@ from conftest import LiveServer, flask_requests
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from invoice_kit import ORDER, TestShop, settle
+from kit.invoices import ORDER, TestShop, settle
 from werkzeug.test import Client
 
 from checkout import clock, front, pagecache

@@ -12,8 +12,8 @@ import pytest
 from conftest import MERCHANT_SECRET, sql_statements
 from flask import Flask
 from flask.testing import FlaskClient
-from invoice_kit import ORDER
-from test_callbacks_kit import deposit_body, signed_headers
+from kit.callbacks import deposit_body, signed_headers
+from kit.invoices import ORDER
 
 from checkout import ratelimit, signing, terminal
 from checkout.models import Merchant

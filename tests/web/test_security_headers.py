@@ -11,22 +11,13 @@ import pytest
 from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask, jsonify, request, url_for
 from flask.testing import FlaskClient
-from test_callbacks_kit import deposit_body, signed_headers
+from kit.callbacks import deposit_body, signed_headers
+from kit.headers import EVERYWHERE, LINK, open_page
 
 from checkout import config, terminal
 from checkout.models import Merchant
 
-LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "headers-1", "amount": "0.00123",
-        "convert_to": "EUR", "url_back": "https://shop.example/back"}
 HSTS = "max-age=31536000; includeSubDomains"
-# On every answer, whatever the route, status or mode.
-EVERYWHERE = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
-    "X-Frame-Options": "DENY",
-}
 
 
 @dataclass
@@ -37,11 +28,6 @@ class Site:
     sandbox: bool
 
 
-def open_page(client: FlaskClient) -> tuple[str, dict[str, str]]:
-    query = terminal.encode_link(LINK, MERCHANT_SECRET)
-    response = client.get("/terminal", query_string=query)
-    assert response.status_code == 303, response.get_data(as_text=True)[:300]
-    return response.headers["Location"], query
 
 
 @pytest.fixture

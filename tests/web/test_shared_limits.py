@@ -16,10 +16,10 @@ import requests
 from conftest import LiveServer, flask_requests, start_live_server, wait_until
 from flask import Flask
 from flask.testing import FlaskClient
-from gunicorn_kit import serving
-from redis_kit import RedisServer, redis_server
-from test_callbacks_kit import deposit_body, post
-from test_status_poll import LINK, open_page
+from kit.callbacks import deposit_body, post
+from kit.gunicorn import serving
+from kit.polls import LINK, open_page
+from kit.redis_server import RedisServer, redis_server
 
 from checkout.models import Merchant
 

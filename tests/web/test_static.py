@@ -16,7 +16,7 @@ from calmjs.parse import es5
 from conftest import LiveServer
 from flask import Flask, url_for
 from flask.testing import FlaskClient
-from test_security_headers import EVERYWHERE, open_page
+from kit.headers import EVERYWHERE, open_page
 from werkzeug.test import TestResponse
 
 from checkout import ROOT, assets

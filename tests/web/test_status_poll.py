@@ -8,25 +8,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET, LiveServer, flask_requests, start_live_server
+from conftest import LiveServer, flask_requests, start_live_server
 from flask import Flask
-from flask.testing import FlaskClient
-from test_callbacks_kit import deposit_body, post
+from kit.callbacks import deposit_body, post
+from kit.polls import LINK, open_page
 from werkzeug.test import Client
 
-from checkout import front, ratelimit, terminal
+from checkout import front, ratelimit
 from checkout.models import Merchant
 
-LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "poll-1", "amount": "0.00123",
-        "convert_to": "EUR"}
 # Each answer differs in these, whoever makes it.
 OF_THE_MOMENT = {"Date", "Content-Length"}
 
 
-def open_page(client: FlaskClient) -> str:
-    response = client.get("/terminal", query_string=terminal.encode_link(LINK, MERCHANT_SECRET))
-    assert response.status_code == 303, response.get_data(as_text=True)[:300]
-    return str(response.headers["Location"]).split("?")[0]
 
 
 @pytest.fixture
