@@ -37,8 +37,9 @@ settings.register_profile("suite", deadline=None,
 settings.load_profile("suite")
 
 # Fixtures the kit defines for tests in more than one folder (a deposit customer's address,
-# a fresh rate): offered to every test, as if written here.
-pytest_plugins = ["kit.deposits"]
+# a fresh rate, a shop selling invoices): offered to every test, as if written here; a test
+# module's own fixture of the same name wins.
+pytest_plugins = ["kit.deposits", "kit.invoices"]
 
 MERCHANT_KEY = "test-key-11"
 MERCHANT_SECRET = "test-secret-11"

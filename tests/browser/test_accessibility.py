@@ -32,7 +32,6 @@ from kit.invoices import TestShop, advance_sandbox, settle
 from playwright.sync_api import Page, expect
 
 from checkout import i18n, merchants
-from checkout.models import Merchant
 
 LANGUAGES = [lang for lang in ("en", "de", "ar") if lang in i18n.LANGUAGES]
 Check = Callable[[Page, str], None]
@@ -113,12 +112,6 @@ def test_a_deposit_without_javascript_passes_axe(app: Flask, site: LiveServer,
 
 
 # ---------------------------------------------------------------- the invoice page
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)
-    yield TestShop(live_server.url)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import pytest
 from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
 from kit.browser import decode_qr, photograph
@@ -25,17 +23,6 @@ from kit.invoices import pay as sandbox_pay
 from playwright.sync_api import expect
 
 from checkout import merchants
-from checkout.models import Merchant
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)  # the worker fetches the rates the currency picker shows
-    yield TestShop(live_server.url)
-
-
-
-
 
 
 def choose(page: Any, ticker: str) -> None:

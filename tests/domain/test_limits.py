@@ -22,6 +22,7 @@ from conftest import MERCHANT_KEY, MERCHANT_SECRET, PATIENCE, LiveServer, start_
 from flask import Flask
 from kit.callbacks import Clock
 from kit.catalogues import PSEUDO, pseudo_catalogue, untranslated
+from kit.counters import count
 from kit.processor import ScriptedServer
 from sqlalchemy import func, select
 
@@ -94,9 +95,6 @@ def rows(app: Flask) -> dict[str, tuple[str, int | None]]:
                 for r in db.session().scalars(select(CurrencyLimit))}
 
 
-def count(app: Flask, model: type[Any]) -> int:
-    with app.app_context():
-        return db.session().scalar(select(func.count()).select_from(model)) or 0
 
 
 def refresh_from(app: Flask, url: str) -> int:

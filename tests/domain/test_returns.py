@@ -7,11 +7,12 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kit.returns import shop_checks
+from kit.returns import BRACKETED, shop_checks
 
 from checkout import returns
 
 HOSTS = ["shop.example", "pay.shop.example:8443"]
+ONE_HOST = ["shop.example"]
 
 
 @pytest.mark.parametrize("url", [
@@ -134,3 +135,9 @@ def test_outcome_parameters_already_in_the_url_are_replaced_not_doubled() -> Non
     query = url.split("?", 1)[1]
     assert query.startswith("a=1&status=failed&foreign_id=o&signature=")
     assert query.count("status=") == 1 and query.count("signature=") == 1
+
+
+@pytest.mark.parametrize("url", BRACKETED)
+def test_a_bracket_in_the_host_is_a_refused_return_url_not_a_crash(url: str) -> None:
+    with pytest.raises(returns.ReturnUrlError):
+        returns.check(url, ONE_HOST)

@@ -22,7 +22,7 @@ import requests
 from conftest import MERCHANT_KEY, MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from checkout import db, processor, signing
 from checkout.clock import system_now
@@ -38,6 +38,7 @@ from checkout.models import (
     Page,
 )
 from kit import coinspaid_doc
+from kit.counters import count as count
 
 # coinspaid-api.md §3 "Example payloads" (verbatim, in coinspaid_doc), as callback bodies.
 EXAMPLES: dict[str, bytes] = {
@@ -184,9 +185,6 @@ def page_state(app: Flask, page_id: str) -> tuple[str, str | None]:
         return page.status, page.reason
 
 
-def count(app: Flask, model: type[Any]) -> int:
-    with app.app_context():
-        return int(db.session().scalar(select(func.count()).select_from(model)) or 0)
 
 
 def nothing_written(app: Flask) -> bool:

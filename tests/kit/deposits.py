@@ -18,8 +18,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from checkout import clock, db, terminal
-from checkout.models import DepositAddress, Merchant, RateQuote
+from checkout.models import DepositAddress, Merchant, Page, RateQuote
 from kit.callbacks import callbacks_of, deposit_body, post
+from kit.counters import count as count
 
 BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",
@@ -74,9 +75,6 @@ def open_link(client: FlaskClient, payload: dict[str, Any] = LINK) -> str:
     return location
 
 
-def count(app: Flask, model: type[Any]) -> int:
-    with app.app_context():
-        return db.session().scalar(select(func.count()).select_from(model)) or 0
 
 
 def paid_page(client: FlaskClient, processor_id: int = 1) -> str:
@@ -93,3 +91,18 @@ def token_of(html: str) -> str:
         r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', html)
     assert match, "the paid page carries the form's token"
     return match.group(1)
+
+
+def known_address(app: Flask, currency: str, address: str, tag: str | None = None) -> None:
+    with app.app_context(), db.transaction() as s:
+        s.add(DepositAddress(merchant_id=11, foreign_id="u", currency=currency, convert_to="",
+                             address=address, tag=tag))
+        s.add(RateQuote(currency_from=currency, currency_to="EUR", rate="1",
+                        fetched_at=clock.now()))
+
+
+def created(app: Flask) -> tuple[int, int]:
+    with app.app_context():
+        s = db.session()
+        return (s.scalar(select(func.count()).select_from(Page)) or 0,
+                s.scalar(select(func.count()).select_from(DepositAddress)) or 0)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import requests
-from conftest import MERCHANT_KEY, MERCHANT_SECRET
+from conftest import MERCHANT_KEY, MERCHANT_SECRET, LiveServer
 from flask import Flask
 
 from checkout import worker
+from checkout.models import Merchant
 
 ORDER = {"timer": False, "title": "Order 7", "currency": "EUR", "amount": 35,
          "foreign_id": "order-7", "url_success": "https://shop.example/paid?order=7",
@@ -83,3 +86,10 @@ def pay(base_url: str, address: str, amount: str, status: str = "not_confirmed",
     answer = requests.post(f"{base_url}/sandbox/simulate/payment", json=body, timeout=30)
     assert answer.status_code == 201, answer.text
 
+
+@pytest.fixture
+def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
+    """A shop selling through the drop-in API, once the worker has fetched the rates the
+    invoice page's currency picker offers (offered to every test by the root conftest)."""
+    settle(app)
+    yield TestShop(live_server.url)

@@ -18,3 +18,7 @@ def shop_checks(url: str, secret: str) -> dict[str, str] | None:
     if not hmac.compare_digest(expected, params.get("signature", "")):
         return None
     return params
+
+
+BRACKETED = ["https://shop.example]/", "https://[shop.example]/", "https://shop.example[/",
+             "https://[shop.example/", "http://[::1]:80]/", "https://]shop.example/"]

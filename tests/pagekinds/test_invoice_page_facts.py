@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -21,17 +20,11 @@ from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle
 from sqlalchemy import select
 
 from checkout import db, forms, money, terminal
-from checkout.models import Invoice, InvoiceQuote, Merchant
+from checkout.models import Invoice, InvoiceQuote
 
 # How the page shows buyer@example.com: its first and last letter, the domain, and word
 # joiners that keep "b…r" on one line.
 MASKED = "b\u2060…\u2060r@example.com"
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)  # the worker fetches the rates the picker offers
-    yield TestShop(live_server.url)
 
 
 def create(shop: TestShop, payload: dict[str, Any] | None = None, **changes: Any) -> str:

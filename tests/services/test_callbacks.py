@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_KEY, MERCHANT_SECRET
+from conftest import MERCHANT_KEY, MERCHANT_SECRET, PATIENCE
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, assume, given, settings
@@ -30,7 +32,7 @@ from kit.callbacks import (
 )
 
 from checkout import callbacks, db, merchants, money, signing
-from checkout.models import AppliedCallback, Callback, Delivery, Deposit, Merchant
+from checkout.models import AppliedCallback, Callback, Delivery, Deposit, Merchant, Page
 from checkout.services import news
 
 # A base callback with a "/" in it, so that PHP-style "\/" escapes are a real mutation.
@@ -468,3 +470,183 @@ def test_any_signed_json_object_is_kept_and_answered_200_never_500(
                                   "flagged"}
     for deposit in deposits_of(app):
         assert money.parse_amount(deposit.amount, allow_zero=True) >= 0
+
+
+def page_paid(app: Flask, page_id: str) -> tuple[str, str | None, Decimal]:
+    with app.app_context():
+        page = db.session().get(Page, page_id)
+        assert page is not None
+        return page.status, page.reason, Decimal(page.amount_paid)
+
+
+def test_two_payments_to_one_address_applied_at_once_both_count(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    """One callback is applied and its transaction still open when the other arrives: the
+    page must end with both payments, whatever the database lets the second one read."""
+    _, page = issue_address(app, amount="0.01")
+    first = deposit_body(501, "confirmed", amount="0.005", txid="01" * 32)
+    second = deposit_body(502, "confirmed", amount="0.005", txid="02" * 32)
+    applied_first, release_first = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def apply_first_and_hold() -> None:
+        try:
+            with app.app_context(), db.transaction() as session:
+                row = session.get(Merchant, 11)
+                assert row is not None
+                news.absorb(session, row, first, money.loads(first), source="processor")
+                applied_first.set()
+                release_first.wait(30)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+            applied_first.set()
+
+    def post_second() -> None:
+        try:
+            assert post(app.test_client(), second).status_code == 200
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    holder = threading.Thread(target=apply_first_and_hold)
+    holder.start()
+    assert applied_first.wait(PATIENCE)
+    poster = threading.Thread(target=post_second)
+    poster.start()
+    poster.join(1.0)  # the second callback gets as far as the database lets it
+    release_first.set()
+    holder.join(30)
+    poster.join(30)
+    assert errors == []
+    assert sorted(d.processor_id for d in deposits_of(app)) == [501, 502]
+    assert page_paid(app, page) == ("confirmed", None, Decimal("0.01"))
+
+
+def _with_nul(where: str) -> bytes:
+    payload = json.loads(deposit_body(701, "confirmed"))
+    if where == "type":
+        payload["type"] = "deposit\x00"
+    elif where == "status":
+        payload["status"] = "\x00"
+    elif where == "address":
+        payload["crypto_address"]["address"] += "\x00"
+    else:
+        payload["transactions"][0]["txid"] = "ab\x00cd"
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(("where", "outcome"), [
+    ("type", "flagged"), ("status", "flagged"), ("address", "flagged"), ("txid", "applied"),
+])
+def test_a_nul_character_anywhere_is_kept_and_answered_200_never_500(
+        app: Flask, client: FlaskClient, merchant: Merchant, where: str, outcome: str) -> None:
+    _, page = issue_address(app)
+    body = _with_nul(where)
+    assert post(client, body).status_code == 200
+    [stored] = callbacks_of(app)
+    assert (stored.body, stored.outcome) == (body, outcome)
+    assert count(app, Delivery) == 1
+    if outcome == "applied":
+        [deposit] = deposits_of(app)
+        assert (deposit.status, deposit.txid) == ("confirmed", None)
+        assert page_state(app, page) == ("confirmed", None)
+    else:
+        assert deposits_of(app) == [] and page_state(app, page) == ("waiting", None)
+
+
+def leg_only_body(processor_id: int, *, address: str, address_currency: str,
+                  leg_currency: str, amount: str, **extra: Any) -> bytes:
+    """A deposit callback without `currency_sent`: the amount can only come from its leg."""
+    crypto_address = {"id": 1, "currency": address_currency, "address": address, "tag": None,
+                      "foreign_id": "payer", **extra}
+    payload = {
+        "id": processor_id, "type": "deposit", "crypto_address": crypto_address,
+        "transactions": [{"id": processor_id, "currency": leg_currency,
+                          "transaction_type": "blockchain", "type": "deposit",
+                          "address": address, "tag": None, "amount": amount,
+                          "txid": "cd" * 32, "confirmations": 12}],
+        "fees": [], "error": "", "status": "confirmed",
+    }
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+ETH_ADDRESS = "0x52908400098527886E0F7030069857D2E4169EE7"
+
+
+@pytest.mark.parametrize(("case", "body", "flag"), [
+    ("a token leg on our ether address",
+     leg_only_body(601, address=ETH_ADDRESS, address_currency="ETH", leg_currency="USDTE",
+                   amount="250"),
+     "currency of the transaction differs"),
+    ("a cross-currency deposit",
+     leg_only_body(602, address=ETH_ADDRESS, address_currency="ETH", leg_currency="ETH",
+                   amount="250", cross_currency=True, expected_currency="ETH"),
+     "cross-currency"),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
+def test_money_in_another_currency_never_pays_our_page(
+        app: Flask, client: FlaskClient, merchant: Merchant, case: str, body: bytes,
+        flag: str) -> None:
+    _, page = issue_address(app, address=ETH_ADDRESS, currency="ETH", foreign_id="payer",
+                            amount="0.5")
+    assert post(client, body).status_code == 200
+    [stored] = callbacks_of(app)
+    assert stored.outcome == "flagged" and flag in (stored.flag or "")
+    assert deposits_of(app) == []
+    assert page_paid(app, page) == ("waiting", None, Decimal(0))
+
+
+def test_a_leg_in_our_currency_still_counts_when_currency_sent_is_absent(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    _, page = issue_address(app, address=ETH_ADDRESS, currency="ETH", foreign_id="payer",
+                            amount="0.5")
+    body = leg_only_body(603, address=ETH_ADDRESS, address_currency="ETH", leg_currency="ETH",
+                         amount="0.5")
+    assert post(client, body).status_code == 200
+    assert page_paid(app, page) == ("confirmed", None, Decimal("0.5"))
+
+
+def test_without_currency_sent_every_blockchain_leg_counts_not_just_the_first(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    _, page = issue_address(app, address=ETH_ADDRESS, currency="ETH", foreign_id="payer",
+                            amount="0.5")
+    payload = json.loads(leg_only_body(606, address=ETH_ADDRESS, address_currency="ETH",
+                                       leg_currency="ETH", amount="0.25"))
+    payload["transactions"].append({**payload["transactions"][0], "id": 607,
+                                    "txid": "ef" * 32})
+    payload["transactions"].append({"id": 608, "currency": "ETH", "currency_to": "EUR",
+                                    "transaction_type": "exchange", "type": "exchange",
+                                    "amount": "0.5", "amount_to": "1500"})
+    assert post(client, json.dumps(payload).encode()).status_code == 200
+    assert page_paid(app, page) == ("confirmed", None, Decimal("0.5"))
+    [deposit] = deposits_of(app)
+    assert (deposit.amount, deposit.txid) == ("0.50", "cd" * 32)
+
+
+@pytest.mark.parametrize("paid", ["ETH", "USDTE"])
+def test_one_address_issued_for_two_currencies_pays_the_page_of_the_currency_sent(
+        app: Flask, client: FlaskClient, merchant: Merchant, paid: str) -> None:
+    """An EVM address may serve ether and its tokens: the callback's currency picks the row."""
+    _, eth_page = issue_address(app, address=ETH_ADDRESS, currency="ETH", foreign_id="payer",
+                                amount="0.5")
+    _, token_page = issue_address(app, address=ETH_ADDRESS, currency="USDTE",
+                                  foreign_id="payer", amount="0.5")
+    body = deposit_body(604, "confirmed", address=ETH_ADDRESS, currency=paid,
+                        foreign_id="payer", amount="0.5")
+    assert post(client, body).status_code == 200
+    [stored] = callbacks_of(app)
+    assert (stored.outcome, stored.flag) == ("applied", None)
+    expected = {"ETH": eth_page, "USDTE": token_page}
+    for currency, page in expected.items():
+        want = ("confirmed", None) if currency == paid else ("waiting", None)
+        assert page_state(app, page) == want, currency
+    [deposit] = deposits_of(app)
+    assert deposit.currency == paid
+
+
+def test_a_tag_sent_as_a_json_number_matches_the_tag_we_stored_as_text(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    _, page = issue_address(app, address="rShared", currency="XRP", foreign_id="x",
+                            tag="4294967295", amount="5")
+    body = deposit_body(605, "confirmed", address="rShared", currency="XRP", foreign_id="x",
+                        amount="5").replace(b'"tag":null', b'"tag":4294967295')
+    assert post(client, body).status_code == 200
+    assert page_state(app, page) == ("confirmed", None)

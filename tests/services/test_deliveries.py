@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from conftest import MERCHANT_KEY, MERCHANT_SECRET, LiveServer
+from conftest import MERCHANT_KEY, MERCHANT_SECRET, PATIENCE, LiveServer
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from kit.callbacks import (
@@ -297,3 +301,154 @@ def test_no_secret_reaches_the_logs(
     signature = shop.received[0].headers["X-Processing-Signature"]
     for secret in (MERCHANT_SECRET, MERCHANT_KEY, signature):
         assert secret not in caplog.text
+
+
+@dataclass
+class DripShop:
+    """Answers the status line at once, then one header byte every `every` seconds."""
+
+    seconds: float
+    every: float = 0.05
+    requests: list[bytes] = field(default_factory=list)
+    url: str = ""
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return body
+
+
+@contextmanager
+def dripping_shop(seconds: float) -> Iterator[DripShop]:
+    shop = DripShop(seconds)
+    server = socket.create_server(("127.0.0.1", 0))
+    shop.url = f"http://127.0.0.1:{server.getsockname()[1]}/coinspaid/callback"
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            shop.requests.append(_read_request(conn))
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                ends = time.monotonic() + shop.seconds
+                while time.monotonic() < ends and not stop.is_set():
+                    conn.sendall(b"z")
+                    stop.wait(shop.every)
+                conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass  # the worker hung up: that is the point
+
+    def serve() -> None:
+        server.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield shop
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def only_delivery(app: Flask) -> Delivery:
+    with app.app_context():
+        [row] = db.session().query(Delivery).all()
+        return row
+
+
+def set_webhook(app: Flask, url: str | None) -> None:
+    with app.app_context(), db.transaction() as s:
+        row = s.get(Merchant, 11)
+        assert row is not None
+        row.webhook_url = url
+
+
+def test_a_shop_that_drips_its_answer_is_cut_off_at_the_timeout(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    """The timeout bounds the whole POST, not each read: a shop trickling bytes must not
+    hold the worker past its lease, or a second worker would send the same delivery."""
+    app.config.update(CLOCK=Clock(), DELIVERY_TIMEOUT=0.3, DELIVERY_LEASE=0.6)
+    # The shop drips for longer than any loaded machine needs for a cut-off POST: only a
+    # timeout per read (the bug) lets the worker wait for all of it.
+    with dripping_shop(seconds=PATIENCE) as shop:
+        set_webhook(app, shop.url)
+        body = deposit_body(1, "confirmed")
+        assert post(client, body).status_code == 200
+        started = time.monotonic()
+        assert run_worker(app) == 1
+        took = time.monotonic() - started
+    assert took < PATIENCE / 2, f"the POST took {took:.1f}s with a 0.3s timeout"
+    row = only_delivery(app)
+    assert (row.state, row.attempts, row.last_status, row.last_error) == (
+        "pending", 1, None, "ReadTimeout")
+    assert shop.requests == [body]
+
+
+def test_a_quick_shop_is_still_delivered_under_the_deadline(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    app.config.update(CLOCK=Clock(), DELIVERY_TIMEOUT=5)
+    with dripping_shop(seconds=0.2) as shop:
+        set_webhook(app, shop.url)
+        post(client, deposit_body(1, "confirmed"))
+        assert run_worker(app) == 1
+    row = only_delivery(app)
+    assert (row.state, row.last_status, row.last_error) == ("delivered", 200, None)
+
+
+def test_queued_callbacks_follow_the_merchants_new_webhook_url(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    app.config["CLOCK"] = Clock()
+    with running_shop() as old, running_shop() as new:
+        use_shop(app, old)
+        body = deposit_body(1, "confirmed")
+        assert post(client, body).status_code == 200
+        use_shop(app, new)  # the merchant moved its handler before the worker ran
+        assert run_worker(app) == 1
+    assert old.received == []
+    assert [r.body for r in new.received] == [body]
+    assert new.verifies(new.received[0])
+    row = only_delivery(app)
+    assert (row.state, row.url) == ("delivered", new.url)
+
+
+def test_a_webhook_removed_after_queueing_is_not_sent_to_the_old_url(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    app.config["CLOCK"] = clock = Clock()
+    with running_shop() as old:
+        use_shop(app, old)
+        post(client, deposit_body(1, "confirmed"))
+        set_webhook(app, None)
+        assert run_worker(app) == 1
+        row = only_delivery(app)
+        assert (row.state, row.attempts, row.last_error) == ("pending", 1, "no webhook URL")
+        # Set again, the merchant gets what waited, on the usual retry schedule.
+        use_shop(app, old)
+        clock.advance(deliveries.retry_delay(1))
+        assert run_worker(app) == 1
+    assert len(old.received) == 1
+    assert only_delivery(app).state == "delivered"

@@ -6,6 +6,7 @@ hears each event of its own invoice exactly once, under its own ids, signed with
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,17 @@ import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
-from kit.callbacks import Shop, callbacks_of, running_shop, use_shop
+from flask.testing import FlaskClient
+from kit.callbacks import (
+    Shop,
+    callbacks_of,
+    invoice_body,
+    issue_invoice,
+    page_state,
+    post,
+    running_shop,
+    use_shop,
+)
 from kit.invoices import (
     ORDER,
     TYPE_3,
@@ -356,7 +367,6 @@ def test_orders_without_the_shop_webhook_are_kept_but_not_sent(
 
 def test_two_picks_at_once_leave_one_current_quote(
         app: Flask, shop: TestShop, live_server: LiveServer, webhook: Shop) -> None:
-    import threading
 
     data = shop.create().json()["data"]
     invoice = invoice_of(app, data["id"])
@@ -418,3 +428,18 @@ def test_hostile_values_in_a_signed_invoice_callback_are_bounded_never_a_500(
     assert quote.error is None or ("\u0000" not in quote.error and len(quote.error) <= 255)
     for event in events(webhook):
         assert event["id"] == data["id"] and event["foreign_id"] == "order-7"
+
+
+@pytest.mark.parametrize(("first", "second"), [("failed", "confirmed"), ("confirmed", "failed")])
+def test_a_contradicting_final_invoice_status_is_flagged_and_the_first_stays(
+        app: Flask, client: FlaskClient, merchant: Merchant, first: str, second: str) -> None:
+    page = issue_invoice(app, 88, "inv-88")
+    assert post(client, invoice_body(88, first, "inv-88")).status_code == 200
+    assert post(client, invoice_body(88, second, "inv-88")).status_code == 200
+    assert post(client, invoice_body(88, "processing", "inv-88")).status_code == 200
+    applied, contradicting, late = callbacks_of(app)
+    assert applied.outcome == "applied"
+    assert (contradicting.outcome, contradicting.flag) == (
+        "flagged", f"{second} after final {first}")
+    assert (late.outcome, late.flag) == ("stale", None)
+    assert page_state(app, page)[0] == first

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from kit.callbacks import Clock, deposit_body, post, running_shop, use_shop
 
-from checkout import ROOT, db, deliveries, terminal, worker
+from checkout import ROOT, create_app, db, deliveries, terminal, worker
 from checkout.clock import system_now
 from checkout.models import Delivery, Merchant, Page
 
@@ -139,3 +139,20 @@ def test_the_worker_s_rate_refresh_writes_the_open_pages_models_anew(
     finally:
         live.server.shutdown()
         live.server.server_close()
+
+
+def test_the_worker_loop_keeps_going_while_the_database_is_unreachable(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app({
+        "TESTING": True, "SECRET_KEY": "test", "SANDBOX": True, "PROCESSOR_URL": None,
+        "PUBLIC_URL": "http://127.0.0.1:9", "INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": "postgresql+psycopg://nobody:nothing@127.0.0.1:9/none",
+    })
+    try:
+        with caplog.at_level(logging.ERROR, logger="checkout.worker"):
+            worker.run_forever(app, idle_sleep=0.01, max_loops=3)
+    finally:
+        app.extensions[db.EXTENSION + ".engine"].dispose()
+    failed = [r.getMessage() for r in caplog.records]
+    assert failed.count("worker task deliveries failed") == 3
+    assert failed.count("worker task reconcile failed") == 3

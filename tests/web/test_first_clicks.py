@@ -18,8 +18,9 @@ import pytest
 import requests
 from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
+from kit.counters import count
 from kit.gunicorn import serving
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 
 from checkout import addresses, clock, db, terminal
 from checkout.models import AddressClaim, DepositAddress, Merchant, Page
@@ -38,9 +39,6 @@ def open_link(base_url: str) -> tuple[int, str | None, float]:
     return response.status_code, response.headers.get("Location"), time.monotonic() - started
 
 
-def count(app: Flask, model: type[Any]) -> int:
-    with app.app_context():
-        return db.session().scalar(select(func.count()).select_from(model)) or 0
 
 
 def issued_addresses(app: Flask) -> list[str]:

@@ -11,17 +11,11 @@ import pytest
 import requests
 from conftest import LiveServer
 from flask import Flask
-from kit.invoices import ORDER, TestShop, settle
+from kit.invoices import ORDER, TestShop
 from sqlalchemy import func, select
 
 from checkout import db
 from checkout.models import Invoice, InvoiceQuote, Merchant
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> TestShop:
-    settle(app)  # the worker fetches the rates the picker offers
-    return TestShop(live_server.url)
 
 
 def new_page(shop: TestShop, **changes: Any) -> str:

@@ -19,6 +19,8 @@ from kit.deposits import (
     BTC_ADDRESS,
     LINK,
     count,
+    created,
+    known_address,
     link_query,
     open_link,
     send_deposit,
@@ -26,7 +28,7 @@ from kit.deposits import (
 )
 from sqlalchemy import func, select
 
-from checkout import clock, db, payments, rates
+from checkout import clock, db, payments, rates, terminal
 from checkout.models import Deposit, DepositAddress, Merchant, Page, RateQuote
 from checkout.sandbox import store as sandbox_store
 
@@ -554,3 +556,149 @@ def test_an_unexpected_failure_is_an_html_page_without_details(make_app: Any) ->
     assert response.status_code == 500 and response.mimetype == "text/html"
     assert "secret detail" not in response.get_data(as_text=True)
     assert "Something went wrong" in response.get_data(as_text=True)
+
+
+SHOP_FRAMES = "frame-ancestors https://shop.example"
+
+
+def framing(response: Any) -> tuple[str, str | None, bool]:
+    csp = response.headers["Content-Security-Policy"]
+    ancestors = csp[csp.index("frame-ancestors"):]
+    compact = 'class="compact"' in response.get_data(as_text=True)
+    return ancestors, response.headers.get("X-Frame-Options"), compact
+
+
+@pytest.mark.parametrize(("why", "payload", "status"), [
+    ("unsupported currency", {**LINK, "currency": "DOGGY"}, 422),
+    ("conversion not supported", {**LINK, "convert_to": "XYZ"}, 422),
+    ("url_back not the shop's", {**LINK, "url_back": "https://evil.example/"}, 400),
+    ("invalid amount", {**LINK, "amount": "-1"}, 400),
+    ("no order reference", {**LINK, "foreign_id": ""}, 400),
+])
+def test_an_iframe_link_the_shop_signed_shows_its_error_inside_the_shops_frame(
+        app: Flask, client: FlaskClient, merchant: Merchant, why: str,
+        payload: dict[str, Any], status: int) -> None:
+    """A refused frame is a blank box in the shop's modal: the customer never reads why."""
+    query = terminal.encode_link({**payload, "is_iframe": True}, MERCHANT_SECRET)
+    response = client.get("/terminal", query_string=query)
+    assert response.status_code == status, why
+    assert framing(response) == (SHOP_FRAMES, None, True)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert created(app) == (0, 0)
+
+
+@pytest.mark.parametrize(("why", "query"), [
+    ("not iframe", terminal.encode_link({**LINK, "currency": "DOGGY"}, MERCHANT_SECRET)),
+    ("wrong signature", terminal.encode_link({**LINK, "currency": "DOGGY", "is_iframe": True},
+                                             "not-the-secret")),
+    ("unknown merchant", terminal.encode_link({**LINK, "client_id": 12, "is_iframe": True},
+                                              MERCHANT_SECRET)),
+    ("malformed flag", terminal.encode_link({**LINK, "is_iframe": "maybe"}, MERCHANT_SECRET)),
+])
+def test_other_error_pages_still_refuse_every_frame(
+        app: Flask, client: FlaskClient, merchant: Merchant, why: str,
+        query: dict[str, str]) -> None:
+    response = client.get("/terminal", query_string=query)
+    assert 400 <= response.status_code < 500, why
+    assert framing(response) == ("frame-ancestors 'none'", "DENY", False)
+
+
+def test_the_retry_page_of_an_iframe_link_shows_inside_the_shops_frame(
+        make_app: Any, merchant: Merchant) -> None:
+    app = make_app(PROCESSOR_URL="http://127.0.0.1:9/api/v2", PROCESSOR_TIMEOUT=0.5)
+    client = app.test_client()
+    framed = client.get("/terminal", query_string=terminal.encode_link(
+        {**LINK, "is_iframe": True}, MERCHANT_SECRET))
+    assert framed.status_code == 503 and "Try again" in framed.get_data(as_text=True)
+    assert framing(framed) == (SHOP_FRAMES, None, True)
+    full = client.get("/terminal", query_string=terminal.encode_link(LINK, MERCHANT_SECRET))
+    assert full.status_code == 503
+    assert framing(full) == ("frame-ancestors 'none'", "DENY", False)
+    assert created(app) == (0, 0)
+
+
+@pytest.mark.parametrize(("age", "shown"), [
+    (timedelta(minutes=5), "59.93"), (timedelta(minutes=59), "59.93"),
+    (timedelta(hours=2), None), (timedelta(days=3), None)])
+def test_an_old_rate_shows_no_fiat_value_rather_than_a_wrong_one(
+        make_app: Any, merchant: Merchant, age: timedelta, shown: str | None) -> None:
+    """The processor cannot be asked here, so the quote is never refreshed: a three-day-old
+    price was shown as "about 59.93 EUR"."""
+    app = make_app(PROCESSOR_URL="http://127.0.0.1:9/api/v2", PROCESSOR_TIMEOUT=0.2)
+    with app.app_context(), db.transaction() as s:
+        s.add(DepositAddress(merchant_id=11, foreign_id="user-7", currency="BTC",
+                             convert_to="EUR", address=BTC_ADDRESS))
+        s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="48715.62",
+                        fetched_at=clock.now() - age))
+    client = app.test_client()
+    page = client.get("/terminal", query_string=terminal.encode_link(
+        LINK, MERCHANT_SECRET)).headers["Location"]
+    fiat = client.get(page + "/status").get_json()["fiat"]
+    html = client.get(page).get_data(as_text=True)
+    if shown is None:
+        assert fiat is None and not re.search(r"about [0-9.]+ EUR", html)
+    else:
+        assert fiat == {"currency": "EUR", "amount": shown, "due": shown, "rate": "48715.62"}
+        assert f"about {shown} EUR" in html
+
+
+@pytest.mark.parametrize("path", ["/p/%00", "/p/%00/status", "/p/%00/qr.svg", "/p/a%00b",
+                                  "/p/%C3%A9t%C3%A9", "/p/..%2F..", "/p/a b/status"])
+def test_an_id_that_is_no_token_is_the_plain_404_of_any_unknown_page(
+        client: FlaskClient, path: str) -> None:
+    """PostgreSQL refuses a NUL in a query parameter with an error: that was a 500."""
+    response = client.get(path)
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_language_a_link_asks_for_carries_over_to_the_page(
+        make_app: Any, merchant: Merchant) -> None:
+    app = make_app(LANGUAGES=["en", "de"])
+    known_address(app, "BTC", BTC_ADDRESS)
+    client = app.test_client()
+    query = terminal.encode_link({"client_id": 11, "currency": "BTC", "foreign_id": "u"},
+                                 MERCHANT_SECRET)
+    response = client.get("/terminal", query_string={**query, "lang": "de"})
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert re.fullmatch(r"/p/[A-Za-z0-9_-]{32}\?lang=de", location)
+    assert '<html lang="de"' in client.get(location).get_data(as_text=True)
+    # A language the site does not have is not carried (nor echoed anywhere).
+    other = client.get("/terminal", query_string={**query, "lang": "xx\"><b>"})
+    assert other.headers["Location"] == location.split("?")[0]
+
+
+def test_the_svg_qr_names_the_language_its_title_is_in_for_caches(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    known_address(app, "BTC", BTC_ADDRESS)
+    query = terminal.encode_link({"client_id": 11, "currency": "BTC", "foreign_id": "u"},
+                                 MERCHANT_SECRET)
+    page = client.get("/terminal", query_string=query).headers["Location"]
+    svg = client.get(page + "/qr.svg")
+    assert svg.headers["Cache-Control"] == "no-store"
+    assert "Accept-Language" in svg.headers.get("Vary", "")
+
+
+HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>\'&'
+
+
+def test_every_shop_provided_value_is_escaped_on_the_page(
+        app: Flask, client: FlaskClient) -> None:
+    from checkout import merchants
+
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(
+            client_id=11, name=f"Shop {HOSTILE}", key="k", secret=MERCHANT_SECRET,
+            return_hosts=("shop.example",), frame_origins=("https://shop.example",)))
+    with app.app_context(), db.transaction() as s:
+        s.add(DepositAddress(merchant_id=11, foreign_id=HOSTILE, currency="BTC",
+                             convert_to="", address=BTC_ADDRESS))
+    query = terminal.encode_link({"client_id": 11, "currency": "BTC", "foreign_id": HOSTILE,
+                                  "is_iframe": True}, MERCHANT_SECRET)
+    response = client.get("/terminal", query_string=query)
+    assert response.status_code == 303
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "<img src=x" not in html and "<script>alert" not in html
+    assert 'data-foreign-id="&#34;&gt;&lt;img src=x onerror=alert(1)&gt;' in html
+    assert "Shop &#34;&gt;&lt;img" in html

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import random
+import tracemalloc
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from kit.deposits import BTC_ADDRESS, LINK, created, known_address
+from kit.returns import BRACKETED
 from sqlalchemy import func, select
 
 from checkout import db, i18n, payments, signing, terminal
@@ -326,3 +329,86 @@ def test_an_unknown_page_is_an_html_404(client: FlaskClient) -> None:
         response = client.get(path)
         assert response.status_code == 404
         assert response.mimetype == "text/html"
+
+
+def signed(text: str) -> dict[str, str]:
+    return {"data": base64.b64encode(text.encode()).decode(),
+            "signature": signing.sign(text.encode(), MERCHANT_SECRET)}
+
+
+
+
+@pytest.mark.parametrize("url", BRACKETED[:2])
+def test_a_link_whose_url_back_has_brackets_gets_a_400_page(
+        app: Flask, client: FlaskClient, merchant: Merchant, url: str) -> None:
+    response = client.get("/terminal", query_string=terminal.encode_link(
+        {**LINK, "url_back": url}, MERCHANT_SECRET))
+    assert response.status_code == 400
+    assert "not the shop" in response.get_data(as_text=True)
+    assert created(app) == (0, 0)
+
+
+@pytest.mark.parametrize(("foreign_id", "accepted"), [
+    (int("9" * 255), True), (int("9" * 256), False), (-(10 ** 253), True),
+    (-(10 ** 254), False)], ids=["255 digits", "256 digits", "minus and 254", "minus and 255"])
+def test_a_numeric_foreign_id_has_the_same_255_character_bound_as_text(
+        app: Flask, foreign_id: int, accepted: bool) -> None:
+    """The column is VARCHAR(255): a longer id would be taken at the processor, then fail
+    to store on PostgreSQL."""
+    shop = Merchant(client_id=11, name="Shop", api_key="k", api_secret=MERCHANT_SECRET,
+                    return_hosts_json="[]", frame_origins_json="[]")
+    query = terminal.encode_link({**LINK, "foreign_id": foreign_id, "url_back": None},
+                                 MERCHANT_SECRET)
+    with app.test_request_context():
+        try:
+            link = terminal.decode_link(query["data"], query["signature"],
+                                        find_merchant=lambda cid: shop,
+                                        currency_places=lambda code: 8,
+                                        convert_supported=lambda code: True)
+        except terminal.LinkError as exc:
+            assert not accepted and LINK_STATUS[exc.fault] == 400
+        else:
+            assert accepted and link.foreign_id == str(foreign_id)
+
+
+@pytest.mark.parametrize("number", ["1e20000000", "1E-20000000", "0e-20000000"])
+def test_an_amount_with_a_huge_exponent_is_refused_without_spelling_it_out(
+        app: Flask, client: FlaskClient, merchant: Merchant, number: str) -> None:
+    """PHP's json_encode writes small floats as 1.0e-5, so exponent numbers are read; one of
+    a billion digits must not cost a gigabyte before it is refused."""
+    text = f'{{"client_id":11,"currency":"BTC","foreign_id":"u","amount":{number}}}'
+    tracemalloc.start()
+    try:
+        response = client.get("/terminal", query_string=signed(text))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 400
+    assert "invalid amount" in response.get_data(as_text=True)
+    assert peak < 4_000_000, f"{peak} bytes to refuse one amount"
+    assert created(app) == (0, 0)
+
+
+# (Above BTC's minimum deposit in the sandbox, 0.0001: a smaller amount is refused as such.)
+@pytest.mark.parametrize(("number", "amount"), [("1.0e-3", "0.001"), ("2E+1", "20"),
+                                                 ("12", "12")])
+def test_exponent_numbers_within_bounds_still_open_a_page(
+        app: Flask, client: FlaskClient, merchant: Merchant, number: str, amount: str) -> None:
+    known_address(app, "BTC", BTC_ADDRESS)
+    text = f'{{"client_id":11,"currency":"BTC","foreign_id":"u","amount":{number}}}'
+    response = client.get("/terminal", query_string=signed(text))
+    assert response.status_code == 303
+    assert client.get(response.headers["Location"] + "/status").get_json()["amount"] == amount
+
+
+@pytest.mark.parametrize("json_text", ["[" * 3000 + "]" * 3000, '{"":' * 1200 + "1" + "}" * 1200,
+                                       '{"client_id":11,"x":' + "[" * 2500 + "]" * 2500 + "}"])
+def test_deeply_nested_json_is_a_damaged_link_not_a_server_error(
+        app: Flask, client: FlaskClient, merchant: Merchant, json_text: str) -> None:
+    """Read before any signature is checked: anyone could raise a 500 with one GET."""
+    data = base64.urlsafe_b64encode(json_text.encode()).decode()
+    assert len(data) <= terminal.MAX_DATA
+    response = client.get("/terminal", query_string={"data": data, "signature": "0" * 128})
+    assert response.status_code == 400
+    assert "damaged" in response.get_data(as_text=True)
+    assert created(app) == (0, 0)

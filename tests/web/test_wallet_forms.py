@@ -15,10 +15,20 @@ import zxingcpp
 from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
+from kit.deposits import BTC_ADDRESS, known_address
 from PIL import Image
 from sqlalchemy import update
 
-from checkout import clock, currencies, db, invoice_page, invoices, merchants, terminal, uris
+from checkout import (
+    clock,
+    currencies,
+    db,
+    invoice_page,
+    invoices,
+    merchants,
+    terminal,
+    uris,
+)
 from checkout.models import DepositAddress, Invoice, Merchant, Page, RateQuote
 
 # The main chains' ids and token contracts a test page must never name.
@@ -142,7 +152,7 @@ def test_in_sandbox_mode_nothing_points_at_a_main_chain(
 
 
 def test_outside_sandbox_mode_ether_names_the_main_chain() -> None:
-    # The same builder, for a live page: chain 1, as before (tests/test_uris.py has more).
+    # The same builder, for a live page: chain 1, as before (tests/domain/test_uris.py has more).
     address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
     assert uris.payment_uri("ETH", address, None) == f"ethereum:{address}@1"
     assert uris.payment_uri("ETH", address, None, testnet=True) == f"ethereum:{address}@11155111"
@@ -245,3 +255,58 @@ def test_a_token_page_stored_with_the_old_contract_link_never_offers_it(
     assert scan(client, page) == address
     html = client.get(page).get_data(as_text=True)
     assert "transfer?address" not in html and 'data-field="wallet-link"' not in html
+
+
+def page_html(client: FlaskClient, currency: str, **extra: Any) -> str:
+    query = terminal.encode_link({"client_id": 11, "currency": currency, "foreign_id": "u",
+                                  **extra}, MERCHANT_SECRET)
+    response = client.get("/terminal", query_string=query)
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    return client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def hrefs(html: str) -> list[str]:
+    return re.findall(r'href="([^"]*)"', html)
+
+
+@pytest.mark.parametrize(("currency", "address", "tag"), [
+    ("USDTT", "TFpdNXBtw55yS7bExnbtYZcAdvtT18tq9u", None),
+    ("TRX", "TFpdNXBtw55yS7bExnbtYZcAdvtT18tq9u", None),
+    ("BNB", "bnb136ns6lfw4zs5hg4n85vdthaad7hq5m4gtkgf23", "104587"),
+    ("ADA", "addr1qx2fxv2umyhttkxyxp8x0dlpdt3k6cwng5pxj3jhsydzer3n0d3vllmyqwsx5wktcd8cc3sq"
+            "835lu7drv2xwl2wywfgse35a3x", None),
+])
+def test_a_currency_without_a_wallet_uri_shows_its_qr_without_a_link(
+        app: Flask, client: FlaskClient, merchant: Merchant, currency: str, address: str,
+        tag: str | None) -> None:
+    """A bare address in an href is a relative URL: "Open in your wallet" led to our 404."""
+    known_address(app, currency, address, tag)
+    html = page_html(client, currency, amount="25")
+    assert address in html  # still shown, and in the QR
+    assert 'data-field="wallet-link"' not in html
+    assert all(not h.startswith(address) and address not in h for h in hrefs(html))
+    assert 'data-field="qr"' in html and "Scan with your wallet" in html
+
+
+def test_a_web_wallet_link_opens_beside_the_checkout_never_over_it(
+        app: Flask, client: FlaskClient, merchant: Merchant) -> None:
+    """XRP opens Xaman through https: inside the shop's iframe it must not replace the
+    checkout with a site that refuses to be framed, and outside one it must not take the
+    customer away from the page that shows the tag and the status."""
+    known_address(app, "XRP", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "123456")
+    html = page_html(client, "XRP", is_iframe=True)
+    link = re.search(r'<a class="button wallet-app"[^>]*>', html)
+    assert link is not None
+    assert 'href="https://xaman.app/detect/request:rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh' \
+        in link.group(0)
+    assert 'target="_blank"' in link.group(0) and 'rel="noopener noreferrer"' in link.group(0)
+
+
+def test_a_wallet_uri_link_stays_a_plain_link(app: Flask, client: FlaskClient,
+                                              merchant: Merchant) -> None:
+    known_address(app, "BTC", BTC_ADDRESS)
+    html = page_html(client, "BTC", amount="0.001")
+    link = re.search(r'<a class="qr"[^>]*>', html)
+    assert link is not None and "target=" not in link.group(0)
+    assert 'href="bitcoin:bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq?amount=0.001"' \
+        in link.group(0)
