@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import LiveServer
 from flask import Flask
 from kit.accessibility import audit, check
 from kit.browser import confirm_all, link, pay, photograph, wait_for_phase
@@ -29,6 +28,7 @@ from kit.invoice_browser import create
 from kit.invoice_browser import pay as pay_invoice
 from kit.invoice_browser import phase as invoice_phase
 from kit.invoices import TestShop, advance_sandbox, settle
+from kit.live import LiveServer
 from playwright.sync_api import Page, expect
 
 from checkout import i18n, merchants

@@ -9,10 +9,11 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server, wait_until
 from flask import Flask
 from kit.browser import decode_qr, run_worker, simulate
 from kit.deposits import BTC_ADDRESS, LINK, send_deposit
+from kit.live import LiveServer, start_live_server, wait_until
+from kit.site import MERCHANT_SECRET
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from kit.framing import BTC_ADDRESS, LINK, Shop
+from kit.live import LiveServer
+from kit.site import MERCHANT_SECRET
 from playwright.sync_api import expect
 
 from checkout import clock, db, merchants

@@ -9,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from conftest import LiveServer
 from flask import Flask
 from kit.browser import photograph
 from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
+from kit.live import LiveServer
 from playwright.sync_api import expect
 
 # How the page shows buyer@example.com: its first and last letter, the domain, and word

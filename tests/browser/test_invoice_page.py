@@ -14,12 +14,13 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
 from kit.browser import decode_qr, photograph
 from kit.invoice_browser import confirm, create, pay, phase
 from kit.invoices import TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
+from kit.live import LiveServer, start_live_server
+from kit.site import MERCHANT_SECRET
 from playwright.sync_api import expect
 
 from checkout import merchants

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import LiveServer
 from flask import Flask
 from kit.browser import confirm_all, link, pay, wait_for_phase
 from kit.invoice_browser import confirm as confirm_invoice
@@ -14,6 +13,7 @@ from kit.invoice_browser import create
 from kit.invoice_browser import pay as pay_invoice
 from kit.invoice_browser import phase as invoice_phase
 from kit.invoices import TestShop
+from kit.live import LiveServer
 from playwright.sync_api import Page, expect
 
 FOCUS = """() => { const e = document.activeElement;

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import LiveServer
 from flask import Flask
 from kit.browser import link, pay, wait_for_phase
+from kit.live import LiveServer
 from playwright.sync_api import expect
 
 

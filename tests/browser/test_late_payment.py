@@ -12,11 +12,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from conftest import LiveServer
 from flask import Flask
 from kit.accessibility import check
 from kit.browser import photograph
 from kit.invoices import ORDER, TestShop, advance_sandbox, pay, settle
+from kit.live import LiveServer
 from playwright.sync_api import expect
 
 

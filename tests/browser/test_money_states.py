@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from kit.browser import (
     confirm_all,
@@ -25,6 +24,7 @@ from kit.browser import (
     photograph,
     wait_for_phase,
 )
+from kit.live import LiveServer
 from playwright.sync_api import expect
 
 

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import LiveServer, wait_until
 from flask import Flask
 from kit.browser import link, pay, wait_for_phase
 from kit.invoices import ORDER, TestShop, settle
+from kit.live import LiveServer, wait_until
 from playwright.sync_api import expect
 
 FAST_MS = 400

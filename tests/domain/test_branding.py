@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_KEY, MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from kit.deposits import LINK, open_link
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 from PIL import Image, PngImagePlugin
 from sqlalchemy import func, select
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from kit.live import LiveServer
 
 from checkout import config, money, signing
 from checkout.models import Merchant

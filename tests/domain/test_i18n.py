@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.catalogues import (
@@ -18,6 +17,7 @@ from kit.catalogues import (
     seed_xrp_customer,
     untranslated,
 )
+from kit.site import MERCHANT_SECRET
 
 from checkout import terminal
 

@@ -24,11 +24,12 @@ from babel.dates import format_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
 from kit.catalogues import PSEUDO, TextOf, pseudo_catalogue, untranslated
 from kit.invoices import ORDER, TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
+from kit.live import LiveServer, start_live_server
+from kit.site import MERCHANT_SECRET
 
 from checkout import ROOT, currencies, i18n, merchants, terminal
 

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_KEY, MERCHANT_SECRET, PATIENCE, LiveServer, start_live_server
 from flask import Flask
 from kit.callbacks import Clock
 from kit.catalogues import PSEUDO, pseudo_catalogue, untranslated
 from kit.counters import count
+from kit.live import PATIENCE, LiveServer, start_live_server
 from kit.processor import ScriptedServer
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 from sqlalchemy import func, select
 
 from checkout import clock, db, limits, merchants, processor, terminal, worker

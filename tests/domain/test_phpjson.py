@@ -13,10 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import PATIENCE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kit import php_shop
+from kit.live import PATIENCE
 
 from checkout import phpjson
 

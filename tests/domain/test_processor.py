@@ -13,12 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import PATIENCE
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kit import coinspaid_doc
 from kit.coinspaid_doc import wrapped
+from kit.live import PATIENCE
 from kit.processor import Reply, ScriptedServer
 
 from checkout import money, signing

@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import LiveServer
 from flask import Flask
 from kit import coinspaid_doc, php_shop
 from kit.callbacks import (
@@ -34,6 +33,7 @@ from kit.callbacks import (
 )
 from kit.callbacks import pay as pay_lost
 from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle, shop_verifies
+from kit.live import LiveServer
 from kit.wire_types import SCHEMAS, problems
 from sqlalchemy import select
 

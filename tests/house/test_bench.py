@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PATIENCE, bench_harness, wait_until
+from kit.live import PATIENCE, wait_until
+from kit.site import bench_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = [sys.executable, str(ROOT / "bench" / "bench.py")]

@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 import requests
-from conftest import PATIENCE, start_live_server, wait_until
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from kit.callbacks import EXAMPLES, Shop, deposit_body, serve_shop, signed_headers
+from kit.live import PATIENCE, start_live_server, wait_until
 
 TESTS = Path(__file__).resolve().parents[1]
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
@@ -26,6 +26,8 @@ def run_pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (folder / "pytest.ini").write_text("[pytest]\n")
     (folder / "conftest.py").write_text(
         "import importlib.util, sys\n"
+        # The suite's conftest imports the kit, a package in the tests' folder.
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
         f"spec = importlib.util.spec_from_file_location('suite_conftest', "
         f"{str(TESTS / 'conftest.py')!r})\n"
         "suite = sys.modules['suite_conftest'] = importlib.util.module_from_spec(spec)\n"

@@ -1,4 +1,5 @@
-"""TODO"""
+"""axe-core on a page or a frame, and the page at 200 % zoom: the accessibility check the
+browser tests run on every state they reach."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO"""
+"""Driving the deposit page in Chromium: links to open, payments through the sandbox, the worker
+run until idle, waiting for a phase, QR decoding and screenshots (build/screenshots/)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import requests
 import zxingcpp
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from PIL import Image
 from playwright.sync_api import expect
 
 from checkout import terminal, worker
 from checkout.sandbox import clock as sandbox_clock
+from kit import payments
+from kit.live import LiveServer
+from kit.site import MERCHANT_SECRET
 
 
 def decode_qr(png: bytes) -> str:
@@ -25,11 +27,7 @@ def decode_qr(png: bytes) -> str:
 
 
 def simulate(live: LiveServer, address: str, amount: str, status: str | None = None) -> None:
-    body: dict[str, str] = {"address": address, "amount": amount}
-    if status:
-        body["status"] = status
-    response = requests.post(f"{live.url}/sandbox/simulate/payment", json=body, timeout=30)
-    assert response.status_code < 300, response.text
+    payments.pay(live.url, address, amount, status or None)
 
 
 def run_worker(app: Flask) -> None:

@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
-from conftest import MERCHANT_KEY, MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -37,8 +36,9 @@ from checkout.models import (
     Merchant,
     Page,
 )
-from kit import coinspaid_doc
+from kit import coinspaid_doc, payments
 from kit.counters import count as count
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 
 # coinspaid-api.md §3 "Example payloads" (verbatim, in coinspaid_doc), as callback bodies.
 EXAMPLES: dict[str, bytes] = {
@@ -173,9 +173,7 @@ def take_address(app: Flask, foreign_id: str) -> tuple[str, str]:
 
 def pay(base_url: str, address: str, status: str) -> None:
     """A payer sends coins; the processor's callback is queued but, here, never sent (lost)."""
-    response = requests.post(f"{base_url}/sandbox/simulate/payment", timeout=30,
-                             json={"address": address, "amount": "0.01", "status": status})
-    assert response.status_code == 201, response.text
+    payments.pay(base_url, address, "0.01", status)
 
 
 def page_state(app: Flask, page_id: str) -> tuple[str, str | None]:

@@ -1,4 +1,5 @@
-"""TODO"""
+"""Translation catalogues made for a test: a pseudo-language that shows any unwrapped English,
+and a customer with an XRP page to look at in it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
-from conftest import MERCHANT_SECRET
 from flask import Flask
 
 from checkout import ROOT, clock, db, i18n, merchants
 from checkout.models import DepositAddress, RateQuote
+from kit.site import MERCHANT_SECRET
 
 LANGUAGE_NAMES = [*i18n.NAMES.values(), i18n.native_name("eo")]
 

@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -21,6 +20,7 @@ from checkout import clock, db, terminal
 from checkout.models import DepositAddress, Merchant, Page, RateQuote
 from kit.callbacks import callbacks_of, deposit_body, post
 from kit.counters import count as count
+from kit.site import MERCHANT_SECRET
 
 BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "user-7", "amount": "0.00123",

@@ -1,14 +1,16 @@
-"""TODO"""
+"""A shop's own page holding the checkout in a plain iframe (no embed.js), served on a port of
+its own, for merchant 11's customer `user-7`."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
 
 from checkout import terminal
+from kit.live import LiveServer, start_live_server
+from kit.site import MERCHANT_SECRET
 
 BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
 

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from conftest import PATIENCE
 
 from checkout import ROOT
+from kit.live import PATIENCE
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 

@@ -1,11 +1,11 @@
-"""TODO"""
+"""A deposit page opened for the security-header tests, and the headers every answer carries."""
 
 from __future__ import annotations
 
-from conftest import MERCHANT_SECRET
 from flask.testing import FlaskClient
 
 from checkout import terminal
+from kit.site import MERCHANT_SECRET
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "headers-1", "amount": "0.00123",
         "convert_to": "EUR", "url_back": "https://shop.example/back"}

@@ -1,15 +1,16 @@
-"""TODO"""
+"""Driving the invoice page in Chromium: create one through the drop-in API, pay it in the
+sandbox, confirm it, wait for a phase."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from conftest import LiveServer
 from flask import Flask
 from playwright.sync_api import expect
 
 from kit.invoices import ORDER, TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
+from kit.live import LiveServer
 
 
 def create(shop: TestShop, **changes: Any) -> str:

@@ -15,11 +15,13 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from conftest import MERCHANT_KEY, MERCHANT_SECRET, LiveServer
 from flask import Flask
 
 from checkout import worker
 from checkout.models import Merchant
+from kit.live import LiveServer
+from kit.payments import pay as pay
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 
 ORDER = {"timer": False, "title": "Order 7", "currency": "EUR", "amount": 35,
          "foreign_id": "order-7", "url_success": "https://shop.example/paid?order=7",
@@ -76,15 +78,6 @@ def settle(app: Flask, rounds: int = 4) -> None:
 def advance_sandbox(base_url: str, seconds: int) -> None:
     requests.post(f"{base_url}/sandbox/clock", json={"advance_seconds": seconds},
                   timeout=30).raise_for_status()
-
-
-def pay(base_url: str, address: str, amount: str, status: str = "not_confirmed",
-        tag: str | None = None) -> None:
-    body: dict[str, Any] = {"address": address, "amount": amount, "status": status}
-    if tag is not None:
-        body["tag"] = tag
-    answer = requests.post(f"{base_url}/sandbox/simulate/payment", json=body, timeout=30)
-    assert answer.status_code == 201, answer.text
 
 
 @pytest.fixture

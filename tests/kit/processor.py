@@ -1,4 +1,5 @@
-"""TODO"""
+"""A scripted processor: a real HTTP server that answers each request with the next scripted
+reply and records what it was sent."""
 
 from __future__ import annotations
 

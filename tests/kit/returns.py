@@ -1,4 +1,5 @@
-"""TODO"""
+"""Return URLs as a shop checks them (the signed outcome), and return URLs with a bracket in
+the host."""
 
 from __future__ import annotations
 

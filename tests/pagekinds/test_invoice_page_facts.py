@@ -14,9 +14,10 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle
+from kit.live import LiveServer
+from kit.site import MERCHANT_SECRET
 from sqlalchemy import select
 
 from checkout import db, forms, money, terminal

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kit import coinspaid_doc
 from kit.coinspaid_doc import wrapped
+from kit.live import LiveServer
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import requests
-from conftest import MERCHANT_SECRET
 from flask import Flask
 from kit.gunicorn import serving
+from kit.site import MERCHANT_SECRET
 from sqlalchemy import select
 
 from checkout import db, terminal

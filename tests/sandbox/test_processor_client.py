@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_KEY, MERCHANT_SECRET, LiveServer
+from kit.live import LiveServer
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 
 from checkout import money, signing
 from checkout.models import Merchant

@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import LiveServer
 from flask import Flask
 from kit import php_shop
+from kit.live import LiveServer
 
 from checkout import phpjson
 from checkout.sandbox import accounts

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_KEY, MERCHANT_SECRET, PATIENCE
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, assume, given, settings
@@ -30,6 +29,8 @@ from kit.callbacks import (
     post,
     signed_headers,
 )
+from kit.live import PATIENCE
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 
 from checkout import callbacks, db, merchants, money, signing
 from checkout.models import AppliedCallback, Callback, Delivery, Deposit, Merchant, Page

@@ -8,7 +8,6 @@ from urllib.parse import urlencode, urljoin
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +24,7 @@ from kit.callbacks import (
     post,
     post_live,
 )
+from kit.live import LiveServer
 
 from checkout import terminal, worker
 from checkout.models import AppliedCallback, Delivery, Merchant

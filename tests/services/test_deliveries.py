@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from conftest import MERCHANT_KEY, MERCHANT_SECRET, PATIENCE, LiveServer
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from kit.callbacks import (
@@ -29,6 +28,8 @@ from kit.callbacks import (
     take_address,
     use_shop,
 )
+from kit.live import PATIENCE, LiveServer
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 
 from checkout import db, deliveries, worker
 from checkout.models import Delivery, Merchant

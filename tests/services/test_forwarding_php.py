@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from kit import php_shop
 from kit.callbacks import Clock, Shop, deposits_of, pay, running_shop, use_shop
+from kit.live import LiveServer
+from kit.site import MERCHANT_SECRET
 
 from checkout import deliveries, signing, terminal, worker
 from checkout.models import Merchant

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.callbacks import (
@@ -36,7 +35,9 @@ from kit.invoices import (
     shop_signature,
     shop_verifies,
 )
+from kit.live import LiveServer
 from kit.returns import shop_checks
+from kit.site import MERCHANT_SECRET
 from sqlalchemy import select
 
 from checkout import db, deliveries, invoices, processor

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from kit.invoices import TYPE_3, TestShop
+from kit.live import LiveServer
 from sqlalchemy import func, select
 
 from checkout import db, invoices, processor

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.callbacks import Shop, callbacks_of, running_shop, use_shop
@@ -28,6 +27,7 @@ from kit.invoices import (
     shop_signature,
     shop_verifies,
 )
+from kit.live import LiveServer
 from sqlalchemy import select
 
 from checkout import db

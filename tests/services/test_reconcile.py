@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from kit.callbacks import (
     Clock,
@@ -20,6 +19,7 @@ from kit.callbacks import (
     pay,
     take_address,
 )
+from kit.live import LiveServer
 from sqlalchemy import select
 
 from checkout import db, money

@@ -33,17 +33,11 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
-from conftest import (
-    MERCHANT_KEY,
-    MERCHANT_SECRET,
-    PATIENCE,
-    bench_harness,
-    start_live_server,
-    summary_line,
-    wait_until,
-)
+from conftest import summary_line
 from kit.callbacks import Received, Shop, deposit_body, post_live, serve_shop
 from kit.invoices import ORDER, TestShop
+from kit.live import PATIENCE, start_live_server, wait_until
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET, bench_harness
 from sqlalchemy import Engine, func, select
 
 from checkout import ROOT, create_app, db, migrate, terminal

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from conftest import MERCHANT_SECRET, PATIENCE, start_live_server
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.callbacks import Clock, deposit_body, post, running_shop, use_shop
+from kit.live import PATIENCE, start_live_server
+from kit.site import MERCHANT_SECRET
 
 from checkout import ROOT, create_app, db, deliveries, terminal, worker
 from checkout.clock import system_now

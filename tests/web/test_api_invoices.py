@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from kit.invoices import DATA_KEYS, ORDER, TYPE_3, TestShop, shop_signature
+from kit.live import LiveServer
 from sqlalchemy import func, select
 
 from checkout import db

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import requests
-from conftest import LiveServer
+from kit.live import LiveServer
 from sqlalchemy import select
 
 from checkout import db

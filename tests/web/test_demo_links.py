@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
-from conftest import LiveServer
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.invoices import pay as sandbox_pay
 from kit.invoices import settle
+from kit.live import LiveServer
 
 from checkout import invoices, merchants, terminal
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from kit.counters import count
 from kit.gunicorn import serving
+from kit.live import LiveServer
+from kit.site import MERCHANT_SECRET
 from sqlalchemy import delete, select
 
 from checkout import addresses, clock, db, terminal

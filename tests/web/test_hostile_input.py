@@ -11,13 +11,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 from kit.callbacks import deposit_body, issue_address, nothing_written, signed_headers
 from kit.invoices import ORDER, shop_signature
+from kit.site import MERCHANT_SECRET
 from sqlalchemy import func, select
 
 from checkout import db, money, signing

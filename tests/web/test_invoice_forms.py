@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer
 from flask import Flask
 from kit.invoices import ORDER, TestShop
+from kit.live import LiveServer
 from sqlalchemy import func, select
 
 from checkout import db

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from kit.catalogues import pseudo_catalogue, seed_xrp_customer
+from kit.site import MERCHANT_SECRET
 
 from checkout import i18n, merchants, terminal
 from checkout.models import Merchant

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import MERCHANT_KEY, MERCHANT_SECRET, LiveServer
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from kit.live import LiveServer
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 
 from checkout import db, terminal
 from checkout.models import Merchant

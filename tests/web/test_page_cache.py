@@ -12,14 +12,16 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer, flask_requests, sql_statements
 from flask import Flask, template_rendered
 from flask.testing import FlaskClient
 from kit.callbacks import deposit_body, post
 from kit.invoices import ORDER, TestShop, settle
+from kit.links import page_of
+from kit.live import LiveServer
+from kit.site import flask_requests, sql_statements
 from werkzeug.test import Client
 
-from checkout import branding, clock, front, merchants, pagecache, rates, terminal
+from checkout import branding, clock, front, merchants, pagecache, rates
 from checkout.models import Merchant
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "cache-1", "amount": "0.00123",
@@ -28,10 +30,7 @@ COUNTDOWN = re.compile(r'data-field="countdown-time" dir="ltr">(\d+):(\d\d)<')
 
 
 def open_page(client: FlaskClient, **changes: Any) -> str:
-    link = {**LINK, **changes}
-    response = client.get("/terminal", query_string=terminal.encode_link(link, MERCHANT_SECRET))
-    assert response.status_code == 303, response.get_data(as_text=True)[:300]
-    return str(response.headers["Location"]).split("?")[0]
+    return page_of(client, {**LINK, **changes})
 
 
 @pytest.fixture
@@ -151,7 +150,7 @@ def test_a_fiat_value_grown_old_is_rendered_away(
 
 
 def test_the_kept_renderings_are_bounded(make_app: Any, merchant: Merchant) -> None:
-    from conftest import start_live_server
+    from kit.live import start_live_server
 
     app = make_app(PAGE_CACHE_SIZE=2)
     live = start_live_server(app)
@@ -253,7 +252,7 @@ def test_a_framed_page_viewed_again_keeps_its_frame_ancestors(
 
 def test_page_views_are_counted_once_each_and_refused_past_the_limit(
         make_app: Any, merchant: Merchant) -> None:
-    from conftest import start_live_server
+    from kit.live import start_live_server
 
     app = make_app(RATELIMIT_PAGES="3 per minute")
     live = start_live_server(app)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
@@ -26,6 +25,8 @@ from kit.deposits import (
     send_deposit,
     txid,
 )
+from kit.live import LiveServer
+from kit.site import MERCHANT_SECRET
 from sqlalchemy import func, select
 
 from checkout import clock, db, payments, rates, terminal

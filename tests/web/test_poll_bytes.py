@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer, flask_requests
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kit.invoices import ORDER, TestShop, settle
+from kit.live import LiveServer
+from kit.site import flask_requests
 from werkzeug.test import Client
 
 from checkout import clock, front, pagecache

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET, sql_statements
 from flask import Flask
+from kit.links import page_of
+from kit.site import MERCHANT_SECRET, sql_statements
 from werkzeug.serving import make_server
 
-from checkout import clock, db, merchants, terminal
+from checkout import clock, db, merchants
 from checkout.models import DepositAddress, RateQuote
 
 BTC_ADDRESS = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
@@ -66,10 +67,7 @@ def statements_of(app: Flask, path: str) -> tuple[int, list[str]]:
 
 
 def open_page(app: Flask) -> str:
-    response = app.test_client().get("/terminal", query_string=terminal.encode_link(
-        LINK, MERCHANT_SECRET))
-    assert response.status_code == 303
-    return str(response.headers["Location"]).split("?")[0]
+    return page_of(app.test_client(), LINK)
 
 
 def test_the_status_poll_is_one_select_and_never_reaches_the_processor(

@@ -9,11 +9,11 @@ import secrets
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET, sql_statements
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.callbacks import deposit_body, signed_headers
 from kit.invoices import ORDER
+from kit.site import MERCHANT_SECRET, sql_statements
 
 from checkout import ratelimit, signing, terminal
 from checkout.models import Merchant

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask, jsonify, request, url_for
 from flask.testing import FlaskClient
 from kit.callbacks import deposit_body, signed_headers
 from kit.headers import EVERYWHERE, LINK, open_page
+from kit.live import LiveServer, start_live_server
+from kit.site import MERCHANT_SECRET
 
 from checkout import config, terminal
 from checkout.models import Merchant

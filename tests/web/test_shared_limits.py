@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import LiveServer, flask_requests, start_live_server, wait_until
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.callbacks import deposit_body, post
 from kit.gunicorn import serving
+from kit.live import LiveServer, start_live_server, wait_until
 from kit.polls import LINK, open_page
 from kit.redis_server import RedisServer, redis_server
+from kit.site import flask_requests
 
 from checkout.models import Merchant
 

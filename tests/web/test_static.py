@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from calmjs.parse import es5
-from conftest import LiveServer
 from flask import Flask, url_for
 from flask.testing import FlaskClient
 from kit.headers import EVERYWHERE, open_page
+from kit.live import LiveServer
 from werkzeug.test import TestResponse
 
 from checkout import ROOT, assets

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import LiveServer, flask_requests, start_live_server
 from flask import Flask
 from kit.callbacks import deposit_body, post
+from kit.live import LiveServer, start_live_server
 from kit.polls import LINK, open_page
+from kit.site import flask_requests
 from werkzeug.test import Client
 
 from checkout import front, ratelimit

@@ -13,13 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 from kit.deposits import BTC_ADDRESS, LINK, created, known_address
 from kit.returns import BRACKETED
+from kit.site import MERCHANT_SECRET
 from sqlalchemy import func, select
 
 from checkout import db, i18n, payments, signing, terminal

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import zxingcpp
-from conftest import MERCHANT_SECRET
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.deposits import BTC_ADDRESS, known_address
+from kit.links import page_of
+from kit.site import MERCHANT_SECRET
 from PIL import Image
 from sqlalchemy import update
 
@@ -44,9 +45,7 @@ def open_page(client: FlaskClient, currency: str, amount: str | None = "25",
     fields: dict[str, Any] = {"client_id": 11, "currency": currency, "foreign_id": foreign_id}
     if amount is not None:
         fields["amount"] = amount
-    response = client.get("/terminal", query_string=terminal.encode_link(fields, MERCHANT_SECRET))
-    assert response.status_code == 303, response.get_data(as_text=True)[:300]
-    return str(response.headers["Location"]).split("?")[0]
+    return page_of(client, fields)
 
 
 def scan(client: FlaskClient, page: str) -> str:
