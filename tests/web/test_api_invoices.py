@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from kit.counters import count
 from kit.invoices import DATA_KEYS, ORDER, TYPE_3, TestShop, shop_signature
 from kit.live import LiveServer
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from checkout import db
 from checkout.models import Invoice, InvoiceQuote, Merchant, Page
@@ -28,11 +29,6 @@ CREATE = "invoices/create"
 @pytest.fixture
 def shop(live_server: LiveServer, merchant: Merchant) -> TestShop:
     return TestShop(live_server.url)
-
-
-def rows(app: Flask, model: type[Any]) -> int:
-    with app.app_context():
-        return int(db.session().scalar(select(func.count()).select_from(model)) or 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,7 +55,7 @@ def test_type_1_waits_for_the_customer_to_pick_a_currency(
         assert page is not None and (page.kind, page.status, page.foreign_id) == (
             "invoice", "created", "order-7")
     # Nothing at the processor until the customer picks.
-    assert rows(app, InvoiceQuote) == 0
+    assert count(app, InvoiceQuote) == 0
 
 
 def test_type_2_starts_the_shops_fifteen_minute_timer(shop: TestShop) -> None:
@@ -97,7 +93,7 @@ def test_a_type_3_invoice_the_processor_finds_too_small_is_its_400_and_leaves_no
     assert answer.status_code == 400
     assert answer.json() == {"errors": {
         "amount": "The amount is too small. The minimum amount is 10.00 EUR."}}
-    assert rows(app, Invoice) == rows(app, Page) == rows(app, InvoiceQuote) == 0
+    assert count(app, Invoice) == count(app, Page) == count(app, InvoiceQuote) == 0
     assert shop.create(TYPE_3).status_code == 200  # the foreign_id is free again
 
 
@@ -169,7 +165,7 @@ def test_a_megabyte_body_is_refused_unread(app: Flask, shop: TestShop) -> None:
     assert answer.status_code == 413
     assert answer.json() == {"error": "Request Entity Too Large",
                              "code": "request_entity_too_large"}
-    assert rows(app, Invoice) == 0
+    assert count(app, Invoice) == 0
 
 
 @pytest.mark.parametrize("body", [b"[]", b"null", b"{}"])
@@ -245,7 +241,7 @@ def test_each_bad_field_gets_the_processors_message(
     answer = shop.create(**changes)
     assert answer.status_code == 400, answer.text
     assert answer.json() == {"errors": {field: message}}
-    assert rows(app, Invoice) == 0
+    assert count(app, Invoice) == 0
 
 
 @pytest.mark.parametrize("raw_amount", [b"1e999999999", b"-1e999999999", b"1e-999999999",
@@ -279,7 +275,7 @@ def test_a_repeated_foreign_id_is_already_taken(app: Flask, shop: TestShop) -> N
     answer = shop.create(title="Again")
     assert answer.status_code == 400
     assert answer.json() == {"errors": {"foreign_id": "The foreign id has already been taken."}}
-    assert rows(app, Invoice) == 1
+    assert count(app, Invoice) == 1
 
 
 def test_two_identical_creates_at_once_make_one_invoice(app: Flask, shop: TestShop) -> None:
@@ -300,7 +296,7 @@ def test_two_identical_creates_at_once_make_one_invoice(app: Flask, shop: TestSh
         if answer.status_code == 400:
             assert answer.json() == {"errors": {
                 "foreign_id": "The foreign id has already been taken."}}
-    assert rows(app, Invoice) == rows(app, Page) == 1
+    assert count(app, Invoice) == count(app, Page) == 1
 
 
 def test_another_merchant_may_use_the_same_foreign_id(

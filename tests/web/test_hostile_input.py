@@ -16,9 +16,10 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 from kit.callbacks import deposit_body, issue_address, nothing_written, signed_headers
+from kit.counters import count
 from kit.invoices import ORDER, shop_signature
 from kit.site import MERCHANT_SECRET
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from checkout import db, money, signing
 from checkout.models import Callback, Invoice, Merchant, Page
@@ -31,11 +32,6 @@ LONE = "\ud800"  # half of a surrogate pair: json.dumps writes it as the escape 
 def signed(body: bytes) -> dict[str, str]:
     return {"Content-Type": "application/json", "X-Processing-Key": "test-key-11",
             "X-Processing-Signature": shop_signature(body)}
-
-
-def rows(app: Flask, model: type[Any]) -> int:
-    with app.app_context():
-        return db.session().scalar(select(func.count()).select_from(model)) or 0
 
 
 def invoice_page(client: FlaskClient) -> str:
@@ -66,7 +62,7 @@ def test_an_api_field_that_is_no_text_is_a_400_naming_it(
     assert answer.status_code == 400
     assert answer.get_json() == {"errors": {field: f"The {field.replace('_', ' ')} must be "
                                             "valid UTF-8 text."}}
-    assert rows(app, Invoice) == 0 and rows(app, Page) == 0
+    assert count(app, Invoice) == 0 and count(app, Page) == 0
 
 
 def test_a_key_that_is_no_text_is_named_escaped_and_a_pair_is_text(
@@ -107,7 +103,7 @@ def test_a_terminal_link_with_no_text_is_a_400_naming_the_field(
     answer = client.get(path, query_string=link_query(link))
     assert answer.status_code == 400 and answer.mimetype == "text/html"
     assert f"invalid {field}" in answer.get_data(as_text=True)
-    assert rows(app, Page) == 0
+    assert count(app, Page) == 0
 
 
 def test_a_signed_callback_with_no_text_is_a_400_naming_the_field(
@@ -119,7 +115,7 @@ def test_a_signed_callback_with_no_text_is_a_400_naming_the_field(
     answer = client.post("/callbacks/coinspaid", data=body, headers=signed_headers(body))
     assert answer.status_code == 400
     assert list(answer.get_json()["errors"]) == ["transactions.0.txid"]
-    assert rows(app, Callback) == 0
+    assert count(app, Callback) == 0
 
 
 @pytest.mark.parametrize("form", [b"email=%ED%A0%80", b"email=a%FFb@example.com",
