@@ -19,7 +19,7 @@ every process it starts, also on Ctrl-C or failure.
 
 Rate limits count in each process's memory here, as with `make run`: the bench measures one
 instance. Shared limits in Redis (CHECKOUT_RATELIMIT_STORAGE_URL) are run by the tests
-instead (tests/test_shared_limits.py): they start their own `redis-server` (Debian's package,
+instead (tests/web/test_shared_limits.py): they start their own `redis-server` (Debian's package,
 which .ci/run installs) on a free loopback port, two gunicorn instances on it count one
 count, and Redis is stopped and started again under a running site.
 """

@@ -3,26 +3,19 @@ the app, its test client and CLI runner, a live HTTP server, and a merchant."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import os
-import socket
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from flask import Flask, request, request_started
+from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import HealthCheck, settings
-from sqlalchemy import event, make_url, text
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from kit.live import LiveServer, start_live_server
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET
+from sqlalchemy import make_url, text
 
 from checkout import create_app, db, merchants, migrate
 from checkout.db import Base
@@ -36,8 +29,10 @@ settings.register_profile("suite", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
 
-MERCHANT_KEY = "test-key-11"
-MERCHANT_SECRET = "test-secret-11"
+# Fixtures the kit defines for tests in more than one folder (a deposit customer's address,
+# a fresh rate, a shop selling invoices): offered to every test, as if written here; a test
+# module's own fixture of the same name wins.
+pytest_plugins = ["kit.deposits", "kit.invoices"]
 
 
 @pytest.fixture(scope="session")
@@ -74,25 +69,8 @@ def own_schema(base: str, schema: str) -> Iterator[str]:
         engine.dispose()
 
 
-# How long a test waits for something that takes well under a second on an idle machine
-# before it calls it lost. It only turns a hang into a failure: a loaded machine (2 cores,
-# pytest-xdist, other builds) may be 50 times slower, and that must not fail a test.
-PATIENCE = 120.0
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = PATIENCE, *, what: str = "",
-               tick: Callable[[], None] | None = None) -> None:
-    """Return as soon as `condition()` holds; fail after `seconds` (a safety bound, never a
-    measure of speed). A fixed sleep is too short on a loaded machine and time lost on an
-    idle one. `tick` pauses between checks: browser tests pass the page's own wait, since
-    Playwright hands page events (requests) to Python only while it is called."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what or condition}"
-        if tick is None:
-            time.sleep(0.02)
-        else:
-            tick()
 
 
 def is_postgres(url: str) -> bool:
@@ -156,66 +134,12 @@ def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
 
 
-class _TrackedHandler(WSGIRequestHandler):
-    """Notes its connection on the server while it serves it (see LiveWSGIServer)."""
-
-    server: LiveWSGIServer
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
 
 
-class LiveWSGIServer(ThreadedWSGIServer):
-    """A threaded werkzeug server that closes the connections it still reads when it is
-    closed. A browser opens connections ahead of need (werkzeug closes each after one
-    answer, the browser keeps the spares): each kept a request thread reading it, holding a
-    finished test's app, for as long as the browser lived."""
-
-    def __init__(self, host: str, app: Any) -> None:
-        self.lock = threading.Lock()
-        self.connections: set[socket.socket] = set()
-        super().__init__(host, 0, app, handler=_TrackedHandler)
-
-    def server_close(self) -> None:
-        with self.lock:
-            held = list(self.connections)
-        for connection in held:
-            with contextlib.suppress(OSError):  # the client closed it meanwhile
-                connection.shutdown(socket.SHUT_RDWR)
-        super().server_close()
 
 
-@dataclass
-class LiveServer:
-    url: str
-    app: Flask
-    server: LiveWSGIServer
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
-def start_live_server(app: Flask, host: str = "127.0.0.1") -> LiveServer:
-    """Serve `app` over real HTTP on a free port, in a thread; PUBLIC_URL points at it.
-    Stop it with `stop()` (or shutdown() and server_close()) on every path."""
-
-    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-        return app(environ, start_response)
-
-    server = LiveWSGIServer(host, wsgi)
-    url = f"http://{host}:{server.server_port}"
-    app.config["PUBLIC_URL"] = url
-    # A short poll interval: shutdown() waits for it at every test teardown.
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    return LiveServer(url=url, app=app, server=server)
 
 
 @pytest.fixture
@@ -242,18 +166,6 @@ def merchant(app: Flask) -> Merchant:
         ))
 
 
-def bench_harness() -> ModuleType:
-    """bench/bench.py as a module (it is a script, not a package), loaded once."""
-    loaded = sys.modules.get("bench_harness")
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location(
-        "bench_harness", Path(__file__).resolve().parent.parent / "bench" / "bench.py")
-    assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = harness  # dataclasses look their module up there
-    spec.loader.exec_module(harness)
-    return harness
 
 
 # Lines a test leaves for the end of the run (e.g. what the scale-out run counted), so that a
@@ -285,28 +197,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         terminalreporter.write_line(line)
 
 
-def sql_statements(app: Flask, ask: Callable[[], Any]) -> tuple[Any, list[str]]:
-    """What `ask()` answers, and the kind of each SQL statement the app sent meanwhile
-    (SELECT, INSERT, ...): what a hot route does, not only what it answers."""
-    sent: list[str] = []
-    engine = app.extensions[db.EXTENSION + ".engine"]
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement.split(None, 1)[0].upper())
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        return ask(), sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
-def flask_requests(app: Flask) -> list[str]:
-    """The paths Flask itself handles from now on (front.py answers some before it runs)."""
-    seen: list[str] = []
-
-    def count(_sender: Flask, **_extra: Any) -> None:
-        seen.append(request.path)
-
-    request_started.connect(count, app, weak=False)
-    return seen

@@ -14,7 +14,7 @@ Scripts are served minified by calmjs.parse (whitespace and comments dropped, lo
 shortened within their scopes), so the source in static/ stays readable: the page's script
 is about 6.6 KB served where its source is 11.7 KB. That parser knows ES5, the language the
 scripts are written in; a script it cannot parse is served as it is, with a warning, and
-tests/test_static.py fails.
+tests/web/test_static.py fails.
 """
 
 from __future__ import annotations

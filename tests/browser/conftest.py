@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PATIENCE, LiveServer
 from flask import Flask
+from kit.live import PATIENCE, LiveServer
 from playwright.sync_api import expect
 
 from checkout.models import Merchant

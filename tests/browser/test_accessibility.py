@@ -18,69 +18,29 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from conftest import LiveServer
 from flask import Flask
-from invoice_kit import TestShop, advance_sandbox, settle
-from playwright.sync_api import Frame, Page, expect
+from kit.accessibility import audit, check
+from kit.browser import confirm_all, link, pay, photograph, wait_for_phase
+from kit.framing import LINK as FRAMED_LINK
+from kit.framing import Shop
+from kit.invoice_browser import confirm as confirm_invoice
+from kit.invoice_browser import create
+from kit.invoice_browser import pay as pay_invoice
+from kit.invoice_browser import phase as invoice_phase
+from kit.invoices import TestShop, advance_sandbox, settle
+from kit.live import LiveServer
+from playwright.sync_api import Page, expect
 
-from browser.test_invoice_page import confirm as confirm_invoice
-from browser.test_invoice_page import create
-from browser.test_invoice_page import pay as pay_invoice
-from browser.test_invoice_page import phase as invoice_phase
-from browser.test_money_states import confirm_all, link, pay, photograph, wait_for_phase
-from browser.test_page_review import LINK as FRAMED_LINK
-from browser.test_page_review import Shop
 from checkout import i18n, merchants
-from checkout.models import Merchant
 
-AXE = Axe()
-# Every rule axe runs by default (WCAG 2.0-2.2 A and AA, and its best practices).
-AXE_OPTIONS = {"resultTypes": ["violations"], "iframes": False}
 LANGUAGES = [lang for lang in ("en", "de", "ar") if lang in i18n.LANGUAGES]
 Check = Callable[[Page, str], None]
 
 
-def audit(target: Page | Frame, state: str, within: str | None = None) -> None:
-    """axe-core on `target` (only the part `within`, when given) in light and in dark: no
-    violation at all."""
-    page = target if isinstance(target, Page) else target.page
-    found = []
-    for scheme in ("light", "dark"):
-        page.emulate_media(color_scheme=scheme)
-        results = AXE.run(target, context={"include": [within]} if within else None,
-                          options=AXE_OPTIONS).response
-        for violation in results["violations"]:
-            nodes = "; ".join(f"{', '.join(map(str, node['target']))}: "
-                              f"{node.get('failureSummary', '')}"
-                              for node in violation["nodes"][:5])
-            found.append(f"{state} ({scheme}): {violation['id']} - {violation['help']}: {nodes}")
-    page.emulate_media(color_scheme="light")
-    assert not found, "\n".join(found)
 
 
-def fits_at_200_percent(page: Page, state: str) -> None:
-    """The customer's larger text (200%) at a 320 px wide screen: nothing scrolls sideways."""
-    size = page.viewport_size
-    page.set_viewport_size({"width": 320, "height": 640})
-    # CSSOM from a script, not a style attribute: the page's CSP allows no inline style.
-    page.evaluate("document.documentElement.style.fontSize = '200%'")
-    try:
-        width = page.evaluate("document.documentElement.scrollWidth")
-        wide = page.evaluate(
-            "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"
-            ".right > 321 && e.offsetParent !== null).slice(0, 3).map(e => e.outerHTML"
-            ".slice(0, 120))")
-        assert width <= 320, (state, width, wide)
-    finally:
-        page.evaluate("document.documentElement.style.fontSize = ''")
-        if size:
-            page.set_viewport_size(size)
 
 
-def check(page: Page, state: str) -> None:
-    audit(page, state)
-    fits_at_200_percent(page, state)
 
 
 def with_lang(url: str, lang: str) -> str:
@@ -152,12 +112,6 @@ def test_a_deposit_without_javascript_passes_axe(app: Flask, site: LiveServer,
 
 
 # ---------------------------------------------------------------- the invoice page
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)
-    yield TestShop(live_server.url)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -10,15 +9,15 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-import zxingcpp
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server, wait_until
-from deposit_kit import BTC_ADDRESS, LINK, send_deposit
 from flask import Flask
-from PIL import Image
+from kit.browser import decode_qr, run_worker, simulate
+from kit.deposits import BTC_ADDRESS, LINK, send_deposit
+from kit.live import LiveServer, start_live_server, wait_until
+from kit.site import MERCHANT_SECRET
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from checkout import clock, db, merchants, money, terminal, worker
+from checkout import clock, db, merchants, money, terminal
 from checkout.models import DepositAddress, Merchant, RateQuote
 
 
@@ -30,10 +29,6 @@ def status_of(page: Any) -> Any:
     return page.locator('[data-field="status-box"]')
 
 
-def decode_qr(png: bytes) -> str:
-    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
-    assert len(results) == 1, "exactly one QR code in the screenshot"
-    return str(results[0].text)
 
 
 def steady_screenshot(locator: Any, tries: int = 5) -> bytes:
@@ -173,20 +168,8 @@ def sandbox(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator
     yield live_server
 
 
-def simulate(live: LiveServer, address: str, amount: str, status: str | None = None) -> None:
-    body: dict[str, str] = {"address": address, "amount": amount}
-    if status:
-        body["status"] = status
-    response = requests.post(f"{live.url}/sandbox/simulate/payment", json=body, timeout=30)
-    assert response.status_code < 300, response.text
 
 
-def run_worker(app: Flask) -> None:
-    """Run the worker until it is idle: the sandbox confirms, then sends its callbacks."""
-    for _ in range(10):
-        if worker.run_once(app) == 0:
-            return
-    raise AssertionError("the worker never went idle")
 
 
 def test_a_simulated_payment_turns_the_open_page_to_seen_then_confirmed(

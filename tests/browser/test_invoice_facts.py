@@ -6,29 +6,19 @@ reach us as its signed callbacks. Each state is photographed (browser.test_money
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
-from conftest import LiveServer
 from flask import Flask
-from invoice_kit import ORDER, TYPE_3, TestShop, advance_sandbox, settle
-from invoice_kit import pay as sandbox_pay
+from kit.browser import photograph
+from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, settle
+from kit.invoices import pay as sandbox_pay
+from kit.live import LiveServer
 from playwright.sync_api import expect
-
-from browser.test_money_states import photograph
-from checkout.models import Merchant
 
 # How the page shows buyer@example.com: its first and last letter, the domain, and word
 # joiners that keep "b…r" on one line.
 MASKED = "b\u2060…\u2060r@example.com"
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)  # the worker fetches the rates the currency picker shows
-    yield TestShop(live_server.url)
 
 
 def create(shop: TestShop, payload: dict[str, Any] | None = None, **changes: Any) -> str:

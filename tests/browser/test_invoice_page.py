@@ -10,39 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import pytest
-from conftest import MERCHANT_SECRET, LiveServer, start_live_server
 from flask import Flask
-from invoice_kit import ORDER, TestShop, advance_sandbox, settle
-from invoice_kit import pay as sandbox_pay
+from kit.browser import decode_qr, photograph
+from kit.invoice_browser import confirm, create, pay, phase
+from kit.invoices import TestShop, advance_sandbox, settle
+from kit.invoices import pay as sandbox_pay
+from kit.live import LiveServer, start_live_server
+from kit.site import MERCHANT_SECRET
 from playwright.sync_api import expect
 
-from browser.test_deposit_page import decode_qr
-from browser.test_money_states import photograph
 from checkout import merchants
-from checkout.models import Merchant
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)  # the worker fetches the rates the currency picker shows
-    yield TestShop(live_server.url)
-
-
-def create(shop: TestShop, **changes: Any) -> str:
-    response = shop.create(ORDER, **changes)
-    assert response.status_code == 200, response.text
-    return str(response.json()["data"]["url"])
-
-
-def phase(page: Any, expected: str) -> None:
-    expect(page.locator('[data-field="status-box"]')).to_have_attribute(
-        "data-phase", expected)
 
 
 def choose(page: Any, ticker: str) -> None:
@@ -52,21 +33,8 @@ def choose(page: Any, ticker: str) -> None:
     phase(page, "waiting")
 
 
-def pay(app: Flask, live: LiveServer, page: Any, amount: str | None = None,
-        status: str = "confirmed") -> str:
-    address = page.locator('[data-field="address"]').inner_text()
-    # The plain amount a wallet takes (the text is in the page's language: 0,0012 in German).
-    amount = amount or page.locator('[data-field="amount"]').get_attribute("data-plain") or ""
-    sandbox_pay(live.url, address, amount, status)
-    settle(app)
-    return amount
 
 
-def confirm(app: Flask, live: LiveServer) -> None:
-    """Long enough for the sandbox to confirm, well within the 15 minutes of a quote."""
-    advance_sandbox(live.url, 60)
-    settle(app)
-    settle(app)
 
 
 def verified_return(url: str, status: str, foreign_id: str = "order-7") -> None:

@@ -4,21 +4,17 @@ that takes focus on the way shows a visible outline."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from conftest import LiveServer
 from flask import Flask
-from invoice_kit import TestShop, settle
+from kit.browser import confirm_all, link, pay, wait_for_phase
+from kit.invoice_browser import confirm as confirm_invoice
+from kit.invoice_browser import create
+from kit.invoice_browser import pay as pay_invoice
+from kit.invoice_browser import phase as invoice_phase
+from kit.invoices import TestShop
+from kit.live import LiveServer
 from playwright.sync_api import Page, expect
-
-from browser.test_invoice_page import confirm as confirm_invoice
-from browser.test_invoice_page import create
-from browser.test_invoice_page import pay as pay_invoice
-from browser.test_invoice_page import phase as invoice_phase
-from browser.test_money_states import confirm_all, link, pay, wait_for_phase
-from checkout.models import Merchant
 
 FOCUS = """() => { const e = document.activeElement;
   if (!e || e === document.body) return null;
@@ -86,12 +82,6 @@ def test_a_deposit_paid_with_the_keyboard_alone(app: Flask, site: LiveServer,
     press_enter_on(page, '[data-field="return-link"]')
     page.wait_for_url("https://shop.example/back**")
     expect(page.locator("main")).to_have_text("Back at the shop")
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)
-    yield TestShop(live_server.url)
 
 
 def test_an_invoice_paid_with_the_keyboard_alone(app: Flask, live_server: LiveServer,

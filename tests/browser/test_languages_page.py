@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import LiveServer
 from flask import Flask
+from kit.browser import link, pay, wait_for_phase
+from kit.live import LiveServer
 from playwright.sync_api import expect
-
-from browser.test_money_states import link, pay, wait_for_phase
 
 
 def copied(page: Any, button: str) -> str:

@@ -9,25 +9,15 @@ Screenshots: `build/screenshots/invoice-late-<seen|credited>-<lang>-<width>-<sch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
-from conftest import LiveServer
 from flask import Flask
-from invoice_kit import ORDER, TestShop, advance_sandbox, pay, settle
+from kit.accessibility import check
+from kit.browser import photograph
+from kit.invoices import ORDER, TestShop, advance_sandbox, pay, settle
+from kit.live import LiveServer
 from playwright.sync_api import expect
-
-from browser.test_accessibility import check
-from browser.test_money_states import photograph
-from checkout.models import Merchant
-
-
-@pytest.fixture
-def shop(app: Flask, live_server: LiveServer, merchant: Merchant) -> Iterator[TestShop]:
-    settle(app)  # the rates the page shows
-    yield TestShop(live_server.url)
 
 
 def phase(page: Any, expected: str) -> None:

@@ -11,31 +11,21 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 import requests
-from conftest import MERCHANT_SECRET, LiveServer
 from flask import Flask
+from kit.browser import (
+    confirm_all,
+    decode_qr,
+    link,
+    pay,
+    photograph,
+    wait_for_phase,
+)
+from kit.live import LiveServer
 from playwright.sync_api import expect
-
-from browser.test_deposit_page import decode_qr, run_worker, simulate
-from checkout import terminal
-from checkout.sandbox import clock as sandbox_clock
-
-SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
-SIZES = ((320, 640), (1280, 900))
-LANGUAGES = ("de", "ar")  # besides English: a long-word language and a right-to-left one
-
-
-def link(base: str, **fields: Any) -> str:
-    payload = {"client_id": 11, "currency": "BTC", "foreign_id": "order-1042",
-               "amount": "0.0012", "convert_to": "EUR", "url_back": "https://shop.example/back",
-               **fields}
-    payload = {k: v for k, v in payload.items() if v is not None}
-    return f"{base}/terminal?{urlencode(terminal.encode_link(payload, MERCHANT_SECRET))}"
 
 
 def model_of(page: Any) -> dict[str, Any]:
@@ -43,21 +33,10 @@ def model_of(page: Any) -> dict[str, Any]:
     return dict(requests.get(url + "/status", timeout=30).json())
 
 
-def pay(app: Flask, site: LiveServer, page: Any, amount: str, status: str = "confirmed") -> None:
-    """The customer's wallet sends `amount`; the processor's callbacks reach the site."""
-    address = page.locator('[data-field="address"]').inner_text()
-    simulate(site, address, amount, status)
-    run_worker(app)
 
 
-def confirm_all(app: Flask) -> None:
-    sandbox_clock.advance(app, 3600)
-    run_worker(app)
 
 
-def wait_for_phase(page: Any, phase: str) -> None:
-    expect(page.locator('[data-field="status-box"]')).to_have_attribute(
-        "data-phase", phase)
 
 
 def assert_everything_carries_the_amount_due(page: Any) -> str:
@@ -81,33 +60,8 @@ def assert_everything_carries_the_amount_due(page: Any) -> str:
     return str(due)
 
 
-def photograph(page: Any, state: str, kind: str = "deposit") -> None:
-    """Every state at a phone's and a desktop's width, light and dark, in English, German and
-    Arabic (right-to-left), for a reviewer: `<kind>-<state>-<lang>-<width>-<scheme>.png`."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shoot(page, f"{kind}-{state}-en")
-    url = page.url.split("?")[0]
-    for lang in LANGUAGES:
-        other = page.context.new_page()
-        try:
-            other.goto(f"{url}?lang={lang}")
-            expect(other.locator("html")).to_have_attribute("lang", lang)
-            shoot(other, f"{kind}-{state}-{lang}")
-        finally:
-            other.close()
 
 
-def shoot(page: Any, name: str) -> None:
-    size = page.viewport_size
-    for width, height in SIZES:
-        page.set_viewport_size({"width": width, "height": height})
-        for scheme in ("light", "dark"):
-            page.emulate_media(color_scheme=scheme)
-            page.screenshot(path=str(SHOTS / f"{name}-{width}-{scheme}.png"), full_page=True)
-            # Never sideways scrolling at a phone's width.
-            assert page.evaluate("document.documentElement.scrollWidth") <= width, name
-    page.emulate_media(color_scheme="light")
-    page.set_viewport_size(size)
 
 
 def test_waiting_then_partial_then_seen_then_paid(app: Flask, site: LiveServer,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import LiveServer
+from kit.live import LiveServer
 from playwright.sync_api import expect
 
 SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"

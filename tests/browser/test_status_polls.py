@@ -9,12 +9,11 @@ import time
 from typing import Any
 
 import pytest
-from conftest import LiveServer, wait_until
 from flask import Flask
-from invoice_kit import ORDER, TestShop, settle
+from kit.browser import link, pay, wait_for_phase
+from kit.invoices import ORDER, TestShop, settle
+from kit.live import LiveServer, wait_until
 from playwright.sync_api import expect
-
-from browser.test_money_states import link, pay, wait_for_phase
 
 FAST_MS = 400
 SLOW_MS = 30_000

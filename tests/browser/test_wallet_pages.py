@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 import zxingcpp
-from conftest import MERCHANT_SECRET, LiveServer
+from kit.live import LiveServer
+from kit.site import MERCHANT_SECRET
 from PIL import Image
 from playwright.sync_api import expect
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from wire_types import problems
+from kit.wire_types import problems
 
 from .conftest import Api, Receiver, advance, settle
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import php_shop
 import pytest
-from conftest import LiveServer
 from flask import Flask
+from kit import php_shop
+from kit.live import LiveServer
 
 from checkout.sandbox import accounts
 from checkout.wire import phpjson

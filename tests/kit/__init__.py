@@ -1,0 +1,1 @@
+"""What the tests share: shops, links, payments, counters, workers and servers. No tests here."""

@@ -1,0 +1,62 @@
+"""Merchant 11's credentials, and what the site did meanwhile: the SQL it sent, the requests
+Flask itself handled; the benchmark's harness."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from flask import Flask, request, request_started
+from sqlalchemy import event
+
+from checkout import db
+
+MERCHANT_KEY = "test-key-11"
+
+
+MERCHANT_SECRET = "test-secret-11"
+
+
+def bench_harness() -> ModuleType:
+    """bench/bench.py as a module (it is a script, not a package), loaded once."""
+    loaded = sys.modules.get("bench_harness")
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(
+        "bench_harness", Path(__file__).resolve().parents[2] / "bench" / "bench.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = harness  # dataclasses look their module up there
+    spec.loader.exec_module(harness)
+    return harness
+
+
+def sql_statements(app: Flask, ask: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """What `ask()` answers, and the kind of each SQL statement the app sent meanwhile
+    (SELECT, INSERT, ...): what a hot route does, not only what it answers."""
+    sent: list[str] = []
+    engine = app.extensions[db.EXTENSION + ".engine"]
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split(None, 1)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        return ask(), sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def flask_requests(app: Flask) -> list[str]:
+    """The paths Flask itself handles from now on (front.py answers some before it runs)."""
+    seen: list[str] = []
+
+    def count(_sender: Flask, **_extra: Any) -> None:
+        seen.append(request.path)
+
+    request_started.connect(count, app, weak=False)
+    return seen

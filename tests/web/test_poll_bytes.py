@@ -1,0 +1,172 @@
+"""What the page and its poll weigh on the wire: a poll that brings nothing new is a bodiless
+304 all through a countdown (its ETag is the model's, not the ticking seconds'), and the
+page's HTML goes gzipped to clients that take it, the same bytes once unpacked, compressed
+once per rendering, not per request."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kit.invoices import ORDER, TestShop, settle
+from kit.live import LiveServer
+from kit.site import flask_requests
+from werkzeug.test import Client
+
+from checkout import clock
+from checkout.models import Merchant
+from checkout.web import front, pagecache
+
+COUNTDOWN = re.compile(r'data-field="countdown-time" dir="ltr">(\d+:\d\d)<')
+
+
+@pytest.fixture
+def quoted(app: Flask, merchant: Merchant, live_server: LiveServer) -> str:
+    """An invoice page with its currency picked: a fixed rate, so a countdown."""
+    settle(app)
+    created = TestShop(live_server.url).create(ORDER)
+    assert created.status_code == 200, created.text
+    url = str(created.json()["data"]["url"])
+    html = requests.get(url, timeout=10).text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert token
+    picked = requests.post(f"{url}/pick", data={"csrf_token": token[1], "currency": "BTC"},
+                           allow_redirects=False, timeout=30)
+    assert picked.status_code == 303
+    return "/p/" + url.rsplit("/", 1)[1]
+
+
+def test_while_the_countdown_runs_an_unchanged_model_is_still_a_304(
+        app: Flask, quoted: str) -> None:
+    """The seconds left change every second; they are the page's to tick, not a change: an
+    ETag over them made every poll of a running countdown a full answer."""
+    client = app.test_client()
+    later = [clock.system_now()]
+    app.config["CLOCK"] = lambda: later[0]
+    first = client.get(f"{quoted}/status")
+    left = first.get_json()["seconds_left"]
+    assert left > 60
+    later[0] += timedelta(seconds=7)
+    again = client.get(f"{quoted}/status", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b""
+    # Asked without the tag, the answer is the model of this moment, under the same tag.
+    full = client.get(f"{quoted}/status")
+    assert full.headers["ETag"] == first.headers["ETag"]
+    assert full.get_json()["seconds_left"] == left - 7
+    # The Flask view behind the front layer tags alike.
+    assert isinstance(app.wsgi_app, front.Front)
+    behind = Client(app.wsgi_app.inner).get(f"{quoted}/status",
+                                            headers={"If-None-Match": first.headers["ETag"]})
+    assert behind.status_code == 304
+
+
+# ---------------------------------------------------------------- the page, gzipped
+
+
+def unpacked(response: Any) -> bytes:
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert response.headers["Content-Length"] == str(len(response.data))
+    # Strictly: one gzip member, its checksum and size checked, nothing after it.
+    unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    plain = unpacker.decompress(response.data) + unpacker.flush()
+    assert unpacker.eof and not unpacker.unused_data
+    assert gzip.decompress(response.data) == plain
+    return plain
+
+
+@pytest.fixture
+def frozen(app: Flask) -> list[datetime]:
+    """The site's clock, moved by the test."""
+    moment = [clock.system_now()]
+    app.config["CLOCK"] = lambda: moment[0]
+    return moment
+
+
+@pytest.mark.parametrize("accept", ["gzip", "gzip, deflate, br, zstd", "br;q=1, gzip;q=0.8"])
+def test_the_page_goes_gzipped_to_clients_that_take_it_the_same_bytes_unpacked(
+        app: Flask, quoted: str, frozen: list[datetime], accept: str) -> None:
+    client = app.test_client()
+    handled = flask_requests(app)
+    first = client.get(quoted, headers={"Accept-Encoding": accept})  # rendered by Flask
+    assert handled == [quoted]
+    plain = client.get(quoted, headers={"Accept-Encoding": "identity"})  # kept, in front
+    again = client.get(quoted, headers={"Accept-Encoding": accept})
+    assert handled == [quoted]
+    assert plain.headers.get("Content-Encoding") is None
+    for response in (first, again):
+        assert response.status_code == 200 and response.mimetype == "text/html"
+        assert unpacked(response) == plain.data
+        # Compressed in parts, about as small as compressed whole.
+        whole = len(gzip.compress(plain.data, 6))
+        assert len(response.data) < 1.1 * whole, (len(response.data), whole)
+        assert "Accept-Encoding" in response.headers["Vary"]
+    assert "Accept-Encoding" in plain.headers["Vary"]
+    assert b"countdown-time" in plain.data
+    head = client.head(quoted, headers={"Accept-Encoding": accept})
+    assert head.data == b"" and head.headers["Content-Length"] == str(len(again.data))
+
+
+@pytest.mark.parametrize("accept", [None, "identity", "br", "gzip;q=0", "*, gzip;q=0"])
+def test_clients_that_do_not_take_gzip_get_the_page_as_it_is(
+        app: Flask, quoted: str, accept: str | None) -> None:
+    headers = {} if accept is None else {"Accept-Encoding": accept}
+    for _ in range(2):  # rendered by Flask, then kept and served in front of it
+        response = app.test_client().get(quoted, headers=headers)
+        assert response.status_code == 200
+        assert response.headers.get("Content-Encoding") is None
+        assert response.data.startswith(b"<!doctype html>")
+
+
+def test_the_page_is_compressed_once_per_rendering_and_shows_the_moments_countdown(
+        app: Flask, quoted: str, frozen: list[datetime],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+    compressobj = zlib.compressobj
+
+    def counted(*args: Any) -> Any:
+        made.append(1)
+        return compressobj(*args)
+
+    monkeypatch.setattr(pagecache.zlib, "compressobj", counted)
+    client = app.test_client()
+    shown = set()
+    for step in range(5):
+        frozen[0] += timedelta(seconds=61 * step)
+        packed = client.get(quoted, headers={"Accept-Encoding": "gzip"})
+        plain = client.get(quoted, headers={"Accept-Encoding": "identity"})
+        assert unpacked(packed) == plain.data
+        time_shown = COUNTDOWN.search(plain.get_data(as_text=True))
+        assert time_shown
+        shown.add(time_shown[1])
+    # Five moments, one rendering, one compression per length of the countdown's time
+    # ("14:59" and "9:59"): the page after the countdown refers back across it.
+    assert len(made) == len({len(time) for time in shown}) == 2
+    assert len(shown) == 5  # each answer has the countdown of its moment
+
+
+# Text as a page holds it (any character but NUL), before, between and after the markers.
+_TEXT = st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+                max_size=3000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=_TEXT, inside=_TEXT, after=_TEXT, deadline=st.integers(0, 100_000),
+       moments=st.lists(st.integers(0, 120_000), min_size=1, max_size=6))
+def test_every_moments_gzip_unpacks_to_that_moments_page(
+        before: str, inside: str, after: str, deadline: int, moments: list[int]) -> None:
+    """The packer keeps its history across the countdown: whatever the text around it and
+    whatever the countdown's length, each serving unpacks to exactly its own page."""
+    markers = pagecache.MARKERS
+    html = (f'{before}<p class="countdown{markers.urgent}"{markers.hidden}>{inside}'
+            f"<span>{markers.time}</span>{after}")
+    rendered = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
+    for now in moments:
+        assert gzip.decompress(rendered.serve_gzipped(now)) == rendered.serve(now).encode()
