@@ -41,13 +41,13 @@ PHASE_EMAIL = "email"  # the processor needs an email for refunds before the add
 PHASE_REQUOTE = "requote"  # no shop timer, the rate ran out unpaid: a fresh quote in one click
 PHASE_EXPIRED = "expired"  # the time to pay ran out, nothing paid
 PHASE_UNDERPAID = "underpaid"  # less than asked arrived in time: refunded
-PHASE_TIMEOUT = "timeout"  # the payment stayed unconfirmed too long: refunded
+PHASE_TIMEOUT = "timeout"  # the payment stayed unconfirmed too long: the shop decides
 PHASE_CANCELLED = "cancelled_by_shop"
 PHASE_LATE = "late"  # money arrived after the time ran out: refunded
 FORM_PHASES = frozenset({PHASE_CHOOSE, PHASE_EMAIL, PHASE_REQUOTE})
 PAY_PHASES = frozenset({"waiting", "partial"})
 # Where money came in that the shop will not keep, the page says what happens to it.
-REFUND_PHASES = frozenset({PHASE_UNDERPAID, PHASE_TIMEOUT, PHASE_LATE, "overpaid"})
+REFUND_PHASES = frozenset({PHASE_UNDERPAID, PHASE_LATE, "overpaid"})
 
 _FAILED_PHASES = {"expired": PHASE_EXPIRED, "underpaid": PHASE_UNDERPAID,
                   "timeout": PHASE_TIMEOUT, "cancelled": PHASE_CANCELLED, "late": PHASE_LATE}
@@ -359,9 +359,10 @@ def phase_labels() -> dict[str, str]:
         PHASE_UNDERPAID: _("Less than asked arrived before the time ran out, so this payment "
                            "failed. What you sent will be refunded: the payment processor "
                            "emails you refund instructions.", **ph),
+        # The processor's facts say nothing of what becomes of such a payment: the shop does.
         PHASE_TIMEOUT: _("Your payment was not confirmed by the network in time, so this "
-                         "payment failed. The payment processor emails you a refund link.",
-                         **ph),
+                         "payment failed. Contact %(shop)s with its transaction ID about what "
+                         "happens to it.", **ph),
         PHASE_CANCELLED: _("%(shop)s cancelled this payment. Nothing more needs to be sent.",
                            **ph),
         PHASE_LATE: _("Your payment of %(paid)s %(ticker)s arrived after this invoice had "

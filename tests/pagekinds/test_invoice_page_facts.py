@@ -168,6 +168,23 @@ def test_an_expired_invoice_says_no_payment_reached_us_not_that_none_was_made(
     assert MASKED in (field(page, "refund-email") or "")
 
 
+def test_a_payment_the_network_confirmed_too_late_promises_only_what_is_known(
+        app: Flask, live_server: LiveServer, shop: TestShop) -> None:
+    """The processor fails an invoice whose payment stayed unconfirmed too long; its facts say
+    nothing of a refund then, so the page sends the customer to the shop, not to an email."""
+    app.config["SANDBOX_CONFIRM_SECONDS"] = 3 * 24 * 3600  # a chain that never confirms
+    page = create(shop, TYPE_3)
+    pay(live_server.url, model(page)["address"], model(page)["amount_due"], "not_confirmed")
+    for _ in range(3):
+        advance_sandbox(live_server.url, 9 * 3600)
+        settle(app)
+    assert model(page)["phase"] == "timeout"
+    status = field(page, "status-text") or ""
+    assert "contact Shop with its transaction ID" in status.replace("Contact", "contact")
+    assert "refund" not in status.lower()
+    assert field(page, "refund-note") is None
+
+
 # ---------------------------------------------------------------- 4. the clock from screen one
 
 
