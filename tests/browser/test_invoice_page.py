@@ -138,7 +138,10 @@ def test_paying_after_expiry_is_explained(
     photograph(page, "expired", "invoice")
     sandbox_pay(live_server.url, address, amount, "confirmed")
     settle(app)
-    page.reload()
+    # The page's own script reloads it when the late money shows: the test waits for that
+    # (a reload of its own could be aborted by the script's, under load).
+    expect(page.locator('[data-field="late"]')).to_be_visible()
+    expect(page.locator('[data-field="late-transactions"]')).to_contain_text("confirmed")
     back = page.locator('[data-field="return-link"]')
     verified_return(back.get_attribute("href") or "", "failed")
 
@@ -168,7 +171,8 @@ def test_without_javascript_the_whole_invoice_can_be_paid(
                                                                              "waiting")
         pay(app, live_server, page)
         confirm(app, live_server)
-        page.reload()
+        # The page refreshes itself while money is on its way (every second in this suite):
+        # the test waits for that, not a reload of its own that the refresh could abort.
         expect(page.locator("h1")).to_have_text("Paid")
     finally:
         context.close()
