@@ -80,7 +80,7 @@ def init_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import branding, callbacks, customer, errors, health, merchant_api
+    from .web import branding, callbacks, console, customer, errors, health, merchant_api
 
     errors.init_app(app)
     health.init_app(app)
@@ -88,6 +88,7 @@ def register_blueprints(app: Flask) -> None:
     branding.init_app(app)
     callbacks.init_app(app)
     merchant_api.init_app(app)
+    console.init_app(app)
     if app.config["SANDBOX"]:
         # Only the factory mounts the embedded processor, and only in sandbox mode.
         from . import sandbox

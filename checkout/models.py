@@ -403,3 +403,112 @@ class CurrencyLimit(Base):
     minimum_amount: Mapped[str] = mapped_column(Text)  # canonical decimal text
     precision: Mapped[int | None] = mapped_column(Integer)
     fetched_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+# ---------------------------------------------------------------- the back office's people
+
+class User(Base):
+    """Someone who signs in to the back office: an operator (every merchant) or a merchant
+    user with a role per merchant (`Membership`). Enrolled once a password and a TOTP
+    factor are set; until then only an enrolment link lets them in."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)  # lower-cased
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id, PHC string
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The last TOTP time step accepted: a code is good once, never replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    enrolled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class Membership(Base):
+    """A user's role at one merchant (roles.ROLES)."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"),
+                                             primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class Enrolment(Base):
+    """A one-time link: enrolment of a new user, or an invitation to a merchant. Only the
+    token's SHA-256 is stored; the link is shown (or emailed) once."""
+
+    __tablename__ = "enrolments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.client_id"))
+    role: Mapped[str | None] = mapped_column(String(16))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class RecoveryCode(Base):
+    """A one-time second factor for a lost authenticator; stored as a digest, shown once."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ConsoleSession(Base):
+    """A back-office sign-in. The cookie holds a random token; only its SHA-256 is stored,
+    so a copy of the database signs nobody in. `stage` is "password" until the second
+    factor is given, then "signed_in"."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16), default="password")
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SigninThrottle(Base):
+    """Failed sign-ins counted per key ("address:<ip>" or "account:<digest of the email>",
+    known or not, so that the answer never tells whether an email exists)."""
+
+    __tablename__ = "signin_throttles"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
+class AuditEntry(Base):
+    """The back office's append-only log: who did what, when, from which address. Rows are
+    never updated or deleted (audit.py refuses it in the session)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_merchant", "merchant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=system_now, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(255))  # the email then, or "command line"
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.client_id"))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail_json: Mapped[str] = mapped_column(Text, default="{}")
+    address: Mapped[str | None] = mapped_column(String(64))

@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 5a1dbb0c7e21
+Revision ID: 0381e2b2518e
 Revises: 
-Create Date: 2026-12-06 10:06:27.446916
+Create Date: 2026-12-06 12:00:07.525847
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '5a1dbb0c7e21'
+revision = '0381e2b2518e'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None

@@ -1,0 +1,36 @@
+"""Who may do what in the back office: roles at a merchant, and the capabilities each gives.
+
+One table decides; views name a capability, never a role, so that a new role is one line
+here. An operator holds every capability at every merchant.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Capabilities, each a kind of act in the back office.
+READ: Final = "read"  # payments, their stories, deliveries, flags, overview
+NOTE: Final = "note"  # add a note to a payment
+RESEND: Final = "resend"  # resend an event to the shop, ask the processor now
+EXPORT: Final = "export"  # CSV of payments and the audit log
+DELIVERIES: Final = "deliveries"  # retry, replay many, pause and resume deliveries
+DEVELOPER: Final = "developer"  # webhook URL, API secret, frame origins, return hosts
+SETTINGS: Final = "settings"  # names, logo, accent, instructions, language
+USERS: Final = "users"  # invite, change roles, remove
+AUDIT: Final = "audit"  # read the audit log
+
+CAPABILITIES: Final = (READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, USERS, AUDIT)
+
+ROLES: Final[dict[str, frozenset[str]]] = {
+    "owner": frozenset(CAPABILITIES),
+    "admin": frozenset({READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, AUDIT}),
+    "developer": frozenset({READ, RESEND, DELIVERIES, DEVELOPER}),
+    "support": frozenset({READ, NOTE, RESEND}),
+    "accountant": frozenset({READ, EXPORT, AUDIT}),
+    "viewer": frozenset({READ}),
+}
+
+
+def allows(role: str | None, capability: str) -> bool:
+    """Whether `role` gives `capability`; an unknown role gives nothing."""
+    return capability in ROLES.get(role or "", frozenset())
