@@ -44,3 +44,16 @@ def second_factor(session: Session, row: ConsoleSession, code: str, *, now: date
 
 def count_users(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def confirm_code(session: Session, user_id: int, code: str, *, now: datetime) -> bool:
+    """The code asked again before a sensitive change (webhook URL, return hosts, frame
+    origins, the API secret, users and roles): right now, and never used before."""
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None or user.totp_secret is None or user.disabled_at is not None:
+        return False
+    step = totp.accepted_step(user.totp_secret, code, now, user.totp_last_step)
+    if step is None:
+        return False
+    user.totp_last_step = step
+    return True
