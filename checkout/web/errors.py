@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException, TooManyRequests
 
 from .. import text
 from . import customer, inputs, merchant_api, ratelimit
+from .console import errors as console_errors
 
 # What a customer route can meet outside its views; other codes keep Werkzeug's answer.
 CUSTOMER_CODES = frozenset({404, 405, 413, 500})
@@ -34,6 +35,8 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
         if isinstance(exc, text.BadText):
             return jsonify(errors={exc.field: exc.description}), 400
         return exc
+    if console_errors.handles(exc):
+        return console_errors.page(exc)
     if isinstance(exc, text.BadText):
         return customer.error_page(400, _("This request has an unreadable %(field)s. Please go "
                                        "back and try again.", field=exc.field))

@@ -65,3 +65,14 @@ def test_a_post_without_the_token_is_refused(client: FlaskClient) -> None:
     client.get("/console/login")
     assert client.post("/console/login", data={"email": "x@y.z", "password": "p"}
                        ).status_code == 400
+
+
+def test_errors_in_the_back_office_are_its_own_pages(app: Flask, client: FlaskClient) -> None:
+    client.get("/console/login")
+    expired = client.post("/console/login", data={"email": "x@y.z", "password": "p"})
+    missing = client.get("/console/no-such-part")
+    for answer in (expired, missing):
+        assert "Back office" in answer.text
+        assert answer.headers["Cache-Control"] == "no-store"
+    assert "This form has expired" in expired.text
+    assert missing.status_code == 404
