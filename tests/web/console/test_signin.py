@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.console import PASSWORD, add_person, csrf_of, next_code
@@ -76,3 +78,12 @@ def test_errors_in_the_back_office_are_its_own_pages(app: Flask, client: FlaskCl
         assert answer.headers["Cache-Control"] == "no-store"
     assert "This form has expired" in expired.text
     assert missing.status_code == 404
+
+
+def test_outside_sandbox_mode_the_cookies_are_secure(make_app: Callable[..., Flask]) -> None:
+    site = make_app(SANDBOX=False, PROCESSOR_URL="http://127.0.0.1:9/api/v2")
+    client = site.test_client()
+    form_cookie = client.get("/console/login", base_url="https://site.example").headers[
+        "Set-Cookie"]
+    assert "Secure" in form_cookie and "Path=/console" in form_cookie
+    assert "HttpOnly" in form_cookie and "SameSite=Strict" in form_cookie
