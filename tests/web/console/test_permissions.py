@@ -11,14 +11,15 @@ not exist, and nothing of A (its name, ids, addresses) in any answer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session
 from kit.console import Person, add_person, sign_in
+from sqlalchemy.orm import Session
 
 from checkout import clock, db, merchants, roles
 from checkout.models import Callback, Delivery, Page
@@ -72,7 +73,7 @@ def _page(merchant_id: int, foreign_id: str, address: str) -> Page:
 
 def _flagged_and_delivered(session: Session, merchant_id: int, text: str) -> int:
     """A flagged callback of the merchant, forwarded and given up on; the delivery's id."""
-    body = ('{"id": 1, "type": "deposit", "status": "confirmed", "note": "%s"}' % text).encode()
+    body = json.dumps({"id": 1, "type": "deposit", "status": "confirmed", "note": text}).encode()
     callback = Callback(merchant_id=merchant_id, body=body, processor_id=1, type="deposit",
                         status="confirmed", outcome="flagged",
                         flag="tag differs from the tag we issued for this address",
