@@ -141,7 +141,8 @@ def test_health_counts_the_windows_deliveries_and_ages_the_oldest_waiting(
 
 
 def test_a_replay_is_bounded_and_never_sends_more_than_was_confirmed(
-        app: Flask, actor: delivery_health.Actor, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, actor: delivery_health.Actor, clock: Clock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(delivery_health, "REPLAY_BOUND", 3)
     ids = queue(app, A, 4)
     give_up(app, ids)
