@@ -141,8 +141,10 @@ def _matching(merchants: Sequence[int] | None, chosen: Filter) -> list[ColumnEle
 
 
 def listing(session: Session, merchants: Sequence[int] | None, chosen: Filter,
-            after: int | None = None, size: int = PAGE_SIZE) -> Listing:
-    """Newest first, `size` at a time; `after` is the last id of the previous page."""
+            after: int | None = None, size: int | None = None) -> Listing:
+    """Newest first, `size` (PAGE_SIZE) at a time; `after` is the last id of the previous
+    page: the id index finds the next page at once however far the reader went."""
+    size = size or PAGE_SIZE
     conditions = _matching(merchants, chosen)
     if after is not None:
         conditions.append(DeliveryRow.id < after)

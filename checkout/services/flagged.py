@@ -65,8 +65,10 @@ def _conditions(merchants: Sequence[int] | None, chosen: Filter) -> list[ColumnE
 
 
 def listing(session: Session, merchants: Sequence[int] | None, chosen: Filter,
-            after: int | None = None, size: int = PAGE_SIZE) -> Listing:
-    """Newest first, `size` at a time; `after` is the last id of the previous page."""
+            after: int | None = None, size: int | None = None) -> Listing:
+    """Newest first, `size` (PAGE_SIZE) at a time; `after` is the last id of the previous
+    page."""
+    size = size or PAGE_SIZE
     conditions = _conditions(merchants, chosen)
     if after is not None:
         conditions.append(Callback.id < after)

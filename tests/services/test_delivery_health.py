@@ -209,3 +209,26 @@ def test_a_retry_of_a_delivery_out_of_reach_is_unknown(
     with app.app_context(), pytest.raises(LookupError):
         delivery_health.retry(db.session(), [A], delivery_id, actor)
     assert rows(app, B)[0].attempts == 0
+
+
+def test_the_list_pages_newest_first_by_keyset_within_the_merchants_allowed(
+        app: Flask, actor: delivery_health.Actor, clock: Clock) -> None:
+    ours = queue(app, A, 3)
+    theirs = queue(app, B, 2)
+    ours += queue(app, A, 2)
+    seen: list[int] = []
+    after = None
+    with app.app_context():
+        for _ in range(10):
+            page = delivery_health.listing(db.session(), [A], delivery_health.Filter(),
+                                           after, size=2)
+            seen += [row.id for row in page.rows]
+            assert len(page.rows) <= 2
+            if page.after is None:
+                break
+            after = page.after
+        everyone = delivery_health.listing(db.session(), None, delivery_health.Filter(
+            merchant_id=B))
+    assert seen == sorted(ours, reverse=True)
+    assert [row.id for row in everyone.rows] == sorted(theirs, reverse=True)
+    assert {row.state for row in everyone.rows} == {delivery_health.WAITING}
