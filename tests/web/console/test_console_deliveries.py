@@ -13,7 +13,9 @@ from kit.callbacks import (
     OUR_FOREIGN_ID,
     Shop,
     deposit_body,
+    invoice_body,
     issue_address,
+    issue_invoice,
     post,
     running_shop,
     use_shop,
@@ -87,6 +89,27 @@ def test_the_list_shows_a_failing_delivery_with_its_payment_and_health(
     assert "0 %" in html and "(0/1)" in html
     assert "Retry now" not in html and "Pause" not in html
     assert "No deliveries match." in browser.get("/console/deliveries?state=delivered").text
+
+
+def test_an_invoice_event_links_to_the_invoices_page(
+        app: Flask, client: FlaskClient, shop: Shop) -> None:
+    page_id = issue_invoice(app, 88, "inv-88")
+    assert post(client, invoice_body(88, "confirmed", "inv-88")).status_code == 200
+    browser = app.test_client()
+    sign_in(app, browser, add_person(app, "viewer@a.example", roles={A: "viewer"}))
+    html = browser.get("/console/deliveries?state=waiting").text
+    assert f'href="/console/payments/{page_id}"' in html
+
+
+def test_an_error_text_is_shown_escaped(app: Flask, client: FlaskClient, shop: Shop) -> None:
+    delivery_id, _ = a_failing_delivery(app, client, shop)
+    with app.app_context(), db.transaction() as session:
+        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(
+            last_error="<img src=x onerror=alert(1)>"))
+    browser = app.test_client()
+    sign_in(app, browser, add_person(app, "viewer@a.example", roles={A: "viewer"}))
+    html = browser.get("/console/deliveries").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img" not in html
 
 
 def test_a_retry_sends_now_is_audited_and_answers_303(
