@@ -46,6 +46,9 @@ class Merchant(Base):
     display_name: Mapped[str | None] = mapped_column(String(100))
     accent: Mapped[str | None] = mapped_column(String(7))
     instructions_json: Mapped[str] = mapped_column(Text, default="{}")
+    # Back office, deliveries: set while the merchant's callbacks are held (services/
+    # deliveries.py sends none of them; they keep waiting until it is cleared).
+    deliveries_paused_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     logo: Mapped[MerchantLogo | None] = relationship(
         back_populates="merchant", cascade="all, delete-orphan")

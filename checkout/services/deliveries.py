@@ -23,7 +23,7 @@ import requests
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from requests.adapters import HTTPAdapter
-from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -120,14 +120,34 @@ def enqueue_body(session: Session, merchant: Merchant, body: bytes, *,
 def _claimable(now: datetime) -> ColumnElement[bool]:
     """Pending, due, and held by no worker (or by one whose lease ran out)."""
     return and_(Delivery.state == PENDING, Delivery.next_attempt_at <= now,
-                or_(Delivery.lease_until.is_(None), Delivery.lease_until < now))
+                _lease_free(now))
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    return or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)
+
+
+def _not_paused() -> ColumnElement[bool]:
+    """The merchant's deliveries are not held (the back office pauses a merchant's)."""
+    return Delivery.merchant_id.not_in(
+        select(Merchant.client_id).where(Merchant.deliveries_paused_at.is_not(None)))
 
 
 def due_ids(session: Session, now: datetime, limit: int = BATCH) -> list[int]:
+    """The next deliveries to send, taking merchants in turns.
+
+    Each merchant's earliest due delivery comes first, then each one's second, and so on:
+    a merchant with a backlog (a shop that was down for a day) fills no batch on its own,
+    so one merchant's trouble never holds back another's callbacks. Paused merchants'
+    deliveries are not due.
+    """
+    turn = func.row_number().over(partition_by=Delivery.merchant_id,
+                                  order_by=(Delivery.next_attempt_at, Delivery.id))
+    due = (select(Delivery.id, Delivery.next_attempt_at, turn.label("turn"))
+           .where(_claimable(now), _not_paused())
+           .subquery())
     return list(session.scalars(
-        select(Delivery.id)
-        .where(_claimable(now))
-        .order_by(Delivery.next_attempt_at, Delivery.id)
+        select(due.c.id).order_by(due.c.turn, due.c.next_attempt_at, due.c.id)
         .limit(limit)).all())
 
 
@@ -139,9 +159,31 @@ def claim(session: Session, delivery_id: int, now: datetime, lease: float) -> st
     owner = secrets.token_hex(16)
     result = cast(CursorResult[Any], session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, _claimable(now))
+        .where(Delivery.id == delivery_id, _claimable(now), _not_paused())
         .values(lease_until=now + timedelta(seconds=lease), lease_owner=owner)))
     session.commit()
+    return owner if result.rowcount == 1 else None
+
+
+def reopen_and_claim(session: Session, delivery_id: int, now: datetime,
+                     lease: float) -> str | None:
+    """Open one delivery for sending now and take it, in one conditional UPDATE (in the
+    caller's transaction); the owner token, or None while a worker holds it.
+
+    Re-opening and claiming separately would let a worker take it in between; holding the
+    lease from the start means a worker mid-send and this retry never send it together.
+    An explicit retry goes out even while the merchant's deliveries are paused: it is how
+    a developer tries their fixed webhook before resuming.
+    """
+    owner = secrets.token_hex(16)
+    result = cast(CursorResult[Any], session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, _lease_free(now))
+        .values(state=PENDING, next_attempt_at=now,
+                # A fresh schedule after a given-up delivery is retried by hand.
+                attempts=case((Delivery.state == FAILED, 0), else_=Delivery.attempts),
+                lease_until=now + timedelta(seconds=lease), lease_owner=owner)
+        .execution_options(synchronize_session=False)))
     return owner if result.rowcount == 1 else None
 
 
@@ -316,31 +358,37 @@ def run_due(limit: int = BATCH) -> int:
     config = settings()
     session = db.session()
     sent = 0
-    for delivery_id in due_ids(session, clock.now(), limit):
+    # A merchant whose shop just failed is not tried again in this run: its other
+    # deliveries would most likely fail too, each after a timeout that others wait for.
+    failing: set[int] = set()
+    for delivery_id, merchant_id in _with_merchants(session, due_ids(session, clock.now(),
+                                                                      limit)):
+        if merchant_id in failing:
+            continue
         owner = claim(session, delivery_id, clock.now(), config.lease)
         if owner is None:
             continue
-        send_claimed(session, delivery_id, owner, config)
+        if not send_claimed(session, delivery_id, owner, config).ok:
+            failing.add(merchant_id)
         sent += 1
     return sent
+
+
+def _with_merchants(session: Session, ids: list[int]) -> list[tuple[int, int]]:
+    """(delivery id, merchant id) in the order of `ids`."""
+    merchant_of = dict(session.execute(
+        select(Delivery.id, Delivery.merchant_id).where(Delivery.id.in_(ids))).all())
+    return [(i, merchant_of[i]) for i in ids if i in merchant_of]
 
 
 def retry_now(delivery_id: int) -> Attempt:
     """Send one delivery again at once; re-opens a failed or delivered one."""
     config = settings()
     session = db.session()
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None:
+    if session.get(Delivery, delivery_id) is None:
         raise LookupError(f"no delivery {delivery_id}")
-    now = clock.now()
-    reopen: dict[str, Any] = {"state": PENDING, "next_attempt_at": now}
-    if delivery.state == FAILED:
-        reopen["attempts"] = 0  # a fresh schedule after an operator's retry
-    session.execute(update(Delivery).where(
-        Delivery.id == delivery_id,
-        or_(Delivery.lease_until.is_(None), Delivery.lease_until < now)).values(**reopen))
+    owner = reopen_and_claim(session, delivery_id, clock.now(), config.lease)
     session.commit()
-    owner = claim(session, delivery_id, now, config.lease)
     if owner is None:
         raise RuntimeError(f"delivery {delivery_id} is being sent by a worker right now")
     return send_claimed(session, delivery_id, owner, config)

@@ -11,6 +11,7 @@ not exist, and nothing of A (its name, ids, addresses) in any answer.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,9 +19,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from kit.console import Person, add_person, sign_in
+from sqlalchemy.orm import Session
 
 from checkout import clock, db, merchants, roles
-from checkout.models import Page
+from checkout.models import Callback, Delivery, Page
 from checkout.web.console import base
 
 A, B = 11, 22
@@ -38,10 +40,22 @@ ROUTES: dict[str, Route] = {
     "code": Route(None, "GET", "/console/login/code"),
     "logout": Route(None, "POST", "/console/logout"),
     "overview": Route(roles.READ, "GET", "/console/"),
+    "deliveries": Route(roles.READ, "GET", "/console/deliveries"),
+    "delivery_retry": Route(roles.DELIVERIES, "POST", "/console/deliveries/{delivery_a}/retry"),
+    "deliveries_replay": Route(roles.DELIVERIES, "GET",
+                               "/console/deliveries/replay?merchant={merchant_a}&state=given_up"),
+    "deliveries_replay_confirm": Route(
+        roles.DELIVERIES, "POST",
+        "/console/deliveries/replay?merchant={merchant_a}&state=given_up&count=5"),
+    "deliveries_pause": Route(roles.DELIVERIES, "POST",
+                              "/console/deliveries/merchants/{merchant_a}/pause"),
+    "deliveries_resume": Route(roles.DELIVERIES, "POST",
+                               "/console/deliveries/merchants/{merchant_a}/resume"),
+    "flagged": Route(roles.READ, "GET", "/console/flagged"),
 }
 
 # Text of merchant A that a user of B must never see.
-SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a")
+SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "callback-of-a")
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,24 @@ def _page(merchant_id: int, foreign_id: str, address: str) -> Page:
                 address=address, status="waiting", created_at=now, updated_at=now)
 
 
+def _flagged_and_delivered(session: Session, merchant_id: int, text: str) -> int:
+    """A flagged callback of the merchant, forwarded and given up on; the delivery's id."""
+    body = json.dumps({"id": 1, "type": "deposit", "status": "confirmed", "note": text}).encode()
+    callback = Callback(merchant_id=merchant_id, body=body, processor_id=1, type="deposit",
+                        status="confirmed", outcome="flagged",
+                        flag="tag differs from the tag we issued for this address",
+                        received_at=clock.now())
+    session.add(callback)
+    session.flush()
+    delivery = Delivery(merchant_id=merchant_id, callback_id=callback.id, url="http://x/",
+                        body=body, state="failed", attempts=13, last_status=500,
+                        last_error="HTTP 500", next_attempt_at=clock.now(),
+                        created_at=clock.now())
+    session.add(delivery)
+    session.flush()
+    return delivery.id
+
+
 @pytest.fixture
 def world(app: Flask) -> World:
     with app.app_context():
@@ -64,14 +96,18 @@ def world(app: Flask) -> World:
             merchants.add(merchants.NewMerchant(
                 client_id=client_id, name=name, key=f"key-{client_id}",
                 secret=f"secret-{client_id}", return_hosts=("shop.example",),
-                frame_origins=(), webhook_url="https://shop.example/hook"))
+                # Nothing listens there: a retry is refused at once, never sent anywhere.
+                frame_origins=(), webhook_url="http://127.0.0.1:9/hook"))
         with db.transaction() as session:
             page_a = _page(A, "order-of-a", "addr-of-a")
             session.add_all([page_a, _page(B, "order-of-b", "addr-of-b")])
+            delivery_a = _flagged_and_delivered(session, A, "callback-of-a")
+            _flagged_and_delivered(session, B, "callback-of-b")
     people = {role: add_person(app, f"{role}@a.example", roles={A: role}) for role in roles.ROLES}
     people["operator"] = add_person(app, "op@site.example", operator=True)
     people["other"] = add_person(app, "owner@b.example", roles={B: "owner"})
-    return World({"page_a": page_a.id, "merchant_a": str(A)}, people)
+    return World({"page_a": page_a.id, "merchant_a": str(A), "delivery_a": str(delivery_a)},
+                 people)
 
 
 def test_the_table_names_every_route_of_the_back_office(app: Flask) -> None:

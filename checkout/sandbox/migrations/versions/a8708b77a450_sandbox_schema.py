@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 0381e2b2518e
+Revision ID: a8708b77a450
 Revises: 
-Create Date: 2026-12-06 12:00:07.525847
+Create Date: 2026-12-06 12:07:21.347403
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0381e2b2518e'
+revision = 'a8708b77a450'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: fd366a7584cd
+Revision ID: 06ea3891abe3
 Revises: 
-Create Date: 2026-12-06 12:00:04.603450
+Create Date: 2026-12-06 12:07:18.479202
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'fd366a7584cd'
+revision = '06ea3891abe3'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None
@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('display_name', sa.String(length=100), nullable=True),
     sa.Column('accent', sa.String(length=7), nullable=True),
     sa.Column('instructions_json', sa.Text(), nullable=False),
+    sa.Column('deliveries_paused_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('client_id'),
     sa.UniqueConstraint('api_key')
     )
