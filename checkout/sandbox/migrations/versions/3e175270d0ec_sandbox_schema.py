@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 0381e2b2518e
+Revision ID: 3e175270d0ec
 Revises: 
-Create Date: 2026-12-06 12:00:07.525847
+Create Date: 2026-12-06 12:06:56.423268
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0381e2b2518e'
+revision = '3e175270d0ec'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None
