@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from .. import clock, db, money, processor, states
 from ..models import Deposit, Invoice, InvoiceQuote, Merchant, Page
 from ..pagekinds import deposit
+from ..pagekinds import invoice as invoice_kind
 from ..wire import phpjson
 from . import news
 from .news_base import APPLIED, DUPLICATE, Malformed
@@ -64,7 +65,7 @@ def claim_page(session: Session, page_id: str, now: datetime, after: timedelta) 
 def queries_for(session: Session, page: Page) -> list[dict[str, Any]]:
     """By id for each transaction still in flight; by the address's foreign_id otherwise.
     An invoice page (asked from the back office only): each of its processor invoices."""
-    if page.kind == "invoice":
+    if page.kind == invoice_kind.KIND.name:
         return [{"id": processor_id} for processor_id in session.scalars(
             select(InvoiceQuote.processor_id)
             .join(Invoice, Invoice.id == InvoiceQuote.invoice_id)
