@@ -15,14 +15,15 @@ from kit.callbacks import Shop, running_shop, use_shop
 from kit.console import Person, add_person, csrf_of, sign_in
 from kit.counters import count
 from kit.deposits import LINK, open_link
+from kit.invoices import TestShop, settle
 from kit.live import LiveServer
 from kit.payments import pay
 from sqlalchemy import select
 
 from checkout import db, merchants
-from checkout.models import AuditEntry, Delivery, Merchant, Page, PaymentNote
+from checkout.models import AuditEntry, Delivery, Invoice, Merchant, Page, PaymentNote
 from checkout.sandbox import outbox
-from checkout.services import deliveries, story
+from checkout.services import deliveries, invoices, story
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quotes"'
 
@@ -201,3 +202,22 @@ def test_a_page_of_another_merchant_is_answered_as_no_page(
     assert answers[0] == answers[1] and answers[0][0] == 404
     assert "user-7" not in answers[0][1]
     assert audit_actions(app) == [] and count(app, PaymentNote) == 0
+
+
+def test_an_invoice_story_shows_its_request_and_its_quotes(
+        app: Flask, live_server: LiveServer, webhook: Shop,
+        signed: tuple[FlaskClient, str]) -> None:
+    settle(app)  # the rates the currency picker offers
+    data = TestShop(live_server.url).create().json()["data"]
+    with app.app_context():
+        invoice = db.session().get(Invoice, data["id"])
+        assert invoice is not None
+        page_id = invoice.page_id
+        invoices.choose_currency(page_id, "BTC")
+        quote = invoices.choose_currency(page_id, "LTC")
+    client, _ = signed
+    page = html.unescape(client.get(f"/console/payments/{page_id}").text)
+    for shown in ("Opened through the API (invoices/create)", "Order 7", "buyer@example.com",
+                  "Quoted: ", "Quoted again: ", f"{quote.sender_amount} LTC",
+                  "https://shop.example/paid?order=7", "https://shop.example/failed?order=7"):
+        assert shown in page, shown
