@@ -362,6 +362,10 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
     callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id"))
+    # The page an event we composed is about (an invoice's events, a resend from the back
+    # office): a payment's story finds it without reading bodies. None for a processor
+    # callback forwarded as received: that one is found through `callback_id`.
+    page_id: Mapped[str | None] = mapped_column(ForeignKey("pages.id"), index=True)
     url: Mapped[str] = mapped_column(Text)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed
@@ -515,3 +519,37 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(255))
     detail_json: Mapped[str] = mapped_column(Text, default="{}")
     address: Mapped[str | None] = mapped_column(String(64))
+
+
+# ----------------------------------------------------- the back office: a payment's story
+
+class DeliveryAttempt(Base):
+    """One POST of a delivery to the shop, as it went: a Delivery keeps only its last word,
+    a payment's story shows every one. `excerpt` is the first bytes of the shop's answer,
+    as sent (shown escaped); `error` never holds the body, URL or secret."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    status: Mapped[int | None] = mapped_column(Integer)
+    excerpt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # When the next try is due after this one; None once delivered or given up.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class PaymentNote(Base):
+    """A note a back-office user wrote on a payment (shown escaped in its story). The
+    author's email is kept as it was then: a removed user's notes still say who wrote them."""
+
+    __tablename__ = "payment_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page_id: Mapped[str] = mapped_column(ForeignKey("pages.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    author: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    text: Mapped[str] = mapped_column(Text)

@@ -13,6 +13,7 @@ import logging
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -27,9 +28,10 @@ from sqlalchemy import ColumnElement, CursorResult, and_, case, func, or_, selec
 from sqlalchemy.orm import Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError
 
 from .. import clock, db
-from ..models import Callback, Delivery, Merchant
+from ..models import Callback, Delivery, DeliveryAttempt, Merchant
 from ..wire import phpjson, signing
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ FAILED = "failed"
 # every later retry waits as long as the last entry.
 RETRY_MINUTES = (1, 5, 15, 30, 60, 90, 120, 180, 240)
 BATCH = 20
+# Bytes of the shop's answer kept with each attempt: enough to read its error, never its page.
+EXCERPT = 200
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Attempt:
 
     status: int | None
     error: str | None
+    excerpt: bytes | None = None  # the first EXCERPT bytes of the shop's answer
+    duration_ms: int = 0
 
     @property
     def ok(self) -> bool:
@@ -104,12 +110,14 @@ def enqueue(session: Session, merchant: Merchant, callback: Callback) -> Deliver
 
 
 def enqueue_body(session: Session, merchant: Merchant, body: bytes, *,
-                 callback_id: int | None = None) -> Delivery | None:
-    """Queue `body` for the merchant's webhook (signed when sent), in the caller's transaction."""
+                 callback_id: int | None = None, page_id: str | None = None) -> Delivery | None:
+    """Queue `body` for the merchant's webhook (signed when sent), in the caller's transaction.
+    `page_id`: the page an event we composed is about (a payment's story lists it)."""
     if not merchant.webhook_url:
         return None
     delivery = Delivery(
-        merchant_id=merchant.client_id, callback_id=callback_id, url=merchant.webhook_url,
+        merchant_id=merchant.client_id, callback_id=callback_id, page_id=page_id,
+        url=merchant.webhook_url,
         body=body, state=PENDING, attempts=0, next_attempt_at=clock.now(),
         created_at=clock.now())
     session.add(delivery)
@@ -282,27 +290,42 @@ def post(url: str, body: bytes, merchant: Merchant, timeout: float) -> Attempt:
         "X-Processing-Key": merchant.api_key,
         "X-Processing-Signature": signing.sign(body, merchant.api_secret),
     }
+    started = time.monotonic()
+
+    def took() -> int:
+        return round((time.monotonic() - started) * 1000)
+
     with requests.Session() as http, Deadline(timeout) as deadline:
         adapter = _DeadlineAdapter()
         http.mount("http://", adapter)
         http.mount("https://", adapter)
         try:
-            # stream=True: only the status matters; a shop's answer body is never read, so
-            # a huge or endless one cannot hold the worker.
+            # stream=True: only the status and the answer's first bytes matter; the rest is
+            # never read, so a huge or endless answer cannot hold the worker.
             response = http.post(url, data=body, headers=headers, timeout=timeout,
                                  allow_redirects=False, stream=True)
         except requests.RequestException as exc:
             # The class name says what went wrong; the message may carry the URL.
             if deadline.expired and not isinstance(exc, requests.Timeout):
-                return Attempt(None, "ReadTimeout")
-            return Attempt(None, type(exc).__name__)
+                return Attempt(None, "ReadTimeout", duration_ms=took())
+            return Attempt(None, type(exc).__name__, duration_ms=took())
+        excerpt = _first_bytes(response)
         response.close()
         if deadline.expired:
             # Cut off mid-headers, http.client takes the end of the socket for the end of
             # the headers: what it parsed is no answer.
-            return Attempt(None, "ReadTimeout")
+            return Attempt(None, "ReadTimeout", duration_ms=took())
     error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    return Attempt(response.status_code, error)
+    return Attempt(response.status_code, error, excerpt, took())
+
+
+def _first_bytes(response: requests.Response) -> bytes | None:
+    """The start of the shop's answer, under the same deadline as the POST (a shop that
+    drips it is cut off with the rest); what could not be read is simply not kept."""
+    try:
+        return bytes(response.raw.read(EXCERPT, decode_content=False)) or None
+    except (OSError, HTTPError, requests.RequestException):
+        return None  # a failure to read the answer loses the excerpt, nothing else
 
 
 def record(session: Session, delivery: Delivery, owner: str, attempt: Attempt,
@@ -325,6 +348,11 @@ def record(session: Session, delivery: Delivery, owner: str, attempt: Attempt,
     result = cast(CursorResult[Any], session.execute(
         update(Delivery).where(Delivery.id == delivery.id, Delivery.lease_owner == owner)
         .values(**values)))
+    # The POST happened whether or not the claim still stood: the attempt is kept either way.
+    session.add(DeliveryAttempt(
+        delivery_id=delivery.id, at=now, status=attempt.status, excerpt=attempt.excerpt,
+        duration_ms=attempt.duration_ms, error=attempt.error,
+        next_attempt_at=values.get("next_attempt_at")))
     session.commit()
     if result.rowcount != 1:
         log.warning("delivery %s: lease lost before the result was written", delivery.id)

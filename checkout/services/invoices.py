@@ -629,7 +629,8 @@ def forward(session: Session, merchant: Merchant, invoice: Invoice, quote: Invoi
             callback_id: int | None = None) -> None:
     """Queue one event of the shop's invoice for its webhook, in the caller's transaction."""
     body = deliveries.encode(shop_event(invoice, quote, status=status, error=error, fees=fees))
-    deliveries.enqueue_body(session, merchant, body, callback_id=callback_id)
+    deliveries.enqueue_body(session, merchant, body, callback_id=callback_id,
+                            page_id=invoice.page_id)
 
 
 def _bounded(value: str | None, limit: int) -> str | None:

@@ -132,14 +132,14 @@ def _as_php(value: Any) -> Any:
 
 
 def _enqueue(session: Session, merchant: Merchant, event: dict[str, Any],
-             callback_id: int | None) -> bool:
+             callback_id: int | None, page_id: str) -> bool:
     try:
         body = deliveries.encode(event)
     except (ValueError, TypeError) as exc:  # a value PHP cannot carry: kept, not sent
         log.warning("late payment event for merchant %s not encodable: %s",
                     merchant.client_id, exc)
         return False
-    deliveries.enqueue_body(session, merchant, body, callback_id=callback_id)
+    deliveries.enqueue_body(session, merchant, body, callback_id=callback_id, page_id=page_id)
     return True
 
 
@@ -153,7 +153,7 @@ def forward_deposit(session: Session, merchant: Merchant, invoice: Invoice,
     crypto["id"] = invoice.id
     crypto["foreign_id"] = invoice.foreign_id
     event["crypto_address"] = crypto
-    return _enqueue(session, merchant, event, callback_id)
+    return _enqueue(session, merchant, event, callback_id, invoice.page_id)
 
 
 def forward_invoice(session: Session, merchant: Merchant, invoice: Invoice,
@@ -172,4 +172,4 @@ def forward_invoice(session: Session, merchant: Merchant, invoice: Invoice,
     for name in ("transactions", "fees"):
         if isinstance(payload.get(name), list):
             event[name] = payload[name]
-    return _enqueue(session, merchant, _as_php(event), callback_id)
+    return _enqueue(session, merchant, _as_php(event), callback_id, invoice.page_id)

@@ -11,6 +11,7 @@ twice. The page's
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -20,8 +21,9 @@ from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import clock, db, money, processor, states
-from ..models import Deposit, Merchant, Page
+from ..models import Deposit, Invoice, InvoiceQuote, Merchant, Page
 from ..pagekinds import deposit
+from ..pagekinds import invoice as invoice_kind
 from ..wire import phpjson
 from . import news
 from .news_base import APPLIED, DUPLICATE, Malformed
@@ -61,7 +63,14 @@ def claim_page(session: Session, page_id: str, now: datetime, after: timedelta) 
 
 
 def queries_for(session: Session, page: Page) -> list[dict[str, Any]]:
-    """By id for each transaction still in flight; by the address's foreign_id otherwise."""
+    """By id for each transaction still in flight; by the address's foreign_id otherwise.
+    An invoice page (asked from the back office only): each of its processor invoices."""
+    if page.kind == invoice_kind.KIND.name:
+        return [{"id": processor_id} for processor_id in session.scalars(
+            select(InvoiceQuote.processor_id)
+            .join(Invoice, Invoice.id == InvoiceQuote.invoice_id)
+            .where(InvoiceQuote.processor_id.is_not(None), Invoice.page_id == page.id)
+            .order_by(InvoiceQuote.id)).all()]
     address = page.deposit_address
     if address is None:
         return []
@@ -133,21 +142,38 @@ def learn(session: Session, merchant: Merchant, info: dict[str, Any]) -> str:
     return record.outcome
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the processor said about one transaction of a page, and what we did with it."""
+
+    processor_id: int | None
+    status: str | None  # the processor's status, as far as it is readable
+    outcome: str  # news.absorb's outcome, DUPLICATE (known already) or "unreadable"
+
+
 def reconcile_page(session: Session, page_id: str) -> int:
     """Ask about one page; how many answers changed our state."""
+    return sum(answer.outcome == APPLIED for answer in ask_page(session, page_id))
+
+
+def ask_page(session: Session, page_id: str) -> list[Answer]:
+    """Ask the processor about one page now (the worker, or someone in the back office),
+    each answer applied as a callback; raises the processor's errors."""
     page = session.get(Page, page_id)
     if page is None:
-        return 0
+        return []
     merchant = page.merchant
     client = processor.client_for(merchant)
-    changed = 0
+    answers = []
     for query in queries_for(session, page):
         info = client.transactions_info(**query)
         with db.transaction() as tx:
             outcome = learn(tx, merchant, info)
         log.info("reconciled page %s (%s): %s", page_id, ", ".join(query), outcome)
-        changed += outcome == APPLIED
-    return changed
+        raw_id, status = info.get("id"), info.get("status")
+        answers.append(Answer(raw_id if isinstance(raw_id, int) else None,
+                              status if isinstance(status, str) else None, outcome))
+    return answers
 
 
 def run_due(limit: int = BATCH) -> int:

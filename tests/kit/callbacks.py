@@ -234,6 +234,7 @@ class Shop:
 
     script: list[int] = field(default_factory=list)
     hold: float = 0.0
+    answer: bytes = b""  # the body of every answer
     gate: threading.Event | None = None
     received: list[Received] = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
@@ -276,8 +277,9 @@ def serve_shop(shop: Shop) -> Callable[[], None]:
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", "http://127.0.0.1:9/elsewhere")
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(shop.answer)))
             self.end_headers()
+            self.wfile.write(shop.answer)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass

@@ -30,9 +30,10 @@ from kit.callbacks import (
 )
 from kit.live import PATIENCE, LiveServer
 from kit.site import MERCHANT_KEY, MERCHANT_SECRET
+from sqlalchemy import select
 
 from checkout import db, worker
-from checkout.models import Delivery, Merchant
+from checkout.models import Delivery, DeliveryAttempt, Merchant
 from checkout.services import deliveries
 
 
@@ -454,3 +455,64 @@ def test_a_webhook_removed_after_queueing_is_not_sent_to_the_old_url(
         assert run_worker(app) == 1
     assert len(old.received) == 1
     assert only_delivery(app).state == "delivered"
+
+
+# ---------------------------------------------------------------------------------------------
+# Every attempt is kept (a payment's story shows them all)
+
+
+def attempts_of(app: Flask) -> list[DeliveryAttempt]:
+    with app.app_context():
+        return list(db.session().scalars(
+            select(DeliveryAttempt).order_by(DeliveryAttempt.id)).all())
+
+
+def test_every_attempt_is_kept_with_its_answer_duration_and_next_try(
+        app: Flask, client: FlaskClient, merchant: Merchant, clock: Clock) -> None:
+    answer = b"<h1>Oops & " + b"x" * 500
+    with running_shop(script=[500], answer=answer) as shop:
+        use_shop(app, shop)
+        post(client, deposit_body(1, "confirmed"))
+        run_worker(app)
+        failed_at = clock.now
+        clock.advance(timedelta(minutes=1, seconds=1))
+        run_worker(app)
+    first, second = attempts_of(app)
+    row = delivery(app)
+    assert first.delivery_id == second.delivery_id == row.id
+    assert (first.status, first.error, first.at) == (500, "HTTP 500", failed_at)
+    assert first.next_attempt_at == failed_at + timedelta(minutes=1)
+    # The first bytes of the shop's answer, as sent, never all of it.
+    assert first.excerpt == answer[:deliveries.EXCERPT]
+    assert (second.status, second.error, second.next_attempt_at) == (200, None, None)
+    assert row.state == "delivered"
+    assert 0 <= first.duration_ms < 5000 and 0 <= second.duration_ms < 5000
+
+
+def test_an_attempt_that_timed_out_is_kept_with_how_long_it_waited(
+        app: Flask, client: FlaskClient, merchant: Merchant, clock: Clock) -> None:
+    app.config["DELIVERY_TIMEOUT"] = 0.3
+    with running_shop(hold=3) as shop:
+        use_shop(app, shop)
+        post(client, deposit_body(1, "confirmed"))
+        run_worker(app)
+    [attempt] = attempts_of(app)
+    assert (attempt.status, attempt.error, attempt.excerpt) == (None, "ReadTimeout", None)
+    assert 250 <= attempt.duration_ms < 3000
+    assert attempt.next_attempt_at == clock.now + timedelta(minutes=1)
+
+
+def test_an_unreachable_shop_and_the_last_attempt_are_kept_too(
+        app: Flask, client: FlaskClient, merchant: Merchant, clock: Clock) -> None:
+    app.config["DELIVERY_MAX_RETRIES"] = 1
+    with app.app_context(), db.transaction() as s:
+        row = s.get(Merchant, 11)
+        assert row is not None
+        row.webhook_url = "http://127.0.0.1:9/hook?token=t0ps3cret"
+    post(client, deposit_body(1, "confirmed"))
+    run_worker(app)
+    clock.advance(timedelta(minutes=1, seconds=1))
+    run_worker(app)
+    assert delivery(app).state == "failed"
+    assert [(a.status, a.error, a.next_attempt_at is None) for a in attempts_of(app)] == [
+        (None, "ConnectionError", False), (None, "ConnectionError", True)]

@@ -33,6 +33,7 @@ class Route:
     capability: str | None  # None: public
     method: str
     path: str  # may name {page_a}, {merchant_a}
+    form: tuple[tuple[str, str], ...] = ()  # what a POST sends besides its CSRF token
 
 
 ROUTES: dict[str, Route] = {
@@ -52,10 +53,15 @@ ROUTES: dict[str, Route] = {
     "deliveries_resume": Route(roles.DELIVERIES, "POST",
                                "/console/deliveries/merchants/{merchant_a}/resume"),
     "flagged": Route(roles.READ, "GET", "/console/flagged"),
+    "payment": Route(roles.READ, "GET", "/console/payments/{page_a}"),
+    "payment_resend": Route(roles.RESEND, "POST", "/console/payments/{page_a}/resend"),
+    "payment_ask": Route(roles.RESEND, "POST", "/console/payments/{page_a}/ask"),
+    "payment_note": Route(roles.NOTE, "POST", "/console/payments/{page_a}/notes",
+                          (("text", "note-of-a"),)),
 }
 
 # Text of merchant A that a user of B must never see.
-SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "callback-of-a")
+SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "callback-of-a", "note-of-a")
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ class World:
 
 def _page(merchant_id: int, foreign_id: str, address: str) -> Page:
     now = clock.now()
-    return Page(id=f"{foreign_id}-page".ljust(43, "x")[:43], kind="deposit",
+    # The id names no text of its merchant: an error page may show the path that was asked.
+    return Page(id=f"page-{merchant_id}".ljust(43, "x")[:43], kind="deposit",
                 merchant_id=merchant_id, foreign_id=foreign_id, currency="BTC",
                 address=address, status="waiting", created_at=now, updated_at=now)
 
@@ -122,7 +129,7 @@ def _ask(client: FlaskClient, route: Route, world: World, token: str | None) -> 
     path = route.path.format(**world.values)
     if route.method == "GET":
         return client.get(path).status_code
-    return client.post(path, data={"csrf_token": token or ""}).status_code
+    return client.post(path, data={**dict(route.form), "csrf_token": token or ""}).status_code
 
 
 def _cases() -> Iterator[tuple[str, str]]:
@@ -161,7 +168,7 @@ def test_a_user_of_another_merchant_sees_nothing_of_it(app: Flask, world: World,
     token = sign_in(app, client, world.people["other"])
     path = route.path.format(**world.values)
     answer = (client.get(path) if route.method == "GET"
-              else client.post(path, data={"csrf_token": token}))
+              else client.post(path, data={**dict(route.form), "csrf_token": token}))
     if "{" in route.path:
         assert answer.status_code in (403, 404), (endpoint, answer.status_code)
     for text in SECRETS_OF_A:

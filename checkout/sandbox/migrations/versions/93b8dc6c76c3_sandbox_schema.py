@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: a8708b77a450
+Revision ID: 93b8dc6c76c3
 Revises: 
-Create Date: 2026-12-06 12:07:21.347403
+Create Date: 2026-12-06 12:35:59.447764
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'a8708b77a450'
+revision = '93b8dc6c76c3'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 06ea3891abe3
+Revision ID: c571b0a49f55
 Revises: 
-Create Date: 2026-12-06 12:07:18.479202
+Create Date: 2026-12-06 12:35:53.928533
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '06ea3891abe3'
+revision = 'c571b0a49f55'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None
@@ -218,29 +218,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('merchant_id', 'processor_id', 'type', 'status')
     )
-    op.create_table('deliveries',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('merchant_id', sa.Integer(), nullable=False),
-    sa.Column('callback_id', sa.Integer(), nullable=True),
-    sa.Column('url', sa.Text(), nullable=False),
-    sa.Column('body', sa.LargeBinary(), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(), nullable=False),
-    sa.Column('lease_until', sa.DateTime(), nullable=True),
-    sa.Column('lease_owner', sa.String(length=64), nullable=True),
-    sa.Column('last_status', sa.Integer(), nullable=True),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('delivered_at', sa.DateTime(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['callback_id'], ['callbacks.id'], ),
-    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_deliveries_due', ['state', 'next_attempt_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_deliveries_merchant_id'), ['merchant_id'], unique=False)
-
     op.create_table('deposits',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
@@ -298,6 +275,32 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_pages_address_id'), ['address_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_pages_merchant_id'), ['merchant_id'], unique=False)
 
+    op.create_table('deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('callback_id', sa.Integer(), nullable=True),
+    sa.Column('page_id', sa.String(length=43), nullable=True),
+    sa.Column('url', sa.Text(), nullable=False),
+    sa.Column('body', sa.LargeBinary(), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=False),
+    sa.Column('lease_until', sa.DateTime(), nullable=True),
+    sa.Column('lease_owner', sa.String(length=64), nullable=True),
+    sa.Column('last_status', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('delivered_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['callback_id'], ['callbacks.id'], ),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
+    sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_deliveries_due', ['state', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deliveries_merchant_id'), ['merchant_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deliveries_page_id'), ['page_id'], unique=False)
+
     op.create_table('invoices',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('merchant_id', sa.Integer(), nullable=False),
@@ -328,6 +331,35 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invoices_merchant_id'), ['merchant_id'], unique=False)
+
+    op.create_table('payment_notes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('page_id', sa.String(length=43), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('author', sa.String(length=255), nullable=False),
+    sa.Column('at', sa.DateTime(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('payment_notes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_notes_page_id'), ['page_id'], unique=False)
+
+    op.create_table('delivery_attempts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('delivery_id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(), nullable=False),
+    sa.Column('status', sa.Integer(), nullable=True),
+    sa.Column('excerpt', sa.LargeBinary(), nullable=True),
+    sa.Column('duration_ms', sa.Integer(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['delivery_id'], ['deliveries.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('delivery_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_delivery_attempts_delivery_id'), ['delivery_id'], unique=False)
 
     op.create_table('invoice_quotes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -370,10 +402,24 @@ def downgrade() -> None:
         batch_op.drop_index('ix_invoice_quotes_address')
 
     op.drop_table('invoice_quotes')
+    with op.batch_alter_table('delivery_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_delivery_attempts_delivery_id'))
+
+    op.drop_table('delivery_attempts')
+    with op.batch_alter_table('payment_notes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_notes_page_id'))
+
+    op.drop_table('payment_notes')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_merchant_id'))
 
     op.drop_table('invoices')
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deliveries_page_id'))
+        batch_op.drop_index(batch_op.f('ix_deliveries_merchant_id'))
+        batch_op.drop_index('ix_deliveries_due')
+
+    op.drop_table('deliveries')
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pages_merchant_id'))
         batch_op.drop_index(batch_op.f('ix_pages_address_id'))
@@ -383,11 +429,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_deposits_address_id'))
 
     op.drop_table('deposits')
-    with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_deliveries_merchant_id'))
-        batch_op.drop_index('ix_deliveries_due')
-
-    op.drop_table('deliveries')
     op.drop_table('applied_callbacks')
     with op.batch_alter_table('recovery_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recovery_codes_user_id'))
