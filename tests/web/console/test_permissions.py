@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from kit.console import Person, add_person, sign_in
 
-from checkout import clock, db, merchants, roles
+from checkout import audit, clock, db, merchants, roles
 from checkout.models import Page
 from checkout.web.console import base
 
@@ -38,10 +38,13 @@ ROUTES: dict[str, Route] = {
     "code": Route(None, "GET", "/console/login/code"),
     "logout": Route(None, "POST", "/console/logout"),
     "overview": Route(roles.READ, "GET", "/console/"),
+    "audit_log": Route(roles.AUDIT, "GET", "/console/audit"),
+    # Exporting the log needs EXPORT and AUDIT at the same merchants (the gate checks EXPORT).
+    "audit_csv": Route(roles.EXPORT, "GET", "/console/audit.csv"),
 }
 
 # Text of merchant A that a user of B must never see.
-SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a")
+SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "audit-of-a", "203.0.113.11")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ def world(app: Flask) -> World:
         with db.transaction() as session:
             page_a = _page(A, "order-of-a", "addr-of-a")
             session.add_all([page_a, _page(B, "order-of-b", "addr-of-b")])
+            audit.record(session, "settings.change", actor="someone@a.example", merchant_id=A,
+                         target="audit-of-a", detail={"note": "audit-of-a"},
+                         address="203.0.113.11")
     people = {role: add_person(app, f"{role}@a.example", roles={A: role}) for role in roles.ROLES}
     people["operator"] = add_person(app, "op@site.example", operator=True)
     people["other"] = add_person(app, "owner@b.example", roles={B: "owner"})
