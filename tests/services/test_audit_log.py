@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from flask import Flask
 from kit.console_rows import add_merchant
+from kit.site import sql_statements
 from sqlalchemy import delete, update
 
 from checkout import audit, db
@@ -163,3 +164,18 @@ def test_bulk_statements_are_no_way_around_it(log: Flask) -> None:
             session.execute(delete(AuditEntry))
         session.rollback()
         assert session.query(AuditEntry).count() == 25
+
+
+def test_a_page_of_the_log_is_one_query_however_long_the_log(log: Flask) -> None:
+    def page() -> audit_log.Listing:
+        with log.app_context():
+            return audit_log.listing(db.session(), audit_log.Filters(), [A, B], size=10)
+
+    _listing, short = sql_statements(log, page)
+    with log.app_context(), db.transaction() as session:
+        for n in range(300):
+            audit.record(session, "payment.note", actor="x@shop.example", merchant_id=A,
+                         target=str(n))
+    listing, long = sql_statements(log, page)
+    assert len(listing.lines) == 10 and listing.next_after is not None
+    assert short == long == ["SELECT"]

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 from kit.console_rows import add_merchant, callback, delivery, deposit_page, invoice_page
+from kit.site import sql_statements
 
 from checkout import db
 from checkout.services import overview, periods
@@ -146,3 +147,30 @@ def test_the_default_period_is_the_last_thirty_days_up_to_today() -> None:
     assert periods.parse("", "", today=DAY, default_days=None) is None
     assert periods.parse("2026-03-01", "", today=DAY, default_days=None) == periods.Period(
         date(2026, 3, 1), DAY)
+
+
+def test_the_figures_take_the_same_few_queries_however_many_merchants(shops: Flask) -> None:
+    """One read of the period's pages, one per attention figure, one for the names of each
+    table: never a query per merchant, page or currency."""
+
+    def run() -> overview.Overview:
+        with shops.app_context():
+            return overview.overview(db.session(), PERIOD, None)
+
+    def seed(merchant_ids: range) -> None:
+        for merchant in merchant_ids:
+            add_merchant(shops, merchant, f"Shop {merchant}")
+        with shops.app_context(), db.transaction() as session:
+            for merchant in merchant_ids:
+                for currency in ("BTC", "ETH"):
+                    deposit_page(session, merchant, status="confirmed", currency=currency,
+                                 at=INSIDE)
+                delivery(session, merchant, state="failed", error="HTTP 500", at=INSIDE)
+                callback(session, merchant, outcome="flagged", at=INSIDE)
+
+    seed(range(100, 102))
+    _result, few = sql_statements(shops, run)
+    seed(range(200, 230))
+    result, many = sql_statements(shops, run)
+    assert len(result.rows) == 64 and len(result.attention) == 32
+    assert many == few and len(few) <= 6, many
