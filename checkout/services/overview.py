@@ -32,6 +32,7 @@ from .news_base import FLAGGED
 from .periods import Period
 
 OUTCOMES = outcomes.OUTCOMES
+PAID, EXPIRED, UNDERPAID, OVERPAID = OUTCOMES
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_each_figure_links_into_its_list_with_the_filters(site: Flask) -> None:
     links = _links(page.text)
     span = f"from={_day(29)}&to={_day(0)}"  # the default: the last 30 days up to today
     assert links == {
-        f"/console/payments?merchant={A}&currency=BTC&status=paid&{span}": "1",
+        f"/console/payments?merchant={A}&currency=BTC&status=confirmed&{span}": "1",
         f"/console/payments?merchant={A}&currency=ETH&status=expired&{span}": "1",
         f"/console/deliveries?state=failing&merchant={A}": "1",
         f"/console/deliveries?state=given_up&merchant={A}": "1",
@@ -73,12 +73,12 @@ def test_the_period_comes_from_the_url(site: Flask) -> None:
     sign_in(site, client, add_person(site, "op@site.example", operator=True))
     span = f"from={_day(13)}&to={_day(11)}"
     links = _links(client.get(f"/console/?{span}").text)
-    assert f"/console/payments?merchant={A}&currency=BTC&status=paid&{span}" in links
+    assert f"/console/payments?merchant={A}&currency=BTC&status=confirmed&{span}" in links
     assert not any("ETH" in href or "LTC" in href for href in links)
     # The operator sees every merchant: B's delivery given up now (B's payment is newer
     # than that period).
     assert f"/console/deliveries?state=given_up&merchant={B}" in links
-    assert f"/console/payments?merchant={B}&currency=LTC&status=paid" in "".join(
+    assert f"/console/payments?merchant={B}&currency=LTC&status=confirmed" in "".join(
         _links(client.get("/console/").text))
 
 
