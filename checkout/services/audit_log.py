@@ -124,13 +124,14 @@ def _csv_line(values: tuple[object, ...]) -> str:
     return out.getvalue()
 
 
-def export(session: Session, filters: Filters,
-           merchant_ids: list[int] | None) -> Iterator[str]:
-    """The filtered entries as CSV lines, newest first, read in batches as they stream."""
+def export(session: Session, filters: Filters, merchant_ids: list[int] | None, *,
+           batch: int = EXPORT_BATCH) -> Iterator[str]:
+    """The filtered entries as CSV lines, newest first, read `batch` at a time as they
+    stream (a log of any length never sits whole in memory)."""
     yield _csv_line(HEADER)
     after: int | None = None
     while True:
-        page = listing(session, filters, merchant_ids, after=after, size=EXPORT_BATCH)
+        page = listing(session, filters, merchant_ids, after=after, size=batch)
         for line in page.lines:
             yield _csv_line((line.id, line.at.replace(microsecond=0).isoformat(), line.actor,
                              line.merchant_id, line.merchant_name, line.action, line.target,

@@ -179,3 +179,15 @@ def test_a_page_of_the_log_is_one_query_however_long_the_log(log: Flask) -> None
     listing, long = sql_statements(log, page)
     assert len(listing.lines) == 10 and listing.next_after is not None
     assert short == long == ["SELECT"]
+
+
+def test_the_export_reads_in_batches_and_loses_none_between_them(log: Flask) -> None:
+    with log.app_context():
+        session = db.session()
+        everything = [str(e.id) for e in session.query(AuditEntry).order_by(AuditEntry.id.desc())]
+        _lines, statements = sql_statements(log, lambda: list(
+            audit_log.export(session, audit_log.Filters(), None, batch=7)))
+        rows = list(csv.reader(io.StringIO("".join(
+            audit_log.export(session, audit_log.Filters(), None, batch=7)))))
+    assert [row[0] for row in rows[1:]] == everything
+    assert statements == ["SELECT"] * 4  # 25 entries, 7 a batch
