@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from .models import AuditEntry
 
@@ -43,3 +43,11 @@ def _refuse_changes(session: Session, _context: Any, _instances: Any) -> None:
         if isinstance(obj, AuditEntry) and (obj in session.deleted
                                             or session.is_modified(obj)):
             raise AppendOnly("audit entries are never changed or deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state: ORMExecuteState) -> None:
+    """`session.execute(update(AuditEntry))` or `delete(...)` skip the flush: refused here."""
+    if (state.is_update or state.is_delete) and any(
+            mapper.class_ is AuditEntry for mapper in state.all_mappers):
+        raise AppendOnly("audit entries are never changed or deleted")

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -72,3 +74,22 @@ def sign_in(app: Flask, client: FlaskClient, person: Person) -> str:
         "code": next_code(app, person), "csrf_token": csrf_of(page.text)})
     assert answer.status_code == 302, answer.text
     return csrf_of(client.get("/console/").text)
+
+
+def sign_in_browser(app: Flask, page: Any, base_url: str, person: Person,
+                    on_each: Callable[[Any, str], None] | None = None) -> None:
+    """Sign `person` in through the browser's own forms: the password typed, then the TOTP
+    code of now. `on_each(page, name)` runs on the sign-in page and the code page as the
+    person reaches them (an accessibility check, screenshots)."""
+    page.goto(f"{base_url}/console/login")
+    if on_each is not None:
+        on_each(page, "login")
+    page.fill("#email", person.email)
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/console/login/code**")
+    if on_each is not None:
+        on_each(page, "code")
+    page.fill("#code", next_code(app, person))
+    page.click("main button[type=submit]")
+    page.wait_for_url(lambda url: "/console/login" not in url)

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from kit.console import Person, add_person, sign_in
 from sqlalchemy.orm import Session
 
-from checkout import clock, db, merchants, roles
+from checkout import audit, clock, db, merchants, roles
 from checkout.models import Callback, Delivery, Page
 from checkout.web.console import base
 
@@ -58,10 +58,14 @@ ROUTES: dict[str, Route] = {
     "payment_ask": Route(roles.RESEND, "POST", "/console/payments/{page_a}/ask"),
     "payment_note": Route(roles.NOTE, "POST", "/console/payments/{page_a}/notes",
                           (("text", "note-of-a"),)),
+    "audit_log": Route(roles.AUDIT, "GET", "/console/audit"),
+    # Exporting the log needs EXPORT and AUDIT at the same merchants (the gate checks EXPORT).
+    "audit_csv": Route(roles.EXPORT, "GET", "/console/audit.csv"),
 }
 
 # Text of merchant A that a user of B must never see.
-SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "callback-of-a", "note-of-a")
+SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "callback-of-a", "note-of-a", "audit-of-a",
+                "203.0.113.11")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,9 @@ def world(app: Flask) -> World:
             session.add_all([page_a, _page(B, "order-of-b", "addr-of-b")])
             delivery_a = _flagged_and_delivered(session, A, "callback-of-a")
             _flagged_and_delivered(session, B, "callback-of-b")
+            audit.record(session, "settings.change", actor="someone@a.example", merchant_id=A,
+                         target="audit-of-a", detail={"note": "audit-of-a"},
+                         address="203.0.113.11")
     people = {role: add_person(app, f"{role}@a.example", roles={A: role}) for role in roles.ROLES}
     people["operator"] = add_person(app, "op@site.example", operator=True)
     people["other"] = add_person(app, "owner@b.example", roles={B: "owner"})
