@@ -129,9 +129,7 @@ def accept_invitation(session: Session, link: Enrolment, user: User, password: s
     right = (passwords.verify(user.password_hash, password[:passwords.MAXIMUM_LENGTH])
              and signin.check_factor(session, user, code, now=now) is not None)
     if step(user) != INVITATION or not right or not _use(session, link, now):
-        signin_throttle.failed(session, names, now)
-        audit.record(session, signin.SIGNIN_FAILED, actor=user.email, user_id=user.id,
-                     address=address, detail={"step": "invitation"})
+        signin.failure(session, user, names, now=now, address=address, step="invitation")
         return signin.Attempt()
     signin_throttle.succeeded(session, names[0], now)
     _join(session, link, user, now)

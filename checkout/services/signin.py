@@ -20,6 +20,7 @@ from . import console_sessions, signin_throttle
 SIGNIN = "signin"
 SIGNIN_FAILED = "signin_failed"
 SIGNOUT = "signout"
+SIGNIN_BLOCKED = "signin_blocked"
 UNKNOWN_ACTOR = "unknown email"
 
 
@@ -49,10 +50,7 @@ def with_password(session: Session, email: str, password: str, *, now: datetime,
     usable = user is not None and user.disabled_at is None and user.enrolled_at is not None
     stored = user.password_hash if usable and user is not None else None
     if not passwords.verify(stored, password[:passwords.MAXIMUM_LENGTH]) or user is None:
-        signin_throttle.failed(session, names, now)
-        audit.record(session, SIGNIN_FAILED, actor=user.email if user else UNKNOWN_ACTOR,
-                     user_id=user.id if user else None, address=address,
-                     detail={"step": "password"})
+        failure(session, user, names, now=now, address=address, step="password")
         return Attempt()
     return Attempt(ok=True, token=console_sessions.start(
         session, user, now=now, address=address, user_agent=user_agent))
@@ -71,9 +69,7 @@ def second_factor(session: Session, row: ConsoleSession, code: str, *, now: date
         return Attempt(wait=wait)
     factor = check_factor(session, user, code, now=now)
     if factor is None:
-        signin_throttle.failed(session, names, now)
-        audit.record(session, SIGNIN_FAILED, actor=user.email, user_id=user.id,
-                     address=address, detail={"step": "code"})
+        failure(session, user, names, now=now, address=address, step="code")
         return Attempt()
     signin_throttle.succeeded(session, names[0], now)
     row.stage = console_sessions.SIGNED_IN
@@ -81,6 +77,20 @@ def second_factor(session: Session, row: ConsoleSession, code: str, *, now: date
     audit.record(session, SIGNIN, actor=user.email, user_id=user.id, address=address,
                  detail={"factor": factor})
     return Attempt(ok=True)
+
+
+def failure(session: Session, user: User | None, names: tuple[str, str], *, now: datetime,
+            address: str | None, step: str) -> None:
+    """Count a failed step and audit it; a block it starts is audited once (the attempts
+    it then turns away write nothing, so a flood cannot fill the log)."""
+    actor = user.email if user else UNKNOWN_ACTOR
+    user_id = user.id if user else None
+    blocked = signin_throttle.failed(session, names, now)
+    audit.record(session, SIGNIN_FAILED, actor=actor, user_id=user_id, address=address,
+                 detail={"step": step})
+    if blocked:
+        audit.record(session, SIGNIN_BLOCKED, actor=actor, user_id=user_id, address=address,
+                     detail={kind: int(wait.total_seconds()) for kind, wait in blocked.items()})
 
 
 def check_factor(session: Session, user: User, code: str, *, now: datetime) -> str | None:

@@ -70,16 +70,22 @@ def blocked_for(session: Session, names: Iterable[str], now: datetime) -> timede
     return max(row.blocked_until - now for row in rows if row.blocked_until is not None)
 
 
-def failed(session: Session, names: Iterable[str], now: datetime) -> None:
-    """Count one failure on each key, blocking those past their free failures."""
+def failed(session: Session, names: Iterable[str], now: datetime) -> dict[str, timedelta]:
+    """Count one failure on each key, blocking those past their free failures; the kinds
+    ("address", "account") this failure blocked, and for how long."""
+    blocked = {}
     for name in names:
         row = _locked_row(session, name, now)
         if now - row.updated_at > FORGET:
             row.failures = 0
         row.failures += 1
         row.updated_at = now
-        wait = wait_after(row.failures, FREE[name.partition(":")[0]])
+        kind = name.partition(":")[0]
+        wait = wait_after(row.failures, FREE[kind])
         row.blocked_until = now + wait if wait is not None else None
+        if wait is not None:
+            blocked[kind] = wait
+    return blocked
 
 
 def succeeded(session: Session, name: str, now: datetime) -> None:

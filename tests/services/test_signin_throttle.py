@@ -151,3 +151,13 @@ def test_failures_and_sign_ins_are_audited(app: Flask) -> None:
     assert [(e.action, e.user_id, e.address) for e in entries] == [
         ("signin_failed", None, HOME), ("signin_failed", person.id, HOME),
         ("signin", person.id, HOME)]
+
+
+def test_a_block_is_audited_once_and_turned_away_attempts_write_nothing(app: Flask) -> None:
+    Clock(app)
+    free = _fail_until_blocked(app, "nobody@shop.example")
+    for _ in range(5):
+        assert _try(app, "nobody@shop.example", "wrong password!").wait is not None
+    with app.app_context():
+        actions = db.session().scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["signin_failed"] * free + ["signin_blocked"]
