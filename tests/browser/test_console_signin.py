@@ -2,8 +2,9 @@
 `flask user add`, a password, the authenticator (the QR read back by zxing-cpp and the key as
 text, both the same secret), a real TOTP code from pyotp, the recovery codes shown once; then
 signing out, signing in with password and code, the list of sessions, signing another one out
-and signing out. Every screen is photographed at 320 and 1280 px, light and dark, in English,
-German and Arabic, and passes axe-core with no violation."""
+and signing out; and an enrolled user's invitation accepted on its page. Every screen is
+photographed at 320 and 1280 px, light and dark, in English, German and Arabic, and passes
+axe-core with no violation."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import pytest
 from flask import Flask
 from kit.accessibility import audit, fits_at_200_percent
 from kit.browser import decode_qr, shoot
+from kit.console import PASSWORD as KIT_PASSWORD
+from kit.console import add_person
 from kit.live import LiveServer
 from playwright.sync_api import Page, expect
 
-from checkout import clock, db, i18n
+from checkout import access, clock, db, i18n
 from checkout.models import Merchant
 from checkout.services import console_sessions, people
 
@@ -124,3 +127,27 @@ def test_enrol_sign_out_sign_in_and_the_sessions(app: Flask, site: LiveServer,
     expect(page.locator("#email")).to_be_visible()
     page.goto(f"{site.url}/console/sessions")
     expect(page.locator("#email")).to_be_visible()  # signed out: back to the sign-in
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_an_enrolled_user_accepts_an_invitation_on_its_page(app: Flask, site: LiveServer,
+                                                            merchant: Merchant, context: Any,
+                                                            lang: str) -> None:
+    person = add_person(app, f"helper-{lang}@agency.example")
+    with app.app_context(), db.transaction() as session:
+        user = people.by_email(session, person.email)
+        assert user is not None
+        token = people.new_link(session, user, now=clock.now(),
+                                merchant_id=merchant.client_id, role="support")
+    page = context.new_page()
+    page.goto(_with_lang(f"{site.url}/console/enrol/{token}", lang))
+    expect(page.locator("p.notice")).to_contain_text(merchant.name)
+    _look(page, "invitation", lang)
+    page.locator("#password").fill(KIT_PASSWORD)
+    page.locator("#code").fill(pyotp.TOTP(person.secret).now())
+    page.locator("form.enrol button[type=submit]").click()
+    expect(page.locator(".who")).to_have_text(person.email)
+    with app.app_context():
+        helper = people.by_email(db.session(), person.email)
+        assert helper is not None
+        assert access.of(db.session(), helper).role_at(merchant.client_id) == "support"
