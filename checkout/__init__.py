@@ -109,7 +109,7 @@ def wrap_wsgi(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from . import demo, limits, merchants, migrate_cli, worker
+    from . import demo, limits, merchants, migrate_cli, user_commands, worker
     from .services import deliveries
 
     merchants.init_app(app)
@@ -118,3 +118,4 @@ def register_commands(app: Flask) -> None:
     deliveries.init_app(app)
     migrate_cli.init_app(app)
     demo.init_app(app)
+    user_commands.init_app(app)

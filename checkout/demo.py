@@ -11,9 +11,9 @@ from urllib.parse import urlencode, urlsplit
 import click
 from flask import Flask, current_app
 
-from . import db, merchants, terminal
+from . import clock, db, merchants, terminal
 from .models import Merchant
-from .services import invoices
+from .services import invoices, people, user_directory
 
 DEMO_CLIENT_ID = 1000
 
@@ -50,6 +50,7 @@ def init_app(app: Flask) -> None:
             "These links (fresh ones each time), this command and the callbacks the shop "
             "received:",
             f"  {base}/sandbox/shop",
+            *demo_owner_lines(merchant, base),
         ):
             click.echo(line)
 
@@ -70,6 +71,29 @@ def demo_merchant(base: str) -> Merchant:
             webhook_url=f"{base}/sandbox/shop/callback",
         ))
     return merchant
+
+
+DEMO_OWNER = "owner@demo.example"
+
+
+def demo_owner_lines(merchant: Merchant, base: str) -> list[str]:
+    """How to sign in to the back office as the demo merchant's owner: until they have
+    enrolled, a fresh one-time link on every run (no password is ever printed)."""
+    with db.transaction() as session:
+        owner = people.by_email(session, DEMO_OWNER)
+        if owner is None:
+            token: str | None = user_directory.add(session, DEMO_OWNER, now=clock.now(),
+                                                   client_id=merchant.client_id, role="owner")
+        elif owner.enrolled_at is None:
+            token = people.new_link(session, owner, now=clock.now())
+        else:
+            token = None
+    if token is None:
+        return [f"Back office: sign in as {DEMO_OWNER} (the demo shop's owner) at",
+                f"  {base}/console/login"]
+    return [f"Back office: enrol as {DEMO_OWNER} (the demo shop's owner), a password and an "
+            "authenticator app, with this one-time link (24 hours):",
+            f"  {base}/console/enrol/{token}"]
 
 
 def demo_terminal_link(merchant: Merchant, base: str) -> str:

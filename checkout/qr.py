@@ -37,6 +37,10 @@ def matrix(text: str) -> tuple[tuple[bool, ...], ...]:
 
 @lru_cache(maxsize=512)
 def _matrix(text: str) -> tuple[tuple[bool, ...], ...]:
+    return _draw(text)
+
+
+def _draw(text: str) -> tuple[tuple[bool, ...], ...]:
     code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=QUIET_ZONE)
     try:
         code.add_data(text)
@@ -52,9 +56,18 @@ def svg(text: str, title: str | None = None) -> bytes:
 
     Colours are presentation attributes, not `style`, so no CSP rule is ever involved.
     """
-    rows = _matrix(text)
+    return _svg(_matrix(text), text if title is None else title)
+
+
+def secret_svg(text: str, title: str) -> bytes:
+    """An SVG of a secret (an authenticator's enrolment): drawn and forgotten, never kept in
+    this module's caches."""
+    return _svg(_draw(text), title)
+
+
+def _svg(rows: tuple[tuple[bool, ...], ...], title: str) -> bytes:
     size = len(rows)
-    label = escape(_NOT_XML.sub("\ufffd", text if title is None else title))
+    label = escape(_NOT_XML.sub("\ufffd", title))
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 {size} {size}" '

@@ -28,7 +28,7 @@ PACKAGE = Path(checkout.__file__).parent
 # layer together and stands above them all.
 DOMAIN, PAGEKINDS, SERVICES, WEB, FACTORY = 0, 1, 2, 3, 9
 # A CLI command that calls a service is an entry point as a view is: it stands with web/.
-COMMANDS = ("demo",)
+COMMANDS = ("demo", "user_commands")
 LAYERS: dict[str, int] = {"checkout": DOMAIN, "checkout.pagekinds": PAGEKINDS,
                           "checkout.services": SERVICES, "checkout.web": WEB,
                           **{f"checkout.{name}": WEB for name in COMMANDS}}

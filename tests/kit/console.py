@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -55,9 +56,9 @@ def csrf_of(html: str) -> str:
 def next_code(app: Flask, person: Person) -> str:
     """A code the site has not seen yet: each code is good once, so a second sign-in within
     the same 30 s uses the next step's (the site accepts one step of drift)."""
-    with app.app_context():
+    with app.app_context():  # the site's clock: a test may have set it
         last = db.session().get(User, person.id).totp_last_step  # type: ignore[union-attr]
-    step = clock.unix(clock.now()) // totp.STEP
+        step = clock.unix(clock.now()) // totp.STEP
     if last is not None and last >= step:
         step = last + 1
     return totp.code_of_step(person.secret, step)
@@ -93,3 +94,40 @@ def sign_in_browser(app: Flask, page: Any, base_url: str, person: Person,
     page.fill("#code", next_code(app, person))
     page.click("main button[type=submit]")
     page.wait_for_url(lambda url: "/console/login" not in url)
+class Clock:
+    """The site's clock in a test (app.config["CLOCK"]): still until moved."""
+
+    def __init__(self, app: Flask) -> None:
+        self.moment = clock.system_now().replace(microsecond=0)
+        app.config["CLOCK"] = self
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **how_long: float) -> None:
+        self.moment += timedelta(**how_long)
+
+
+_SECRET = re.compile(r'data-field="totp-secret">([A-Z2-7 ]+)<')
+_RECOVERY = re.compile(r"<li><code>([a-z2-9]{5}-[a-z2-9]{5})</code></li>")
+
+
+def enrol(app: Flask, client: FlaskClient, link: str,
+          password: str = PASSWORD) -> tuple[str, list[str]]:
+    """Enrol through a one-time link's page as a person would: the password twice, the key
+    read off the page, a code from it; returns the TOTP secret and the recovery codes."""
+    page = client.get(link)
+    assert page.status_code == 200, page.text
+    answer = client.post(link, data={"step": "password", "password": password,
+                                     "again": password, "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303, answer.text
+    page = client.get(link)
+    found = _SECRET.search(page.text)
+    assert found, "no secret on the enrolment page"
+    secret = found.group(1).replace(" ", "")
+    with app.app_context():
+        code = totp.code_at(secret, clock.now())
+    answer = client.post(link, data={"step": "factor", "code": code,
+                                     "csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 200, answer.text
+    return secret, _RECOVERY.findall(answer.text)

@@ -1,9 +1,14 @@
-"""Signing in to the back office: email and password, then the TOTP code; signing out."""
+"""Signing in to the back office: email and password, then the TOTP code (or a recovery
+code); signing out. A blocked attempt answers 429 with Retry-After."""
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 from flask import Response, g, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 
 from ... import clock, db
@@ -19,6 +24,15 @@ def _next_url() -> str:
     return url_for("console.overview")
 
 
+def blocked(template: str, wait: timedelta, **context: object) -> ResponseReturnValue:
+    """The page again with how long to wait, as 429 with Retry-After (whole seconds)."""
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    message = _("Too many attempts. Wait %(wait)s, then try again.",
+                wait=format_timedelta(timedelta(seconds=seconds), threshold=1.1,
+                                      add_direction=False))
+    return render(template, error=message, **context), 429, {"Retry-After": str(seconds)}
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login() -> ResponseReturnValue:
@@ -27,12 +41,14 @@ def login() -> ResponseReturnValue:
         email = request.form.get("email", "")
         password = request.form.get("password", "")
         with db.transaction() as session:
-            token = signin.with_password(session, email, password, now=clock.now(),
-                                         address=client_address(),
-                                         user_agent=request.user_agent.string)
-        if token is not None:
+            attempt = signin.with_password(session, email, password, now=clock.now(),
+                                           address=client_address(),
+                                           user_agent=request.user_agent.string)
+        if attempt.wait is not None:
+            return blocked("console/login.html", attempt.wait, next=_next_url())
+        if attempt.token is not None:
             response = make_response(redirect(url_for("console.code", next=_next_url())))
-            set_session_cookie(response, token)
+            set_session_cookie(response, attempt.token)
             return response
         error = _("That email and password do not match an account.")
     return render("console/login.html", error=error, next=_next_url()), 200 if not error else 401
@@ -50,11 +66,14 @@ def code() -> ResponseReturnValue:
     if request.method == "POST":
         with db.transaction() as session:
             row = session.merge(row)
-            accepted = signin.second_factor(session, row, request.form.get("code", ""),
-                                            now=clock.now())
-        if accepted:
+            attempt = signin.second_factor(session, row, request.form.get("code", ""),
+                                           now=clock.now(), address=client_address())
+        if attempt.wait is not None:
+            return blocked("console/code.html", attempt.wait, next=_next_url())
+        if attempt.ok:
             return redirect(_next_url())
-        error = _("That code is not right. Enter the code your app shows now.")
+        error = _("That code is not right. Enter the code your app shows now, "
+                  "or one of your recovery codes.")
     return render("console/code.html", error=error, next=_next_url()), 200 if not error else 401
 
 
@@ -64,7 +83,8 @@ def logout() -> Response:
     row = g.get("console_row")
     if row is not None:
         with db.transaction() as session:
-            console_sessions.end(session.merge(row), clock.now())
+            signin.sign_out(session, session.merge(row), now=clock.now(),
+                            address=client_address())
     response = make_response(redirect(url_for("console.login")))
     set_session_cookie(response, None)
     return response

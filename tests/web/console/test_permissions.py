@@ -22,7 +22,9 @@ from kit.console import Person, add_person, sign_in
 from sqlalchemy.orm import Session
 
 from checkout import audit, clock, db, merchants, roles
-from checkout.models import Callback, Delivery, Page
+from checkout.models import Callback, Delivery, Page, User
+from checkout.services import console_sessions
+from checkout.services import people as people_service
 from checkout.web.console import base
 
 A, B = 11, 22
@@ -61,11 +63,15 @@ ROUTES: dict[str, Route] = {
     "audit_log": Route(roles.AUDIT, "GET", "/console/audit"),
     # Exporting the log needs EXPORT and AUDIT at the same merchants (the gate checks EXPORT).
     "audit_csv": Route(roles.EXPORT, "GET", "/console/audit.csv"),
+    "enrol": Route(None, "GET", "/console/enrol/{enrol_token}"),
+    "sessions": Route(roles.READ, "GET", "/console/sessions"),
+    "end_session": Route(roles.READ, "POST", "/console/sessions/end"),
+    "end_other_sessions": Route(roles.READ, "POST", "/console/sessions/end-others"),
 }
 
 # Text of merchant A that a user of B must never see.
 SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "callback-of-a", "note-of-a", "audit-of-a",
-                "203.0.113.11")
+                "203.0.113.11", "agent-of-a", "198.51.100.11")
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,18 @@ def world(app: Flask) -> World:
     people = {role: add_person(app, f"{role}@a.example", roles={A: role}) for role in roles.ROLES}
     people["operator"] = add_person(app, "op@site.example", operator=True)
     people["other"] = add_person(app, "owner@b.example", roles={B: "owner"})
-    return World({"page_a": page_a.id, "merchant_a": str(A), "delivery_a": str(delivery_a)},
+    with app.app_context(), db.transaction() as session:
+        # A session of A's owner elsewhere, and a newcomer's enrolment link (no merchant).
+        owner_a = session.get(User, people["owner"].id)
+        assert owner_a is not None
+        console_sessions.start(session, owner_a, now=clock.now(), address="198.51.100.11",
+                               user_agent="agent-of-a", stage=console_sessions.SIGNED_IN)
+        newcomer = User(email="newcomer@site.example", created_at=clock.now())
+        session.add(newcomer)
+        session.flush()
+        enrol_token = people_service.new_link(session, newcomer, now=clock.now())
+    return World({"page_a": page_a.id, "merchant_a": str(A), "delivery_a": str(delivery_a),
+                  "enrol_token": enrol_token},
                  people)
 
 
@@ -176,7 +193,7 @@ def test_a_user_of_another_merchant_sees_nothing_of_it(app: Flask, world: World,
     path = route.path.format(**world.values)
     answer = (client.get(path) if route.method == "GET"
               else client.post(path, data={**dict(route.form), "csrf_token": token}))
-    if "{" in route.path:
+    if "{" in route.path and route.capability is not None:  # a public link is nobody's
         assert answer.status_code in (403, 404), (endpoint, answer.status_code)
     for text in SECRETS_OF_A:
         assert text not in answer.get_data(as_text=True), (endpoint, text)
