@@ -128,13 +128,27 @@ def open_sandbox_account(merchant: Merchant) -> None:
         open_account(merchant.client_id, merchant.api_key, merchant.api_secret)
 
 
-def replace_secret(session: Session, client_id: int) -> tuple[Merchant, str]:
-    """A new random API secret for the merchant, inside the caller's transaction; returned
-    once for the caller to show, never stored anywhere else or logged."""
+def normalise_secret(value: str) -> str:
+    """An API secret as the processor issued it: printable, without spaces (a pasted line
+    break or space is a copying slip, and would never verify)."""
+    secret = value.strip()
+    if not secret:
+        raise MerchantError("the secret must not be empty")
+    if len(secret) > 255 or not all(33 <= ord(c) < 127 for c in secret):
+        raise MerchantError("the secret must be at most 255 printable characters without "
+                            "spaces, exactly as issued")
+    return secret
+
+
+def replace_secret(session: Session, client_id: int,
+                   issued: str | None = None) -> tuple[Merchant, str]:
+    """Replace the merchant's API secret inside the caller's transaction: with `issued` (the
+    processor issued it), or a new random one (sandbox mode, whose processor follows ours).
+    Returned once for the caller; never logged."""
+    secret = normalise_secret(issued) if issued is not None else secrets.token_urlsafe(32)
     merchant = session.get(Merchant, client_id, with_for_update=True)
     if merchant is None:
         raise MerchantError(f"no merchant with client id {client_id}")
-    secret = secrets.token_urlsafe(32)
     merchant.api_secret = secret
     return merchant, secret
 

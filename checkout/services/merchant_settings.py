@@ -26,6 +26,7 @@ NAME, DISPLAY_NAME, ACCENT, LANGUAGE, LOGO, INSTRUCTIONS = (
 WEBHOOK_URL, RETURN_HOSTS, FRAME_ORIGINS, API_SECRET = (
     "webhook_url", "return_hosts", "frame_origins", "api_secret")
 CONFIRM_CODE = "confirm_code"
+SECRET_FIELD = "new_secret"  # noqa: S105 (a form field's name)
 DEFAULT_LANGUAGE = "en"  # what a merchant without a language gets
 
 T = TypeVar("T")
@@ -138,6 +139,13 @@ def _check(errors: dict[str, str], name: str, check: Callable[[V], T], value: V)
     except (merchants.MerchantError, branding.BrandError) as exc:
         errors[name] = str(exc)
         return None
+
+
+def _check_or_raise(name: str, check: Callable[[str], str], value: str) -> None:
+    errors: dict[str, str] = {}
+    _check(errors, name, check, value)
+    if errors:
+        raise Invalid(errors)
 
 
 def _lines(text: str) -> list[str]:
@@ -277,12 +285,15 @@ def save_developer(session: Session, client_id: int, form: DeveloperForm, code: 
 
 
 def replace_secret(session: Session, client_id: int, code: str, *, actor: Actor,
-                   now: datetime) -> str:
-    """A new random API secret, after the code asked again; returned for the one-time
-    reveal. The audit entry says it was replaced, never what it is."""
+                   now: datetime, issued: str | None = None) -> str:
+    """A new API secret after the code asked again: `issued` by the processor (outside
+    sandbox mode the processor issues it: a random one would end every payment), else a
+    random one for the one-time reveal. The audit entry says it was replaced, never what."""
     _settings_or_invalid(session, client_id)
+    if issued is not None:
+        _check_or_raise(SECRET_FIELD, merchants.normalise_secret, issued)
     _confirm(session, actor, code, now)
-    _, secret = merchants.replace_secret(session, client_id)
+    _, secret = merchants.replace_secret(session, client_id, issued)
     audit.record(session, "settings.secret", actor=actor.email, user_id=actor.user_id,
                  merchant_id=client_id, target=str(client_id),
                  detail={"fields": [API_SECRET]}, address=actor.address)

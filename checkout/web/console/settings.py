@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, abort, redirect, request, url_for
+from flask import Response, abort, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -16,7 +16,7 @@ from ...services import merchant_settings as ms
 from .base import bp, client_address, merchant_or_404, render, requires, signed
 
 # The notices a redirect after a change names (?done=...).
-DONE = ("brand", "developer", "unchanged")
+DONE = ("brand", "developer", "secret", "unchanged")
 
 
 def _merchant_id() -> int:
@@ -67,6 +67,7 @@ def _page(merchant_id: int, *, status: int = 200, brand: ms.BrandForm | None = N
                      if digest else None),
         "done": request.args.get("done") if request.args.get("done") in DONE else None,
         "max_logo_kb": branding.MAX_LOGO_BYTES // 1024,
+        "sandbox": _sandbox(),
     }
     return render("console/settings.html", **context), status
 
@@ -144,18 +145,26 @@ def settings_developer() -> ResponseReturnValue:
 @bp.route("/settings/secret", methods=["POST"])
 @requires(roles.DEVELOPER)
 def settings_secret() -> ResponseReturnValue:
-    """The new secret is in this one answer only (not a redirect: nothing keeps it)."""
+    """Sandbox mode: a random secret, in this one answer only (not a redirect: nothing keeps
+    it). Otherwise the secret the processor issued, typed in and never shown back."""
     merchant_id = _merchant_id()
     merchant_or_404(merchant_id, roles.DEVELOPER)
+    issued = None if _sandbox() else request.form.get(ms.SECRET_FIELD, "")
     try:
         with db.transaction() as session:
             secret = ms.replace_secret(session, merchant_id,
                                        request.form.get("confirm_code", ""),
-                                       actor=_actor(), now=clock.now())
+                                       actor=_actor(), now=clock.now(), issued=issued)
     except ms.Invalid as exc:
         return _page(merchant_id, status=422, errors=exc.errors, part="secret")
     ms.after_secret_replaced(db.session(), merchant_id)
+    if issued is not None:
+        return _done(merchant_id, [ms.API_SECRET], "secret")
     return _page(merchant_id, secret=secret, part="secret")
+
+
+def _sandbox() -> bool:
+    return bool(current_app.config["SANDBOX"])
 
 
 @bp.route("/settings/preview.css")

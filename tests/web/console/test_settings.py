@@ -322,3 +322,31 @@ def make_merchant(app: Flask) -> Callable[[int], None]:
                                                 f"key-{client_id}", f"secret-{client_id}",
                                                 ("other.example",)))
     return make
+
+
+def test_outside_sandbox_mode_the_secret_is_the_one_the_processor_issued(
+        make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture) -> None:
+    """A random secret would end every payment: the processor signs with the one it issued."""
+    caplog.set_level(logging.DEBUG)
+    app = make_app(SANDBOX=False, PROCESSOR_URL="https://processor.example")
+    tick = Tick()
+    app.config["CLOCK"] = tick
+    with app.app_context():
+        from checkout import merchants
+        merchants.add(merchants.NewMerchant(11, "Shop", "key-11", "secret-11",
+                                            ("shop.example",)))
+    owner = add_person(app, "owner@shop.example", roles={11: "owner"})
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"  # the cookie is Secure here
+    token = sign_in(app, client, owner)
+    assert 'name="new_secret"' in client.get(URL).text
+    pasted = "issued-by-the-processor-0123456789"
+    bad = client.post(SECRET, data={"csrf_token": token, "new_secret": "two words",
+                                    "confirm_code": tick.code(app, owner)})
+    assert bad.status_code == 422 and "printable characters without spaces" in bad.text
+    assert stored(app)["api_secret"] == "secret-11"
+    answer = client.post(SECRET, data={"csrf_token": token, "new_secret": f" {pasted}\n",
+                                       "confirm_code": tick.code(app, owner)})
+    assert answer.status_code == 303 and stored(app)["api_secret"] == pasted
+    assert pasted not in client.get(answer.headers["Location"]).text
+    assert pasted not in repr(audit_entries(app)) and pasted not in caplog.text

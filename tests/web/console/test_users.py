@@ -255,3 +255,32 @@ def test_a_mail_server_that_does_not_answer_leaves_the_link_to_copy(
                                        "role": "viewer", "confirm_code": tick.code(app, owner)})
     assert answer.status_code == 200 and _LINK.search(answer.text)
     assert "could not be sent" in answer.text
+
+
+def test_a_repeated_invitation_post_creates_nothing_more(app: Flask, client: FlaskClient,
+                                                        owner: Person, token: str,
+                                                        tick: Tick) -> None:
+    data = {"csrf_token": token, "email": "twice@shop.example", "role": "viewer",
+            "confirm_code": tick.code(app, owner)}
+    assert client.post(INVITE, data=data).status_code == 200
+    again = client.post(INVITE, data=data)  # a double click: the code is spent
+    assert again.status_code == 422 and not _LINK.search(again.text)
+    with app.app_context():
+        assert len(db.session().scalars(select(Enrolment)).all()) == 1
+    assert [a for a, _ in actions(app)] == ["users.invite"]
+
+
+@pytest.mark.parametrize("field", [
+    {"user_id": "1 OR 1=1"}, {"user_id": "-1"}, {"user_id": "9" * 30},
+    {"role": "<script>alert(1)</script>"}, {"action": "drop", "role": "root"}])
+def test_hostile_changes_are_refused_and_change_nothing(app: Flask, client: FlaskClient,
+                                                       owner: Person, token: str,
+                                                       tick: Tick,
+                                                       field: dict[str, str]) -> None:
+    other = add_person(app, "two@shop.example", roles={11: "viewer"})
+    data = {"csrf_token": token, "user_id": str(other.id), "role": "admin",
+            "action": "role", "confirm_code": tick.code(app, owner), **field}
+    answer = client.post(CHANGE, data=data)
+    assert answer.status_code in (404, 422)
+    assert "<script>alert" not in answer.text
+    assert role_of(app, other.id) == "viewer" and actions(app) == []
