@@ -18,7 +18,7 @@ from kit.console import PASSWORD, Person, add_person
 from kit.live import LiveServer
 from playwright.sync_api import Page, expect
 
-from checkout import branding, clock, db, totp
+from checkout import branding, clock, db, merchants, totp
 from checkout.models import Merchant
 
 LANGUAGES = {"en": "en-GB", "de": "de-DE", "ar": "ar"}
@@ -124,3 +124,40 @@ def test_an_owner_changes_settings_and_invites_a_user(app: Flask, site: LiveServ
 def _rgb(colour: str) -> str:
     r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+def test_an_operator_sees_every_user_and_disables_one(browser: Any, app: Flask,
+                                                      site: LiveServer, lang: str) -> None:
+    tick = Tick()
+    app.config["CLOCK"] = tick
+    operator = add_person(app, "op@site.example", operator=True)
+    add_person(app, "owner@shop.example", roles={11: "owner"})
+    leaving = add_person(app, "leaving@shop.example", roles={11: "support"})
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(22, "Second Shop", "key-22", "secret-22"))
+    context = browser.new_context(locale=LANGUAGES[lang])
+    try:
+        page = context.new_page()
+        page.goto(f"{site.url}/console/login")
+        page.fill("#email", operator.email)
+        page.fill("#password", PASSWORD)
+        page.locator("form.narrow button[type=submit]").click()
+        page.fill("#code", tick.code(operator))
+        page.locator("form.narrow button[type=submit]").click()
+        page.goto(f"{site.url}/console/settings")
+        expect(page.locator("main")).to_contain_text("Second Shop")
+        look(page, f"console-settings-choose-{lang}")
+        page.goto(f"{site.url}/console/users")
+        expect(page.locator("table")).to_contain_text("leaving@shop.example")
+        page.select_option("#disable-user", str(leaving.id))
+        page.fill("#disable-code", tick.code(operator))
+        page.locator("#disable-code").press("Enter")
+        expect(page.locator("p.notice[role=status]")).to_be_visible()
+        with app.app_context():
+            from checkout.models import User
+            user = db.session().get(User, leaving.id)
+            assert user is not None and user.disabled_at is not None
+        look(page, f"console-users-all-{lang}")
+    finally:
+        context.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import abort, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import LazyString, lazy_gettext
 from flask_babel import gettext as _
 
 from ... import clock, db, mail, roles
@@ -16,6 +17,19 @@ from .base import bp, client_address, merchant_or_404, render, requires, signed
 from .settings import error_messages
 
 DONE = ("role", "removed", "unchanged", "disabled")
+# What people read for each role of roles.ROLES (the form sends the role's own name).
+ROLE_LABELS: dict[str, LazyString] = {
+    "owner": lazy_gettext("Owner"),
+    "admin": lazy_gettext("Admin"),
+    "developer": lazy_gettext("Developer"),
+    "support": lazy_gettext("Support"),
+    "accountant": lazy_gettext("Accountant"),
+    "viewer": lazy_gettext("Viewer"),
+}
+
+
+def role_label(role: str) -> str:
+    return str(ROLE_LABELS.get(role, role))
 
 
 def _merchant_id() -> int:
@@ -55,7 +69,8 @@ def _page(merchant_id: int, *, status: int = 200, errors: dict[str, str] | None 
         "merchant_id": merchant_id, "merchant_name": names[merchant_id],
         "members": team.members(session, merchant_id),
         "invitations": team.invitations(session, merchant_id, clock.now()),
-        "roles": list(roles.ROLES), "errors": _messages(errors or {}), "part": part,
+        "roles": list(roles.ROLES), "role_label": role_label,
+        "errors": _messages(errors or {}), "part": part,
         "link": link, "emailed": emailed, "invite": invite or {},
         "done": request.args.get("done") if request.args.get("done") in DONE else None,
     }
@@ -74,7 +89,7 @@ def users() -> ResponseReturnValue:
         everybody = team.everybody(db.session()) if who.access.operator else []
         done = request.args.get("done")
         return render("console/users_all.html", choices=choices, people=everybody,
-                      done=done if done in DONE else None, errors={})
+                      done=done if done in DONE else None, errors={}, role_label=role_label)
     merchant_id = _merchant_id()
     merchant_or_404(merchant_id, roles.USERS)
     return _page(merchant_id)
@@ -164,7 +179,7 @@ def users_disable() -> ResponseReturnValue:
     who = signed()
     if user_id is None:
         return render("console/users_all.html", choices=[], people=[], done=None,
-                      errors={"user_id": _("Choose a user.")}), 422
+                      errors={"user_id": _("Choose a user.")}, role_label=role_label), 422
     if not who.access.operator:
         abort(403)
     try:
@@ -177,5 +192,5 @@ def users_disable() -> ResponseReturnValue:
         return render("console/users_all.html",
                       choices=merchant_settings.merchant_names(db.session(), None),
                       people=team.everybody(db.session()), done=None,
-                      errors=_messages(exc.errors)), 422
+                      errors=_messages(exc.errors), role_label=role_label), 422
     return redirect(url_for("console.users", done="disabled"), 303)
