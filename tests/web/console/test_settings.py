@@ -350,3 +350,19 @@ def test_outside_sandbox_mode_the_secret_is_the_one_the_processor_issued(
     assert answer.status_code == 303 and stored(app)["api_secret"] == pasted
     assert pasted not in client.get(answer.headers["Location"]).text
     assert pasted not in repr(audit_entries(app)) and pasted not in caplog.text
+
+
+def test_without_a_merchant_the_page_offers_those_one_may_set(
+        app: Flask, client: FlaskClient, signed_in: str,
+        make_merchant: Callable[[int], None]) -> None:
+    make_merchant(22)
+    # An owner of one merchant goes straight to it.
+    answer = client.get("/console/settings")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("merchant=11")
+    operator = add_person(app, "op@site.example", operator=True)
+    other = app.test_client()
+    sign_in(app, other, operator)
+    page = other.get("/console/settings").text
+    assert "merchant=11" in page and "merchant=22" in page
+    assert other.get("/console/settings?merchant=99").status_code == 404
+    assert other.get("/console/settings?merchant=11%20OR%201").status_code == 404

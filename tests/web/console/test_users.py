@@ -284,3 +284,16 @@ def test_hostile_changes_are_refused_and_change_nothing(app: Flask, client: Flas
     assert answer.status_code in (404, 422)
     assert "<script>alert" not in answer.text
     assert role_of(app, other.id) == "viewer" and actions(app) == []
+
+
+def test_user_forms_without_the_form_token_change_nothing(app: Flask, client: FlaskClient,
+                                                         owner: Person, token: str,
+                                                         tick: Tick) -> None:
+    other = add_person(app, "two@shop.example", roles={11: "viewer"})
+    code = tick.code(app, owner)
+    assert client.post(INVITE, data={"email": "x@shop.example", "role": "viewer",
+                                     "confirm_code": code}).status_code == 400
+    assert client.post(CHANGE, data={"user_id": other.id, "action": "remove",
+                                     "confirm_code": code, "csrf_token": "f" * 64}
+                       ).status_code == 400
+    assert role_of(app, other.id) == "viewer" and actions(app) == []
