@@ -38,6 +38,10 @@ ROUTES: dict[str, Route] = {
     "code": Route(None, "GET", "/console/login/code"),
     "logout": Route(None, "POST", "/console/logout"),
     "overview": Route(roles.READ, "GET", "/console/"),
+}
+
+# The settings and users pages.
+ROUTES.update({
     "settings": Route(roles.SETTINGS, "GET", "/console/settings?merchant={merchant_a}"),
     "settings_brand": Route(roles.SETTINGS, "POST",
                             "/console/settings/brand?merchant={merchant_a}"),
@@ -45,16 +49,18 @@ ROUTES: dict[str, Route] = {
                                 "/console/settings/developer?merchant={merchant_a}"),
     "settings_secret": Route(roles.DEVELOPER, "POST",
                              "/console/settings/secret?merchant={merchant_a}"),
-    "settings_preview": Route(roles.SETTINGS, "GET", "/console/settings/preview.css?accent=%2308f"),
+    "settings_preview": Route(roles.SETTINGS, "GET",
+                              "/console/settings/preview.css?accent=%2308f"),
     "users": Route(roles.USERS, "GET", "/console/users?merchant={merchant_a}"),
     "users_invite": Route(roles.USERS, "POST", "/console/users/invite?merchant={merchant_a}"),
     "users_change": Route(roles.USERS, "POST", "/console/users/change?merchant={merchant_a}"),
     "users_disable": Route(roles.USERS, "POST", "/console/users/disable"),
-}
+})
 
 # Text of merchant A that a user of B must never see.
-SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "secret-11", "key-11",
-                "https://a-shop.example/hook", "a-shop.example", "owner@a.example")
+SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a")
+# Its API key and secret, its own return host, its owner.
+SECRETS_OF_A += ("secret-11", "key-11", "a-shop.example", "owner@a.example")
 
 
 @dataclass(frozen=True)
@@ -76,13 +82,15 @@ def world(app: Flask) -> World:
         for client_id, name in ((A, "Shop A"), (B, "Shop B")):
             merchants.add(merchants.NewMerchant(
                 client_id=client_id, name=name, key=f"key-{client_id}",
-                secret=f"secret-{client_id}", return_hosts=(f"{name[-1].lower()}-shop.example",),
-                frame_origins=(), webhook_url=f"https://{name[-1].lower()}-shop.example/hook"))
+                secret=f"secret-{client_id}", return_hosts=("shop.example",),
+                frame_origins=(), webhook_url="https://shop.example/hook"))
         with db.transaction() as session:
             page_a = _page(A, "order-of-a", "addr-of-a")
             session.add_all([page_a, _page(B, "order-of-b", "addr-of-b")])
     people = {role: add_person(app, f"{role}@a.example", roles={A: role}) for role in roles.ROLES}
     people["operator"] = add_person(app, "op@site.example", operator=True)
+    with app.app_context():
+        merchants.edit(A, merchants.MerchantEdit(add_return_hosts=("a-shop.example",)))
     people["other"] = add_person(app, "owner@b.example", roles={B: "owner"})
     return World({"page_a": page_a.id, "merchant_a": str(A)}, people)
 
