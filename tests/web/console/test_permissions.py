@@ -59,14 +59,16 @@ ROUTES.update({
 
 # Text of merchant A that a user of B must never see.
 SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a")
-# Its API key and secret, its own return host, its owner.
-SECRETS_OF_A += ("secret-11", "key-11", "a-shop.example", "owner@a.example")
 
 
 @dataclass(frozen=True)
 class World:
     values: dict[str, str]
     people: dict[str, Person]  # role or "operator" or "other" (a user of B)
+
+
+# Also A's API key and secret, its own return host, its owner (the settings and users pages).
+SECRETS_OF_A += ("secret-11", "key-11", "a-shop.example", "owner@a.example")
 
 
 def _page(merchant_id: int, foreign_id: str, address: str) -> Page:
