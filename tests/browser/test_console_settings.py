@@ -111,6 +111,14 @@ def test_an_owner_changes_settings_and_invites_a_user(app: Flask, site: LiveServ
     expect(page.locator("p.notice[role=status]")).to_be_visible()
     assert stored(app).accent == "#ffee00"
 
+    # The API secret replaced: the new one shown this once.
+    old_secret = stored(app).api_secret
+    page.fill("#secret-code", tick.code(person))
+    page.locator("#secret-code").press("Enter")
+    expect(page.locator("#new-secret")).to_have_text(stored(app).api_secret)
+    assert stored(app).api_secret != old_secret
+    look(page, f"console-settings-secret-{lang}")
+
     # A user invited: the one-time link shown to copy (no mail server set).
     page.goto(f"{site.url}/console/users?merchant=11")
     page.fill("#invite-email", f"new-{lang}@shop.example")
