@@ -315,10 +315,12 @@ def edit_from_options(display_name: str | None, no_display_name: bool,
                       no_accent: bool, instructions: str | None,
                       instructions_for: tuple[tuple[str, str], ...],
                       removed_instructions: tuple[str, ...],
-                      no_instructions: bool) -> BrandEdit:
-    """Everything checked (the logo read and re-encoded) before anything is stored."""
+                      no_instructions: bool, logo_data: bytes | None = None) -> BrandEdit:
+    """Everything checked (the logo read and re-encoded) before anything is stored.
+    `logo_data`: an uploaded file's bytes (the back office), instead of `logo_path`."""
+    logo_given = logo_path if logo_path is not None else logo_data
     for value, flag, name in ((display_name, no_display_name, "display-name"),
-                              (logo_path, no_logo, "logo"), (accent, no_accent, "accent")):
+                              (logo_given, no_logo, "logo"), (accent, no_accent, "accent")):
         if value is not None and flag:
             raise BrandError(f"give either --{name} or --no-{name}, not both")
     if no_instructions and (instructions is not None or instructions_for
@@ -332,13 +334,16 @@ def edit_from_options(display_name: str | None, no_display_name: bool,
     keys = [k for k, _ in texts]
     if len(set(keys)) != len(keys):
         raise BrandError("the instructions for one language are given twice")
-    removed = tuple(normalise_language(lang) for lang in removed_instructions)
+    # The default text has no language to name it by; it is removed by its own key.
+    removed = tuple(lang if lang == DEFAULT else normalise_language(lang)
+                    for lang in removed_instructions)
     if set(removed) & set(keys):
         raise BrandError("the instructions for one language are both given and removed")
     return BrandEdit(
         display_name=normalise_display_name(display_name) if display_name is not None else None,
         no_display_name=no_display_name,
-        logo=read_logo(logo_path) if logo_path is not None else None,
+        logo=(read_logo(logo_path) if logo_path is not None
+              else decode_logo(logo_data) if logo_data is not None else None),
         no_logo=no_logo,
         accent=normalise_accent(accent) if accent is not None else None,
         no_accent=no_accent,

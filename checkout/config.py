@@ -77,6 +77,9 @@ def from_environment(instance: Path) -> dict[str, Any]:
         "SANDBOX": sandbox,
         "PROCESSOR_URL": processor_url or None,
         "PUBLIC_URL": public_url,
+        # smtp://user:password@host:port/?from=... (smtps:// for TLS from the start,
+        # smtp+starttls://): back-office invitations are emailed; unset, they are shown.
+        "SMTP_URL": os.environ.get(f"{PREFIX}SMTP_URL") or None,
         "DATABASE_URL": os.environ.get(f"{PREFIX}DATABASE_URL")
         or f"sqlite:///{instance / 'checkout.db'}",
         "SECRET_KEY": _secret_key(instance, sandbox),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from . import branding, db, i18n
 from .models import Merchant
@@ -54,6 +56,13 @@ def normalise_frame_origin(value: str) -> str:
     return f"{parts.scheme}://{host}"
 
 
+def normalise_name(value: str) -> str:
+    name = value.strip()
+    if not name:
+        raise MerchantError("name must not be empty")
+    return name
+
+
 def normalise_webhook_url(value: str) -> str:
     url = value.strip()
     parts = urlsplit(url)
@@ -88,8 +97,7 @@ def add(new: NewMerchant) -> Merchant:
     """Validate and store a merchant; in sandbox mode also open its processor account."""
     if new.client_id <= 0:
         raise MerchantError("client id must be a positive whole number")
-    if not new.name.strip():
-        raise MerchantError("name must not be empty")
+    normalise_name(new.name)
     if not new.key or not new.secret:
         raise MerchantError("key and secret must not be empty")
     merchant = Merchant(
@@ -108,10 +116,41 @@ def add(new: NewMerchant) -> Merchant:
         if s.scalar(select(Merchant).where(Merchant.api_key == new.key)) is not None:
             raise MerchantError("another merchant has this API key already")
         s.add(merchant)
+    open_sandbox_account(merchant)
+    return merchant
+
+
+def open_sandbox_account(merchant: Merchant) -> None:
+    """In sandbox mode the embedded processor holds the same key and secret: open or update
+    its account (after our own commit, as it has its own database)."""
     open_account = current_app.extensions.get("sandbox.open_account")
     if open_account is not None:
-        open_account(new.client_id, new.key, new.secret)
-    return merchant
+        open_account(merchant.client_id, merchant.api_key, merchant.api_secret)
+
+
+def normalise_secret(value: str) -> str:
+    """An API secret as the processor issued it: printable, without spaces (a pasted line
+    break or space is a copying slip, and would never verify)."""
+    secret = value.strip()
+    if not secret:
+        raise MerchantError("the secret must not be empty")
+    if len(secret) > 255 or not all(33 <= ord(c) < 127 for c in secret):
+        raise MerchantError("the secret must be at most 255 printable characters without "
+                            "spaces, exactly as issued")
+    return secret
+
+
+def replace_secret(session: Session, client_id: int,
+                   issued: str | None = None) -> tuple[Merchant, str]:
+    """Replace the merchant's API secret inside the caller's transaction: with `issued` (the
+    processor issued it), or a new random one (sandbox mode, whose processor follows ours).
+    Returned once for the caller; never logged."""
+    secret = normalise_secret(issued) if issued is not None else secrets.token_urlsafe(32)
+    merchant = session.get(Merchant, client_id, with_for_update=True)
+    if merchant is None:
+        raise MerchantError(f"no merchant with client id {client_id}")
+    merchant.api_secret = secret
+    return merchant, secret
 
 
 @dataclass(frozen=True)
@@ -151,6 +190,13 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
     The key and secret are not editable here: in sandbox mode they are also the embedded
     processor's account, which must not drift from ours.
     """
+    with db.transaction() as s:
+        return edit_in(s, client_id, change)
+
+
+def edit_in(s: Session, client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
+    """`edit` inside the caller's transaction: the back office writes its audit entry in
+    the same one. Every check runs before anything changes; a failing one changes nothing."""
     if change.is_empty():
         raise MerchantError("nothing to change: give --name, --return-host, "
                             "--remove-return-host, --frame-origin, --remove-frame-origin, "
@@ -158,8 +204,8 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
                             f"{branding.OPTION_NAMES}")
     if change.webhook_url is not None and change.no_webhook:
         raise MerchantError("give either --webhook-url or --no-webhook, not both")
-    if change.name is not None and not change.name.strip():
-        raise MerchantError("name must not be empty")
+    if change.name is not None:
+        normalise_name(change.name)
     add_hosts = {normalise_return_host(h) for h in change.add_return_hosts}
     remove_hosts = {normalise_return_host(h) for h in change.remove_return_hosts}
     add_origins = {normalise_frame_origin(o) for o in change.add_frame_origins}
@@ -167,33 +213,32 @@ def edit(client_id: int, change: MerchantEdit) -> tuple[Merchant, list[str]]:
     webhook = normalise_webhook_url(change.webhook_url) if change.webhook_url else None
     language = normalise_language(change.language) if change.language is not None else None
     changes: list[str] = []
-    with db.transaction() as s:
-        merchant = s.get(Merchant, client_id, with_for_update=True)
-        if merchant is None:
-            raise MerchantError(f"no merchant with client id {client_id} "
-                                "(see `flask --app checkout merchant list`)")
-        hosts = _edited("return host", merchant.return_hosts, add_hosts, remove_hosts)
-        origins = _edited("frame origin", merchant.frame_origins, add_origins, remove_origins)
-        if change.name is not None and change.name.strip() != merchant.name:
-            changes.append(f"name: {merchant.name} -> {change.name.strip()}")
-            merchant.name = change.name.strip()
-        if hosts != merchant.return_hosts:
-            changes.append(f"return hosts: {', '.join(hosts) or '-'}")
-            merchant.return_hosts = hosts
-        if origins != merchant.frame_origins:
-            changes.append(f"frame origins: {', '.join(origins) or '-'}")
-            merchant.frame_origins = origins
-        new_webhook = None if change.no_webhook else webhook or merchant.webhook_url
-        if new_webhook != merchant.webhook_url:
-            changes.append(f"webhook: {new_webhook or '-'}")
-            merchant.webhook_url = new_webhook
-        if language is not None and language != merchant.language:
-            changes.append(f"language: {i18n.tag(language)}")
-            merchant.language = language
-        try:
-            changes += branding.apply(merchant, change.brand)
-        except branding.BrandError as exc:
-            raise MerchantError(str(exc)) from exc
+    merchant = s.get(Merchant, client_id, with_for_update=True)
+    if merchant is None:
+        raise MerchantError(f"no merchant with client id {client_id} "
+                            "(see `flask --app checkout merchant list`)")
+    hosts = _edited("return host", merchant.return_hosts, add_hosts, remove_hosts)
+    origins = _edited("frame origin", merchant.frame_origins, add_origins, remove_origins)
+    if change.name is not None and change.name.strip() != merchant.name:
+        changes.append(f"name: {merchant.name} -> {change.name.strip()}")
+        merchant.name = change.name.strip()
+    if hosts != merchant.return_hosts:
+        changes.append(f"return hosts: {', '.join(hosts) or '-'}")
+        merchant.return_hosts = hosts
+    if origins != merchant.frame_origins:
+        changes.append(f"frame origins: {', '.join(origins) or '-'}")
+        merchant.frame_origins = origins
+    new_webhook = None if change.no_webhook else webhook or merchant.webhook_url
+    if new_webhook != merchant.webhook_url:
+        changes.append(f"webhook: {new_webhook or '-'}")
+        merchant.webhook_url = new_webhook
+    if language is not None and language != merchant.language:
+        changes.append(f"language: {i18n.tag(language)}")
+        merchant.language = language
+    try:
+        changes += branding.apply(merchant, change.brand)
+    except branding.BrandError as exc:
+        raise MerchantError(str(exc)) from exc
     return merchant, changes
 
 

@@ -16,15 +16,19 @@ EXPORT: Final = "export"  # CSV of payments and the audit log
 DELIVERIES: Final = "deliveries"  # retry, replay many, pause and resume deliveries
 DEVELOPER: Final = "developer"  # webhook URL, API secret, frame origins, return hosts
 SETTINGS: Final = "settings"  # names, logo, accent, instructions, language
+# Open the merchant's settings page: whoever may change any part of it (SETTINGS or DEVELOPER).
+CONFIGURE: Final = "configure"
 USERS: Final = "users"  # invite, change roles, remove
 AUDIT: Final = "audit"  # read the audit log
 
-CAPABILITIES: Final = (READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, USERS, AUDIT)
+CAPABILITIES: Final = (READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, CONFIGURE,
+                       USERS, AUDIT)
 
 ROLES: Final[dict[str, frozenset[str]]] = {
     "owner": frozenset(CAPABILITIES),
-    "admin": frozenset({READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, AUDIT}),
-    "developer": frozenset({READ, RESEND, DELIVERIES, DEVELOPER}),
+    "admin": frozenset({READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, CONFIGURE,
+                        AUDIT}),
+    "developer": frozenset({READ, RESEND, DELIVERIES, DEVELOPER, CONFIGURE}),
     "support": frozenset({READ, NOTE, RESEND}),
     "accountant": frozenset({READ, EXPORT, AUDIT}),
     "viewer": frozenset({READ}),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import text
+from .. import branding, text
 from . import callbacks, merchant_api
 
 # A customer form (a currency pick, an email, "pay again") is a few hundred bytes.
@@ -26,6 +26,8 @@ BODY_LIMITS = {
     "pages.pick": FORM_BODY,
     "pages.give_email": FORM_BODY,
     "pages.pay_again": FORM_BODY,
+    # The back office's branding form carries a logo.
+    "console.settings_brand": branding.MAX_LOGO_BYTES + 2 * FORM_BODY,
 }
 # Routes whose bodies are signed machine messages, read as raw bytes, never as forms.
 MACHINE_PREFIXES = ("/api/", "/callbacks/", "/sandbox/")

@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import audit_log, base, deliveries, enrol, overview, sessions, signin, story
+from . import (
+    audit_log,
+    base,
+    deliveries,
+    enrol,
+    overview,
+    sessions,
+    settings,
+    signin,
+    story,
+    users,
+)
 
 
 def init_app(app: Flask) -> None:
     # Their views are registered on `base.bp` as they load.
-    assert audit_log and deliveries and enrol and overview and sessions and signin and story
+    assert audit_log and deliveries and enrol and overview and sessions and settings
+    assert signin and story and users
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         # Back-office forms carry base.csrf_token(), checked for every POST by base's gate,
