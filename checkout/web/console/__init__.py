@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import base, overview, signin
+from . import base, overview, payments, signin
 
 
 def init_app(app: Flask) -> None:
-    assert overview and signin  # their views are registered on `base.bp` as they load
+    assert overview and payments and signin  # their views are registered on `base.bp` as they load
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         # Back-office forms carry base.csrf_token(), checked for every POST by base's gate,

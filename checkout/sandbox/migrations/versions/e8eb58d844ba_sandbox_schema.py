@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 0381e2b2518e
+Revision ID: e8eb58d844ba
 Revises: 
-Create Date: 2026-12-06 12:00:07.525847
+Create Date: 2026-12-06 12:07:41.616744
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0381e2b2518e'
+revision = 'e8eb58d844ba'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None
