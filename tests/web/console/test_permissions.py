@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from kit.console import Person, add_person, sign_in
 
 from checkout import clock, db, merchants, roles
-from checkout.models import Page
+from checkout.models import Invoice, Page
 from checkout.web.console import base
 
 A, B = 11, 22
@@ -38,10 +38,15 @@ ROUTES: dict[str, Route] = {
     "code": Route(None, "GET", "/console/login/code"),
     "logout": Route(None, "POST", "/console/logout"),
     "overview": Route(roles.READ, "GET", "/console/"),
+    # Searched and filtered by A's own keys (the form echoes the search, so not a secret
+    # above): a user of B gets the empty list any unknown key gets, never A's row.
+    "payments": Route(roles.READ, "GET", f"/console/payments?q=invoice-of-a&merchant={A}"),
+    "payments_csv": Route(roles.EXPORT, "GET",
+                          f"/console/payments.csv?q=addr-of-a&merchant={A}&attention=1"),
 }
 
 # Text of merchant A that a user of B must never see.
-SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a")
+SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "payer-of-a@example.org")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,16 @@ def world(app: Flask) -> World:
         with db.transaction() as session:
             page_a = _page(A, "order-of-a", "addr-of-a")
             session.add_all([page_a, _page(B, "order-of-b", "addr-of-b")])
+            invoice_page = _page(A, "invoice-of-a", "addr-of-a-invoice")
+            invoice_page.kind, invoice_page.status, invoice_page.reason = (
+                "invoice", "confirmed", "underpaid")
+            session.add(invoice_page)
+            session.flush()
+            session.add(Invoice(merchant_id=A, foreign_id="invoice-of-a", page_id=invoice_page.id,
+                                title="Order", currency="EUR", amount="26",
+                                email_user="payer-of-a@example.org",
+                                url_success="https://shop.example/ok",
+                                url_failed="https://shop.example/failed", status="confirmed"))
     people = {role: add_person(app, f"{role}@a.example", roles={A: role}) for role in roles.ROLES}
     people["operator"] = add_person(app, "op@site.example", operator=True)
     people["other"] = add_person(app, "owner@b.example", roles={B: "owner"})
