@@ -106,6 +106,15 @@ def _client_id(value: str) -> int:
     return int(value)
 
 
+def _wrong_names(args: Mapping[str, str], wrong: list[str]) -> str:
+    """Each unreadable filter by its label and what was given (shortened): a date field
+    cannot show a date that does not exist, so the message does."""
+    def given(name: str) -> str:
+        value = (args.get(name) or "").strip()
+        return value if len(value) <= 24 else value[:24] + "…"
+    return ", ".join(f"{FIELD_LABELS[name]} ({given(name)!r})" for name in wrong)
+
+
 def payment_url(page_id: str) -> str:
     """One payment's page, once its view exists (another part of the back office)."""
     if "console.payment" in current_app.view_functions:
@@ -122,7 +131,7 @@ def payments() -> ResponseReturnValue:
     after = _text(request.args, "after")
     session = db.session()
     errors = [_("These filters could not be read: %(names)s. Correct them and apply again.",
-                names=", ".join(str(FIELD_LABELS[name]) for name in wrong))] if wrong else []
+                names=_wrong_names(request.args, wrong))] if wrong else []
     listing = payments_list.Listing([], None)
     if not errors:
         try:
@@ -154,7 +163,7 @@ def payments_csv() -> ResponseReturnValue:
     filters, wrong = parse_filters(request.args)
     if wrong:
         return Response(_("These filters could not be read: %(names)s. Correct them and apply "
-                          "again.", names=", ".join(str(FIELD_LABELS[n]) for n in wrong)) + "\n",
+                          "again.", names=_wrong_names(request.args, wrong)) + "\n",
                         status=400, mimetype="text/plain")
     session = db.session()
     audit.record(session, "payments.export", actor=who.user.email, user_id=who.user.id,
