@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from .. import currencies, money, states
+from .. import audit, currencies, money, states
 from ..models import (
     Callback,
     Delivery,
@@ -55,9 +55,14 @@ from ..models import (
     QuoteTxid,
     is_page_token,
 )
+from ..pagekinds import deposit, invoice
 from ..pagekinds.deposit import BELOW_MINIMUM, OVERPAID, UNDERPAID
 
-KINDS: Final = ("deposit", "invoice")
+# The list reads each kind's own tables (a deposit's transactions, an invoice's quotes), so
+# it names the two kinds, by their own names.
+DEPOSIT: Final = deposit.KIND.name
+INVOICE: Final = invoice.KIND.name
+KINDS: Final = (DEPOSIT, INVOICE)
 # What the status filter accepts: a page's status, or the reason that says more of it
 # ("phase": a confirmed deposit short of its amount is status confirmed, reason underpaid).
 STATUSES: Final = (states.WAITING, states.SEEN, states.CONFIRMED, states.CANCELLED,
@@ -184,6 +189,8 @@ def _bounded(merchants: Sequence[int] | None, wanted: int | None) -> ColumnEleme
         return true()
     if not merchants:
         return false()
+    if len(merchants) == 1:  # the planners walk one merchant's index best by equality
+        return Page.merchant_id == merchants[0]
     return Page.merchant_id.in_(list(merchants))
 
 
@@ -209,7 +216,7 @@ def _deposit_pages_of(callbacks: ColumnElement[bool]) -> Select[Any]:
             .join(Deposit, Deposit.address_id == Page.address_id)
             .join(Callback, and_(Callback.merchant_id == Deposit.merchant_id,
                                  Callback.processor_id == Deposit.processor_id))
-            .where(callbacks, Page.kind == "deposit"))
+            .where(callbacks, Page.kind == DEPOSIT))
 
 
 def _invoice_pages_of(callbacks: ColumnElement[bool]) -> Select[Any]:
@@ -247,9 +254,9 @@ def _conditions(merchants: Sequence[int] | None, filters: Filters) -> list[Colum
         found.append(Page.currency == filters.currency)
     if filters.date_from:
         found.append(Page.created_at >= datetime.combine(filters.date_from, time()))
-    if filters.date_to:
-        found.append(Page.created_at < datetime.combine(filters.date_to, time())
-                     + timedelta(days=1))
+    if filters.date_to and filters.date_to < date.max:  # the last day there is bounds nothing
+        found.append(Page.created_at < datetime.combine(filters.date_to + timedelta(days=1),
+                                                        time()))
     if filters.q:
         found.append(_search(filters.q))
     if filters.flagged:
@@ -303,6 +310,21 @@ def merchant_choices(session: Session, merchants: Sequence[int] | None) -> list[
 
 # ---------------------------------------------------------------- the export
 
+def record_export(session: Session, merchants: Sequence[int] | None, filters: Filters, *,
+                  actor: str, user_id: int, address: str) -> None:
+    """The audit entry of one export (committed by the caller before the rows stream). It
+    names the filter's merchant only when that is one the person exports from and exists:
+    an entry never points at a merchant they may not see, or at none at all."""
+    merchant_id = filters.merchant
+    if merchant_id is not None and (
+            (merchants is not None and merchant_id not in merchants)
+            or session.get(Merchant, merchant_id) is None):
+        merchant_id = None
+    audit.record(session, "payments.export", actor=actor, user_id=user_id,
+                 merchant_id=merchant_id, detail={"filters": filters.as_args()},
+                 address=address)
+
+
 def export(session: Session, merchants: Sequence[int] | None, filters: Filters,
            batch: int = CSV_BATCH) -> Iterator[ExportRow]:
     """Every page of the filtered list, newest first, in keyset batches of `batch` (memory
@@ -313,8 +335,8 @@ def export(session: Session, merchants: Sequence[int] | None, filters: Filters,
         found = session.execute(_walk(merchants, filters, position, batch)).all()
         if not found:
             return
-        fees = _fees(session, [item[0] for item in found if item[1] == "deposit"],
-                     [item[0] for item in found if item[1] == "invoice"])
+        fees = _fees(session, [item[0] for item in found if item[1] == DEPOSIT],
+                     [item[0] for item in found if item[1] == INVOICE])
         for item in found:
             yield _export_row(item, fees.get(item[0], {}))
         if len(found) < batch:
@@ -326,7 +348,7 @@ def _export_row(found: Any, fees: dict[str, Decimal]) -> ExportRow:
     row = _row(found)
     paid_at, paid_rate, invoice_currency, invoice_amount = found[13:17]
     fiat_currency, fiat_value = None, None
-    if row.kind == "invoice" and invoice_currency and currencies.is_fiat(invoice_currency):
+    if row.kind == INVOICE and invoice_currency and currencies.is_fiat(invoice_currency):
         # An invoice is priced in fiat by the shop: that is its worth, whatever was paid.
         fiat_currency, fiat_value = invoice_currency, invoice_amount
     elif row.fiat_currency and paid_rate:

@@ -21,7 +21,7 @@ from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ... import audit, db, roles
+from ... import db, roles
 from ...services import payments_list
 from ...services.payments_list import Filters, InvalidCursor
 from .base import bp, client_address, render, requires, signed
@@ -46,7 +46,8 @@ STATUS_LABELS: dict[str, LazyString] = {
     "timeout": _l("Timed out"),
     "late": _l("Paid late"),
 }
-KIND_LABELS: dict[str, LazyString] = {"deposit": _l("Deposit"), "invoice": _l("Invoice")}
+KIND_LABELS: dict[str, LazyString] = {payments_list.DEPOSIT: _l("Deposit"),
+                                      payments_list.INVOICE: _l("Invoice")}
 FIELD_LABELS: dict[str, LazyString] = {
     "q": _l("Search"), "status": _l("Status"), "kind": _l("Kind"), "currency": _l("Currency"),
     "merchant": _l("Merchant"), "from": _l("From"), "to": _l("To"),
@@ -166,9 +167,8 @@ def payments_csv() -> ResponseReturnValue:
                           "again.", names=_wrong_names(request.args, wrong)) + "\n",
                         status=400, mimetype="text/plain")
     session = db.session()
-    audit.record(session, "payments.export", actor=who.user.email, user_id=who.user.id,
-                 merchant_id=filters.merchant, detail={"filters": filters.as_args()},
-                 address=client_address())
+    payments_list.record_export(session, merchants, filters, actor=who.user.email,
+                                user_id=who.user.id, address=client_address())
     session.commit()
     rows = payments_list.export(session, merchants, filters)
     return Response(stream_with_context(_csv_lines(rows)), mimetype="text/csv",

@@ -136,6 +136,15 @@ def test_a_filter_that_cannot_be_read_is_a_clear_400(accountant: FlaskClient, qu
     assert exported.status_code == 400 and field in exported.text
 
 
+@pytest.mark.parametrize("query", ["to=9999-12-31", "from=0001-01-01", "from=9999-12-31",
+                                   "merchant=2147483647", "q=" + "z" * 255])
+def test_extreme_but_readable_filters_list_nothing_and_fail_nothing(
+        app: Flask, accountant: FlaskClient, query: str) -> None:
+    add_pages(app, A, 1)
+    assert accountant.get(f"/console/payments?{query}").status_code == 200
+    assert accountant.get(f"/console/payments.csv?{query}").status_code == 200
+
+
 @pytest.mark.parametrize("cursor", ["garbage", "%00", "A" * 5000, "MjAyNi0wMy0wMVQxMjowMHwn"])
 def test_a_broken_cursor_is_a_clear_400(accountant: FlaskClient, cursor: str) -> None:
     answer = accountant.get(f"/console/payments?after={cursor}")
