@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -64,47 +65,43 @@ def _text(args: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _date(value: str | None) -> date:
-    if value is None or not _DATE.fullmatch(value):
+def _date(value: str) -> date:
+    if not _DATE.fullmatch(value):
         raise ValueError(value)
     return date.fromisoformat(value)
-
-
-def parse_filters(args: Mapping[str, str]) -> tuple[Filters, list[str]]:
-    """The filters of the URL, and the names of those that could not be read (left out)."""
-    wrong: list[str] = []
-    values: dict[str, object] = {}
-
-    def take(name: str, key: str, read: object) -> None:
-        raw = _text(args, name)
-        if raw is None:
-            return
-        try:
-            values[key] = read(raw) if callable(read) else raw
-            Filters(**{key: values[key]})  # type: ignore[arg-type]
-        except ValueError:
-            values.pop(key, None)
-            wrong.append(name)
-
-    take("q", "q", None)
-    take("status", "status", None)
-    take("kind", "kind", None)
-    take("currency", "currency", str.upper)
-    take("merchant", "merchant", _client_id)
-    take("from", "date_from", _date)
-    take("to", "date_to", _date)
-    values["flagged"] = args.get("flagged") == "1"
-    values["attention"] = args.get("attention") == "1"
-    filters = Filters(**values)  # type: ignore[arg-type]
-    if filters.date_from and filters.date_to and filters.date_to < filters.date_from:
-        wrong.append("to")
-    return filters, wrong
 
 
 def _client_id(value: str) -> int:
     if not _CLIENT_ID.fullmatch(value) or not 0 < int(value) <= MAX_CLIENT_ID:
         raise ValueError(value)
     return int(value)
+
+
+# URL name -> (Filters field, how its text is read); each reader raises ValueError.
+_READERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "q": ("q", str), "status": ("status", str), "kind": ("kind", str),
+    "currency": ("currency", str.upper), "merchant": ("merchant", _client_id),
+    "from": ("date_from", _date), "to": ("date_to", _date),
+}
+
+
+def parse_filters(args: Mapping[str, str]) -> tuple[Filters, list[str]]:
+    """The filters of the URL, and the names of those that could not be read (left out)."""
+    wrong: list[str] = []
+    filters = Filters(flagged=args.get("flagged") == "1",
+                      attention=args.get("attention") == "1")
+    for name, (field, read) in _READERS.items():
+        raw = _text(args, name)
+        if raw is None:
+            continue
+        try:  # Filters checks each value itself as it is made
+            change: dict[str, Any] = {field: read(raw)}
+            filters = replace(filters, **change)
+        except ValueError:
+            wrong.append(name)
+    if filters.date_from and filters.date_to and filters.date_to < filters.date_from:
+        wrong.append("to")
+    return filters, wrong
 
 
 def _wrong_names(args: Mapping[str, str], wrong: list[str]) -> str:
