@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
 from ... import db, roles
 from ...services import payments_list
@@ -168,8 +169,20 @@ def payments_csv() -> ResponseReturnValue:
                                 user_id=who.user.id, address=client_address())
     session.commit()
     rows = payments_list.export(session, merchants, filters)
-    return Response(stream_with_context(_csv_lines(rows)), mimetype="text/csv",
+    return Response(stream_with_context(_ending(_csv_lines(rows), session)),
+                    mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="payments.csv"'})
+
+
+def _ending(lines: Iterator[str], session: Session) -> Iterator[str]:
+    """The lines, then the export's session is closed (its transaction and locks end), also
+    when the client went away. It must be this very session: the request's own is removed
+    when the view returns, before the rows stream, and the export's would otherwise hold its
+    connection in a transaction until garbage collection."""
+    try:
+        yield from lines
+    finally:
+        session.close()
 
 
 def _csv_lines(rows: Iterable[payments_list.ExportRow]) -> Iterator[str]:

@@ -101,6 +101,9 @@ def test_the_csv_is_streamed_correct_spreadsheet_safe_and_audited(
     assert answer.status_code == 200 and answer.is_streamed
     assert answer.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))
+    # The last row out ends the export's transaction: no connection stays checked out in
+    # it (on PostgreSQL it would hold locks until garbage collection).
+    assert app.extensions[db.EXTENSION + ".engine"].pool.checkedout() == 0
     assert {row["foreign_id"] for row in rows} == {"'=HYPERLINK(\"http://evil\")", "'+1-2"}
     assert {row["merchant_id"] for row in rows} == {str(A)}
     assert all(row["amount_paid"] == "0.02" and row["status"] == "confirmed" for row in rows)
