@@ -156,12 +156,24 @@ class Page(Base):
     """A customer page: a deposit (terminal link) or an invoice. Shared page model."""
 
     __tablename__ = "pages"
-    __table_args__ = (UniqueConstraint("merchant_id", "link_digest"),)
+    # The back office's payments list (services/payments_list.py) walks pages newest first by
+    # (created_at, id) keyset, bounded by merchant and optionally one indexed filter: each
+    # index below serves one such walk without a sort, at a million rows. Search is by exact
+    # match only, so foreign_id and address have plain indexes.
+    __table_args__ = (UniqueConstraint("merchant_id", "link_digest"),
+                      Index("ix_pages_list", "created_at", "id"),
+                      Index("ix_pages_list_merchant", "merchant_id", "created_at", "id"),
+                      Index("ix_pages_list_status", "status", "created_at", "id"),
+                      Index("ix_pages_list_reason", "reason", "created_at", "id"),
+                      Index("ix_pages_list_currency", "currency", "created_at", "id"),
+                      Index("ix_pages_foreign_id", "foreign_id"),
+                      Index("ix_pages_address", "address"))
 
     # Unguessable token: the page is authorised by knowing it (no cookies in iframes).
     id: Mapped[str] = mapped_column(String(43), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # "deposit" | "invoice"
-    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
+    # Indexed by ix_pages_list_merchant (merchant_id first).
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
     # SHA-256 of the terminal link's JSON: the same link opens the same page.
     link_digest: Mapped[str | None] = mapped_column(String(64))
     foreign_id: Mapped[str] = mapped_column(String(255))
@@ -210,7 +222,9 @@ class Invoice(Base):
     """
 
     __tablename__ = "invoices"
-    __table_args__ = (UniqueConstraint("merchant_id", "foreign_id"),)
+    # The payments list finds an invoice by the payer's email (exact match).
+    __table_args__ = (UniqueConstraint("merchant_id", "foreign_id"),
+                      Index("ix_invoices_email_user", "email_user"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)
@@ -290,11 +304,24 @@ class InvoiceQuote(Base):
         return list(json.loads(self.transactions_json))
 
 
+class QuoteTxid(Base):
+    """A txid among an invoice quote's transactions (`transactions_json`), indexed so that
+    the back office finds an invoice by a txid with one exact lookup, not by reading every
+    quote's JSON. Written with the transactions (services/invoice_news.py)."""
+
+    __tablename__ = "quote_txids"
+
+    quote_id: Mapped[int] = mapped_column(ForeignKey("invoice_quotes.id"), primary_key=True)
+    txid: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
 class Deposit(Base):
     """A processor transaction seen at one of a merchant's addresses (from callbacks)."""
 
     __tablename__ = "deposits"
-    __table_args__ = (UniqueConstraint("merchant_id", "processor_id"),)
+    # The payments list finds a deposit's page by its txid (exact match).
+    __table_args__ = (UniqueConstraint("merchant_id", "processor_id"),
+                      Index("ix_deposits_txid", "txid"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
@@ -320,7 +347,10 @@ class Callback(Base):
     """
 
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_transaction", "merchant_id", "processor_id"),)
+    # By outcome: the payments list's "flagged" and "needs attention" filters start from the
+    # few flagged callbacks, never from every callback.
+    __table_args__ = (Index("ix_callbacks_transaction", "merchant_id", "processor_id"),
+                      Index("ix_callbacks_outcome", "outcome"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"), index=True)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .. import clock, money, states
 from ..clock import from_unix
-from ..models import Invoice, InvoiceQuote, Merchant
+from ..models import Invoice, InvoiceQuote, Merchant, QuoteTxid
 from ..pagekinds import snapshot
 from . import invoices
 from .deposit_news import DepositFacts, advance_deposit
@@ -267,11 +267,21 @@ def record_on_quote(session: Session, quote: InvoiceQuote, news: InvoiceNews) ->
                 paid = max(Decimal(quote.sender_amount) - news.remaining, Decimal(0))
                 quote.amount_paid = money.text(paid)
         quote.transactions_json = json.dumps(news.legs)
+        remember_txids(session, quote, news.legs)
         quote.release_at = news.expires_at or quote.release_at
         quote.error = news.error or None
         quote.updated_at = clock.now()
         session.flush()
     return refused
+
+
+def remember_txids(session: Session, quote: InvoiceQuote, legs: list[dict[str, Any]]) -> None:
+    """Index the legs' txids, so that the back office finds this invoice by one of them."""
+    txids = {leg["txid"] for leg in legs if isinstance(leg.get("txid"), str) and leg["txid"]}
+    if not txids:
+        return
+    known = set(session.scalars(select(QuoteTxid.txid).where(QuoteTxid.quote_id == quote.id)))
+    session.add_all(QuoteTxid(quote_id=quote.id, txid=txid) for txid in sorted(txids - known))
 
 
 def superseded(quote: InvoiceQuote, news: InvoiceNews, refused: Result | None,

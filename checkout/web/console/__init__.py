@@ -11,6 +11,7 @@ from . import (
     deliveries,
     enrol,
     overview,
+    payments,
     sessions,
     settings,
     signin,
@@ -22,7 +23,7 @@ from . import (
 def init_app(app: Flask) -> None:
     # Their views are registered on `base.bp` as they load.
     assert audit_log and deliveries and enrol and overview and sessions and settings
-    assert signin and story and users
+    assert payments and signin and story and users
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         # Back-office forms carry base.csrf_token(), checked for every POST by base's gate,

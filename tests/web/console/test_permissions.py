@@ -11,6 +11,7 @@ not exist, and nothing of A (its name, ids, addresses) in any answer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from kit.console import Person, add_person, sign_in
 from sqlalchemy.orm import Session
 
 from checkout import audit, clock, db, merchants, roles
-from checkout.models import Callback, Delivery, Page, User
+from checkout.models import Callback, Delivery, Invoice, Page, User
 from checkout.services import console_sessions
 from checkout.services import people as people_service
 from checkout.web.console import base
@@ -90,6 +91,16 @@ ROUTES.update({
 SECRETS_OF_A = ("Shop A", "order-of-a", "addr-of-a", "callback-of-a", "note-of-a", "audit-of-a",
                 "203.0.113.11", "agent-of-a", "198.51.100.11")
 
+# The payments list and its export, searched and filtered by A's own keys (the form echoes
+# the search, so it searches a key that is not a secret): a user of B gets the empty list
+# any unknown key gets, never A's rows. A's invoice names its payer.
+ROUTES.update({
+    "payments": Route(roles.READ, "GET", f"/console/payments?q=invoice-of-a&merchant={A}"),
+    "payments_csv": Route(roles.EXPORT, "GET",
+                          f"/console/payments.csv?q=addr-of-a&merchant={A}&attention=1"),
+})
+SECRETS_OF_A += ("payer-of-a@example.org",)
+
 
 @dataclass(frozen=True)
 class World:
@@ -104,7 +115,7 @@ SECRETS_OF_A += ("secret-11", "key-11", "a-shop.example", "owner@a.example")
 def _page(merchant_id: int, foreign_id: str, address: str) -> Page:
     now = clock.now()
     # The id names no text of its merchant: an error page may show the path that was asked.
-    return Page(id=f"page-{merchant_id}".ljust(43, "x")[:43], kind="deposit",
+    return Page(id=hashlib.sha256(foreign_id.encode()).hexdigest()[:43], kind="deposit",
                 merchant_id=merchant_id, foreign_id=foreign_id, currency="BTC",
                 address=address, status="waiting", created_at=now, updated_at=now)
 
@@ -144,6 +155,16 @@ def world(app: Flask) -> World:
             audit.record(session, "settings.change", actor="someone@a.example", merchant_id=A,
                          target="audit-of-a", detail={"note": "audit-of-a"},
                          address="203.0.113.11")
+            invoice_page = _page(A, "invoice-of-a", "addr-of-a-invoice")
+            invoice_page.kind, invoice_page.status, invoice_page.reason = (
+                "invoice", "confirmed", "underpaid")
+            session.add(invoice_page)
+            session.flush()
+            session.add(Invoice(merchant_id=A, foreign_id="invoice-of-a", page_id=invoice_page.id,
+                                title="Order", currency="EUR", amount="26",
+                                email_user="payer-of-a@example.org",
+                                url_success="https://shop.example/ok",
+                                url_failed="https://shop.example/failed", status="confirmed"))
     people = {role: add_person(app, f"{role}@a.example", roles={A: role}) for role in roles.ROLES}
     people["operator"] = add_person(app, "op@site.example", operator=True)
     with app.app_context():

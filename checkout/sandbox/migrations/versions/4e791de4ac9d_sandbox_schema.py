@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 93b8dc6c76c3
+Revision ID: 4e791de4ac9d
 Revises: 
-Create Date: 2026-12-06 12:35:59.447764
+Create Date: 2026-12-06 13:02:14.810846
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '93b8dc6c76c3'
+revision = '4e791de4ac9d'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None
