@@ -15,12 +15,15 @@ import hashlib
 import io
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import click
 from babel import Locale, UnknownLocaleError
+from flask_babel import lazy_gettext
+from flask_babel.speaklater import LazyString
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .models import Merchant, MerchantLogo
@@ -51,39 +54,76 @@ _LANGUAGE = re.compile(r"\A[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8}){0,2}\Z")
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
 
 
+# An error's words: lazy where a back-office page shows them, so that they are read in the
+# person's language there and in English in the command (which has no request).
+Message: TypeAlias = str | LazyString
+
+
 class BrandError(ValueError):
-    """A branding setting that cannot be accepted, with a message for the operator."""
+    """A branding setting that cannot be accepted, with a message for the operator
+    (`message` kept lazy for a page to render late; `str()` reads it now)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 # ---------------------------------------------------------------- checking what is set
 
 
-def _plain_text(label: str, value: str, limit: int) -> str:
+@dataclass(frozen=True)
+class _TextErrors:
+    """One text's own sentences: a name spliced into a shared sentence would not translate."""
+
+    empty: Callable[[], Message]
+    too_long: Callable[[int, int], Message]  # (length, limit)
+    invisible: Callable[[str], Message]  # the character as U+XXXX
+
+
+_DISPLAY_NAME_ERRORS = _TextErrors(
+    empty=lambda: lazy_gettext("display name must not be empty"),
+    too_long=lambda length, limit: lazy_gettext(
+        "display name is %(length)s characters long; at most %(limit)s are allowed",
+        length=length, limit=limit),
+    invisible=lambda character: lazy_gettext(
+        "display name contains the invisible or control character %(character)s; please "
+        "type it without", character=character))
+_INSTRUCTIONS_ERRORS = _TextErrors(
+    empty=lambda: lazy_gettext("instructions must not be empty"),
+    too_long=lambda length, limit: lazy_gettext(
+        "instructions is %(length)s characters long; at most %(limit)s are allowed",
+        length=length, limit=limit),
+    invisible=lambda character: lazy_gettext(
+        "instructions contains the invisible or control character %(character)s; please "
+        "type it without", character=character))
+
+
+def _plain_text(errors: _TextErrors, value: str, limit: int) -> str:
     text = " ".join(value.split())  # one line; runs of spaces are one space
     if not text:
-        raise BrandError(f"{label} must not be empty")
+        raise BrandError(errors.empty())
     if len(text) > limit:
-        raise BrandError(f"{label} is {len(text)} characters long; at most {limit} are allowed")
+        raise BrandError(errors.too_long(len(text), limit))
     bad = next((c for c in text if unicodedata.category(c) in _REFUSED_CATEGORIES), None)
     if bad is not None:
-        raise BrandError(f"{label} contains the invisible or control character "
-                         f"U+{ord(bad):04X}; please type it without")
+        raise BrandError(errors.invisible(f"U+{ord(bad):04X}"))
     return text
 
 
 def normalise_display_name(value: str) -> str:
-    return _plain_text("display name", value, MAX_DISPLAY_NAME)
+    return _plain_text(_DISPLAY_NAME_ERRORS, value, MAX_DISPLAY_NAME)
 
 
 def normalise_instructions(value: str) -> str:
-    return _plain_text("instructions", value, MAX_INSTRUCTIONS)
+    return _plain_text(_INSTRUCTIONS_ERRORS, value, MAX_INSTRUCTIONS)
 
 
 def normalise_accent(value: str) -> str:
     """`#0b5cad` or `#08f`, as `#rrggbb` in lower case."""
     colour = value.strip()
     if not _ACCENT.match(colour):
-        raise BrandError(f"accent {value!r} must be a colour like #0b5cad")
+        raise BrandError(lazy_gettext(
+            "accent %(value)s must be a colour like #0b5cad", value=repr(value)))
     digits = colour[1:].lower()
     if len(digits) == 3:
         digits = "".join(d * 2 for d in digits)
@@ -94,11 +134,14 @@ def normalise_language(value: str) -> str:
     """A language the instructions are written in, as Babel names it (`de`, `pt_BR`)."""
     tag = value.strip()
     if not _LANGUAGE.match(tag):
-        raise BrandError(f"language {value!r} must be a language code such as de or pt_BR")
+        raise BrandError(lazy_gettext(
+            "language %(value)s must be a language code such as de or pt_BR",
+            value=repr(value)))
     try:
         return str(Locale.parse(tag.replace("-", "_")))
     except (UnknownLocaleError, ValueError) as exc:
-        raise BrandError(f"language {value!r} is not a language Babel knows") from exc
+        raise BrandError(lazy_gettext("language %(value)s is not a language Babel knows",
+                                      value=repr(value))) from exc
 
 
 @dataclass(frozen=True)
@@ -127,29 +170,33 @@ def read_logo(path: str | Path) -> Logo:
 
 def decode_logo(data: bytes) -> Logo:
     if len(data) > MAX_LOGO_BYTES:
-        raise BrandError(f"logo is larger than {MAX_LOGO_BYTES // 1024} KB")
+        raise BrandError(lazy_gettext(
+            "logo is larger than %(size)s KB", size=MAX_LOGO_BYTES // 1024))
     head = data[:512].lstrip().lower()
     if head.startswith((b"<?xml", b"<svg", b"<!doctype", b"<")):
-        raise BrandError("logo must be a PNG, JPEG or WebP image; SVG and other text formats "
-                         "are refused because they can carry script")
+        raise BrandError(lazy_gettext("logo must be a PNG, JPEG or WebP image; SVG and other "
+                                      "text formats are refused because they can carry "
+                                      "script"))
     try:
         with Image.open(io.BytesIO(data), formats=sorted(LOGO_FORMATS)) as image:
             if image.format not in LOGO_FORMATS | _JPEG_KINDS:
-                raise BrandError("logo must be a PNG, JPEG or WebP image")
+                raise BrandError(lazy_gettext("logo must be a PNG, JPEG or WebP image"))
             # Checked before the pixels are decoded: a small file may unpack to a huge image.
             width, height = image.size
             if width > MAX_LOGO_SIDE or height > MAX_LOGO_SIDE or not width or not height:
-                raise BrandError(f"logo is {width}x{height} pixels; at most "
-                                 f"{MAX_LOGO_SIDE}x{MAX_LOGO_SIDE} are allowed")
+                raise BrandError(lazy_gettext("logo is %(width)sx%(height)s pixels; at most "
+                                              "%(side)sx%(side)s are allowed", width=width,
+                                              height=height, side=MAX_LOGO_SIDE))
             image.seek(0)  # an animation's first frame only
             image.load()
             picture = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
-        raise BrandError(f"logo is larger than {MAX_LOGO_SIDE}x{MAX_LOGO_SIDE} pixels") from exc
+        raise BrandError(lazy_gettext("logo is larger than %(side)sx%(side)s pixels",
+                                      side=MAX_LOGO_SIDE)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, BrandError):
             raise
-        raise BrandError("logo is not a readable PNG, JPEG or WebP image") from exc
+        raise BrandError(lazy_gettext("logo is not a readable PNG, JPEG or WebP image")) from exc
     picture = picture.convert("RGBA")
     picture.thumbnail(STORED_LOGO_BOX, Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -389,7 +436,8 @@ def apply(merchant: Merchant, change: BrandEdit) -> list[str]:
         del texts[lang]
     texts.update(dict(change.instructions))
     if len(texts) > MAX_INSTRUCTION_LANGUAGES:
-        raise BrandError(f"at most {MAX_INSTRUCTION_LANGUAGES} languages of instructions")
+        raise BrandError(lazy_gettext("at most %(count)s languages of instructions",
+                                      count=MAX_INSTRUCTION_LANGUAGES))
     if texts != merchant.instructions:
         changes.append(f"instructions: {', '.join(sorted(texts)) or '-'}")
         merchant.instructions = texts

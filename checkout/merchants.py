@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from flask_babel import lazy_gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,18 +24,27 @@ _FORBIDDEN_IN_ORIGIN = set("*; \t\r\n,'\"")
 
 
 class MerchantError(ValueError):
-    """A merchant setting that cannot be accepted, with a message for the operator."""
+    """A merchant setting that cannot be accepted, with a message for the operator.
+
+    The message may be lazy: `str()` reads it in the language of the moment, English in the
+    command (no request), the person's own on a back-office page; `message` keeps it lazy
+    for a page to render late."""
+
+    def __init__(self, message: branding.Message) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def normalise_return_host(value: str) -> str:
     """`shop.example` or `shop.example:8443`; a scheme, path or wildcard is refused."""
     host = value.strip().lower()
     if "/" in host or "?" in host or "#" in host:
-        raise MerchantError(
-            f"return host {value!r} must be a host name only, without scheme or path "
-            "(for example shop.example)")
+        raise MerchantError(lazy_gettext(
+            "return host %(value)s must be a host name only, without scheme or path "
+            "(for example shop.example)", value=repr(value)))
     if not _HOST.match(host):
-        raise MerchantError(f"return host {value!r} is not a valid host name")
+        raise MerchantError(lazy_gettext("return host %(value)s is not a valid host name",
+                                         value=repr(value)))
     return host
 
 
@@ -42,24 +52,29 @@ def normalise_frame_origin(value: str) -> str:
     """`https://shop.example[:port]`: exactly one origin, safe inside a CSP header."""
     origin = value.strip()
     if not origin or set(origin) & _FORBIDDEN_IN_ORIGIN:
-        raise MerchantError(
-            f"frame origin {value!r} must be a single origin without '*', ';', ',', quotes "
-            "or spaces (for example https://shop.example)")
+        raise MerchantError(lazy_gettext(
+            "frame origin %(value)s must be a single origin without '*', ';', ',', quotes "
+            "or spaces (for example https://shop.example)", value=repr(value)))
     parts = urlsplit(origin.rstrip("/"))
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise MerchantError(f"frame origin {value!r} must start with https:// or http://")
+        raise MerchantError(lazy_gettext(
+            "frame origin %(value)s must start with https:// or http://",
+            value=repr(value)))
     if parts.path or parts.query or parts.fragment or "@" in parts.netloc:
-        raise MerchantError(f"frame origin {value!r} must not have a path, query or user")
+        raise MerchantError(lazy_gettext(
+            "frame origin %(value)s must not have a path, query or user",
+            value=repr(value)))
     host = parts.netloc.lower()
     if not _HOST.match(host):
-        raise MerchantError(f"frame origin {value!r} has an invalid host")
+        raise MerchantError(lazy_gettext(
+            "frame origin %(value)s has an invalid host", value=repr(value)))
     return f"{parts.scheme}://{host}"
 
 
 def normalise_name(value: str) -> str:
     name = value.strip()
     if not name:
-        raise MerchantError("name must not be empty")
+        raise MerchantError(lazy_gettext("name must not be empty"))
     return name
 
 
@@ -67,7 +82,8 @@ def normalise_webhook_url(value: str) -> str:
     url = value.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
-        raise MerchantError(f"webhook URL {value!r} must be an http(s) URL")
+        raise MerchantError(lazy_gettext(
+            "webhook URL %(value)s must be an http(s) URL", value=repr(value)))
     return url
 
 
@@ -88,8 +104,10 @@ def normalise_language(value: str) -> str:
     `zh_Hans`; anything else is refused with the list."""
     found = i18n.match(value.strip(), i18n.LANGUAGES)
     if found is None:
-        raise MerchantError(f"language {value!r} is not one this site speaks "
-                            f"({', '.join(i18n.tag(c) for c in i18n.LANGUAGES)})")
+        raise MerchantError(lazy_gettext(
+            "language %(value)s is not one this site speaks (%(languages)s)",
+            value=repr(value),
+            languages=", ".join(i18n.tag(c) for c in i18n.LANGUAGES)))
     return found
 
 
@@ -133,10 +151,11 @@ def normalise_secret(value: str) -> str:
     break or space is a copying slip, and would never verify)."""
     secret = value.strip()
     if not secret:
-        raise MerchantError("the secret must not be empty")
+        raise MerchantError(lazy_gettext("the secret must not be empty"))
     if len(secret) > 255 or not all(33 <= ord(c) < 127 for c in secret):
-        raise MerchantError("the secret must be at most 255 printable characters without "
-                            "spaces, exactly as issued")
+        raise MerchantError(lazy_gettext(
+            "the secret must be at most 255 printable characters without "
+            "spaces, exactly as issued"))
     return secret
 
 
@@ -238,7 +257,7 @@ def edit_in(s: Session, client_id: int, change: MerchantEdit) -> tuple[Merchant,
     try:
         changes += branding.apply(merchant, change.brand)
     except branding.BrandError as exc:
-        raise MerchantError(str(exc)) from exc
+        raise MerchantError(exc.message) from exc
     return merchant, changes
 
 

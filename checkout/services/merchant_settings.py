@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
+from flask_babel import lazy_gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit, branding, i18n, merchants
 from ..models import Merchant
 from . import signin
+
+Message: TypeAlias = branding.Message
 
 # The setting names an audit entry lists (never a value of the secret).
 NAME, DISPLAY_NAME, ACCENT, LANGUAGE, LOGO, INSTRUCTIONS = (
@@ -40,10 +43,11 @@ _FIELD_OF_CHANGE = {"name": NAME, "display name": DISPLAY_NAME, "accent": ACCENT
 
 class Invalid(ValueError):
     """The form cannot be accepted; `errors` maps a field to its message (the checks' own
-    words), "" to one about the form as a whole. Nothing was changed."""
+    words, kept lazy: the page renders them in the person's language), "" to one about the
+    form as a whole. Nothing was changed."""
 
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        super().__init__("; ".join(errors.values()))
+    def __init__(self, errors: Mapping[str, Message]) -> None:
+        super().__init__("; ".join(str(message) for message in errors.values()))
         self.errors = dict(errors)
 
 
@@ -132,17 +136,18 @@ def logo_digest(session: Session, client_id: int) -> str | None:
 # ---------------------------------------------------------------- checking a form
 
 
-def _check(errors: dict[str, str], name: str, check: Callable[[V], T], value: V) -> T | None:
-    """`check(value)`, or its error under `name`."""
+def _check(errors: dict[str, Message], name: str, check: Callable[[V], T],
+           value: V) -> T | None:
+    """`check(value)`, or its error under `name` (still lazy)."""
     try:
         return check(value)
     except (merchants.MerchantError, branding.BrandError) as exc:
-        errors[name] = str(exc)
+        errors[name] = exc.message
         return None
 
 
 def _check_or_raise(name: str, check: Callable[[str], str], value: str) -> None:
-    errors: dict[str, str] = {}
+    errors: dict[str, Message] = {}
     _check(errors, name, check, value)
     if errors:
         raise Invalid(errors)
@@ -155,7 +160,7 @@ def _lines(text: str) -> list[str]:
 def _brand_edit(current: Settings, form: BrandForm) -> merchants.MerchantEdit:
     """The edit the branding form asks for, each field checked by the command's own check
     (an error per field), then the whole by the command's own assembly."""
-    errors: dict[str, str] = {}
+    errors: dict[str, Message] = {}
     name = _check(errors, NAME, merchants.normalise_name, form.name)
     display = form.display_name.strip()
     if display:
@@ -169,13 +174,14 @@ def _brand_edit(current: Settings, form: BrandForm) -> merchants.MerchantEdit:
     texts: dict[str, str] = {}
     for key, text in form.instructions.items():
         if key not in keys:
-            errors[f"instructions-{key}"] = f"language {key!r} is not offered here"
+            errors[f"instructions-{key}"] = lazy_gettext("language %(value)s is not offered here",
+                                                         value=repr(key))
         elif text.strip():
             if (checked := _check(errors, f"instructions-{key}",
                                   branding.normalise_instructions, text)) is not None:
                 texts[key] = checked
     if form.logo is not None and form.remove_logo:
-        errors[LOGO] = "give either a new logo or remove it, not both"
+        errors[LOGO] = lazy_gettext("give either a new logo or remove it, not both")
     elif form.logo is not None:
         _check(errors, LOGO, branding.decode_logo, form.logo)
     if errors:
@@ -196,7 +202,7 @@ def _brand_edit(current: Settings, form: BrandForm) -> merchants.MerchantEdit:
                           else None),
             instructions_for=changed, removed_instructions=removed, no_instructions=False)
     except branding.BrandError as exc:
-        raise Invalid({"": str(exc)}) from exc
+        raise Invalid({"": exc.message}) from exc
     return merchants.MerchantEdit(
         name=name if name != current.name else None,
         language=language if language != current.language else None,
@@ -204,7 +210,7 @@ def _brand_edit(current: Settings, form: BrandForm) -> merchants.MerchantEdit:
 
 
 def _developer_edit(current: Settings, form: DeveloperForm) -> merchants.MerchantEdit:
-    errors: dict[str, str] = {}
+    errors: dict[str, Message] = {}
     webhook = form.webhook_url.strip()
     if webhook:
         _check(errors, WEBHOOK_URL, merchants.normalise_webhook_url, webhook)
@@ -250,7 +256,7 @@ def _save(session: Session, client_id: int, change: merchants.MerchantEdit, *, a
     try:
         _, changes = merchants.edit_in(session, client_id, change)
     except merchants.MerchantError as exc:
-        raise Invalid({"": str(exc)}) from exc
+        raise Invalid({"": exc.message}) from exc
     if changes:
         audit.record(session, action, actor=actor.email, user_id=actor.user_id,
                      merchant_id=client_id, target=str(client_id),

@@ -86,6 +86,24 @@ def test_an_owner_changes_settings_and_invites_a_user(app: Flask, site: LiveServ
         "https://shop.example/coinspaid/callback")
     look(page, f"console-settings-{lang}")
 
+    # A bad webhook URL and return host: refused by the command's checks, in the person's
+    # language (the browser's), each under its field; nothing changes.
+    hosts = page.locator("#return-hosts").input_value()
+    page.fill("#webhook-url", "ftp://shop.example/hook")
+    page.fill("#return-hosts", "https://shop.example/back")
+    page.fill("#developer-code", tick.code(person))
+    page.locator("#developer-code").press("Enter")
+    expect(page.locator("#webhook-url-error")).to_contain_text("'ftp://shop.example/hook'")
+    expect(page.locator("#return-hosts-error")).to_contain_text("'https://shop.example/back'")
+    english = "must be an http(s) URL"
+    if lang == "en":
+        expect(page.locator("#webhook-url-error")).to_contain_text(english)
+    else:
+        expect(page.locator("#webhook-url-error")).not_to_contain_text(english)
+    assert stored(app).webhook_url == "https://shop.example/coinspaid/callback"
+    look(page, f"console-settings-field-errors-{lang}")
+    page.fill("#return-hosts", hosts)
+
     # The webhook URL, with a wrong code first: nothing changes, the error says so.
     page.fill("#webhook-url", "https://shop.example/hooks/v2")
     page.fill("#developer-code", "000000")

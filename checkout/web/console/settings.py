@@ -32,10 +32,11 @@ def _actor() -> ms.Actor:
     return ms.Actor(who.user.id, who.user.email, client_address())
 
 
-def error_messages(errors: dict[str, str]) -> dict[str, str]:
-    """The service's errors for the page: its own words (the command's), translated where
-    they are the back office's."""
-    shown = dict(errors)
+def error_messages(errors: dict[str, ms.Message]) -> dict[str, str]:
+    """The service's errors for the page: its own words (the command's), read now in this
+    request's language. Made plain text here, so that the template escapes them (a lazy
+    string would pass as markup, and the words quote what was typed)."""
+    shown = {name: str(message) for name, message in errors.items()}
     if ms.CONFIRM_CODE in shown:
         shown[ms.CONFIRM_CODE] = _("That code is not right: nothing was changed. Enter the "
                                    "code your app shows now.")
@@ -43,7 +44,7 @@ def error_messages(errors: dict[str, str]) -> dict[str, str]:
 
 
 def _page(merchant_id: int, *, status: int = 200, brand: ms.BrandForm | None = None,
-          developer: ms.DeveloperForm | None = None, errors: dict[str, str] | None = None,
+          developer: ms.DeveloperForm | None = None, errors: dict[str, ms.Message] | None = None,
           part: str = "", secret: str | None = None, preview: str | None = None
           ) -> ResponseReturnValue:
     current = ms.settings_of(db.session(), merchant_id)

@@ -379,3 +379,32 @@ def test_a_developer_opens_the_settings_for_the_webhook_alone(app: Flask,
     assert page.status_code == 200
     assert 'id="developer-heading"' in page.text
     assert 'id="brand-heading"' not in page.text and "settings/preview.css" not in page.text
+
+
+def test_a_german_person_reads_the_field_errors_in_german_and_the_command_stays_english(
+        app: Flask, client: FlaskClient, runner: FlaskCliRunner, signed_in: str) -> None:
+    """The checks are the command's, their words translated on the page (?lang=de, as the
+    back office carries it) while the command, with no request, still prints English."""
+    before = stored(app)
+    developer = client.post(DEVELOPER + "&lang=de", data=developer_form(
+        signed_in, webhook_url="ftp://shop.example/hook",
+        return_hosts="https://shop.example/back"))
+    assert developer.status_code == 422
+    assert str(escape("Die Webhook-URL 'ftp://shop.example/hook' muss eine http(s)-URL "
+                      "sein")) in developer.text
+    assert str(escape("Der Rücksprung-Host 'https://shop.example/back' darf nur ein "
+                      "Hostname sein")) in developer.text
+    assert "must be an http(s) URL" not in developer.text
+    assert "must be a host name only" not in developer.text
+    brand = client.post(BRAND + "&lang=de", data=brand_form(signed_in, accent="red"))
+    assert brand.status_code == 422
+    assert str(escape("Die Akzentfarbe 'red' muss eine Farbe wie #0b5cad sein")) in brand.text
+    assert "must be a colour like" not in brand.text
+    assert stored(app) == before and audit_entries(app) == []
+    # The same checks from the command: English, exactly as before.
+    result = runner.invoke(args=["merchant", "edit", "--client-id", "11", "--accent", "red"])
+    assert result.exit_code != 0
+    assert "accent 'red' must be a colour like #0b5cad" in result.output
+    result = runner.invoke(args=["merchant", "edit", "--client-id", "11",
+                                 "--webhook-url", "ftp://shop.example/hook"])
+    assert "webhook URL 'ftp://shop.example/hook' must be an http(s) URL" in result.output
