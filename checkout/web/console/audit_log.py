@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from ... import clock, db, roles
 from ...services import audit_log as log_service
 from ...services import periods
-from .base import bp, client_address, render, requires, signed
+from .base import bp, client_address, closing, render, requires, signed
 
 MAX_ID = 2**63 - 1
 
@@ -109,7 +109,8 @@ def audit_csv() -> ResponseReturnValue:
     with db.transaction() as session:
         log_service.record_export(session, filters, merchant_ids, actor=who.user.email,
                                 user_id=who.user.id, address=client_address())
-    lines = log_service.export(db.session(), filters, merchant_ids)
+    session = db.session()
+    lines = closing(log_service.export(session, filters, merchant_ids), session)
     stamp = clock.now().strftime("%Y%m%d-%H%M%S")
     return Response(stream_with_context(lines), mimetype="text/csv",
                     headers={"Content-Disposition":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -33,6 +33,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
 from ... import access, clock, db, roles
 from ...models import ConsoleSession, User
@@ -219,3 +220,14 @@ def merchant_or_404(merchant_id: int, capability: str = roles.READ) -> None:
         abort(404)
     if not who.access.can(capability, merchant_id):
         abort(403)
+
+
+def closing(lines: Iterator[str], session: Session) -> Iterator[str]:
+    """A streamed answer's lines, then the session that reads them is closed (its transaction
+    and locks end), also when the client went away: the request's own session is removed
+    when the view returns, before the lines stream, and would otherwise hold its connection
+    in a transaction until garbage collection."""
+    try:
+        yield from lines
+    finally:
+        session.close()

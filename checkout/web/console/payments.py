@@ -21,12 +21,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session
 
 from ... import db, roles
 from ...services import payments_list
 from ...services.payments_list import Filters, InvalidCursor
-from .base import bp, client_address, render, requires, signed
+from .base import bp, client_address, closing, render, requires, signed
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CLIENT_ID = re.compile(r"[0-9]{1,10}")
@@ -169,20 +168,9 @@ def payments_csv() -> ResponseReturnValue:
                                 user_id=who.user.id, address=client_address())
     session.commit()
     rows = payments_list.export(session, merchants, filters)
-    return Response(stream_with_context(_ending(_csv_lines(rows), session)),
+    return Response(stream_with_context(closing(_csv_lines(rows), session)),
                     mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="payments.csv"'})
-
-
-def _ending(lines: Iterator[str], session: Session) -> Iterator[str]:
-    """The lines, then the export's session is closed (its transaction and locks end), also
-    when the client went away. It must be this very session: the request's own is removed
-    when the view returns, before the rows stream, and the export's would otherwise hold its
-    connection in a transaction until garbage collection."""
-    try:
-        yield from lines
-    finally:
-        session.close()
 
 
 def _csv_lines(rows: Iterable[payments_list.ExportRow]) -> Iterator[str]:

@@ -114,6 +114,8 @@ def test_the_export_streams_the_filtered_log_and_is_recorded(site: Flask) -> Non
     rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
     assert rows[0] == list(audit_log.HEADER)
     assert [(r[2], r[5]) for r in rows[1:]] == [("owner@a.example", "settings.change")]
+    # The last line out ends the export's transaction: no connection stays checked out.
+    assert site.extensions[db.EXTENSION + ".engine"].pool.checkedout() == 0
     with site.app_context():
         recorded = db.session().query(AuditEntry).filter_by(action=audit_log.EXPORTED).one()
         assert (recorded.actor, recorded.merchant_id) == ("acc@a.example", A)
