@@ -166,6 +166,7 @@ class Page(Base):
                       Index("ix_pages_list_status", "status", "created_at", "id"),
                       Index("ix_pages_list_reason", "reason", "created_at", "id"),
                       Index("ix_pages_list_currency", "currency", "created_at", "id"),
+                      Index("ix_pages_list_outcome", "outcome", "created_at", "id"),
                       Index("ix_pages_foreign_id", "foreign_id"),
                       Index("ix_pages_address", "address"))
 
@@ -203,6 +204,11 @@ class Page(Base):
     # The page model as of the last change (pagekinds/snapshot.py), read by the status poll alone.
     model_json: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[int] = mapped_column(Integer, default=0)
+    # How the page ended (pagekinds/outcomes.py: paid, expired, underpaid, overpaid; None while
+    # open or ended otherwise), written with the model (snapshot.write) from this row's own
+    # columns: the back office's overview counts it and its payments list filters by it, so
+    # a figure and the list its link opens agree by construction. Beside the model, not in it.
+    outcome: Mapped[str | None] = mapped_column(String(16))
 
     merchant: Mapped[Merchant] = relationship()
     deposit_address: Mapped[DepositAddress | None] = relationship()

@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .. import clock, money, pagekinds, rates
 from ..clock import unix
 from ..models import Deposit, Invoice, InvoiceQuote, Page
-from . import KINDS, PageModel
+from . import KINDS, PageModel, outcomes
 
 log = logging.getLogger(__name__)
 DUE = "checkout.snapshot.due"
@@ -144,14 +144,17 @@ def one_change(session: Session) -> Iterator[None]:
 
 
 def write(session: Session, page: Page, now: datetime | None = None) -> None:
-    """Store the page's model (without the moment-of-reading fields) and bump its version."""
+    """Store the page's model (without the moment-of-reading fields) and bump its version,
+    and beside it how the page ended (`outcome_of`), from the same row in the same statement:
+    whatever changes a page writes both, so the back office never counts a stale outcome."""
     now = now or clock.now()
     model = pagekinds.page_model(session, page, now)
     stored: dict[str, Any] = {**model, DEADLINE: unix(deadline_of(model, now)),
                               FIAT_AT: unix(now) if model.get("fiat") else None}
     text = money.dumps(stored)
+    outcome = outcome_of(page)
     version = session.execute(update(Page).where(Page.id == page.id).values(
-        model_json=text, model_version=Page.model_version + 1)
+        model_json=text, model_version=Page.model_version + 1, outcome=outcome)
         .returning(Page.model_version)
         .execution_options(synchronize_session=False)).scalar_one_or_none()
     if version is None:
@@ -159,6 +162,13 @@ def write(session: Session, page: Page, now: datetime | None = None) -> None:
     # The loaded row is the one a page rendered later in this request reads: keep it true.
     set_committed_value(page, "model_json", text)
     set_committed_value(page, "model_version", version)
+    set_committed_value(page, "outcome", outcome)
+
+
+def outcome_of(page: Page) -> str | None:
+    """How the page ended, from its own columns (as flushed: the writer runs after)."""
+    return outcomes.outcome_of(page.kind, page.status, page.reason, page.amount,
+                               page.amount_paid)
 
 
 def deadline_of(model: PageModel, now: datetime) -> datetime | None:

@@ -2,9 +2,10 @@
 (pagekinds/outcomes.py says what counts as what), and what needs someone's attention
 (failing deliveries, flagged callbacks).
 
-A page counts in the period it was opened in (`Page.created_at`), as the payments list's
-date filter does, so each figure's link reproduces it. Rows are per merchant and the
-currency paid in (`Page.currency`).
+A page counts by the outcome stored on it (`Page.outcome`, written with its model from
+pagekinds/outcomes.py) in the period it was opened in (`Page.created_at`): the payments
+list's status and date filters read the same columns, so each figure's link lists exactly
+the pages it counts. Rows are per merchant and the currency paid in (`Page.currency`).
 
 The fiat sums are Decimal, added in Python from the TEXT columns: an invoice counts its own
 amount in the shop's currency (what the shop asked); a deposit its amount paid at the rate
@@ -27,7 +28,6 @@ from ..models import Callback, Delivery, Invoice, Merchant, Page
 from ..pagekinds import outcomes
 from ..pagekinds.outcomes import decimal_or_none
 from ..pagekinds.present import fiat_places
-from ..states import CONFIRMED, FAILED
 from .news_base import FLAGGED
 from .periods import Period
 
@@ -104,12 +104,11 @@ def _names(session: Session, merchant_ids: Iterable[int]) -> dict[int, str]:
 
 
 def _page_rows(session: Session, period: Period, merchant_ids: list[int] | None) -> Select:
-    query = (select(Page.merchant_id, Page.kind, Page.currency, Page.status, Page.reason,
-                    Page.amount, Page.amount_paid, Page.fiat_currency, Page.paid_rate,
-                    Invoice.currency, Invoice.amount)
+    query = (select(Page.merchant_id, Page.currency, Page.outcome, Page.amount_paid,
+                    Page.fiat_currency, Page.paid_rate, Invoice.currency, Invoice.amount)
              .outerjoin(Invoice, Invoice.page_id == Page.id)
              .where(Page.created_at >= period.start, Page.created_at < period.end,
-                    Page.status.in_((CONFIRMED, FAILED))))
+                    Page.outcome.is_not(None)))
     return _bounded(query, Page.merchant_id, merchant_ids)
 
 
@@ -118,11 +117,10 @@ def figures(session: Session, period: Period, merchant_ids: list[int] | None) ->
     rows: dict[tuple[int, str], Row] = {}
     result = session.execute(_page_rows(session, period, merchant_ids)
                              .execution_options(yield_per=2000))
-    for (merchant_id, kind, currency, status, reason, amount, paid, page_fiat, rate,
-         invoice_currency, invoice_amount) in result:
-        outcome = outcomes.outcome_of(kind, status, reason, amount, paid)
-        if outcome is None:
-            continue
+    for (merchant_id, currency, outcome, paid, page_fiat, rate, invoice_currency,
+         invoice_amount) in result:
+        if outcome not in OUTCOMES:
+            continue  # no other word is ever written: a figure counts nothing it cannot link
         if invoice_currency is not None:  # an invoice's page: the invoice's own amount
             asked = decimal_or_none(invoice_amount)
             value = None if asked is None or not invoice_currency else (invoice_currency, asked)

@@ -55,7 +55,7 @@ from ..models import (
     QuoteTxid,
     is_page_token,
 )
-from ..pagekinds import deposit, invoice
+from ..pagekinds import deposit, invoice, outcomes
 from ..pagekinds.deposit import BELOW_MINIMUM, OVERPAID, UNDERPAID
 
 # The list reads each kind's own tables (a deposit's transactions, an invoice's quotes), so
@@ -63,11 +63,14 @@ from ..pagekinds.deposit import BELOW_MINIMUM, OVERPAID, UNDERPAID
 DEPOSIT: Final = deposit.KIND.name
 INVOICE: Final = invoice.KIND.name
 KINDS: Final = (DEPOSIT, INVOICE)
-# What the status filter accepts: a page's status, or the reason that says more of it
-# ("phase": a confirmed deposit short of its amount is status confirmed, reason underpaid).
+# What the status filter accepts: how a page ended (Page.outcome, the very column the
+# overview counts, so each of its figures links to exactly the pages it counts: paid,
+# expired, underpaid, overpaid); else a page's status, or the reason that says more of it
+# ("phase": a paid invoice's deposit came late, a failed invoice timed out).
+OUTCOMES: Final = outcomes.OUTCOMES
 STATUSES: Final = (states.WAITING, states.SEEN, states.CONFIRMED, states.CANCELLED,
                    states.CREATED, states.PENDING, states.PROCESSING, states.FAILED)
-REASONS: Final = (UNDERPAID, OVERPAID, BELOW_MINIMUM, "expired", "timeout", "late")
+REASONS: Final = (BELOW_MINIMUM, "timeout", "late")
 # Reasons that need a person (see the module's docstring).
 ATTENTION_REASONS: Final = (UNDERPAID, OVERPAID, BELOW_MINIMUM, "timeout", "late")
 FLAGGED_OUTCOME: Final = "flagged"
@@ -98,7 +101,7 @@ class Filters:
     attention: bool = False
 
     def __post_init__(self) -> None:
-        if self.status is not None and self.status not in STATUSES + REASONS:
+        if self.status is not None and self.status not in OUTCOMES + STATUSES + REASONS:
             raise ValueError("status")
         if self.kind is not None and self.kind not in KINDS:
             raise ValueError("kind")
@@ -244,7 +247,9 @@ def _failing_deliveries() -> list[Select[Any]]:
 
 def _conditions(merchants: Sequence[int] | None, filters: Filters) -> list[ColumnElement[bool]]:
     found = [_bounded(merchants, filters.merchant)]
-    if filters.status in STATUSES:
+    if filters.status in OUTCOMES:
+        found.append(Page.outcome == filters.status)
+    elif filters.status in STATUSES:
         found.append(Page.status == filters.status)
     elif filters.status is not None:
         found.append(Page.reason == filters.status)

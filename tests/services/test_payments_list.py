@@ -68,6 +68,33 @@ def walk(app: Flask, allowed: list[int] | None, filters: Filters, limit: int) ->
             after = found.next_cursor
 
 
+def test_the_four_outcome_words_filter_by_how_a_page_ended(app: Flask, merchant: Merchant) -> None:
+    """paid, expired, underpaid, overpaid name the outcome the page's writer stored (from its
+    status, reason and amounts), not its status or reason alone: an invoice paid more than
+    its quote is confirmed with no reason, yet overpaid; one failed with no reason expired."""
+    def invoice(status: str, reason: str | None, paid: str) -> str:
+        page_id = add_page(app, A, kind="invoice", status=status, reason=reason)
+        with app.app_context(), db.transaction() as session:
+            page = session.get(Page, page_id)
+            assert page is not None
+            page.amount_paid = paid  # a later change: the outcome follows it
+        return page_id
+
+    exact = invoice("confirmed", None, "0.01")
+    over = invoice("confirmed", None, "0.02")
+    lapsed = invoice("failed", None, "0")
+    short_deposit = add_page(app, A, status="confirmed", reason="underpaid")
+    paid_deposit = add_page(app, A, status="confirmed")
+    timed_out = invoice("failed", "timeout", "0")
+    assert sorted(ids(app, None, Filters(status="paid"))) == sorted([exact, paid_deposit])
+    assert ids(app, None, Filters(status="overpaid")) == [over]
+    assert ids(app, None, Filters(status="expired")) == [lapsed]
+    assert ids(app, None, Filters(status="underpaid")) == [short_deposit]
+    assert ids(app, None, Filters(status="timeout")) == [timed_out]  # a reason, as before
+    assert set(ids(app, None, Filters(status="confirmed"))) == {
+        exact, over, short_deposit, paid_deposit}
+
+
 def test_newest_first_and_each_filter_narrows_to_what_it_names(app: Flask, shop_b: int) -> None:
     old = add_page(app, A, created_at=T0 - timedelta(days=3), status="confirmed",
                    reason="underpaid", currency="ETH")
@@ -75,7 +102,7 @@ def test_newest_first_and_each_filter_narrows_to_what_it_names(app: Flask, shop_
     other = add_page(app, B, created_at=T0 - timedelta(days=1))
     assert ids(app, None) == [new, other, old]
     assert ids(app, None, Filters(status="confirmed")) == [old]
-    assert ids(app, None, Filters(status="underpaid")) == [old]  # the phase, by its reason
+    assert ids(app, None, Filters(status="underpaid")) == [old]  # how it ended: its outcome
     assert ids(app, None, Filters(kind="invoice")) == [new]
     assert ids(app, None, Filters(currency="ETH")) == [old]
     assert ids(app, None, Filters(merchant=B)) == [other]

@@ -15,11 +15,6 @@ from ...services import periods
 from .base import bp, render, requires, signed
 
 DEFAULT_DAYS = 30
-# The payments list's status filter takes a page's status or its reason (console.md): each
-# figure links to the nearest it names. "paid" lists every confirmed page, so its list also
-# holds the confirmed pages counted as under- or overpaid.
-LIST_STATUS = {figures.PAID: "confirmed", figures.EXPIRED: "expired",
-               figures.UNDERPAID: "underpaid", figures.OVERPAID: "overpaid"}
 
 
 def list_link(path: str, **filters: str | int) -> str:
@@ -49,4 +44,4 @@ def overview() -> ResponseReturnValue:
     assert period is not None
     result = figures.overview(db.session(), period, who.access.merchants(roles.READ))
     return render("console/overview.html", error=None, given=period.query(), result=result,
-                  outcomes=figures.OUTCOMES, link=list_link, list_status=LIST_STATUS)
+                  outcomes=figures.OUTCOMES, link=list_link)

@@ -32,6 +32,7 @@ _CLIENT_ID = re.compile(r"[0-9]{1,10}")
 MAX_CLIENT_ID = 2**31 - 1  # the column is a 32-bit integer everywhere
 
 STATUS_LABELS: dict[str, LazyString] = {
+    "paid": _l("Paid"),
     "waiting": _l("Waiting for payment"),
     "not_confirmed": _l("Seen, not confirmed"),
     "confirmed": _l("Confirmed"),
@@ -144,7 +145,8 @@ def payments() -> ResponseReturnValue:
         errors=errors, listing=listing, args=args, after=after,
         merchant_choices=payments_list.merchant_choices(session, merchants),
         statuses=[(name, STATUS_LABELS[name]) for name in
-                  (*payments_list.STATUSES, *payments_list.REASONS)],
+                  (*payments_list.OUTCOMES, *payments_list.STATUSES,
+                   *payments_list.REASONS)],
         status_labels=STATUS_LABELS, kinds=KIND_LABELS, payment_url=payment_url,
         export_url=url_for("console.payments_csv", **args) if exportable else None,
         next_url=(url_for("console.payments", **args, after=listing.next_cursor)

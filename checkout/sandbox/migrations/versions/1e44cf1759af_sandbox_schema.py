@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 4e791de4ac9d
+Revision ID: 1e44cf1759af
 Revises: 
-Create Date: 2026-12-06 13:02:14.810846
+Create Date: 2026-12-06 13:14:24.160761
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '4e791de4ac9d'
+revision = '1e44cf1759af'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: df96dd68e769
+Revision ID: 8f1fa1a195a9
 Revises: 
-Create Date: 2026-12-06 13:02:11.450783
+Create Date: 2026-12-06 13:14:16.545390
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'df96dd68e769'
+revision = '8f1fa1a195a9'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None
@@ -268,6 +268,7 @@ def upgrade() -> None:
     sa.Column('paid_rate', sa.Text(), nullable=True),
     sa.Column('model_json', sa.Text(), nullable=True),
     sa.Column('model_version', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=True),
     sa.ForeignKeyConstraint(['address_id'], ['deposit_addresses.id'], ),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -280,6 +281,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_pages_list', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_pages_list_currency', ['currency', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_pages_list_merchant', ['merchant_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_pages_list_outcome', ['outcome', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_pages_list_reason', ['reason', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_pages_list_status', ['status', 'created_at', 'id'], unique=False)
 
@@ -446,6 +448,7 @@ def downgrade() -> None:
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.drop_index('ix_pages_list_status')
         batch_op.drop_index('ix_pages_list_reason')
+        batch_op.drop_index('ix_pages_list_outcome')
         batch_op.drop_index('ix_pages_list_merchant')
         batch_op.drop_index('ix_pages_list_currency')
         batch_op.drop_index('ix_pages_list')
