@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -84,6 +85,27 @@ def normalise_webhook_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
         raise MerchantError(lazy_gettext(
             "webhook URL %(value)s must be an http(s) URL", value=repr(value)))
+    return url
+
+
+def public_webhook_url(value: str) -> str:
+    """`normalise_webhook_url`, and no host that names this machine or a private network:
+    set from the back office (outside sandbox mode), the site would otherwise post to, and
+    show the answers of, services only it can reach. (A name that resolves to such an
+    address is not caught here: DNS can change after the check.)"""
+    url = normalise_webhook_url(value)
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        internal = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
+    else:
+        mapped = getattr(address, "ipv4_mapped", None)
+        internal = not (mapped or address).is_global
+    if internal:
+        raise MerchantError(lazy_gettext(
+            "webhook URL %(value)s names this machine or a private network",
+            value=repr(value)))
     return url
 
 

@@ -44,7 +44,12 @@ class Done:
 
 
 def open_link(session: Session, token: str, now: datetime) -> tuple[Enrolment, User] | None:
-    return people.open_link(session, token, now)
+    found = people.open_link(session, token, now)
+    if found is not None and found[0].merchant_id is not None and found[1].enrolled_at is None:
+        # An invitation is for someone enrolled (they accept it with their password and
+        # code); for anyone else it would hand their account to whoever holds the link.
+        return None
+    return found
 
 
 def step(user: User) -> str:
@@ -148,15 +153,13 @@ def _use(session: Session, link: Enrolment, now: datetime) -> bool:
 
 
 def _join(session: Session, link: Enrolment, user: User, now: datetime) -> None:
-    """The invitation's role at its merchant (an earlier role there gives way to it)."""
+    """The invitation's role at its merchant, unless the user has one there already."""
     if link.merchant_id is None or link.role is None:
         return
-    member = session.get(Membership, (user.id, link.merchant_id))
-    if member is None:
+    # A role held already stays: roles change through the users page, which keeps an owner.
+    if session.get(Membership, (user.id, link.merchant_id)) is None:
         session.add(Membership(user_id=user.id, merchant_id=link.merchant_id,
                                role=link.role, created_at=now))
-    else:
-        member.role = link.role
 
 
 def _signed_in(session: Session, user: User, now: datetime, address: str | None,

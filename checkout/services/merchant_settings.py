@@ -209,11 +209,13 @@ def _brand_edit(current: Settings, form: BrandForm) -> merchants.MerchantEdit:
         brand=brand)
 
 
-def _developer_edit(current: Settings, form: DeveloperForm) -> merchants.MerchantEdit:
+def _developer_edit(current: Settings, form: DeveloperForm, *,
+                    public_only: bool = False) -> merchants.MerchantEdit:
     errors: dict[str, Message] = {}
     webhook = form.webhook_url.strip()
     if webhook:
-        _check(errors, WEBHOOK_URL, merchants.normalise_webhook_url, webhook)
+        _check(errors, WEBHOOK_URL, merchants.public_webhook_url if public_only
+               else merchants.normalise_webhook_url, webhook)
     hosts: set[str] = set()
     for line in _lines(form.return_hosts):
         if (host := _check(errors, RETURN_HOSTS, merchants.normalise_return_host, line)):
@@ -280,10 +282,12 @@ def check_brand(session: Session, client_id: int, form: BrandForm) -> None:
 
 
 def save_developer(session: Session, client_id: int, form: DeveloperForm, code: str, *,
-                   actor: Actor, now: datetime) -> list[str]:
+                   actor: Actor, now: datetime, public_only: bool = False) -> list[str]:
     """Webhook URL, return hosts and frame origins: checked field by field, then the code
-    asked again; all or nothing. Raises Invalid (the code's error under CONFIRM_CODE)."""
-    change = _developer_edit(_settings_or_invalid(session, client_id), form)
+    asked again; all or nothing. Raises Invalid (the code's error under CONFIRM_CODE).
+    `public_only`: the webhook may not name this machine or a private network."""
+    change = _developer_edit(_settings_or_invalid(session, client_id), form,
+                             public_only=public_only)
     if change.is_empty():
         return []
     _confirm(session, actor, code, now)
@@ -314,8 +318,9 @@ def after_secret_replaced(session: Session, client_id: int) -> None:
 
 
 def _confirm(session: Session, actor: Actor, code: str, now: datetime) -> None:
-    if not signin.confirm_code(session, actor.user_id, code.strip(), now=now):
-        raise Invalid({CONFIRM_CODE: "code"})
+    problem = signin.confirm_code(session, actor.user_id, code.strip(), now=now)
+    if problem is not None:
+        raise Invalid({CONFIRM_CODE: problem})
 
 
 # ---------------------------------------------------------------- the accent's preview

@@ -139,14 +139,34 @@ def count_users(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def confirm_code(session: Session, user_id: int, code: str, *, now: datetime) -> bool:
+WRONG_CODE = "code"
+TOO_MANY_CODES = "blocked"
+
+
+def confirm_key(user_id: int) -> str:
+    return f"{signin_throttle.CONFIRM}:{user_id}"
+
+
+def confirm_code(session: Session, user_id: int, code: str, *, now: datetime) -> str | None:
     """The code asked again before a sensitive change (webhook URL, return hosts, frame
-    origins, the API secret, users and roles): right now, and never used before."""
+    origins, the API secret, users and roles): None when it is right now and never used
+    before; else why not (WRONG_CODE, TOO_MANY_CODES).
+
+    Wrong codes count against the user as failed sign-ins do: past a few, none is checked
+    for a while, so a stolen session cannot guess its way to a change. A wrong code's count
+    is committed at once (the change it guarded is refused and rolled back after it): call
+    this before the transaction changes anything."""
+    key = confirm_key(user_id)
+    if signin_throttle.blocked_for(session, [key], now) is not None:
+        return TOO_MANY_CODES
     user = session.get(User, user_id, with_for_update=True)
-    if user is None or user.totp_secret is None or user.disabled_at is not None:
-        return False
-    step = totp.accepted_step(user.totp_secret, code, now, user.totp_last_step)
-    if step is None:
-        return False
+    step = None
+    if user is not None and user.totp_secret is not None and user.disabled_at is None:
+        step = totp.accepted_step(user.totp_secret, code, now, user.totp_last_step)
+    if user is None or step is None:
+        signin_throttle.failed(session, [key], now)
+        session.commit()
+        return WRONG_CODE
     user.totp_last_step = step
-    return True
+    signin_throttle.succeeded(session, key, now)
+    return None

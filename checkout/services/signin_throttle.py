@@ -23,8 +23,9 @@ from ..models import SigninThrottle
 
 ADDRESS = "address"
 ACCOUNT = "account"
+CONFIRM = "confirm"  # the code asked again before a sensitive change, per user
 # Failures allowed before the first wait: an office behind one address gets more.
-FREE = {ADDRESS: 20, ACCOUNT: 5}
+FREE = {ADDRESS: 20, ACCOUNT: 5, CONFIRM: 5}
 FIRST_WAIT = timedelta(seconds=30)
 LONGEST = timedelta(minutes=15)
 FORGET = timedelta(hours=24)

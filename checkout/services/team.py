@@ -82,8 +82,9 @@ def everybody(session: Session) -> list[Person]:
 
 
 def _confirm(session: Session, actor: Actor, code: str, now: datetime) -> None:
-    if not signin.confirm_code(session, actor.user_id, code.strip(), now=now):
-        raise Invalid({CONFIRM_CODE: "code"})
+    problem = signin.confirm_code(session, actor.user_id, code.strip(), now=now)
+    if problem is not None:
+        raise Invalid({CONFIRM_CODE: problem})
 
 
 def _role(value: str) -> str:
@@ -122,13 +123,25 @@ def invite(session: Session, merchant_id: int, email: str, role: str, code: str,
         token = people.new_link(session, user, now=now, invited_by=actor.user_id)
     elif session.get(Membership, (user.id, merchant_id)) is not None:
         raise Invalid({"email": f"{email} is a user of this merchant already"})
-    elif user.disabled_at is not None:
-        raise Invalid({"email": f"the user {email} is disabled"})
+    elif user.disabled_at is not None or user.enrolled_at is None:
+        # A link for someone who has not enrolled would let whoever holds it set their
+        # password (and take their roles elsewhere); which of the two it is stays untold.
+        raise Invalid({"email": f"{email} cannot be invited now: an operator can help"})
+    elif _pending(session, user.id, merchant_id, now):
+        raise Invalid({"email": f"{email} has an invitation to this merchant already"})
     else:
         token = people.new_link(session, user, now=now, merchant_id=merchant_id, role=role,
                                 invited_by=actor.user_id)
     _record(session, "users.invite", actor, merchant_id, email, role=role)
     return token
+
+
+def _pending(session: Session, user_id: int, merchant_id: int, now: datetime) -> bool:
+    """Whether an unused, unexpired invitation of the user to the merchant exists: a second
+    one could, accepted later, undo the role the first gave."""
+    return session.scalar(select(Enrolment.id).where(
+        Enrolment.user_id == user_id, Enrolment.merchant_id == merchant_id,
+        Enrolment.used_at.is_(None), Enrolment.expires_at > now).limit(1)) is not None
 
 
 def _membership(session: Session, merchant_id: int, user_id: int) -> Membership:

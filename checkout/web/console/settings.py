@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 
 from ... import branding, clock, db, i18n, roles
 from ...services import merchant_settings as ms
+from ...services import signin
 from .base import bp, client_address, merchant_or_404, render, requires, signed
 
 # The notices a redirect after a change names (?done=...).
@@ -37,7 +38,10 @@ def error_messages(errors: dict[str, ms.Message]) -> dict[str, str]:
     request's language. Made plain text here, so that the template escapes them (a lazy
     string would pass as markup, and the words quote what was typed)."""
     shown = {name: str(message) for name, message in errors.items()}
-    if ms.CONFIRM_CODE in shown:
+    if shown.get(ms.CONFIRM_CODE) == signin.TOO_MANY_CODES:
+        shown[ms.CONFIRM_CODE] = _("Too many wrong codes: nothing was changed. Wait a few "
+                                   "minutes, then enter the code your app shows.")
+    elif ms.CONFIRM_CODE in shown:
         shown[ms.CONFIRM_CODE] = _("That code is not right: nothing was changed. Enter the "
                                    "code your app shows now.")
     return shown
@@ -135,9 +139,12 @@ def settings_developer() -> ResponseReturnValue:
                             frame_origins=request.form.get("frame_origins", ""))
     try:
         with db.transaction() as session:
+            # Outside sandbox mode, merchant users may not point the site at hosts only
+            # it can reach (its answers are shown in a payment's story).
             changes = ms.save_developer(session, merchant_id, form,
                                         request.form.get("confirm_code", ""),
-                                        actor=_actor(), now=clock.now())
+                                        actor=_actor(), now=clock.now(),
+                                        public_only=not _sandbox())
     except ms.Invalid as exc:
         return _page(merchant_id, status=422, developer=form, errors=exc.errors,
                      part="developer")

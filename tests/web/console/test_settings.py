@@ -20,7 +20,7 @@ from markupsafe import escape
 from PIL import Image
 from sqlalchemy import select
 
-from checkout import audit, clock, db, totp
+from checkout import audit, clock, db, merchants, totp
 from checkout.models import AuditEntry, Merchant
 
 URL = "/console/settings?merchant=11"
@@ -316,8 +316,6 @@ def test_a_user_of_another_merchant_gets_not_found(app: Flask, client: FlaskClie
 
 @pytest.fixture
 def make_merchant(app: Flask) -> Callable[[int], None]:
-    from checkout import merchants
-
     def make(client_id: int) -> None:
         with app.app_context():
             merchants.add(merchants.NewMerchant(client_id, f"Other {client_id}",
@@ -334,7 +332,6 @@ def test_outside_sandbox_mode_the_secret_is_the_one_the_processor_issued(
     tick = Tick()
     app.config["CLOCK"] = tick
     with app.app_context():
-        from checkout import merchants
         merchants.add(merchants.NewMerchant(11, "Shop", "key-11", "secret-11",
                                             ("shop.example",)))
     owner = add_person(app, "owner@shop.example", roles={11: "owner"})
@@ -408,3 +405,32 @@ def test_a_german_person_reads_the_field_errors_in_german_and_the_command_stays_
     result = runner.invoke(args=["merchant", "edit", "--client-id", "11",
                                  "--webhook-url", "ftp://shop.example/hook"])
     assert "webhook URL 'ftp://shop.example/hook' must be an http(s) URL" in result.output
+
+
+@pytest.mark.parametrize("webhook", [
+    "http://127.0.0.1:6379/", "http://localhost:8080/hook", "http://10.1.2.3/hook",
+    "http://169.254.169.254/latest/meta-data/", "http://[::1]/hook",
+    "http://[::ffff:192.168.0.1]/hook", "http://db.internal/hook"])
+def test_outside_sandbox_mode_a_webhook_may_not_name_a_private_host(
+        make_app: Callable[..., Flask], webhook: str) -> None:
+    """A merchant user would otherwise make the site post to services only it reaches, and
+    read their answers in a payment's story."""
+    app = make_app(SANDBOX=False, PROCESSOR_URL="https://processor.example")
+    tick = Tick()
+    app.config["CLOCK"] = tick
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(11, "Shop", "key-11", "secret-11",
+                                            ("shop.example",)))
+    developer = add_person(app, "dev@shop.example", roles={11: "developer"})
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    token = sign_in(app, client, developer)
+    refused = client.post(DEVELOPER, data=developer_form(
+        token, tick.code(app, developer), webhook_url=webhook))
+    assert refused.status_code == 422
+    assert "names this machine or a private network" in refused.text
+    assert stored(app)["webhook_url"] is None
+    public = client.post(DEVELOPER, data=developer_form(
+        token, tick.code(app, developer), webhook_url="https://hooks.shop.example/cp"))
+    assert public.status_code == 303
+    assert stored(app)["webhook_url"] == "https://hooks.shop.example/cp"

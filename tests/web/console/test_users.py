@@ -299,3 +299,66 @@ def test_user_forms_without_the_form_token_change_nothing(app: Flask, client: Fl
                                      "confirm_code": code, "csrf_token": "f" * 64}
                        ).status_code == 400
     assert role_of(app, other.id) == "viewer" and actions(app) == []
+
+
+def test_someone_who_has_not_enrolled_cannot_be_invited(app: Flask, client: FlaskClient,
+                                                        owner: Person, token: str,
+                                                        tick: Tick) -> None:
+    """An invitation link for an account without a password would let whoever holds it set
+    one, and take the account's other roles: an operator's here."""
+    with app.app_context(), db.transaction() as session:
+        root = people.add_user(session, "root@site.example", now=clock.now(), operator=True)
+        root_id = root.id
+    answer = client.post(INVITE, data={"csrf_token": token, "email": "root@site.example",
+                                       "role": "viewer",
+                                       "confirm_code": tick.code(app, owner)})
+    assert answer.status_code == 422
+    assert "cannot be invited now" in answer.text
+    assert _LINK.search(answer.text) is None
+    with app.app_context():
+        assert db.session().scalars(select(Enrolment).where(
+            Enrolment.user_id == root_id)).all() == []
+
+
+def test_an_invitation_link_of_someone_not_enrolled_opens_nothing(app: Flask,
+                                                                  merchant: Merchant) -> None:
+    with app.app_context(), db.transaction() as session:
+        someone = people.add_user(session, "half@site.example", now=clock.now(),
+                                  operator=True)
+        link = people.new_link(session, someone, now=clock.now(), merchant_id=11,
+                               role="viewer")
+    assert app.test_client().get(f"/console/enrol/{link}").status_code in (404, 410)
+
+
+def test_a_second_pending_invitation_is_refused(app: Flask, client: FlaskClient,
+                                                owner: Person, token: str,
+                                                tick: Tick) -> None:
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(22, "Other", "key-22", "secret-22"))
+    elsewhere = add_person(app, "dev@other.example", roles={22: "developer"})
+    data = {"csrf_token": token, "email": elsewhere.email}
+    first = client.post(INVITE, data={**data, "role": "owner",
+                                      "confirm_code": tick.code(app, owner)})
+    second = client.post(INVITE, data={**data, "role": "viewer",
+                                       "confirm_code": tick.code(app, owner)})
+    assert first.status_code == 200 and second.status_code == 422
+    assert "has an invitation to this merchant already" in second.text
+
+
+def test_wrong_confirmation_codes_are_limited(app: Flask, client: FlaskClient,
+                                             owner: Person, token: str, tick: Tick) -> None:
+    """A stolen session cannot guess the code asked again: past five wrong ones, no code is
+    checked for a while, the right one included."""
+    data = {"csrf_token": token, "email": "new@shop.example", "role": "viewer"}
+    for _ in range(5):
+        wrong = client.post(INVITE, data={**data, "confirm_code": "000000"})
+        assert wrong.status_code == 422 and "That code is not right" in wrong.text
+    # The next step's code (one step of drift is accepted), the clock not moved on.
+    right = totp.code_at(owner.secret, tick.at + timedelta(seconds=totp.STEP))
+    blocked = client.post(INVITE, data={**data, "confirm_code": right})
+    assert blocked.status_code == 422 and "Too many wrong codes" in blocked.text
+    with app.app_context():
+        assert people.by_email(db.session(), "new@shop.example") is None
+    tick.at += timedelta(minutes=16)
+    allowed = client.post(INVITE, data={**data, "confirm_code": tick.code(app, owner)})
+    assert allowed.status_code == 200
