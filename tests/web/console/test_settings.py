@@ -8,19 +8,18 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from kit.console import Person, add_person, sign_in
+from kit.console import Clock, Person, add_person, sign_in
 from markupsafe import escape
 from PIL import Image
 from sqlalchemy import select
 
-from checkout import audit, clock, db, merchants, totp
+from checkout import audit, db, merchants
 from checkout.models import AuditEntry, Merchant
 
 URL = "/console/settings?merchant=11"
@@ -29,26 +28,9 @@ DEVELOPER = "/console/settings/developer?merchant=11"
 SECRET = "/console/settings/secret?merchant=11"
 
 
-class Tick:
-    """The site's clock, moved on by hand: each confirmation needs a code not used yet."""
-
-    def __init__(self) -> None:
-        self.at = clock.system_now()
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def code(self, app: Flask, person: Person) -> str:
-        """The code of the next step, on this clock (kit's next_code reads the system's)."""
-        self.at += timedelta(seconds=totp.STEP)
-        return totp.code_at(person.secret, self.at)
-
-
 @pytest.fixture
-def tick(app: Flask) -> Tick:
-    found = Tick()
-    app.config["CLOCK"] = found
-    return found
+def tick(app: Flask) -> Clock:
+    return Clock(app)
 
 
 @pytest.fixture
@@ -57,7 +39,7 @@ def owner(app: Flask, merchant: Merchant) -> Person:
 
 
 @pytest.fixture
-def signed_in(app: Flask, client: FlaskClient, owner: Person, tick: Tick) -> str:
+def signed_in(app: Flask, client: FlaskClient, owner: Person, tick: Clock) -> str:
     return sign_in(app, client, owner)
 
 
@@ -212,7 +194,7 @@ def test_preview_shows_the_accent_as_pages_would_and_saves_nothing(
 
 def test_developer_settings_need_the_code_again(app: Flask, client: FlaskClient,
                                                 owner: Person, signed_in: str,
-                                                tick: Tick) -> None:
+                                                tick: Clock) -> None:
     before = stored(app)
     data = developer_form(signed_in, webhook_url="https://shop.example/new-hook",
                           return_hosts="shop.example\nshop2.example",
@@ -221,7 +203,7 @@ def test_developer_settings_need_the_code_again(app: Flask, client: FlaskClient,
     assert wrong.status_code == 422 and "That code is not right" in wrong.text
     assert "shop2.example" in wrong.text  # what was typed is kept
     assert stored(app) == before and audit_entries(app) == []
-    right = client.post(DEVELOPER, data={**data, "confirm_code": tick.code(app, owner)})
+    right = client.post(DEVELOPER, data={**data, "confirm_code": tick.code(owner)})
     assert right.status_code == 303
     row = stored(app)
     assert row["webhook_url"] == "https://shop.example/new-hook"
@@ -236,14 +218,14 @@ def test_developer_settings_need_the_code_again(app: Flask, client: FlaskClient,
 
 
 def test_the_secret_is_replaced_shown_once_and_never_again(
-        app: Flask, client: FlaskClient, owner: Person, signed_in: str, tick: Tick,
+        app: Flask, client: FlaskClient, owner: Person, signed_in: str, tick: Clock,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     old = stored(app)["api_secret"]
     assert old not in client.get(URL).text
     wrong = client.post(SECRET, data={"csrf_token": signed_in, "confirm_code": "000000"})
     assert wrong.status_code == 422 and stored(app)["api_secret"] == old
-    code = tick.code(app, owner)
+    code = tick.code(owner)
     answer = client.post(SECRET, data={"csrf_token": signed_in, "confirm_code": code})
     new = stored(app)["api_secret"]
     assert answer.status_code == 200 and new != old and len(new) >= 32
@@ -285,7 +267,7 @@ def test_hostile_text_is_stored_as_text_and_shown_escaped(app: Flask, client: Fl
 
 def test_a_developer_field_needs_the_developer_capability(app: Flask, client: FlaskClient,
                                                          merchant: Merchant,
-                                                         tick: Tick) -> None:
+                                                         tick: Clock) -> None:
     admin = add_person(app, "admin@shop.example", roles={11: "admin"})
     token = sign_in(app, client, admin)
     page = client.get(URL)
@@ -298,7 +280,7 @@ def test_a_developer_field_needs_the_developer_capability(app: Flask, client: Fl
 
 
 def test_a_user_of_another_merchant_gets_not_found(app: Flask, client: FlaskClient,
-                                                  merchant: Merchant, tick: Tick,
+                                                  merchant: Merchant, tick: Clock,
                                                   make_merchant: Callable[[int], None]
                                                   ) -> None:
     make_merchant(22)
@@ -308,7 +290,7 @@ def test_a_user_of_another_merchant_gets_not_found(app: Flask, client: FlaskClie
     assert client.get(URL).status_code == 404
     assert client.post(BRAND, data=brand_form(token, name="Mine")).status_code == 404
     assert client.post(SECRET, data={"csrf_token": token,
-                                     "confirm_code": tick.code(app, stranger)}
+                                     "confirm_code": tick.code(stranger)}
                        ).status_code == 404
     assert stored(app) == before
     assert "shop.example" not in client.get("/console/settings").text
@@ -329,8 +311,7 @@ def test_outside_sandbox_mode_the_secret_is_the_one_the_processor_issued(
     """A random secret would end every payment: the processor signs with the one it issued."""
     caplog.set_level(logging.DEBUG)
     app = make_app(SANDBOX=False, PROCESSOR_URL="https://processor.example")
-    tick = Tick()
-    app.config["CLOCK"] = tick
+    tick = Clock(app)
     with app.app_context():
         merchants.add(merchants.NewMerchant(11, "Shop", "key-11", "secret-11",
                                             ("shop.example",)))
@@ -341,11 +322,11 @@ def test_outside_sandbox_mode_the_secret_is_the_one_the_processor_issued(
     assert 'name="new_secret"' in client.get(URL).text
     pasted = "issued-by-the-processor-0123456789"
     bad = client.post(SECRET, data={"csrf_token": token, "new_secret": "two words",
-                                    "confirm_code": tick.code(app, owner)})
+                                    "confirm_code": tick.code(owner)})
     assert bad.status_code == 422 and "printable characters without spaces" in bad.text
     assert stored(app)["api_secret"] == "secret-11"
     answer = client.post(SECRET, data={"csrf_token": token, "new_secret": f" {pasted}\n",
-                                       "confirm_code": tick.code(app, owner)})
+                                       "confirm_code": tick.code(owner)})
     assert answer.status_code == 303 and stored(app)["api_secret"] == pasted
     assert pasted not in client.get(answer.headers["Location"]).text
     assert pasted not in repr(audit_entries(app)) and pasted not in caplog.text
@@ -416,8 +397,7 @@ def test_outside_sandbox_mode_a_webhook_may_not_name_a_private_host(
     """A merchant user would otherwise make the site post to services only it reaches, and
     read their answers in a payment's story."""
     app = make_app(SANDBOX=False, PROCESSOR_URL="https://processor.example")
-    tick = Tick()
-    app.config["CLOCK"] = tick
+    tick = Clock(app)
     with app.app_context():
         merchants.add(merchants.NewMerchant(11, "Shop", "key-11", "secret-11",
                                             ("shop.example",)))
@@ -426,11 +406,11 @@ def test_outside_sandbox_mode_a_webhook_may_not_name_a_private_host(
     client.environ_base["wsgi.url_scheme"] = "https"
     token = sign_in(app, client, developer)
     refused = client.post(DEVELOPER, data=developer_form(
-        token, tick.code(app, developer), webhook_url=webhook))
+        token, tick.code(developer), webhook_url=webhook))
     assert refused.status_code == 422
     assert "names this machine or a private network" in refused.text
     assert stored(app)["webhook_url"] is None
     public = client.post(DEVELOPER, data=developer_form(
-        token, tick.code(app, developer), webhook_url="https://hooks.shop.example/cp"))
+        token, tick.code(developer), webhook_url="https://hooks.shop.example/cp"))
     assert public.status_code == 303
     assert stored(app)["webhook_url"] == "https://hooks.shop.example/cp"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes
 from typing import Any
 
@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask import Flask
 from flask.testing import FlaskClient
-from kit.console import Person, add_person, sign_in
+from kit.console import Clock, Person, add_person, sign_in
 from sqlalchemy import select
 
 from checkout import audit, clock, db, merchants, totp
@@ -29,24 +29,9 @@ CHANGE = "/console/users/change?merchant=11"
 _LINK = re.compile(r"https?://[^\s<\"]+/console/enrol/([A-Za-z0-9_-]+)")
 
 
-class Tick:
-    def __init__(self) -> None:
-        self.at = clock.system_now()
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def code(self, app: Flask, person: Person) -> str:
-        """The code of the next step, on this clock (kit's next_code reads the system's)."""
-        self.at += timedelta(seconds=totp.STEP)
-        return totp.code_at(person.secret, self.at)
-
-
 @pytest.fixture
-def tick(app: Flask) -> Tick:
-    found = Tick()
-    app.config["CLOCK"] = found
-    return found
+def tick(app: Flask) -> Clock:
+    return Clock(app)
 
 
 @pytest.fixture
@@ -55,7 +40,7 @@ def owner(app: Flask, merchant: Merchant) -> Person:
 
 
 @pytest.fixture
-def token(app: Flask, client: FlaskClient, owner: Person, tick: Tick) -> str:
+def token(app: Flask, client: FlaskClient, owner: Person, tick: Clock) -> str:
     return sign_in(app, client, owner)
 
 
@@ -75,13 +60,13 @@ def actions(app: Flask) -> list[tuple[str, dict[str, Any]]]:
 
 def test_an_owner_invites_by_a_one_time_link_shown_once(app: Flask, client: FlaskClient,
                                                        owner: Person, token: str,
-                                                       tick: Tick) -> None:
+                                                       tick: Clock) -> None:
     data = {"csrf_token": token, "email": "New@Shop.example", "role": "support"}
     wrong = client.post(INVITE, data={**data, "confirm_code": "000000"})
     assert wrong.status_code == 422 and "That code is not right" in wrong.text
     with app.app_context():
         assert people.by_email(db.session(), "new@shop.example") is None
-    answer = client.post(INVITE, data={**data, "confirm_code": tick.code(app, owner)})
+    answer = client.post(INVITE, data={**data, "confirm_code": tick.code(owner)})
     assert answer.status_code == 200
     found = _LINK.search(answer.text)
     assert found, "the link is shown to copy"
@@ -98,13 +83,13 @@ def test_an_owner_invites_by_a_one_time_link_shown_once(app: Flask, client: Flas
 def test_an_existing_user_is_invited_with_the_role_on_the_link(app: Flask,
                                                               client: FlaskClient,
                                                               owner: Person, token: str,
-                                                              tick: Tick) -> None:
+                                                              tick: Clock) -> None:
     with app.app_context():
         merchants.add(merchants.NewMerchant(22, "Other", "key-22", "secret-22"))
     elsewhere = add_person(app, "dev@other.example", roles={22: "developer"})
     answer = client.post(INVITE, data={"csrf_token": token, "email": elsewhere.email,
                                        "role": "developer",
-                                       "confirm_code": tick.code(app, owner)})
+                                       "confirm_code": tick.code(owner)})
     assert answer.status_code == 200
     assert role_of(app, elsewhere.id) is None  # until they accept
     with app.app_context():
@@ -115,7 +100,7 @@ def test_an_existing_user_is_invited_with_the_role_on_the_link(app: Flask,
     with app.app_context(), db.transaction() as s:
         s.add(Membership(user_id=elsewhere.id, merchant_id=11, role="viewer"))
     again = client.post(INVITE, data={"csrf_token": token, "email": elsewhere.email,
-                                      "role": "viewer", "confirm_code": tick.code(app, owner)})
+                                      "role": "viewer", "confirm_code": tick.code(owner)})
     assert again.status_code == 422 and "already" in again.text
 
 
@@ -131,15 +116,15 @@ def test_bad_invitations_are_refused_field_by_field(app: Flask, client: FlaskCli
 
 def test_roles_change_and_users_go_but_the_last_owner_stays(app: Flask, client: FlaskClient,
                                                           owner: Person, token: str,
-                                                          tick: Tick) -> None:
+                                                          tick: Clock) -> None:
     other = add_person(app, "two@shop.example", roles={11: "viewer"})
     demote = client.post(CHANGE, data={"csrf_token": token, "user_id": owner.id,
                                        "role": "admin", "action": "role",
-                                       "confirm_code": tick.code(app, owner)})
+                                       "confirm_code": tick.code(owner)})
     assert demote.status_code == 422 and "at least one owner" in demote.text
     remove = client.post(CHANGE, data={"csrf_token": token, "user_id": owner.id,
                                        "action": "remove",
-                                       "confirm_code": tick.code(app, owner)})
+                                       "confirm_code": tick.code(owner)})
     assert remove.status_code == 422 and role_of(app, owner.id) == "owner"
     wrong = client.post(CHANGE, data={"csrf_token": token, "user_id": other.id,
                                       "role": "owner", "action": "role",
@@ -147,12 +132,12 @@ def test_roles_change_and_users_go_but_the_last_owner_stays(app: Flask, client: 
     assert wrong.status_code == 422 and role_of(app, other.id) == "viewer"
     promote = client.post(CHANGE, data={"csrf_token": token, "user_id": other.id,
                                         "role": "owner", "action": "role",
-                                        "confirm_code": tick.code(app, owner)})
+                                        "confirm_code": tick.code(owner)})
     assert promote.status_code == 303 and role_of(app, other.id) == "owner"
     # Two owners now: one may step down.
     assert client.post(CHANGE, data={"csrf_token": token, "user_id": other.id,
                                      "action": "remove",
-                                     "confirm_code": tick.code(app, owner)}
+                                     "confirm_code": tick.code(owner)}
                        ).status_code == 303
     assert role_of(app, other.id) is None
     assert [(a, d.get("role")) for a, d in actions(app)] == [
@@ -160,7 +145,7 @@ def test_roles_change_and_users_go_but_the_last_owner_stays(app: Flask, client: 
 
 
 def test_a_user_of_another_merchant_reaches_nobody_here(app: Flask, client: FlaskClient,
-                                                       owner: Person, tick: Tick) -> None:
+                                                       owner: Person, tick: Clock) -> None:
     with app.app_context():
         merchants.add(merchants.NewMerchant(22, "Other", "key-22", "secret-22"))
     stranger = add_person(app, "boss@other.example", roles={22: "owner"})
@@ -168,19 +153,19 @@ def test_a_user_of_another_merchant_reaches_nobody_here(app: Flask, client: Flas
     assert client.get(USERS).status_code == 404
     assert client.post(CHANGE, data={"csrf_token": token, "user_id": owner.id,
                                      "action": "remove",
-                                     "confirm_code": tick.code(app, stranger)}
+                                     "confirm_code": tick.code(stranger)}
                        ).status_code == 404
     # Nor through their own merchant, naming a user of ours.
     answer = client.post("/console/users/change?merchant=22", data={
         "csrf_token": token, "user_id": owner.id, "role": "viewer", "action": "role",
-        "confirm_code": tick.code(app, stranger)})
+        "confirm_code": tick.code(stranger)})
     assert answer.status_code == 404
     assert role_of(app, owner.id) == "owner"
     assert "owner@shop.example" not in client.get("/console/users").text
 
 
 def test_an_operator_sees_everybody_and_disables_a_user(app: Flask, owner: Person,
-                                                       tick: Tick) -> None:
+                                                       tick: Clock) -> None:
     with app.app_context():
         merchants.add(merchants.NewMerchant(22, "Other", "key-22", "secret-22"))
     add_person(app, "boss@other.example", roles={22: "owner"})
@@ -192,7 +177,7 @@ def test_an_operator_sees_everybody_and_disables_a_user(app: Flask, owner: Perso
     page = client.get("/console/users").text
     assert "owner@shop.example" in page and "boss@other.example" in page
     answer = client.post("/console/users/disable", data={
-        "csrf_token": token, "user_id": owner.id, "confirm_code": tick.code(app, operator)})
+        "csrf_token": token, "user_id": owner.id, "confirm_code": tick.code(operator)})
     assert answer.status_code == 303
     with app.app_context():
         assert db.session().get(User, owner.id).disabled_at is not None  # type: ignore[union-attr]
@@ -201,10 +186,10 @@ def test_an_operator_sees_everybody_and_disables_a_user(app: Flask, owner: Perso
 
 
 def test_an_owner_cannot_disable_anyone(app: Flask, client: FlaskClient, owner: Person,
-                                        token: str, tick: Tick) -> None:
+                                        token: str, tick: Clock) -> None:
     other = add_person(app, "two@shop.example", roles={11: "viewer"})
     assert client.post("/console/users/disable", data={
-        "csrf_token": token, "user_id": other.id, "confirm_code": tick.code(app, owner)}
+        "csrf_token": token, "user_id": other.id, "confirm_code": tick.code(owner)}
                        ).status_code == 403
 
 
@@ -233,12 +218,12 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
 
 
 def test_with_a_mail_server_the_link_is_emailed_not_shown(
-        app: Flask, client: FlaskClient, owner: Person, token: str, tick: Tick,
+        app: Flask, client: FlaskClient, owner: Person, token: str, tick: Clock,
         smtp_server: tuple[Inbox, int]) -> None:
     inbox, port = smtp_server
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{port}/?from=office@site.example"
     answer = client.post(INVITE, data={"csrf_token": token, "email": "mailme@shop.example",
-                                       "role": "viewer", "confirm_code": tick.code(app, owner)})
+                                       "role": "viewer", "confirm_code": tick.code(owner)})
     assert answer.status_code == 200 and "emailed to mailme@shop.example" in answer.text
     assert not _LINK.search(answer.text)
     [envelope] = inbox.messages
@@ -251,19 +236,19 @@ def test_with_a_mail_server_the_link_is_emailed_not_shown(
 
 
 def test_a_mail_server_that_does_not_answer_leaves_the_link_to_copy(
-        app: Flask, client: FlaskClient, owner: Person, token: str, tick: Tick) -> None:
+        app: Flask, client: FlaskClient, owner: Person, token: str, tick: Clock) -> None:
     app.config["SMTP_URL"] = "smtp://127.0.0.1:9/"  # discard port: nothing listens
     answer = client.post(INVITE, data={"csrf_token": token, "email": "x@shop.example",
-                                       "role": "viewer", "confirm_code": tick.code(app, owner)})
+                                       "role": "viewer", "confirm_code": tick.code(owner)})
     assert answer.status_code == 200 and _LINK.search(answer.text)
     assert "could not be sent" in answer.text
 
 
 def test_a_repeated_invitation_post_creates_nothing_more(app: Flask, client: FlaskClient,
                                                         owner: Person, token: str,
-                                                        tick: Tick) -> None:
+                                                        tick: Clock) -> None:
     data = {"csrf_token": token, "email": "twice@shop.example", "role": "viewer",
-            "confirm_code": tick.code(app, owner)}
+            "confirm_code": tick.code(owner)}
     assert client.post(INVITE, data=data).status_code == 200
     again = client.post(INVITE, data=data)  # a double click: the code is spent
     assert again.status_code == 422 and not _LINK.search(again.text)
@@ -277,11 +262,11 @@ def test_a_repeated_invitation_post_creates_nothing_more(app: Flask, client: Fla
     {"role": "<script>alert(1)</script>"}, {"action": "drop", "role": "root"}])
 def test_hostile_changes_are_refused_and_change_nothing(app: Flask, client: FlaskClient,
                                                        owner: Person, token: str,
-                                                       tick: Tick,
+                                                       tick: Clock,
                                                        field: dict[str, str]) -> None:
     other = add_person(app, "two@shop.example", roles={11: "viewer"})
     data = {"csrf_token": token, "user_id": str(other.id), "role": "admin",
-            "action": "role", "confirm_code": tick.code(app, owner), **field}
+            "action": "role", "confirm_code": tick.code(owner), **field}
     answer = client.post(CHANGE, data=data)
     assert answer.status_code in (404, 422)
     assert "<script>alert" not in answer.text
@@ -290,9 +275,9 @@ def test_hostile_changes_are_refused_and_change_nothing(app: Flask, client: Flas
 
 def test_user_forms_without_the_form_token_change_nothing(app: Flask, client: FlaskClient,
                                                          owner: Person, token: str,
-                                                         tick: Tick) -> None:
+                                                         tick: Clock) -> None:
     other = add_person(app, "two@shop.example", roles={11: "viewer"})
-    code = tick.code(app, owner)
+    code = tick.code(owner)
     assert client.post(INVITE, data={"email": "x@shop.example", "role": "viewer",
                                      "confirm_code": code}).status_code == 400
     assert client.post(CHANGE, data={"user_id": other.id, "action": "remove",
@@ -303,7 +288,7 @@ def test_user_forms_without_the_form_token_change_nothing(app: Flask, client: Fl
 
 def test_someone_who_has_not_enrolled_cannot_be_invited(app: Flask, client: FlaskClient,
                                                         owner: Person, token: str,
-                                                        tick: Tick) -> None:
+                                                        tick: Clock) -> None:
     """An invitation link for an account without a password would let whoever holds it set
     one, and take the account's other roles: an operator's here."""
     with app.app_context(), db.transaction() as session:
@@ -311,7 +296,7 @@ def test_someone_who_has_not_enrolled_cannot_be_invited(app: Flask, client: Flas
         root_id = root.id
     answer = client.post(INVITE, data={"csrf_token": token, "email": "root@site.example",
                                        "role": "viewer",
-                                       "confirm_code": tick.code(app, owner)})
+                                       "confirm_code": tick.code(owner)})
     assert answer.status_code == 422
     assert "cannot be invited now" in answer.text
     assert _LINK.search(answer.text) is None
@@ -332,21 +317,21 @@ def test_an_invitation_link_of_someone_not_enrolled_opens_nothing(app: Flask,
 
 def test_a_second_pending_invitation_is_refused(app: Flask, client: FlaskClient,
                                                 owner: Person, token: str,
-                                                tick: Tick) -> None:
+                                                tick: Clock) -> None:
     with app.app_context():
         merchants.add(merchants.NewMerchant(22, "Other", "key-22", "secret-22"))
     elsewhere = add_person(app, "dev@other.example", roles={22: "developer"})
     data = {"csrf_token": token, "email": elsewhere.email}
     first = client.post(INVITE, data={**data, "role": "owner",
-                                      "confirm_code": tick.code(app, owner)})
+                                      "confirm_code": tick.code(owner)})
     second = client.post(INVITE, data={**data, "role": "viewer",
-                                       "confirm_code": tick.code(app, owner)})
+                                       "confirm_code": tick.code(owner)})
     assert first.status_code == 200 and second.status_code == 422
     assert "has an invitation to this merchant already" in second.text
 
 
 def test_wrong_confirmation_codes_are_limited(app: Flask, client: FlaskClient,
-                                             owner: Person, token: str, tick: Tick) -> None:
+                                             owner: Person, token: str, tick: Clock) -> None:
     """A stolen session cannot guess the code asked again: past five wrong ones, no code is
     checked for a while, the right one included."""
     data = {"csrf_token": token, "email": "new@shop.example", "role": "viewer"}
@@ -354,11 +339,11 @@ def test_wrong_confirmation_codes_are_limited(app: Flask, client: FlaskClient,
         wrong = client.post(INVITE, data={**data, "confirm_code": "000000"})
         assert wrong.status_code == 422 and "That code is not right" in wrong.text
     # The next step's code (one step of drift is accepted), the clock not moved on.
-    right = totp.code_at(owner.secret, tick.at + timedelta(seconds=totp.STEP))
+    right = totp.code_at(owner.secret, tick.moment + timedelta(seconds=totp.STEP))
     blocked = client.post(INVITE, data={**data, "confirm_code": right})
     assert blocked.status_code == 422 and "Too many wrong codes" in blocked.text
     with app.app_context():
         assert people.by_email(db.session(), "new@shop.example") is None
-    tick.at += timedelta(minutes=16)
-    allowed = client.post(INVITE, data={**data, "confirm_code": tick.code(app, owner)})
+    tick.moment += timedelta(minutes=16)
+    allowed = client.post(INVITE, data={**data, "confirm_code": tick.code(owner)})
     assert allowed.status_code == 200
