@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from .. import audit, clock
 from ..models import Callback, Deposit, Invoice, InvoiceQuote, Merchant, Page
 from ..models import Delivery as DeliveryRow
-from . import deliveries
+from . import deliveries, periods
 
 FAILING = "failing"  # pending, tried at least once, and the last try failed
 GIVEN_UP = "given_up"  # failed: every retry was spent
@@ -132,11 +132,7 @@ def _matching(merchants: Sequence[int] | None, chosen: Filter) -> list[ColumnEle
         conditions.append(_state_is(chosen.state))
     if chosen.merchant_id is not None:
         conditions.append(DeliveryRow.merchant_id == chosen.merchant_id)
-    if chosen.since is not None:
-        conditions.append(DeliveryRow.created_at >= datetime.combine(chosen.since, time()))
-    if chosen.until is not None:
-        conditions.append(DeliveryRow.created_at
-                          < datetime.combine(chosen.until + timedelta(days=1), time()))
+    conditions += periods.within_days(DeliveryRow.created_at, chosen.since, chosen.until)
     return conditions
 
 

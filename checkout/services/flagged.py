@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import Callback, Delivery, Merchant
+from . import periods
 from .news_base import DUPLICATE, FLAGGED, NOT_OURS
 
 PAGE_SIZE = 50
@@ -56,11 +57,7 @@ def _conditions(merchants: Sequence[int] | None, chosen: Filter) -> list[ColumnE
         conditions.append(Callback.merchant_id.in_(list(merchants)))
     if chosen.merchant_id is not None:
         conditions.append(Callback.merchant_id == chosen.merchant_id)
-    if chosen.since is not None:
-        conditions.append(Callback.received_at >= datetime.combine(chosen.since, time()))
-    if chosen.until is not None:
-        conditions.append(Callback.received_at
-                          < datetime.combine(chosen.until + timedelta(days=1), time()))
+    conditions += periods.within_days(Callback.received_at, chosen.since, chosen.until)
     return conditions
 
 

@@ -25,7 +25,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -57,6 +57,7 @@ from ..models import (
 )
 from ..pagekinds import deposit, invoice, outcomes
 from ..pagekinds.deposit import BELOW_MINIMUM, OVERPAID, UNDERPAID
+from . import periods
 
 # The list reads each kind's own tables (a deposit's transactions, an invoice's quotes), so
 # it names the two kinds, by their own names.
@@ -257,11 +258,7 @@ def _conditions(merchants: Sequence[int] | None, filters: Filters) -> list[Colum
         found.append(Page.kind == filters.kind)
     if filters.currency:
         found.append(Page.currency == filters.currency)
-    if filters.date_from:
-        found.append(Page.created_at >= datetime.combine(filters.date_from, time()))
-    if filters.date_to and filters.date_to < date.max:  # the last day there is bounds nothing
-        found.append(Page.created_at < datetime.combine(filters.date_to + timedelta(days=1),
-                                                        time()))
+    found += periods.within_days(Page.created_at, filters.date_from, filters.date_to)
     if filters.q:
         found.append(_search(filters.q))
     if filters.flagged:

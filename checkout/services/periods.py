@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import InstrumentedAttribute
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -67,3 +70,15 @@ def parse(given_from: str | None, given_to: str | None, *, today: date,
     if first > last:
         raise PeriodError("range")
     return Period(first, last)
+
+
+def within_days(column: InstrumentedAttribute[datetime], first: date | None,
+                last: date | None) -> list[ColumnElement[bool]]:
+    """Conditions keeping `column` within the days `first`..`last` (both included, UTC);
+    either end may be open (None). The last day there is bounds nothing: no day follows it."""
+    conditions: list[ColumnElement[bool]] = []
+    if first is not None:
+        conditions.append(column >= datetime.combine(first, time()))
+    if last is not None and last < date.max:
+        conditions.append(column < datetime.combine(last + timedelta(days=1), time()))
+    return conditions
