@@ -35,7 +35,7 @@ def worker_tasks(app: Flask) -> dict[str, Task]:
     """The worker's one task list, run in this order on every loop. Nothing else adds a task."""
     from . import limits, rates
     from .pagekinds import snapshot
-    from .services import deliveries, invoices, reconcile
+    from .services import deliveries, invoices, reconcile, refunds
 
     tasks: dict[str, Task] = {"invoices.expiry": invoices.expire_due}  # the shop's timers
     if app.config["SANDBOX"]:
@@ -44,6 +44,7 @@ def worker_tasks(app: Flask) -> dict[str, Task]:
         tasks.update(sandbox.worker_tasks(app))
     tasks.update({
         "reconcile": reconcile.run_due,  # ask the processor about pages gone quiet
+        "refunds": refunds.send_due,  # approved refunds to pay, sent ones gone quiet
         "limits": limits.refresh_if_stale,  # minimum deposits
         "rates": partial(rates.refresh_all, snapshot.mark_open_pages),  # and the open pages
         "deliveries": deliveries.run_due,  # callbacks to the shops

@@ -75,6 +75,12 @@ def minimum_payment(session: Session, currency: str) -> Decimal | None:
     return floor if floor else None
 
 
+def minimum_withdrawal(session: Session, currency: str) -> Decimal | None:
+    """The smallest withdrawal the processor sends in `currency`: CoinsPaid lists one
+    minimum per currency, the same for deposits and withdrawals (coinspaid-api.md §7)."""
+    return minimum_payment(session, currency)
+
+
 def fetched_at(session: Session) -> datetime | None:
     """When the cache was last refreshed; None while it is empty."""
     return session.scalar(select(func.max(CurrencyLimit.fetched_at)))

@@ -49,6 +49,16 @@ class Merchant(Base):
     # Back office, deliveries: set while the merchant's callbacks are held (services/
     # deliveries.py sends none of them; they keep waiting until it is cleared).
     deliveries_paused_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Money settled on the page (policies.py reads these; canonical decimal text, each with a
+    # default on the safe side): a payment short by at most `underpaid_percent` percent AND
+    # at most `underpaid_fiat` (in `policy_currency`) counts as paid; late money whose value
+    # at arrival covers the price is accepted when `late_accept`; a refund worth less than
+    # `refund_auto_below` (policy currency) needs no person's approval ("0": every one does).
+    policy_currency: Mapped[str] = mapped_column(String(16), default="EUR")
+    underpaid_percent: Mapped[str] = mapped_column(Text, default="0")
+    underpaid_fiat: Mapped[str] = mapped_column(Text, default="0")
+    late_accept: Mapped[bool] = mapped_column(Boolean, default=True)
+    refund_auto_below: Mapped[str] = mapped_column(Text, default="0")
 
     logo: Mapped[MerchantLogo | None] = relationship(
         back_populates="merchant", cascade="all, delete-orphan")
@@ -209,6 +219,10 @@ class Page(Base):
     # columns: the back office's overview counts it and its payments list filters by it, so
     # a figure and the list its link opens agree by construction. Beside the model, not in it.
     outcome: Mapped[str | None] = mapped_column(String(16))
+    # A payment short of the amount asked but within the merchant's tolerance (reason
+    # "short_accepted"): what was missing, in the page's coin, for the shop's events and the
+    # back office. None otherwise.
+    shortfall: Mapped[str | None] = mapped_column(Text)
 
     merchant: Mapped[Merchant] = relationship()
     deposit_address: Mapped[DepositAddress | None] = relationship()
@@ -589,3 +603,52 @@ class PaymentNote(Base):
     author: Mapped[str] = mapped_column(String(255))
     at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
     text: Mapped[str] = mapped_column(Text)
+
+
+# ------------------------------------------------------- money settled on the page: refunds
+
+class Refund(Base):
+    """Money a page owes back to its customer, from the request to the chain (refund_states.py).
+
+    `foreign_id` is ours ("rf" + random), fixed when the customer asks: the one
+    `withdrawal/crypto` call carries it, so a retry after a crash or a lost answer is refused
+    by the processor as a duplicate and can never pay twice. `amount` is what leaves the
+    merchant's balance for this refund, in the page's coin; `amount_received` what the
+    customer's wallet gets after the processor's fees (estimated at the request, then the
+    processor's figure). `cause` says why the money is owed (overpaid | underpaid | late).
+    `send_started_at` is set when a worker began the withdrawal call: an approved refund with
+    it set and no answer is asked about, never sent blind again.
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (Index("ix_refunds_state", "state", "updated_at"),
+                      Index("ix_refunds_merchant", "merchant_id", "requested_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    page_id: Mapped[str] = mapped_column(ForeignKey("pages.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.client_id"))
+    foreign_id: Mapped[str] = mapped_column(String(64), unique=True)
+    cause: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(16))  # the coin the customer gets back
+    # The balance debited, when the page's payments were converted on arrival (convert_to):
+    # the withdrawal then names it and asks for `amount` of `currency` to arrive.
+    balance_currency: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[str] = mapped_column(Text)
+    amount_received: Mapped[str | None] = mapped_column(Text)
+    fee: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str] = mapped_column(String(255))
+    tag: Mapped[str | None] = mapped_column(String(64))
+    # Why it was rejected, cancelled or failed (the merchant's words, or the processor's error).
+    reason: Mapped[str | None] = mapped_column(Text)
+    processor_id: Mapped[int | None] = mapped_column(BigInteger)
+    txid: Mapped[str | None] = mapped_column(String(255))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    send_started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+    page: Mapped[Page] = relationship()

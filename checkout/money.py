@@ -8,7 +8,7 @@ No float ever touches an amount. Amounts are stored as canonical decimal TEXT.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from .wire.decimals import (
     MAX_PLACES,
@@ -24,7 +24,7 @@ from .wire.jsontext import MAX_JSON_DEPTH, dumps, loads
 
 __all__ = [
     "MAX_JSON_DEPTH", "MAX_PLACES", "PROCESSOR_PLACES", "AmountError", "approx", "ceil",
-    "dumps", "from_processor", "loads", "parse_amount", "plain", "read_decimal",
+    "dumps", "floor", "from_processor", "loads", "parse_amount", "plain", "read_decimal",
     "readable_rate", "text",
 ]
 
@@ -32,6 +32,11 @@ __all__ = [
 def ceil(amount: Decimal, places: int) -> Decimal:
     """Round up: what a customer owes is never rounded down."""
     return amount.quantize(Decimal(1).scaleb(-places), ROUND_CEILING)
+
+
+def floor(amount: Decimal, places: int) -> Decimal:
+    """Round down: what we promise to pay out is never more than what we hold."""
+    return amount.quantize(Decimal(1).scaleb(-places), ROUND_FLOOR)
 
 
 def approx(amount: Decimal, places: int, digits: int = 6) -> Decimal:

@@ -28,7 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import clock, money, pagekinds, rates
 from ..clock import unix
-from ..models import Deposit, Invoice, InvoiceQuote, Page
+from ..models import Deposit, Invoice, InvoiceQuote, Page, Refund
 from . import KINDS, PageModel, outcomes
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def touched_pages(session: Session, objects: list[Any]) -> set[str]:
             pages.add(obj.id)
         elif isinstance(obj, Deposit) and obj.address_id is not None:
             addresses.add(obj.address_id)
-        elif isinstance(obj, Invoice):
+        elif isinstance(obj, Invoice | Refund):
             pages.add(obj.page_id)
         elif isinstance(obj, InvoiceQuote):
             invoices.add(obj.invoice_id)
@@ -91,7 +91,7 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     if session.info.get(WRITING):
         return
     changed = [o for o in list(session.new) + list(session.dirty)
-               if isinstance(o, Page | Deposit | Invoice | InvoiceQuote)]
+               if isinstance(o, Page | Deposit | Invoice | InvoiceQuote | Refund)]
     if changed:
         mark(session, touched_pages(session, changed))
 

@@ -3,7 +3,8 @@ queued for the shop, and applied at most once per (id, type, status), forward on
 
 `absorb` is the one way in: the callback endpoint (checkout/web/callbacks.py) and reconciliation
 (services/reconcile.py) both call it. Deposits are applied by deposit_news.py, invoices by
-invoice_news.py; money that came after an invoice closed by late_news.py.
+invoice_news.py; money that came after an invoice closed by late_news.py; our refunds'
+withdrawals by refund_news.py.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .news_base import (
     short_text,
     valid_id,
 )
+from .refund_news import WITHDRAWAL_TYPES, apply_withdrawal
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,12 @@ def apply(session: Session, merchant_id: int, callback_id: int,
             return apply_deposit(session, merchant_id, key, payload, callback_id)
         if key.type == "invoice":
             return apply_invoice(session, merchant_id, key, payload, callback_id)
+        if key.type in WITHDRAWAL_TYPES:
+            # Our refunds' withdrawals move them on; the merchant's own are forwarded.
+            return apply_withdrawal(session, merchant_id, key, payload)
     except Malformed as exc:
         return Result(FLAGGED, f"malformed: {exc}")
-    # Withdrawals and exchanges are the merchant's own business: forwarded, nothing to show.
+    # Exchanges are the merchant's own business: forwarded, nothing to show.
     return Result(IGNORED)
 
 

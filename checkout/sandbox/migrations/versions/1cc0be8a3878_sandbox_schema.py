@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 1e44cf1759af
+Revision ID: 1cc0be8a3878
 Revises: 
-Create Date: 2026-12-06 13:14:24.160761
+Create Date: 2026-12-06 14:54:46.933219
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '1e44cf1759af'
+revision = '1cc0be8a3878'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 8f1fa1a195a9
+Revision ID: e88c77996af9
 Revises: 
-Create Date: 2026-12-06 13:14:16.545390
+Create Date: 2026-12-06 14:54:43.490390
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '8f1fa1a195a9'
+revision = 'e88c77996af9'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None
@@ -40,6 +40,11 @@ def upgrade() -> None:
     sa.Column('accent', sa.String(length=7), nullable=True),
     sa.Column('instructions_json', sa.Text(), nullable=False),
     sa.Column('deliveries_paused_at', sa.DateTime(), nullable=True),
+    sa.Column('policy_currency', sa.String(length=16), nullable=False),
+    sa.Column('underpaid_percent', sa.Text(), nullable=False),
+    sa.Column('underpaid_fiat', sa.Text(), nullable=False),
+    sa.Column('late_accept', sa.Boolean(), nullable=False),
+    sa.Column('refund_auto_below', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('client_id'),
     sa.UniqueConstraint('api_key')
     )
@@ -269,6 +274,7 @@ def upgrade() -> None:
     sa.Column('model_json', sa.Text(), nullable=True),
     sa.Column('model_version', sa.Integer(), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=True),
+    sa.Column('shortfall', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['address_id'], ['deposit_addresses.id'], ),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -357,6 +363,41 @@ def upgrade() -> None:
     with op.batch_alter_table('payment_notes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payment_notes_page_id'), ['page_id'], unique=False)
 
+    op.create_table('refunds',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('page_id', sa.String(length=43), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('foreign_id', sa.String(length=64), nullable=False),
+    sa.Column('cause', sa.String(length=16), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('currency', sa.String(length=16), nullable=False),
+    sa.Column('balance_currency', sa.String(length=16), nullable=False),
+    sa.Column('amount', sa.Text(), nullable=False),
+    sa.Column('amount_received', sa.Text(), nullable=True),
+    sa.Column('fee', sa.Text(), nullable=True),
+    sa.Column('address', sa.String(length=255), nullable=False),
+    sa.Column('tag', sa.String(length=64), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('processor_id', sa.BigInteger(), nullable=True),
+    sa.Column('txid', sa.String(length=255), nullable=True),
+    sa.Column('decided_by', sa.Integer(), nullable=True),
+    sa.Column('requested_at', sa.DateTime(), nullable=False),
+    sa.Column('decided_at', sa.DateTime(), nullable=True),
+    sa.Column('send_started_at', sa.DateTime(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.Column('finished_at', sa.DateTime(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['decided_by'], ['users.id'], ),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
+    sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('foreign_id')
+    )
+    with op.batch_alter_table('refunds', schema=None) as batch_op:
+        batch_op.create_index('ix_refunds_merchant', ['merchant_id', 'requested_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_refunds_page_id'), ['page_id'], unique=False)
+        batch_op.create_index('ix_refunds_state', ['state', 'updated_at'], unique=False)
+
     op.create_table('delivery_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('delivery_id', sa.Integer(), nullable=False),
@@ -430,6 +471,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_delivery_attempts_delivery_id'))
 
     op.drop_table('delivery_attempts')
+    with op.batch_alter_table('refunds', schema=None) as batch_op:
+        batch_op.drop_index('ix_refunds_state')
+        batch_op.drop_index(batch_op.f('ix_refunds_page_id'))
+        batch_op.drop_index('ix_refunds_merchant')
+
+    op.drop_table('refunds')
     with op.batch_alter_table('payment_notes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_payment_notes_page_id'))
 
