@@ -190,7 +190,8 @@ def find_withdrawal(session: Session, *, op_id: int | None = None,
         query = query.where(store.Operation.foreign_id == foreign_id)
     if client_id is not None:
         query = query.where(store.Operation.client_id == client_id)
-    found = session.scalars(query.limit(2)).all()
+    # Locked (PostgreSQL): two people deciding at once must not both return the money.
+    found = session.scalars(query.limit(2).with_for_update()).all()
     if len(found) != 1:
         raise LookupError("none" if not found else "several")
     return found[0]

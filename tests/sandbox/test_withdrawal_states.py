@@ -7,6 +7,7 @@ Real HTTP, real signatures, every callback body checked against the processor's 
 from __future__ import annotations
 
 import re
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -277,6 +278,29 @@ def test_only_a_pending_withdrawal_can_be_decided(hooked: Api, app: Flask) -> No
     again = control(hooked, "withdrawal", {"foreign_id": "slow", "decision": "approve"})
     assert again.status_code == 409
     assert hooked.balance("BTC") == D(1) - D("0.5") - D("0.00007402")  # "quick" only
+
+
+def test_concurrent_decisions_take_effect_once(hooked: Api, app: Flask,
+                                              receiver: Receiver) -> None:
+    set_limit(hooked, "BTC", "0")
+    withdraw(hooked, "race")
+    statuses: list[int] = []
+
+    def cancel() -> None:
+        with requests.Session() as http:
+            statuses.append(http.post(f"{hooked.base}/sandbox/simulate/withdrawal",
+                                      json={"foreign_id": "race", "decision": "cancel"},
+                                      timeout=30).status_code)
+
+    threads = [threading.Thread(target=cancel) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] + [409] * 5
+    assert hooked.balance("BTC") == D(1)  # given back once
+    settle(app)
+    assert [b["status"] for b in delivered(receiver)] == ["pending", "cancelled"]
 
 
 @pytest.mark.parametrize(("body", "status", "field"), [
