@@ -57,6 +57,16 @@ class ValidationError(ProcessorError):
         self.code = code
 
 
+def is_foreign_id_taken(exc: BaseException) -> bool:
+    """The processor refused a create because its foreign_id was used before ("The foreign
+    id has already been taken."): the first call got through, so wait for its callback or
+    look it up (`withdrawal_info`), never send it under a new foreign_id."""
+    if not isinstance(exc, ValidationError):
+        return False
+    message = exc.errors.get("foreign_id", "")
+    return "taken" in message.lower()
+
+
 class AuthenticationError(ProcessorError):
     """403: wrong or missing key or signature; `code` as the processor gave it."""
 
@@ -154,6 +164,42 @@ class Withdrawal:
     sender_currency: str
     receiver_amount: Decimal
     receiver_currency: str
+
+
+# A withdrawal's statuses that never change again (callbacks: confirmed, cancelled;
+# transactions/info also declined). `pending` waits for a person at the processor (its
+# withdrawal limits); `processing` (answer) and `not_confirmed` (transactions/info) are on
+# their way.
+WITHDRAWAL_FINAL = frozenset({"confirmed", "cancelled", "declined"})
+
+
+@dataclass(frozen=True)
+class WithdrawalInfo:
+    """A withdrawal as its callback or transactions/info tells it (the same object).
+
+    A cancelled one carries no `currency_sent`/`currency_received` (so None here) and says
+    why in `error`; `txid` comes with the chain leg once confirmed; `amount` is that leg's
+    (what the address receives), always present."""
+
+    id: int
+    foreign_id: str
+    type: str  # "withdrawal" | "withdrawal_exchange"
+    status: str
+    error: str | None  # None when the processor sent "" or null
+    address: str | None
+    tag: str | None
+    currency: str  # the coin that goes on chain
+    amount: Decimal
+    txid: str | None
+    confirmations: int
+    currency_sent: str | None
+    amount_sent: Decimal | None
+    currency_received: str | None
+    amount_received: Decimal | None
+
+    @property
+    def final(self) -> bool:
+        return self.status in WITHDRAWAL_FINAL
 
 
 @dataclass(frozen=True)
@@ -359,6 +405,53 @@ def _withdrawal(obj: Any) -> Withdrawal:
         receiver_amount=f.amount("receiver_amount"),
         receiver_currency=f.text("receiver_currency"),
     )
+
+
+WITHDRAWAL_TYPES = frozenset({"withdrawal", "withdrawal_exchange"})
+
+
+def parse_withdrawal(obj: Any, where: str = "withdrawal") -> WithdrawalInfo:
+    """Read a withdrawal callback body or a transactions/info answer (parsed with
+    `money.loads`); BadResponse when it is no withdrawal of the documented shape."""
+    f = _Fields(obj, where)
+    kind = f.text("type")
+    if kind not in WITHDRAWAL_TYPES:
+        raise f._fail("type", "is not a withdrawal")
+    leg = _chain_leg(f)
+    sent, received = _optional_side(f, "currency_sent"), _optional_side(f, "currency_received")
+    return WithdrawalInfo(
+        id=f.integer("id"), foreign_id=f.text("foreign_id"), type=kind,
+        status=f.text("status"), error=f.opt_text("error") or None,
+        address=leg.opt_text("address"), tag=leg.tag("tag"),
+        currency=leg.text("currency"), amount=leg.amount("amount"),
+        txid=leg.opt_text("txid") or None, confirmations=_leg_confirmations(leg),
+        currency_sent=sent.text("currency") if sent else None,
+        amount_sent=sent.amount("amount") if sent else None,
+        currency_received=received.text("currency") if received else None,
+        amount_received=received.amount("amount") if received else None,
+    )
+
+
+def _chain_leg(f: _Fields) -> _Fields:
+    """The withdrawal's own leg (a conversion has an exchange leg before it)."""
+    legs = f.obj.get("transactions")
+    chain = [leg for leg in legs if isinstance(leg, dict) and leg.get("type") == "withdrawal"
+             ] if isinstance(legs, list) else []
+    if len(chain) != 1:
+        raise BadResponse(f"{f.where}: expected one withdrawal leg in transactions")
+    return _Fields(chain[0], f"{f.where}.transactions")
+
+
+def _optional_side(f: _Fields, key: str) -> _Fields | None:
+    # A cancelled withdrawal has neither side (coinspaid-api.md §3).
+    return f.nested(key) if f.obj.get(key) is not None else None
+
+
+def _leg_confirmations(leg: _Fields) -> int:
+    try:
+        return parse_confirmations(leg.obj.get("confirmations", 0))
+    except BadResponse:
+        raise leg._fail("confirmations", "is not a whole number") from None
 
 
 def _quote(obj: Any) -> Quote:
@@ -663,6 +756,21 @@ class ProcessorClient:
             raise BadResponse("transactions/info: expected an object")
         return body
 
+    def withdrawal_info(self, foreign_id: str) -> WithdrawalInfo | None:
+        """Our withdrawal `foreign_id` as the processor has it now, or None when it has none
+        (the call never reached it: sending it again, same foreign_id, is safe, since a
+        second one is refused as taken)."""
+        if not foreign_id:
+            raise ValueError("foreign_id must not be empty")
+        try:
+            found = self.transactions_info(foreign_id=foreign_id)
+        except ValidationError as exc:
+            # Not found: {"errors":{"foreign_id":"The selected foreign id is invalid."}}.
+            if exc.status in (400, 404) and "foreign_id" in exc.errors:
+                return None
+            raise
+        return parse_withdrawal(found, "transactions/info")
+
     # -- endpoints: creates (never retried under a new foreign_id)
 
     def addresses_take(self, currency: str, foreign_id: str, *, convert_to: str | None = None,
@@ -678,11 +786,17 @@ class ProcessorClient:
                           convert_to: str | None = None, tag: str | None = None,
                           end_user_reference: str | None = None,
                           extra: Mapping[str, Any] | None = None) -> Withdrawal:
-        """Send `amount` of `currency`, or `amount_to` of `convert_to` (exactly one)."""
+        """Send `amount` of `currency`, or `amount_to` of `convert_to` (exactly one).
+
+        The answer's status is `processing` (a withdrawal the processor's limits hold is then
+        told `pending` by callback). A refusal raises ValidationError with the field messages
+        (`errors`); `is_foreign_id_taken(exc)` says the foreign_id was used before."""
         if amount_to is not None and convert_to is None:
             raise ValueError("amount_to needs convert_to")
         payload = _compact({"foreign_id": foreign_id, "currency": currency,
-                            "convert_to": convert_to, "address": address, "tag": tag,
+                            "convert_to": convert_to, "address": address,
+                            # Only a coin that needs one gets a tag; an empty one is none.
+                            "tag": tag or None,
                             **_one_amount(("amount", amount), ("amount_to", amount_to)),
                             "end_user_reference": end_user_reference})
         data = self._data("POST", "withdrawal/crypto", _with_extra(payload, extra), create=True)

@@ -79,3 +79,28 @@ def debit(session: Session, client_id: int, currency: str, amount: Decimal) -> N
     if held < amount:
         raise NotEnoughBalance(currency)
     row.amount = decimals.text(held - amount)
+
+
+def only_account(session: Session) -> int:
+    """The one account there is (`make run`'s demo merchant), for controls that may leave
+    the account out; LookupError when there are none or several."""
+    ids = session.scalars(select(store.Account.client_id).limit(2)).all()
+    if len(ids) != 1:
+        raise LookupError("none" if not ids else "several")
+    return ids[0]
+
+
+def set_withdrawal_limit(session: Session, client_id: int, currency: str,
+                         limit: Decimal | None) -> None:
+    """Turn the account's withdrawal limit in `currency` on (`limit`) or off (None)."""
+    if session.get(store.Account, client_id) is None:
+        raise LookupError(f"no sandbox account {client_id}")
+    _row(session, client_id, currency).withdrawal_limit = (
+        None if limit is None else decimals.text(limit))
+
+
+def withdrawal_limit(session: Session, client_id: int, currency: str) -> Decimal | None:
+    row = session.get(store.Balance, (client_id, currency))
+    if row is None or row.withdrawal_limit is None:
+        return None
+    return Decimal(row.withdrawal_limit)

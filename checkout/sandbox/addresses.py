@@ -8,6 +8,7 @@ base58check `T…`; XRP shares one address and tells payers apart by a destinati
 from __future__ import annotations
 
 import hashlib
+import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -147,3 +148,32 @@ def find(session: Session, address: str, tag: str | None) -> store.Address | Non
         if row.tag == tag or (row.tag is None and tag is None):
             return row
     return None
+
+
+# --- what the chain refuses -------------------------------------------------------------
+
+# The processor's own words for an Ethereum-like chain (coinspaid-api.md §3, the cancelled
+# withdrawal).
+BAD_ETH_ADDRESS = "Invalid params: expected a hex-encoded hash with 0x prefix."
+_ETH_ADDRESS = re.compile(r"\A0x[0-9a-fA-F]{40}\Z")
+# Every other chain's addresses are letters and digits (BCH's cash address adds its prefix).
+_PLAIN_ADDRESS = re.compile(r"\A(?:(?:bitcoincash|bchtest):)?[A-Za-z0-9]+\Z")
+# Sandbox only: an address with this word in it is one every chain refuses, so that a test or
+# a demo reaches a cancelled withdrawal in any currency (the real node's checks are the
+# processor's own and are not copied here).
+REFUSED_MARK = "invalid"
+
+
+def refusal(currency: Currency, address: str) -> str | None:
+    """Why the chain would refuse a withdrawal of `currency` to `address`, as the processor's
+    `error`; None when it would take it.
+
+    Deliberately shallow (no checksums): "tb1qxyz" passes, as it would reach the node. Only
+    the Ethereum text is documented; the others follow its "Invalid params: ..." form
+    (UNCONFIRMED: what the processor says for those chains).
+    """
+    if currency.family == "eth":  # hex digits never spell the mark
+        return None if _ETH_ADDRESS.match(address) else BAD_ETH_ADDRESS
+    if _PLAIN_ADDRESS.match(address) and REFUSED_MARK not in address.lower():
+        return None
+    return f"Invalid params: invalid {currency.network} address."

@@ -294,7 +294,10 @@ def withdrawal_crypto() -> Response:
             op = operations.withdraw(session, caller().client_id, req, now, outbox.notify_url())
         except accounts.NotEnoughBalance as exc:
             raise validation_error({"amount": NOT_ENOUGH}) from exc
-        data = {"id": op.id, "foreign_id": op.foreign_id, "type": op.type, "status": op.status,
+        # Every accepted withdrawal is answered `processing`, one held by the account's
+        # limits too: the merchant hears of that from its `pending` callback.
+        data = {"id": op.id, "foreign_id": op.foreign_id, "type": op.type,
+                "status": "processing",
                 "amount": amount_text(decimals.from_processor(op.amount_sent)),
                 "sender_amount": amount_text(decimals.from_processor(op.amount_sent)),
                 "sender_currency": op.currency_sent,

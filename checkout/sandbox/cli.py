@@ -1,4 +1,5 @@
-"""`flask --app checkout sandbox pay <page URL>`: pay a customer page in the sandbox.
+"""`flask --app checkout sandbox pay <page URL>`: pay a customer page in the sandbox;
+`flask --app checkout sandbox withdrawal ...`: the processor's back office for withdrawals.
 
 It does what a customer with a wallet would: reads the page (its public status JSON) for the
 address, the tag and the amount due now, and sends exactly that through the sandbox's
@@ -10,6 +11,7 @@ that still asks for something first (an invoice's currency and email) is named, 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,9 +19,9 @@ import click
 import requests
 from flask import Flask
 
-from checkout.wire import jsontext
+from checkout.wire import decimals, jsontext
 
-from . import simulate
+from . import backoffice, currencies, simulate
 
 TIMEOUT = 30
 # A customer page's path: /p/<token>.
@@ -132,3 +134,86 @@ def init_app(app: Flask) -> None:
     def pay_command(url: str, amount: str | None, status: str) -> None:
         """Pay the page at URL (a terminal link or a /p/ page) exactly what it asks for now."""
         click.echo(pay_page(url, amount, status))
+
+    init_withdrawal_commands(app, sandbox_group)
+
+
+def _limit_text(limit: str) -> Decimal | None:
+    if limit.lower() == "off":
+        return None
+    try:
+        return decimals.parse_amount(limit, currencies.PLACES, allow_zero=True)
+    except decimals.AmountError as exc:
+        raise click.BadParameter(f"{limit!r}: {exc} (or `off`)") from exc
+
+
+def _describe(withdrawal: dict[str, Any]) -> str:
+    sent = withdrawal.get("currency_sent") or {}
+    amount = f"{sent.get('amount')} {sent.get('currency')} " if sent else ""
+    error = f" ({withdrawal['error']})" if withdrawal.get("error") else ""
+    return (f"withdrawal {withdrawal['id']} foreign_id {withdrawal['foreign_id']!r}: "
+            f"{amount}to {withdrawal['crypto_address']['address']}: "
+            f"{withdrawal['status']}{error}")
+
+
+def init_withdrawal_commands(app: Flask, group: click.Group) -> None:
+    """The processor's back office for withdrawals, run against the sandbox's own tables:
+    the worker (`make run` has one) then sends the callbacks."""
+
+    @group.group("withdrawal")
+    def withdrawal_group() -> None:
+        """Withdrawal limits, and approving or cancelling what they hold (pending)."""
+
+    client_option = click.option(
+        "--client-id", type=int, default=None,
+        help="The account (merchant client_id); needed only when there are several.")
+
+    def decide(approve: bool, foreign_id: str, client_id: int | None,
+               error: str | None) -> None:
+        try:
+            done = backoffice.decide(app, approve=approve, foreign_id=foreign_id,
+                                     client_id=client_id, error=error)
+        except backoffice.Refused as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(_describe(done))
+
+    @withdrawal_group.command("approve")
+    @click.argument("foreign_id")
+    @client_option
+    def approve_command(foreign_id: str, client_id: int | None) -> None:
+        """Approve the pending withdrawal FOREIGN_ID: it goes on chain and confirms."""
+        decide(True, foreign_id, client_id, None)
+
+    @withdrawal_group.command("cancel")
+    @click.argument("foreign_id")
+    @client_option
+    @click.option("--error", default=None,
+                  help=f"The error the callback carries (default: {backoffice.DECLINED!r}).")
+    def cancel_command(foreign_id: str, client_id: int | None, error: str | None) -> None:
+        """Cancel the pending withdrawal FOREIGN_ID: the money goes back to the balance."""
+        decide(False, foreign_id, client_id, error)
+
+    @withdrawal_group.command("limit")
+    @click.argument("currency")
+    @click.argument("limit")
+    @client_option
+    def limit_command(currency: str, limit: str, client_id: int | None) -> None:
+        """Withdrawals of more than LIMIT CURRENCY wait for approval (LIMIT `off`: none do)."""
+        found = currencies.get(currency.upper())
+        if found is None:
+            raise click.BadParameter(f"unknown currency {currency!r}")
+        try:
+            done = backoffice.set_limit(app, client_id, found, _limit_text(limit))
+        except backoffice.Refused as exc:
+            raise click.ClickException(exc.message) from exc
+        shown = "off" if done.limit is None else currencies.amount_text(done.limit)
+        click.echo(f"Account {done.client_id}: withdrawal limit in {done.currency}: {shown}")
+
+    @withdrawal_group.command("pending")
+    def pending_command() -> None:
+        """List the withdrawals waiting for a decision."""
+        waiting = backoffice.pending(app)
+        for withdrawal in waiting:
+            click.echo(f"account {withdrawal['client_id']}: {_describe(withdrawal)}")
+        if not waiting:
+            click.echo("No withdrawal is waiting for approval.")

@@ -6,7 +6,6 @@ processor would send. Confirmation happens later on the sandbox clock (worker ta
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
@@ -29,8 +28,9 @@ from .payloads import (
 )
 
 BELOW_MINIMUM = "Transaction amount less than minimum deposit"
-BAD_ETH_ADDRESS = "Invalid params: expected a hex-encoded hash with 0x prefix."
-_ETH_ADDRESS = re.compile(r"\A0x[0-9a-fA-F]{40}\Z")
+# UNCONFIRMED: the processor's words when a person cancels a withdrawal held by its limits.
+DECLINED = "Withdrawal was declined in the back office."
+WITHDRAWALS = ("withdrawal", "withdrawal_exchange")
 _Q = Decimal(1).scaleb(-currencies.PLACES)
 
 
@@ -148,9 +148,65 @@ def withdraw(session: Session, client_id: int, req: WithdrawalRequest, now: int,
         notify_url=notify, created_at=now, confirm_at=now + confirm_delay())
     op.fees = fees
     accounts.debit(session, client_id, req.source.code, _charged(op))
+    limit = accounts.withdrawal_limit(session, client_id, req.source.code)
+    if limit is not None and sent > limit:
+        # Above the account's limit it waits for a person (`decide`), and the merchant hears
+        # of it at once; nothing goes on chain until then.
+        op.status, op.confirm_at = "pending", None
     session.add(op)
     session.flush()
+    if op.status == "pending":
+        outbox.queue(session, op, now)
     return op
+
+
+class NotPending(Exception):
+    """Only a withdrawal waiting for approval can be approved or cancelled."""
+
+
+def decide(session: Session, op: store.Operation, approve: bool, error: str | None,
+           now: int) -> None:
+    """A person at the processor approves a pending withdrawal (it goes on chain and
+    confirms later, as any other) or cancels it (the money goes back, the merchant is told
+    with the error)."""
+    if op.type not in WITHDRAWALS or op.status != "pending":
+        raise NotPending(op.status)
+    if approve:
+        op.status, op.confirm_at = "processing", now + confirm_delay()
+        return
+    _cancel_withdrawal(session, op, error or DECLINED)
+    outbox.queue(session, op, now)
+
+
+def find_withdrawal(session: Session, *, op_id: int | None = None,
+                    foreign_id: str | None = None,
+                    client_id: int | None = None) -> store.Operation:
+    """The withdrawal with this id, or this foreign_id (unique per account: name the account
+    when two have one); LookupError("none" | "several") otherwise."""
+    query = select(store.Operation).where(store.Operation.type.in_(WITHDRAWALS))
+    if op_id is not None:
+        query = query.where(store.Operation.id == op_id)
+    if foreign_id is not None:
+        query = query.where(store.Operation.foreign_id == foreign_id)
+    if client_id is not None:
+        query = query.where(store.Operation.client_id == client_id)
+    # Locked (PostgreSQL): two people deciding at once must not both return the money.
+    found = session.scalars(query.limit(2).with_for_update()).all()
+    if len(found) != 1:
+        raise LookupError("none" if not found else "several")
+    return found[0]
+
+
+def pending_withdrawals(session: Session) -> list[store.Operation]:
+    """Every withdrawal waiting for a person, oldest first."""
+    return list(session.scalars(select(store.Operation).where(
+        store.Operation.type.in_(WITHDRAWALS), store.Operation.status == "pending")
+        .order_by(store.Operation.id)))
+
+
+def _cancel_withdrawal(session: Session, op: store.Operation, error: str) -> None:
+    op.status, op.error = "cancelled", error
+    accounts.credit(session, op.client_id, op.currency_sent, _charged(op))
 
 
 def _internal_target(session: Session, req: WithdrawalRequest) -> store.Address | None:
@@ -187,9 +243,9 @@ def _settle_withdrawal(session: Session, op: store.Operation, now: int) -> None:
         receive(session, target, Decimal(op.amount_received), "confirmed", now, op.notify_url,
                 internal=True)
         return
-    if chain.family == "eth" and not _ETH_ADDRESS.match(op.to_address or ""):
-        op.status, op.error = "cancelled", BAD_ETH_ADDRESS
-        accounts.credit(session, op.client_id, op.currency_sent, _charged(op))
+    refused = addresses.refusal(chain, op.to_address or "")
+    if refused is not None:
+        _cancel_withdrawal(session, op, refused)
         return
     op.status = "confirmed"
     op.txid = ("0x" if chain.family == "eth" else "") + addresses.txid("withdrawal", op.id)
@@ -243,7 +299,7 @@ def _settle(session: Session, op: store.Operation, now: int) -> None:
     if op.type in ("deposit", "deposit_exchange"):
         op.status = "confirmed"
         _credit_deposit(session, op)
-    elif op.type in ("withdrawal", "withdrawal_exchange"):
+    elif op.type in WITHDRAWALS:
         _settle_withdrawal(session, op, now)
     elif op.type == "exchange":
         op.status = "confirmed"

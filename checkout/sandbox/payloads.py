@@ -133,6 +133,10 @@ def deposit(session: Session, op: store.Operation) -> dict[str, Any]:
 
 
 def withdrawal(op: store.Operation) -> dict[str, Any]:
+    """A withdrawal's callback: `confirmed` or `cancelled` (documented), or `pending`, held
+    by the account's withdrawal limits. No pending example is published (UNCONFIRMED): it is
+    the confirmed shape before the chain, as a deposit's not_confirmed is: the amounts, no
+    txid yet, confirmations "0", no fees charged yet."""
     exchange = op.type == "withdrawal_exchange"
     chain_currency = op.currency_received
     obj: dict[str, Any] = {"id": op.id, "foreign_id": op.foreign_id, "type": op.type}

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 from sqlalchemy import select
 
 from checkout.wire import decimals, jsontext
 
-from . import addresses, clock, currencies, invoices, operations, outbox, payloads, store
+from . import (
+    addresses,
+    backoffice,
+    clock,
+    currencies,
+    invoices,
+    operations,
+    outbox,
+    payloads,
+    store,
+)
 from .protocol import ApiError, validation_error
 
 bp = Blueprint("sandbox_world", __name__, url_prefix="/sandbox", template_folder="templates")
@@ -24,6 +34,11 @@ MAX_ADVANCE = 400 * 24 * 3600
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError) -> Response:
     return error.response()
+
+
+@bp.errorhandler(backoffice.Refused)
+def _refused(error: backoffice.Refused) -> Response:
+    return validation_error({error.field: error.message}, error.status).response()
 
 
 def _json_object() -> dict[str, Any]:
@@ -108,12 +123,82 @@ def simulate_invoice_currency() -> Response:
                                                 now)})
 
 
+def _whole(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2 ** 63:
+        raise validation_error({name: f"The {name.replace('_', ' ')} must be a positive "
+                                      "integer."})
+    return value
+
+
+def _app() -> Flask:
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+DECISIONS = ("approve", "cancel")
+
+
+@bp.post("/simulate/withdrawal")
+def simulate_withdrawal() -> Response:
+    """A person in the processor's back office approves or cancels a withdrawal that its
+    limits hold (`pending`): {"id" | "foreign_id", "decision", "error"?, "client_id"?}."""
+    body = _json_object()
+    errors: dict[str, str] = {}
+    op_id = _whole(body, "id")
+    foreign_id = body.get("foreign_id")
+    if foreign_id is not None and (not isinstance(foreign_id, str) or not foreign_id):
+        errors["foreign_id"] = "The foreign id must be a string."
+    if (op_id is None) == (foreign_id is None):
+        errors["id"] = "Exactly one of id and foreign id is required."
+    decision = body.get("decision")
+    if decision not in DECISIONS:
+        errors["decision"] = "The decision must be one of " + ", ".join(DECISIONS) + "."
+    error = body.get("error")
+    if error is not None and (not isinstance(error, str) or not error.strip()
+                              or len(error) > 1000):
+        errors["error"] = "The error must be a text of at most 1000 characters."
+    if decision == "approve" and error is not None:
+        errors["error"] = "An approved withdrawal has no error."
+    client_id = _whole(body, "client_id")
+    if errors:
+        raise validation_error(errors)
+    done = backoffice.decide(_app(), approve=decision == "approve", op_id=op_id,
+                             foreign_id=foreign_id, client_id=client_id, error=error)
+    return _json(done)
+
+
+@bp.post("/simulate/withdrawal-limit")
+def simulate_withdrawal_limit() -> Response:
+    """The account's withdrawal limit in one currency: {"client_id"?, "currency", "limit"},
+    `limit` a decimal string (withdrawals of more wait for approval) or null (off)."""
+    body = _json_object()
+    errors: dict[str, str] = {}
+    currency = currencies.get(body.get("currency"))
+    if currency is None:
+        errors["currency"] = "The selected currency is invalid."
+    limit = None
+    if "limit" not in body:
+        errors["limit"] = "The limit field is required (null turns the limit off)."
+    elif body["limit"] is not None:
+        try:
+            limit = decimals.parse_amount(body["limit"], currencies.PLACES, allow_zero=True)
+        except decimals.AmountError as exc:
+            errors["limit"] = f"The limit is invalid: {exc}."
+    client_id = _whole(body, "client_id")
+    if errors:
+        raise validation_error(errors)
+    assert currency is not None
+    done = backoffice.set_limit(_app(), client_id, currency, limit)
+    return _json({"client_id": done.client_id, "currency": done.currency,
+                  "limit": None if done.limit is None else currencies.amount_text(done.limit)})
+
+
 @bp.route("/clock", methods=["GET", "POST"])
 def sandbox_clock() -> Response:
     """GET: the sandbox time; POST {"advance_seconds": N}: move it forward."""
-    from flask import current_app
-
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     if request.method == "POST":
         seconds = _json_object().get("advance_seconds")
         if (not isinstance(seconds, int) or isinstance(seconds, bool)

@@ -56,6 +56,9 @@ class Balance(Base):
         ForeignKey("sandbox_accounts.client_id", ondelete="CASCADE"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(16), primary_key=True)
     amount: Mapped[str] = mapped_column(Text, default="0")
+    # The back office's withdrawal limit in this currency (None: off). A withdrawal of more
+    # waits, `pending`, for a person at the processor to approve or cancel it.
+    withdrawal_limit: Mapped[str | None] = mapped_column(Text)
 
 
 class Clock(Base):

@@ -67,6 +67,7 @@ def upgrade() -> None:
     sa.Column('client_id', sa.Integer(), nullable=False),
     sa.Column('currency', sa.String(length=16), nullable=False),
     sa.Column('amount', sa.Text(), nullable=False),
+    sa.Column('withdrawal_limit', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['client_id'], ['sandbox_accounts.client_id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('client_id', 'currency')
     )
