@@ -251,7 +251,7 @@ def send(refund_id: int) -> str:
         answer = _withdraw(client, refund)
     except processor.ValidationError as exc:
         session.rollback()
-        if "foreign_id" in exc.errors:
+        if processor.is_foreign_id_taken(exc):
             _learn_fate(session, client, merchant, refund)
             session.commit()
             return SENT
