@@ -2,22 +2,20 @@
 twice: the foreign_id is stored before the processor hears of it (processor.py's
 `Unavailable(maybe_created=True)`).
 
-A real proxy stands between us and the sandbox: it forwards each invoices/create and then
-hangs up instead of answering, as a network that drops the answer would.
+A real proxy stands between us and the sandbox (kit.proxies): it forwards each
+invoices/create and then hangs up instead of answering, as a network that drops the answer
+would.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-import requests
 from flask import Flask
 from kit.invoices import TYPE_3, TestShop
 from kit.live import LiveServer
+from kit.proxies import Proxy, between
 from sqlalchemy import func, select
 
 from checkout import db, processor
@@ -26,52 +24,10 @@ from checkout.sandbox import store as sandbox_store
 from checkout.services import invoices
 
 
-class AnswerDropper:
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.dropped = 0
-        dropper = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self, method: str) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "content-length")}
-                answer = requests.request(method, dropper.target + self.path, data=body,
-                                          headers=headers, timeout=30)
-                if self.path.endswith("/invoices/create"):
-                    dropper.dropped += 1
-                    self.close_connection = True  # hang up: the answer never arrives
-                    return
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("Content-Type", ""))
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                self._forward("POST")
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._forward("GET")
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def dropper(app: Flask, live_server: LiveServer) -> Iterator[AnswerDropper]:
-    proxy = AnswerDropper(live_server.url)
-    app.config["PROCESSOR_URL"] = proxy.url + processor.SANDBOX_PATH
-    yield proxy
-    app.config["PROCESSOR_URL"] = None
-    proxy.server.shutdown()
-    proxy.server.server_close()
+def dropper(app: Flask, live_server: LiveServer) -> Iterator[Proxy]:
+    with between(app, live_server.url, "/invoices/create") as proxy:
+        yield proxy
 
 
 def processor_invoices(app: Flask, foreign_id: str) -> int:
@@ -82,7 +38,7 @@ def processor_invoices(app: Flask, foreign_id: str) -> int:
 
 def test_a_lost_answer_is_recovered_under_the_same_foreign_id(
         app: Flask, live_server: LiveServer, merchant: Merchant,
-        dropper: AnswerDropper) -> None:
+        dropper: Proxy) -> None:
     shop = TestShop(live_server.url)
     data = shop.create().json()["data"]
     with app.app_context():
@@ -93,7 +49,7 @@ def test_a_lost_answer_is_recovered_under_the_same_foreign_id(
         assert lost.value.maybe_created
         [quote] = db.session().scalars(select(InvoiceQuote)).all()
         assert (quote.status, quote.processor_id, quote.current) == ("new", None, False)
-    assert dropper.dropped == 1 and processor_invoices(app, quote.foreign_id) == 1
+    assert dropper.forwarded == 1 and processor_invoices(app, quote.foreign_id) == 1
     app.config["PROCESSOR_URL"] = None  # the network is back
     with app.app_context():
         again = invoices.choose_currency(invoice.page_id, "BTC")
@@ -104,7 +60,7 @@ def test_a_lost_answer_is_recovered_under_the_same_foreign_id(
 
 def test_a_type_3_create_whose_quote_answer_was_lost_is_answered_and_completed_later(
         app: Flask, live_server: LiveServer, merchant: Merchant,
-        dropper: AnswerDropper) -> None:
+        dropper: Proxy) -> None:
     answer = TestShop(live_server.url).create(TYPE_3)
     assert answer.status_code == 200, answer.text
     data = answer.json()["data"]
@@ -121,7 +77,7 @@ def test_a_type_3_create_whose_quote_answer_was_lost_is_answered_and_completed_l
 
 def test_a_callback_for_a_quote_whose_answer_was_lost_is_still_ours(
         app: Flask, live_server: LiveServer, merchant: Merchant,
-        dropper: AnswerDropper) -> None:
+        dropper: Proxy) -> None:
     import json
 
     from kit.callbacks import running_shop, use_shop

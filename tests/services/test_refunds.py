@@ -4,123 +4,152 @@ real HTTP with real signatures."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import refund_flow as flow
 from kit.console import add_person
-from kit.deposits import LINK, open_link
 from kit.invoices import advance_sandbox, settle
 from kit.live import LiveServer
-from kit.payments import pay
 from sqlalchemy import func, select
 
 from checkout import db, refund_rules
-from checkout.models import Delivery, Merchant, Page, Refund
-from checkout.sandbox import store as sandbox_store
+from checkout.models import AuditEntry, Merchant, Page, Refund
+from checkout.pagekinds import owed
 from checkout.services import refunds
 
-PLAIN_LINK = {**LINK, "convert_to": None}
-WALLET = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"  # BIP-173's testnet example
 
-
-def overpaid_page(app: Flask, client: FlaskClient, live_server: LiveServer,
-                  link: dict[str, object] = PLAIN_LINK, sent: str = "0.00200000") -> str:
-    """A page asking 0.00123 BTC, paid 0.002 and confirmed: 0.00077 owed back."""
-    page_id = open_link(client, link).rsplit("/", 1)[1]
-    with app.app_context():
-        address = db.session().get(Page, page_id).address  # type: ignore[union-attr]
-    assert address
-    pay(live_server.url, address, sent, "confirmed")
-    settle(app)
-    with app.app_context():
-        page = db.session().get(Page, page_id)
-        assert page is not None and (page.status, page.reason) == ("confirmed", "overpaid")
-    return page_id
-
-
-def withdrawals(app: Flask, foreign_id: str) -> int:
-    with sandbox_store.transaction(app) as s:
-        return int(s.scalar(select(func.count()).select_from(sandbox_store.Operation).where(
-            sandbox_store.Operation.foreign_id == foreign_id,
-            sandbox_store.Operation.scope == "withdrawal")) or 0)
-
-
-def refund_events(app: Flask) -> list[dict[str, object]]:
-    with app.app_context():
-        bodies = db.session().scalars(select(Delivery.body).order_by(Delivery.id)).all()
-    events = [json.loads(body) for body in bodies]
-    return [e for e in events if e.get("type") == "refund"]
-
-
-def test_an_overpaid_page_owes_the_difference_less_nothing_yet(
-        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
-    page_id = overpaid_page(app, client, live_server)
+def owed_now(app: Flask, page_id: str) -> owed.Owed | None:
     with app.app_context():
         page = db.session().get(Page, page_id)
         assert page is not None
-        due = refunds.owed(db.session(), page)
+        return owed.owed(db.session(), page)
+
+
+def test_an_overpaid_page_owes_the_excess_and_promises_it_less_the_fee_reserve(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
+    page_id = flow.overpaid_page(app, client, live_server)
+    due = owed_now(app, page_id)
     assert due is not None
     assert (due.cause, due.currency, due.balance_currency) == ("overpaid", "BTC", "BTC")
     assert due.total == due.left == Decimal("0.00077")
-    # The fee reserve is kept back: the wallet receives exactly the rest.
     assert due.receive == Decimal("0.00077") - refund_rules.FEE_RESERVE["BTC"]
 
 
-def test_an_approved_refund_is_paid_once_and_its_callback_shows_the_txid(
+def test_an_approved_refund_is_paid_once_and_its_callback_brings_the_txid(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
-    page_id = overpaid_page(app, client, live_server)
+    page_id = flow.overpaid_page(app, client, live_server)
+    refund_id = flow.request(app, page_id)
+    assert flow.row(app, refund_id).state == "requested"
+    owner = add_person(app, "owner@shop.example", roles={11: "owner"})
+    flow.approve(app, refund_id, owner)
     with app.app_context():
-        session = db.session()
-        page = session.get(Page, page_id)
-        assert page is not None
-        refund = refunds.request(session, page, WALLET, None)
-        session.commit()
-        assert refund.state == "requested"
-        owner = add_person(app, "owner@shop.example", roles={11: "owner"})
-        refunds.approve(session, refund.id, user_id=owner.id, actor=owner.email,
-                        merchant_ids=[11])
-        session.commit()
-        assert refunds.send(refund.id) == refunds.SENT
-        assert refunds.send(refund.id) == refunds.BUSY  # a second click sends nothing
-        refund = session.get(Refund, refund.id, populate_existing=True)
-        assert refund is not None and refund.state == "sent" and refund.processor_id
-        foreign_id = refund.foreign_id
+        assert refunds.send(refund_id) == refunds.SENT
+        assert refunds.send(refund_id) == refunds.BUSY  # a second click sends nothing
+    sent = flow.row(app, refund_id)
+    assert sent.state == "sent" and sent.processor_id and sent.sent_at
     advance_sandbox(live_server.url, 3600)
     settle(app)
+    done = flow.row(app, refund_id)
+    assert done.state == "confirmed" and done.txid and done.finished_at
+    assert done.amount_received == "0.00067"
+    assert owed_now(app, page_id).left == 0  # type: ignore[union-attr]
+    assert flow.withdrawals(app, done.foreign_id) == 1
+    events = flow.refund_events(app)
+    assert [e["status"] for e in events] == ["requested", "approved", "sent", "confirmed"]
+    assert events[-1]["amount"] == "0.00077000"
+    assert events[-1]["amount_received"] == "0.00067000"
+    assert events[-1]["foreign_id"] == "user-7" and events[-1]["txid"] == done.txid
     with app.app_context():
-        done = db.session().scalars(select(Refund).where(Refund.foreign_id == foreign_id)).one()
-        assert done.state == "confirmed" and done.txid
-        assert done.amount_received == "0.00067"
-        page = db.session().get(Page, page_id)
-        assert page is not None
-        assert refunds.owed(db.session(), page) is not None
-        assert refunds.owed(db.session(), page).left == 0  # type: ignore[union-attr]
-    assert withdrawals(app, foreign_id) == 1
-    statuses = [e["status"] for e in refund_events(app)]
-    assert statuses == ["requested", "approved", "sent", "confirmed"]
-    last = refund_events(app)[-1]
-    assert last["amount"] == "0.00077000" and last["amount_received"] == "0.00067000"
-    assert last["foreign_id"] == "user-7" and last["txid"] == done.txid
+        approvals = db.session().scalars(select(AuditEntry).where(
+            AuditEntry.action == "refund.approve")).all()
+    assert [(a.actor, a.target) for a in approvals] == [(owner.email, page_id)]
 
 
-def test_a_refund_never_exceeds_what_is_owed(
+def test_a_refund_of_a_converted_payment_names_the_balance_and_the_coin_to_arrive(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
-    page_id = overpaid_page(app, client, live_server)
+    page_id = flow.overpaid_page(app, client, live_server, link=flow.LINK)  # kept in EUR
+    due = owed_now(app, page_id)
+    assert due is not None and (due.currency, due.balance_currency) == ("BTC", "EUR")
+    refund_id = flow.request(app, page_id)
+    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
     with app.app_context():
-        session = db.session()
-        page = session.get(Page, page_id)
-        assert page is not None
-        with pytest.raises(refunds.Refused) as too_much:
-            refunds.request(session, page, WALLET, None, Decimal("0.00078"))
-        assert too_much.value.code == refunds.TOO_MUCH
-        session.rollback()
-        refunds.request(session, page, WALLET, None, Decimal("0.00068"))
-        session.commit()
-        with pytest.raises(refunds.Refused) as small:
-            refunds.request(session, page, WALLET, None)  # 0.00009 left: the fee eats it
-        assert small.value.code == refunds.TOO_SMALL
-        session.rollback()
-        assert session.scalar(select(func.count()).select_from(Refund)) == 1
+        assert refunds.send(refund_id) == refunds.SENT
+    advance_sandbox(live_server.url, 3600)
+    settle(app)
+    done = flow.row(app, refund_id)
+    assert done.state == "confirmed" and done.amount_received == "0.00067"
+
+
+def test_a_refund_is_refused_beyond_what_is_owed_or_below_what_the_network_carries(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
+    page_id = flow.overpaid_page(app, client, live_server)
+    for amount, code in ((Decimal("0.00078"), refunds.TOO_MUCH),
+                         (Decimal("-1"), refunds.BAD_AMOUNT),
+                         (Decimal("NaN"), refunds.BAD_AMOUNT),
+                         (Decimal("0.000000001"), refunds.BAD_AMOUNT),
+                         (Decimal("0.0001"), refunds.TOO_SMALL)):
+        with pytest.raises(refunds.Refused) as refused:
+            flow.request(app, page_id, amount)
+        assert refused.value.code == code, amount
+    flow.request(app, page_id, Decimal("0.00068"))
+    with pytest.raises(refunds.Refused) as small:
+        flow.request(app, page_id)  # 0.00009 left: the fee reserve takes all of it
+    assert small.value.code == refunds.TOO_SMALL
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(Refund)) == 1
+
+
+@pytest.mark.parametrize("address", ["", " tb1q", "tb1q\x00x", "x" * 300, "tb1q\u202ex"])
+def test_an_address_no_network_takes_is_refused_and_nothing_is_kept(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant,
+        address: str) -> None:
+    page_id = flow.overpaid_page(app, client, live_server)
+    with pytest.raises(refunds.Refused) as refused:
+        flow.request(app, page_id, address=address)
+    assert refused.value.code == refunds.BAD_DESTINATION
+    assert flow.refund_events(app) == []
+
+
+def test_a_failed_withdrawal_gives_the_money_back_to_ask_for_again(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
+    """The processor cancels a withdrawal to an address its chain refuses: the refund fails
+    with the processor's error, and what it held is owed again."""
+    page_id = flow.overpaid_page(app, client, live_server)
+    refund_id = flow.request(app, page_id, address="tb1qinvalid")
+    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    with app.app_context():
+        refunds.send(refund_id)
+    advance_sandbox(live_server.url, 3600)
+    settle(app)
+    failed = flow.row(app, refund_id)
+    assert failed.state == "failed" and failed.reason and "invalid" in failed.reason.lower()
+    assert owed_now(app, page_id).left == Decimal("0.00077")  # type: ignore[union-attr]
+    assert [e["status"] for e in flow.refund_events(app)][-1] == "failed"
+
+
+def test_a_withdrawal_held_by_the_processors_limits_is_pending_until_it_decides(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
+    import requests
+
+    requests.post(f"{live_server.url}/sandbox/simulate/withdrawal-limit",
+                  json={"client_id": 11, "currency": "BTC", "limit": "0"},
+                  timeout=30).raise_for_status()
+    page_id = flow.overpaid_page(app, client, live_server)
+    refund_id = flow.request(app, page_id)
+    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    with app.app_context():
+        refunds.send(refund_id)
+    settle(app)
+    held = flow.row(app, refund_id)
+    assert held.state == "pending"
+    requests.post(f"{live_server.url}/sandbox/simulate/withdrawal",
+                  json={"client_id": 11, "foreign_id": held.foreign_id,
+                        "decision": "approve"}, timeout=30).raise_for_status()
+    advance_sandbox(live_server.url, 3600)
+    settle(app)
+    assert flow.row(app, refund_id).state == "confirmed"
+    statuses = [e["status"] for e in flow.refund_events(app)]
+    assert statuses == ["requested", "approved", "sent", "pending", "confirmed"]
