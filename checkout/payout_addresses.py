@@ -1,14 +1,15 @@
 """Whether an address a customer gives for a refund can receive it, before anything is sent.
 
 `check(currency, address, tag, testnet=...)` answers a `Destination` (the address as the chain
-writes it, the tag as a number's canonical text) or a `Refusal` with a stable `code` and a
-sentence for the customer. It decodes each chain's own encoding and verifies its checksum,
-so a typing error is caught here rather than by a withdrawal the processor cancels days
-later, and it tells a main-network address from a test-network one wherever the encoding
-does (Bitcoin, Litecoin, Bitcoin Cash, Dogecoin, Cardano). Ethereum and BNB Smart Chain,
-TRON and the XRP Ledger write the same addresses on their test networks, and an Ethereum
-address is also a BNB Smart Chain one: no check can tell those networks apart, which is
-what `network_warning` is for, shown beside the field as the pay screen shows its own.
+writes it, the tag as a number's canonical text; an XRP X-address split into the two) or a
+`Refusal` with a stable `code` and a sentence for the customer. It decodes each chain's own
+encoding and verifies its checksum, so a typing error is caught here rather than by a
+withdrawal the processor cancels days later, and it tells a main-network address from a
+test-network one wherever the encoding does (Bitcoin, Litecoin, Bitcoin Cash, Dogecoin,
+Cardano, XRP X-addresses). Ethereum and BNB Smart Chain, TRON and the XRP Ledger (classic
+addresses) write the same addresses on their test networks, and an Ethereum address is also
+a BNB Smart Chain one: no check can tell those networks apart, which is what
+`network_warning` is for, shown beside the field as the pay screen shows its own.
 
 Whatever it is given (NUL, control or invisible characters, right-to-left overrides, letters
 of another alphabet that look like Latin ones, 10 kB of text) it answers a Refusal, never an
@@ -30,6 +31,7 @@ from .address_codecs import (
     RIPPLE_ALPHABET,
     CodecError,
     base58check_decode,
+    base58check_encode,
     bech32_decode,
     cashaddr_decode,
     convert_bits,
@@ -50,6 +52,7 @@ CHECKSUM = "checksum"  # of the right shape, with a typing error
 NETWORK = "network"  # a main-network address on the test network, or the reverse
 TAG_FORMAT = "tag_format"
 TAG_UNEXPECTED = "tag_unexpected"
+TAG_CONFLICT = "tag_conflict"  # an X-address's own tag and another in the tag field
 RETIRED = "retired"  # a network that no longer runs: nothing can be sent on it
 UNKNOWN_CURRENCY = "currency"
 
@@ -88,6 +91,7 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 class _Decoded:
     address: str
     testnet: bool | None  # None: the address is the same on both networks
+    tag: str | None = None  # the tag an X-address carries
 
 
 _Decoder = Callable[[str], _Decoded]
@@ -107,7 +111,7 @@ def check(currency_code: str, address: str, tag: str | None, *, testnet: bool
         wanted_testnet = testnet or info.testnet
         if decoded.testnet is not None and decoded.testnet != wanted_testnet:
             raise _Refused(NETWORK)
-        return Destination(info.code, decoded.address, _clean_tag(info, tag))
+        return Destination(info.code, decoded.address, _tag_of(info, decoded, tag))
     except _Refused as refused:
         return _refusal(refused.code, info, currency_code, testnet=testnet or info.testnet)
 
@@ -158,6 +162,15 @@ def _clean_tag(info: Currency, tag: object) -> str | None:
     if not _DIGITS.fullmatch(text) or int(text) > TAG_MAX:
         raise _Refused(TAG_FORMAT)
     return str(int(text))
+
+
+def _tag_of(info: Currency, decoded: _Decoded, field: object) -> str | None:
+    tag = _clean_tag(info, field)
+    if decoded.tag is None or tag == decoded.tag:
+        return tag
+    if tag is None:
+        return decoded.tag
+    raise _Refused(TAG_CONFLICT)
 
 
 # ------------------------------------------------------------------------ chain by chain
@@ -303,11 +316,12 @@ def _tron(text: str) -> _Decoded:
     return _Decoded(text, testnet=None)
 
 
-def _ledger(alphabet: str) -> _Decoder:
+def _ledger(alphabet: str, *, x_addresses: bool = False) -> _Decoder:
     """The XRP Ledger and CasinoCoin: a classic address is Base58Check of version 0 and a
-    20-byte account ID in the chain's own alphabet (xrpl.org "Addresses"). X-addresses,
-    which fold the tag in, are refused: the tag has a field of its own."""
+    20-byte account ID in the chain's own alphabet (xrpl.org "Addresses")."""
     def decoder(text: str) -> _Decoded:
+        if x_addresses and len(text) == _X_ADDRESS_LENGTH and text[0] in "XT":
+            return _x_address(text)
         if not _base58_shaped(text, alphabet[0]):
             raise _Refused(FORMAT)
         payload = _base58check(text, alphabet)
@@ -315,6 +329,26 @@ def _ledger(alphabet: str) -> _Decoder:
             raise _Refused(FORMAT)
         return _Decoded(text, testnet=None)
     return decoder
+
+
+# An X-address (XLS-5d) folds the destination tag into the address, and says the network:
+# Base58Check of a 2-byte network prefix, the 20-byte account ID, a flag (1: a tag follows)
+# and the tag as 8 little-endian bytes, of which a 32-bit tag fills the first four.
+_X_ADDRESS_LENGTH = 47
+_X_MAIN, _X_TEST = b"\x05\x44", b"\x04\x93"
+
+
+def _x_address(text: str) -> _Decoded:
+    """An X-address, answered as the classic address and its tag, which a withdrawal names
+    in fields of their own."""
+    payload = _base58check(text, RIPPLE_ALPHABET)
+    if len(payload) != 31 or payload[:2] not in (_X_MAIN, _X_TEST):
+        raise _Refused(FORMAT)
+    account, flag, tag = payload[2:22], payload[22], int.from_bytes(payload[23:], "little")
+    if flag not in (0, 1) or tag > TAG_MAX or (flag == 0 and tag):
+        raise _Refused(FORMAT)
+    return _Decoded(base58check_encode(b"\0" + account, RIPPLE_ALPHABET),
+                    testnet=payload[:2] == _X_TEST, tag=str(tag) if flag else None)
 
 
 def _cardano(text: str) -> _Decoded:
@@ -356,7 +390,7 @@ _DECODERS: dict[str, _Decoder] = {
     "BTC": _BTC, "TBTC": _BTC, "LTC": _LTC, "TLTC": _LTC, "DOGE": _DOGE, "BCH": _bch,
     **dict.fromkeys(_EVM_CODES, _evm),
     "TRX": _tron, "USDTT": _tron,
-    "XRP": _ledger(RIPPLE_ALPHABET), "CSC": _ledger(CASINOCOIN_ALPHABET),
+    "XRP": _ledger(RIPPLE_ALPHABET, x_addresses=True), "CSC": _ledger(CASINOCOIN_ALPHABET),
     "ADA": _cardano, "BNB": _retired,
 }
 
@@ -405,6 +439,10 @@ def _refusal(code: str, info: Currency | None, currency_code: str, *,
     elif code == TAG_FORMAT:
         message = lazy_gettext("A destination tag is a whole number from 0 to 4294967295, "
                                "digits only: copy it from where your address is shown.")
+    elif code == TAG_CONFLICT:
+        message = lazy_gettext("This address already contains a destination tag, and it is "
+                               "not the one in the tag field: leave the tag field empty or "
+                               "give the address without a tag.")
     elif code == TAG_UNEXPECTED:
         message = lazy_gettext("Addresses on the %(network)s network have no tag or "
                                "memo: leave that field empty.", network=network)

@@ -211,8 +211,8 @@ def test_the_network_refusal_names_the_network() -> None:
     ("ETH", EIP55_MIXED[0] + "00"), ("ETH", "0X5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED"),
     # Cardano stake (reward) addresses (CIP-19 types 14, 15) receive no payment.
     ("ADA", "stake1uyehkck0lajq8gr28t9uxnuvgcqrc6070x3k9r8048z8y5gh6ffgw"),
-    # X-addresses fold the tag into the address (XLS-5d): the tag has its own field.
-    ("XRP", "XV5sbjUmgPpvXv4ixFWZ5ptAYZ6PD28Sq49uo34VyjnmK5H"),
+    # CasinoCoin has no X-addresses.
+    ("CSC", "XV5sbjUmgPpvXv4ixFWZ5ptAYZ6PD28Sq49uo34VyjnmK5H"),
 ])
 def test_another_chains_address_is_refused_as_format(code: str, address: str) -> None:
     assert refused(check(code, address, None, testnet=False)) == "format"
@@ -376,6 +376,41 @@ def test_a_tag_that_is_no_number_is_refused(tag: str) -> None:
 def test_a_tag_on_a_coin_without_tags_is_refused(code: str, address: str) -> None:
     assert refused(check(code, address, "12345", testnet=False)) == "tag_unexpected"
     assert accepted(check(code, address, "", testnet=False)).tag is None
+
+
+# ripple-address-codec's test cases and xrpl.org's X-address example (XLS-5d): an X-address
+# holds the classic address, the tag and the network.
+X_ADDRESSES = [
+    ("XV5sbjUmgPpvXv4ixFWZ5ptAYZ6PD28Sq49uo34VyjnmK5H", False,
+     "rPEPPER7kfTD9w2To4CQk6UCfuHM9c6GDY", "12345"),
+    ("XVLhHMPHU98es4dbozjVtdWzVrDjtV18pX8yuPT7y4xaEHi", False,
+     "rGWrZyQqhTp9Xu7G5Pkayo7bXjH4k4QYpf", "4294967295"),
+    ("X7AcgcsBL6XDcUb289X4mJ8djcdyKaB5hJDWMArnXr61cqZ", False,
+     "r9cZA1mLK5R5Am25ArfXFmqgNwjZgnfk59", None),
+    ("X7AcgcsBL6XDcUb289X4mJ8djcdyKaGZMhc9YTE92ehJ2Fu", False,
+     "r9cZA1mLK5R5Am25ArfXFmqgNwjZgnfk59", "1"),
+    ("T719a5UwUCnEs54UsxG9CJYYDhwmFCqkr7wxCcNcfZ6p5GZ", True,
+     "r9cZA1mLK5R5Am25ArfXFmqgNwjZgnfk59", None),
+    ("T719a5UwUCnEs54UsxG9CJYYDhwmFCvbJNZbi37gBGkRkbE", True,
+     "r9cZA1mLK5R5Am25ArfXFmqgNwjZgnfk59", "1"),
+]
+
+
+@pytest.mark.parametrize(("x_address", "testnet", "classic", "tag"), X_ADDRESSES)
+def test_an_x_address_is_answered_as_classic_address_and_tag(
+        x_address: str, testnet: bool, classic: str, tag: str | None) -> None:
+    for field in (None, "", tag):
+        destination = accepted(check("XRP", x_address, field, testnet=testnet))
+        assert (destination.address, destination.tag) == (classic, tag)
+    assert refused(check("XRP", x_address, None, testnet=not testnet)) == "network"
+
+
+def test_an_x_address_with_another_tag_in_the_field_is_refused() -> None:
+    x_address = X_ADDRESSES[0][0]
+    assert refused(check("XRP", x_address, "12346", testnet=False)) == "tag_conflict"
+    # One character changed: a typing error, as in a classic address.
+    assert refused(check("XRP", x_address.replace("5pt", "5pf"), None,
+                         testnet=False)) == "checksum"
 
 
 def test_the_retired_beacon_chain_takes_no_refund() -> None:
