@@ -26,9 +26,10 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from .. import audit, clock, db, money, policies, processor, rates
+from .. import audit, clock, db, money, payout_addresses, policies, processor, rates
 from .. import refund_rules as rules
 from ..models import Merchant, Page, Refund
+from ..pagekinds import present
 from ..pagekinds.owed import held as _held
 from ..pagekinds.owed import owed
 from ..pagekinds.owed import places as _places
@@ -43,8 +44,6 @@ SEND_LEASE = timedelta(minutes=5)
 # A refund sent without word from the processor for this long is asked about.
 ASK_AFTER = timedelta(minutes=30)
 BATCH = 50
-MAX_ADDRESS = 255
-MAX_TAG = 64
 
 
 class Refused(Exception):
@@ -97,12 +96,14 @@ def _lock_page(session: Session, page: Page) -> None:
 
 
 def request(session: Session, page: Page, address: str, tag: str | None,
-            amount: Decimal | None = None, *, now: datetime | None = None) -> Refund:
-    """The customer asks for money owed back to `address` (checked for its network by the
-    caller). `amount` None asks for everything still owed. Approved at once when the
-    merchant's policy lets a refund this small through; the caller commits, then sends."""
+            amount: Decimal | None = None, *, now: datetime | None = None,
+            testnet: bool | None = None) -> Refund:
+    """The customer asks for money owed back to `address` (+ `tag`), checked for the page's
+    network (`testnet` None: the site's own mode). `amount` None asks for everything still
+    owed. Approved at once when the merchant's policy lets a refund this small through; the
+    caller commits, then sends."""
     now = now or clock.now()
-    _check_destination(address, tag)
+    destination = _destination(page, address, tag, testnet)
     _lock_page(session, page)
     due = owed(session, page)
     if due is None or due.left <= 0:
@@ -120,7 +121,8 @@ def request(session: Session, page: Page, address: str, tag: str | None,
                     foreign_id="rf" + secrets.token_hex(12), cause=due.cause,
                     state=rules.REQUESTED, currency=due.currency,
                     balance_currency=due.balance_currency, amount=money.plain(wanted),
-                    amount_received=money.plain(receive), address=address, tag=tag,
+                    amount_received=money.plain(receive), address=destination.address,
+                    tag=destination.tag,
                     requested_at=now, updated_at=now)
     session.add(refund)
     session.flush()
@@ -133,13 +135,15 @@ def request(session: Session, page: Page, address: str, tag: str | None,
     return refund
 
 
-def _check_destination(address: str, tag: str | None) -> None:
-    """What no network takes, whatever the caller checked: empty, overlong, control text."""
-    for value, limit in ((address, MAX_ADDRESS), (tag, MAX_TAG)):
-        if value is None:
-            continue
-        if not value or len(value) > limit or not value.isprintable() or value != value.strip():
-            raise refused(BAD_DESTINATION)
+def _destination(page: Page, address: str, tag: str | None,
+                 testnet: bool | None) -> payout_addresses.Destination:
+    """The address and tag as the page's network takes them, or the customer is told why
+    not: whatever the form checked, no refund is kept for an address its chain refuses."""
+    found = payout_addresses.check(page.currency, address, tag,
+                                   testnet=present.testnet() if testnet is None else testnet)
+    if isinstance(found, payout_addresses.Refusal):
+        raise Refused(BAD_DESTINATION, str(found.message))
+    return found
 
 
 def _approves_itself(session: Session, page: Page, refund: Refund) -> bool:

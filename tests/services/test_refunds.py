@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from kit import refund_flow as flow
@@ -115,28 +116,41 @@ def test_an_address_no_network_takes_is_refused_and_nothing_is_kept(
 
 def test_a_failed_withdrawal_gives_the_money_back_to_ask_for_again(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
-    """The processor cancels a withdrawal to an address its chain refuses: the refund fails
-    with the processor's error, and what it held is owed again."""
+    """The processor cancels a withdrawal (held by its limits, then refused with an error):
+    the refund fails with the processor's error, and what it held is owed again."""
+    hold_every_withdrawal(live_server)
     page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id, address="tb1qinvalid")
+    refund_id = flow.request(app, page_id)
     flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
     with app.app_context():
         refunds.send(refund_id)
-    advance_sandbox(live_server.url, 3600)
+    settle(app)
+    decide(live_server, flow.row(app, refund_id).foreign_id, "cancel",
+           error="Invalid params: address is not valid.")
     settle(app)
     failed = flow.row(app, refund_id)
-    assert failed.state == "failed" and failed.reason and "invalid" in failed.reason.lower()
+    assert (failed.state, failed.reason) == ("failed", "Invalid params: address is not valid.")
     assert owed_now(app, page_id).left == Decimal("0.00077")  # type: ignore[union-attr]
     assert [e["status"] for e in flow.refund_events(app)][-1] == "failed"
+    assert flow.refund_events(app)[-1]["reason"] == "Invalid params: address is not valid."
+
+
+def hold_every_withdrawal(live_server: LiveServer) -> None:
+    """The processor's withdrawal limits, at zero: every withdrawal waits for its decision."""
+    requests.post(f"{live_server.url}/sandbox/simulate/withdrawal-limit",
+                  json={"client_id": 11, "currency": "BTC", "limit": "0"},
+                  timeout=30).raise_for_status()
+
+
+def decide(live_server: LiveServer, foreign_id: str, decision: str, **more: str) -> None:
+    requests.post(f"{live_server.url}/sandbox/simulate/withdrawal",
+                  json={"client_id": 11, "foreign_id": foreign_id, "decision": decision,
+                        **more}, timeout=30).raise_for_status()
 
 
 def test_a_withdrawal_held_by_the_processors_limits_is_pending_until_it_decides(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
-    import requests
-
-    requests.post(f"{live_server.url}/sandbox/simulate/withdrawal-limit",
-                  json={"client_id": 11, "currency": "BTC", "limit": "0"},
-                  timeout=30).raise_for_status()
+    hold_every_withdrawal(live_server)
     page_id = flow.overpaid_page(app, client, live_server)
     refund_id = flow.request(app, page_id)
     flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
@@ -145,9 +159,7 @@ def test_a_withdrawal_held_by_the_processors_limits_is_pending_until_it_decides(
     settle(app)
     held = flow.row(app, refund_id)
     assert held.state == "pending"
-    requests.post(f"{live_server.url}/sandbox/simulate/withdrawal",
-                  json={"client_id": 11, "foreign_id": held.foreign_id,
-                        "decision": "approve"}, timeout=30).raise_for_status()
+    decide(live_server, held.foreign_id, "approve")
     advance_sandbox(live_server.url, 3600)
     settle(app)
     assert flow.row(app, refund_id).state == "confirmed"
