@@ -4,6 +4,7 @@ real HTTP with real signatures."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from kit import refund_flow as flow
+from kit.callbacks import running_shop, use_shop
 from kit.console import add_person
 from kit.invoices import advance_sandbox, settle
 from kit.live import LiveServer
@@ -165,3 +167,29 @@ def test_a_withdrawal_held_by_the_processors_limits_is_pending_until_it_decides(
     assert flow.row(app, refund_id).state == "confirmed"
     statuses = [e["status"] for e in flow.refund_events(app)]
     assert statuses == ["requested", "approved", "sent", "pending", "confirmed"]
+
+
+def test_the_shop_receives_each_refund_event_signed_with_its_secret(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
+    with running_shop() as shop:
+        use_shop(app, shop)
+        page_id = flow.overpaid_page(app, client, live_server)
+        refund_id = flow.request(app, page_id)
+        flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+        with app.app_context():
+            refunds.send(refund_id)
+        advance_sandbox(live_server.url, 3600)
+        settle(app)
+        settle(app)  # the last move's event is sent on the next round
+    events = [item for item in shop.received if b'"type":"refund"' in item.body]
+    assert all(shop.verifies(item) for item in events)
+    bodies = [json.loads(item.body) for item in events]
+    assert [b["status"] for b in bodies] == ["requested", "approved", "sent", "confirmed"]
+    # The processor's types: ids and moments numbers, amounts 8-place strings, text or null.
+    for body in bodies:
+        assert isinstance(body["id"], int) and isinstance(body["created_at"], int)
+        assert all(isinstance(body[k], str) and len(body[k].split(".")[1]) == 8
+                   for k in ("amount", "amount_received"))
+        assert body["tag"] is None and isinstance(body["address"], str)
+    # The processor's withdrawal callbacks about our refund stay ours.
+    assert not [item for item in shop.received if b'"type":"withdrawal"' in item.body]
