@@ -33,6 +33,7 @@ from sqlalchemy import delete, select
 from checkout import clock, db, refund_rules
 from checkout.models import AuditEntry, Callback, Delivery, Merchant, Page, Refund
 from checkout.pagekinds import owed
+from checkout.sandbox import operations as sandbox_operations
 from checkout.services import refund_news, refunds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,3 +270,25 @@ def apply_act(session: Any, page: Page, person: Person, act: str, target: int | 
         new = refund_rules.FAILED if act == "fail" else refund_rules.CONFIRMED
         refund_news.move(session, refund, refund_rules.SENT, clock.now())
         refund_news.move(session, refund, new, clock.now())
+
+
+def test_a_refund_whose_callback_never_came_is_asked_about(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
+    """The processor confirmed the withdrawal but its callback was lost: once the refund has
+    been quiet for a while, the worker asks the processor and learns its end."""
+    page_id = flow.overpaid_page(app, client, live_server)
+    refund_id = flow.request(app, page_id)
+    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    with app.app_context():
+        refunds.send(refund_id)
+    advance_sandbox(live_server.url, 3600)
+    assert sandbox_operations.confirm_due(app) >= 1  # confirmed there; no callback sent
+    with app.app_context():
+        assert refunds.send_due() == 0  # not quiet for long yet: nothing asked
+    assert flow.row(app, refund_id).state == "sent"
+    moment = clock.system_now() + refunds.ASK_AFTER + timedelta(seconds=1)
+    app.config["CLOCK"] = lambda: moment
+    with app.app_context():
+        assert refunds.send_due() == 1
+    done = flow.row(app, refund_id)
+    assert done.state == "confirmed" and done.txid
