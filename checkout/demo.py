@@ -47,6 +47,12 @@ def init_app(app: Flask) -> None:
             "page's URL):",
             f"  {pay} {shlex.quote(deposit)}",
             f"  {pay} {shlex.quote(invoice)}    # once a currency and an email are given",
+            "Pay too much (or too little) to see the page offer the difference back; the "
+            "refund waits for the owner's approval in the back office:",
+            f"  {pay} {shlex.quote(deposit)} --amount 0.002",
+            "Hold every withdrawal at the processor (its withdrawal limits), then decide one:",
+            f"  {flask_command} sandbox withdrawal limit BTC 0",
+            f"  {flask_command} sandbox withdrawal approve|cancel <foreign_id>",
             "These links (fresh ones each time), this command and the callbacks the shop "
             "received:",
             f"  {base}/sandbox/shop",
