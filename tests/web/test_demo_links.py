@@ -56,7 +56,10 @@ def test_the_printed_command_pays_the_terminal_link_exactly_what_it_asks(
     demo = run_demo(live_server)
     assert "<address>" not in demo["output"]
     # Each link has its pay command, naming the link itself: nothing to fill in.
-    assert [c[-1] for c in demo["commands"]] == [demo["terminal"], demo["invoice"]]
+    assert [c[5] for c in demo["commands"]] == [demo["terminal"], demo["invoice"],
+                                                 demo["terminal"]]
+    # The third overpays, so that the page offers the difference back.
+    assert demo["commands"][2][6:] == ["--amount", "0.002"]
     assert all(c[:5] == ["flask", "--app", "checkout", "sandbox", "pay"]
                for c in demo["commands"])
     asked = model(demo["terminal"])
