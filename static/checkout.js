@@ -168,6 +168,19 @@
       setText("paid-at", when(r.paid_at));
     }
   }
+  /* "For support": the model's [key, value] lines under the page language's labels, as the
+     server writes them (present.support_text). */
+  function renderSupport(model) {
+    var box = field("support"), area = field("support-text");
+    if (!box || !area) { return; }
+    show("support", model.support);
+    if (!model.support) { return; }
+    var names = JSON.parse(box.dataset.labels || "{}");
+    var text = model.support.map(function (line) {
+      return (names[line[0]] || line[0]) + ": " + line[1];
+    }).join("\n");
+    if (area.value !== text) { area.textContent = text; area.value = text; area.rows = model.support.length; }
+  }
   function when(iso) {
     try { return new Date(iso).toLocaleString(data.lang, { dateStyle: "long", timeStyle: "long", timeZone: "UTC" }); } catch (e) { return iso; }
   }
@@ -211,6 +224,7 @@
     renderPay(model);
     renderOutcome(model);
     renderTransactions(model);
+    renderSupport(model);
     var link = field("return-link");
     if (link && model.return_url) {
       link.setAttribute("href", model.return_url);
