@@ -62,7 +62,7 @@ def answer(form: forms.FindForm, *, searched: bool = False,
            status: int = 200) -> ResponseReturnValue:
     html = render_template("find.html", form=form, searched=searched, links=links or [],
                            error=error, max_text=find_payment.MAX_TEXT,
-                           max_tag=find_payment.MAX_TAG)
+                           max_tag=find_payment.MAX_TAG, max_links=find_payment.MAX_LINKS)
     # What a customer typed and the pages it found are payment data: never kept.
     return no_store(make_response(html, status))
 

@@ -13,6 +13,7 @@ import hmac
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import lazy_gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, Field, RadioField, StringField
@@ -107,5 +108,6 @@ class FindForm(FlaskForm):
     class Meta:
         csrf = False
 
-    text = StringField(_l("Transaction ID or address"))
-    tag = StringField(_l("Destination tag or memo"))
+    # Spelled out: `make messages` extracts lazy_gettext, not its alias.
+    text = StringField(lazy_gettext("Transaction ID or address"))
+    tag = StringField(lazy_gettext("Destination tag or memo"))
