@@ -168,18 +168,25 @@
       setText("paid-at", when(r.paid_at));
     }
   }
-  /* "For support": the model's [key, value] lines under the page language's labels, as the
-     server writes them (present.support_text). */
+  /* "For support": the model's [key, value] lines under the page language's labels, drawn
+     as the server draws them (_support.html): "Label: value" lines, each value isolated. */
   function renderSupport(model) {
-    var box = field("support"), area = field("support-text");
-    if (!box || !area) { return; }
+    var box = field("support"), pre = field("support-text");
+    if (!box || !pre) { return; }
     show("support", model.support);
     if (!model.support) { return; }
+    var key = JSON.stringify(model.support);
+    if (pre.dataset.rendered === key) { return; }
     var names = JSON.parse(box.dataset.labels || "{}");
-    var text = model.support.map(function (line) {
-      return (names[line[0]] || line[0]) + ": " + line[1];
-    }).join("\n");
-    if (area.value !== text) { area.textContent = text; area.value = text; area.rows = model.support.length; }
+    pre.textContent = "";
+    model.support.forEach(function (line, i) {
+      var value = D.createElement("bdi");
+      value.dir = "ltr";
+      value.textContent = line[1];
+      pre.appendChild(D.createTextNode((i ? "\n" : "") + (names[line[0]] || line[0]) + ": "));
+      pre.appendChild(value);
+    });
+    pre.dataset.rendered = key;
   }
   function when(iso) {
     try { return new Date(iso).toLocaleString(data.lang, { dateStyle: "long", timeStyle: "long", timeZone: "UTC" }); } catch (e) { return iso; }

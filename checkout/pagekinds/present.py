@@ -213,9 +213,9 @@ def support_lines(*, final: bool, page_id: str, reference: str, status: str,
                   opened_at: datetime, paid_at: str | None,
                   price: tuple[str, str] | None = None) -> list[list[str]] | None:
     """The model's `support`: [key, value] lines of a final page (None before), values only
-    and never translated (codes, plain decimals, ISO times): the page and its script put
-    the translated label of each key before its value (`support_labels`), so one model
-    serves every language and a shop reads the values whatever language it gets them in."""
+    and never translated (codes, plain decimals, ISO times): the page and its script write
+    "Label: value" lines with the translated label of each key (`support_labels`), so one
+    model serves every language and a shop reads the values whatever language it gets."""
     if not final:
         return None
     lines = [["page", page_id], ["reference", reference],
@@ -252,7 +252,3 @@ def support_labels() -> dict[str, str]:
         "paid_at": _("Paid at"),
     }
 
-
-def support_text(lines: list[list[str]] | None, labels: Mapping[str, str]) -> str:
-    """The lines as the customer copies them: "Label: value", one a line (as checkout.js)."""
-    return "\n".join(f"{labels.get(key, key)}: {value}" for key, value in lines or [])

@@ -208,7 +208,7 @@ def render_page(session: Session, page: Page, template: str, *,
         pick_form=pick_form, email_form=email_form, form_error=form_error,
         noscript_refresh=noscript_refresh(model),
         countdown=countdown or pagecache.Countdown.of(model.get("seconds_left")),
-        support_labels=present.support_labels(), support_text=present.support_text,
+        support_labels=present.support_labels(),
     )
 
 

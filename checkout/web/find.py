@@ -34,6 +34,7 @@ def search() -> ResponseReturnValue:
         # Not shown again: a text refused for its characters or length is no help to see.
         return answer(forms.FindForm(formdata=None), error=problem_text(refused), status=400)
     form = forms.FindForm()
+    form.text.data, form.tag.data = query.text, query.tag  # as searched: stripped
     found = find_payment.find(db.session(), query)
     return answer(form, searched=True, links=[link_to(page_id) for page_id in found])
 

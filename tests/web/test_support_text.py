@@ -1,6 +1,6 @@
 """A final page's "For support" text: the model's `support` lines (values only, never
-translated), written by the page under its language's labels in a read-only text area with a
-copy button; the poll and the page say the same; an open page has none."""
+translated), written by the page under its language's labels in a block selected with one
+click, with a copy button; the poll and the page say the same; an open page has none."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def support_area(html: str) -> str:
-    found = re.search(r'<textarea readonly[^>]*data-field="support-text">(.*?)</textarea>',
-                      html, re.S)
+    """The support text as a browser copies it: the block's text, marks left out."""
+    found = re.search(r'<pre [^>]*data-field="support-text">(.*?)</pre>', html, re.S)
     assert found, "the page has the support text"
-    return html_lib.unescape(found.group(1))
+    # Each value sits in its own left-to-right isolate, and nothing else is markup.
+    assert re.sub(r'<bdi dir="ltr">[^<]*</bdi>', "", found.group(1)).count("<") == 0
+    return html_lib.unescape(re.sub(r"<[^>]+>", "", found.group(1)))
 
 
 def section_hidden(html: str) -> bool:
@@ -72,6 +74,9 @@ def test_a_paid_page_s_support_text_names_the_payment_exactly(
     values = [line.split(": ", 1)[1] for line in text.splitlines()]
     assert [line.split(": ", 1)[1] for line in german.splitlines()] == values
     assert "Zahlungsseite: " + page_id in german.splitlines()
+    # Every line of the model, in its order: the page invents nothing and drops nothing.
+    assert [line.split(": ", 1)[1] for line in text.splitlines()] == [
+        v for _k, v in model["support"]]
 
 
 def test_a_final_invoice_s_support_text_has_its_price_and_txid(
