@@ -172,7 +172,7 @@
      as the server draws them (_support.html): "Label: value" lines, each value isolated. */
   function renderSupport(model) {
     var box = field("support"), pre = field("support-text");
-    if (!box || !pre) { return; }
+    if (!box || !pre || !("support" in model)) { return; } /* a model stored before it */
     show("support", model.support);
     if (!model.support) { return; }
     var key = JSON.stringify(model.support);

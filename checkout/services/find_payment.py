@@ -40,6 +40,7 @@ from ..models import (
     Page,
     QuoteTxid,
 )
+from ..pagekinds import deposit
 
 # Longer than any txid or address we serve (a 0x-prefixed 64-hex txid is 66; a cash address
 # with its prefix under 60), short enough that a paste of a whole email is refused.
@@ -154,7 +155,7 @@ def _deposit_pages(forms: list[str]) -> Select[Any]:
         (later.created_at > Page.created_at)
         | ((later.created_at == Page.created_at) & (later.id > Page.id)))
     return (select(Page.id).join(Deposit, Deposit.address_id == Page.address_id)
-            .where(Deposit.txid.in_(forms), Page.kind == "deposit",
+            .where(Deposit.txid.in_(forms), Page.kind == deposit.KIND.name,
                    Page.created_at <= Deposit.created_at, ~newer_page_then))
 
 
