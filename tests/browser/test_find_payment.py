@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from kit.accessibility import check
 from kit.browser import LANGUAGES, confirm_all, link, pay, photograph, shoot, wait_for_phase
 from kit.live import LiveServer
 from playwright.sync_api import expect
@@ -55,11 +56,12 @@ def test_the_support_text_appears_when_the_page_is_paid_and_copies(
     customer.reload()
     assert customer.locator('[data-field="support-text"]').text_content() == text
 
+    photograph(customer, "support")
+    check(customer, "paid, with the support text")
     button = customer.locator('button[data-copy="support-text"]')
     button.click()
     expect(button).to_have_text("Copied")
     assert customer.evaluate("navigator.clipboard.readText()") == text
-    photograph(customer, "support")
 
 
 def test_without_javascript_the_support_text_is_there_to_select(
@@ -113,14 +115,17 @@ def test_a_lost_page_is_found_by_its_txid_and_followed_back(
             other.goto(f"{site.url}/find?lang={lang}")
             expect(other.locator("html")).to_have_attribute("lang", lang)
             shoot(other, f"find-empty-{lang}")
+            check(other, f"find, empty, {lang}")
             other.locator("#text").fill("no-such-payment")
             other.locator('button[type="submit"]').click()
             expect(other.locator('[data-field="find-miss"]')).to_be_visible()
             shoot(other, f"find-miss-{lang}")
+            check(other, f"find, missed, {lang}")
             other.locator("#text").fill(txid)
             other.locator('button[type="submit"]').click()
             expect(other.locator('a[data-field="find-link"]')).to_have_count(1)
             expect(other.locator("html")).to_have_attribute("lang", lang)
             shoot(other, f"find-hit-{lang}")
+            check(other, f"find, found, {lang}")
         finally:
             other.close()
