@@ -271,8 +271,8 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
         "refund_note": False,
         "invoice": None,
         "support": support_lines(
-            final=final, page_id=page.id, reference=page.foreign_id, status=page.status,
-            reason=page.reason, currency=page.currency, asked=short(amount, asset.decimals),
+            final=final, page_id=page.id, reference=page.foreign_id, currency=page.currency,
+            asked=short(amount, asset.decimals),
             paid=money.plain(paid), address=page.address, tag=page.tag,
             transactions=transactions, opened_at=page.created_at,
             paid_at=receipt["paid_at"] if receipt else None),

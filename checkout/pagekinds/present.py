@@ -207,8 +207,8 @@ def iso_utc(moment: datetime | None) -> str | None:
     return None if moment is None else moment.replace(microsecond=0).isoformat() + "Z"
 
 
-def support_lines(*, final: bool, page_id: str, reference: str, status: str,
-                  reason: str | None, currency: str, asked: str | None, paid: str,
+def support_lines(*, final: bool, page_id: str, reference: str, currency: str,
+                  asked: str | None, paid: str,
                   address: str | None, tag: str | None, transactions: list[dict[str, Any]],
                   opened_at: datetime, paid_at: str | None,
                   price: tuple[str, str] | None = None) -> list[list[str]] | None:
@@ -218,8 +218,10 @@ def support_lines(*, final: bool, page_id: str, reference: str, status: str,
     model serves every language and a shop reads the values whatever language it gets."""
     if not final:
         return None
-    lines = [["page", page_id], ["reference", reference],
-             ["status", f"{status} ({reason})" if reason else status]]
+    # No status line: its value would be a code that reads as an untranslated English word
+    # ("confirmed") in every language; the amounts asked and paid say how it ended, and the
+    # page id finds the rest in the back office.
+    lines = [["page", page_id], ["reference", reference]]
     if price is not None:
         lines.append(["price", f"{price[0]} {price[1]}"])
     if asked is not None:
@@ -241,7 +243,6 @@ def support_labels() -> dict[str, str]:
     return {
         "page": _("Payment page"),
         "reference": _("Order reference"),
-        "status": _("Status"),
         "price": _("Order amount"),
         "asked": _("Amount asked"),
         "paid": _("Amount paid"),
