@@ -81,11 +81,21 @@ def init_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .web import branding, callbacks, console, customer, errors, health, merchant_api
+    from .web import (
+        branding,
+        callbacks,
+        console,
+        customer,
+        errors,
+        find,
+        health,
+        merchant_api,
+    )
 
     errors.init_app(app)
     health.init_app(app)
     customer.init_app(app)
+    find.init_app(app)
     branding.init_app(app)
     callbacks.init_app(app)
     merchant_api.init_app(app)

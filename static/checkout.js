@@ -168,6 +168,26 @@
       setText("paid-at", when(r.paid_at));
     }
   }
+  /* "For support": the model's [key, value] lines under the page language's labels, drawn
+     as the server draws them (_support.html): "Label: value" lines, each value isolated. */
+  function renderSupport(model) {
+    var box = field("support"), pre = field("support-text");
+    if (!box || !pre || !("support" in model)) { return; } /* a model stored before it */
+    show("support", model.support);
+    if (!model.support) { return; }
+    var key = JSON.stringify(model.support);
+    if (pre.dataset.rendered === key) { return; }
+    var names = JSON.parse(box.dataset.labels || "{}");
+    pre.textContent = "";
+    model.support.forEach(function (line, i) {
+      var value = D.createElement("bdi");
+      value.dir = "ltr";
+      value.textContent = line[1];
+      pre.appendChild(D.createTextNode((i ? "\n" : "") + (names[line[0]] || line[0]) + ": "));
+      pre.appendChild(value);
+    });
+    pre.dataset.rendered = key;
+  }
   function when(iso) {
     try { return new Date(iso).toLocaleString(data.lang, { dateStyle: "long", timeStyle: "long", timeZone: "UTC" }); } catch (e) { return iso; }
   }
@@ -211,6 +231,7 @@
     renderPay(model);
     renderOutcome(model);
     renderTransactions(model);
+    renderSupport(model);
     var link = field("return-link");
     if (link && model.return_url) {
       link.setAttribute("href", model.return_url);

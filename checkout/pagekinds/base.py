@@ -56,6 +56,9 @@ class PageModel(TypedDict):
     # asking about a final page (late money may still come, or confirm).
     late: NotRequired[dict[str, Any] | None]
     watch: NotRequired[bool]
+    # A final page's facts for the customer to copy for support ([key, value] lines, values
+    # only: present.support_lines); null while open. Absent from a model stored before it.
+    support: NotRequired[list[list[str]] | None]
 
 
 @runtime_checkable

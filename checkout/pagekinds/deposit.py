@@ -22,7 +22,15 @@ from .. import clock, currencies, limits, money, rates
 from ..models import Deposit, Page
 from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
 from .base import PageModel
-from .present import REFUSED_BELOW_MINIMUM, asset_of, fiat_places, payment_uri, short, testnet
+from .present import (
+    REFUSED_BELOW_MINIMUM,
+    asset_of,
+    fiat_places,
+    payment_uri,
+    short,
+    support_lines,
+    testnet,
+)
 from .present import transaction_line as _line
 
 log = logging.getLogger(__name__)
@@ -226,6 +234,8 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
     # What the minimum makes the customer send beyond the rest (said, in coin and fiat).
     extra = due - rest if rest and due is not None and due > rest else None
     test = testnet()
+    transactions = [_transaction(d, test) for d in deposits]
+    receipt = _receipt(page, paid)
     return {
         "id": page.id,
         "kind": page.kind,
@@ -254,12 +264,18 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
         "payment_uri": payment_uri(page.currency, page.address or "", page.tag,
                                    due if due else None, testnet=test),
         "confirmations_required": currencies.confirmations_required(page.currency),
-        "transactions": [_transaction(d, test) for d in deposits],
-        "receipt": _receipt(page, paid),
+        "transactions": transactions,
+        "receipt": receipt,
         "return_url": page.url_back if final else None,
         "form": None,
         "refund_note": False,
         "invoice": None,
+        "support": support_lines(
+            final=final, page_id=page.id, reference=page.foreign_id, currency=page.currency,
+            asked=short(amount, asset.decimals),
+            paid=money.plain(paid), address=page.address, tag=page.tag,
+            transactions=transactions, opened_at=page.created_at,
+            paid_at=receipt["paid_at"] if receipt else None),
     }
 
 

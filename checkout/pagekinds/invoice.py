@@ -27,7 +27,15 @@ from . import invoice_late
 from .base import PageModel
 from .deposit import PHASE_OVERPAID, amount_asked, is_final
 from .deposit import status_labels as deposit_labels
-from .present import EARLIER, asset_of, payment_uri, short, testnet, transaction_line
+from .present import (
+    EARLIER,
+    asset_of,
+    payment_uri,
+    short,
+    support_lines,
+    testnet,
+    transaction_line,
+)
 
 # Invoice statuses (also its page's): open while money may come, final once decided, and
 # their forward-only ranks (equal final ranks never replace each other).
@@ -387,6 +395,9 @@ def invoice_model(session: Session, page: Page, now: datetime) -> PageModel:
     due: Decimal | None = part.pop("amount_due", None)
     final = is_final(page.status, page.reason)
     phase = str(part["phase"])
+    transactions: list[dict[str, Any]] = part.get("transactions", [])
+    receipt = part.get("receipt")
+    shop_invoice = part.get("invoice") or {}
     return {
         "id": page.id, "kind": page.kind, "status": page.status, "reason": page.reason,
         "final": final, "phase": phase, "pay_now": part["pay_now"],
@@ -401,11 +412,19 @@ def invoice_model(session: Session, page: Page, now: datetime) -> PageModel:
         "payment_uri": payment_uri(page.currency, page.address or "", page.tag, due or None,
                                    testnet=test) if page.address else "",
         "confirmations_required": currencies.confirmations_required(page.currency),
-        "transactions": part.get("transactions", []), "receipt": part.get("receipt"),
+        "transactions": transactions, "receipt": receipt,
         "return_url": part.get("return_url") if final else None,
         "form": part.get("form"), "refund_note": part.get("refund_note", False),
         "invoice": part.get("invoice"),
         "late": part.get("late"), "watch": part.get("watch", False),
+        "support": support_lines(
+            final=final, page_id=page.id, reference=page.foreign_id, currency=page.currency,
+            asked=short(amount, asset.decimals),
+            paid=money.plain(paid), address=page.address, tag=page.tag,
+            transactions=transactions, opened_at=page.created_at,
+            paid_at=receipt["paid_at"] if receipt else None,
+            price=((shop_invoice["amount"], shop_invoice["currency"]) if shop_invoice
+                   else None)),
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -195,3 +196,60 @@ def transaction_labels() -> dict[str, str]:
         f"{CONFIRMED}:{EARLIER}": _("arrived at an earlier address of this "
                                     "order: not counted for it"),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# "For support": a final page's facts as plain text to copy into a message to the shop
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC to the second, as the receipt says times: 2026-03-01T12:00:00Z."""
+    return None if moment is None else moment.replace(microsecond=0).isoformat() + "Z"
+
+
+def support_lines(*, final: bool, page_id: str, reference: str, currency: str,
+                  asked: str | None, paid: str,
+                  address: str | None, tag: str | None, transactions: list[dict[str, Any]],
+                  opened_at: datetime, paid_at: str | None,
+                  price: tuple[str, str] | None = None) -> list[list[str]] | None:
+    """The model's `support`: [key, value] lines of a final page (None before), values only
+    and never translated (codes, plain decimals, ISO times): the page and its script write
+    "Label: value" lines with the translated label of each key (`support_labels`), so one
+    model serves every language and a shop reads the values whatever language it gets."""
+    if not final:
+        return None
+    # No status line: its value would be a code that reads as an untranslated English word
+    # ("confirmed") in every language; the amounts asked and paid say how it ended, and the
+    # page id finds the rest in the back office.
+    lines = [["page", page_id], ["reference", reference]]
+    if price is not None:
+        lines.append(["price", f"{price[0]} {price[1]}"])
+    if asked is not None:
+        lines.append(["asked", f"{asked} {currency}"])
+    lines.append(["paid", f"{paid} {currency}"])
+    if address:
+        lines.append(["address", address])
+    if tag:
+        lines.append(["tag", tag])
+    lines += [["txid", str(t["txid"])] for t in transactions if t.get("txid")]
+    lines.append(["opened", str(iso_utc(opened_at))])
+    if paid_at:
+        lines.append(["paid_at", paid_at])
+    return lines
+
+
+def support_labels() -> dict[str, str]:
+    """The label of each key of `support`, translated (the page and checkout.js alike)."""
+    return {
+        "page": _("Payment page"),
+        "reference": _("Order reference"),
+        "price": _("Order amount"),
+        "asked": _("Amount asked"),
+        "paid": _("Amount paid"),
+        "address": _("Address"),
+        "tag": _("Destination tag or memo"),
+        "txid": _("Transaction ID"),
+        "opened": _("Opened at"),
+        "paid_at": _("Paid at"),
+    }
+

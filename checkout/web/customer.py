@@ -150,6 +150,10 @@ def show(page_id: str) -> ResponseReturnValue:
     def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
         page = load_page(page_id)
         model = snapshot.model_of(session, page, now)
+        if model["final"] and "support" not in model:
+            # Stored before final pages carried their support text, and never written
+            # again (nothing changes a final page): built from the tables, rendered once.
+            model = page_model(session, page, now)
         html = render_page(session, page, KINDS[page.kind].template, model=model,
                            countdown=countdown)
         return pagecache.Rendering(html, model.get("seconds_left"),
@@ -208,6 +212,7 @@ def render_page(session: Session, page: Page, template: str, *,
         pick_form=pick_form, email_form=email_form, form_error=form_error,
         noscript_refresh=noscript_refresh(model),
         countdown=countdown or pagecache.Countdown.of(model.get("seconds_left")),
+        support_labels=present.support_labels(),
     )
 
 

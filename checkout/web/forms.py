@@ -13,9 +13,10 @@ import hmac
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import lazy_gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, Field, RadioField
+from wtforms import EmailField, Field, RadioField, StringField
 from wtforms.csrf.core import CSRF
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
@@ -93,3 +94,20 @@ def check_email(field: Field) -> None:
     """The invoice service's own rule (emails.py): what it would store, the form accepts."""
     if field.data and not valid_email(str(field.data).strip()):
         raise ValidationError(_l("Please enter a valid email address."))
+
+
+class FindForm(FlaskForm):
+    """"Find my payment": a txid or an address, and a tag for a coin that needs one.
+
+    No CSRF token: the form changes nothing and answers only what its sender typed, so a
+    post forged by another site gains that site nothing (it cannot read the answer: the
+    page sends no CORS headers), and a token would need a session cookie or a page id,
+    neither of which a customer who lost their page has. Its rate limit stays its guard.
+    """
+
+    class Meta:
+        csrf = False
+
+    # Spelled out: `make messages` extracts lazy_gettext, not its alias.
+    text = StringField(lazy_gettext("Transaction ID or address"))
+    tag = StringField(lazy_gettext("Destination tag or memo"))

@@ -26,6 +26,7 @@ BODY_LIMITS = {
     "pages.pick": FORM_BODY,
     "pages.give_email": FORM_BODY,
     "pages.pay_again": FORM_BODY,
+    "find.search": FORM_BODY,
     # The back office's branding form carries a logo.
     "console.settings_brand": branding.MAX_LOGO_BYTES + 2 * FORM_BODY,
 }

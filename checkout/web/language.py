@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale, refresh
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
 from .. import db, i18n
 from ..models import Merchant, Page, is_page_token
@@ -71,18 +72,29 @@ def language_links() -> list[dict[str, Any]]:
     """The picker: this page in each language, as plain links (no script needed).
 
     The current path and query are kept (a terminal link's data and signature too), with
-    `lang` replaced; a page answered to a form post links to the page itself.
+    `lang` replaced; a page answered to a form post links to the page itself, and any other
+    answer to a post to its own path where that path is also read (find my payment): a
+    language link never posts again.
     """
     path = request.path
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
     if request.method not in ("GET", "HEAD"):
         page_id = (request.view_args or {}).get("page_id")
-        path, args = (f"/p/{page_id}", []) if page_id else ("/", [])
+        path, args = (f"/p/{page_id}", []) if page_id else (
+            path if answers_get(path) else "/", [])
     current = str(get_locale())
     return [{"code": code, "tag": i18n.tag(code), "name": i18n.native_name(code),
              "href": path + "?" + urlencode([*args, ("lang", i18n.tag(code))]),
              "current": code == current}
             for code in current_app.config["LANGUAGES"]]
+
+
+def answers_get(path: str) -> bool:
+    try:
+        current_app.url_map.bind_to_environ(request.environ).match(path, method="GET")
+    except HTTPException:
+        return False
+    return True
 
 
 def init_app(app: Flask) -> None:

@@ -34,6 +34,9 @@ DEFAULTS = {
     "RATELIMIT_PAGES": "3000 per minute",  # page views, receipts, QR images
     "RATELIMIT_STATUS": "20000 per minute",  # status polls (every 3 s per open page)
     "RATELIMIT_FORMS": "120 per minute",  # currency picks, emails, "pay again"
+    # "Find my payment" searches: a person finds a lost page in a few tries; a script trying
+    # txids and addresses (to learn which are our shops' payments) must not get far.
+    "RATELIMIT_FIND": "10 per minute; 50 per hour",
     "RATELIMIT_API": "1200 per minute",  # invoice API calls, per API key
     "RATELIMIT_BAD_API": "60 per minute",  # API calls refused authentication, per address
     "RATELIMIT_BAD_CALLBACKS": "120 per minute",  # callbacks refused (not ours to hear)
@@ -268,7 +271,8 @@ def init_app(app: Flask) -> None:
             name: FrontLimit(limiter, str(app.config[setting]), f"refused-{name}")
             for name, setting in REFUSAL_LIMITS.items()}
     limit_views(app, limiter, "RATELIMIT_PAGES", "pages.show", "pages.receipt",
-                "pages.qr_image", exempt_when=front_counted)
+                "pages.qr_image", "find.form", exempt_when=front_counted)
+    limit_views(app, limiter, "RATELIMIT_FIND", "find.search")
     limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status", exempt_when=front_counted)
     limit_views(app, limiter, "RATELIMIT_FORMS", "pages.pick", "pages.give_email",
                 "pages.pay_again")

@@ -280,7 +280,7 @@ def invoice_cancelled(site: Site) -> list[str]:
 
 
 def error_pages(site: Site) -> list[str]:
-    return [site.live.url + "/", site.live.url + "/p/no-such-page",
+    return [site.live.url + "/", site.live.url + "/find", site.live.url + "/p/no-such-page",
             site.live.url + "/terminal?data=bm90LWpzb24&signature=00"]
 
 
@@ -322,13 +322,16 @@ def english_left(html: str, code: str) -> list[str]:
 
 
 def data_of(site: Site, url: str, code: str) -> list[str]:
-    """Addresses, tags and transaction ids of the page, and the time it was paid as the
-    locale writes it (CLDR's words, not ours)."""
+    """Addresses, tags and transaction ids of the page, the support text's values, and the
+    time it was paid as the locale writes it (CLDR's words, not ours)."""
     if "/p/" not in url or url.endswith("no-such-page"):
         return []
     model = site.model(url.removesuffix("/receipt"))
     values = [model["address"] or "", model["tag"] or ""]
     values += [tx["txid"] or "" for tx in model["transactions"]]
+    # The support text's values are data by design (codes, decimals, ISO times): only its
+    # labels are messages.
+    values += [value for _key, value in model.get("support") or []]
     if model["receipt"]:
         paid_at = datetime.fromisoformat(model["receipt"]["paid_at"].removesuffix("Z"))
         values.append(format_datetime(paid_at.replace(tzinfo=UTC), "long", tzinfo=UTC,
