@@ -98,7 +98,10 @@
       rest: num(model.rest_below_minimum), extra: num(model.minimum_extra),
       extra_fiat: num(model.fiat && model.fiat.extra), fiat: model.fiat ? model.fiat.currency : "",
       ticker: data.ticker || model.currency,
-      shop: data.shop || "", minimum: num(model.minimum) || "?" };
+      shop: data.shop || "", minimum: num(model.minimum) || "?",
+      late: num(model.late ? model.late.amount : model.amount_paid),
+      /* isolated (FSI…PDI), as present.isolate: an address reads left to right anywhere */
+      email: model.invoice && model.invoice.refund_email ? "\u2068" + model.invoice.refund_email + "\u2069" : "?" };
     return String(template || "").replace(/\{(\w+)\}/g, function (all, name) {
       return name in values ? values[name] : all;
     });
