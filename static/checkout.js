@@ -94,7 +94,7 @@
 
   /* ---- live status: labels have {placeholders} the model fills, as on the server */
   function fill(template, model) {
-    var values = { paid: num(model.amount_paid), due: num(model.amount_due), over: num(model.amount_over),
+    var values = { paid: num(model.amount_paid), amount: num(model.amount), due: num(model.amount_due), over: num(model.amount_over),
       rest: num(model.rest_below_minimum), extra: num(model.minimum_extra),
       extra_fiat: num(model.fiat && model.fiat.extra), fiat: model.fiat ? model.fiat.currency : "",
       ticker: data.ticker || model.currency,

@@ -44,6 +44,7 @@ PHASE_UNDERPAID = "underpaid"  # less than asked arrived in time: the processor 
 PHASE_TIMEOUT = "timeout"  # the payment stayed unconfirmed too long: the shop decides
 PHASE_CANCELLED = "cancelled_by_shop"
 PHASE_LATE = "late"  # money arrived after the invoice failed: settled on the page
+PHASE_SHORT = "short"  # less than asked is on its way: it fails unless more arrives
 FORM_PHASES = frozenset({PHASE_CHOOSE, PHASE_EMAIL, PHASE_REQUOTE})
 PAY_PHASES = frozenset({"waiting", "partial"})
 # Where money came in that the processor returns (it emails the payer how), the page says
@@ -129,6 +130,11 @@ def phase_of(invoice: Invoice, quote: InvoiceQuote | None, paid: Decimal,
         if due is not None and due > 0 and paid > 0 and invoice.type == "good_until_expired" \
                 and quote.status != PROCESSING:
             return "partial"
+        # An exchange's withdrawal fee makes this common: "nothing more needs to be sent"
+        # would be untrue, the processor fails a short invoice.
+        asked = _decimal(quote.sender_amount)
+        if asked is not None and 0 < paid < asked:
+            return PHASE_SHORT
         return "confirming"
     if paid > 0 and due is not None and due > 0:
         return "partial"
@@ -337,7 +343,7 @@ def phase_labels() -> dict[str, str]:
     (coinspaid-api.md §4.5). Money after the invoice failed is not: it is settled on this
     page, so no text about it mentions an email."""
     ph = {"shop": "{shop}", "email": "{email}", "paid": "{paid}", "due": "{due}",
-          "ticker": "{ticker}", "over": "{over}", "late": "{late}"}
+          "ticker": "{ticker}", "over": "{over}", "late": "{late}", "amount": "{amount}"}
     return {
         PHASE_CHOOSE: _("Choose the currency you want to pay with."),
         PHASE_EMAIL: _("Please enter your email address before you pay: the payment "
@@ -349,6 +355,12 @@ def phase_labels() -> dict[str, str]:
                          "to %(shop)s to start again. If you sent a payment anyway, do not send "
                          "it again: it will show on this page when it arrives, with what "
                          "happens next.", **ph),
+        # Whether more sent now would count is not the processor's documented behaviour:
+        # the words neither ask for more nor say that nothing more is needed.
+        PHASE_SHORT: _("Your payment of %(paid)s %(ticker)s is on its way, but it is less than "
+                       "the %(amount)s %(ticker)s asked. If no more arrives, this payment fails "
+                       "and the payment processor emails %(email)s instructions to get back "
+                       "what you sent.", **ph),
         PHASE_UNDERPAID: _("Less than asked arrived, so this payment failed. The payment "
                            "processor emails %(email)s instructions to get back what you sent.",
                            **ph),

@@ -169,6 +169,7 @@ def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, 
     late = model.get("late") or {}
     email = (model.get("invoice") or {}).get("refund_email")
     return {"paid": i18n.number(model["amount_paid"]),
+            "amount": i18n.number(model.get("amount") or ""),
             # Money after an invoice closed: its own amount, not what arrived in time.
             "late": i18n.number(late.get("amount") or model["amount_paid"]),
             # Isolated (FSI…PDI): an address reads left to right inside any sentence.

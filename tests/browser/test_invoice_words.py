@@ -4,8 +4,8 @@ an over- or underpayment it says who returns the money and where the instruction
 address in full. The shop creates invoices over our API; payments go through the embedded
 processor and reach us as its signed callbacks; the open page moves by itself.
 
-Screenshots: `build/screenshots/invoice-words-<pay|overpaid|underpaid>-<lang>-<width>-<scheme>.png`
-(the late phase: test_late_payment.py).
+Screenshots: `build/screenshots/invoice-words-<state>-<lang>-<width>-<scheme>.png`, states pay,
+overpaid, short, underpaid (the late phase: test_late_payment.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import requests
 from flask import Flask
 from kit.accessibility import check
 from kit.browser import photograph
-from kit.invoices import TYPE_3, TestShop, settle
+from kit.invoices import TYPE_3, TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
 from kit.live import LiveServer
 from playwright.sync_api import expect
@@ -96,10 +96,22 @@ def test_an_overpaid_invoice_names_the_processor_and_the_email_in_full(
 def test_an_underpaid_invoice_says_it_failed_and_the_script_says_the_same(
         app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
     page, address, asked = open_invoice(shop, context)
-    sandbox_pay(live_server.url, address, money.plain(money.ceil(asked / 2, 8)), "confirmed")
+    short = money.ceil(asked / 2, 8)
+    sandbox_pay(live_server.url, address, money.plain(short), "not_confirmed")
+    settle(app)
+    # Seen, not confirmed: the open page's script writes the line, from the labels and the
+    # poll, exactly as the server writes it.
+    phase(page, "short")
+    status = page.locator("#status-text")
+    expect(status).to_contain_text(f"less than the {asked} BTC asked")
+    expect(status).not_to_contain_text("Nothing more needs to be sent")
+    assert status.evaluate("e => e.textContent") == server_status(page.url)
+    photograph(page, "words-short", "invoice")
+
+    advance_sandbox(live_server.url, 60)
+    settle(app)
     settle(app)
     phase(page, "underpaid")
-    status = page.locator("#status-text")
     expect(status).to_contain_text("Less than asked arrived, so this payment failed.")
     expect(status).to_contain_text(f"The payment processor emails {SHOWN} instructions to get "
                                    "back what you sent.")
@@ -117,3 +129,17 @@ def test_an_underpaid_invoice_says_it_failed_and_the_script_says_the_same(
     page.unroute("**/status")
     photograph(page, "words-underpaid", "invoice")
     check(page, "invoice: underpaid")
+
+
+def test_the_email_field_says_who_writes_to_it_and_why(
+        app: Flask, shop: TestShop, context: Any) -> None:
+    response = shop.create(TYPE_3, email_user=None)
+    assert response.status_code == 200, response.text
+    page = context.new_page()
+    page.goto(response.json()["data"]["url"])
+    phase(page, "email")
+    expect(page.locator("#status-text")).to_contain_text("the payment processor needs it")
+    # Read out with the field itself, not only seen beside it.
+    expect(page.get_by_label("Your email address")).to_have_accessible_description(
+        re.compile("If you send more or less than asked, the payment processor emails"))
+    promises_nothing(page)

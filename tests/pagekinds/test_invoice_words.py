@@ -175,6 +175,27 @@ def test_a_missing_email_is_asked_for_with_the_reason(app: Flask, shop: TestShop
     no_promise(error)
 
 
+def test_less_than_asked_on_its_way_is_not_called_enough(
+        app: Flask, live_server: LiveServer, shop: TestShop) -> None:
+    """The commonest shortfall (an exchange kept its withdrawal fee) is seen in the mempool
+    first: the page must not say that nothing more is needed, nor ask for more (whether
+    more would count is not the processor's documented behaviour); it says what follows."""
+    page = create(shop, TYPE_3)
+    asked = Decimal(model(page)["amount"])
+    short = money.ceil(asked * Decimal("0.9"), 8)
+    pay_now(live_server, page, short, "not_confirmed")
+    settle(app)
+    assert model(page)["phase"] == "short"
+    status = field(page, "status-text") or ""
+    assert f"Your payment of {money.plain(short)} BTC is on its way" in status
+    assert f"less than the {money.plain(asked)} BTC asked" in status
+    assert f"If no more arrives, this payment fails and the {PROCESSOR} {EMAIL}" in status
+    assert "Nothing more needs to be sent" not in status
+    no_promise(text_of(page))
+    assert {"{paid}", "{amount}", "{email}"} <= set(re.findall(r"\{\w+\}",
+                                                               labels_of(page)["short"]))
+
+
 # ---------------------------------------------------------------- after the money
 
 
