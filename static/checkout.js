@@ -94,11 +94,14 @@
 
   /* ---- live status: labels have {placeholders} the model fills, as on the server */
   function fill(template, model) {
-    var values = { paid: num(model.amount_paid), due: num(model.amount_due), over: num(model.amount_over),
+    var values = { paid: num(model.amount_paid), amount: num(model.amount), due: num(model.amount_due), over: num(model.amount_over),
       rest: num(model.rest_below_minimum), extra: num(model.minimum_extra),
       extra_fiat: num(model.fiat && model.fiat.extra), fiat: model.fiat ? model.fiat.currency : "",
       ticker: data.ticker || model.currency,
-      shop: data.shop || "", minimum: num(model.minimum) || "?" };
+      shop: data.shop || "", minimum: num(model.minimum) || "?",
+      late: num(model.late ? model.late.amount : model.amount_paid),
+      /* isolated (FSI…PDI), as present.isolate: an address reads left to right anywhere */
+      email: model.invoice && model.invoice.refund_email ? "\u2068" + model.invoice.refund_email + "\u2069" : "?" };
     return String(template || "").replace(/\{(\w+)\}/g, function (all, name) {
       return name in values ? values[name] : all;
     });

@@ -45,17 +45,19 @@ RANK = {CREATED: 0, PENDING: 1, PROCESSING: 2, CONFIRMED: 3, FAILED: 3}
 
 # Invoice phases beyond the deposit page's (waiting, partial, confirming, paid, overpaid).
 PHASE_CHOOSE = "choose"  # no currency yet: the customer picks one
-PHASE_EMAIL = "email"  # the processor needs an email for refunds before the address is shown
+PHASE_EMAIL = "email"  # the processor needs an email before the address is shown
 PHASE_REQUOTE = "requote"  # no shop timer, the rate ran out unpaid: a fresh quote in one click
 PHASE_EXPIRED = "expired"  # the time to pay ran out, nothing paid
-PHASE_UNDERPAID = "underpaid"  # less than asked arrived in time: refunded
+PHASE_UNDERPAID = "underpaid"  # less than asked arrived in time: the processor returns it
 PHASE_TIMEOUT = "timeout"  # the payment stayed unconfirmed too long: the shop decides
 PHASE_CANCELLED = "cancelled_by_shop"
-PHASE_LATE = "late"  # money arrived after the time ran out: refunded
+PHASE_LATE = "late"  # money arrived after the invoice failed: settled on the page
+PHASE_SHORT = "short"  # less than asked is on its way: it fails unless more arrives
 FORM_PHASES = frozenset({PHASE_CHOOSE, PHASE_EMAIL, PHASE_REQUOTE})
 PAY_PHASES = frozenset({"waiting", "partial"})
-# Where money came in that the shop will not keep, the page says what happens to it.
-REFUND_PHASES = frozenset({PHASE_UNDERPAID, PHASE_LATE, "overpaid"})
+# Where money came in that the processor returns (it emails the payer how), the page says
+# so. Late money is not among them: it is settled on the page (invoice_late.py).
+REFUND_PHASES = frozenset({PHASE_UNDERPAID, "overpaid"})
 
 _FAILED_PHASES = {"expired": PHASE_EXPIRED, "underpaid": PHASE_UNDERPAID,
                   "timeout": PHASE_TIMEOUT, "cancelled": PHASE_CANCELLED, "late": PHASE_LATE}
@@ -136,6 +138,11 @@ def phase_of(invoice: Invoice, quote: InvoiceQuote | None, paid: Decimal,
         if due is not None and due > 0 and paid > 0 and invoice.type == "good_until_expired" \
                 and quote.status != PROCESSING:
             return "partial"
+        # An exchange's withdrawal fee makes this common: "nothing more needs to be sent"
+        # would be untrue, the processor fails a short invoice.
+        asked = _decimal(quote.sender_amount)
+        if asked is not None and 0 < paid < asked:
+            return PHASE_SHORT
         return "confirming"
     if paid > 0 and due is not None and due > 0:
         return "partial"
@@ -183,9 +190,10 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
             "type": invoice.type,
             "reference": invoice.foreign_id,
             "email_needed": not invoice.email_user,
-            # Where the processor sends refund instructions, shown so the customer can
-            # check it; masked, as anyone holding the page's address reads the page.
-            "refund_email": mask_email(invoice.email_user),
+            # Where the processor sends its instructions to get money back, in full: the
+            # payer gave it (or the shop, for them), and only in full can they see a typo.
+            # Anyone holding the page's address reads it, as they read the page itself.
+            "refund_email": invoice.email_user or None,
             # Once money is seen the email is fixed: its refund must not be redirected.
             "email_fixed": payment_seen(
                 [q for q in (quote, *earlier) if q is not None]),
@@ -217,20 +225,6 @@ def arrived(quote: InvoiceQuote | None) -> Decimal:
     legs = sum((Decimal(str(leg.get("amount", "0"))) for leg in quote.transactions
                 if leg.get("transaction_type") != "exchange"), Decimal(0))
     return max(counted, legs)
-
-
-# Between the ellipsis and its letters: a line never breaks inside "b…r" (word joiners).
-_HIDDEN = "\u2060…\u2060"
-
-
-def mask_email(value: str | None) -> str | None:
-    """b…r@example.com: enough for its owner to recognise, little for anyone else."""
-    if not value:
-        return None
-    local, _at, domain = value.rpartition("@")
-    if len(local) <= 2:
-        return f"{local[:1]}{_HIDDEN}@{domain}"
-    return f"{local[0]}{_HIDDEN}{local[-1]}@{domain}"
 
 
 def _seconds_left(page: Page, invoice: Invoice, phase: str, now: datetime) -> int | None:
@@ -350,13 +344,18 @@ def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
 
 
 def phase_labels() -> dict[str, str]:
-    """Customer text per invoice phase, with the page model's {placeholders}."""
+    """Customer text per invoice phase, with the page model's {placeholders}.
+
+    Over- and underpayments of an invoice are the processor's to return: it emails the
+    payer (`email_user`, shown as {email}) instructions to get the money back
+    (coinspaid-api.md §4.5). Money after the invoice failed is not: it is settled on this
+    page, so no text about it mentions an email."""
     ph = {"shop": "{shop}", "email": "{email}", "paid": "{paid}", "due": "{due}",
-          "ticker": "{ticker}", "over": "{over}"}
+          "ticker": "{ticker}", "over": "{over}", "late": "{late}", "amount": "{amount}"}
     return {
         PHASE_CHOOSE: _("Choose the currency you want to pay with."),
-        PHASE_EMAIL: _("Please enter your email address. The payment processor uses it only "
-                       "if a refund is needed."),
+        PHASE_EMAIL: _("Please enter your email address before you pay: the payment "
+                       "processor needs it."),
         # What we know is what reached us: a payment may still be on its way.
         PHASE_REQUOTE: _("The time to pay at this rate ran out, and no payment has reached us "
                          "yet. If you have not paid, get a fresh quote to pay this order."),
@@ -364,20 +363,40 @@ def phase_labels() -> dict[str, str]:
                          "to %(shop)s to start again. If you sent a payment anyway, do not send "
                          "it again: it will show on this page when it arrives, with what "
                          "happens next.", **ph),
-        PHASE_UNDERPAID: _("Less than asked arrived before the time ran out, so this payment "
-                           "failed. What you sent will be refunded: the payment processor "
-                           "emails you refund instructions.", **ph),
+        # Whether more sent now would count is not the processor's documented behaviour:
+        # the words neither ask for more nor say that nothing more is needed.
+        PHASE_SHORT: _("Your payment of %(paid)s %(ticker)s is on its way, but it is less than "
+                       "the %(amount)s %(ticker)s asked. If no more arrives, this payment fails "
+                       "and the payment processor emails %(email)s instructions to get back "
+                       "what you sent.", **ph),
+        PHASE_UNDERPAID: _("Less than asked arrived, so this payment failed. The payment "
+                           "processor emails %(email)s instructions to get back what you sent.",
+                           **ph),
         # The processor's facts say nothing of what becomes of such a payment: the shop does.
         PHASE_TIMEOUT: _("Your payment was not confirmed by the network in time, so this "
                          "payment failed. Contact %(shop)s with its transaction ID about what "
                          "happens to it.", **ph),
         PHASE_CANCELLED: _("%(shop)s cancelled this payment. Nothing more needs to be sent.",
                            **ph),
-        PHASE_LATE: _("Your payment of %(paid)s %(ticker)s arrived after this invoice had "
-                      "closed, so it was not applied to it.", **ph),
-        "overpaid": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked; the "
-                      "payment processor emails you instructions to get the difference back.",
-                      **ph),
+        # Whether late money is kept for the order or returned is decided later, on this
+        # page: the words promise neither.
+        PHASE_LATE: _("Your payment of %(late)s %(ticker)s arrived after this invoice had "
+                      "closed.", **ph),
+        "overpaid": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked: the "
+                      "payment processor emails %(email)s instructions to get the difference "
+                      "back.", **ph),
+        # Not phases: before the money, what happens if too much or too little is sent.
+        "note:over-under": _("If you send more than asked, the payment goes through and the "
+                             "payment processor emails %(email)s instructions to get the "
+                             "difference back. If you send less, the payment fails and the "
+                             "payment processor emails %(email)s instructions to get back what "
+                             "you sent.", **ph),
+        "note:over-under-parts": _("If you send more than asked, the payment goes through and "
+                                   "the payment processor emails %(email)s instructions to get "
+                                   "the difference back. If less than asked has arrived when "
+                                   "the time runs out, the payment fails and the payment "
+                                   "processor emails %(email)s instructions to get back what "
+                                   "you sent.", **ph),
     }
 
 

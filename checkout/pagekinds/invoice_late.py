@@ -108,7 +108,8 @@ def amend(session: Session, invoice: Invoice | None, quote: InvoiceQuote | None,
     paid = part.get("amount_paid") or Decimal(0)
     part.update({
         "phase": PHASE, "pay_now": False, "form": None, "amount_due": None,
-        "seconds_left": None, "refund_note": False, "receipt": None,
+        # What arrived in time and fell short is still the processor's to return.
+        "seconds_left": None, "refund_note": invoice.reason == "underpaid", "receipt": None,
         "amount_paid": paid + Decimal(late["amount"]),
         "transactions": list(part.get("transactions") or []) + late["transactions"],
         "late": late, "watch": late["status"] == "not_confirmed",

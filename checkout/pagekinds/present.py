@@ -167,7 +167,14 @@ def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, 
     """Amounts in the page language's marks, every digit kept (checkout.js does the same)."""
     minimum = model.get("minimum")
     fiat = model.get("fiat") or {}
+    late = model.get("late") or {}
+    email = (model.get("invoice") or {}).get("refund_email")
     return {"paid": i18n.number(model["amount_paid"]),
+            "amount": i18n.number(model.get("amount") or ""),
+            # Money after an invoice closed: its own amount, not what arrived in time.
+            "late": i18n.number(late.get("amount") or model["amount_paid"]),
+            # Isolated (FSI…PDI): an address reads left to right inside any sentence.
+            "email": isolate(email) if email else "?",
             "due": i18n.number(model.get("amount_due") or ""),
             "over": i18n.number(model.get("amount_over") or ""), "ticker": ticker, "shop": shop,
             "minimum": i18n.number(minimum) if minimum else "?",
@@ -175,6 +182,11 @@ def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, 
             "extra": i18n.number(model.get("minimum_extra") or ""),
             "extra_fiat": i18n.number(fiat.get("extra") or ""),
             "fiat": str(fiat.get("currency") or "")}
+
+
+def isolate(text: str) -> str:
+    """Text of its own direction inside a sentence (an email in Arabic), as checkout.js."""
+    return f"\u2068{text}\u2069"
 
 
 def minimum_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,

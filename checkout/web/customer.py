@@ -264,7 +264,7 @@ def after_step(session: Session, page: Page, step: invoice_steps.Step,
     customer filled is shown again when their email was missing)."""
     if isinstance(step, invoice_steps.EmailNeeded):
         return page_with_error(session, page, 400, _(
-            "Please enter your email address: it is needed if a refund is due."),
+            "Please enter your email address before you pay: the payment processor needs it."),
             pick_form=pick_form)
     if isinstance(step, invoice_steps.EmailFixed):
         return page_with_error(session, page, 409, email_fixed_message())

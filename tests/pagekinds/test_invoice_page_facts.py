@@ -24,9 +24,9 @@ from checkout import db, money, terminal
 from checkout.models import Invoice, InvoiceQuote
 from checkout.web import forms
 
-# How the page shows buyer@example.com: its first and last letter, the domain, and word
-# joiners that keep "b…r" on one line.
-MASKED = "b\u2060…\u2060r@example.com"
+# How the page shows buyer@example.com: in full, isolated (FSI…PDI) from the sentence's
+# direction.
+SHOWN = "\u2068buyer@example.com\u2069"
 
 
 def create(shop: TestShop, payload: dict[str, Any] | None = None, **changes: Any) -> str:
@@ -107,9 +107,10 @@ def test_an_overpaid_invoice_says_what_arrived_what_was_due_and_where_the_refund
     over_fiat = seen["invoice"]["over_fiat"]
     assert f"More than due {money.plain(sent - asked)} BTC about {over_fiat} EUR" in text
     refund = field(page, "refund-note") or ""
-    assert "get the difference back" in refund
-    # Which address the instructions go to, recognisable but not spelled out in full.
-    assert MASKED in refund and "buyer@example.com" not in text
+    assert "not sent back through this page" in refund
+    # Which address the instructions go to, in full: the payer can see a typo.
+    assert SHOWN in refund
+    assert "get the difference back" in (field(page, "status-text") or "")
     assert "<" not in refund, "the address is markup of the page, not text"
 
 
@@ -165,7 +166,8 @@ def test_an_expired_invoice_says_no_payment_reached_us_not_that_none_was_made(
     status = field(page, "status-text") or ""
     assert "before any payment reached us" in status and "nothing was paid" not in status
     assert "do not send it again" in status
-    assert MASKED in (field(page, "refund-email") or "")
+    # Money after the time is settled on the page, not by the processor's email.
+    assert field(page, "over-under-note") is None and "@" not in status
 
 
 def test_a_payment_the_network_confirmed_too_late_promises_only_what_is_known(
@@ -299,7 +301,7 @@ def test_once_a_payment_is_seen_the_email_cannot_be_replaced(
     # The page offers no email form, and says where the instructions go.
     body = requests.get(page, timeout=10).text
     assert 'type="email"' not in body
-    assert MASKED in (field(page, "refund-email") or "")
+    assert SHOWN in (field(page, "over-under-note") or "")
 
 
 # ---------------------------------------------------------------- 5. the processor's minimum
