@@ -98,7 +98,7 @@
       rest: num(model.rest_below_minimum), extra: num(model.minimum_extra),
       extra_fiat: num(model.fiat && model.fiat.extra), fiat: model.fiat ? model.fiat.currency : "",
       ticker: data.ticker || model.currency,
-      shop: data.shop || "", minimum: num(model.minimum) || "?" };
+      shop: data.shop || "", minimum: num(model.minimum) || "?", shortfall: num(model.shortfall) };
     return String(template || "").replace(/\{(\w+)\}/g, function (all, name) {
       return name in values ? values[name] : all;
     });
@@ -206,6 +206,7 @@
       box.className = "status status-" + model.phase + (model.final ? " final" : "");
     }
     setText("status-text", fill(labels[model.phase] || model.status, model)); /* role=status: announced */
+    put("shortfall-note", model.shortfall && fill(labels["note:short_accepted"], model));
     if (model.phase === "paid" || model.phase === "overpaid") { setText("heading", data.paidHeading); }
     renderConfirmations(model);
     renderPay(model);

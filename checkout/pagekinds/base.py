@@ -56,6 +56,8 @@ class PageModel(TypedDict):
     # asking about a final page (late money may still come, or confirm).
     late: NotRequired[dict[str, Any] | None]
     watch: NotRequired[bool]
+    # A deposit page's alone: what a page paid within the shop's tolerance lacked.
+    shortfall: NotRequired[str | None]
 
 
 @runtime_checkable

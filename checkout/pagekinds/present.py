@@ -173,6 +173,7 @@ def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, 
             "rest": i18n.number(model.get("rest_below_minimum") or ""),
             "extra": i18n.number(model.get("minimum_extra") or ""),
             "extra_fiat": i18n.number(fiat.get("extra") or ""),
+            "shortfall": i18n.number(model.get("shortfall") or ""),
             "fiat": str(fiat.get("currency") or "")}
 
 
@@ -182,6 +183,12 @@ def minimum_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,
     fiat = model.get("fiat") or {}
     key = "note:minimum-fiat" if fiat.get("extra") else "note:minimum"
     return fill(labels[key], label_values(model, ticker, shop))
+
+
+def short_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,
+               shop: str) -> str:
+    """What a page paid within the shop's tolerance lacked, and that the shop accepted it."""
+    return fill(labels["note:short_accepted"], label_values(model, ticker, shop))
 
 
 def transaction_labels() -> dict[str, str]:

@@ -16,6 +16,7 @@ from ..models import Deposit, DepositAddress, InvoiceQuote, Merchant
 from ..pagekinds import deposit as deposit_kind
 from ..pagekinds import snapshot
 from ..states import CANCELLED
+from . import payment_news
 from .late_news import (
     address_of,
     forward_deposit,
@@ -182,10 +183,11 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
     facts = deposit_facts(payload, crypto_address)
     result = advance_deposit(session, merchant_id, key, found, facts)
     if result.outcome == APPLIED:
-        pages = deposit_kind.refresh_for_address(session, found.id)
+        refreshed = deposit_kind.refresh_for_address(session, found.id)
         # A new transaction changes what the address's pages list even when their status
         # stays (the Deposit row went in by a Core insert the snapshot cannot see).
-        snapshot.mark(session, [page.id for page in pages])
+        snapshot.mark(session, [page.id for page in refreshed.pages])
+        payment_news.tell_shop(session, refreshed.accepted_short)
     return result
 
 

@@ -453,7 +453,8 @@ def customer_error(exc: HTTPException) -> ResponseReturnValue:
 
 def template_helpers() -> dict[str, Any]:
     return {"get_locale": get_locale, "text_direction": i18n.text_direction,
-            "wallet_link": present.wallet_link, "minimum_note": present.minimum_note}
+            "wallet_link": present.wallet_link, "minimum_note": present.minimum_note,
+            "short_note": present.short_note}
 
 
 def init_app(app: Flask) -> None:
