@@ -144,8 +144,9 @@
     show("pay-box", model.pay_now);
     if (!model.pay_now) { return; }
     setAmount("amount", model.amount_due || model.amount);
-    show("amount-label", model.phase !== "partial");
-    show("rest-label", model.phase === "partial");
+    var rest = model.phase === "partial" || model.phase === "late";
+    show("amount-label", !rest);
+    show("rest-label", rest);
     put("fiat", model.fiat && model.fiat.due && about(model.fiat.due, model.fiat.currency));
     put("minimum-note", model.rest_below_minimum && fill(labels[model.fiat && model.fiat.extra ?
       "note:minimum-fiat" : "note:minimum"], model));
@@ -205,7 +206,9 @@
       box.dataset.phase = model.phase;
       box.className = "status status-" + model.phase + (model.final ? " final" : "");
     }
-    setText("status-text", fill(labels[model.phase] || model.status, model)); /* role=status: announced */
+    /* Late money on an invoice: the merchant's decision picks the line (present.label_key). */
+    var decided = model.late && model.late.decision ? labels[model.phase + ":" + model.late.decision] : null;
+    setText("status-text", fill(decided || labels[model.phase] || model.status, model)); /* role=status: announced */
     put("shortfall-note", model.shortfall && fill(labels["note:short_accepted"], model));
     if (model.phase === "paid" || model.phase === "overpaid") { setText("heading", data.paidHeading); }
     renderConfirmations(model);

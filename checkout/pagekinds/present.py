@@ -177,6 +177,15 @@ def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, 
             "fiat": str(fiat.get("currency") or "")}
 
 
+def label_key(model: Mapping[str, Any]) -> str:
+    """Which label says the model's status: its phase's, or for late money on an invoice
+    the phase's and the merchant's decision's (checkout.js picks it the same way)."""
+    phase = str(model["phase"])
+    late = model.get("late") or {}
+    decision = late.get("decision") if isinstance(late, Mapping) else None
+    return f"{phase}:{decision}" if decision else phase
+
+
 def minimum_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,
                  shop: str) -> str:
     """Why more than the rest is asked: with the fiat worth of the difference when known."""

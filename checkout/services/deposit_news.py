@@ -16,7 +16,7 @@ from ..models import Deposit, DepositAddress, InvoiceQuote, Merchant
 from ..pagekinds import deposit as deposit_kind
 from ..pagekinds import snapshot
 from ..states import CANCELLED
-from . import payment_news
+from . import late_news, payment_news
 from .late_news import (
     address_of,
     forward_deposit,
@@ -228,6 +228,7 @@ def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: di
         merchant = session.get(Merchant, merchant_id)
         assert merchant is not None
         forward_deposit(session, merchant, invoice, payload, callback_id)
+        late_news.judge(session, merchant, invoice, merchant_id, key.processor_id, payload)
     return result
 
 

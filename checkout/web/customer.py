@@ -201,7 +201,8 @@ def render_page(session: Session, page: Page, template: str, *,
         iframe=page.is_iframe, framable=framable,
         coin=present.coin_name(asset, page.currency),
         labels=labels, tx_labels=present.transaction_labels(),
-        status_text=present.fill(labels.get(str(model["phase"])) or str(model["status"]),
+        status_text=present.fill(labels.get(present.label_key(model))
+                                 or labels.get(str(model["phase"])) or str(model["status"]),
                                  present.label_values(model, asset.ticker, shop)),
         again_form=(forms.AgainForm(page.id)
                     if kind.pays_again and page.amount is not None else None),
