@@ -204,7 +204,8 @@
     if (box) {
       box.dataset.status = model.status;
       box.dataset.phase = model.phase;
-      box.className = "status status-" + model.phase + (model.final ? " final" : "");
+      box.className = "status status-" + model.phase +
+        (model.late && model.late.decision ? " decision-" + model.late.decision : "") + (model.final ? " final" : "");
     }
     /* Late money on an invoice: the merchant's decision picks the line (present.label_key). */
     var decided = model.late && model.late.decision ? labels[model.phase + ":" + model.late.decision] : null;
