@@ -16,7 +16,7 @@ from ..models import Deposit, DepositAddress, InvoiceQuote, Merchant
 from ..pagekinds import deposit as deposit_kind
 from ..pagekinds import snapshot
 from ..states import CANCELLED
-from . import late_news, payment_news
+from . import late_news
 from .late_news import (
     address_of,
     forward_deposit,
@@ -187,7 +187,8 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
         # A new transaction changes what the address's pages list even when their status
         # stays (the Deposit row went in by a Core insert the snapshot cannot see).
         snapshot.mark(session, [page.id for page in refreshed.pages])
-        payment_news.tell_shop(session, refreshed.accepted_short)
+        return replace(result, accepted_short=tuple(page.id for page in
+                                                    refreshed.accepted_short))
     return result
 
 

@@ -3,9 +3,10 @@ merchant's underpayment tolerance (policies.py) accepted it. The processor's dep
 callbacks are forwarded as they came and say only what arrived; this event of ours (README
 "Accepted payments") says that the page is paid and by how much it fell short.
 
-Queued once, in the transaction that made the page paid (the page is locked then), through
-the same outbox as every callback, written as PHP's json_encode writes it with amounts as
-8-place strings like the processor's.
+Queued once, in the transaction that made the page paid (the page is locked then), after
+the processor's own callback that did (news.absorb), through the same outbox as every
+callback, written as PHP's json_encode writes it with amounts as 8-place strings like the
+processor's.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def _amount(value: Decimal) -> str:
     return money.text(value, money.PROCESSOR_PLACES)
 
 
-def tell_shop(session: Session, pages: list[Page]) -> None:
-    for page in pages:
-        merchant = session.get(Merchant, page.merchant_id)
-        assert merchant is not None
+def tell_shop(session: Session, merchant: Merchant, page_ids: tuple[str, ...]) -> None:
+    for page_id in page_ids:
+        page = session.get(Page, page_id)
+        assert page is not None
         deliveries.enqueue_body(session, merchant, deliveries.encode(event(page)),
                                 page_id=page.id)

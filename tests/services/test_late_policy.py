@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -35,9 +36,10 @@ from kit.invoices import (
 )
 from kit.live import LiveServer
 from PIL import Image
+from sqlalchemy import select
 
-from checkout import db, money, rates, refund_rules
-from checkout.models import Callback, Invoice, Merchant, Page
+from checkout import clock, db, money, rates, refund_rules
+from checkout.models import Callback, Invoice, Merchant, Page, RateQuote
 from checkout.pagekinds import owed
 
 PRICE = Decimal(35)  # TYPE_3: 35 EUR, paid in BTC
@@ -223,3 +225,68 @@ def test_a_merchant_taking_no_late_money_offers_only_the_money_back(
     assert due_back.total == paid
     [event] = told(webhook)
     assert event["status"] == "not_accepted" and event["received_amount"] == money.text(paid, 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The processor's invoice callback after `failed` names no converted amount: the cached rate
+# when the money is confirmed values it.
+
+
+def late_invoice_body(failed: Callback, status: str) -> bytes:
+    """The processor's own failed callback for our quote, now carrying a payment."""
+    payload = json.loads(failed.body)
+    payload["transactions"] = [{
+        "id": 77001, "currency": "BTC", "transaction_type": "blockchain", "type": "deposit",
+        "address": payload["crypto_address"]["address"], "tag": None,
+        "amount": payload["currency_sent"]["amount"], "txid": "cd" * 32,
+        "confirmations": "3" if status == "confirmed" else "0"}]
+    payload["error"], payload["status"] = "", status
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def post_signed(live: LiveServer, body: bytes) -> None:
+    headers = {"Content-Type": "application/json", "X-Processing-Key": "test-key-11",
+               "X-Processing-Signature": shop_signature(body)}
+    assert requests.post(f"{live.url}/callbacks/coinspaid", data=body, headers=headers,
+                         timeout=10).status_code == 200
+
+
+def rate_now(app: Flask, rate: str | None) -> None:
+    """The cached BTC/EUR rate, fetched just now; None: only an hour-old one."""
+    with app.app_context(), db.transaction() as s:
+        quote = s.scalars(select(RateQuote).where(RateQuote.currency_from == "BTC",
+                                                  RateQuote.currency_to == "EUR")).one()
+        quote.fetched_at = quote.attempted_at = clock.now()
+        if rate is None:
+            quote.fetched_at -= timedelta(seconds=rates.SHOWN_MAX_AGE + 60)
+        else:
+            quote.rate = rate
+
+
+@pytest.mark.parametrize(("rate", "decision"), [("1000000", "accepted"), ("1000", "short"),
+                                                (None, "refused")])
+def test_without_a_converted_amount_the_cached_rate_values_late_money(
+        app: Flask, client: FlaskClient, shop: TestShop, live_server: LiveServer,
+        webhook: Shop, rate: str | None, decision: str) -> None:
+    data = expired(shop, live_server, app)
+    [failed] = callbacks_of(app)
+    rate_now(app, rate)
+    post_signed(live_server, late_invoice_body(failed, "processing"))
+    settle(app)
+    assert model(client, app, data["id"])["late"]["decision"] is None  # not confirmed yet
+    post_signed(live_server, late_invoice_body(failed, "confirmed"))
+    settle(app)
+    late = model(client, app, data["id"])["late"]
+    assert late["decision"] == decision
+    amount = Decimal(data["sender_amount"])
+    if rate is None:  # no value known: never accepted, and no difference can be said
+        assert late["value"] is None and late["difference"] is None
+    else:
+        assert Decimal(late["value"]["amount"]) == (amount * Decimal(rate)).quantize(
+            Decimal("0.01"), ROUND_DOWN)
+    if decision == "short":
+        assert Decimal(late["difference"]["amount"]) == money.ceil(
+            (PRICE - amount * Decimal(rate)) / Decimal(rate), 8)
+    assert (owed_of(app, data["id"]) is None) is (decision == "accepted")
+    [event] = told(webhook)
+    assert event["status"] == ("accepted" if decision == "accepted" else "not_accepted")
