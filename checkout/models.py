@@ -268,6 +268,13 @@ class Invoice(Base):
     release_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+    # Money confirmed after the invoice failed, judged by the merchant's policy
+    # (pagekinds/invoice_late.py): "accepted" (its value covers the price: the order is paid)
+    # or "choosing" (the customer pays the difference or asks for a refund); None while
+    # none is confirmed. `late_value` is what that money was worth when each payment was
+    # confirmed, in `currency` (None: no value known).
+    late_state: Mapped[str | None] = mapped_column(String(16))
+    late_value: Mapped[str | None] = mapped_column(Text)
 
     merchant: Mapped[Merchant] = relationship()
     page: Mapped[Page] = relationship()

@@ -98,7 +98,7 @@
       rest: num(model.rest_below_minimum), extra: num(model.minimum_extra),
       extra_fiat: num(model.fiat && model.fiat.extra), fiat: model.fiat ? model.fiat.currency : "",
       ticker: data.ticker || model.currency,
-      shop: data.shop || "", minimum: num(model.minimum) || "?",
+      shop: data.shop || "", minimum: num(model.minimum) || "?", shortfall: num(model.shortfall),
       late: num(model.late ? model.late.amount : model.amount_paid),
       /* isolated (FSI…PDI), as present.isolate: an address reads left to right anywhere */
       email: model.invoice && model.invoice.refund_email ? "\u2068" + model.invoice.refund_email + "\u2069" : "?" };
@@ -147,8 +147,9 @@
     show("pay-box", model.pay_now);
     if (!model.pay_now) { return; }
     setAmount("amount", model.amount_due || model.amount);
-    show("amount-label", model.phase !== "partial");
-    show("rest-label", model.phase === "partial");
+    var rest = model.phase === "partial" || model.phase === "late";
+    show("amount-label", !rest);
+    show("rest-label", rest);
     put("fiat", model.fiat && model.fiat.due && about(model.fiat.due, model.fiat.currency));
     put("minimum-note", model.rest_below_minimum && fill(labels[model.fiat && model.fiat.extra ?
       "note:minimum-fiat" : "note:minimum"], model));
@@ -226,9 +227,13 @@
     if (box) {
       box.dataset.status = model.status;
       box.dataset.phase = model.phase;
-      box.className = "status status-" + model.phase + (model.final ? " final" : "");
+      box.className = "status status-" + model.phase +
+        (model.late && model.late.decision ? " decision-" + model.late.decision : "") + (model.final ? " final" : "");
     }
-    setText("status-text", fill(labels[model.phase] || model.status, model)); /* role=status: announced */
+    /* Late money on an invoice: the merchant's decision picks the line (present.label_key). */
+    var decided = model.late && model.late.decision ? labels[model.phase + ":" + model.late.decision] : null;
+    setText("status-text", fill(decided || labels[model.phase] || model.status, model)); /* role=status: announced */
+    put("shortfall-note", model.shortfall && fill(labels["note:short_accepted"], model));
     if (model.phase === "paid" || model.phase === "overpaid") { setText("heading", data.paidHeading); }
     renderConfirmations(model);
     renderPay(model);

@@ -59,6 +59,8 @@ class PageModel(TypedDict):
     # A final page's facts for the customer to copy for support ([key, value] lines, values
     # only: present.support_lines); null while open. Absent from a model stored before it.
     support: NotRequired[list[list[str]] | None]
+    # A deposit page's alone: what a page paid within the shop's tolerance lacked.
+    shortfall: NotRequired[str | None]
 
 
 @runtime_checkable

@@ -18,8 +18,8 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import clock, currencies, limits, money, rates
-from ..models import Deposit, Page
+from .. import clock, currencies, limits, money, policies, rates
+from ..models import Deposit, Merchant, Page
 from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
 from .base import PageModel
 from .present import (
@@ -41,6 +41,9 @@ DEPOSIT_STATUSES = (WAITING, SEEN, CONFIRMED, CANCELLED)
 # Reasons: what a status means for the customer's money.
 UNDERPAID = "underpaid"  # confirmed, short of the amount asked: not final, the rest may come
 OVERPAID = "overpaid"  # confirmed, more than asked: final, the shop holds the difference
+# Confirmed, short by no more than the merchant's tolerance (policies.py): paid, final; the
+# page keeps what was missing (`Page.shortfall`) and the shop is told (payment_news.py).
+SHORT_ACCEPTED = "short_accepted"
 BELOW_MINIMUM = "below_minimum"  # cancelled: the processor refused a payment as too small
 # Forward-only ranks of a transaction's status: a state moves only to a higher rank; equal
 # final ranks never replace each other (the first final state the processor told us stays).
@@ -72,6 +75,23 @@ def is_final(status: str, reason: str | None) -> bool:
     if status == CONFIRMED:
         return reason != UNDERPAID
     return status in (CANCELLED, FAILED)
+
+
+def accept_short(state: State, amount: Decimal | None, tolerated: bool) -> State:
+    """An underpaid state the merchant's tolerance covers becomes paid ("short_accepted")."""
+    if state.status != CONFIRMED or state.reason != UNDERPAID or not tolerated \
+            or amount is None:
+        return state
+    return State(CONFIRMED, SHORT_ACCEPTED, state.amount_paid)
+
+
+def confirmed_total(deposits: Iterable[Deposit]) -> Decimal:
+    """The confirmed money among `deposits`: what a tolerance or a refund is judged on."""
+    total = Decimal(0)
+    for deposit in deposits:
+        value = stored_amount(deposit) if deposit.status == CONFIRMED else None
+        total += value if value is not None else Decimal(0)
+    return total
 
 
 def amount_asked(page: Page) -> Decimal | None:
@@ -150,20 +170,45 @@ def may_move(current: str, current_reason: str | None, new: str) -> bool:
 def recompute(session: Session, page: Page) -> bool:
     """Bring one deposit page up to date with its transactions; True when its status changed."""
     amount = amount_asked(page)
-    state = state_of(amount, page_deposits(session, page))
+    deposits = page_deposits(session, page)
+    state = state_of(amount, deposits)
+    now = clock.now()
+    confirmed = confirmed_total(deposits)
+    # Once paid by tolerance a page stays paid: a later policy or rate does not un-pay it.
+    tolerated = page.reason == SHORT_ACCEPTED or _short_tolerated(session, page, amount,
+                                                                  confirmed, now)
+    state = accept_short(state, amount, tolerated)
     if not may_move(page.status, page.reason, state.status):
         return False
     before = (page.status, page.reason, page.amount_paid)
     page.status = state.status
     page.reason = state.reason
     page.amount_paid = money.text(state.amount_paid)
+    page.shortfall = (money.plain(amount - confirmed)
+                      if state.reason == SHORT_ACCEPTED and amount is not None else None)
     if (page.status, page.reason, page.amount_paid) == before:
         return False
-    now = clock.now()
     page.updated_at = now
     if state.status == CONFIRMED and state.final and page.paid_at is None:
         remember_payment(session, page, now)
     return before[:2] != (page.status, page.reason)
+
+
+def _short_tolerated(session: Session, page: Page, amount: Decimal | None,
+                     confirmed: Decimal, now: datetime) -> bool:
+    """The merchant's tolerance, decided with the rate known now (as the page's fiat value
+    is): no recent rate, no tolerance."""
+    if amount is None or not 0 < confirmed < amount:
+        return False
+    merchant = session.get(Merchant, page.merchant_id)
+    if merchant is None:
+        return False
+    policy = policies.of(merchant)
+    if not policy.tolerates_underpayment:
+        return False
+    rate = rates.cached(session, page.currency, policy.currency,
+                        fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
+    return policies.short_tolerated(policy, amount, confirmed, rate)
 
 
 def remember_payment(session: Session, page: Page, now: datetime) -> None:
@@ -175,8 +220,17 @@ def remember_payment(session: Session, page: Page, now: datetime) -> None:
         page.paid_rate = None if rate is None else money.text(rate)
 
 
-def refresh_for_address(session: Session, address_id: int) -> list[Page]:
-    """Recompute every deposit page of an address; returns them all.
+@dataclass(frozen=True)
+class Refreshed:
+    """The pages of an address after their transactions were read again."""
+
+    pages: list[Page]
+    # Those that became paid by the merchant's tolerance just now: the shop is told once.
+    accepted_short: list[Page]
+
+
+def refresh_for_address(session: Session, address_id: int) -> Refreshed:
+    """Recompute every deposit page of an address.
 
     Called by the callbacks after they store `Deposit` rows, inside their transaction
     (this function flushes but never commits). Safe to call any number of times.
@@ -193,10 +247,14 @@ def refresh_for_address(session: Session, address_id: int) -> list[Page]:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
+    accepted = []
     for page in pages:
+        before = page.reason
         recompute(session, page)
+        if page.reason == SHORT_ACCEPTED and before != SHORT_ACCEPTED:
+            accepted.append(page)
     session.flush()
-    return list(pages)
+    return Refreshed(list(pages), accepted)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +294,7 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
     test = testnet()
     transactions = [_transaction(d, test) for d in deposits]
     receipt = _receipt(page, paid)
-    return {
+    model: PageModel = {
         "id": page.id,
         "kind": page.kind,
         "status": page.status,
@@ -277,6 +335,10 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
             transactions=transactions, opened_at=page.created_at,
             paid_at=receipt["paid_at"] if receipt else None),
     }
+    if page.reason == SHORT_ACCEPTED and page.shortfall:
+        # Beyond the contract, only when it applies: what the shop's tolerance let pass.
+        model["shortfall"] = money.plain(Decimal(page.shortfall))
+    return model
 
 
 def phase_of(status: str, reason: str | None, amount: Decimal | None, paid: Decimal) -> str:
@@ -388,7 +450,7 @@ def status_labels() -> dict[str, str]:
     script alike) fills from the model: one wording whoever renders it."""
     ph = {"paid": "{paid}", "due": "{due}", "over": "{over}", "ticker": "{ticker}",
           "shop": "{shop}", "minimum": "{minimum}", "rest": "{rest}", "extra": "{extra}",
-          "extra_fiat": "{extra_fiat}", "fiat": "{fiat}"}
+          "extra_fiat": "{extra_fiat}", "fiat": "{fiat}", "shortfall": "{shortfall}"}
     return {
         PHASE_WAITING: _("Waiting for your payment."),
         PHASE_PARTIAL: _("%(paid)s %(ticker)s received. Please send %(due)s %(ticker)s more, "
@@ -409,6 +471,9 @@ def status_labels() -> dict[str, str]:
                                "not credited to %(shop)s, and it is not sent back "
                                "automatically: please contact %(shop)s about it, with the "
                                "transaction below, before you pay again.", **ph),
+        # Not a phase: said under "paid" when the shop's tolerance accepted a small shortfall.
+        "note:short_accepted": _("Payment accepted: %(shortfall)s %(ticker)s less than asked "
+                                 "arrived, and %(shop)s accepted it.", **ph),
         # Not phases: shown beside the amount when the rest is below the minimum.
         "note:minimum": _("The rest, %(rest)s %(ticker)s, is less than the smallest payment "
                           "accepted (%(minimum)s %(ticker)s), so you have to send %(due)s "

@@ -397,6 +397,17 @@ def phase_labels() -> dict[str, str]:
                                    "the time runs out, the payment fails and the payment "
                                    "processor emails %(email)s instructions to get back what "
                                    "you sent.", **ph),
+        # The late phase once the merchant's policy judged the confirmed late money
+        # (invoice_late.py): the status line the model's `late.decision` picks.
+        f"{PHASE_LATE}:{invoice_late.ACCEPTED}": _("Your late payment was accepted: the order "
+                                                    "is paid.", **ph),
+        f"{PHASE_LATE}:{invoice_late.SHORT}": _(
+            "Your payment of %(paid)s %(ticker)s arrived after this invoice had closed, and it "
+            "was worth less than the price then. Pay the difference below to complete your "
+            "order, or ask for your money back.", **ph),
+        f"{PHASE_LATE}:{invoice_late.REFUSED}": _(
+            "Your payment of %(paid)s %(ticker)s arrived after this invoice had closed, so it "
+            "could not be applied to it. You can ask for your money back.", **ph),
     }
 
 

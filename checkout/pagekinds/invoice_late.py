@@ -1,23 +1,38 @@
 """Money that reached an invoice's address after the invoice failed, as the customer sees it:
 the page model's `late` part (stored by the news engine as `Deposit` rows at the quote's
-address: services/late_news.py).
+address: services/late_news.py), and the merchant's late-payment policy applied to it.
+
+Each late payment is judged when it is confirmed, by its value then (what the processor
+converted it to when it says, else the cached rate times the amount): once the confirmed
+late money's value covers the invoice's price, and the merchant accepts late payments
+(policies.py), the order is paid ("accepted"). Otherwise the customer chooses on the page
+("choosing"): pay the difference at today's rate to the same address (the quote's address is
+permanent and credited), or ask for the money back (pagekinds/owed.py owes it then).
 """
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import currencies, money
-from ..models import Callback, Deposit, DepositAddress, Invoice, InvoiceQuote
-from ..states import FAILED
-from .present import transaction_line
+from .. import clock, currencies, limits, money, policies, rates
+from .. import refund_rules as rules
+from ..models import Callback, Deposit, DepositAddress, Invoice, InvoiceQuote, Refund
+from ..states import CONFIRMED, FAILED
+from .present import fiat_places, transaction_line
 
 PHASE = "late"
+# Invoice.late_state: the confirmed late money covers the price and the order is paid; or
+# it does not (or the merchant takes no late money) and the customer chooses.
+ACCEPTED, CHOOSING = "accepted", "choosing"
+# What the page says of it: paid; short (pay the difference, or a refund); refused (the
+# merchant takes no late money, or its worth is unknown: a refund only).
+SHORT, REFUSED = "short", "refused"
 
 
 def deposits_of(session: Session, invoice_id: int) -> list[Deposit]:
@@ -53,6 +68,124 @@ def _fiat_of(session: Session, deposit: Deposit) -> dict[str, str] | None:
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# The merchant's policy: judged once per payment, when it is confirmed
+
+
+def converted_of(payload: dict[str, Any]) -> tuple[str, Decimal] | None:
+    """What a deposit_exchange callback says the processor converted the payment to."""
+    received = payload.get("currency_received")
+    if payload.get("type") != "deposit_exchange" or not isinstance(received, dict):
+        return None
+    currency = received.get("currency")
+    try:
+        amount = money.from_processor(received.get("amount"))
+    except money.AmountError:
+        return None
+    if not isinstance(currency, str) or amount <= 0:
+        return None
+    return currency.upper(), amount
+
+
+def value_at_arrival(session: Session, invoice: Invoice, deposit: Deposit,
+                     converted: tuple[str, Decimal] | None, now: datetime) -> Decimal | None:
+    """The payment's worth in the invoice's currency now: the processor's converted amount
+    when it names that currency, else the cached rate (a recent one) times the amount."""
+    if converted is not None and converted[0] == invoice.currency.upper():
+        return converted[1]
+    try:
+        amount = money.from_processor(deposit.amount)
+    except money.AmountError:
+        return None
+    if deposit.currency.upper() == invoice.currency.upper():
+        return amount
+    rate = _rate(session, deposit.currency, invoice.currency, now)
+    return None if rate is None else amount * rate
+
+
+def _rate(session: Session, coin: str, currency: str, now: datetime) -> Decimal | None:
+    return rates.cached(session, coin, currency,
+                        fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
+
+
+def judge(session: Session, invoice: Invoice, deposit: Deposit,
+          converted: tuple[str, Decimal] | None) -> str | None:
+    """A late payment to the (locked) invoice was just confirmed: add its value now to the
+    late money's and apply the merchant's policy. The new `late_state` when it changed (the
+    shop is told then), else None. Accepted stays accepted; a refund asked for keeps the
+    customer's choice (its money is on its way back)."""
+    if invoice.status != FAILED or invoice.late_state == ACCEPTED or \
+            deposit.status != CONFIRMED:
+        return None
+    value = value_at_arrival(session, invoice, deposit, converted, clock.now())
+    known = _decimal(invoice.late_value)
+    if value is not None:
+        known = value + (known or Decimal(0))
+    invoice.late_value = None if known is None else money.plain(known)
+    price = _decimal(invoice.amount)
+    accepted = price is not None and not refund_asked(session, invoice.page_id) and \
+        policies.late_accepted(policies.of(invoice.merchant), known, price)
+    new = ACCEPTED if accepted else CHOOSING
+    if new == invoice.late_state:
+        return None
+    invoice.late_state = new
+    return new
+
+
+def refund_asked(session: Session, page_id: str) -> bool:
+    """Whether a refund holds any of the page's money (asked, approved, on its way, sent)."""
+    held = session.execute(select(Refund.state, Refund.amount).where(Refund.page_id == page_id))
+    return rules.held([(state, amount) for state, amount in held]) > 0
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    try:
+        value = Decimal(text) if text is not None else None
+    except InvalidOperation:
+        return None
+    return value if value is not None and value.is_finite() else None
+
+
+def confirmed_of(session: Session, invoice: Invoice) -> list[Deposit]:
+    """The invoice's late payments that are confirmed: the only money ever owed back."""
+    return [d for d in deposits_of(session, invoice.id) if d.status == CONFIRMED]
+
+
+def decision_of(invoice: Invoice) -> str | None:
+    """What the page offers for the confirmed late money: None while none is judged."""
+    if invoice.status != FAILED or invoice.late_state is None:
+        return None
+    if invoice.late_state == ACCEPTED:
+        return ACCEPTED
+    policy = policies.of(invoice.merchant)
+    return SHORT if policy.late_accept and invoice.late_value is not None else REFUSED
+
+
+def difference(session: Session, invoice: Invoice, coin: str, now: datetime
+               ) -> dict[str, str] | None:
+    """What is still missing, in the invoice's currency (at the value the late money had)
+    and in the payer's coin at today's cached rate, rounded up and never below the smallest
+    payment the processor takes; None when it cannot be said (no rate today)."""
+    price, value = _decimal(invoice.amount), _decimal(invoice.late_value)
+    if price is None or value is None or value >= price:
+        return None
+    missing = price - value
+    same = coin.upper() == invoice.currency.upper()
+    rate = Decimal(1) if same else _rate(session, coin, invoice.currency, now)
+    if rate is None or rate <= 0:
+        return None
+    known = currencies.get(coin)
+    places = known.decimals if known is not None else money.PROCESSOR_PLACES
+    due = money.ceil(missing / rate, places)
+    minimum = limits.minimum_payment(session, coin)
+    if minimum is not None and due < minimum:
+        due = money.ceil(minimum, places)
+    shown = places if same else fiat_places(invoice.currency)
+    return {"amount": money.plain(due), "currency": coin,
+            "fiat": money.text(money.ceil(missing, shown), shown),
+            "fiat_currency": invoice.currency, "rate": money.plain(rate)}
+
+
 def _transaction(deposit: Deposit, testnet: bool) -> dict[str, Any]:
     return transaction_line(deposit.currency, deposit.txid, money.plain(Decimal(deposit.amount)),
                             deposit.status, None, deposit.confirmations, testnet)
@@ -79,6 +212,8 @@ def page_part(session: Session, invoice: Invoice, quote: InvoiceQuote | None,
         fiat = {"currency": first["currency"], "amount": money.plain(total)}
     transactions = [_transaction(d, testnet) for d in kept]
     seen = any(d.status == "not_confirmed" for d in kept)
+    decision = decision_of(invoice)
+    value = _decimal(invoice.late_value)
     return {
         "amount": money.plain(amount),
         "currency": kept[0].currency,
@@ -86,8 +221,18 @@ def page_part(session: Session, invoice: Invoice, quote: InvoiceQuote | None,
         "transactions": transactions,
         "status": "not_confirmed" if seen else "confirmed",
         "reason": invoice.reason,
+        # The merchant's policy applied (accepted | short | refused; None: nothing confirmed
+        # yet), the confirmed late money's worth when it came, and what is still missing.
+        "decision": decision,
+        "value": None if value is None else {
+            "currency": invoice.currency, "amount": money.text(
+                money.floor(value, fiat_places(invoice.currency)),
+                fiat_places(invoice.currency))},
+        "difference": difference(session, invoice, kept[0].currency, clock.now())
+        if decision == SHORT and not refund_asked(session, invoice.page_id) else None,
         # What the page's script compares to redraw the page when the late money changes.
-        "state": json.dumps([[t["txid"], t["amount"], t["status"]] for t in transactions]),
+        "state": json.dumps([[t["txid"], t["amount"], t["status"]] for t in transactions]
+                            + [decision]),
     }
 
 
@@ -106,14 +251,20 @@ def amend(session: Session, invoice: Invoice | None, quote: InvoiceQuote | None,
             and quote.address is not None
         return part
     paid = part.get("amount_paid") or Decimal(0)
+    rest = late["difference"]
     part.update({
-        "phase": PHASE, "pay_now": False, "form": None, "amount_due": None,
+        "phase": PHASE, "pay_now": rest is not None, "form": None,
+        "amount_due": None if rest is None else Decimal(rest["amount"]),
         # What arrived in time and fell short is still the processor's to return.
         "seconds_left": None, "refund_note": invoice.reason == "underpaid", "receipt": None,
         "amount_paid": paid + Decimal(late["amount"]),
         "transactions": list(part.get("transactions") or []) + late["transactions"],
-        "late": late, "watch": late["status"] == "not_confirmed",
+        # While the difference is offered the page keeps asking: its payment accepts it.
+        "late": late, "watch": late["status"] == "not_confirmed" or rest is not None,
     })
+    if rest is not None:
+        part["fiat"] = {"currency": rest["fiat_currency"], "amount": rest["fiat"],
+                        "due": rest["fiat"], "rate": rest["rate"]}
     if isinstance(part.get("invoice"), dict):
         part["invoice"] = {**part["invoice"], "options": [], "can_change_currency": False}
     return part

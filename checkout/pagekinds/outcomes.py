@@ -1,7 +1,8 @@
 """How a page ended, in four words a merchant counts (the back office's overview): paid,
 expired, underpaid, overpaid; None for a page still open or ended otherwise.
 
-- a deposit page: confirmed -> paid; confirmed/overpaid -> overpaid; confirmed/underpaid ->
+- a deposit page: confirmed -> paid (also confirmed/short_accepted: short within the
+  merchant's tolerance); confirmed/overpaid -> overpaid; confirmed/underpaid ->
   underpaid (the rest may still come). Deposit pages have no deadline: never expired.
 - an invoice page (the invoice's status and reason, the current quote's amount and amount
   paid, as invoices.sync_page keeps them): confirmed -> paid, or overpaid when more than the
@@ -43,7 +44,8 @@ def _invoice(status: str, reason: str | None, amount: str | None,
 def _deposit(status: str, reason: str | None) -> str | None:
     if status != CONFIRMED:
         return None
-    return {None: PAID, deposit.OVERPAID: OVERPAID, deposit.UNDERPAID: UNDERPAID}.get(reason)
+    return {None: PAID, deposit.SHORT_ACCEPTED: PAID, deposit.OVERPAID: OVERPAID,
+            deposit.UNDERPAID: UNDERPAID}.get(reason)
 
 
 def outcome_of(kind: str, status: str, reason: str | None, amount: str | None,

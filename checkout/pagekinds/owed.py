@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from .. import currencies, limits, money
 from .. import refund_rules as rules
-from ..models import Deposit, Page, Refund
+from ..models import Deposit, DepositAddress, Invoice, Page, Refund
 from ..states import CONFIRMED
 from . import deposit as deposit_kind
+from . import invoice_late
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class Owed:
 
 def owed(session: Session, page: Page) -> Owed | None:
     """What the page owes its customer now, or None."""
-    found = _deposit_owed(session, page) if page.kind == deposit_kind.KIND.name else None
+    found = (_deposit_owed(session, page) if page.kind == deposit_kind.KIND.name
+             else _late_owed(session, page))
     if found is None:
         return None
     cause, currency, balance_currency, total = found
@@ -67,6 +69,26 @@ def _deposit_owed(session: Session, page: Page) -> tuple[str, str, str, Decimal]
     balance = (address.convert_to if address is not None and address.convert_to
                else page.currency)
     return cause, page.currency, balance, total
+
+
+def _late_owed(session: Session, page: Page) -> tuple[str, str, str, Decimal] | None:
+    """An invoice page owes the confirmed money that came after its invoice failed, when the
+    merchant's policy did not accept it (invoice_late.py): the customer chose a refund over
+    paying the difference. In the payer's coin; the balance holds what the address converts
+    it to."""
+    invoice = session.scalar(select(Invoice).where(Invoice.page_id == page.id))
+    if invoice is None or invoice_late.decision_of(invoice) not in (invoice_late.SHORT,
+                                                                    invoice_late.REFUSED):
+        return None
+    confirmed = invoice_late.confirmed_of(session, invoice)
+    if not confirmed:
+        return None
+    # One coin is sent back: the first late payment's (an invoice's quotes may differ).
+    confirmed = [d for d in confirmed if d.currency == confirmed[0].currency]
+    address = session.get(DepositAddress, confirmed[0].address_id)
+    currency = confirmed[0].currency
+    balance = address.convert_to if address is not None and address.convert_to else currency
+    return rules.LATE, currency, balance, _confirmed(confirmed)
 
 
 def _confirmed(deposits: Sequence[Deposit]) -> Decimal:

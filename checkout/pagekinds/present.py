@@ -181,6 +181,7 @@ def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, 
             "rest": i18n.number(model.get("rest_below_minimum") or ""),
             "extra": i18n.number(model.get("minimum_extra") or ""),
             "extra_fiat": i18n.number(fiat.get("extra") or ""),
+            "shortfall": i18n.number(model.get("shortfall") or ""),
             "fiat": str(fiat.get("currency") or "")}
 
 
@@ -189,12 +190,27 @@ def isolate(text: str) -> str:
     return f"\u2068{text}\u2069"
 
 
+def label_key(model: Mapping[str, Any]) -> str:
+    """Which label says the model's status: its phase's, or for late money on an invoice
+    the phase's and the merchant's decision's (checkout.js picks it the same way)."""
+    phase = str(model["phase"])
+    late = model.get("late") or {}
+    decision = late.get("decision") if isinstance(late, Mapping) else None
+    return f"{phase}:{decision}" if decision else phase
+
+
 def minimum_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,
                  shop: str) -> str:
     """Why more than the rest is asked: with the fiat worth of the difference when known."""
     fiat = model.get("fiat") or {}
     key = "note:minimum-fiat" if fiat.get("extra") else "note:minimum"
     return fill(labels[key], label_values(model, ticker, shop))
+
+
+def short_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,
+               shop: str) -> str:
+    """What a page paid within the shop's tolerance lacked, and that the shop accepted it."""
+    return fill(labels["note:short_accepted"], label_values(model, ticker, shop))
 
 
 def transaction_labels() -> dict[str, str]:

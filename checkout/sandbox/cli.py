@@ -1,4 +1,5 @@
 """`flask --app checkout sandbox pay <page URL>`: pay a customer page in the sandbox;
+`flask --app checkout sandbox clock <site URL> --advance <seconds>`: move its clock on;
 `flask --app checkout sandbox withdrawal ...`: the processor's back office for withdrawals.
 
 It does what a customer with a wallet would: reads the page (its public status JSON) for the
@@ -47,8 +48,11 @@ def pay_page(url: str, amount: str | None, status: str) -> str:
     if needs:
         raise PayError(f"the page at {page} asks for {needs} first: open it in a browser, "
                        "answer it, then run this again")
-    if not model.get("pay_now"):
-        raise PayError(f"nothing to pay: the page at {page} is {model.get('phase')}")
+    if not model.get("pay_now") and amount is None:
+        # With --amount the payer sends anyway: money after an invoice's time ran out
+        # (a late payment) reaches its address as it would on the chain.
+        raise PayError(f"nothing to pay: the page at {page} is {model.get('phase')} "
+                       "(--amount sends a payment anyway, such as a late one)")
     address, tag = model.get("address"), model.get("tag")
     if not isinstance(address, str) or not address:
         raise PayError(f"the page at {page} shows no address yet")
@@ -67,6 +71,21 @@ def pay_page(url: str, amount: str | None, status: str) -> str:
     return (f"Sent {due} {model.get('currency')} to {address}{with_tag} ({status}). "
             "The page shows it once the worker has delivered the callbacks (a few seconds "
             "under `make run`).")
+
+
+def advance_clock(url: str, seconds: int) -> str:
+    """Move the sandbox's clock forward; a sentence saying where it stands now."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PayError(f"not a URL of the site: {url!r}")
+    origin = urlunsplit(parts[:2] + ("", "", ""))
+    answer = post(f"{origin}{simulate.bp.url_prefix}/clock", {"advance_seconds": seconds})
+    if answer.status_code >= 300:
+        raise PayError(f"the sandbox refused to move its clock ({answer.status_code}): "
+                       f"{answer.text[:300]}")
+    now = jsontext.loads(answer.content)
+    return (f"The sandbox clock moved {seconds} s forward (now {now.get('now')}). Its "
+            "callbacks follow once the worker runs (a few seconds under `make run`).")
 
 
 def page_url(url: str) -> str:
@@ -134,6 +153,15 @@ def init_app(app: Flask) -> None:
     def pay_command(url: str, amount: str | None, status: str) -> None:
         """Pay the page at URL (a terminal link or a /p/ page) exactly what it asks for now."""
         click.echo(pay_page(url, amount, status))
+
+    @sandbox_group.command("clock")
+    @click.argument("url")
+    @click.option("--advance", "seconds", type=click.IntRange(min=1), required=True,
+                  help="Seconds to move the sandbox processor's clock forward.")
+    def clock_command(url: str, seconds: int) -> None:
+        """Move the sandbox's clock at URL (the site, or any page of it) forward: invoices
+        run out of time, payments confirm, withdrawals settle, as that much later."""
+        click.echo(advance_clock(url, seconds))
 
     init_withdrawal_commands(app, sandbox_group)
 

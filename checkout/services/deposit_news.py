@@ -16,6 +16,7 @@ from ..models import Deposit, DepositAddress, InvoiceQuote, Merchant
 from ..pagekinds import deposit as deposit_kind
 from ..pagekinds import snapshot
 from ..states import CANCELLED
+from . import late_news
 from .late_news import (
     address_of,
     forward_deposit,
@@ -182,10 +183,12 @@ def apply_deposit(session: Session, merchant_id: int, key: Key,
     facts = deposit_facts(payload, crypto_address)
     result = advance_deposit(session, merchant_id, key, found, facts)
     if result.outcome == APPLIED:
-        pages = deposit_kind.refresh_for_address(session, found.id)
+        refreshed = deposit_kind.refresh_for_address(session, found.id)
         # A new transaction changes what the address's pages list even when their status
         # stays (the Deposit row went in by a Core insert the snapshot cannot see).
-        snapshot.mark(session, [page.id for page in pages])
+        snapshot.mark(session, [page.id for page in refreshed.pages])
+        return replace(result, accepted_short=tuple(page.id for page in
+                                                    refreshed.accepted_short))
     return result
 
 
@@ -226,6 +229,7 @@ def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: di
         merchant = session.get(Merchant, merchant_id)
         assert merchant is not None
         forward_deposit(session, merchant, invoice, payload, callback_id)
+        late_news.judge(session, merchant, invoice, merchant_id, key.processor_id, payload)
     return result
 
 

@@ -18,7 +18,7 @@ from .. import clock, money, states
 from ..clock import from_unix
 from ..models import Invoice, InvoiceQuote, Merchant, QuoteTxid
 from ..pagekinds import snapshot
-from . import invoices
+from . import invoices, late_news
 from .deposit_news import DepositFacts, advance_deposit
 from .late_news import (
     STATUS_OF_INVOICE_NEWS,
@@ -364,4 +364,5 @@ def apply_late_invoice(session: Session, merchant_id: int, key: Key, payload: di
         merchant = session.get(Merchant, merchant_id)
         assert merchant is not None
         forward_invoice(session, merchant, invoice, quote, payload, key.status, callback_id)
+        late_news.judge(session, merchant, invoice, merchant_id, key.processor_id, payload)
     return result

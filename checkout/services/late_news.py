@@ -28,8 +28,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import money
-from ..models import DepositAddress, Invoice, InvoiceQuote, Merchant
+from .. import clock, money
+from ..clock import unix
+from ..models import Deposit, DepositAddress, Invoice, InvoiceQuote, Merchant
+from ..pagekinds import invoice_late
 from . import deliveries, invoices
 
 log = logging.getLogger(__name__)
@@ -173,3 +175,48 @@ def forward_invoice(session: Session, merchant: Merchant, invoice: Invoice,
         if isinstance(payload.get(name), list):
             event[name] = payload[name]
     return _enqueue(session, merchant, _as_php(event), callback_id, invoice.page_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# The merchant's late-payment policy, and the shop's own event about it (README "Late
+# payments"): the processor's callbacks above say what arrived, this says what it means.
+
+EVENT_TYPE = "late_payment"
+STATUS_OF_STATE = {invoice_late.ACCEPTED: "accepted", invoice_late.CHOOSING: "not_accepted"}
+
+
+def judge(session: Session, merchant: Merchant, invoice: Invoice, merchant_id: int,
+          processor_id: int, payload: dict[str, Any]) -> None:
+    """A late payment's news was applied: once it is confirmed, the policy judges it (the
+    invoice is locked by the caller), and the shop hears each new decision once."""
+    deposit = session.scalar(select(Deposit).where(Deposit.merchant_id == merchant_id,
+                                                   Deposit.processor_id == processor_id))
+    if deposit is None:
+        return
+    new = invoice_late.judge(session, invoice, deposit, invoice_late.converted_of(payload))
+    if new is not None:
+        _enqueue(session, merchant, late_event(session, invoice, new), None, invoice.page_id)
+
+
+def late_event(session: Session, invoice: Invoice, state: str) -> dict[str, Any]:
+    """The shop's late-payment event: its invoice and order, the price, the confirmed late
+    money in the payer's coin and its worth when it came (in the invoice's currency)."""
+    confirmed = invoice_late.confirmed_of(session, invoice)
+    received = sum((Decimal(d.amount) for d in confirmed), Decimal(0))
+    return {
+        "type": EVENT_TYPE,
+        "status": STATUS_OF_STATE[state],
+        "invoice_id": invoice.id,
+        "page_id": invoice.page_id,
+        "foreign_id": invoice.foreign_id,
+        "currency": invoice.currency,
+        "amount": _amount(invoice.amount),
+        "received_currency": confirmed[0].currency if confirmed else None,
+        "received_amount": _amount(money.plain(received)),
+        "value": None if invoice.late_value is None else _amount(invoice.late_value),
+        "created_at": unix(clock.now()),
+    }
+
+
+def _amount(text: str) -> str:
+    return money.text(Decimal(text), money.PROCESSOR_PLACES)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from .. import clock, money
 from ..models import AppliedCallback, Callback, Merchant
-from . import deliveries, invoices
+from . import deliveries, invoices, payment_news
 from .deposit_news import apply_deposit
 from .invoice_news import apply_invoice
 from .news_base import (
@@ -59,6 +59,8 @@ def absorb(session: Session, merchant: Merchant, raw: bytes, payload: dict[str, 
     callback.outcome, callback.flag = result.outcome, result.flag
     if forwards_raw(callback, result, source):
         deliveries.enqueue(session, merchant, callback)
+    # Our word that a short payment counts as paid follows the processor's news of it.
+    payment_news.tell_shop(session, merchant, result.accepted_short)
     if result.flag:
         log.warning("callback %s for merchant %s flagged: %s", callback.id,
                     merchant.client_id, result.flag)

@@ -41,6 +41,9 @@ class Result:
     # About one of our invoice quotes (a late payment): its bytes name our quote, never the
     # shop's invoice, so the shop hears it from us (late_news.py) or not at all.
     private: bool = False
+    # Pages the callback made paid by the merchant's tolerance: the shop's event of ours
+    # about each goes out after the processor's own bytes (payment_news.py).
+    accepted_short: tuple[str, ...] = ()
 
 
 class Malformed(ValueError):

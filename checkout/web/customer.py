@@ -205,7 +205,8 @@ def render_page(session: Session, page: Page, template: str, *,
         iframe=page.is_iframe, framable=framable,
         coin=present.coin_name(asset, page.currency),
         labels=labels, tx_labels=present.transaction_labels(),
-        status_text=present.fill(labels.get(str(model["phase"])) or str(model["status"]),
+        status_text=present.fill(labels.get(present.label_key(model))
+                                 or labels.get(str(model["phase"])) or str(model["status"]),
                                  present.label_values(model, asset.ticker, shop)),
         again_form=(forms.AgainForm(page.id)
                     if kind.pays_again and page.amount is not None else None),
@@ -458,7 +459,8 @@ def customer_error(exc: HTTPException) -> ResponseReturnValue:
 
 def template_helpers() -> dict[str, Any]:
     return {"get_locale": get_locale, "text_direction": i18n.text_direction,
-            "wallet_link": present.wallet_link, "minimum_note": present.minimum_note}
+            "wallet_link": present.wallet_link, "minimum_note": present.minimum_note,
+            "short_note": present.short_note}
 
 
 def init_app(app: Flask) -> None:

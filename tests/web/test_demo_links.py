@@ -14,11 +14,12 @@ from urllib.parse import urlencode
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from kit.invoices import TYPE_3, TestShop, settle
 from kit.invoices import pay as sandbox_pay
-from kit.invoices import settle
 from kit.live import LiveServer
 
-from checkout import merchants, terminal
+from checkout import db, merchants, terminal
+from checkout.models import Merchant
 from checkout.services import invoices
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -163,3 +164,42 @@ def test_the_readme_tells_a_newcomer_the_port_and_that_an_invoice_asks_first() -
     text = README.read_text(encoding="utf-8")
     assert "make run PORT=" in text
     assert "sandbox pay" in text and "asks for a currency" in text
+
+
+# ---------------------------------------------------------------- every money state by hand
+
+
+def test_the_commands_reach_a_late_payment_and_a_tolerated_underpayment(
+        live_server: LiveServer, shop: TestShop) -> None:
+    """`make run`'s sandbox reaches the states of money that went wrong: an invoice paid after
+    its time ran out (the sandbox clock moved on), and a page paid a little short within the
+    merchant's tolerance."""
+    data = shop.create(TYPE_3).json()["data"]  # as the sandbox shop's "BTC, timer" button
+    page = data["url"]
+    asked = model(page)
+    moved = live_server.app.test_cli_runner().invoke(
+        args=["sandbox", "clock", live_server.url, "--advance", "3600"])
+    assert moved.exit_code == 0 and "moved 3600 s forward" in moved.output
+    settle(live_server.app)
+    assert (model(page)["status"], model(page)["pay_now"]) == ("failed", False)
+    refused = pay(live_server, page)
+    assert refused.exit_code == 1 and "--amount sends a payment anyway" in refused.output
+    late = str((Decimal(asked["amount_due"]) * Decimal("1.05")).quantize(Decimal("1e-8")))
+    assert pay(live_server, page, "--amount", late).exit_code == 0
+    settle(live_server.app)
+    seen = model(page)
+    assert (seen["status"], seen["phase"]) == ("failed", "late")
+    assert Decimal(seen["late"]["amount"]) == Decimal(late)
+
+    demo = run_demo(live_server)
+    with live_server.app.app_context(), db.transaction() as s:
+        merchant = s.get(Merchant, 1000)
+        assert merchant is not None
+        merchant.underpaid_percent, merchant.underpaid_fiat = "2", "100"
+    due = model(demo["terminal"])["amount_due"]
+    short = str((Decimal(due) * Decimal("0.99")).quantize(Decimal("1e-8")))
+    assert pay(live_server, demo["terminal"], "--amount", short).exit_code == 0
+    settle(live_server.app)
+    paid = model(demo["terminal"])
+    assert (paid["phase"], paid["reason"]) == ("paid", "short_accepted")
+    assert Decimal(paid["shortfall"]) == Decimal(due) - Decimal(short)

@@ -339,6 +339,8 @@ def upgrade() -> None:
     sa.Column('release_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.Column('late_state', sa.String(length=16), nullable=True),
+    sa.Column('late_value', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['merchant_id'], ['merchants.client_id'], ),
     sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ),
     sa.PrimaryKeyConstraint('id'),
