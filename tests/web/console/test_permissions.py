@@ -79,6 +79,8 @@ ROUTES.update({
                                 "/console/settings/developer?merchant={merchant_a}"),
     "settings_secret": Route(roles.DEVELOPER, "POST",
                              "/console/settings/secret?merchant={merchant_a}"),
+    "settings_policies": Route(roles.SETTINGS, "POST",
+                               "/console/settings/policies?merchant={merchant_a}"),
     "settings_preview": Route(roles.SETTINGS, "GET",
                               "/console/settings/preview.css?accent=%2308f"),
     "users": Route(roles.USERS, "GET", "/console/users?merchant={merchant_a}"),
