@@ -85,6 +85,12 @@ def test_an_owner_approves_a_waiting_refund_with_the_code_asked_again(
     assert state_of(app, refund_id).state == "sent"
     look(page, "refund-sent")
 
+    # The payment's story lists its refund and who approved it.
+    page.locator(".refund-facts a.mono").click()
+    expect(page.locator("#refunds-heading")).to_be_visible()
+    expect(page.locator("ol.story")).to_contain_text(f"{owner.email} approved refund {refund_id}")
+    look(page, "payment-refunds")
+
 
 def test_an_owner_sets_the_policies(app: Flask, site: LiveServer, context: Any) -> None:
     tick = Tick()

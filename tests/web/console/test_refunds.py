@@ -13,9 +13,10 @@ from kit.live import LiveServer
 from kit.refunds import overpaid_page, requested_refund, state_of
 from sqlalchemy import func, select
 
-from checkout import db
+from checkout import db, merchants
 from checkout.models import AuditEntry, Merchant
 from checkout.sandbox import store as sandbox_store
+from checkout.services import refunds as decisions_service
 
 
 @pytest.fixture
@@ -167,3 +168,45 @@ def test_the_payment_page_lists_its_refunds(
     page_id = state_of(app, waiting).page_id
     story = client.get(f"/console/payments/{page_id}").text
     assert f"/console/refunds/{waiting}" in story and "Waiting for a decision" in story
+
+
+def test_when_the_processor_does_not_answer_the_approval_stands_and_is_sent_once_later(
+        app: Flask, client: FlaskClient, waiting: int, owner: Person, tick: Clock) -> None:
+    sign_in(app, client, owner)
+    form = client.get(f"/console/refunds/{waiting}")
+    app.config["PROCESSOR_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    answer = client.post(f"/console/refunds/{waiting}/approve", data={
+        "csrf_token": csrf_of(form.text), "confirm_code": tick.code(owner)})
+    assert answer.headers["Location"].endswith("done=later")
+    assert "The processor did not answer" in client.get(answer.headers["Location"]).text
+    assert state_of(app, waiting).state == "approved" and withdrawals(app) == 0
+    # The processor is back; the worker sends it once the call's lease ran out, once.
+    app.config["PROCESSOR_URL"] = None
+    tick.advance(minutes=10)
+    with app.app_context():
+        assert decisions_service.send_due() == 1
+        assert decisions_service.send_due() == 0
+    assert state_of(app, waiting).state == "sent" and withdrawals(app) == 1
+
+
+def test_a_user_of_another_merchant_finds_nothing_of_these_refunds(
+        app: Flask, client: FlaskClient, waiting: int, tick: Clock) -> None:
+    with app.app_context():
+        merchants.add(merchants.NewMerchant(client_id=22, name="Other", key="key-22",
+                                            secret="secret-22", return_hosts=(),
+                                            frame_origins=(), webhook_url=None))
+    other = add_person(app, "owner@other.example", roles={22: "owner"})
+    token = sign_in(app, client, other)
+    refund = state_of(app, waiting)
+    for path in ("/console/refunds", "/console/refunds?state=all",
+                 "/console/refunds?state=all&merchant=11"):
+        page = client.get(path)
+        assert page.status_code == 200 and refund.address not in page.text
+        assert f"/console/refunds/{waiting}" not in page.text
+    assert client.get(f"/console/refunds/{waiting}").status_code == 404
+    for action, form in (("approve", {"confirm_code": tick.code(other)}),
+                         ("reject", {"reason": "no"})):
+        answer = client.post(f"/console/refunds/{waiting}/{action}",
+                             data={"csrf_token": token, **form})
+        assert answer.status_code == 404 and refund.address not in answer.text
+    assert state_of(app, waiting).state == "requested" and withdrawals(app) == 0
