@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 from kit.console import Clock, Person, add_person, csrf_of, sign_in
 from kit.live import LiveServer
 from kit.refunds import overpaid_page, requested_refund, state_of
-from sqlalchemy import func, select
+from markupsafe import escape
+from sqlalchemy import func, select, update
 
 from checkout import db, merchants
 from checkout.models import AuditEntry, Merchant
@@ -210,3 +211,21 @@ def test_a_user_of_another_merchant_finds_nothing_of_these_refunds(
                              data={"csrf_token": token, **form})
         assert answer.status_code == 404 and refund.address not in answer.text
     assert state_of(app, waiting).state == "requested" and withdrawals(app) == 0
+
+
+def test_a_withdrawal_the_processor_refuses_fails_with_its_reason(
+        app: Flask, client: FlaskClient, waiting: int, owner: Person, tick: Clock) -> None:
+    # The merchant's balance at the processor spent elsewhere: the withdrawal is refused.
+    with sandbox_store.transaction(app) as s:
+        s.execute(update(sandbox_store.Balance).where(
+            sandbox_store.Balance.client_id == 11).values(amount="0"))
+    sign_in(app, client, owner)
+    form = client.get(f"/console/refunds/{waiting}")
+    answer = client.post(f"/console/refunds/{waiting}/approve", data={
+        "csrf_token": csrf_of(form.text), "confirm_code": tick.code(owner)})
+    assert answer.headers["Location"].endswith("done=failed")
+    refund = state_of(app, waiting)
+    assert refund.state == "failed" and refund.reason and "amount" in refund.reason
+    shown = client.get(answer.headers["Location"]).text
+    assert "the processor refused the withdrawal" in shown
+    assert str(escape(refund.reason)) in shown
