@@ -165,7 +165,8 @@ def refund_approve(refund_id: int) -> ResponseReturnValue:
 def _sent(refund_id: int) -> str:
     """Send the approved refund now, and say what became of it."""
     answer = decisions.send(refund_id)
-    state = refund_queue.one(db.session(), refund_id, None).state
+    state = refund_queue.one(db.session(), refund_id,
+                             signed().access.merchants(roles.REFUND)).state
     if state == rules.FAILED:
         return "failed"
     if state in (rules.SENT, rules.PENDING, rules.CONFIRMED):
