@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import branding, db, i18n
+from . import branding, currencies, db, i18n, policies
 from .models import Merchant
 
 _HOST = re.compile(r"\A(?=.{1,253}(?::|\Z))[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -207,9 +207,65 @@ class MerchantEdit:
     no_webhook: bool = False
     language: str | None = None
     brand: branding.BrandEdit = branding.BrandEdit()
+    # Policies for money that did not arrive as asked (policies.py), as typed.
+    underpaid_percent: str | None = None
+    underpaid_fiat: str | None = None
+    policy_currency: str | None = None
+    late_accept: bool | None = None
+    refund_auto_below: str | None = None
 
     def is_empty(self) -> bool:
         return self == MerchantEdit()
+
+
+POLICY_OPTION_NAMES = ("--underpaid-percent, --underpaid-fiat, --policy-currency, "
+                       "--late-accept, --no-late-accept, --refund-auto-below")
+
+
+def normalise_policy_currency(value: str) -> str:
+    """The fiat currency the policies' amounts are in, such as EUR."""
+    code = value.strip().upper()
+    if not currencies.is_fiat(code):
+        raise MerchantError(lazy_gettext("%(value)s is not a fiat currency this site knows, "
+                                         "such as EUR or USD", value=repr(value.strip()[:16])))
+    return code
+
+
+def _policy_value(parse: Any, value: str | None) -> str | None:
+    """A policy value as stored (canonical text), or MerchantError with the parser's words."""
+    if value is None:
+        return None
+    try:
+        return policies.text(parse(value))
+    except policies.PolicyError as exc:
+        raise MerchantError(exc.args[0]) from exc
+
+
+def _policy_values(change: MerchantEdit) -> list[tuple[str, str, object]]:
+    """(words, column, stored value or None: unchanged) of each policy; MerchantError for
+    the first bad one."""
+    return [
+        ("underpaid percent", "underpaid_percent",
+         _policy_value(policies.parse_percent, change.underpaid_percent)),
+        ("underpaid fiat", "underpaid_fiat",
+         _policy_value(policies.parse_fiat, change.underpaid_fiat)),
+        ("policy currency", "policy_currency",
+         normalise_policy_currency(change.policy_currency)
+         if change.policy_currency is not None else None),
+        ("late accept", "late_accept", change.late_accept),
+        ("refund auto below", "refund_auto_below",
+         _policy_value(policies.parse_fiat, change.refund_auto_below)),
+    ]
+
+
+def _apply_policies(merchant: Merchant, values: list[tuple[str, str, object]]) -> list[str]:
+    changes = []
+    for words, column, value in values:
+        if value is not None and value != getattr(merchant, column):
+            shown = ("yes" if value else "no") if isinstance(value, bool) else value
+            changes.append(f"{words}: {shown}")
+            setattr(merchant, column, value)
+    return changes
 
 
 def _edited(label: str, current: list[str], added: set[str], removed: set[str]) -> list[str]:
@@ -242,7 +298,7 @@ def edit_in(s: Session, client_id: int, change: MerchantEdit) -> tuple[Merchant,
         raise MerchantError("nothing to change: give --name, --return-host, "
                             "--remove-return-host, --frame-origin, --remove-frame-origin, "
                             "--webhook-url, --no-webhook, --language, "
-                            f"{branding.OPTION_NAMES}")
+                            f"{branding.OPTION_NAMES}, {POLICY_OPTION_NAMES}")
     if change.webhook_url is not None and change.no_webhook:
         raise MerchantError("give either --webhook-url or --no-webhook, not both")
     if change.name is not None:
@@ -253,6 +309,7 @@ def edit_in(s: Session, client_id: int, change: MerchantEdit) -> tuple[Merchant,
     remove_origins = {normalise_frame_origin(o) for o in change.remove_frame_origins}
     webhook = normalise_webhook_url(change.webhook_url) if change.webhook_url else None
     language = normalise_language(change.language) if change.language is not None else None
+    policy_values = _policy_values(change)
     changes: list[str] = []
     merchant = s.get(Merchant, client_id, with_for_update=True)
     if merchant is None:
@@ -280,6 +337,7 @@ def edit_in(s: Session, client_id: int, change: MerchantEdit) -> tuple[Merchant,
         changes += branding.apply(merchant, change.brand)
     except branding.BrandError as exc:
         raise MerchantError(exc.message) from exc
+    changes += _apply_policies(merchant, policy_values)
     return merchant, changes
 
 
@@ -300,12 +358,21 @@ RETURN_HOSTS_NOTE = (
     "and url_failed) on any other host is refused.")
 
 
+def policy_summary(m: Merchant) -> str:
+    p = policies.of(m)
+    return (f"underpaid: {policies.text(p.underpaid_percent)} % and "
+            f"{policies.text(p.underpaid_fiat)} {p.currency}; "
+            f"late accepted: {'yes' if p.late_accept else 'no'}; "
+            f"refunds approved below: {policies.text(p.refund_auto_below)} {p.currency}")
+
+
 def _operator_line(m: Merchant) -> str:
     """One line for operators, never the key or the secret."""
     return (f"{m.client_id}\t{m.name}\treturn hosts: {', '.join(m.return_hosts) or '-'}\t"
             f"frame origins: {', '.join(m.frame_origins) or '-'}\t"
             f"webhook: {m.webhook_url or '-'}\t"
-            f"language: {i18n.tag(m.language) if m.language else '-'}"
+            f"language: {i18n.tag(m.language) if m.language else '-'}\t"
+            f"{policy_summary(m)}"
             + (f"\t{brand}" if (brand := branding.branding_summary(m)) else ""))
 
 
@@ -351,11 +418,24 @@ def add_command(client_id: int, name: str, key: str, secret: str, return_hosts: 
 @click.option("--webhook-url", help="Forward processor callbacks here from now on.")
 @click.option("--no-webhook", is_flag=True, help="Stop forwarding callbacks.")
 @click.option("--language", help=LANGUAGE_HELP)
+@click.option("--underpaid-percent", help="A deposit page short by at most this percent (0 to "
+              "10) and at most --underpaid-fiat counts as paid; 0: no tolerance.")
+@click.option("--underpaid-fiat", help="The most a tolerated shortfall may be worth, in the "
+              "policy currency, e.g. 2.50; 0: no tolerance.")
+@click.option("--policy-currency", help="The fiat currency of the policies' amounts, e.g. EUR.")
+@click.option("--late-accept/--no-late-accept", default=None,
+              help="Accept money arriving after the time ran out when its value then still "
+                   "covers the price (default: accept).")
+@click.option("--refund-auto-below", help="Approve refunds worth less than this (policy "
+              "currency) without a person; 0: a person approves every refund.")
 @branding.brand_options
 def edit_command(client_id: int, name: str | None, return_hosts: tuple[str, ...],
                  removed_hosts: tuple[str, ...], frame_origins: tuple[str, ...],
                  removed_origins: tuple[str, ...], webhook_url: str | None,
-                 no_webhook: bool, language: str | None, **brand: Any) -> None:
+                 no_webhook: bool, language: str | None, underpaid_percent: str | None,
+                 underpaid_fiat: str | None, policy_currency: str | None,
+                 late_accept: bool | None, refund_auto_below: str | None,
+                 **brand: Any) -> None:
     """Change a merchant's settings at once, without a restart (all or nothing).
 
     The key and secret stay as they are; they are never printed.
@@ -363,7 +443,10 @@ def edit_command(client_id: int, name: str | None, return_hosts: tuple[str, ...]
     try:
         change = MerchantEdit(name, return_hosts, removed_hosts, frame_origins,
                               removed_origins, webhook_url, no_webhook, language,
-                              branding.edit_from_options(**brand))
+                              branding.edit_from_options(**brand),
+                              underpaid_percent=underpaid_percent,
+                              underpaid_fiat=underpaid_fiat, policy_currency=policy_currency,
+                              late_accept=late_accept, refund_auto_below=refund_auto_below)
         merchant, changes = edit(client_id, change)
     except branding.BrandError as exc:
         raise click.ClickException(str(exc)) from exc

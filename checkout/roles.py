@@ -20,15 +20,21 @@ SETTINGS: Final = "settings"  # names, logo, accent, instructions, language
 CONFIGURE: Final = "configure"
 USERS: Final = "users"  # invite, change roles, remove
 AUDIT: Final = "audit"  # read the audit log
+REFUND: Final = "refund"  # approve or reject refunds: sends the merchant's money back
 
 CAPABILITIES: Final = (READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, CONFIGURE,
-                       USERS, AUDIT)
+                       USERS, AUDIT, REFUND)
 
 ROLES: Final[dict[str, frozenset[str]]] = {
     "owner": frozenset(CAPABILITIES),
     "admin": frozenset({READ, NOTE, RESEND, EXPORT, DELIVERIES, DEVELOPER, SETTINGS, CONFIGURE,
-                        AUDIT}),
+                        AUDIT, REFUND}),
     "developer": frozenset({READ, RESEND, DELIVERIES, DEVELOPER, CONFIGURE}),
+    # Neither support nor accountant decides refunds: an approval pays the merchant's money
+    # out at once, a decision for whoever answers for the balance. Support talks to the
+    # customer and sees each refund's state (READ); the accountant keeps the books and
+    # should not also be the one paying out of them (the audit log they read records who
+    # did).
     "support": frozenset({READ, NOTE, RESEND}),
     "accountant": frozenset({READ, EXPORT, AUDIT}),
     "viewer": frozenset({READ}),

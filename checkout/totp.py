@@ -37,7 +37,8 @@ def accepted_step(secret: str, code: str, now: datetime, last_step: int | None) 
     """The time step `code` belongs to, if it is right now and newer than `last_step` (a code
     is good once); None otherwise."""
     code = code.replace(" ", "").strip()
-    if not (len(code) == 6 and code.isdigit()):
+    # ASCII digits only: "١٢٣٤٥٦" is digits to str.isdigit, and no code (nor comparable).
+    if not (len(code) == 6 and code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret)
     current = unix(now) // STEP

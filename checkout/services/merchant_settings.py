@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit, branding, i18n, merchants
+from .. import audit, branding, i18n, merchants, policies
 from ..models import Merchant
 from . import signin
 
@@ -28,6 +28,12 @@ NAME, DISPLAY_NAME, ACCENT, LANGUAGE, LOGO, INSTRUCTIONS = (
     "name", "display_name", "accent", "language", "logo", "instructions")
 WEBHOOK_URL, RETURN_HOSTS, FRAME_ORIGINS, API_SECRET = (
     "webhook_url", "return_hosts", "frame_origins", "api_secret")
+UNDERPAID_PERCENT, UNDERPAID_FIAT, POLICY_CURRENCY, LATE_ACCEPT, REFUND_AUTO_BELOW = (
+    "underpaid_percent", "underpaid_fiat", "policy_currency", "late_accept",
+    "refund_auto_below")
+# The fiat currencies the policy form offers first (any the site knows is accepted).
+POLICY_CURRENCIES = ("EUR", "USD", "GBP", "CHF", "JPY", "CAD", "AUD", "PLN", "SEK", "NOK",
+                     "CZK", "TRY", "BRL", "INR")
 CONFIRM_CODE = "confirm_code"
 SECRET_FIELD = "new_secret"  # noqa: S105 (a form field's name)
 DEFAULT_LANGUAGE = "en"  # what a merchant without a language gets
@@ -38,7 +44,9 @@ V = TypeVar("V")
 _FIELD_OF_CHANGE = {"name": NAME, "display name": DISPLAY_NAME, "accent": ACCENT,
                     "language": LANGUAGE, "logo": LOGO, "instructions": INSTRUCTIONS,
                     "webhook": WEBHOOK_URL, "return hosts": RETURN_HOSTS,
-                    "frame origins": FRAME_ORIGINS}
+                    "frame origins": FRAME_ORIGINS, "underpaid percent": UNDERPAID_PERCENT,
+                    "underpaid fiat": UNDERPAID_FIAT, "policy currency": POLICY_CURRENCY,
+                    "late accept": LATE_ACCEPT, "refund auto below": REFUND_AUTO_BELOW}
 
 
 class Invalid(ValueError):
@@ -83,6 +91,17 @@ class DeveloperForm:
 
 
 @dataclass(frozen=True)
+class PolicyForm:
+    """The policies form as sent: the amounts as typed."""
+
+    underpaid_percent: str = "0"
+    underpaid_fiat: str = "0"
+    policy_currency: str = "EUR"
+    late_accept: bool = True
+    refund_auto_below: str = "0"
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the settings page shows of a merchant: never its key or secret."""
 
@@ -96,6 +115,7 @@ class Settings:
     webhook_url: str
     return_hosts: list[str]
     frame_origins: list[str]
+    policy: PolicyForm = PolicyForm()  # as stored, in the form's words
 
 
 def instruction_keys(current: Mapping[str, str]) -> list[str]:
@@ -124,7 +144,15 @@ def settings_of(session: Session, client_id: int) -> Settings | None:
         language=merchant.language or DEFAULT_LANGUAGE, instructions=merchant.instructions,
         logo=(logo.width, logo.height) if logo is not None else None,
         webhook_url=merchant.webhook_url or "", return_hosts=merchant.return_hosts,
-        frame_origins=merchant.frame_origins)
+        frame_origins=merchant.frame_origins, policy=_policy_of(merchant))
+
+
+def _policy_of(merchant: Merchant) -> PolicyForm:
+    stored = policies.of(merchant)
+    return PolicyForm(underpaid_percent=policies.text(stored.underpaid_percent),
+                      underpaid_fiat=policies.text(stored.underpaid_fiat),
+                      policy_currency=stored.currency, late_accept=stored.late_accept,
+                      refund_auto_below=policies.text(stored.refund_auto_below))
 
 
 def logo_digest(session: Session, client_id: int) -> str | None:
@@ -235,6 +263,36 @@ def _developer_edit(current: Settings, form: DeveloperForm, *,
         remove_frame_origins=tuple(sorted(set(current.frame_origins) - origins)))
 
 
+def _policy_text(errors: dict[str, Message], name: str,
+                 parse: Callable[[str], object], value: str) -> str | None:
+    try:
+        return policies.text(parse(value))  # type: ignore[arg-type]
+    except policies.PolicyError as exc:
+        errors[name] = exc.args[0]
+        return None
+
+
+def _policy_edit(current: Settings, form: PolicyForm) -> merchants.MerchantEdit:
+    """Each value checked by the command's own parsers (an error per field); only what
+    differs from what is stored is changed."""
+    errors: dict[str, Message] = {}
+    percent = _policy_text(errors, UNDERPAID_PERCENT, policies.parse_percent,
+                           form.underpaid_percent)
+    fiat = _policy_text(errors, UNDERPAID_FIAT, policies.parse_fiat, form.underpaid_fiat)
+    auto = _policy_text(errors, REFUND_AUTO_BELOW, policies.parse_fiat, form.refund_auto_below)
+    currency = _check(errors, POLICY_CURRENCY, merchants.normalise_policy_currency,
+                      form.policy_currency)
+    if errors:
+        raise Invalid(errors)
+    was = current.policy
+    return merchants.MerchantEdit(
+        underpaid_percent=percent if percent != was.underpaid_percent else None,
+        underpaid_fiat=fiat if fiat != was.underpaid_fiat else None,
+        policy_currency=currency if currency != was.policy_currency else None,
+        late_accept=form.late_accept if form.late_accept != was.late_accept else None,
+        refund_auto_below=auto if auto != was.refund_auto_below else None)
+
+
 def changed_fields(changes: list[str]) -> list[str]:
     """The names of the settings `merchants.edit` says it changed, for the audit entry."""
     return [_FIELD_OF_CHANGE.get(words.split(":")[0], words.split(":")[0])
@@ -292,6 +350,28 @@ def save_developer(session: Session, client_id: int, form: DeveloperForm, code: 
         return []
     _confirm(session, actor, code, now)
     return _save(session, client_id, change, actor=actor, action="settings.developer")
+
+
+def auto_limit_changes(was: PolicyForm, change: merchants.MerchantEdit) -> bool:
+    """Whether the edit changes what refunds approve themselves: the limit, or the currency
+    a limit in force is counted in (100 JPY and 100 EUR are not the same limit)."""
+    limit_in_force = was.refund_auto_below not in ("", "0")
+    return change.refund_auto_below is not None or (
+        change.policy_currency is not None and limit_in_force)
+
+
+def save_policies(session: Session, client_id: int, form: PolicyForm, code: str, *,
+                  actor: Actor, now: datetime) -> list[str]:
+    """Underpayment tolerance, policy currency, late payments, the refunds' automatic
+    approval: all or nothing. A new automatic approval limit asks the code again: it lets
+    money leave the balance without a person. Raises Invalid."""
+    current = _settings_or_invalid(session, client_id)
+    change = _policy_edit(current, form)
+    if change.is_empty():
+        return []
+    if auto_limit_changes(current.policy, change):
+        _confirm(session, actor, code, now)
+    return _save(session, client_id, change, actor=actor, action="settings.policies")
 
 
 def replace_secret(session: Session, client_id: int, code: str, *, actor: Actor,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +42,7 @@ from ..models import (
     is_page_token,
 )
 from ..pagekinds import deposit
-from . import deliveries, reconcile
+from . import deliveries, reconcile, refund_queue
 
 NOTE_MAX = 2000
 # Bytes of a body shown on the page: a callback is a few KB at most; a hostile one is cut.
@@ -53,6 +53,8 @@ RESENT = "payment.resend"
 ASKED = "payment.ask"
 NOTED = "payment.note"
 ACTIONS = (RESENT, ASKED, NOTED)
+# The merchant's decisions on the page's refunds (services.refunds writes them).
+REFUND_DECISIONS = ("refund.approve", "refund.reject")
 
 
 class NotFound(LookupError):
@@ -177,6 +179,7 @@ class Story:
     facts: Facts
     entries: list[Entry]
     resendable: int | None  # the delivery "resend" would send again, if any
+    refunds: list[refund_queue.Row] = field(default_factory=list)  # oldest first
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +200,8 @@ def find(session: Session, page_id: str, merchants: list[int] | None) -> Page:
     return page
 
 
-def load(session: Session, page_id: str, merchants: list[int] | None) -> Story:
+def load(session: Session, page_id: str, merchants: list[int] | None, *,
+         testnet: bool = False) -> Story:
     page = find(session, page_id, merchants)
     name = session.scalar(select(Merchant.name).where(Merchant.client_id == page.merchant_id))
     invoice = session.scalar(select(Invoice).where(Invoice.page_id == page.id))
@@ -210,7 +214,7 @@ def load(session: Session, page_id: str, merchants: list[int] | None) -> Story:
                             .order_by(PaymentNote.at, PaymentNote.id)).all()
     acts = session.scalars(select(AuditEntry).where(
         AuditEntry.merchant_id == page.merchant_id, AuditEntry.target == page.id,
-        AuditEntry.action.in_((RESENT, ASKED))).order_by(AuditEntry.id)).all()
+        AuditEntry.action.in_((RESENT, ASKED, *REFUND_DECISIONS))).order_by(AuditEntry.id)).all()
     convert_to = None
     if page.kind == deposit.KIND.name and page.address_id is not None:
         convert_to = session.scalar(select(DepositAddress.convert_to).where(
@@ -223,7 +227,8 @@ def load(session: Session, page_id: str, merchants: list[int] | None) -> Story:
     entries += [_tried(attempt) for attempt in attempts]
     entries += [Noted(note.at, note.author, note.text) for note in notes]
     entries += [Acted(entry.at, entry.action, entry.actor, audit.detail(entry)) for entry in acts]
-    return Story(facts, in_time_order(entries), _resendable(queued))
+    return Story(facts, in_time_order(entries), _resendable(queued),
+                 refund_queue.of_page(session, page.id, merchants, testnet=testnet))
 
 
 def in_time_order(entries: list[Entry]) -> list[Entry]:

@@ -12,6 +12,7 @@ from . import (
     enrol,
     overview,
     payments,
+    refunds,
     sessions,
     settings,
     signin,
@@ -23,7 +24,7 @@ from . import (
 def init_app(app: Flask) -> None:
     # Their views are registered on `base.bp` as they load.
     assert audit_log and deliveries and enrol and overview and sessions and settings
-    assert payments and signin and story and users
+    assert payments and refunds and signin and story and users
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         # Back-office forms carry base.csrf_token(), checked for every POST by base's gate,

@@ -187,6 +187,7 @@ NAV: tuple[tuple[str, LazyString, str], ...] = (
     ("payments", _l("Payments"), roles.READ),
     ("deliveries", _l("Deliveries"), roles.READ),
     ("flagged", _l("Flagged callbacks"), roles.READ),
+    ("refunds", _l("Refunds"), roles.READ),
     ("settings", _l("Settings"), roles.CONFIGURE),
     ("users", _l("Users"), roles.USERS),
     ("audit_log", _l("Audit log"), roles.AUDIT),

@@ -17,7 +17,7 @@ from ...services import signin
 from .base import bp, client_address, merchant_or_404, render, requires, signed
 
 # The notices a redirect after a change names (?done=...).
-DONE = ("brand", "developer", "secret", "unchanged")
+DONE = ("brand", "developer", "secret", "policies", "unchanged")
 
 
 def _merchant_id() -> int:
@@ -48,7 +48,8 @@ def error_messages(errors: dict[str, ms.Message]) -> dict[str, str]:
 
 
 def _page(merchant_id: int, *, status: int = 200, brand: ms.BrandForm | None = None,
-          developer: ms.DeveloperForm | None = None, errors: dict[str, ms.Message] | None = None,
+          developer: ms.DeveloperForm | None = None, policy: ms.PolicyForm | None = None,
+          errors: dict[str, ms.Message] | None = None,
           part: str = "", secret: str | None = None, preview: str | None = None
           ) -> ResponseReturnValue:
     current = ms.settings_of(db.session(), merchant_id)
@@ -59,6 +60,7 @@ def _page(merchant_id: int, *, status: int = 200, brand: ms.BrandForm | None = N
     digest = ms.logo_digest(db.session(), merchant_id)
     context: dict[str, Any] = {
         "current": current, "brand": brand, "developer": developer,
+        "policy": policy or current.policy, "policy_currencies": _policy_currencies(current),
         "errors": error_messages(errors or {}), "part": part, "secret": secret,
         "developer_allowed": who.access.can(roles.DEVELOPER, merchant_id),
         "brand_allowed": who.access.can(roles.SETTINGS, merchant_id),
@@ -170,6 +172,35 @@ def settings_secret() -> ResponseReturnValue:
     if issued is not None:
         return _done(merchant_id, [ms.API_SECRET], "secret")
     return _page(merchant_id, secret=secret, part="secret")
+
+
+def _policy_currencies(current: ms.Settings) -> list[str]:
+    offered = list(ms.POLICY_CURRENCIES)
+    if current.policy.policy_currency not in offered:
+        offered.insert(0, current.policy.policy_currency)
+    return offered
+
+
+@bp.route("/settings/policies", methods=["POST"])
+@requires(roles.SETTINGS)
+def settings_policies() -> ResponseReturnValue:
+    """Under- and late payments, the refunds' automatic approval (the code asked again when
+    it changes: it lets money leave the balance without a person)."""
+    merchant_id = _merchant_id()
+    merchant_or_404(merchant_id, roles.SETTINGS)
+    form = ms.PolicyForm(underpaid_percent=request.form.get("underpaid_percent", ""),
+                         underpaid_fiat=request.form.get("underpaid_fiat", ""),
+                         policy_currency=request.form.get("policy_currency", ""),
+                         late_accept=request.form.get("late_accept") == "1",
+                         refund_auto_below=request.form.get("refund_auto_below", ""))
+    try:
+        with db.transaction() as session:
+            changes = ms.save_policies(session, merchant_id, form,
+                                       request.form.get("confirm_code", ""),
+                                       actor=_actor(), now=clock.now())
+    except ms.Invalid as exc:
+        return _page(merchant_id, status=422, policy=form, errors=exc.errors, part="policies")
+    return _done(merchant_id, changes, "policies")
 
 
 def _sandbox() -> bool:

@@ -5,13 +5,14 @@ holds flashes)."""
 
 from __future__ import annotations
 
-from flask import abort, redirect, request, url_for
+from flask import abort, current_app, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from ... import db, roles
 from ...models import Page
 from ...services import story
+from . import refunds
 from .base import bp, client_address, merchant_or_404, render, requires, signed
 
 
@@ -82,13 +83,15 @@ def _show(page_id: str, *, note: str = "", note_error: str | None = None,
           status: int = 200) -> ResponseReturnValue:
     page = _page_or_404(page_id, roles.READ)
     who = signed()
-    told = story.load(db.session(), page.id, who.access.merchants(roles.READ))
+    told = story.load(db.session(), page.id, who.access.merchants(roles.READ),
+                      testnet=bool(current_app.config["SANDBOX"]))
     done = request.args.get("done", "")
     return render("console/payment.html", story=told, done=_messages().get(done),
                   can_resend=who.access.can(roles.RESEND, page.merchant_id),
                   can_note=who.access.can(roles.NOTE, page.merchant_id),
                   note=note, note_error=note_error, note_max=story.NOTE_MAX,
-                  outcome_label=outcome_label), status
+                  outcome_label=outcome_label, refund_states=refunds.state_names(),
+                  refund_causes=refunds.cause_names()), status
 
 
 @bp.route("/payments/<page_id>/resend", methods=["POST"])

@@ -23,7 +23,7 @@ from kit.console import Person, add_person, sign_in
 from sqlalchemy.orm import Session
 
 from checkout import audit, clock, db, merchants, roles
-from checkout.models import Callback, Delivery, Invoice, Page, User
+from checkout.models import Callback, Delivery, Invoice, Page, Refund, User
 from checkout.services import console_sessions
 from checkout.services import people as people_service
 from checkout.web.console import base
@@ -79,6 +79,8 @@ ROUTES.update({
                                 "/console/settings/developer?merchant={merchant_a}"),
     "settings_secret": Route(roles.DEVELOPER, "POST",
                              "/console/settings/secret?merchant={merchant_a}"),
+    "settings_policies": Route(roles.SETTINGS, "POST",
+                               "/console/settings/policies?merchant={merchant_a}"),
     "settings_preview": Route(roles.SETTINGS, "GET",
                               "/console/settings/preview.css?accent=%2308f"),
     "users": Route(roles.USERS, "GET", "/console/users?merchant={merchant_a}"),
@@ -100,6 +102,18 @@ ROUTES.update({
                           f"/console/payments.csv?q=addr-of-a&merchant={A}&attention=1"),
 })
 SECRETS_OF_A += ("payer-of-a@example.org",)
+
+
+# Refunds: the list (filtered by A), one refund of A, and the decisions on it. An allowed
+# person's empty approval or rejection is refused by the form itself (no code, no reason).
+ROUTES.update({
+    "refunds": Route(roles.READ, "GET", f"/console/refunds?state=all&merchant={A}"),
+    "refund": Route(roles.READ, "GET", "/console/refunds/{refund_a}"),
+    "refund_approve": Route(roles.REFUND, "POST", "/console/refunds/{refund_a}/approve",
+                            (("confirm_code", "000000"),)),
+    "refund_reject": Route(roles.REFUND, "POST", "/console/refunds/{refund_a}/reject"),
+})
+SECRETS_OF_A += ("refund-addr-of-a",)
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,19 @@ def _flagged_and_delivered(session: Session, merchant_id: int, text: str) -> int
     return delivery.id
 
 
+def _refund(session: Session, page: Page, address: str) -> int:
+    """A refund of the page waiting for a decision; its id."""
+    now = clock.now()
+    refund = Refund(page_id=page.id, merchant_id=page.merchant_id,
+                    foreign_id="rf" + page.id[:20], cause="overpaid", state="requested",
+                    currency="BTC", balance_currency="BTC", amount="0.001",
+                    amount_received="0.0009", address=address, requested_at=now,
+                    updated_at=now)
+    session.add(refund)
+    session.flush()
+    return refund.id
+
+
 @pytest.fixture
 def world(app: Flask) -> World:
     with app.app_context():
@@ -148,8 +175,10 @@ def world(app: Flask) -> World:
                 # Nothing listens there: a retry is refused at once, never sent anywhere.
                 frame_origins=(), webhook_url="http://127.0.0.1:9/hook"))
         with db.transaction() as session:
-            page_a = _page(A, "order-of-a", "addr-of-a")
-            session.add_all([page_a, _page(B, "order-of-b", "addr-of-b")])
+            page_a, page_b = _page(A, "order-of-a", "addr-of-a"), _page(B, "order-of-b",
+                                                                        "addr-of-b")
+            session.add_all([page_a, page_b])
+            session.flush()
             delivery_a = _flagged_and_delivered(session, A, "callback-of-a")
             _flagged_and_delivered(session, B, "callback-of-b")
             audit.record(session, "settings.change", actor="someone@a.example", merchant_id=A,
@@ -160,6 +189,8 @@ def world(app: Flask) -> World:
                 "invoice", "confirmed", "underpaid")
             session.add(invoice_page)
             session.flush()
+            refund_a = _refund(session, page_a, "refund-addr-of-a")
+            _refund(session, page_b, "refund-addr-of-b")
             session.add(Invoice(merchant_id=A, foreign_id="invoice-of-a", page_id=invoice_page.id,
                                 title="Order", currency="EUR", amount="26",
                                 email_user="payer-of-a@example.org",
@@ -181,7 +212,7 @@ def world(app: Flask) -> World:
         session.flush()
         enrol_token = people_service.new_link(session, newcomer, now=clock.now())
     return World({"page_a": page_a.id, "merchant_a": str(A), "delivery_a": str(delivery_a),
-                  "enrol_token": enrol_token},
+                  "enrol_token": enrol_token, "refund_a": str(refund_a)},
                  people)
 
 
