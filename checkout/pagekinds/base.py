@@ -52,6 +52,8 @@ class PageModel(TypedDict):
     form: str | None
     refund_note: bool
     invoice: dict[str, Any] | None
+    # Money owed back and the refunds asked for it (refund_view.py), null when neither.
+    refund: dict[str, Any] | None
     # An invoice's alone: money that arrived after it closed, and whether the script keeps
     # asking about a final page (late money may still come, or confirm).
     late: NotRequired[dict[str, Any] | None]

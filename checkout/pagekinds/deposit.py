@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from .. import clock, currencies, limits, money, rates
 from ..models import Deposit, Page
 from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
+from . import refund_view
 from .base import PageModel
 from .present import REFUSED_BELOW_MINIMUM, asset_of, fiat_places, payment_uri, short, testnet
 from .present import transaction_line as _line
@@ -204,6 +205,9 @@ PHASE_PAID = "paid"
 PHASE_OVERPAID = "overpaid"
 PHASE_CANCELLED = "cancelled"
 PHASE_BELOW_MINIMUM = "below_minimum"
+# Underpaid, and the customer asked for what they sent back instead of paying the rest.
+PHASE_REFUNDING = "refunding"  # the refund is on its way (asked, approved, sent)
+PHASE_REFUNDED = "refunded"  # the refund reached the chain
 PAYING_PHASES = frozenset({PHASE_WAITING, PHASE_PARTIAL})
 
 
@@ -220,12 +224,15 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
     deposits = page_deposits(session, page)
     final = is_final(page.status, page.reason)
     minimum = limits.minimum_payment(session, page.currency)
-    phase = phase_of(page.status, page.reason, amount, paid)
+    test = testnet()
+    refund = refund_view.refund_part(session, page, may_owe=may_owe(page), testnet=test,
+                                     deposits=deposits)
+    phase = phase_of(page.status, page.reason, amount, paid,
+                     refunding=refund_view.states(refund))
     due = amount_due(amount, paid, minimum, asset.decimals) if phase in PAYING_PHASES else None
     rest = _rest(amount, paid, asset.decimals)
     # What the minimum makes the customer send beyond the rest (said, in coin and fiat).
     extra = due - rest if rest and due is not None and due > rest else None
-    test = testnet()
     return {
         "id": page.id,
         "kind": page.kind,
@@ -260,10 +267,23 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
         "form": None,
         "refund_note": False,
         "invoice": None,
+        "refund": refund,
     }
 
 
-def phase_of(status: str, reason: str | None, amount: Decimal | None, paid: Decimal) -> str:
+def may_owe(page: Page) -> bool:
+    """Only confirmed money beyond or short of the amount is ever owed back (owed.py); a page
+    ever in such a state keeps it (forward-only), so its refunds stay shown."""
+    return page.status == CONFIRMED and page.reason in (OVERPAID, UNDERPAID)
+
+
+def phase_of(status: str, reason: str | None, amount: Decimal | None, paid: Decimal,
+             refunding: set[str] | frozenset[str] = frozenset()) -> str:
+    """`refunding`: the states of the page's refunds. An underpaid page whose customer asked
+    for their money back instead of paying the rest stops asking for the rest."""
+    if status == CONFIRMED and reason == UNDERPAID and refunding & refund_view.CHOSEN:
+        return (PHASE_REFUNDING if refunding & refund_view.IN_FLIGHT
+                else PHASE_REFUNDED)
     if status == CANCELLED:
         return PHASE_BELOW_MINIMUM if reason == BELOW_MINIMUM else PHASE_CANCELLED
     if status == CONFIRMED and reason != UNDERPAID:
@@ -393,6 +413,14 @@ def status_labels() -> dict[str, str]:
                                "not credited to %(shop)s, and it is not sent back "
                                "automatically: please contact %(shop)s about it, with the "
                                "transaction below, before you pay again.", **ph),
+        PHASE_REFUNDING: _("You asked for your payment back, so nothing more needs to be "
+                           "sent. The refund's progress is shown below."),
+        PHASE_REFUNDED: _("Your payment was sent back to you. Nothing more needs to be sent."),
+        # Not a phase: an overpaid page that offers (or made) the refund on the page itself.
+        "overpaid:refund": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked: "
+                             "you can get the difference back below.", **ph),
+        "overpaid:refund-asked": _("Payment confirmed. You sent %(over)s %(ticker)s more than "
+                                   "asked: its refund is shown below.", **ph),
         # Not phases: shown beside the amount when the rest is below the minimum.
         "note:minimum": _("The rest, %(rest)s %(ticker)s, is less than the smallest payment "
                           "accepted (%(minimum)s %(ticker)s), so you have to send %(due)s "

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from .. import currencies, money, rates, returns
 from ..models import Invoice, InvoiceQuote, Merchant, Page, RateQuote
 from ..states import CONFIRMED, CREATED, FAILED, PENDING, PROCESSING, UNPAID_INVOICE
-from . import invoice_late
+from . import invoice_late, refund_view
 from .base import PageModel
 from .deposit import PHASE_OVERPAID, amount_asked, is_final
 from .deposit import status_labels as deposit_labels
@@ -405,6 +405,9 @@ def invoice_model(session: Session, page: Page, now: datetime) -> PageModel:
         "return_url": part.get("return_url") if final else None,
         "form": part.get("form"), "refund_note": part.get("refund_note", False),
         "invoice": part.get("invoice"),
+        # Late money is the one thing an invoice page may owe back itself (owed.py).
+        "refund": refund_view.refund_part(session, page, may_owe=bool(part.get("late")),
+                                          testnet=test),
         "late": part.get("late"), "watch": part.get("watch", False),
     }
 

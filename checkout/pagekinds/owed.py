@@ -32,15 +32,20 @@ class Owed:
     minimum: Decimal | None  # the smallest withdrawal the processor takes, when known
 
 
-def owed(session: Session, page: Page) -> Owed | None:
-    """What the page owes its customer now, or None."""
-    found = _deposit_owed(session, page) if page.kind == deposit_kind.KIND.name else None
+def owed(session: Session, page: Page, *, deposits: Sequence[Deposit] | None = None,
+         refunds: Sequence[Refund] | None = None) -> Owed | None:
+    """What the page owes its customer now, or None. `deposits` and `refunds`: the page's,
+    when the caller has them already (the page model), to spare their queries."""
+    found = (_deposit_owed(session, page, deposits) if page.kind == deposit_kind.KIND.name
+             else None)
     if found is None:
         return None
     cause, currency, balance_currency, total = found
     if total <= 0:
         return None
-    left = rules.still_owed(total, held(session, page.id))
+    holding = (held(session, page.id) if refunds is None
+               else [(refund.state, refund.amount) for refund in refunds])
+    left = rules.still_owed(total, holding)
     receive = rules.to_receive(left, currency, places(currency)) if left > 0 else None
     minimum = limits.minimum_withdrawal(session, currency)
     if receive is not None and minimum is not None and receive < minimum:
@@ -48,14 +53,16 @@ def owed(session: Session, page: Page) -> Owed | None:
     return Owed(cause, currency, balance_currency, total, left, receive, minimum)
 
 
-def _deposit_owed(session: Session, page: Page) -> tuple[str, str, str, Decimal] | None:
+def _deposit_owed(session: Session, page: Page, deposits: Sequence[Deposit] | None
+                  ) -> tuple[str, str, str, Decimal] | None:
     """An overpaid page owes what came beyond the price; an underpaid one (short beyond the
     merchant's tolerance) everything that came, if the customer prefers it back to paying
     the rest. Only confirmed money is ever owed: money in flight may still be cancelled."""
     if page.status != CONFIRMED or page.reason not in (deposit_kind.OVERPAID,
                                                         deposit_kind.UNDERPAID):
         return None
-    confirmed = _confirmed(deposit_kind.page_deposits(session, page))
+    confirmed = _confirmed(deposit_kind.page_deposits(session, page) if deposits is None
+                           else deposits)
     asked = deposit_kind.amount_asked(page)
     if page.reason == deposit_kind.OVERPAID:
         if asked is None:

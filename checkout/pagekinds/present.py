@@ -162,6 +162,20 @@ def fill(template: str, values: dict[str, str]) -> str:
     return template
 
 
+def label_key(model: Mapping[str, Any]) -> str:
+    """Which label says the model's phase: an overpaid page that settles the difference on
+    the page itself says so instead of sending the customer to the shop (checkout.js picks
+    alike)."""
+    phase = str(model["phase"])
+    part = model.get("refund")
+    if phase != "overpaid" or not part:
+        return phase
+    owed = part.get("owed")
+    if owed and not owed.get("too_small"):
+        return "overpaid:refund"
+    return "overpaid:refund-asked" if part.get("refunds") else phase
+
+
 def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, str]:
     """Amounts in the page language's marks, every digit kept (checkout.js does the same)."""
     minimum = model.get("minimum")
