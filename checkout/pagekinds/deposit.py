@@ -18,10 +18,9 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import clock, currencies, limits, money, rates
+from .. import clock, currencies, limits, money, rates, refund_rules
 from ..models import Deposit, Page
 from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
-from . import refund_view
 from .base import PageModel
 from .present import REFUSED_BELOW_MINIMUM, asset_of, fiat_places, payment_uri, short, testnet
 from .present import transaction_line as _line
@@ -211,7 +210,8 @@ PHASE_REFUNDED = "refunded"  # the refund reached the chain
 PAYING_PHASES = frozenset({PHASE_WAITING, PHASE_PARTIAL})
 
 
-def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
+def deposit_model(session: Session, page: Page, now: datetime,
+                  refund: dict[str, Any] | None = None) -> PageModel:
     """The JSON model of a deposit page: what `/status` answers and what the HTML renders from.
 
     Everything a customer can act on (the QR, the wallet link, the amount and its copy
@@ -225,10 +225,8 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
     final = is_final(page.status, page.reason)
     minimum = limits.minimum_payment(session, page.currency)
     test = testnet()
-    refund = refund_view.refund_part(session, page, may_owe=may_owe(page), testnet=test,
-                                     deposits=deposits)
     phase = phase_of(page.status, page.reason, amount, paid,
-                     refunding=refund_view.states(refund))
+                     refunding={str(r["state"]) for r in (refund or {}).get("refunds", [])})
     due = amount_due(amount, paid, minimum, asset.decimals) if phase in PAYING_PHASES else None
     rest = _rest(amount, paid, asset.decimals)
     # What the minimum makes the customer send beyond the rest (said, in coin and fiat).
@@ -281,8 +279,8 @@ def phase_of(status: str, reason: str | None, amount: Decimal | None, paid: Deci
              refunding: set[str] | frozenset[str] = frozenset()) -> str:
     """`refunding`: the states of the page's refunds. An underpaid page whose customer asked
     for their money back instead of paying the rest stops asking for the rest."""
-    if status == CONFIRMED and reason == UNDERPAID and refunding & refund_view.CHOSEN:
-        return (PHASE_REFUNDING if refunding & refund_view.IN_FLIGHT
+    if status == CONFIRMED and reason == UNDERPAID and refunding & refund_rules.CHOSEN:
+        return (PHASE_REFUNDING if refunding & refund_rules.IN_FLIGHT
                 else PHASE_REFUNDED)
     if status == CANCELLED:
         return PHASE_BELOW_MINIMUM if reason == BELOW_MINIMUM else PHASE_CANCELLED
@@ -450,8 +448,12 @@ class DepositKind:
     def is_final(self, status: str, reason: str | None) -> bool:
         return is_final(status, reason)
 
-    def model(self, session: Session, page: Page, now: datetime) -> PageModel:
-        return deposit_model(session, page, now)
+    def model(self, session: Session, page: Page, now: datetime,
+              refund: dict[str, Any] | None = None) -> PageModel:
+        return deposit_model(session, page, now, refund)
+
+    def may_owe(self, page: Page) -> bool:
+        return may_owe(page)
 
     def labels(self) -> dict[str, str]:
         return status_labels()

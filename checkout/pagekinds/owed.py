@@ -32,12 +32,11 @@ class Owed:
     minimum: Decimal | None  # the smallest withdrawal the processor takes, when known
 
 
-def owed(session: Session, page: Page, *, deposits: Sequence[Deposit] | None = None,
-         refunds: Sequence[Refund] | None = None) -> Owed | None:
-    """What the page owes its customer now, or None. `deposits` and `refunds`: the page's,
-    when the caller has them already (the page model), to spare their queries."""
-    found = (_deposit_owed(session, page, deposits) if page.kind == deposit_kind.KIND.name
-             else None)
+def owed(session: Session, page: Page, *, refunds: Sequence[Refund] | None = None
+         ) -> Owed | None:
+    """What the page owes its customer now, or None. `refunds`: the page's, when the caller
+    read them already (the page model), to spare their query."""
+    found = _deposit_owed(session, page) if page.kind == deposit_kind.KIND.name else None
     if found is None:
         return None
     cause, currency, balance_currency, total = found
@@ -53,16 +52,14 @@ def owed(session: Session, page: Page, *, deposits: Sequence[Deposit] | None = N
     return Owed(cause, currency, balance_currency, total, left, receive, minimum)
 
 
-def _deposit_owed(session: Session, page: Page, deposits: Sequence[Deposit] | None
-                  ) -> tuple[str, str, str, Decimal] | None:
+def _deposit_owed(session: Session, page: Page) -> tuple[str, str, str, Decimal] | None:
     """An overpaid page owes what came beyond the price; an underpaid one (short beyond the
     merchant's tolerance) everything that came, if the customer prefers it back to paying
     the rest. Only confirmed money is ever owed: money in flight may still be cancelled."""
     if page.status != CONFIRMED or page.reason not in (deposit_kind.OVERPAID,
                                                         deposit_kind.UNDERPAID):
         return None
-    confirmed = _confirmed(deposit_kind.page_deposits(session, page) if deposits is None
-                           else deposits)
+    confirmed = _confirmed(deposit_kind.page_deposits(session, page))
     asked = deposit_kind.amount_asked(page)
     if page.reason == deposit_kind.OVERPAID:
         if asked is None:

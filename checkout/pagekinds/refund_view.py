@@ -12,7 +12,6 @@ so a page paid as asked costs no query for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,23 +19,19 @@ from sqlalchemy.orm import Session
 
 from .. import currencies, money
 from .. import refund_rules as rules
-from ..models import Deposit, Page, Refund
+from ..models import Page, Refund
 from . import owed as owed_mod
 
-# A refund moving towards the chain: the page keeps watching (poll, noscript refresh).
-IN_FLIGHT = frozenset({rules.REQUESTED, rules.APPROVED, rules.SENT, rules.PENDING})
-# A refund that stands for the money asked back: an underpaid page no longer asks for the rest.
-CHOSEN = IN_FLIGHT | {rules.CONFIRMED}
 
-
-def refund_part(session: Session, page: Page, *, may_owe: bool, testnet: bool,
-                deposits: Sequence[Deposit] | None = None) -> dict[str, Any] | None:
-    """The page's `refund` part; `may_owe` False (the page cannot owe, by its state) skips
-    every query. `deposits`: the page's payments when the caller read them already."""
+def refund_part(session: Session, page: Page, *, may_owe: bool, testnet: bool
+                ) -> dict[str, Any] | None:
+    """The page's `refund` part; `may_owe` False (the page cannot owe, by its state: the
+    kind says) skips every query. Built before the kind's model, which reads it (an
+    underpaid deposit page stops asking for the rest once a refund is chosen)."""
     if not may_owe:
         return None
     refunds = owed_mod.of_page(session, page.id)
-    due = owed_mod.owed(session, page, deposits=deposits, refunds=refunds)
+    due = owed_mod.owed(session, page, refunds=refunds)
     owed = _owed(due) if due is not None and due.left > 0 else None
     if owed is None and not refunds:
         return None
@@ -85,13 +80,7 @@ def states(part: dict[str, Any] | None) -> set[str]:
 
 
 def in_flight(part: dict[str, Any] | None) -> bool:
-    return bool(states(part) & IN_FLIGHT)
-
-
-def chosen(part: dict[str, Any] | None) -> bool:
-    """Whether the customer chose to have their money back (a refund asked for, not
-    rejected, cancelled or failed)."""
-    return bool(states(part) & CHOSEN)
+    return bool(states(part) & rules.IN_FLIGHT)
 
 
 def offered(part: dict[str, Any] | None) -> bool:

@@ -474,11 +474,8 @@ def template_helpers() -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     """Register the customer blueprint (errors.py answers its errors with customer_error)."""
-    from . import refund_claims  # its routes are on this blueprint: before it is registered
-
     app.register_blueprint(bp)
     # The page's own forms check a token bound to the page (forms.PageCSRF), which works
     # without cookies in a shop's iframe; the session-bound check would refuse them there.
-    forms.exempt_from_session_csrf(app, pay_again, pick, give_email,
-                                   refund_claims.claim_refund, refund_claims.cancel_refund)
+    forms.exempt_from_session_csrf(app, pay_again, pick, give_email)
     app.context_processor(template_helpers)

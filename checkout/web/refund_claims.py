@@ -7,7 +7,7 @@ Cookieless like the rest of the page: the forms carry a token bound to the page
 
 from __future__ import annotations
 
-from flask import make_response, redirect, request, url_for
+from flask import Flask, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
@@ -106,3 +106,9 @@ def _refused(session: Session, page: Page, status: int, message: str,
     html = render_page(session, page, KINDS[page.kind].template, refund_form=form,
                        refund_error=message, refund_error_field=field)
     return no_store(make_response(html, status))
+
+
+def init_app(app: Flask) -> None:
+    """Its routes are on the customer blueprint (imported before that is registered); their
+    forms carry the page's own token, as the page's other forms do."""
+    forms.exempt_from_session_csrf(app, claim_refund, cancel_refund)
