@@ -310,12 +310,11 @@ def noscript_refresh(model: PageModel) -> int | None:
     # to fill is never reloaded under the customer's hands: what they chose or typed would
     # be lost. Sending it shows whatever changed meanwhile.
     late_money = model.get("watch") and model.get("late")
-    # A refund on its way is followed like a payment; the claim form, like any form, is not
-    # reloaded while the customer fills it in.
-    refund = model.get("refund")
-    moving = refund_view.in_flight(refund)
-    if (model["final"] and not late_money and not moving) or model.get("form") or (
-            refund_view.offered(refund) and not moving):
+    # A refund on its way is followed like a payment. (The claim form stays on a page that
+    # refreshes only where the rest may still be paid, an underpaid one: there the payment
+    # arriving is what the customer waits for.)
+    moving = refund_view.in_flight(model.get("refund"))
+    if (model["final"] and not late_money and not moving) or model.get("form"):
         return None
     if moving and not model["pay_now"]:
         return int(current_app.config.get("NOSCRIPT_REFRESH_SEEN",

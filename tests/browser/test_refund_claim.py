@@ -181,7 +181,7 @@ def test_without_javascript_the_claim_and_its_txid_work_by_reloading(
         pay(app, site, tab, "0.002")
         tab.reload()
         expect(tab.locator('[data-field="refund-form"]')).to_be_visible()
-        # The form is never reloaded under the customer's hands.
+        # A final page owing money back is not refreshed under the customer's hands.
         assert tab.locator('meta[http-equiv="refresh"]').count() == 0
         claim(tab, "bad\taddress")
         expect(tab.locator('[data-field="refund-error"]')).to_be_visible()
@@ -236,3 +236,22 @@ def test_a_refused_and_a_failed_refund_say_why_and_the_money_is_offered_again(
     with app.app_context():
         page = db.session().get(Page, page_id)
         assert page is not None and page.status == "confirmed"
+
+
+def test_an_underpaid_page_offers_the_refund_beside_paying_the_rest(
+        app: Flask, site: LiveServer, customer: Any) -> None:
+    tab = customer
+    tab.goto(link(site.url, convert_to=None, foreign_id="order-short"))
+    pay(app, site, tab, "0.001")
+    expect(tab.locator('[data-field="refund-offer"]')).to_contain_text(
+        "instead of paying the rest, get back what you sent: 0.001 BTC")
+    expect(tab.locator('[data-field="pay-box"]')).to_be_visible()  # or pay the rest
+    photograph(tab, "underpaid", "refund")
+    check(tab, "refund: underpaid")
+    claim(tab, WALLET)
+    expect(state_of(tab)).to_contain_text("waiting for the shop's approval")
+    expect(tab.locator('[data-field="status-box"]')).to_have_attribute("data-phase", "refunding")
+    expect(tab.locator('[data-field="pay-box"]')).to_be_hidden()  # no longer asks for the rest
+    expect(tab.locator("#status-text")).to_contain_text("nothing more needs to be sent")
+    photograph(tab, "refunding", "refund")
+    check(tab, "refund: refunding")

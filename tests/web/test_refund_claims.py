@@ -248,3 +248,17 @@ def test_no_refund_stored_counts_as_owed_twice(app: Flask, client: FlaskClient,
     claim(client, overpaid, address=WALLET)
     with app.app_context():
         assert db.session().scalar(select(func.count()).select_from(Refund)) == 1
+
+
+def test_a_final_page_refreshes_itself_without_javascript_only_while_a_refund_moves(
+        app: Flask, client: FlaskClient, overpaid: str) -> None:
+    path = f"/p/{overpaid}"
+    refresh = '<meta http-equiv="refresh"'
+    assert refresh not in client.get(path).get_data(as_text=True)  # final, nothing moving
+    assert claim(client, overpaid, address=WALLET).status_code == 303
+    assert refresh in client.get(path).get_data(as_text=True)  # waiting for the shop
+    [refund] = refunds_stored(app)
+    cancel = f"{path}/refund/{refund.id}/cancel"
+    tok = token(client.get(path).get_data(as_text=True), cancel)
+    assert client.post(cancel, data={"csrf_token": tok}).status_code == 303
+    assert refresh not in client.get(path).get_data(as_text=True)
