@@ -20,8 +20,8 @@ from kit.live import LiveServer
 from kit.payments import pay
 from sqlalchemy import func, select
 
-from checkout import db, refund_rules
-from checkout.models import Merchant, Page, Refund
+from checkout import clock, db, refund_rules
+from checkout.models import Merchant, Page, RateQuote, Refund
 from checkout.web import forms, ratelimit
 
 PLAIN_LINK = {**LINK, "convert_to": None}
@@ -39,9 +39,10 @@ def paid_page(app: Flask, client: FlaskClient, live_server: LiveServer, sent: st
               reason: str, link: dict[str, Any] = PLAIN_LINK) -> str:
     page_id = open_link(client, link).rsplit("/", 1)[1]
     with app.app_context():
-        address = db.session().get(Page, page_id).address  # type: ignore[union-attr]
-    assert address
-    pay(live_server.url, address, sent, "confirmed")
+        page = db.session().get(Page, page_id)
+        assert page is not None and page.address
+        address, tag = page.address, page.tag
+    pay(live_server.url, address, sent, "confirmed", tag=tag)
     settle(app)
     with app.app_context():
         page = db.session().get(Page, page_id)
@@ -262,3 +263,45 @@ def test_a_final_page_refreshes_itself_without_javascript_only_while_a_refund_mo
     tok = token(client.get(path).get_data(as_text=True), cancel)
     assert client.post(cancel, data={"csrf_token": tok}).status_code == 303
     assert refresh not in client.get(path).get_data(as_text=True)
+
+
+XRP_LINK = {**PLAIN_LINK, "currency": "XRP", "amount": "25.5", "foreign_id": "user-x"}
+
+
+def test_a_coin_that_needs_a_tag_asks_for_one_and_refuses_a_claim_without_it(
+        app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
+    page_id = paid_page(app, client, live_server, "30", "overpaid", XRP_LINK)
+    body = client.get(f"/p/{page_id}").get_data(as_text=True)
+    assert 'name="tag"' in body and "Destination tag" in body
+    wallet = "rPT1Sjq2YGrBMTttX4GZHjKu9dyfzbpAYe"
+    for fields, says in (({"address": wallet}, "Please enter your Destination tag"),
+                         ({"address": wallet, "tag": "12 34"}, "not valid"),
+                         ({"address": wallet, "tag": "9" * 65}, "too long to be a tag")):
+        response = claim(client, page_id, **fields)
+        assert response.status_code == 400
+        assert says in text_of(response), (fields, says)
+        assert 'aria-invalid="true"' in response.get_data(as_text=True).split(
+            'id="refund-tag"')[1].split(">")[0]
+    assert refunds_stored(app) == []
+    assert claim(client, page_id, address=wallet, tag="123456").status_code == 303
+    [refund] = refunds_stored(app)
+    assert (refund.address, refund.tag, refund.currency) == (wallet, "123456", "XRP")
+
+
+def test_a_claim_the_shops_policy_approves_itself_is_sent_at_once(
+        app: Flask, client: FlaskClient, overpaid: str) -> None:
+    with app.app_context():
+        session = db.session()
+        shop = session.get(Merchant, 11)
+        assert shop is not None
+        shop.refund_auto_below = "1000"  # EUR: any refund here approves itself
+        quote = session.scalars(select(RateQuote).filter_by(
+            currency_from="BTC", currency_to="EUR")).first() or RateQuote(
+            currency_from="BTC", currency_to="EUR")
+        quote.rate, quote.fetched_at = "60000", clock.now()
+        session.add(quote)
+        session.commit()
+    assert claim(client, overpaid, address=WALLET).status_code == 303
+    [refund] = refunds_stored(app)
+    assert refund.state == "sent" and refund.processor_id  # the withdrawal went out
+    assert "On its way to your wallet." in text_of(client.get(f"/p/{overpaid}"))
