@@ -243,8 +243,10 @@ def test_an_underpaid_page_offers_the_refund_beside_paying_the_rest(
     tab = customer
     tab.goto(link(site.url, convert_to=None, foreign_id="order-short"))
     pay(app, site, tab, "0.001")
-    expect(tab.locator('[data-field="refund-offer"]')).to_contain_text(
-        "instead of paying the rest, get back what you sent: 0.001 BTC")
+    offer = tab.locator('[data-field="refund-offer"]')
+    expect(offer).to_contain_text("instead of paying the rest, get back what you sent:")
+    # The amount and its coin, one left-to-right unit in any language's sentence.
+    assert "\u20660.001 BTC\u2069" in offer.inner_text()
     expect(tab.locator('[data-field="pay-box"]')).to_be_visible()  # or pay the rest
     photograph(tab, "underpaid", "refund")
     check(tab, "refund: underpaid")
