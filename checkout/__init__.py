@@ -81,6 +81,8 @@ def init_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    # refund_claims adds its routes to the customer blueprint as it is imported: before
+    # customer.init_app registers it.
     from .web import (
         branding,
         callbacks,
@@ -90,12 +92,14 @@ def register_blueprints(app: Flask) -> None:
         find,
         health,
         merchant_api,
+        refund_claims,
     )
 
     errors.init_app(app)
     health.init_app(app)
     customer.init_app(app)
     find.init_app(app)
+    refund_claims.init_app(app)
     branding.init_app(app)
     callbacks.init_app(app)
     merchant_api.init_app(app)

@@ -43,6 +43,10 @@ FINAL = frozenset(state for state, successors in MOVES.items() if not successors
 HOLDS_MONEY = frozenset({REQUESTED, APPROVED, SENT, PENDING, CONFIRMED})
 # Still to be decided by a person.
 WAITING_FOR_DECISION = frozenset({REQUESTED})
+# On its way to the chain: the customer's page keeps watching it.
+IN_FLIGHT = frozenset({REQUESTED, APPROVED, SENT, PENDING})
+# The customer chose their money back: an underpaid page no longer asks for the rest.
+CHOSEN = IN_FLIGHT | {CONFIRMED}
 
 # The most the processor charges to send each coin, in that coin: kept back from the refund.
 # Above the fees CoinsPaid has charged (its callbacks' "mining" and "withdrawal" fees); a

@@ -21,7 +21,15 @@
      opening: a tab left open for days must not poll forever. */
   var lateBox = field("late"), watching = !!(lateBox && lateBox.dataset.watch === "true");
   var watchUntil = Date.now() + 3600000;
-  function idle() { return state.gone || state.final && !(watching && Date.now() < watchUntil); }
+  /* A refund on its way (refund_view.IN_FLIGHT) is followed on a final page too: a person
+     approves it, which may take a while, so for at most six hours from opening. */
+  var refundBox = field("refund"), REFUND_MOVING = { requested: 1, approved: 1, sent: 1, pending: 1 };
+  var refundMoving = !!(refundBox && refundBox.dataset.moving === "true");
+  var refundUntil = Date.now() + 6 * 3600000;
+  function idle() {
+    return state.gone || state.final && !(watching && Date.now() < watchUntil) &&
+      !(refundMoving && Date.now() < refundUntil);
+  }
   function setText(name, value) {
     var el = field(name);
     if (el && value != null && el.textContent !== String(value)) { el.textContent = value; }
@@ -105,6 +113,23 @@
     return String(template || "").replace(/\{(\w+)\}/g, function (all, name) {
       return name in values ? values[name] : all;
     });
+  }
+  /* Which label says the phase: as present.label_key on the server. */
+  /* As present.label_key: late money on an invoice by the merchant's decision; an overpaid
+     page that settles the difference itself says so. */
+  function labelKey(model) {
+    var part = model.refund, owed = part && part.owed;
+    if (model.late && model.late.decision) { return model.phase + ":" + model.late.decision; }
+    if (model.phase !== "overpaid" || !part) { return model.phase; }
+    if (owed && !owed.too_small) { return "overpaid:refund"; }
+    return part.refunds.length ? "overpaid:refund-asked" : model.phase;
+  }
+  /* What of the refund part the server draws, as refund_view.signature: the page is drawn
+     again when it changes, so server and script never word a refund's state differently. */
+  function refundSignature(part) {
+    if (!part) { return ""; }
+    return part.refunds.map(function (r) { return r.id + ":" + r.state; }).join("|") + ";" +
+      (part.owed ? part.owed.amount : "");
   }
   function about(amount, currency) {
     return data.about.replace("{amount}", num(amount)).replace("{currency}", currency);
@@ -218,7 +243,9 @@
         (model.final && data.kind === "invoice" && data.final !== "true")) { W.location.reload(); return; }
     /* So is money that arrived after the invoice closed (its own section). */
     if (lateBox && (model.late ? model.late.state : "") !== lateBox.dataset.state) { W.location.reload(); return; }
+    if (refundBox && refundSignature(model.refund) !== refundBox.dataset.state) { W.location.reload(); return; }
     watching = !!model.watch;
+    refundMoving = !!(model.refund && model.refund.refunds.some(function (r) { return REFUND_MOVING[r.state]; }));
     /* The time left from the first screen on: the picker and the email step run on it too. */
     anchor(model.seconds_left);
     var changed = model.status !== state.status || model.reason !== state.reason ||
@@ -230,9 +257,7 @@
       box.className = "status status-" + model.phase +
         (model.late && model.late.decision ? " decision-" + model.late.decision : "") + (model.final ? " final" : "");
     }
-    /* Late money on an invoice: the merchant's decision picks the line (present.label_key). */
-    var decided = model.late && model.late.decision ? labels[model.phase + ":" + model.late.decision] : null;
-    setText("status-text", fill(decided || labels[model.phase] || model.status, model)); /* role=status: announced */
+    setText("status-text", fill(labels[labelKey(model)] || labels[model.phase] || model.status, model)); /* role=status: announced */
     put("shortfall-note", model.shortfall && fill(labels["note:short_accepted"], model));
     if (model.phase === "paid" || model.phase === "overpaid") { setText("heading", data.paidHeading); }
     renderConfirmations(model);

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from .. import clock
 from ..models import Page
-from . import deposit, invoice
+from . import deposit, invoice, present, refund_view
 from .base import PageKind, PageModel
 
 KINDS: dict[str, PageKind] = {kind.name: kind for kind in (deposit.KIND, invoice.KIND)}
@@ -24,8 +24,12 @@ def kind_of(page: Page) -> PageKind:
 
 def page_model(session: Session, page: Page, now: datetime | None = None) -> PageModel:
     """The page's model from its tables, by its kind: what `/status` answers and the HTML
-    renders from. Every build goes through here (snapshot.py builds once per change)."""
-    return KINDS[page.kind].model(session, page, now or clock.now())
+    renders from. Every build goes through here (snapshot.py builds once per change). Money
+    owed back is read first, and only where the kind says the page may owe."""
+    kind = KINDS[page.kind]
+    refund = refund_view.refund_part(session, page, may_owe=kind.may_owe(page),
+                                     testnet=present.testnet())
+    return kind.model(session, page, now or clock.now(), refund)
 
 
 __all__ = ["KINDS", "PageKind", "PageModel", "page_model", "kind_of"]

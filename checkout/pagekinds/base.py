@@ -52,6 +52,8 @@ class PageModel(TypedDict):
     form: str | None
     refund_note: bool
     invoice: dict[str, Any] | None
+    # Money owed back and the refunds asked for it (refund_view.py), null when neither.
+    refund: dict[str, Any] | None
     # An invoice's alone: money that arrived after it closed, and whether the script keeps
     # asking about a final page (late money may still come, or confirm).
     late: NotRequired[dict[str, Any] | None]
@@ -112,8 +114,15 @@ class PageKind(Protocol):
 
     def is_final(self, status: str, reason: str | None) -> bool: ...
 
-    def model(self, session: Session, page: Page, now: datetime) -> PageModel:
-        """The page's model, from its tables: built once per change (snapshot.py)."""
+    def model(self, session: Session, page: Page, now: datetime,
+              refund: dict[str, Any] | None = None) -> PageModel:
+        """The page's model, from its tables: built once per change (snapshot.py). `refund`:
+        its money owed back (refund_view.py), read before, so the phase can follow it."""
+        ...
+
+    def may_owe(self, page: Page) -> bool:
+        """Whether the page, in its state, may owe its customer money back: only then are its
+        refunds read."""
         ...
 
     def labels(self) -> dict[str, str]:

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import clock, currencies, limits, money, policies, rates
+from .. import clock, currencies, limits, money, policies, rates, refund_rules
 from ..models import Deposit, Merchant, Page
 from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
 from .base import PageModel
@@ -270,10 +270,14 @@ PHASE_PAID = "paid"
 PHASE_OVERPAID = "overpaid"
 PHASE_CANCELLED = "cancelled"
 PHASE_BELOW_MINIMUM = "below_minimum"
+# Underpaid, and the customer asked for what they sent back instead of paying the rest.
+PHASE_REFUNDING = "refunding"  # the refund is on its way (asked, approved, sent)
+PHASE_REFUNDED = "refunded"  # the refund reached the chain
 PAYING_PHASES = frozenset({PHASE_WAITING, PHASE_PARTIAL})
 
 
-def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
+def deposit_model(session: Session, page: Page, now: datetime,
+                  refund: dict[str, Any] | None = None) -> PageModel:
     """The JSON model of a deposit page: what `/status` answers and what the HTML renders from.
 
     Everything a customer can act on (the QR, the wallet link, the amount and its copy
@@ -286,12 +290,13 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
     deposits = page_deposits(session, page)
     final = is_final(page.status, page.reason)
     minimum = limits.minimum_payment(session, page.currency)
-    phase = phase_of(page.status, page.reason, amount, paid)
+    test = testnet()
+    phase = phase_of(page.status, page.reason, amount, paid,
+                     refunding={str(r["state"]) for r in (refund or {}).get("refunds", [])})
     due = amount_due(amount, paid, minimum, asset.decimals) if phase in PAYING_PHASES else None
     rest = _rest(amount, paid, asset.decimals)
     # What the minimum makes the customer send beyond the rest (said, in coin and fiat).
     extra = due - rest if rest and due is not None and due > rest else None
-    test = testnet()
     transactions = [_transaction(d, test) for d in deposits]
     receipt = _receipt(page, paid)
     model: PageModel = {
@@ -334,6 +339,7 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
             paid=money.plain(paid), address=page.address, tag=page.tag,
             transactions=transactions, opened_at=page.created_at,
             paid_at=receipt["paid_at"] if receipt else None),
+        "refund": refund,
     }
     if page.reason == SHORT_ACCEPTED and page.shortfall:
         # Beyond the contract, only when it applies: what the shop's tolerance let pass.
@@ -341,7 +347,19 @@ def deposit_model(session: Session, page: Page, now: datetime) -> PageModel:
     return model
 
 
-def phase_of(status: str, reason: str | None, amount: Decimal | None, paid: Decimal) -> str:
+def may_owe(page: Page) -> bool:
+    """Only confirmed money beyond or short of the amount is ever owed back (owed.py); a page
+    ever in such a state keeps it (forward-only), so its refunds stay shown."""
+    return page.status == CONFIRMED and page.reason in (OVERPAID, UNDERPAID)
+
+
+def phase_of(status: str, reason: str | None, amount: Decimal | None, paid: Decimal,
+             refunding: set[str] | frozenset[str] = frozenset()) -> str:
+    """`refunding`: the states of the page's refunds. An underpaid page whose customer asked
+    for their money back instead of paying the rest stops asking for the rest."""
+    if status == CONFIRMED and reason == UNDERPAID and refunding & refund_rules.CHOSEN:
+        return (PHASE_REFUNDING if refunding & refund_rules.IN_FLIGHT
+                else PHASE_REFUNDED)
     if status == CANCELLED:
         return PHASE_BELOW_MINIMUM if reason == BELOW_MINIMUM else PHASE_CANCELLED
     if status == CONFIRMED and reason != UNDERPAID:
@@ -474,6 +492,14 @@ def status_labels() -> dict[str, str]:
         # Not a phase: said under "paid" when the shop's tolerance accepted a small shortfall.
         "note:short_accepted": _("Payment accepted: %(shortfall)s %(ticker)s less than asked "
                                  "arrived, and %(shop)s accepted it.", **ph),
+        PHASE_REFUNDING: _("You asked for your payment back, so nothing more needs to be "
+                           "sent. The refund's progress is shown below."),
+        PHASE_REFUNDED: _("Your payment was sent back to you. Nothing more needs to be sent."),
+        # Not a phase: an overpaid page that offers (or made) the refund on the page itself.
+        "overpaid:refund": _("Payment confirmed. You sent %(over)s %(ticker)s more than asked: "
+                             "you can get the difference back below.", **ph),
+        "overpaid:refund-asked": _("Payment confirmed. You sent %(over)s %(ticker)s more than "
+                                   "asked: its refund is shown below.", **ph),
         # Not phases: shown beside the amount when the rest is below the minimum.
         "note:minimum": _("The rest, %(rest)s %(ticker)s, is less than the smallest payment "
                           "accepted (%(minimum)s %(ticker)s), so you have to send %(due)s "
@@ -503,8 +529,12 @@ class DepositKind:
     def is_final(self, status: str, reason: str | None) -> bool:
         return is_final(status, reason)
 
-    def model(self, session: Session, page: Page, now: datetime) -> PageModel:
-        return deposit_model(session, page, now)
+    def model(self, session: Session, page: Page, now: datetime,
+              refund: dict[str, Any] | None = None) -> PageModel:
+        return deposit_model(session, page, now, refund)
+
+    def may_owe(self, page: Page) -> bool:
+        return may_owe(page)
 
     def labels(self) -> dict[str, str]:
         return status_labels()

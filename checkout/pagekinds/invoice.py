@@ -411,7 +411,8 @@ def phase_labels() -> dict[str, str]:
     }
 
 
-def invoice_model(session: Session, page: Page, now: datetime) -> PageModel:
+def invoice_model(session: Session, page: Page, now: datetime,
+                  refund: dict[str, Any] | None = None) -> PageModel:
     """An invoice page's model: the deposit page's keys, filled from the invoice and its
     quote, and money that arrived after it closed (invoice_late.py)."""
     asset = asset_of(page.currency, translate=False)
@@ -446,6 +447,8 @@ def invoice_model(session: Session, page: Page, now: datetime) -> PageModel:
         "return_url": part.get("return_url") if final else None,
         "form": part.get("form"), "refund_note": part.get("refund_note", False),
         "invoice": part.get("invoice"),
+        # Late money is the one thing an invoice page may owe back itself (owed.py).
+        "refund": refund,
         "late": part.get("late"), "watch": part.get("watch", False),
         "support": support_lines(
             final=final, page_id=page.id, reference=page.foreign_id, currency=page.currency,
@@ -476,8 +479,14 @@ class InvoiceKind:
     def is_final(self, status: str, reason: str | None) -> bool:
         return is_final(status, reason)
 
-    def model(self, session: Session, page: Page, now: datetime) -> PageModel:
-        return invoice_model(session, page, now)
+    def model(self, session: Session, page: Page, now: datetime,
+              refund: dict[str, Any] | None = None) -> PageModel:
+        return invoice_model(session, page, now, refund)
+
+    def may_owe(self, page: Page) -> bool:
+        """Only money that came after the invoice failed is ours to give back (owed.py):
+        over- and underpayments of a live invoice are the processor's."""
+        return page.status == FAILED
 
     def labels(self) -> dict[str, str]:
         """The deposit page's phases it shares, and its own."""

@@ -33,8 +33,10 @@ class Owed:
     minimum: Decimal | None  # the smallest withdrawal the processor takes, when known
 
 
-def owed(session: Session, page: Page) -> Owed | None:
-    """What the page owes its customer now, or None."""
+def owed(session: Session, page: Page, *, refunds: Sequence[Refund] | None = None
+         ) -> Owed | None:
+    """What the page owes its customer now, or None. `refunds`: the page's, when the caller
+    read them already (the page model), to spare their query."""
     found = (_deposit_owed(session, page) if page.kind == deposit_kind.KIND.name
              else _late_owed(session, page))
     if found is None:
@@ -42,7 +44,9 @@ def owed(session: Session, page: Page) -> Owed | None:
     cause, currency, balance_currency, total = found
     if total <= 0:
         return None
-    left = rules.still_owed(total, held(session, page.id))
+    holding = (held(session, page.id) if refunds is None
+               else [(refund.state, refund.amount) for refund in refunds])
+    left = rules.still_owed(total, holding)
     receive = rules.to_receive(left, currency, places(currency)) if left > 0 else None
     minimum = limits.minimum_withdrawal(session, currency)
     if receive is not None and minimum is not None and receive < minimum:

@@ -163,6 +163,24 @@ def fill(template: str, values: dict[str, str]) -> str:
     return template
 
 
+def label_key(model: Mapping[str, Any]) -> str:
+    """Which label says the model's phase (checkout.js picks alike): for late money on an
+    invoice, the phase's and the merchant's decision's; an overpaid page that settles the
+    difference on the page itself says so instead of sending the customer to the shop."""
+    phase = str(model["phase"])
+    late = model.get("late") or {}
+    decision = late.get("decision") if isinstance(late, Mapping) else None
+    if decision:
+        return f"{phase}:{decision}"
+    part = model.get("refund")
+    if phase != "overpaid" or not part:
+        return phase
+    owed = part.get("owed")
+    if owed and not owed.get("too_small"):
+        return "overpaid:refund"
+    return "overpaid:refund-asked" if part.get("refunds") else phase
+
+
 def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, str]:
     """Amounts in the page language's marks, every digit kept (checkout.js does the same)."""
     minimum = model.get("minimum")
@@ -188,15 +206,6 @@ def label_values(model: Mapping[str, Any], ticker: str, shop: str) -> dict[str, 
 def isolate(text: str) -> str:
     """Text of its own direction inside a sentence (an email in Arabic), as checkout.js."""
     return f"\u2068{text}\u2069"
-
-
-def label_key(model: Mapping[str, Any]) -> str:
-    """Which label says the model's status: its phase's, or for late money on an invoice
-    the phase's and the merchant's decision's (checkout.js picks it the same way)."""
-    phase = str(model["phase"])
-    late = model.get("late") or {}
-    decision = late.get("decision") if isinstance(late, Mapping) else None
-    return f"{phase}:{decision}" if decision else phase
 
 
 def minimum_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,

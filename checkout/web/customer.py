@@ -42,7 +42,7 @@ from .. import (
     terminal,
 )
 from ..models import Merchant, Page, is_page_token
-from ..pagekinds import KINDS, PageModel, page_model, present, snapshot
+from ..pagekinds import KINDS, PageModel, page_model, present, refund_view, snapshot
 from ..pagekinds import invoice as invoice_kind
 from ..services import invoice_steps, opening
 from . import forms, language, pagecache, ratelimit, security
@@ -187,7 +187,9 @@ def render_page(session: Session, page: Page, template: str, *,
                 pick_form: forms.PickForm | None = None,
                 email_form: forms.EmailForm | None = None,
                 form_error: str | None = None, model: PageModel | None = None,
-                countdown: pagecache.Countdown | None = None) -> str:
+                countdown: pagecache.Countdown | None = None,
+                refund_form: forms.RefundForm | None = None, refund_error: str | None = None,
+                refund_error_field: str | None = None) -> str:
     if model is None:
         model = snapshot.model_of(session, page)  # what the poll sends, to the byte
     kind = KINDS[page.kind]
@@ -211,6 +213,11 @@ def render_page(session: Session, page: Page, template: str, *,
         again_form=(forms.AgainForm(page.id)
                     if kind.pays_again and page.amount is not None else None),
         pick_form=pick_form, email_form=email_form, form_error=form_error,
+        refund_form=refund_form or (forms.RefundForm(page.id)
+                                    if refund_view.offered(model.get("refund")) else None),
+        cancel_form=(forms.RefundCancelForm(page.id)
+                     if refund_view.states(model.get("refund")) & {"requested"} else None),
+        refund_error=refund_error, refund_error_field=refund_error_field,
         noscript_refresh=noscript_refresh(model),
         countdown=countdown or pagecache.Countdown.of(model.get("seconds_left")),
         support_labels=present.support_labels(),
@@ -309,8 +316,15 @@ def noscript_refresh(model: PageModel) -> int | None:
     # to fill is never reloaded under the customer's hands: what they chose or typed would
     # be lost. Sending it shows whatever changed meanwhile.
     late_money = model.get("watch") and model.get("late")
-    if (model["final"] and not late_money) or model.get("form"):
+    # A refund on its way is followed like a payment. (The claim form stays on a page that
+    # refreshes only where the rest may still be paid, an underpaid one: there the payment
+    # arriving is what the customer waits for.)
+    moving = refund_view.in_flight(model.get("refund"))
+    if (model["final"] and not late_money and not moving) or model.get("form"):
         return None
+    if moving and not model["pay_now"]:
+        return int(current_app.config.get("NOSCRIPT_REFRESH_SEEN",
+                                          current_app.config.get("NOSCRIPT_REFRESH", 60)))
     key = "NOSCRIPT_REFRESH" if model["pay_now"] else "NOSCRIPT_REFRESH_SEEN"
     default = 30 if model["pay_now"] else 60
     return int(current_app.config.get(key, current_app.config.get("NOSCRIPT_REFRESH", default)))
@@ -460,7 +474,8 @@ def customer_error(exc: HTTPException) -> ResponseReturnValue:
 def template_helpers() -> dict[str, Any]:
     return {"get_locale": get_locale, "text_direction": i18n.text_direction,
             "wallet_link": present.wallet_link, "minimum_note": present.minimum_note,
-            "short_note": present.short_note}
+            "short_note": present.short_note,
+            "refund_signature": refund_view.signature, "refund_moving": refund_view.in_flight}
 
 
 def init_app(app: Flask) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -20,6 +23,7 @@ from wtforms import EmailField, Field, RadioField, StringField
 from wtforms.csrf.core import CSRF
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
+from .. import currencies, payout_addresses
 from ..emails import valid_email
 
 
@@ -111,3 +115,71 @@ class FindForm(FlaskForm):
     # Spelled out: `make messages` extracts lazy_gettext, not its alias.
     text = StringField(lazy_gettext("Transaction ID or address"))
     tag = StringField(lazy_gettext("Destination tag or memo"))
+# ---------------------------------------------------------------------------------------------
+# Money owed back: the customer's claim, and withdrawing it
+
+
+# Longer than any address or tag of any network: more is not an address, and is not read.
+MAX_ADDRESS = 255
+MAX_TAG = 64
+MAX_AMOUNT_TEXT = 40
+_AMOUNT = re.compile(r"\A[0-9]+(?:[.,][0-9]+)?\Z")
+
+
+def _stripped(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+class RefundForm(PageForm):
+    """Where to send money the page owes back, and how much (empty: all of it). The address
+    and tag are checked for the currency's network by the view (`_destination_error`); the
+    amount here, as text, so that no float or exponent ever becomes money."""
+
+    address = StringField(_l("Address"), filters=[_stripped],
+                          validators=[DataRequired(_l("Please enter your wallet address.")),
+                                      Length(max=MAX_ADDRESS, message=_l(
+                                          "This is too long to be a wallet address."))])
+    tag = StringField(_l("Destination tag"), filters=[_stripped], validators=[
+        Optional(), Length(max=MAX_TAG, message=_l("This is too long to be a tag."))])
+    amount = StringField(_l("Amount"), filters=[_stripped], validators=[
+        Optional(), Length(max=MAX_AMOUNT_TEXT, message=_l(
+            "Enter the amount as a number, such as 0.0015."))])
+
+
+class RefundCancelForm(PageForm):
+    """"Cancel this request" on a refund nobody decided yet: no fields but the token."""
+
+
+def refund_amount(text: str | None, places: int) -> Decimal | None:
+    """The amount a customer typed, exactly, or None for "everything owed". Digits with one
+    decimal mark (a point, or the comma many languages write); no sign, exponent, NaN or
+    separators, no more places than the coin carries. ValueError with the customer's text."""
+    if not text:
+        return None
+    if len(text) > MAX_AMOUNT_TEXT or not _AMOUNT.fullmatch(text):
+        raise ValueError(_("Enter the amount as a number, such as 0.0015."))
+    amount = Decimal(text.replace(",", "."))
+    if amount != amount.quantize(Decimal(1).scaleb(-places), ROUND_DOWN):
+        raise ValueError(_("This coin carries at most %(places)d decimal places.",
+                           places=places))
+    if amount <= 0:
+        raise ValueError(_("Enter an amount above zero."))
+    return amount
+
+
+def _destination_error(currency: str, address: str, tag: str | None, *,
+                       testnet: bool) -> tuple[str, str] | None:
+    """Why this address (and tag) cannot receive a refund in `currency`, as (field, message);
+    None when it can: the network's own rules (payout_addresses.check: its characters,
+    checksum, test or main network, tag), and a tag asked for wherever the coin has one. A
+    wallet of the customer's own ignores a tag, but an exchange's shared address credits
+    nobody without it, and the money would be lost."""
+    known = currencies.get(currency)
+    label = _(known.tag_label) if known is not None and known.tag_label else None
+    if label is not None and not tag:
+        return "tag", _("Please enter your %(label)s: without it the refund cannot reach "
+                        "your account.", label=label)
+    found = payout_addresses.check(currency, address, tag, testnet=testnet)
+    if isinstance(found, payout_addresses.Refusal):
+        return ("tag" if found.code.startswith("tag") else "address"), str(found.message)
+    return None

@@ -37,6 +37,9 @@ DEFAULTS = {
     # "Find my payment" searches: a person finds a lost page in a few tries; a script trying
     # txids and addresses (to learn which are our shops' payments) must not get far.
     "RATELIMIT_FIND": "10 per minute; 50 per hour",
+    # Refund claims and their cancellations: a person asks once or twice; a bot trying
+    # addresses or amounts is stopped early.
+    "RATELIMIT_REFUND": "5 per minute; 20 per hour",
     "RATELIMIT_API": "1200 per minute",  # invoice API calls, per API key
     "RATELIMIT_BAD_API": "60 per minute",  # API calls refused authentication, per address
     "RATELIMIT_BAD_CALLBACKS": "120 per minute",  # callbacks refused (not ours to hear)
@@ -276,6 +279,7 @@ def init_app(app: Flask) -> None:
     limit_views(app, limiter, "RATELIMIT_STATUS", "pages.status", exempt_when=front_counted)
     limit_views(app, limiter, "RATELIMIT_FORMS", "pages.pick", "pages.give_email",
                 "pages.pay_again")
+    limit_views(app, limiter, "RATELIMIT_REFUND", "pages.claim_refund", "pages.cancel_refund")
     limit_views(app, limiter, "RATELIMIT_API", "api.invoices_create", "api.invoices_cancel",
                 key_func=api_key)
     limit_views(app, limiter, "RATELIMIT_BAD_CALLBACKS", "callbacks.receive",

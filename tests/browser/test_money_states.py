@@ -143,8 +143,8 @@ def test_overpayment_says_how_much_more_arrived(app: Flask, site: LiveServer,
     pay(app, site, page, "0.002")
     wait_for_phase(page, "overpaid")
     expect(page.locator("#status-text")).to_have_text(
-        "Payment confirmed. You sent 0.0008 BTC more than asked; Shop has received all of it. "
-        "Contact the shop about the difference.")
+        "Payment confirmed. You sent 0.0008 BTC more than asked: you can get the difference "
+        "back below.")
     expect(page.locator('[data-field="pay-box"]')).to_be_hidden()
     photograph(page, "overpaid")
 
