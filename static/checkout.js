@@ -16,20 +16,14 @@
   var timer = null, busy = false, failures = 0, tag = null, quiet = 0;
 
   function field(name) { return root.querySelector('[data-field="' + name + '"]'); }
-  /* A final invoice page whose model says `watch` (money may still arrive after the time
-     ran out, or late money is confirming) keeps asking, slowly, for at most an hour from
-     opening: a tab left open for days must not poll forever. */
-  var lateBox = field("late"), watching = !!(lateBox && lateBox.dataset.watch === "true");
-  var watchUntil = Date.now() + 3600000;
-  /* A refund on its way (refund_view.IN_FLIGHT) is followed on a final page too: a person
-     approves it, which may take a while, so for at most six hours from opening. */
-  var refundBox = field("refund"), REFUND_MOVING = { requested: 1, approved: 1, sent: 1, pending: 1 };
-  var refundMoving = !!(refundBox && refundBox.dataset.moving === "true");
-  var refundUntil = Date.now() + 6 * 3600000;
-  function idle() {
-    return state.gone || state.final && !(watching && Date.now() < watchUntil) &&
-      !(refundMoving && Date.now() < refundUntil);
-  }
+  /* A final page keeps asking, slowly, while its model says `watch` (money may still arrive
+     after an invoice's time ran out, or late money is confirming) or a refund is on its way
+     (a person approves it, which may take a while): for at most six hours from opening, so
+     that a tab left open for days does not poll forever. */
+  var lateBox = field("late"), refundBox = field("refund"), opened = Date.now();
+  var watching = !!(lateBox && lateBox.dataset.watch === "true" ||
+                    refundBox && refundBox.dataset.moving === "true");
+  function idle() { return state.gone || state.final && !(watching && Date.now() - opened < 216e5); }
   function setText(name, value) {
     var el = field(name);
     if (el && value != null && el.textContent !== String(value)) { el.textContent = value; }
@@ -44,6 +38,15 @@
     if (!m) { return v; }
     var w = m[2].length < marks.min ? m[2] : m[2].replace(/\B(?=(\d{3})+$)/g, marks.group);
     return m[1] + w + (m[3] ? marks.decimal + m[3].slice(1) : "");
+  }
+  function make(tag, text) { var el = D.createElement(tag); el.textContent = text; return el; }
+  /* Draw a list anew only when what it shows changed: a selection in it survives a poll. */
+  function redraw(el, items, draw) {
+    var key = JSON.stringify(items);
+    if (el.dataset.rendered === key) { return; }
+    el.textContent = "";
+    items.forEach(draw);
+    el.dataset.rendered = key;
   }
   function setAmount(name, v) { var el = field(name); if (el) { el.dataset.plain = v; } setText(name, num(v)); }
 
@@ -114,23 +117,6 @@
       return name in values ? values[name] : all;
     });
   }
-  /* Which label says the phase: as present.label_key on the server. */
-  /* As present.label_key: late money on an invoice by the merchant's decision; an overpaid
-     page that settles the difference itself says so. */
-  function labelKey(model) {
-    var part = model.refund, owed = part && part.owed;
-    if (model.late && model.late.decision) { return model.phase + ":" + model.late.decision; }
-    if (model.phase !== "overpaid" || !part) { return model.phase; }
-    if (owed && !owed.too_small) { return "overpaid:refund"; }
-    return part.refunds.length ? "overpaid:refund-asked" : model.phase;
-  }
-  /* What of the refund part the server draws, as refund_view.signature: the page is drawn
-     again when it changes, so server and script never word a refund's state differently. */
-  function refundSignature(part) {
-    if (!part) { return ""; }
-    return part.refunds.map(function (r) { return r.id + ":" + r.state; }).join("|") + ";" +
-      (part.owed ? part.owed.amount : "");
-  }
   function about(amount, currency) {
     return data.about.replace("{amount}", num(amount)).replace("{currency}", currency);
   }
@@ -143,23 +129,16 @@
       if (tx.status === "not_confirmed") { text += " · " + data.confirmations + ": " + tx.confirmations; }
       return { text: text, href: tx.explorer_url };
     });
-    var key = JSON.stringify(items);
-    if (list.dataset.rendered !== key) {
-      list.textContent = "";
-      items.forEach(function (item) {
-        var li = D.createElement("li");
-        li.textContent = item.text;
-        if (item.href) {
-          var a = D.createElement("a");
-          a.href = item.href; a.target = "_blank"; a.rel = "noopener noreferrer";
-          a.textContent = data.explorerText;
-          li.appendChild(D.createTextNode(" · "));
-          li.appendChild(a);
-        }
-        list.appendChild(li);
-      });
-      list.dataset.rendered = key;
-    }
+    redraw(list, items, function (item) {
+      var li = make("li", item.text);
+      if (item.href) {
+        var a = make("a", data.explorerText);
+        a.href = item.href; a.target = "_blank"; a.rel = "noopener noreferrer";
+        li.appendChild(D.createTextNode(" · "));
+        li.appendChild(a);
+      }
+      list.appendChild(li);
+    });
     box.hidden = !items.length;
   }
   function renderConfirmations(model) {
@@ -204,18 +183,13 @@
     if (!box || !pre || !("support" in model)) { return; } /* a model stored before it */
     show("support", model.support);
     if (!model.support) { return; }
-    var key = JSON.stringify(model.support);
-    if (pre.dataset.rendered === key) { return; }
     var names = JSON.parse(box.dataset.labels || "{}");
-    pre.textContent = "";
-    model.support.forEach(function (line, i) {
-      var value = D.createElement("bdi");
+    redraw(pre, model.support, function (line, i) {
+      var value = make("bdi", line[1]);
       value.dir = "ltr";
-      value.textContent = line[1];
       pre.appendChild(D.createTextNode((i ? "\n" : "") + (names[line[0]] || line[0]) + ": "));
       pre.appendChild(value);
     });
-    pre.dataset.rendered = key;
   }
   function when(iso) {
     try { return new Date(iso).toLocaleString(data.lang, { dateStyle: "long", timeStyle: "long", timeZone: "UTC" }); } catch (e) { return iso; }
@@ -237,15 +211,18 @@
     tick();
   }
   function render(model) {
-    /* A form to fill (an invoice's currency, an email), and an invoice's final screen (what
-       arrived, what happens to it), are the server's to draw. */
+    /* A form to fill (an invoice's currency, an email), an invoice's final screen (what
+       arrived, what happens to it), money that arrived after the invoice closed (its own
+       section) and a refund's part, when its state or what is owed changed
+       (refund_view.signature), are the server's to draw. */
     if ((model.form || "") !== (data.form || "") ||
-        (model.final && data.kind === "invoice" && data.final !== "true")) { W.location.reload(); return; }
-    /* So is money that arrived after the invoice closed (its own section). */
-    if (lateBox && (model.late ? model.late.state : "") !== lateBox.dataset.state) { W.location.reload(); return; }
-    if (refundBox && refundSignature(model.refund) !== refundBox.dataset.state) { W.location.reload(); return; }
-    watching = !!model.watch;
-    refundMoving = !!(model.refund && model.refund.refunds.some(function (r) { return REFUND_MOVING[r.state]; }));
+        (model.final && data.kind === "invoice" && data.final !== "true") ||
+        lateBox && (model.late ? model.late.state : "") !== lateBox.dataset.state ||
+        refundBox && (model.refund ? model.refund.signature : "") !== refundBox.dataset.state) {
+      W.location.reload();
+      return;
+    }
+    watching = !!(model.watch || model.refund && model.refund.moving);
     /* The time left from the first screen on: the picker and the email step run on it too. */
     anchor(model.seconds_left);
     var changed = model.status !== state.status || model.reason !== state.reason ||
@@ -257,7 +234,7 @@
       box.className = "status status-" + model.phase +
         (model.late && model.late.decision ? " decision-" + model.late.decision : "") + (model.final ? " final" : "");
     }
-    setText("status-text", fill(labels[labelKey(model)] || labels[model.phase] || model.status, model)); /* role=status: announced */
+    setText("status-text", fill(labels[model.label] || labels[model.phase] || model.status, model)); /* role=status: announced */
     put("shortfall-note", model.shortfall && fill(labels["note:short_accepted"], model));
     if (model.phase === "paid" || model.phase === "overpaid") { setText("heading", data.paidHeading); }
     renderConfirmations(model);

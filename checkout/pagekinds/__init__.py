@@ -29,7 +29,14 @@ def page_model(session: Session, page: Page, now: datetime | None = None) -> Pag
     kind = KINDS[page.kind]
     refund = refund_view.refund_part(session, page, may_owe=kind.may_owe(page),
                                      testnet=present.testnet())
-    return kind.model(session, page, now or clock.now(), refund)
+    if refund is not None:
+        # What the script compares and follows, decided here once: server and script
+        # cannot disagree, and the page's script stays small.
+        refund["signature"] = refund_view.signature(refund)
+        refund["moving"] = refund_view.in_flight(refund)
+    model = kind.model(session, page, now or clock.now(), refund)
+    model["label"] = present.label_key(model)  # which label says the status, for the script
+    return model
 
 
 __all__ = ["KINDS", "PageKind", "PageModel", "page_model", "kind_of"]

@@ -63,6 +63,8 @@ class PageModel(TypedDict):
     support: NotRequired[list[list[str]] | None]
     # A deposit page's alone: what a page paid within the shop's tolerance lacked.
     shortfall: NotRequired[str | None]
+    # Which of the labels says the status (present.label_key), for the script.
+    label: NotRequired[str]
 
 
 @runtime_checkable

@@ -41,7 +41,8 @@ CONTRACT_KEYS = ["id", "kind", "status", "reason", "final", "phase", "pay_now", 
                  "amount_due", "rest_below_minimum", "minimum_extra", "amount_over", "minimum",
                  "fiat",
                  "seconds_left", "payment_uri", "confirmations_required", "transactions",
-                 "receipt", "return_url", "form", "refund_note", "invoice", "support", "refund"]
+                 "receipt", "return_url", "form", "refund_note", "invoice", "support", "refund",
+                 "label"]
 
 
 
@@ -190,6 +191,7 @@ def test_the_status_model_is_exactly_the_contract(
         "seconds_left": None, "payment_uri": f"bitcoin:{BTC_ADDRESS}?amount=0.00123",
         "confirmations_required": 1, "transactions": [], "receipt": None, "return_url": None,
         "form": None, "refund_note": False, "invoice": None, "support": None, "refund": None,
+        "label": "waiting",
     }
 
 
