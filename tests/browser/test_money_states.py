@@ -166,7 +166,7 @@ def test_a_payment_refused_as_too_small_says_so(app: Flask, site: LiveServer,
                                                 customer: Any) -> None:
     page = customer
     page.goto(link(site.url, currency="LTC", amount=None, foreign_id="customer-9"))
-    expect(page.locator(".muted").last).to_contain_text("of at least 0.01 LTC")
+    expect(page.locator("[data-field=pay-box] .muted").last).to_contain_text("of at least 0.01 LTC")
     pay(app, site, page, "0.005")
     wait_for_phase(page, "below_minimum")
     expect(page.locator("#status-text")).to_have_text(

@@ -136,7 +136,7 @@ def test_overpay_claim_approve_and_see_the_txid_appear_by_itself(
 
     claim(tab, "not an address")
     error = tab.locator('[data-field="refund-error"]')
-    expect(error).to_contain_text("without spaces")
+    expect(error).to_contain_text("never has (a space")
     expect(tab.locator("#refund-address")).to_have_attribute("aria-invalid", "true")
     check(tab, "refund: error")
     photograph_error(tab, page_url)
