@@ -7,32 +7,15 @@ at 320 and 1280 px in English, German and Arabic (build/screenshots/console-refu
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
 from kit.accessibility import audit
 from kit.browser import SHOTS, shoot
-from kit.console import Person, add_person, sign_in_browser
+from kit.console import Clock, add_person, sign_in_browser
 from kit.live import LiveServer
 from kit.refunds import overpaid_page, requested_refund, state_of
 from playwright.sync_api import Page, expect
-
-from checkout import clock, totp
-
-
-class Tick:
-    """The site's clock moved on by hand: each code asked again must be one not used yet."""
-
-    def __init__(self) -> None:
-        self.at = clock.system_now()
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def code(self, person: Person) -> str:
-        self.at += timedelta(seconds=totp.STEP)
-        return totp.code_at(person.secret, self.at)
 
 
 def look(page: Page, name: str, prepare: Callable[[Page], None] | None = None) -> None:
@@ -53,8 +36,7 @@ def look(page: Page, name: str, prepare: Callable[[Page], None] | None = None) -
 
 def test_an_owner_approves_a_waiting_refund_with_the_code_asked_again(
         app: Flask, site: LiveServer, context: Any) -> None:
-    tick = Tick()
-    app.config["CLOCK"] = tick
+    tick = Clock(app)
     refund_id = requested_refund(app, overpaid_page(app, app.test_client(), site))
     owner = add_person(app, "owner@shop.example", roles={11: "owner"})
     page = context.new_page()
@@ -93,8 +75,7 @@ def test_an_owner_approves_a_waiting_refund_with_the_code_asked_again(
 
 
 def test_an_owner_sets_the_policies(app: Flask, site: LiveServer, context: Any) -> None:
-    tick = Tick()
-    app.config["CLOCK"] = tick
+    tick = Clock(app)
     owner = add_person(app, "owner@shop.example", roles={11: "owner"})
     page = context.new_page()
     sign_in_browser(app, page, site.url, owner)

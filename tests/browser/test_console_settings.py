@@ -7,43 +7,27 @@ in English, German and Arabic (build/screenshots/console-*)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from kit.accessibility import audit
 from kit.browser import SHOTS, shoot
-from kit.console import PASSWORD, Person, add_person
+from kit.console import PASSWORD, Clock, Person, add_person
 from kit.live import LiveServer
 from playwright.sync_api import Page, expect
 
-from checkout import branding, clock, db, merchants, totp
+from checkout import branding, db, merchants
 from checkout.models import Merchant
 
 LANGUAGES = {"en": "en-GB", "de": "de-DE", "ar": "ar"}
 
 
-class Tick:
-    """The site's clock moved on by hand: each code asked again must be one not used yet."""
-
-    def __init__(self) -> None:
-        self.at = clock.system_now()
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def code(self, person: Person) -> str:
-        self.at += timedelta(seconds=totp.STEP)
-        return totp.code_at(person.secret, self.at)
-
-
 @pytest.fixture
 def owner_page(browser: Any, app: Flask, site: LiveServer, request: pytest.FixtureRequest
-               ) -> Iterator[tuple[Page, Person, Tick]]:
+               ) -> Iterator[tuple[Page, Person, Clock]]:
     lang = request.param
-    tick = Tick()
-    app.config["CLOCK"] = tick
+    tick = Clock(app)
     person = add_person(app, "owner@shop.example", roles={11: "owner"})
     context = browser.new_context(locale=LANGUAGES[lang])
     try:
@@ -77,7 +61,7 @@ def stored(app: Flask) -> Merchant:
 
 @pytest.mark.parametrize("owner_page", list(LANGUAGES), indirect=True)
 def test_an_owner_changes_settings_and_invites_a_user(app: Flask, site: LiveServer,
-                                                      owner_page: tuple[Page, Person, Tick]
+                                                      owner_page: tuple[Page, Person, Clock]
                                                       ) -> None:
     page, person, tick = owner_page
     lang = page.evaluate("document.documentElement.lang")
@@ -155,8 +139,7 @@ def _rgb(colour: str) -> str:
 @pytest.mark.parametrize("lang", list(LANGUAGES))
 def test_an_operator_sees_every_user_and_disables_one(browser: Any, app: Flask,
                                                       site: LiveServer, lang: str) -> None:
-    tick = Tick()
-    app.config["CLOCK"] = tick
+    tick = Clock(app)
     operator = add_person(app, "op@site.example", operator=True)
     add_person(app, "owner@shop.example", roles={11: "owner"})
     leaving = add_person(app, "leaving@shop.example", roles={11: "support"})

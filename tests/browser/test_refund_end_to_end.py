@@ -9,35 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from kit.browser import link, pay
 from kit.callbacks import Shop, running_shop, use_shop
-from kit.console import Person, add_person, sign_in_browser
+from kit.console import Clock, add_person, sign_in_browser
 from kit.invoices import advance_sandbox, settle
 from kit.live import LiveServer, wait_until
 from kit.refund_flow import WALLET, withdrawals
 from playwright.sync_api import expect
 
-from checkout import clock, currencies, db, totp
+from checkout import currencies, db
 from checkout.models import Refund
-
-
-class Tick:
-    """The site's clock, moved on by hand: each code asked again is one not used yet."""
-
-    def __init__(self) -> None:
-        self.at = clock.system_now()
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def code(self, person: Person) -> str:
-        self.at += timedelta(seconds=totp.STEP)
-        return totp.code_at(person.secret, self.at)
 
 
 @pytest.fixture
@@ -61,8 +46,7 @@ def the_refund(app: Flask) -> Refund:
 
 def test_overpay_claim_approve_in_the_back_office_and_see_the_txid(
         app: Flask, site: LiveServer, customer: Any, context: Any, webhook: Shop) -> None:
-    tick = Tick()
-    app.config["CLOCK"] = tick
+    tick = Clock(app)
     # The customer overpays (0.002 for 0.0012 BTC asked) and asks for the difference.
     customer.goto(link(site.url, convert_to=None, foreign_id="order-e2e"))
     pay(app, site, customer, "0.002")

@@ -156,10 +156,16 @@ def refund_approve(refund_id: int) -> ResponseReturnValue:
         session.commit()
     except decisions.Refused as refused:
         session.rollback()
-        if refused.code == decisions.DECIDED:
-            return _back(row.id, "decided")
-        return _show(row.id, status=409, message=refused.message)
+        return _refused(row.id, refused)
     return _back(row.id, _sent(row.id))
+
+
+def _refused(refund_id: int, refused: decisions.Refused) -> ResponseReturnValue:
+    """A decision the refund no longer takes: someone decided it first, or the page's money
+    changed since it was asked for."""
+    if refused.code == decisions.DECIDED:
+        return _back(refund_id, "decided")
+    return _show(refund_id, status=409, message=refused.message)
 
 
 def _sent(refund_id: int) -> str:
@@ -203,7 +209,5 @@ def refund_reject(refund_id: int) -> ResponseReturnValue:
         session.commit()
     except decisions.Refused as refused:
         session.rollback()
-        if refused.code == decisions.DECIDED:
-            return _back(row.id, "decided")
-        return _show(row.id, status=409, message=refused.message)
+        return _refused(row.id, refused)
     return _back(row.id, "rejected")
