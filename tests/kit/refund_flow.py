@@ -15,7 +15,7 @@ from checkout.models import Delivery, Page, Refund
 from checkout.sandbox import store as sandbox_store
 from checkout.services import refunds
 
-from .console import Person
+from .console import Person, add_person
 from .deposits import LINK, open_link
 from .invoices import settle
 from .live import LiveServer
@@ -56,6 +56,16 @@ def approve(app: Flask, refund_id: int, person: Person) -> None:
         refunds.approve(session, refund_id, user_id=person.id, actor=person.email,
                         merchant_ids=None)
         session.commit()
+
+
+def approved_refund(app: Flask, client: FlaskClient, live_server: LiveServer
+                    ) -> tuple[str, int]:
+    """An overpaid page whose customer asked for everything owed back, approved by the
+    shop's owner and not sent yet: (page id, refund id)."""
+    page_id = overpaid_page(app, client, live_server)
+    refund_id = request(app, page_id)
+    approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    return page_id, refund_id
 
 
 def row(app: Flask, refund_id: int) -> Refund:

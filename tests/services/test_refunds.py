@@ -121,9 +121,7 @@ def test_a_failed_withdrawal_gives_the_money_back_to_ask_for_again(
     """The processor cancels a withdrawal (held by its limits, then refused with an error):
     the refund fails with the processor's error, and what it held is owed again."""
     hold_every_withdrawal(live_server)
-    page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id)
-    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    page_id, refund_id = flow.approved_refund(app, client, live_server)
     with app.app_context():
         refunds.send(refund_id)
     settle(app)
@@ -153,9 +151,7 @@ def decide(live_server: LiveServer, foreign_id: str, decision: str, **more: str)
 def test_a_withdrawal_held_by_the_processors_limits_is_pending_until_it_decides(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
     hold_every_withdrawal(live_server)
-    page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id)
-    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    page_id, refund_id = flow.approved_refund(app, client, live_server)
     with app.app_context():
         refunds.send(refund_id)
     settle(app)
@@ -173,9 +169,7 @@ def test_the_shop_receives_each_refund_event_signed_with_its_secret(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
     with running_shop() as shop:
         use_shop(app, shop)
-        page_id = flow.overpaid_page(app, client, live_server)
-        refund_id = flow.request(app, page_id)
-        flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+        page_id, refund_id = flow.approved_refund(app, client, live_server)
         with app.app_context():
             refunds.send(refund_id)
         advance_sandbox(live_server.url, 3600)

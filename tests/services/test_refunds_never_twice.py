@@ -96,9 +96,7 @@ def test_two_people_approving_at_once_make_one_approval(
 
 def test_two_workers_sending_at_once_make_one_withdrawal(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
-    page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id)
-    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    page_id, refund_id = flow.approved_refund(app, client, live_server)
     results = at_once(*(in_context(app, lambda: refunds.send(refund_id)) for _ in range(2)))
     assert sorted(results) == [refunds.BUSY, refunds.SENT]
     assert flow.withdrawals(app, flow.row(app, refund_id).foreign_id) == 1
@@ -106,9 +104,7 @@ def test_two_workers_sending_at_once_make_one_withdrawal(
 
 def test_a_replayed_withdrawal_callback_moves_nothing_and_tells_the_shop_nothing(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
-    page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id)
-    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    page_id, refund_id = flow.approved_refund(app, client, live_server)
     with app.app_context():
         refunds.send(refund_id)
     advance_sandbox(live_server.url, 3600)
@@ -135,9 +131,7 @@ def test_a_withdrawal_whose_answer_was_lost_is_never_sent_twice(
     """The processor made the withdrawal but its answer never arrived: the refund waits out
     its lease, is sent again under the same foreign_id, which the processor refuses as
     taken, and the site asks it what became of the first."""
-    page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id)
-    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    page_id, refund_id = flow.approved_refund(app, client, live_server)
     with between(app, live_server.url, "/withdrawal/crypto", DROP) as proxy, \
             app.app_context():
         assert refunds.send(refund_id) == refunds.LATER
@@ -176,9 +170,7 @@ with app.app_context():
 def test_a_worker_killed_in_the_middle_of_the_call_leaves_one_withdrawal(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant,
         tmp_path: Path) -> None:
-    page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id)
-    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    page_id, refund_id = flow.approved_refund(app, client, live_server)
     with between(app, live_server.url, "/withdrawal/crypto", HOLD) as proxy:
         worker = subprocess.Popen(
             [sys.executable, "-c", SEND_IN_A_PROCESS, app.config["DATABASE_URL"],
@@ -276,9 +268,7 @@ def test_a_refund_whose_callback_never_came_is_asked_about(
         app: Flask, client: FlaskClient, live_server: LiveServer, merchant: Merchant) -> None:
     """The processor confirmed the withdrawal but its callback was lost: once the refund has
     been quiet for a while, the worker asks the processor and learns its end."""
-    page_id = flow.overpaid_page(app, client, live_server)
-    refund_id = flow.request(app, page_id)
-    flow.approve(app, refund_id, add_person(app, "owner@shop.example", roles={11: "owner"}))
+    page_id, refund_id = flow.approved_refund(app, client, live_server)
     with app.app_context():
         refunds.send(refund_id)
     advance_sandbox(live_server.url, 3600)
