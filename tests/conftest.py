@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import HealthCheck, settings
+from kit.callbacks import Shop, running_shop, use_shop
 from kit.live import LiveServer, start_live_server
 from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 from sqlalchemy import make_url, text
@@ -164,6 +165,14 @@ def merchant(app: Flask) -> Merchant:
             frame_origins=("https://shop.example",),
             webhook_url="https://shop.example/coinspaid/callback",
         ))
+
+
+@pytest.fixture
+def webhook(app: Flask, merchant: Merchant) -> Iterator[Shop]:
+    """Merchant 11's webhook, a real HTTP server that answers 200 and keeps what it got."""
+    with running_shop() as shop:
+        use_shop(app, shop)
+        yield shop
 
 
 

@@ -7,13 +7,12 @@ build/screenshots/ (console-story-*)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from kit.accessibility import check
 from kit.browser import photograph, run_worker
-from kit.callbacks import Shop, running_shop, use_shop
+from kit.callbacks import Shop
 from kit.console import PASSWORD, add_person, next_code
 from kit.deposits import LINK, open_link
 from kit.live import LiveServer
@@ -24,13 +23,6 @@ from checkout import db
 from checkout.models import Page as PageRow
 
 NOTE = "Customer called <b>twice</b> & was told to wait"
-
-
-@pytest.fixture
-def webhook(app: Flask, site: LiveServer) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 @pytest.fixture

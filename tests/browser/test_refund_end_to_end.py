@@ -8,13 +8,12 @@ its explorer link by itself; the shop's webhook receives every refund event, sig
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from kit.browser import link, pay
-from kit.callbacks import Shop, running_shop, use_shop
+from kit.callbacks import Shop
 from kit.console import Clock, add_person, sign_in_browser
 from kit.invoices import advance_sandbox, settle
 from kit.live import LiveServer, wait_until
@@ -28,13 +27,6 @@ from checkout.models import Refund
 @pytest.fixture
 def app(make_app: Any) -> Any:
     return make_app(POLL_WAITING_MS=250, POLL_SEEN_MS=250)
-
-
-@pytest.fixture
-def webhook(app: Flask, site: LiveServer) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 def the_refund(app: Flask) -> Refund:

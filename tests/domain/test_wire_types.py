@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,9 +27,7 @@ from kit.callbacks import (
     callbacks_of,
     issue_invoice,
     post,
-    running_shop,
     take_address,
-    use_shop,
 )
 from kit.callbacks import pay as pay_lost
 from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, pay, settle, shop_verifies
@@ -144,13 +142,6 @@ def test_the_schema_is_read_off_the_examples_not_written_by_hand() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The site's own invoice events, end to end: the shop creates, the payer pays at the sandbox
-
-
-@pytest.fixture
-def webhook(app: Flask, merchant: Merchant) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 @pytest.fixture

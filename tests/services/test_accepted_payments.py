@@ -5,14 +5,12 @@ event once (README "Accepted payments"), beside the processor's own deposit call
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from kit.callbacks import Shop, running_shop, use_shop
+from kit.callbacks import Shop
 from kit.deposits import LINK, open_link
 from kit.invoices import settle, shop_verifies
 from kit.live import LiveServer
@@ -22,13 +20,6 @@ from checkout import db, rates
 from checkout.models import Merchant, Page
 
 PLAIN_LINK = {**LINK, "convert_to": None}
-
-
-@pytest.fixture
-def webhook(app: Flask, merchant: Merchant) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 def told(webhook: Shop) -> list[dict[str, Any]]:

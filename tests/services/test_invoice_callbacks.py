@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +21,6 @@ from kit.callbacks import (
     issue_invoice,
     page_state,
     post,
-    running_shop,
-    use_shop,
 )
 from kit.invoices import (
     ORDER,
@@ -43,13 +40,6 @@ from sqlalchemy import select
 from checkout import db, processor
 from checkout.models import Invoice, InvoiceQuote, Merchant, Page
 from checkout.services import deliveries, invoices
-
-
-@pytest.fixture
-def webhook(app: Flask, merchant: Merchant) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ sandbox sends, over real HTTP, signed) and an invoice callback with money after 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from kit.callbacks import Shop, callbacks_of, running_shop, use_shop
+from kit.callbacks import Shop, callbacks_of
 from kit.invoices import (
     TYPE_3,
     TestShop,
@@ -34,13 +33,6 @@ from checkout import db
 from checkout.models import Callback, Invoice, InvoiceQuote, Merchant
 
 NOT_PAID = "Timer expired. User not paid."
-
-
-@pytest.fixture
-def webhook(app: Flask, merchant: Merchant) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 @pytest.fixture

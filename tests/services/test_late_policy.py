@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -24,7 +23,7 @@ import requests
 import zxingcpp
 from flask import Flask
 from flask.testing import FlaskClient
-from kit.callbacks import Shop, callbacks_of, running_shop, use_shop
+from kit.callbacks import Shop, callbacks_of
 from kit.invoices import (
     TYPE_3,
     TestShop,
@@ -43,13 +42,6 @@ from checkout.models import Callback, Invoice, Merchant, Page, RateQuote
 from checkout.pagekinds import owed
 
 PRICE = Decimal(35)  # TYPE_3: 35 EUR, paid in BTC
-
-
-@pytest.fixture
-def webhook(app: Flask, merchant: Merchant) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 @pytest.fixture

@@ -5,13 +5,12 @@ audited, safe to send twice, and refused for a page of another merchant as for n
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from kit.callbacks import Shop, running_shop, use_shop
+from kit.callbacks import Shop
 from kit.console import Person, add_person, csrf_of, sign_in
 from kit.counters import count
 from kit.deposits import LINK, open_link
@@ -26,13 +25,6 @@ from checkout.sandbox import outbox
 from checkout.services import deliveries, invoices, story
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quotes"'
-
-
-@pytest.fixture
-def webhook(app: Flask, merchant: Merchant) -> Iterator[Shop]:
-    with running_shop() as shop:
-        use_shop(app, shop)
-        yield shop
 
 
 @pytest.fixture
