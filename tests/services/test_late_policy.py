@@ -75,8 +75,11 @@ def html(client: FlaskClient, app: Flask, invoice_id: int) -> str:
 
 
 def owed_of(app: Flask, invoice_id: int) -> owed.Owed | None:
+    # The page's id first: page_id_of's own context ends by closing this thread's session,
+    # and a session taken before it would go on outside the one its context closes.
+    page_id = page_id_of(app, invoice_id)
     with app.app_context():
-        page = db.session().get(Page, page_id_of(app, invoice_id))
+        page = db.session().get(Page, page_id)
         assert page is not None
         return owed.owed(db.session(), page)
 
