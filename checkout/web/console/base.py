@@ -232,3 +232,23 @@ def closing(lines: Iterator[str], session: Session) -> Iterator[str]:
         yield from lines
     finally:
         session.close()
+
+
+# ---------------------------------------------------------------- filters in the URL
+
+MAX_ID = 2**63 - 1  # the largest id a row can have (a signed 64-bit integer)
+
+
+class BadFilter(ValueError):
+    """A filter in the URL that means nothing: said so, never guessed at."""
+
+
+def id_filter(name: str) -> int | None:
+    """The positive row id named `name` in the query (or the posted form), if any."""
+    value = request.values.get(name, "")
+    if value == "":
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 19) \
+            or not 0 < int(value) <= MAX_ID:
+        raise BadFilter(name)
+    return int(value)

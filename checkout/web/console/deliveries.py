@@ -17,24 +17,19 @@ from flask_babel import gettext as _
 from ... import clock, db, roles
 from ...services import delivery_health
 from ...services import flagged as flagged_news
-from .base import bp, client_address, merchant_or_404, render, requires, signed
+from .base import (
+    BadFilter,
+    bp,
+    client_address,
+    id_filter,
+    merchant_or_404,
+    render,
+    requires,
+    signed,
+)
 
 # Ids are positive and fit a signed 64-bit column; anything else is no id.
-_MAX_ID = 2**63 - 1
 
-
-class BadFilter(ValueError):
-    """A filter in the URL that means nothing: said so, never guessed at."""
-
-
-def _id(name: str) -> int | None:
-    value = request.values.get(name, "")
-    if value == "":
-        return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 19) \
-            or not 0 < int(value) <= _MAX_ID:
-        raise BadFilter(name)
-    return int(value)
 
 
 def _date(name: str) -> date | None:
@@ -59,7 +54,7 @@ def _state() -> str | None:
 
 
 def _delivery_filter() -> delivery_health.Filter:
-    return delivery_health.Filter(state=_state(), merchant_id=_id("merchant"),
+    return delivery_health.Filter(state=_state(), merchant_id=id_filter("merchant"),
                                   since=_date("from"), until=_date("to"))
 
 
@@ -85,7 +80,7 @@ def deliveries() -> ResponseReturnValue:
     session = db.session()
     try:
         chosen = _delivery_filter()
-        after = _id("after")
+        after = id_filter("after")
     except BadFilter:
         return render("console/deliveries.html", error=_("That filter is not valid."),
                       chosen=delivery_health.Filter(), listing=None, health=[],
@@ -251,9 +246,9 @@ def flagged() -> ResponseReturnValue:
     allowed = who.access.merchants(roles.READ)
     session = db.session()
     try:
-        chosen = flagged_news.Filter(merchant_id=_id("merchant"), since=_date("from"),
+        chosen = flagged_news.Filter(merchant_id=id_filter("merchant"), since=_date("from"),
                                 until=_date("to"))
-        after = _id("after")
+        after = id_filter("after")
     except BadFilter:
         return render("console/flagged.html", error=_("That filter is not valid."),
                       chosen=flagged_news.Filter(), listing=None, done_of=what_was_done,

@@ -19,15 +19,19 @@ from ... import refund_rules as rules
 from ...services import flagged as flagged_news
 from ...services import refund_queue, signin
 from ...services import refunds as decisions
-from .base import bp, client_address, merchant_or_404, render, requires, signed
+from .base import (
+    BadFilter,
+    bp,
+    client_address,
+    id_filter,
+    merchant_or_404,
+    render,
+    requires,
+    signed,
+)
 
-_MAX_ID = 2**63 - 1
 REASON_MAX = 500  # the customer reads it on the page: a sentence or two
 DONE = ("sent", "later", "failed", "busy", "rejected", "decided")
-
-
-class BadFilter(ValueError):
-    """A filter in the URL that means nothing: said so, never guessed at."""
 
 
 def state_names() -> dict[str, str]:
@@ -48,21 +52,12 @@ def cause_names() -> dict[str, str]:
             rules.LATE: _("Paid late")}
 
 
-def _id(name: str) -> int | None:
-    value = request.args.get(name, "")
-    if value == "":
-        return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 19) \
-            or not 0 < int(value) <= _MAX_ID:
-        raise BadFilter(name)
-    return int(value)
-
 
 def _filter() -> refund_queue.Filter:
     state = request.args.get("state", rules.REQUESTED)
     if state != refund_queue.ALL and state not in refund_queue.STATES:
         raise BadFilter("state")
-    return refund_queue.Filter(state=state, merchant_id=_id("merchant"))
+    return refund_queue.Filter(state=state, merchant_id=id_filter("merchant"))
 
 
 def _testnet() -> bool:
@@ -82,7 +77,7 @@ def refunds() -> ResponseReturnValue:
     choices = flagged_news.merchant_choices(session, allowed)
     try:
         chosen = _filter()
-        after = _id("after")
+        after = id_filter("after")
     except BadFilter:
         return render("console/refunds.html", error=_("That filter is not valid."),
                       chosen=refund_queue.Filter(), listing=None, merchants=choices,
