@@ -23,21 +23,6 @@ COLUMNS = ("underpaid_percent", "underpaid_fiat", "policy_currency", "late_accep
            "refund_auto_below")
 
 
-@pytest.fixture
-def tick(app: Flask) -> Clock:
-    return Clock(app)
-
-
-@pytest.fixture
-def owner(app: Flask, merchant: Merchant) -> Person:
-    return add_person(app, "owner@shop.example", roles={merchant.client_id: "owner"})
-
-
-@pytest.fixture
-def signed_in(app: Flask, client: FlaskClient, owner: Person, tick: Clock) -> str:
-    return sign_in(app, client, owner)
-
-
 def stored(app: Flask) -> dict[str, Any]:
     with app.app_context():
         m = db.session().get(Merchant, 11)

@@ -21,16 +21,6 @@ from checkout.services import refunds as decisions_service
 
 
 @pytest.fixture
-def tick(app: Flask) -> Clock:
-    return Clock(app)
-
-
-@pytest.fixture
-def owner(app: Flask, merchant: Merchant) -> Person:
-    return add_person(app, "owner@shop.example", roles={merchant.client_id: "owner"})
-
-
-@pytest.fixture
 def waiting(app: Flask, client: FlaskClient, live_server: LiveServer,
             merchant: Merchant) -> int:
     """A refund of merchant 11's overpaid page, waiting for a decision."""

@@ -28,21 +28,6 @@ DEVELOPER = "/console/settings/developer?merchant=11"
 SECRET = "/console/settings/secret?merchant=11"
 
 
-@pytest.fixture
-def tick(app: Flask) -> Clock:
-    return Clock(app)
-
-
-@pytest.fixture
-def owner(app: Flask, merchant: Merchant) -> Person:
-    return add_person(app, "owner@shop.example", roles={merchant.client_id: "owner"})
-
-
-@pytest.fixture
-def signed_in(app: Flask, client: FlaskClient, owner: Person, tick: Clock) -> str:
-    return sign_in(app, client, owner)
-
-
 def stored(app: Flask) -> dict[str, Any]:
     with app.app_context():
         m = db.session().get(Merchant, 11)

@@ -30,16 +30,6 @@ _LINK = re.compile(r"https?://[^\s<\"]+/console/enrol/([A-Za-z0-9_-]+)")
 
 
 @pytest.fixture
-def tick(app: Flask) -> Clock:
-    return Clock(app)
-
-
-@pytest.fixture
-def owner(app: Flask, merchant: Merchant) -> Person:
-    return add_person(app, "owner@shop.example", roles={11: "owner"})
-
-
-@pytest.fixture
 def token(app: Flask, client: FlaskClient, owner: Person, tick: Clock) -> str:
     return sign_in(app, client, owner)
 
