@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from flask_babel import LazyString, gettext, lazy_gettext
 
 from . import currencies
-from .address_codecs import (
+from .address_codecs import cashaddr_decode, eip55
+from .currencies import Currency
+from .wire.address_text import (
     BITCOIN_ALPHABET,
     CASINOCOIN_ALPHABET,
     RIPPLE_ALPHABET,
@@ -33,11 +35,8 @@ from .address_codecs import (
     base58check_decode,
     base58check_encode,
     bech32_decode,
-    cashaddr_decode,
     convert_bits,
-    eip55,
 )
-from .currencies import Currency
 
 # Longer than any address of the chains below (a Cardano pointer address is about 110
 # characters) and within what the processor's addresses are stored in.

@@ -13,12 +13,13 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from checkout.wire import address_text
+
 from . import store
 from .currencies import Currency
 
-_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_RIPPLE58 = "rpshnaf39wBUDNEGHJKLM4PQRST7VWXYZ2bcdeCg65jkm8oFqi1tuvAxyz"
+_BASE58 = address_text.BITCOIN_ALPHABET
+_RIPPLE58 = address_text.RIPPLE_ALPHABET
 # Tags start high enough to look like real destination tags.
 TAG_BASE = 100000
 
@@ -27,70 +28,29 @@ def _program(family: str, number: int) -> bytes:
     return hashlib.sha256(f"checkout-sandbox:{family}:{number}".encode()).digest()[:20]
 
 
-def _polymod(values: list[int]) -> int:
-    generator = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
-    chk = 1
-    for value in values:
-        top = chk >> 25
-        chk = (chk & 0x1FFFFFF) << 5 ^ value
-        for i in range(5):
-            chk ^= generator[i] if (top >> i) & 1 else 0
-    return chk
-
-
-def _hrp_expand(hrp: str) -> list[int]:
-    return [ord(x) >> 5 for x in hrp] + [0] + [ord(x) & 31 for x in hrp]
-
-
-def _to_5bit(data: bytes) -> list[int]:
-    acc, bits, out = 0, 0, []
-    for byte in data:
-        acc = (acc << 8) | byte
-        bits += 8
-        while bits >= 5:
-            bits -= 5
-            out.append((acc >> bits) & 31)
-    if bits:
-        out.append((acc << (5 - bits)) & 31)
-    return out
-
-
 def bech32_checksum_ok(address: str) -> bool:
-    hrp, _, data = address.rpartition("1")
-    values = [_BECH32.index(c) for c in data]
-    return _polymod(_hrp_expand(hrp) + values) == 1
+    try:
+        return address_text.bech32_decode(address)[2] == "bech32"
+    except address_text.CodecError:
+        return False
 
 
 def segwit(hrp: str, program: bytes) -> str:
     """A version-0 witness address (bech32, BIP-173)."""
-    data = [0] + _to_5bit(program)
-    polymod = _polymod(_hrp_expand(hrp) + data + [0] * 6) ^ 1
-    checksum = [(polymod >> 5 * (5 - i)) & 31 for i in range(6)]
-    return hrp + "1" + "".join(_BECH32[d] for d in data + checksum)
+    data = [0] + address_text.convert_bits(program, 8, 5, pad=True)
+    return address_text.bech32_encode(hrp, data, "bech32")
 
 
 def base58check(version: bytes, payload: bytes, alphabet: str = _BASE58) -> str:
-    raw = version + payload
-    raw += hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4]
-    number = int.from_bytes(raw, "big")
-    out = ""
-    while number:
-        number, digit = divmod(number, 58)
-        out = alphabet[digit] + out
-    leading = len(raw) - len(raw.lstrip(b"\0"))
-    return alphabet[0] * leading + out
+    return address_text.base58check_encode(version + payload, alphabet)
 
 
 def base58check_ok(address: str, alphabet: str = _BASE58) -> bool:
-    number = 0
-    for char in address:
-        if char not in alphabet:
-            return False
-        number = number * 58 + alphabet.index(char)
-    leading = len(address) - len(address.lstrip(alphabet[0]))
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    raw = b"\0" * leading + body
-    return hashlib.sha256(hashlib.sha256(raw[:-4]).digest()).digest()[:4] == raw[-4:]
+    try:
+        address_text.base58check_decode(address, alphabet)
+    except address_text.CodecError:
+        return False
+    return True
 
 
 # The shared address of the tag currency.

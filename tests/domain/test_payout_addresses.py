@@ -15,14 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkout import currencies, i18n
-from checkout.address_codecs import (
-    BECH32_CHARSET,
-    BITCOIN_ALPHABET,
-    RIPPLE_ALPHABET,
-    bech32_decode,
-    bech32_encode,
-    eip55,
-)
+from checkout.address_codecs import eip55
 from checkout.payout_addresses import (
     ADDRESS_MAX,
     Destination,
@@ -32,6 +25,13 @@ from checkout.payout_addresses import (
 )
 from checkout.sandbox import addresses as sandbox_addresses
 from checkout.sandbox import currencies as sandbox_currencies
+from checkout.wire.address_text import (
+    BECH32_CHARSET,
+    BITCOIN_ALPHABET,
+    RIPPLE_ALPHABET,
+    bech32_decode,
+    bech32_encode,
+)
 
 EIP55_MIXED = (  # EIP-55's "Test cases"
     "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
