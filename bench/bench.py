@@ -98,7 +98,7 @@ CALLBACK_AMOUNT = "0.00001000"
 # The news probe's callbacks: pages of their own, processor ids far from the intake's.
 NEWS_PAGES = 8
 NEWS_IDS = 1_900_000_000  # below 2**31: some processor-id columns are 32-bit today
-NEWS_POLL_S = 0.01
+NEWS_POLL_S = 0.05  # 20 polls a second at most: the probe must not load the site itself
 NEWS_PATIENCE_S = 30.0
 LIMITS_RAISED = ("RATELIMIT_LINKS", "RATELIMIT_PAGES", "RATELIMIT_STATUS", "RATELIMIT_API")
 UNREACHED = "100000000 per minute"
