@@ -102,7 +102,7 @@ NEWS_POLL_S = 0.05  # 20 polls a second at most: the probe must not load the sit
 NEWS_PATIENCE_S = 30.0
 LIMITS_RAISED = ("RATELIMIT_LINKS", "RATELIMIT_PAGES", "RATELIMIT_STATUS", "RATELIMIT_API")
 UNREACHED = "100000000 per minute"
-FIRST_VIEWS = 120  # pages of each kind made for the first-view rounds
+FIRST_VIEWS = 200  # pages of each kind made for the first-view rounds
 SETUP_THREADS = 8  # concurrent requests while making them
 
 BARE, INSERT, CALL_INSERT = "bare", "bare+insert", "bare+call+insert"
@@ -589,7 +589,9 @@ def probing(probe: NewsProbe | None) -> Iterator[None]:
         raise
     finally:
         probe.stop.set()
-        thread.join(NEWS_PATIENCE_S + 130)  # one sample at most: its patience, two timeouts
+        # Normally one sample at most: its patience and two timeouts. Interrupted, the bench
+        # stops the site next: the thread is a daemon and not waited for.
+        thread.join(1 if probe.abort.is_set() else NEWS_PATIENCE_S + 130)
 
 
 # ---------------------------------------------------------------- the page's weight
