@@ -23,7 +23,10 @@ A page's first view is measured on pages made before the round and never viewed,
 them than the site keeps renderings of (CHECKOUT_PAGE_CACHE_SIZE), cycled so that no view
 finds its process's own kept rendering. The status poll is measured again with the limits
 in Redis (a redis-server of the bench's own on a free loopback port), when one is installed.
-After a callback, the bench times how long until the page's status poll shows it.
+After a callback, the bench times how long until the page's status poll shows it. No
+`flask worker` runs unless --worker: then one runs beside the site during the callback
+rounds, as `make run` runs it (paused while the floor is loaded), forwarding to a shop
+endpoint of the bench's own, so that work a callback leaves for later is done and counted.
 
 It prints, per database, requests/s and latency per route, the ratio to its floor and
 whether its goal is met; the page's weight; memory per worker; how many customers polling at
@@ -58,6 +61,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -99,7 +103,7 @@ CALLBACK_AMOUNT = "0.00001000"
 NEWS_PAGES = 8
 NEWS_IDS = 1_900_000_000  # below 2**31: some processor-id columns are 32-bit today
 NEWS_POLL_S = 0.05  # 20 polls a second at most: the probe must not load the site itself
-NEWS_PATIENCE_S = 30.0
+NEWS_PATIENCE_S = 5.0  # five times the goal: later is "never" here
 LIMITS_RAISED = ("RATELIMIT_LINKS", "RATELIMIT_PAGES", "RATELIMIT_STATUS", "RATELIMIT_API")
 UNREACHED = "100000000 per minute"
 FIRST_VIEWS = 200  # pages of each kind made for the first-view rounds
@@ -150,6 +154,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _killed_with_parent() -> None:
+    """As _die_with_parent, for a child the bench may pause: a stopped process keeps a
+    SIGTERM pending, never a SIGKILL."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class Processes:
     """Every process the bench starts, each in a session of its own, all stopped at the end."""
@@ -157,20 +168,34 @@ class Processes:
     started: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def start(self, name: str, args: list[str], *, env: dict[str, str], log: Path,
-              cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+              cwd: Path = ROOT, pausable: bool = False) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
-            process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, preexec_fn=_die_with_parent)
+            process = subprocess.Popen(
+                args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_killed_with_parent if pausable else _die_with_parent)
         self.started.append((name, process))
         print(f"  started {name} (pid {process.pid})", flush=True)
         return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        """One of them, now (its group); stop_all still reports it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGCONT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def stop_all(self) -> None:
         for _name, process in reversed(self.started):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
+                    os.killpg(process.pid, signal.SIGCONT)  # a paused one takes it now
         deadline = time.monotonic() + 10
         for _name, process in self.started:
             try:
@@ -183,6 +208,20 @@ class Processes:
             names = ", ".join(f"{name} (pid {p.pid})" for name, p in self.started)
             print(f"stopped: {names}; all exited", flush=True)
         self.started.clear()
+
+
+@contextlib.contextmanager
+def paused(process: subprocess.Popen[bytes] | None) -> Iterator[None]:
+    """The process (its whole group) stopped meanwhile, and continued on every path."""
+    if process is None or process.poll() is not None:
+        yield
+        return
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGCONT)
 
 
 def free_port() -> int:
@@ -215,6 +254,13 @@ def gunicorn_flags() -> list[str]:
     if any("$" in word for word in flags):
         raise BenchError(f"cannot read the Makefile's gunicorn options: {flags}")
     return flags
+
+
+def flask() -> str:
+    found = Path(sys.executable).parent / "flask"
+    if not found.exists():
+        raise BenchError(f"flask is not installed beside {sys.executable} (make .venv/.run)")
+    return str(found)
 
 
 def gunicorn() -> str:
@@ -306,16 +352,14 @@ def schema_of_its_own(base: str, prefix: str = "bench") -> Iterator[str]:
         engine.dispose()
 
 
-def prepare(database: Database, folder: Path) -> None:
+def prepare(database: Database, folder: Path, shop_callbacks: str) -> None:
     """Schema by the migrations; the merchant (and its sandbox account), as `merchant add`."""
     migrate.upgrade(database.url, sandbox=True)
     app = create_app({"DATABASE_URL": database.url, "INSTANCE_PATH": str(folder / "instance"),
                       "SANDBOX": True, "PROCESSOR_URL": None, "SECRET_KEY": "bench"})
     with app.app_context():
         merchants.add(merchants.NewMerchant(
-            CLIENT_ID, "Bench shop", KEY, SECRET, ("shop.example",), (),
-            # Never called: no worker runs, deliveries wait in the outbox as in production.
-            "http://127.0.0.1:9/coinspaid/callback"))
+            CLIENT_ID, "Bench shop", KEY, SECRET, ("shop.example",), (), shop_callbacks))
     app.extensions[db.EXTENSION].remove()
     app.extensions[db.EXTENSION + ".engine"].dispose()
 
@@ -343,6 +387,52 @@ def site_environment(database: Database, base_url: str) -> dict[str, str]:
     # are raised out of its way. The limiter still counts every request, as in production.
     env.update({f"CHECKOUT_{name}": UNREACHED for name in LIMITS_RAISED})
     return env
+
+
+class _ShopHandler(BaseHTTPRequestHandler):
+    server: Shop
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            self.server.received += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class Shop(ThreadingHTTPServer):
+    """The merchant's callback endpoint, where the worker forwards callbacks: it takes each
+    at once (a failing shop would have the worker retry in a loop instead)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__((HOST, 0), _ShopHandler)
+        self.lock = threading.Lock()
+        self.received = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server_address[1]}/coinspaid/callback"
+
+
+@contextlib.contextmanager
+def shop_of_its_own() -> Iterator[Shop]:
+    shop = Shop()
+    thread = threading.Thread(target=shop.serve_forever, name="shop", daemon=True)
+    thread.start()
+    try:
+        yield shop
+    finally:
+        shop.shutdown()
+        shop.server_close()
+        thread.join()
 
 
 # ---------------------------------------------------------------- what the site answers
@@ -734,6 +824,7 @@ class Options:
     routes: list[str]
     postgresql_url: str
     first_views: int
+    worker: bool  # `flask worker` beside the site during the callback row
 
     @property
     def cache_size(self) -> int:
@@ -753,6 +844,7 @@ class Report:
     outcomes: dict[str, int]
     news: NewsProbe | None
     skipped: dict[str, str]  # route: why it was not measured
+    forwarded: int | None  # callbacks the worker forwarded to the shop
 
 
 # What the bare app answers for each once-only route, and the work it does first.
@@ -765,6 +857,7 @@ UNIQUE_KEYS = {"click": "GET /terminal", "create": "POST /api/v2/invoices/create
 class Site:
     url: str
     process: subprocess.Popen[bytes]
+    env: dict[str, str]
 
 
 def start_site(name: str, database: Database, options: Options, folder: Path,
@@ -778,7 +871,25 @@ def start_site(name: str, database: Database, options: Options, folder: Path,
     process = processes.start(name, [gunicorn(), "--bind", f"{HOST}:{port}", *flags,
                                      "wsgi:app"], env=env, log=log)
     wait_until_up(f"{url}/healthz", process, log)
-    return Site(url, process)
+    return Site(url, process, env)
+
+
+def start_worker(site: Site, database: Database, folder: Path,
+                 processes: Processes) -> subprocess.Popen[bytes]:
+    """`flask worker` beside the site, as `make run` runs it: work a callback leaves for
+    later is done on the same cores, and counted. Rates are not refreshed meanwhile (that
+    rewrites every open page, a minute's work that is no callback's)."""
+    log = folder / f"worker-{database.name}.log"
+    worker = processes.start(
+        f"flask worker on {database.name}", [flask(), "--app", "checkout", "worker"],
+        env={**site.env, "CHECKOUT_RATES_MAX_AGE": "86400", "PYTHONUNBUFFERED": "1"},
+        log=log, pausable=True)
+    deadline = time.monotonic() + 60
+    while "worker: running" not in log.read_text(errors="replace"):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"flask worker did not start:\n{tail(log)}")
+        time.sleep(0.1)
+    return worker
 
 
 def floor_database(kind: str, database: Database, folder: Path) -> str:
@@ -819,9 +930,10 @@ def record(site_url: str, key: str, request: Request | None = None) -> Answer:
 def bench_database(kind: str, options: Options, folder: Path, processes: Processes) -> Report:
     flags = gunicorn_flags()
     wanted = set(options.routes)
-    with fresh_database(kind, folder, options.postgresql_url) as database:
+    with fresh_database(kind, folder, options.postgresql_url) as database, \
+            shop_of_its_own() as shop:
         print(f"== {database.name}: preparing a fresh database", flush=True)
-        prepare(database, folder)
+        prepare(database, folder, shop.url)
         site = start_site(f"gunicorn site on {database.name}", database, options, folder,
                           processes, flags)
         site_url = site.url
@@ -908,10 +1020,17 @@ def bench_database(kind: str, options: Options, folder: Path, processes: Process
             return write_gets(path, gets[route])
 
         rows: dict[str, Row] = {}
+        forwarded = None
         for route in options.routes:
-            if route != "redis":
-                rows[route] = measure(route, site_url, bare_url, load, options,
-                                      news if route == "callbacks" else None)
+            if route == "callbacks":
+                worker = (start_worker(site, database, folder, processes) if options.worker
+                          else None)
+                rows[route] = measure(route, site_url, bare_url, load, options, news, worker)
+                if worker is not None:
+                    processes.stop(worker)  # it would load the rows after this one
+                    forwarded = shop.received
+            elif route != "redis":
+                rows[route] = measure(route, site_url, bare_url, load, options)
         site_rss, bare_rss = worker_rss(site.process.pid), worker_rss(bare.pid)
         skipped: dict[str, str] = {}
         if "redis" in wanted:
@@ -933,18 +1052,20 @@ def bench_database(kind: str, options: Options, folder: Path, processes: Process
                     CHECKOUT_RATELIMIT_STORAGE_URL=f"redis://{HOST}:{redis_port}/0")
                 for path in gets["redis"]:
                     record(limited.url, f"GET {path}")
-                rows["redis"] = measure("redis", limited.url, bare_url, load, options, None)
+                rows["redis"] = measure("redis", limited.url, bare_url, load, options)
         report = Report(database.name, flags, rows, weight, site_rss, bare_rss,
                         {route: streams[route].made for route in UNIQUE if route in wanted},
-                        callback_outcomes(database.url), news, skipped)
+                        callback_outcomes(database.url), news, skipped, forwarded)
         processes.stop_all()
         return report
 
 
 def measure(route: str, site_url: str, bare_url: str,
             load: Callable[[str, str, float, int], Path], options: Options,
-            news: NewsProbe | None) -> Row:
-    """Warm-up, then rounds: the site, then its floor, on the same requests."""
+            news: NewsProbe | None = None, beside: subprocess.Popen[bytes] | None = None,
+            ) -> Row:
+    """Warm-up, then rounds: the site, then its floor, on the same requests. A process
+    `beside` the site (its worker) is paused while the floor is loaded."""
     row = Row(route)
     print(f"  {ROUTES[route].label}: {options.rounds} rounds of {options.seconds:g} s each, "
           f"site and {ROUTES[route].floor} alternating", flush=True)
@@ -953,14 +1074,16 @@ def measure(route: str, site_url: str, bare_url: str,
         warm = load(route, "warm", rate, options.warmup)
         rate = run_wrk(site_url, warm, options.warmup, options.threads,
                        options.connections).rate
-        run_wrk(bare_url, warm, options.warmup, options.threads, options.connections)
+        with paused(beside):
+            run_wrk(bare_url, warm, options.warmup, options.threads, options.connections)
     for number in range(options.rounds):
         requests_file = load(route, str(number), rate, options.seconds)
         with probing(news):
             row.site.append(run_wrk(site_url, requests_file, options.seconds, options.threads,
                                     options.connections))
-        row.bare.append(run_wrk(bare_url, requests_file, options.seconds, options.threads,
-                                options.connections))
+        with paused(beside):
+            row.bare.append(run_wrk(bare_url, requests_file, options.seconds,
+                                    options.threads, options.connections))
     return row
 
 
@@ -1027,6 +1150,14 @@ def print_rows(report: Report, options: Options) -> None:
             f"callback intake: each a new transaction on one of {CALLBACK_PAGES} pages of "
             "their own; the site stored them as: " + ", ".join(
                 f"{outcome} {count}" for outcome, count in report.outcomes.items()))
+        if report.forwarded is None:
+            notes.append("callback intake: no `flask worker` ran (--worker runs one): "
+                         "what a callback leaves to it is neither done nor counted")
+        else:
+            notes.append(
+                "callback intake: `flask worker` ran beside the site as `make run` runs it "
+                "(paused while the floor was loaded, stopped after this row); it forwarded "
+                f"{report.forwarded} callbacks to a shop of the bench's own")
     if {"first", "picker", "waiting"} & set(report.rows):
         notes.append(
             f"first views: {options.first_views} pages of each kind made before the rounds "
@@ -1123,6 +1254,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str]]:
     parser.add_argument("--first-views", type=int, default=FIRST_VIEWS,
                         help=f"pages of each kind for the first-view rounds ({FIRST_VIEWS}); "
                              "the site keeps half as many renderings")
+    parser.add_argument("--worker", action="store_true",
+                        help="run `flask worker` beside the site (as `make run` does) during "
+                             "the callback rounds, paused while the floor is loaded")
     parser.add_argument("--databases", default=None,
                         help="sqlite and/or postgresql (default: sqlite, and postgresql when "
                              "CHECKOUT_DATABASE_URL names one)")
@@ -1148,7 +1282,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str]]:
         if not databases or set(databases) - {"sqlite", "postgresql"}:
             parser.error("--databases: sqlite and/or postgresql")
     return Options(args.rounds, args.seconds, max(0, args.warmup), args.threads,
-                   args.connections, routes, postgresql_url, args.first_views), databases
+                   args.connections, routes, postgresql_url, args.first_views,
+                   args.worker), databases
 
 
 def main(argv: list[str] | None = None) -> int:
