@@ -117,7 +117,7 @@ WORK = {BARE: "none", INSERT: "insert", CALL_INSERT: "call+insert"}
 class Route:
     label: str
     floor: str  # BARE, INSERT or CALL_INSERT
-    goal: float  # the least ratio to the floor that meets the goal (issue 19)
+    goal: float  # the least ratio to the floor that meets the goal
 
 
 ROUTES = {
@@ -928,136 +928,180 @@ def record(site_url: str, key: str, request: Request | None = None) -> Answer:
 
 
 def bench_database(kind: str, options: Options, folder: Path, processes: Processes) -> Report:
-    flags = gunicorn_flags()
-    wanted = set(options.routes)
     with fresh_database(kind, folder, options.postgresql_url) as database, \
             shop_of_its_own() as shop:
-        print(f"== {database.name}: preparing a fresh database", flush=True)
-        prepare(database, folder, shop.url)
-        site = start_site(f"gunicorn site on {database.name}", database, options, folder,
-                          processes, flags)
-        site_url = site.url
+        try:
+            return bench_on(kind, database, shop, options, folder, processes)
+        finally:
+            # Before the schema is dropped: nothing of the bench holds a connection to it.
+            processes.stop_all()
 
-        print("  opening pages through terminal links and invoices/create", flush=True)
-        opened = [open_link(site_url, link) for link in PAGE_LINKS]
-        link_path, pages = opened[0][0], [page for _link, page in opened]
-        weight = page_weight(site_url, pages[0])
-        qr_paths = [qr_src(site_url, page) for page in pages]
-        callback_pages: list[tuple[str, str]] = []
-        news = None
-        if "callbacks" in wanted:
-            with ThreadPoolExecutor(SETUP_THREADS) as pool:
-                made = list(pool.map(lambda n: addressed_page(site_url, f"cb-{n}"),
-                                     range(CALLBACK_PAGES + NEWS_PAGES)))
-            callback_pages = [(address, foreign) for _p, address, foreign in
-                              made[:CALLBACK_PAGES]]
-            news = NewsProbe(site_url, made[CALLBACK_PAGES:])
-        streams = unique_streams(callback_pages)
-        makers: dict[str, Callable[[int], str]] = {
-            "first": lambda n: deposit_page(site_url, f"first-{n}"),
-            "picker": lambda n: invoice_page(site_url, f"first-later-{n}", fixed=False),
-            "waiting": lambda n: invoice_page(site_url, f"first-fixed-{n}", fixed=True),
-        }
-        # One more page of each kind than the round views: that one is viewed now, for the
-        # bare app to answer its bytes; the others are never viewed before the round.
-        firsts = {route: make_pages(options.first_views + 1, make)
-                  for route, make in makers.items() if route in wanted}
 
-        # Record what the site answers, for the bare app to answer the same.
-        recorded: dict[str, Answer] = {}
-        for page, qr_path in zip(pages, qr_paths, strict=True):
-            for path in (page, f"{page}/status", qr_path):
-                # Keyed by path alone: the bare app's routes do not read the QR's query.
-                recorded[f"GET {urlsplit(path).path}"] = record(site_url, f"GET {path}")
-        recorded[f"GET {link_path}"] = record(site_url, f"GET {link_path}")
-        aliases: dict[str, str] = {}
-        for paths in firsts.values():
-            viewed = f"GET {paths.pop()}"
-            recorded[viewed] = record(site_url, viewed)
-            aliases.update({f"GET {path}": viewed for path in paths})
-        works: dict[str, str] = {}
-        for route, key in UNIQUE_KEYS.items():
-            if route in wanted:
-                recorded[key] = record(site_url, key, streams[route].take())
-                works[key] = WORK[ROUTES[route].floor]
+@dataclass
+class Fixtures:
+    """The pages and requests the rounds load, made through the site before them."""
 
-        spec_file = folder / f"bare-{kind}.json"
-        spec_file.write_text(json.dumps({"aliases": aliases, "answers": {key: {
-            "status": a.status, "headers": a.headers, "work": works.get(key, "none"),
-            "body": base64.b64encode(a.body).decode()} for key, a in recorded.items()}}))
-        bare_log = folder / f"bare-{kind}.log"
-        # Picked only now: the site's workers have bound their sandbox's loopback ports (any
-        # free port) while the links opened, and one of them could be a port picked before.
-        bare_port = free_port()
-        bare_url = f"http://{HOST}:{bare_port}"
-        bare_env = {**os.environ, "BENCH_BARE_SPEC": str(spec_file),
-                    "BENCH_BARE_DATABASE_URL": floor_database(kind, database, folder)}
-        bare = processes.start(
-            "gunicorn bare Flask",
-            [gunicorn(), "--bind", f"{HOST}:{bare_port}", *flags, "--pythonpath", str(BENCH),
-             "bare:app"], env=bare_env, log=bare_log)
-        wait_until_up(f"{bare_url}/p/up", bare, bare_log)
-        for key, answer in recorded.items():
-            method, _, path = key.partition(" ")
-            if key in works:
-                continue  # written once only; the site's answer does not depend on its body
-            floor = fetch(bare_url + path, method=method)  # the QR's query is not needed
-            if (floor.status, floor.body, sorted(floor.headers)) != (
-                    answer.status, answer.body, sorted(answer.headers)):
-                raise BenchError(f"the bare app does not answer {key} as the site does")
+    link_path: str  # the repeated terminal link
+    pages: list[str]  # viewed again, polled; their QR images
+    qr_paths: list[str]
+    weight: Weight
+    firsts: dict[str, list[str]]  # route: pages never viewed before its rounds
+    streams: dict[str, Unique]  # route: its once-only requests
+    news: NewsProbe | None
 
-        gets = {
-            "status": [f"{p}/status" for p in pages], "page": pages, "qr": qr_paths,
-            "link": [link_path], **firsts,
-        }
-        gets["redis"] = gets["status"]
 
-        def load(route: str, name: str, rate: float, seconds: int) -> Path:
-            path = folder / f"{kind}-{route}-{name}.tsv"
-            if route in UNIQUE:
-                # Enough once-only requests for three times the rate seen: never a replay.
-                return streams[route].write(path, max(2000, int(rate * seconds * 3)))
-            return write_gets(path, gets[route])
+def make_fixtures(site_url: str, options: Options) -> Fixtures:
+    print("  opening pages through terminal links and invoices/create", flush=True)
+    wanted = set(options.routes)
+    opened = [open_link(site_url, link) for link in PAGE_LINKS]
+    pages = [page for _link, page in opened]
+    callback_pages: list[tuple[str, str]] = []
+    news = None
+    if "callbacks" in wanted:
+        with ThreadPoolExecutor(SETUP_THREADS) as pool:
+            made = list(pool.map(lambda n: addressed_page(site_url, f"cb-{n}"),
+                                 range(CALLBACK_PAGES + NEWS_PAGES)))
+        callback_pages = [(address, foreign) for _p, address, foreign in made[:CALLBACK_PAGES]]
+        news = NewsProbe(site_url, made[CALLBACK_PAGES:])
+    makers: dict[str, Callable[[int], str]] = {
+        "first": lambda n: deposit_page(site_url, f"first-{n}"),
+        "picker": lambda n: invoice_page(site_url, f"first-later-{n}", fixed=False),
+        "waiting": lambda n: invoice_page(site_url, f"first-fixed-{n}", fixed=True),
+    }
+    # One more page of each kind than the rounds view: that one is viewed before them, for
+    # the bare app to answer its bytes; the others are never viewed before the rounds.
+    firsts = {route: make_pages(options.first_views + 1, make)
+              for route, make in makers.items() if route in wanted}
+    return Fixtures(opened[0][0], pages, [qr_src(site_url, page) for page in pages],
+                    page_weight(site_url, pages[0]), firsts, unique_streams(callback_pages),
+                    news)
 
-        rows: dict[str, Row] = {}
-        forwarded = None
-        for route in options.routes:
-            if route == "callbacks":
-                worker = (start_worker(site, database, folder, processes) if options.worker
-                          else None)
-                rows[route] = measure(route, site_url, bare_url, load, options, news, worker)
-                if worker is not None:
-                    processes.stop(worker)  # it would load the rows after this one
-                    forwarded = shop.received
-            elif route != "redis":
-                rows[route] = measure(route, site_url, bare_url, load, options)
-        site_rss, bare_rss = worker_rss(site.process.pid), worker_rss(bare.pid)
-        skipped: dict[str, str] = {}
-        if "redis" in wanted:
-            binary = shutil.which("redis-server")
-            if binary is None:
-                skipped["redis"] = ("no redis-server here (apt-get install redis-server): "
-                                    "not measured")
-            else:
-                redis_port = free_port()
-                redis_log = folder / f"redis-{kind}.log"
-                redis = processes.start("redis-server", [
-                    binary, "--port", str(redis_port), "--bind", HOST, "--save", "",
-                    "--appendonly", "no", "--dir", str(folder)], env=dict(os.environ),
-                    log=redis_log)
-                wait_for_redis(redis_port, redis, redis_log)
-                limited = start_site(
-                    f"gunicorn site on {database.name}, limits in Redis", database, options,
-                    folder, processes, flags,
-                    CHECKOUT_RATELIMIT_STORAGE_URL=f"redis://{HOST}:{redis_port}/0")
-                for path in gets["redis"]:
-                    record(limited.url, f"GET {path}")
-                rows["redis"] = measure("redis", limited.url, bare_url, load, options)
-        report = Report(database.name, flags, rows, weight, site_rss, bare_rss,
-                        {route: streams[route].made for route in UNIQUE if route in wanted},
-                        callback_outcomes(database.url), news, skipped, forwarded)
-        processes.stop_all()
-        return report
+
+@dataclass
+class Floor:
+    """The bare app's answers (by "METHOD path"), and the work it does before each."""
+
+    answers: dict[str, Answer] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # path: the answer it shares
+    works: dict[str, str] = field(default_factory=dict)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps({"aliases": self.aliases, "answers": {key: {
+            "status": a.status, "headers": a.headers, "work": self.works.get(key, "none"),
+            "body": base64.b64encode(a.body).decode()} for key, a in self.answers.items()}}))
+        return path
+
+
+def record_floor(site_url: str, fixtures: Fixtures, options: Options) -> Floor:
+    """What the site answers, for the bare app to answer the same."""
+    floor = Floor()
+    for page, qr_path in zip(fixtures.pages, fixtures.qr_paths, strict=True):
+        for path in (page, f"{page}/status", qr_path):
+            # Keyed by path alone: the bare app's routes do not read the QR's query.
+            floor.answers[f"GET {urlsplit(path).path}"] = record(site_url, f"GET {path}")
+    key = f"GET {fixtures.link_path}"
+    floor.answers[key] = record(site_url, key)
+    for paths in fixtures.firsts.values():
+        viewed = f"GET {paths.pop()}"
+        floor.answers[viewed] = record(site_url, viewed)
+        floor.aliases.update({f"GET {path}": viewed for path in paths})
+    for route, key in UNIQUE_KEYS.items():
+        if route in options.routes:
+            floor.answers[key] = record(site_url, key, fixtures.streams[route].take())
+            floor.works[key] = WORK[ROUTES[route].floor]
+    return floor
+
+
+def start_bare(kind: str, database: Database, floor: Floor, folder: Path,
+               processes: Processes, flags: list[str]) -> Site:
+    env = {**os.environ, "BENCH_BARE_SPEC": str(floor.write(folder / f"bare-{kind}.json")),
+           "BENCH_BARE_DATABASE_URL": floor_database(kind, database, folder)}
+    log = folder / f"bare-{kind}.log"
+    # Picked only now: the site's workers have bound their sandbox's loopback ports (any
+    # free port) while the links opened, and one of them could be a port picked before.
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    process = processes.start(
+        "gunicorn bare Flask",
+        [gunicorn(), "--bind", f"{HOST}:{port}", *flags, "--pythonpath", str(BENCH),
+         "bare:app"], env=env, log=log)
+    wait_until_up(f"{url}/p/up", process, log)
+    for key, answer in floor.answers.items():
+        if key in floor.works:
+            continue  # once-only; the site's answer does not depend on the body
+        method, _, path = key.partition(" ")
+        found = fetch(url + path, method=method)
+        if (found.status, found.body, sorted(found.headers)) != (
+                answer.status, answer.body, sorted(answer.headers)):
+            raise BenchError(f"the bare app does not answer {key} as the site does")
+    return Site(url, process, env)
+
+
+def start_redis(kind: str, folder: Path, processes: Processes) -> str | None:
+    """A redis-server of the bench's own on a free loopback port: its URL (None: none)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    log = folder / f"redis-{kind}.log"
+    process = processes.start("redis-server", [
+        binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        "--dir", str(folder)], env=dict(os.environ), log=log)
+    wait_for_redis(port, process, log)
+    return f"redis://{HOST}:{port}/0"
+
+
+def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder: Path,
+             processes: Processes) -> Report:
+    flags = gunicorn_flags()
+    print(f"== {database.name}: preparing a fresh database", flush=True)
+    prepare(database, folder, shop.url)
+    site = start_site(f"gunicorn site on {database.name}", database, options, folder,
+                      processes, flags)
+    fixtures = make_fixtures(site.url, options)
+    bare = start_bare(kind, database, record_floor(site.url, fixtures, options), folder,
+                      processes, flags)
+    gets = {"status": [f"{p}/status" for p in fixtures.pages], "page": fixtures.pages,
+            "qr": fixtures.qr_paths, "link": [fixtures.link_path], **fixtures.firsts}
+    gets["redis"] = gets["status"]
+
+    def load(route: str, name: str, rate: float, seconds: int) -> Path:
+        path = folder / f"{kind}-{route}-{name}.tsv"
+        if route in UNIQUE:
+            # Enough once-only requests for three times the rate seen: never a replay.
+            return fixtures.streams[route].write(path, max(2000, int(rate * seconds * 3)))
+        return write_gets(path, gets[route])
+
+    rows: dict[str, Row] = {}
+    forwarded = None
+    for route in options.routes:
+        if route == "callbacks":
+            worker = (start_worker(site, database, folder, processes) if options.worker
+                      else None)
+            rows[route] = measure(route, site.url, bare.url, load, options, fixtures.news,
+                                  worker)
+            if worker is not None:
+                processes.stop(worker)  # it would load the rows after this one
+                forwarded = shop.received
+        elif route != "redis":
+            rows[route] = measure(route, site.url, bare.url, load, options)
+    site_rss, bare_rss = worker_rss(site.process.pid), worker_rss(bare.process.pid)
+    skipped: dict[str, str] = {}
+    if "redis" in options.routes:
+        redis_url = start_redis(kind, folder, processes)
+        if redis_url is None:
+            skipped["redis"] = "no redis-server here (apt-get install redis-server): not measured"
+        else:
+            limited = start_site(f"gunicorn site on {database.name}, limits in Redis",
+                                 database, options, folder, processes, flags,
+                                 CHECKOUT_RATELIMIT_STORAGE_URL=redis_url)
+            for path in gets["redis"]:
+                record(limited.url, f"GET {path}")
+            rows["redis"] = measure("redis", limited.url, bare.url, load, options)
+    return Report(database.name, flags, rows, fixtures.weight, site_rss, bare_rss,
+                  {route: stream.made for route, stream in fixtures.streams.items()
+                   if route in options.routes},
+                  callback_outcomes(database.url), fixtures.news, skipped, forwarded)
 
 
 def measure(route: str, site_url: str, bare_url: str,

@@ -2,7 +2,7 @@
 
 Needs Debian's wrk; without it the test skips, unless CI is set (CI installs wrk), when it
 fails. On PostgreSQL (CHECKOUT_DATABASE_URL) the bench runs there, in a schema of its own.
-It checks that every route of issue 19's table is measured against its floor and printed
+It checks that every route of a sale is measured against its floor and printed
 with a ratio and a verdict, never the figures: they are the machine's.
 """
 
@@ -60,7 +60,7 @@ def has_child(parent: int, name: str) -> bool:
     return False
 
 
-# Issue 19's table: every route of a sale, the floor it is measured against, and its goal.
+# Every route of a sale, the floor it is measured against, and its goal (README, Benchmark).
 ROWS = [
     ("status poll", "bare", "0.8"),
     ("page viewed again", "bare", "0.8"),
