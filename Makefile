@@ -52,9 +52,11 @@ schema: $(VENV)/.run
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
 
-## The customer routes under gunicorn (as `make run`) against a bare Flask app, loaded by wrk
-## (Debian's package, installed here when missing); the page's weight; the targets. ~2 min
-## (twice that with PostgreSQL in CHECKOUT_DATABASE_URL). BENCH_ARGS="--rounds 1 --seconds 2".
+## Every route of a sale under gunicorn (as `make run`) against its floor (a bare Flask app;
+## + one INSERT; + one processor call and an INSERT), loaded by wrk (Debian's package,
+## installed here when missing); the poll again with limits in Redis when redis-server is
+## installed; the page's weight; the goals. ~3.5 min (twice that with PostgreSQL in
+## CHECKOUT_DATABASE_URL). BENCH_ARGS="--rounds 1 --seconds 2".
 bench: $(VENV)/.run
 	@command -v wrk >/dev/null || { \
 		echo "bench: installing wrk (apt-get install wrk)"; \

@@ -1,11 +1,22 @@
-"""The floor: a bare Flask app that answers the site's routes with the site's own bytes.
+"""The floors: a bare Flask app that answers the site's routes with the site's own bytes.
 
     gunicorn --pythonpath bench bare:app      (BENCH_BARE_SPEC names the answers' file)
 
 `bench/bench.py` records what the site answered (status, every header the app set, body)
-for each path it loads and starts this app under the same gunicorn settings: the same
-bytes on the wire, apart from what the server itself adds (`Date`, `Server`, lengths). Whatever
-the site spends beyond this is the site's own work: database, models, templates, checks.
+for each request it loads and starts this app under the same gunicorn settings: the same
+bytes on the wire, apart from what the server itself adds (`Date`, `Server`, lengths).
+Whatever the site spends beyond this is the site's own work: database, models, templates.
+
+A route that must write is measured against more than bytes. Its recorded answer names the
+work the floor does first (`work`):
+
+- `insert`: one INSERT and commit into a table of its own on the same kind of database
+  (BENCH_BARE_DATABASE_URL; SQLite with the site's pragmas: WAL, a busy timeout), with a
+  pool as large as the site's. No pre-ping: the floor is the insert itself.
+- `call+insert`: first one real HTTP call, as the site's processor client makes it (a
+  `requests` session per call, so a new connection), to the cheap `ping` endpoint of a
+  sandbox processor of this process's own: like the site's embedded sandbox, a threaded
+  werkzeug server on a loopback port, started at the first call in each process.
 """
 
 from __future__ import annotations
@@ -13,28 +24,120 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 from typing import Any
 
+import requests
 from flask import Flask, Response, request
+from sqlalchemy import Engine, create_engine, event, text
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 app = Flask("bare")
+HOST = "127.0.0.1"
+PING = "/sandbox/api/v2/ping"
+POOL = 16  # as the site's pool: one connection per gunicorn thread of `make run`
+INSERT = text("INSERT INTO bench_floor (note) VALUES (:note)")
 
 
 def _load(path: str) -> dict[str, dict[str, Any]]:
+    """Answers by "METHOD path"; an alias names the answer another path shares (the many
+    pages of a first-view round all answer as the one page recorded for them)."""
     with open(path, encoding="utf-8") as file:
-        spec: dict[str, dict[str, Any]] = json.load(file)
-    for answer in spec.values():
+        spec: dict[str, Any] = json.load(file)
+    answers: dict[str, dict[str, Any]] = spec["answers"]
+    for answer in answers.values():
         answer["body"] = base64.b64decode(answer["body"])
-    return spec
+    for alias, key in spec.get("aliases", {}).items():
+        answers[alias] = answers[key]
+    return answers
 
 
 ANSWERS = _load(os.environ["BENCH_BARE_SPEC"])
 
 
-def answer(key: str) -> Response:
+# ---------------------------------------------------------------- the floor's work
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+processor = Flask("bare-processor")
+
+
+@processor.get(PING)
+def ping() -> Response:
+    return Response("OK", mimetype="text/plain")
+
+
+_lock = threading.Lock()
+_door: BaseWSGIServer | None = None
+_engine: Engine | None = None
+
+
+def door() -> str:
+    """This process's sandbox processor, started at the first call (as the site's door)."""
+    global _door
+    with _lock:
+        if _door is None:
+            _door = make_server(HOST, 0, processor, threaded=True, request_handler=_Quiet)
+            threading.Thread(target=_door.serve_forever, name="bare-processor",
+                             daemon=True).start()
+        return f"http://{HOST}:{_door.server_port}"
+
+
+def engine() -> Engine:
+    global _engine
+    with _lock:
+        if _engine is None:
+            url = os.environ["BENCH_BARE_DATABASE_URL"]
+            if url.startswith("sqlite"):
+                _engine = create_engine(
+                    url, pool_size=POOL, max_overflow=POOL,
+                    connect_args={"timeout": 30, "check_same_thread": False})
+                event.listen(_engine, "connect", _sqlite_pragmas)
+            else:
+                _engine = create_engine(url, pool_size=POOL, max_overflow=POOL)
+        return _engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def call_processor() -> None:
+    with requests.Session() as session:
+        session.get(door() + PING, timeout=30).raise_for_status()
+
+
+def insert(note: str) -> None:
+    with engine().begin() as conn:
+        conn.execute(INSERT, {"note": note})
+
+
+def work(kind: str) -> None:
+    if kind == "none":
+        return
+    note = request.get_data(as_text=True) or request.full_path
+    if kind == "call+insert":
+        call_processor()
+    insert(note)
+
+
+# ---------------------------------------------------------------- the routes
+
+
+def answer(key: str, fallback: str | None = None) -> Response:
     found = ANSWERS.get(key)
+    if found is None and fallback is not None:
+        found = ANSWERS.get(fallback)
     if found is None:
         return Response(b"not recorded\n", status=404, mimetype="text/plain")
+    work(found.get("work", "none"))
     response = Response(found["body"], status=found["status"])
     response.headers.clear()
     for name, value in found["headers"]:
@@ -44,25 +147,31 @@ def answer(key: str) -> Response:
 
 @app.get("/p/<page_id>")
 def page(page_id: str) -> Response:
-    return answer(f"/p/{page_id}")
+    return answer(f"GET /p/{page_id}")
 
 
 @app.get("/p/<page_id>/status")
 def status(page_id: str) -> Response:
-    return answer(f"/p/{page_id}/status")
+    return answer(f"GET /p/{page_id}/status")
 
 
 @app.get("/p/<page_id>/qr.<fmt>")
 def qr(page_id: str, fmt: str) -> Response:
-    return answer(f"/p/{page_id}/qr.{fmt}")
+    return answer(f"GET /p/{page_id}/qr.{fmt}")
 
 
 @app.get("/terminal")
 def terminal_link() -> Response:
-    return answer("/terminal")
+    # The repeated link is recorded with its query; any other link is a first click.
+    return answer(f"GET {request.full_path}", fallback="GET /terminal")
 
 
 @app.post("/callbacks/coinspaid")
 def callback() -> Response:
-    request.get_data()  # the site reads (and hashes) every body; the floor reads it too
     return answer("POST /callbacks/coinspaid")
+
+
+@app.post("/api/v2/invoices/create")
+def invoices_create() -> Response:
+    fixed = b'"sender_currency"' in request.get_data()
+    return answer("POST /api/v2/invoices/create" + (" fixed" if fixed else ""))

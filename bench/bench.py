@@ -1,27 +1,37 @@
-"""`make bench`: the customer routes under gunicorn, against a bare Flask app, with wrk.
+"""`make bench`: every route of a sale under gunicorn, each against its floor, with wrk.
 
-    .venv/bin/python bench/bench.py [--rounds 3] [--seconds 4] [--routes status,page,...]
+    .venv/bin/python bench/bench.py [--rounds 3] [--seconds 2] [--routes status,page,...]
 
 The site runs under gunicorn with the settings `make run` uses (read from the Makefile's
 `run` recipe), in sandbox mode, on a fresh SQLite database in a temporary folder; when
 CHECKOUT_DATABASE_URL names a PostgreSQL database, again there, in a schema of its own that
 is dropped afterwards. Other CHECKOUT_* settings of the environment are not passed on, so
-that runs compare. A merchant and a few pages are made through real terminal links.
+that runs compare. A merchant and its pages are made through real terminal links and the
+real `invoices/create`.
 
-A bare Flask app (bench/bare.py) then serves the very bytes the site answered, route by
-route, under the same gunicorn settings: the floor any Flask site pays. wrk (Debian's
-package), another process on loopback, loads the site and the bare app in alternating
-rounds, route after route, so that a neighbour's load on the machine hits both alike.
-It prints requests/s and latency per route with the ratio to the bare app, the page's
-weight, memory per worker, how many customers polling at the page's own cadence this
-machine holds, and whether each target of issue 9 is met. It exits 0 either way; it kills
-every process it starts, also on Ctrl-C or failure.
+Each route is measured against a floor (bench/bare.py, a bare Flask app under the same
+gunicorn settings answering the very bytes the site answered): the bare app alone for what
+only reads; the bare app plus one INSERT and commit (on the same kind of database) for
+callback intake; plus, before it, one real HTTP call to a sandbox processor for a link's
+first click and `invoices/create`, which must ask the processor. wrk (Debian's package),
+another process on loopback, loads the site and its floor in alternating rounds, route
+after route, so that a neighbour's load on the machine hits both alike. Requests that may
+be made once only (first clicks, invoice creations, callbacks) are signed up front, each
+once, and sent once from a file by wrk's Lua (bench/requests.lua).
 
-Rate limits count in each process's memory here, as with `make run`: the bench measures one
-instance. Shared limits in Redis (CHECKOUT_RATELIMIT_STORAGE_URL) are run by the tests
-instead (tests/web/test_shared_limits.py): they start their own `redis-server` (Debian's package,
-which .ci/run installs) on a free loopback port, two gunicorn instances on it count one
-count, and Redis is stopped and started again under a running site.
+A page's first view is measured on pages made before the round and never viewed, more of
+them than the site keeps renderings of (CHECKOUT_PAGE_CACHE_SIZE), cycled so that no view
+finds its process's own kept rendering. The status poll is measured again with the limits
+in Redis (a redis-server of the bench's own on a free loopback port), when one is installed.
+After a callback, the bench times how long until the page's status poll shows it. No
+`flask worker` runs unless --worker: then one runs beside the site during the callback
+rounds, as `make run` runs it (paused while the floor is loaded), forwarding to a shop
+endpoint of the bench's own, so that work a callback leaves for later is done and counted.
+
+It prints, per database, requests/s and latency per route, the ratio to its floor and
+whether its goal is met; the page's weight; memory per worker; how many customers polling at
+the page's own cadence this machine holds. It exits 0 either way; it kills every process it
+starts, also on Ctrl-C or failure.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import ctypes
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -44,16 +55,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from checkout import create_app, db, merchants, migrate, terminal
@@ -75,22 +89,53 @@ PAGE_LINKS = [
      "url_back": "https://shop.example/back"},
     {"client_id": CLIENT_ID, "currency": "XRP", "foreign_id": "bench-3", "amount": "25"},
 ]
+# An invoice as a shop creates it; with the currency fixed (and a timer), the page waits
+# for the payment; without, it first offers the currency picker.
+ORDER = {"timer": False, "title": "Order", "currency": "EUR", "amount": "35",
+         "url_success": "https://shop.example/paid", "url_failed": "https://shop.example/failed",
+         "email_user": "buyer@example.com"}
+FIXED = {"timer": True, "sender_currency": "BTC"}
 # Callbacks are spread over pages of their own, so that the measured pages never change and
 # no one page collects thousands of transactions.
 CALLBACK_PAGES = 16
 CALLBACK_AMOUNT = "0.00001000"
-LIMITS_RAISED = ("RATELIMIT_LINKS", "RATELIMIT_PAGES", "RATELIMIT_STATUS")
+# The news probe's callbacks: pages of their own, processor ids far from the intake's.
+NEWS_PAGES = 8
+NEWS_IDS = 1_900_000_000  # below 2**31: some processor-id columns are 32-bit today
+NEWS_POLL_S = 0.05  # 20 polls a second at most: the probe must not load the site itself
+NEWS_PATIENCE_S = 5.0  # five times the goal: later is "never" here
+LIMITS_RAISED = ("RATELIMIT_LINKS", "RATELIMIT_PAGES", "RATELIMIT_STATUS", "RATELIMIT_API")
 UNREACHED = "100000000 per minute"
+FIRST_VIEWS = 200  # pages of each kind made for the first-view rounds
+SETUP_THREADS = 8  # concurrent requests while making them
+
+BARE, INSERT, CALL_INSERT = "bare", "bare+insert", "bare+call+insert"
+WORK = {BARE: "none", INSERT: "insert", CALL_INSERT: "call+insert"}
+
+
+@dataclass(frozen=True)
+class Route:
+    label: str
+    floor: str  # BARE, INSERT or CALL_INSERT
+    goal: float  # the least ratio to the floor that meets the goal
+
 
 ROUTES = {
-    "status": "status poll",
-    "page": "page (HTML)",
-    "qr": "QR image",
-    "link": "terminal link (303)",
-    "callbacks": "callback intake",
+    "status": Route("status poll", BARE, 0.8),
+    "page": Route("page viewed again", BARE, 0.8),
+    "first": Route("page, first view", BARE, 0.8),
+    "picker": Route("invoice page, first (picker)", BARE, 0.8),
+    "waiting": Route("invoice page, first (waiting)", BARE, 0.8),
+    "qr": Route("QR image (SVG)", BARE, 0.8),
+    "link": Route("terminal link, repeated", BARE, 0.5),
+    "click": Route("terminal link, first click", CALL_INSERT, 0.5),
+    "create": Route("invoices/create, pick later", CALL_INSERT, 0.5),
+    "create-fixed": Route("invoices/create, fixed", CALL_INSERT, 0.5),
+    "callbacks": Route("callback intake", INSERT, 0.5),
+    "redis": Route("status poll, Redis limits", BARE, 0.8),
 }
-TARGET_STATUS = 0.8
-TARGET_PAGE = 0.5
+UNIQUE = ("click", "create", "create-fixed", "callbacks")  # each request sent once
+NEWS_GOAL_S = 1.0
 KB = 1024
 TARGET_PAGE_GZIP = 30 * KB
 TARGET_SCRIPT = 8 * KB
@@ -109,6 +154,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _killed_with_parent() -> None:
+    """As _die_with_parent, for a child the bench may pause: a stopped process keeps a
+    SIGTERM pending, never a SIGKILL."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class Processes:
     """Every process the bench starts, each in a session of its own, all stopped at the end."""
@@ -116,20 +168,34 @@ class Processes:
     started: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     def start(self, name: str, args: list[str], *, env: dict[str, str], log: Path,
-              cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+              cwd: Path = ROOT, pausable: bool = False) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
-            process = subprocess.Popen(args, env=env, cwd=cwd, stdout=out,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, preexec_fn=_die_with_parent)
+            process = subprocess.Popen(
+                args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_killed_with_parent if pausable else _die_with_parent)
         self.started.append((name, process))
         print(f"  started {name} (pid {process.pid})", flush=True)
         return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        """One of them, now (its group); stop_all still reports it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGCONT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def stop_all(self) -> None:
         for _name, process in reversed(self.started):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
+                    os.killpg(process.pid, signal.SIGCONT)  # a paused one takes it now
         deadline = time.monotonic() + 10
         for _name, process in self.started:
             try:
@@ -142,6 +208,20 @@ class Processes:
             names = ", ".join(f"{name} (pid {p.pid})" for name, p in self.started)
             print(f"stopped: {names}; all exited", flush=True)
         self.started.clear()
+
+
+@contextlib.contextmanager
+def paused(process: subprocess.Popen[bytes] | None) -> Iterator[None]:
+    """The process (its whole group) stopped meanwhile, and continued on every path."""
+    if process is None or process.poll() is not None:
+        yield
+        return
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGCONT)
 
 
 def free_port() -> int:
@@ -174,6 +254,13 @@ def gunicorn_flags() -> list[str]:
     if any("$" in word for word in flags):
         raise BenchError(f"cannot read the Makefile's gunicorn options: {flags}")
     return flags
+
+
+def flask() -> str:
+    found = Path(sys.executable).parent / "flask"
+    if not found.exists():
+        raise BenchError(f"flask is not installed beside {sys.executable} (make .venv/.run)")
+    return str(found)
 
 
 def gunicorn() -> str:
@@ -265,16 +352,14 @@ def schema_of_its_own(base: str, prefix: str = "bench") -> Iterator[str]:
         engine.dispose()
 
 
-def prepare(database: Database, folder: Path) -> None:
+def prepare(database: Database, folder: Path, shop_callbacks: str) -> None:
     """Schema by the migrations; the merchant (and its sandbox account), as `merchant add`."""
     migrate.upgrade(database.url, sandbox=True)
     app = create_app({"DATABASE_URL": database.url, "INSTANCE_PATH": str(folder / "instance"),
                       "SANDBOX": True, "PROCESSOR_URL": None, "SECRET_KEY": "bench"})
     with app.app_context():
         merchants.add(merchants.NewMerchant(
-            CLIENT_ID, "Bench shop", KEY, SECRET, ("shop.example",), (),
-            # Never called: no worker runs, deliveries wait in the outbox as in production.
-            "http://127.0.0.1:9/coinspaid/callback"))
+            CLIENT_ID, "Bench shop", KEY, SECRET, ("shop.example",), (), shop_callbacks))
     app.extensions[db.EXTENSION].remove()
     app.extensions[db.EXTENSION + ".engine"].dispose()
 
@@ -302,6 +387,52 @@ def site_environment(database: Database, base_url: str) -> dict[str, str]:
     # are raised out of its way. The limiter still counts every request, as in production.
     env.update({f"CHECKOUT_{name}": UNREACHED for name in LIMITS_RAISED})
     return env
+
+
+class _ShopHandler(BaseHTTPRequestHandler):
+    server: Shop
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.lock:
+            self.server.received += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class Shop(ThreadingHTTPServer):
+    """The merchant's callback endpoint, where the worker forwards callbacks: it takes each
+    at once (a failing shop would have the worker retry in a loop instead)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__((HOST, 0), _ShopHandler)
+        self.lock = threading.Lock()
+        self.received = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.server_address[1]}/coinspaid/callback"
+
+
+@contextlib.contextmanager
+def shop_of_its_own() -> Iterator[Shop]:
+    shop = Shop()
+    thread = threading.Thread(target=shop.serve_forever, name="shop", daemon=True)
+    thread.start()
+    try:
+        yield shop
+    finally:
+        shop.shutdown()
+        shop.server_close()
+        thread.join()
 
 
 # ---------------------------------------------------------------- what the site answers
@@ -363,34 +494,194 @@ def callback_body(processor_id: int, address: str, foreign_id: str) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+
+
+def create_body(foreign_id: str, *, fixed: bool) -> bytes:
+    """An `invoices/create` request as a shop sends it (a new foreign_id each time)."""
+    payload = {**ORDER, **(FIXED if fixed else {}), "foreign_id": foreign_id}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def click_path(foreign_id: str) -> str:
+    """A terminal link the site has never seen: a new page at its first click."""
+    payload = {"client_id": CLIENT_ID, "currency": "BTC", "foreign_id": foreign_id,
+               "amount": "0.001", "url_back": "https://shop.example/back"}
+    return "/terminal?" + urlencode(terminal.encode_link(payload, SECRET))
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: bytes = b""  # a body is sent signed, with the merchant's key
+
+    def headers(self) -> dict[str, str]:
+        if not self.body:
+            return {}
+        return {"Content-Type": "application/json", "X-Processing-Key": KEY,
+                "X-Processing-Signature": signing.sign(self.body, SECRET)}
+
+    def line(self) -> str:
+        """The request as requests.lua reads it: tab-separated, one a line."""
+        if not self.body:
+            return f"{self.method}\t{self.path}\t\t\t\n"
+        signature = self.headers()["X-Processing-Signature"]
+        return f"{self.method}\t{self.path}\t{KEY}\t{signature}\t{self.body.decode()}\n"
+
+    def send(self, base_url: str) -> Answer:
+        return fetch(base_url + self.path, method=self.method, body=self.body or None,
+                     headers=self.headers())
+
+
 @dataclass
-class Callbacks:
-    """Unique signed callbacks: each body signed (HMAC-SHA512) once, up front."""
+class Unique:
+    """Requests the site must see once each (a new link, a new invoice, a new callback):
+    made and signed up front, numbered so that none repeats."""
 
-    addresses: list[tuple[str, str]]  # (address, foreign_id) of the callback pages
+    make: Callable[[int], Request]
     next_id: int = 1_000_000  # below 2**31: some processor-id columns are 32-bit today
+    made: int = 0
 
-    def write(self, path: Path, count: int) -> int:
+    def take(self) -> Request:
+        self.next_id += 1
+        self.made += 1
+        return self.make(self.next_id)
+
+    def write(self, path: Path, count: int) -> Path:
         with path.open("w") as out:
             for _ in range(count):
-                address, foreign_id = self.addresses[self.next_id % len(self.addresses)]
-                body = callback_body(self.next_id, address, foreign_id)
-                self.next_id += 1
-                out.write(f"POST\t/callbacks/coinspaid\t{KEY}\t{signing.sign(body, SECRET)}\t"
-                          f"{body.decode()}\n")
-        return count
+                out.write(self.take().line())
+        return path
 
-    def one(self) -> tuple[bytes, dict[str, str]]:
-        address, foreign_id = self.addresses[0]
-        body = callback_body(self.next_id, address, foreign_id)
-        self.next_id += 1
-        return body, {"Content-Type": "application/json", "X-Processing-Key": KEY,
-                      "X-Processing-Signature": signing.sign(body, SECRET)}
+
+def unique_streams(callback_pages: list[tuple[str, str]]) -> dict[str, Unique]:
+    def callback(number: int) -> Request:
+        address, foreign_id = callback_pages[number % len(callback_pages)]
+        return Request("POST", "/callbacks/coinspaid",
+                       callback_body(number, address, foreign_id))
+
+    return {
+        "click": Unique(lambda n: Request("GET", click_path(f"click-{n}"))),
+        "create": Unique(lambda n: Request("POST", "/api/v2/invoices/create",
+                                           create_body(f"later-{n}", fixed=False))),
+        "create-fixed": Unique(lambda n: Request("POST", "/api/v2/invoices/create",
+                                                 create_body(f"fixed-{n}", fixed=True))),
+        "callbacks": Unique(callback),
+    }
 
 
 def write_gets(path: Path, paths: list[str]) -> Path:
-    path.write_text("".join(f"GET\t{p}\t\t\t\n" for p in paths))
+    path.write_text("".join(Request("GET", p).line() for p in paths))
     return path
+
+
+# ---------------------------------------------------------------- pages made up front
+
+
+def invoice_page(base_url: str, foreign_id: str, *, fixed: bool) -> str:
+    """A new invoice through the merchant API; the path of its page (not viewed)."""
+    answer = Request("POST", "/api/v2/invoices/create",
+                     create_body(foreign_id, fixed=fixed)).send(base_url)
+    if answer.status != 200:
+        raise BenchError(f"invoices/create answered {answer.status}: {answer.body[:300]!r}")
+    return urlsplit(json.loads(answer.body)["data"]["url"]).path
+
+
+def deposit_page(base_url: str, foreign_id: str) -> str:
+    """A new page by a link's first click; its path (not viewed)."""
+    return open_link(base_url, {"client_id": CLIENT_ID, "currency": "BTC",
+                                "foreign_id": foreign_id, "amount": "0.001"})[1]
+
+
+def make_pages(count: int, make: Callable[[int], str]) -> list[str]:
+    with ThreadPoolExecutor(SETUP_THREADS) as pool:
+        return list(pool.map(make, range(count)))
+
+
+def addressed_page(base_url: str, foreign_id: str) -> tuple[str, str, str]:
+    """A deposit page a callback can pay: (its path, its address, the link's foreign_id)."""
+    page = deposit_page(base_url, foreign_id)
+    model = json.loads(fetch(base_url + page + "/status").body)
+    return page, model["address"], foreign_id
+
+
+# ---------------------------------------------------------------- the news probe
+
+
+@dataclass
+class NewsProbe:
+    """How long after a callback is answered the page's status poll shows it.
+
+    One callback at a time, each a new transaction on one of its own pages, sent while wrk
+    loads the site with callbacks; then the page's status is polled every NEWS_POLL_S until
+    its model lists the transaction (or NEWS_PATIENCE_S passed: counted as missed)."""
+
+    base_url: str
+    pages: list[tuple[str, str, str]]  # (page path, address, foreign_id)
+    next_id: int = NEWS_IDS
+    delays: list[float] = field(default_factory=list)
+    missed: int = 0
+    refused: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    abort: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with requests.Session() as session:
+            # At least one sample, even when a round ends before the first is back.
+            while not self.abort.is_set() and not (
+                    self.stop.is_set() and (self.delays or self.missed or self.refused)):
+                try:
+                    self.sample(session)
+                except requests.RequestException:
+                    self.refused += 1
+                    if self.refused > 10:
+                        return
+
+    def sample(self, session: requests.Session) -> None:
+        page, address, foreign_id = self.pages[self.next_id % len(self.pages)]
+        body = callback_body(self.next_id, address, foreign_id)
+        txid = hashlib.sha256(str(self.next_id).encode()).hexdigest()
+        self.next_id += 1
+        sent = session.post(self.base_url + "/callbacks/coinspaid", data=body, timeout=60,
+                            headers=Request("POST", "", body).headers())
+        answered = time.monotonic()
+        if sent.status_code != 200:
+            self.refused += 1
+            return
+        while time.monotonic() - answered < NEWS_PATIENCE_S and not self.abort.is_set():
+            model = session.get(self.base_url + page + "/status", timeout=60)
+            if txid in model.text:
+                self.delays.append(time.monotonic() - answered)
+                return
+            time.sleep(NEWS_POLL_S)
+        self.missed += 1
+
+    def p99(self) -> float | None:
+        """Nearest rank; a missed sample counts as never (infinite)."""
+        samples = sorted(self.delays) + [math.inf] * self.missed
+        if not samples:
+            return None
+        return samples[max(0, math.ceil(0.99 * len(samples)) - 1)]
+
+
+@contextlib.contextmanager
+def probing(probe: NewsProbe | None) -> Iterator[None]:
+    if probe is None:
+        yield
+        return
+    probe.stop.clear()
+    thread = threading.Thread(target=probe.run, name="news-probe", daemon=True)
+    thread.start()
+    try:
+        yield
+    except BaseException:
+        probe.abort.set()
+        raise
+    finally:
+        probe.stop.set()
+        # Normally one sample at most: its patience and two timeouts. Interrupted, the bench
+        # stops the site next: the thread is a daemon and not waited for.
+        thread.join(1 if probe.abort.is_set() else NEWS_PATIENCE_S + 130)
 
 
 # ---------------------------------------------------------------- the page's weight
@@ -532,6 +823,13 @@ class Options:
     connections: int
     routes: list[str]
     postgresql_url: str
+    first_views: int
+    worker: bool  # `flask worker` beside the site during the callback row
+
+    @property
+    def cache_size(self) -> int:
+        """The site's kept renderings per process: fewer than the first-view pages."""
+        return max(1, self.first_views // 2)
 
 
 @dataclass
@@ -542,118 +840,295 @@ class Report:
     weight: Weight
     site_rss: list[int]
     bare_rss: list[int]
-    callbacks_signed: int
+    signed: dict[str, int]  # unique requests made, per route
     outcomes: dict[str, int]
+    news: NewsProbe | None
+    skipped: dict[str, str]  # route: why it was not measured
+    forwarded: int | None  # callbacks the worker forwarded to the shop
+
+
+# What the bare app answers for each once-only route, and the work it does first.
+UNIQUE_KEYS = {"click": "GET /terminal", "create": "POST /api/v2/invoices/create",
+               "create-fixed": "POST /api/v2/invoices/create fixed",
+               "callbacks": "POST /callbacks/coinspaid"}
+
+
+@dataclass
+class Site:
+    url: str
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+
+def start_site(name: str, database: Database, options: Options, folder: Path,
+               processes: Processes, flags: list[str], **extra: str) -> Site:
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    log = folder / f"site-{port}.log"
+    env = site_environment(database, url)
+    env["CHECKOUT_PAGE_CACHE_SIZE"] = str(options.cache_size)
+    env.update(extra)
+    process = processes.start(name, [gunicorn(), "--bind", f"{HOST}:{port}", *flags,
+                                     "wsgi:app"], env=env, log=log)
+    wait_until_up(f"{url}/healthz", process, log)
+    return Site(url, process, env)
+
+
+def start_worker(site: Site, database: Database, folder: Path,
+                 processes: Processes) -> subprocess.Popen[bytes]:
+    """`flask worker` beside the site, as `make run` runs it: work a callback leaves for
+    later is done on the same cores, and counted. Rates are not refreshed meanwhile (that
+    rewrites every open page, a minute's work that is no callback's)."""
+    log = folder / f"worker-{database.name}.log"
+    worker = processes.start(
+        f"flask worker on {database.name}", [flask(), "--app", "checkout", "worker"],
+        env={**site.env, "CHECKOUT_RATES_MAX_AGE": "86400", "PYTHONUNBUFFERED": "1"},
+        log=log, pausable=True)
+    deadline = time.monotonic() + 60
+    while "worker: running" not in log.read_text(errors="replace"):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"flask worker did not start:\n{tail(log)}")
+        time.sleep(0.1)
+    return worker
+
+
+def floor_database(kind: str, database: Database, folder: Path) -> str:
+    """Where the bare app inserts: the same kind of database as the site's; its own table."""
+    url = f"sqlite:///{folder / f'floor-{kind}.db'}" if kind == "sqlite" else database.url
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            key = "INTEGER PRIMARY KEY" if kind == "sqlite" else "BIGSERIAL PRIMARY KEY"
+            conn.execute(text(f"CREATE TABLE bench_floor (id {key}, note TEXT NOT NULL)"))
+    finally:
+        engine.dispose()
+    return url
+
+
+def wait_for_redis(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"redis-server exited with {process.returncode}:\n{tail(log)}")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 1) as conn:
+            conn.sendall(b"PING\r\n")
+            if conn.recv(16).startswith(b"+PONG"):
+                return
+        time.sleep(0.05)
+    raise BenchError(f"redis-server did not answer within 30 s:\n{tail(log)}")
+
+
+def record(site_url: str, key: str, request: Request | None = None) -> Answer:
+    method, _, path = key.partition(" ")
+    answer = request.send(site_url) if request is not None else fetch(site_url + path,
+                                                                        method=method)
+    if answer.status >= 400:
+        raise BenchError(f"the site answered {key} with {answer.status}: {answer.body[:300]!r}")
+    return answer
 
 
 def bench_database(kind: str, options: Options, folder: Path, processes: Processes) -> Report:
+    with fresh_database(kind, folder, options.postgresql_url) as database, \
+            shop_of_its_own() as shop:
+        try:
+            return bench_on(kind, database, shop, options, folder, processes)
+        finally:
+            # Before the schema is dropped: nothing of the bench holds a connection to it.
+            processes.stop_all()
+
+
+@dataclass
+class Fixtures:
+    """The pages and requests the rounds load, made through the site before them."""
+
+    link_path: str  # the repeated terminal link
+    pages: list[str]  # viewed again, polled; their QR images
+    qr_paths: list[str]
+    weight: Weight
+    firsts: dict[str, list[str]]  # route: pages never viewed before its rounds
+    streams: dict[str, Unique]  # route: its once-only requests
+    news: NewsProbe | None
+
+
+def make_fixtures(site_url: str, options: Options) -> Fixtures:
+    print("  opening pages through terminal links and invoices/create", flush=True)
+    wanted = set(options.routes)
+    opened = [open_link(site_url, link) for link in PAGE_LINKS]
+    pages = [page for _link, page in opened]
+    callback_pages: list[tuple[str, str]] = []
+    news = None
+    if "callbacks" in wanted:
+        with ThreadPoolExecutor(SETUP_THREADS) as pool:
+            made = list(pool.map(lambda n: addressed_page(site_url, f"cb-{n}"),
+                                 range(CALLBACK_PAGES + NEWS_PAGES)))
+        callback_pages = [(address, foreign) for _p, address, foreign in made[:CALLBACK_PAGES]]
+        news = NewsProbe(site_url, made[CALLBACK_PAGES:])
+    makers: dict[str, Callable[[int], str]] = {
+        "first": lambda n: deposit_page(site_url, f"first-{n}"),
+        "picker": lambda n: invoice_page(site_url, f"first-later-{n}", fixed=False),
+        "waiting": lambda n: invoice_page(site_url, f"first-fixed-{n}", fixed=True),
+    }
+    # One more page of each kind than the rounds view: that one is viewed before them, for
+    # the bare app to answer its bytes; the others are never viewed before the rounds.
+    firsts = {route: make_pages(options.first_views + 1, make)
+              for route, make in makers.items() if route in wanted}
+    return Fixtures(opened[0][0], pages, [qr_src(site_url, page) for page in pages],
+                    page_weight(site_url, pages[0]), firsts, unique_streams(callback_pages),
+                    news)
+
+
+@dataclass
+class Floor:
+    """The bare app's answers (by "METHOD path"), and the work it does before each."""
+
+    answers: dict[str, Answer] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # path: the answer it shares
+    works: dict[str, str] = field(default_factory=dict)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps({"aliases": self.aliases, "answers": {key: {
+            "status": a.status, "headers": a.headers, "work": self.works.get(key, "none"),
+            "body": base64.b64encode(a.body).decode()} for key, a in self.answers.items()}}))
+        return path
+
+
+def record_floor(site_url: str, fixtures: Fixtures, options: Options) -> Floor:
+    """What the site answers, for the bare app to answer the same."""
+    floor = Floor()
+    for page, qr_path in zip(fixtures.pages, fixtures.qr_paths, strict=True):
+        for path in (page, f"{page}/status", qr_path):
+            # Keyed by path alone: the bare app's routes do not read the QR's query.
+            floor.answers[f"GET {urlsplit(path).path}"] = record(site_url, f"GET {path}")
+    key = f"GET {fixtures.link_path}"
+    floor.answers[key] = record(site_url, key)
+    for paths in fixtures.firsts.values():
+        viewed = f"GET {paths.pop()}"
+        floor.answers[viewed] = record(site_url, viewed)
+        floor.aliases.update({f"GET {path}": viewed for path in paths})
+    for route, key in UNIQUE_KEYS.items():
+        if route in options.routes:
+            floor.answers[key] = record(site_url, key, fixtures.streams[route].take())
+            floor.works[key] = WORK[ROUTES[route].floor]
+    return floor
+
+
+def start_bare(kind: str, database: Database, floor: Floor, folder: Path,
+               processes: Processes, flags: list[str]) -> Site:
+    env = {**os.environ, "BENCH_BARE_SPEC": str(floor.write(folder / f"bare-{kind}.json")),
+           "BENCH_BARE_DATABASE_URL": floor_database(kind, database, folder)}
+    log = folder / f"bare-{kind}.log"
+    # Picked only now: the site's workers have bound their sandbox's loopback ports (any
+    # free port) while the links opened, and one of them could be a port picked before.
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    process = processes.start(
+        "gunicorn bare Flask",
+        [gunicorn(), "--bind", f"{HOST}:{port}", *flags, "--pythonpath", str(BENCH),
+         "bare:app"], env=env, log=log)
+    wait_until_up(f"{url}/p/up", process, log)
+    for key, answer in floor.answers.items():
+        if key in floor.works:
+            continue  # once-only; the site's answer does not depend on the body
+        method, _, path = key.partition(" ")
+        found = fetch(url + path, method=method)
+        if (found.status, found.body, sorted(found.headers)) != (
+                answer.status, answer.body, sorted(answer.headers)):
+            raise BenchError(f"the bare app does not answer {key} as the site does")
+    return Site(url, process, env)
+
+
+def start_redis(kind: str, folder: Path, processes: Processes) -> str | None:
+    """A redis-server of the bench's own on a free loopback port: its URL (None: none)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    log = folder / f"redis-{kind}.log"
+    process = processes.start("redis-server", [
+        binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        "--dir", str(folder)], env=dict(os.environ), log=log)
+    wait_for_redis(port, process, log)
+    return f"redis://{HOST}:{port}/0"
+
+
+def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder: Path,
+             processes: Processes) -> Report:
     flags = gunicorn_flags()
-    with fresh_database(kind, folder, options.postgresql_url) as database:
-        print(f"== {database.name}: preparing a fresh database", flush=True)
-        prepare(database, folder)
-        site_port = free_port()
-        site_url = f"http://{HOST}:{site_port}"
-        site_log = folder / f"site-{kind}.log"
-        site = processes.start(
-            f"gunicorn site on {database.name}",
-            [gunicorn(), "--bind", f"{HOST}:{site_port}", *flags, "wsgi:app"],
-            env=site_environment(database, site_url), log=site_log)
-        wait_until_up(f"{site_url}/healthz", site, site_log)
+    print(f"== {database.name}: preparing a fresh database", flush=True)
+    prepare(database, folder, shop.url)
+    site = start_site(f"gunicorn site on {database.name}", database, options, folder,
+                      processes, flags)
+    fixtures = make_fixtures(site.url, options)
+    bare = start_bare(kind, database, record_floor(site.url, fixtures, options), folder,
+                      processes, flags)
+    gets = {"status": [f"{p}/status" for p in fixtures.pages], "page": fixtures.pages,
+            "qr": fixtures.qr_paths, "link": [fixtures.link_path], **fixtures.firsts}
+    gets["redis"] = gets["status"]
 
-        print("  opening pages through terminal links", flush=True)
-        opened = [open_link(site_url, link) for link in PAGE_LINKS]
-        link_path, pages = opened[0][0], [page for _link, page in opened]
-        weight = page_weight(site_url, pages[0])
-        qr_paths = [qr_src(site_url, page) for page in pages]
-        callbacks = None
-        if "callbacks" in options.routes:
-            targets = []
-            for number in range(CALLBACK_PAGES):
-                _link, page = open_link(site_url, {
-                    "client_id": CLIENT_ID, "currency": "BTC", "foreign_id": f"cb-{number}",
-                    "amount": "1"})
-                model = json.loads(fetch(site_url + page + "/status").body)
-                targets.append((model["address"], f"cb-{number}"))
-            callbacks = Callbacks(targets)
+    def load(route: str, name: str, rate: float, seconds: int) -> Path:
+        path = folder / f"{kind}-{route}-{name}.tsv"
+        if route in UNIQUE:
+            # Enough once-only requests for three times the rate seen: never a replay.
+            return fixtures.streams[route].write(path, max(2000, int(rate * seconds * 3)))
+        return write_gets(path, gets[route])
 
-        # Record what the site answers, for the bare app to answer the same.
-        recorded: dict[str, Answer] = {}
-        for page, qr_path in zip(pages, qr_paths, strict=True):
-            recorded[page] = fetch(site_url + page)
-            recorded[f"{page}/status"] = fetch(site_url + page + "/status")
-            recorded[urlsplit(qr_path).path] = fetch(site_url + qr_path)
-        recorded["/terminal"] = fetch(site_url + link_path)
-        if callbacks is not None:
-            body, headers = callbacks.one()
-            recorded["POST /callbacks/coinspaid"] = fetch(
-                site_url + "/callbacks/coinspaid", method="POST", body=body, headers=headers)
-        for key, answer in recorded.items():
-            if answer.status >= 400:
-                raise BenchError(f"the site answered {key} with {answer.status}: "
-                                 f"{answer.body[:300]!r}")
-        spec_file = folder / f"bare-{kind}.json"
-        spec_file.write_text(json.dumps({key: {
-            "status": a.status, "content_type": a.content_type, "location": a.location,
-            "headers": a.headers, "body": base64.b64encode(a.body).decode()}
-            for key, a in recorded.items()}))
-        bare_log = folder / f"bare-{kind}.log"
-        # Picked only now: the site's workers have bound their sandbox's loopback ports (any
-        # free port) while the links opened, and one of them could be a port picked before.
-        bare_port = free_port()
-        bare_url = f"http://{HOST}:{bare_port}"
-        bare_env = {**os.environ, "BENCH_BARE_SPEC": str(spec_file)}
-        bare = processes.start(
-            "gunicorn bare Flask",
-            [gunicorn(), "--bind", f"{HOST}:{bare_port}", *flags, "--pythonpath", str(BENCH),
-             "bare:app"], env=bare_env, log=bare_log)
-        wait_until_up(f"{bare_url}/terminal", bare, bare_log)
-        for key, answer in recorded.items():
-            method, _, path = key.rpartition(" ")
-            if method == "POST":
-                continue  # the site's answer to a callback does not depend on its body
-            floor = fetch(bare_url + path)
-            if (floor.status, floor.body, sorted(floor.headers)) != (
-                    answer.status, answer.body, sorted(answer.headers)):
-                raise BenchError(f"the bare app does not answer {key} as the site does")
+    rows: dict[str, Row] = {}
+    forwarded = None
+    for route in options.routes:
+        if route == "callbacks":
+            worker = (start_worker(site, database, folder, processes) if options.worker
+                      else None)
+            rows[route] = measure(route, site.url, bare.url, load, options, fixtures.news,
+                                  worker)
+            if worker is not None:
+                processes.stop(worker)  # it would load the rows after this one
+                forwarded = shop.received
+        elif route != "redis":
+            rows[route] = measure(route, site.url, bare.url, load, options)
+    site_rss, bare_rss = worker_rss(site.process.pid), worker_rss(bare.process.pid)
+    skipped: dict[str, str] = {}
+    if "redis" in options.routes:
+        redis_url = start_redis(kind, folder, processes)
+        if redis_url is None:
+            skipped["redis"] = "no redis-server here (apt-get install redis-server): not measured"
+        else:
+            limited = start_site(f"gunicorn site on {database.name}, limits in Redis",
+                                 database, options, folder, processes, flags,
+                                 CHECKOUT_RATELIMIT_STORAGE_URL=redis_url)
+            for path in gets["redis"]:
+                record(limited.url, f"GET {path}")
+            rows["redis"] = measure("redis", limited.url, bare.url, load, options)
+    return Report(database.name, flags, rows, fixtures.weight, site_rss, bare_rss,
+                  {route: stream.made for route, stream in fixtures.streams.items()
+                   if route in options.routes},
+                  callback_outcomes(database.url), fixtures.news, skipped, forwarded)
 
-        files = {
-            "status": write_gets(folder / "status.tsv", [f"{p}/status" for p in pages]),
-            "page": write_gets(folder / "page.tsv", pages),
-            "qr": write_gets(folder / "qr.tsv", qr_paths),
-            "link": write_gets(folder / "link.tsv", [link_path]),
-        }
-        rows: dict[str, Row] = {}
-        signed = 0
-        for route in options.routes:
-            row = rows[route] = Row(route)
-            print(f"  {ROUTES[route]}: {options.rounds} rounds of {options.seconds:g} s "
-                  "each, site and bare alternating", flush=True)
-            warm = files.get(route)
-            if callbacks is not None and route == "callbacks":
-                warm = folder / "callbacks-warm.tsv"
-                signed += callbacks.write(warm, 2000)
-            assert warm is not None
-            estimate = 2000.0
-            if options.warmup > 0:
-                estimate = run_wrk(site_url, warm, options.warmup, options.threads,
-                                   options.connections).rate
-                run_wrk(bare_url, warm, options.warmup, options.threads, options.connections)
-            for number in range(options.rounds):
-                load = files.get(route)
-                if callbacks is not None and route == "callbacks":
-                    # Enough unique bodies for three times the warm-up's rate: never a replay.
-                    load = folder / f"callbacks-{number}.tsv"
-                    signed += callbacks.write(
-                        load, max(5000, int(estimate * options.seconds * 3)))
-                assert load is not None
-                row.site.append(run_wrk(site_url, load, options.seconds, options.threads,
-                                        options.connections))
-                row.bare.append(run_wrk(bare_url, load, options.seconds, options.threads,
-                                        options.connections))
-        report = Report(database.name, flags, rows, weight, worker_rss(site.pid),
-                        worker_rss(bare.pid), signed, callback_outcomes(database.url))
-        processes.stop_all()
-        return report
+
+def measure(route: str, site_url: str, bare_url: str,
+            load: Callable[[str, str, float, int], Path], options: Options,
+            news: NewsProbe | None = None, beside: subprocess.Popen[bytes] | None = None,
+            ) -> Row:
+    """Warm-up, then rounds: the site, then its floor, on the same requests. A process
+    `beside` the site (its worker) is paused while the floor is loaded."""
+    row = Row(route)
+    print(f"  {ROUTES[route].label}: {options.rounds} rounds of {options.seconds:g} s each, "
+          f"site and {ROUTES[route].floor} alternating", flush=True)
+    rate = 2000.0  # a guess, when there is no warm-up to tell
+    if options.warmup > 0:
+        warm = load(route, "warm", rate, options.warmup)
+        rate = run_wrk(site_url, warm, options.warmup, options.threads,
+                       options.connections).rate
+        with paused(beside):
+            run_wrk(bare_url, warm, options.warmup, options.threads, options.connections)
+    for number in range(options.rounds):
+        requests_file = load(route, str(number), rate, options.seconds)
+        with probing(news):
+            row.site.append(run_wrk(site_url, requests_file, options.seconds, options.threads,
+                                    options.connections))
+        with paused(beside):
+            row.bare.append(run_wrk(bare_url, requests_file, options.seconds,
+                                    options.threads, options.connections))
+    return row
 
 
 # ---------------------------------------------------------------- the table
@@ -671,44 +1146,98 @@ def verdict(met: bool | None) -> str:
     return "not measured" if met is None else ("meets" if met else "misses")
 
 
+def seconds_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"> {NEWS_PATIENCE_S:g} s" if math.isinf(value) else f"{value * 1000:.0f} ms"
+
+
+def capacity(report: Report, route: str = "status") -> tuple[float, float] | None:
+    """(poll req/s, customers polling at the page's cadence that it holds)."""
+    row = report.rows.get(route)
+    if row is None:
+        return None
+    rate = Row.median(row.site, "rate")
+    return rate, rate * report.weight.poll_ms / 1000
+
+
+def print_rows(report: Report, options: Options) -> None:
+    header = (f"{'route':<30}{'site req/s':>11}{'p50 ms':>8}{'p99 ms':>8}  {'floor':<17}"
+              f"{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>8}  goal")
+    print(header)
+    print("-" * (len(header) + 16))
+    notes = []
+    for route in options.routes:
+        spec = ROUTES[route]
+        if route in report.skipped:
+            print(f"{spec.label:<30}skipped: {report.skipped[route]}")
+            continue
+        row = report.rows[route]
+        m = Row.median
+        errors = sum(s.errors for s in row.site + row.bare)
+        mark = " !" if errors else ""
+        print(f"{spec.label:<30}{m(row.site, 'rate'):>11.0f}{m(row.site, 'p50_ms'):>8.1f}"
+              f"{m(row.site, 'p99_ms'):>8.1f}  {spec.floor:<17}{m(row.bare, 'rate'):>7.0f}"
+              f"{m(row.bare, 'p50_ms'):>8.1f}{m(row.bare, 'p99_ms'):>8.1f}{row.ratio:>7.2f}x"
+              f"  >= {spec.goal:g}x {verdict(row.ratio >= spec.goal)}{mark}")
+        if errors:
+            notes.append(f"! {spec.label}: {errors} failed or non-2xx/3xx answers")
+        if route in UNIQUE:
+            replays = sum(s.replays for s in row.site)
+            sent = sum(round(s.rate * options.seconds) for s in row.site)
+            notes.append(
+                f"{spec.label}: {report.signed.get(route, 0)} requests made and signed up "
+                f"front, each sent once by wrk's Lua from a file (about {sent} to the site, "
+                f"{replays} replays)")
+    if "callbacks" in report.rows:
+        notes.append(
+            f"callback intake: each a new transaction on one of {CALLBACK_PAGES} pages of "
+            "their own; the site stored them as: " + ", ".join(
+                f"{outcome} {count}" for outcome, count in report.outcomes.items()))
+        if report.forwarded is None:
+            notes.append("callback intake: no `flask worker` ran (--worker runs one): "
+                         "what a callback leaves to it is neither done nor counted")
+        else:
+            notes.append(
+                "callback intake: `flask worker` ran beside the site as `make run` runs it "
+                "(paused while the floor was loaded, stopped after this row); it forwarded "
+                f"{report.forwarded} callbacks to a shop of the bench's own")
+    if {"first", "picker", "waiting"} & set(report.rows):
+        notes.append(
+            f"first views: {options.first_views} pages of each kind made before the rounds "
+            "(links' first clicks; invoices/create) and cycled; the site keeps "
+            f"CHECKOUT_PAGE_CACHE_SIZE={options.cache_size} renderings per process, fewer "
+            "than the pages, so that no view finds its process's own (a rendering stored "
+            "for every process is served as the site serves it)")
+    if "redis" in report.rows:
+        notes.append("status poll, Redis limits: a second site on the same database with "
+                     "CHECKOUT_RATELIMIT_STORAGE_URL at a redis-server of the bench's own")
+    for note in notes:
+        print(note)
+    print("ratios: site req/s over its floor's; the floor answers the site's own bytes "
+          "(bench/bare.py): bare, or after one INSERT and commit (+insert), or after one "
+          "HTTP call to a sandbox processor and the insert (+call+insert)")
+    probe = report.news
+    if probe is not None:
+        p99 = probe.p99()
+        count = len(probe.delays) + probe.missed
+        print(f"callback news on the page (answered -> its status poll shows it), p99 of "
+              f"{count} during intake: {seconds_text(p99)} (median "
+              f"{seconds_text(statistics.median(probe.delays) if probe.delays else None)})"
+              f"  <= {NEWS_GOAL_S:g} s {verdict(None if p99 is None else p99 <= NEWS_GOAL_S)}"
+              + (f" ! {probe.refused} refused" if probe.refused else ""))
+
+
 def print_report(report: Report, options: Options) -> None:
     print()
     print(f"checkout bench on {report.database}: gunicorn {' '.join(report.flags)} "
           "(as `make run`), sandbox mode")
     print(f"wrk -t{options.threads} -c{options.connections}, {options.rounds} rounds x "
-          f"{options.seconds:g} s per route, site and bare Flask alternating; "
+          f"{options.seconds:g} s per route, site and floor alternating; "
           f"{os.cpu_count()} cores, loopback; medians of the rounds")
     print(f"per-address limits raised to {UNREACHED} ({', '.join(LIMITS_RAISED)}): wrk is "
           "one address; the limiter still counts every request")
-    header = (f"{'route':<22}{'site req/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
-              f"{'bare req/s':>12}{'p50 ms':>8}{'p99 ms':>8}{'ratio':>8}")
-    print(header)
-    print("-" * len(header))
-    notes = []
-    for route, row in report.rows.items():
-        m = Row.median
-        errors = sum(s.errors for s in row.site + row.bare)
-        mark = " !" if errors else ""
-        print(f"{ROUTES[route]:<22}{m(row.site, 'rate'):>11.0f}{m(row.site, 'p50_ms'):>8.1f}"
-              f"{m(row.site, 'p99_ms'):>8.1f}{m(row.bare, 'rate'):>12.0f}"
-              f"{m(row.bare, 'p50_ms'):>8.1f}{m(row.bare, 'p99_ms'):>8.1f}"
-              f"{row.ratio:>7.2f}x{mark}")
-        if errors:
-            notes.append(f"! {ROUTES[route]}: {errors} failed or non-2xx/3xx answers")
-        if route == "callbacks":
-            replays = sum(s.replays for s in row.site)
-            sent = sum(round(s.rate * options.seconds) for s in row.site)
-            notes.append(
-                f"callback intake: unique signed callbacks, {report.callbacks_signed} bodies "
-                "signed with HMAC-SHA512 up front and sent by wrk's Lua request() from a "
-                f"file, each once (about {sent} sent to the site, {replays} replays); each "
-                f"is a new transaction on one of {CALLBACK_PAGES} pages of their own; the "
-                "site stored them as: " + ", ".join(
-                    f"{outcome} {count}" for outcome, count in report.outcomes.items()))
-    for note in notes:
-        print(note)
-    print("ratios: site req/s over bare req/s; the bare app answers the site's own bytes "
-          "(bench/bare.py)")
+    print_rows(report, options)
 
     weight = report.weight
     print()
@@ -727,6 +1256,12 @@ def print_report(report: Report, options: Options) -> None:
     again = [kind for kind, *_, kept in weight.parts if not kept]
     print(f"  a repeat view: {len(again)} requests ({', '.join(again)}); the rest are "
           "cached for good (immutable)")
+    for name, value, met in [
+            ("everything a page loads <= 30 KB gzip", kb(total_gzip),
+             total_gzip <= TARGET_PAGE_GZIP),
+            ("script <= 8 KB (raw, as parsed)", kb(script_raw), script_raw <= TARGET_SCRIPT),
+            ("no third-party request", str(len(weight.third_party)), not weight.third_party)]:
+        print(f"  {name:<40}{value:>10}   {verdict(met)}")
 
     print()
     site_rss, bare_rss = report.site_rss, report.bare_rss
@@ -734,31 +1269,17 @@ def print_report(report: Report, options: Options) -> None:
           + ", ".join(mb(size) for size in site_rss)
           + f" ({len(site_rss)} worker{'s' if len(site_rss) != 1 else ''}); bare Flask "
           + ", ".join(mb(size) for size in bare_rss))
+    print_capacity(report)
 
-    status = report.rows.get("status")
-    interval = weight.poll_ms / 1000
-    if status is not None:
-        rate = Row.median(status.site, "rate")
-        print(f"customers polling every {interval:g} s (the page's POLL_WAITING_MS) that "
-              f"this {os.cpu_count()}-core machine holds: {rate:.0f} req/s x {interval:g} s = "
-              f"{rate * interval:.0f}")
 
-    page = report.rows.get("page")
-    print()
-    print("targets (issue 9):")
-    targets = [
-        (f"status poll >= {TARGET_STATUS}x bare",
-         f"{status.ratio:.2f}x" if status else "-",
-         None if status is None else status.ratio >= TARGET_STATUS),
-        (f"page >= {TARGET_PAGE}x bare", f"{page.ratio:.2f}x" if page else "-",
-         None if page is None else page.ratio >= TARGET_PAGE),
-        ("everything a page loads <= 30 KB gzip", kb(total_gzip),
-         total_gzip <= TARGET_PAGE_GZIP),
-        ("script <= 8 KB (raw, as parsed)", kb(script_raw), script_raw <= TARGET_SCRIPT),
-        ("no third-party request", str(len(weight.third_party)), not weight.third_party),
-    ]
-    for name, value, met in targets:
-        print(f"  {name:<40}{value:>10}   {verdict(met)}")
+def print_capacity(report: Report) -> None:
+    interval = report.weight.poll_ms / 1000
+    for route, limits in (("status", "limits in memory"), ("redis", "limits in Redis")):
+        held = capacity(report, route)
+        if held is not None:
+            print(f"capacity on {report.database} ({limits}): customers polling every "
+                  f"{interval:g} s (the page's POLL_WAITING_MS) that this {os.cpu_count()}-core "
+                  f"machine holds: {held[0]:.0f} req/s x {interval:g} s = {held[1]:.0f}")
 
 
 # ---------------------------------------------------------------- main
@@ -767,26 +1288,35 @@ def print_report(report: Report, options: Options) -> None:
 def parse_args(argv: list[str] | None) -> tuple[Options, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds per route (3)")
-    parser.add_argument("--seconds", type=int, default=4, help="seconds per round (4)")
+    parser.add_argument("--seconds", type=int, default=2, help="seconds per round (2)")
     parser.add_argument("--warmup", type=int, default=1,
                         help="seconds of unmeasured load per route and app first (1)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument("--routes", default=",".join(ROUTES),
                         help=f"comma-separated, of {','.join(ROUTES)}")
+    parser.add_argument("--first-views", type=int, default=FIRST_VIEWS,
+                        help=f"pages of each kind for the first-view rounds ({FIRST_VIEWS}); "
+                             "the site keeps half as many renderings")
+    parser.add_argument("--worker", action="store_true",
+                        help="run `flask worker` beside the site (as `make run` does) during "
+                             "the callback rounds, paused while the floor is loaded")
     parser.add_argument("--databases", default=None,
                         help="sqlite and/or postgresql (default: sqlite, and postgresql when "
                              "CHECKOUT_DATABASE_URL names one)")
     args = parser.parse_args(argv)
     postgresql_url = os.environ.get("CHECKOUT_DATABASE_URL", "")
-    routes = [route.strip() for route in args.routes.split(",") if route.strip()]
-    unknown = [route for route in routes if route not in ROUTES]
-    if unknown or not routes:
+    wanted = {route.strip() for route in args.routes.split(",") if route.strip()}
+    unknown = sorted(wanted - set(ROUTES))
+    if unknown or not wanted:
         parser.error(f"unknown routes {unknown}; choose from {','.join(ROUTES)}")
+    routes = [route for route in ROUTES if route in wanted]
     if not 1 <= args.rounds <= 20 or not 1 <= args.seconds <= 120:
         parser.error("--rounds must be 1 to 20, --seconds 1 to 120 (whole seconds: wrk's)")
     if not 1 <= args.threads <= 64 or not args.threads <= args.connections <= 1024:
         parser.error("--threads 1 to 64, --connections at least --threads and at most 1024")
+    if not 2 <= args.first_views <= 5000:
+        parser.error("--first-views 2 to 5000")
     if args.databases is None:
         databases = ["sqlite"]
         if postgresql_url.startswith("postgresql"):
@@ -796,7 +1326,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str]]:
         if not databases or set(databases) - {"sqlite", "postgresql"}:
             parser.error("--databases: sqlite and/or postgresql")
     return Options(args.rounds, args.seconds, max(0, args.warmup), args.threads,
-                   args.connections, routes, postgresql_url), databases
+                   args.connections, routes, postgresql_url, args.first_views,
+                   args.worker), databases
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -824,6 +1355,10 @@ def main(argv: list[str] | None = None) -> int:
         reports = [bench_database(kind, options, folder, processes) for kind in databases]
         for report in reports:
             print_report(report, options)
+        if len(reports) > 1:  # side by side: the databases' capacities
+            print()
+            for report in reports:
+                print_capacity(report)
         print(f"\nbench took {time.monotonic() - started:.0f} s")
         return 0
     except BenchError as exc:

@@ -4,9 +4,10 @@
 --
 -- One request per line, tab-separated: method, path, X-Processing-Key, X-Processing-Signature,
 -- body (the last three may be empty). Each wrk thread takes every n-th line from its own
--- offset, so that no two threads send the same line: the signed callbacks stay unique until
--- a thread has sent all of its lines ("replays" counts the requests sent again after that;
--- for the GET routes, cycling through a few pages is the point).
+-- offset, so that no two threads send the same line: once-only requests (a link's first
+-- click, an invoices/create, a signed callback) stay unique until a thread has sent all of
+-- its lines ("replays" counts the requests sent again after that; for the GET routes,
+-- cycling through the pages is the point). A line with a key is sent as JSON, signed.
 -- done() prints one line, "BENCH {json}", that bench.py reads.
 
 local threads = {}
