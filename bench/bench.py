@@ -256,6 +256,20 @@ def gunicorn_flags() -> list[str]:
     return flags
 
 
+def without_workers(flags: list[str]) -> list[str]:
+    """`flags` without any worker count of their own (`--workers N`, `-w N`, `--workers=N`)."""
+    kept: list[str] = []
+    skip = False
+    for word in flags:
+        if skip:
+            skip = False
+        elif word in ("--workers", "-w"):
+            skip = True
+        elif not word.startswith("--workers="):
+            kept.append(word)
+    return kept
+
+
 def flask() -> str:
     found = Path(sys.executable).parent / "flask"
     if not found.exists():
@@ -825,6 +839,7 @@ class Options:
     postgresql_url: str
     first_views: int
     worker: bool  # `flask worker` beside the site during the callback row
+    workers: int | None  # gunicorn workers for site and floor; None: the Makefile's
 
     @property
     def cache_size(self) -> int:
@@ -1054,6 +1069,8 @@ def start_redis(kind: str, folder: Path, processes: Processes) -> str | None:
 def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder: Path,
              processes: Processes) -> Report:
     flags = gunicorn_flags()
+    if options.workers is not None:
+        flags = [*without_workers(flags), "--workers", str(options.workers)]
     print(f"== {database.name}: preparing a fresh database", flush=True)
     prepare(database, folder, shop.url)
     site = start_site(f"gunicorn site on {database.name}", database, options, folder,
@@ -1301,6 +1318,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str]]:
     parser.add_argument("--worker", action="store_true",
                         help="run `flask worker` beside the site (as `make run` does) during "
                              "the callback rounds, paused while the floor is loaded")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn workers of site and floor (default: the Makefile's "
+                             "`run`, one); e.g. 2 for the capacity of a 2-core box")
     parser.add_argument("--databases", default=None,
                         help="sqlite and/or postgresql (default: sqlite, and postgresql when "
                              "CHECKOUT_DATABASE_URL names one)")
@@ -1327,7 +1347,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str]]:
             parser.error("--databases: sqlite and/or postgresql")
     return Options(args.rounds, args.seconds, max(0, args.warmup), args.threads,
                    args.connections, routes, postgresql_url, args.first_views,
-                   args.worker), databases
+                   args.worker, args.workers), databases
 
 
 def main(argv: list[str] | None = None) -> int:
