@@ -13,8 +13,8 @@ Only answers that are already made leave here: the stored model (200), "unchange
 a kept rendering (200), an image of the stored model (200, or 304). Anything else (no model
 stored yet, a page not rendered in this language and address yet, a malformed id, a host we
 do not serve, a limit reached, another method, a database error) passes to the Flask views,
-which answer it as every route does;
-they share their checks with this module, so both answer alike.
+which answer it as every route does; they share their checks with this module, so both
+answer alike.
 """
 
 from __future__ import annotations
