@@ -30,7 +30,7 @@ from typing import Any
 from babel import Locale
 from flask import Flask
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import SecurityError
 from werkzeug.http import parse_etags, quote_etag
 from werkzeug.wrappers import Request
@@ -167,12 +167,27 @@ class Front:
 
     def read(self, statement: Any, page_id: str, *, row: bool = False) -> Any:
         try:
-            with self.engine.connect() as connection:
-                result = connection.execute(statement, {"page_id": page_id})
-                return result.first() if row else result.scalar()
+            return self.read_once_more(statement, page_id, row)
         except SQLAlchemyError:
             log.exception("front: a page's row could not be read")
             return None  # the Flask view tries again and answers as every route does
+
+    def read_once_more(self, statement: Any, page_id: str, row: bool) -> Any:
+        """A connection that died unnoticed in the pool (db.py: no pre-ping) fails its first
+        statement and is invalidated, with the pool's older ones: a read has changed
+        nothing, so it is asked again once, on a fresh connection."""
+        try:
+            return self.read_row(statement, page_id, row)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("front: a database connection was lost; reading again")
+        return self.read_row(statement, page_id, row)
+
+    def read_row(self, statement: Any, page_id: str, row: bool) -> Any:
+        with self.engine.connect() as connection:
+            result = connection.execute(statement, {"page_id": page_id})
+            return result.first() if row else result.scalar()
 
     def now(self) -> datetime:
         # Tests replace the clock in the app's config; there is no app context here.
