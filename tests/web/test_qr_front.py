@@ -15,10 +15,11 @@ from kit.links import page_of
 from kit.live import LiveServer, start_live_server
 from kit.site import flask_requests
 from PIL import Image
+from sqlalchemy import update
 from werkzeug.test import Client, TestResponse
 
-from checkout import merchants, qr
-from checkout.models import Merchant
+from checkout import db, merchants, qr
+from checkout.models import Merchant, Page
 from checkout.web import front, qrimages
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "qr-1", "amount": "0.00123"}
@@ -118,6 +119,22 @@ def test_what_the_front_cannot_answer_goes_to_flask(app: Flask, page: str, path:
     assert response.status_code == 404 and handled == [asked]
     assert response.headers["Cache-Control"] == "no-store"
     assert "text/html" in response.headers["Content-Type"]
+
+
+def test_a_page_without_a_stored_model_is_answered_by_flask_alike(
+        app: Flask, page: str) -> None:
+    client = app.test_client()
+    path = f"{page}/qr.svg"
+    stored = client.get(path)
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    with engine.begin() as conn:  # as a page written before models were stored
+        conn.execute(update(Page).where(Page.id == page.rsplit("/", 1)[1])
+                     .values(model_json=None))
+    handled = flask_requests(app)
+    kept(app).entries.clear()
+    built = client.get(path)  # from the page's tables
+    assert handled == [path]
+    assert answer(built) == answer(stored)
 
 
 def test_each_image_is_drawn_once_per_text_format_and_language(
