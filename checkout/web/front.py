@@ -139,10 +139,10 @@ class Front:
         found = self.read(qrimages.READ, page_id, row=True)
         if found is None or not found.model_json:
             return None
-        locale = i18n.choose(Request(environ), self.app.config["LANGUAGES"],
-                             lambda: found.language)
+        locale = qr_locale(environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT_LANGUAGE"),
+                           found.language, tuple(self.app.config["LANGUAGES"]))
         image = qrimages.image(self.app, present.qr_text_for(json.loads(found.model_json)),
-                               fmt, babel_name(locale))
+                               fmt, locale)
         headers = [("ETag", quote_etag(image.etag)), ("Cache-Control", "no-store")]
         if fmt == "svg":
             headers.append(("Vary", "Accept-Language"))
@@ -195,10 +195,29 @@ class Front:
         return replaced() if replaced is not None else clock.system_now()
 
 
-@functools.cache
-def babel_name(locale: str) -> str:
-    """The language as Flask-Babel's get_locale() names it (a parsed Locale, printed)."""
-    return str(Locale.parse(locale))
+# A query and Accept-Language longer than this together are rare and not kept: any client
+# can send any, and the kept ones stay small (at most 4096 of them).
+KEPT_ASKING = 512
+
+
+def qr_locale(query: str, accept: str | None, merchant: str | None,
+              languages: tuple[str, ...]) -> str:
+    """The language the Flask view answers in (i18n.choose), named as Flask-Babel's
+    get_locale() prints it. Browsers send the same few headers again and again: each is
+    parsed once per process."""
+    if len(query) + len(accept or "") > KEPT_ASKING:
+        return choose_locale(query, accept, merchant, languages)
+    return kept_locale(query, accept, merchant, languages)
+
+
+def choose_locale(query: str, accept: str | None, merchant: str | None,
+                  languages: tuple[str, ...]) -> str:
+    asking = Request({"QUERY_STRING": query,
+                      **({} if accept is None else {"HTTP_ACCEPT_LANGUAGE": accept})})
+    return str(Locale.parse(i18n.choose(asking, list(languages), lambda: merchant)))
+
+
+kept_locale = functools.lru_cache(maxsize=4096)(choose_locale)
 
 
 def mend_query(environ: dict[str, Any]) -> None:

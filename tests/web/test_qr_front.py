@@ -49,6 +49,9 @@ ASKING: list[dict[str, Any]] = [
     {"query_string": "lang=ar"},
     {"query_string": "lang=zh-Hans"},
     {"query_string": "lang=pt-BR", "headers": {"Accept-Language": "de"}},
+    # Longer than the front keeps its choice for: chosen afresh.
+    {"headers": {"Accept-Language": ", ".join(f"x-{n};q=0.{n % 9 + 1}" for n in range(80))
+                 + ", fr;q=0.95"}},
 ]
 
 
