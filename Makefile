@@ -20,13 +20,16 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.run
 
 ## Serve the site on http://127.0.0.1:$(PORT) with the embedded sandbox, a worker and a demo merchant.
+## The access log goes to stdout from a thread of its own (checkout/accesslog.py): a request
+## thread only queues its line, in order; gunicorn's own logger wrote it in the request.
 run: $(VENV)/.run translations
 	$(FLASK) db upgrade
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) demo --flask-command '$(FLASK)'
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(FLASK) worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	CHECKOUT_PUBLIC_URL=http://127.0.0.1:$(PORT) $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) \
-		--worker-class gthread --threads 16 --access-logfile - wsgi:app
+		--worker-class gthread --threads 16 --access-logfile - \
+		--logger-class checkout.accesslog.QueuedAccessLog wsgi:app
 
 ## Lint, type-check and run the whole suite (browser tests need /usr/bin/chromium), one
 ## pytest-xdist worker per core (PYTEST_WORKERS=0: in one process). PYTEST_ARGS narrows it,

@@ -63,10 +63,11 @@ def load_settings(app: Flask, overrides: dict[str, Any]) -> None:
 def init_storage(app: Flask) -> None:
     from . import db
     from .pagekinds import snapshot
-    from .web import pagecache
+    from .web import pagecache, qrimages
 
     db.init_app(app)
     pagecache.init_app(app)
+    qrimages.init_app(app)
     # Every transaction that changes a page writes its model before it commits.
     snapshot.install(app.extensions[db.EXTENSION + ".factory"])
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 EXTENSION = "checkout.db"
@@ -41,7 +43,35 @@ def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    # No pre-ping: a round trip before every request's first statement, as long as the
+    # status poll's own query. A connection that died in the pool (a backend
+    # terminated, a server restarted) has told us so already: it is dropped as it is taken
+    # out, for a new one, without a round trip (`_closed_by_server`). One that dies without a
+    # word (a network cut) fails its request's statement: SQLAlchemy invalidates it and every
+    # connection of the pool opened before it, so the next request starts on fresh ones.
+    engine = create_engine(url, **pool)
+    event.listen(engine, "checkout", _closed_by_server)
+    return engine
+
+
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection that the server has closed; the pool then opens
+    another in its place.
+
+    Between requests an idle connection has nothing to read: every answer was read whole.
+    A server that ends a session (pg_terminate_backend, a shutdown, idle_session_timeout)
+    sends its FATAL message and closes the socket, so a readable socket is a dead session.
+    A poll with no wait costs a system call, not a round trip. (Were the server to send an
+    idle connection anything else, such as a setting reloaded, it would only cost a new
+    connection.)"""
+    try:
+        fileno = dbapi_connection.fileno()
+    except Exception as exc:  # closed already: psycopg refuses to name its socket
+        raise DisconnectionError("connection closed") from exc
+    waiting = select.poll()
+    waiting.register(fileno, select.POLLIN | select.POLLPRI)
+    if waiting.poll(0):
+        raise DisconnectionError("connection closed by the server")
 
 
 def init_app(app: Flask) -> None:

@@ -26,7 +26,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -38,14 +37,13 @@ from .. import (
     limits,
     merchants,
     money,
-    qr,
     terminal,
 )
-from ..models import Merchant, Page, is_page_token
+from ..models import Page, is_page_token
 from ..pagekinds import KINDS, PageModel, page_model, present, refund_view, snapshot
 from ..pagekinds import invoice as invoice_kind
 from ..services import invoice_steps, opening
-from . import forms, language, pagecache, ratelimit, security
+from . import forms, language, pagecache, qrimages, ratelimit, security
 
 bp = Blueprint("pages", __name__)
 
@@ -371,16 +369,15 @@ def status(page_id: str) -> ResponseReturnValue:
 
 @bp.get("/p/<page_id>/qr.<fmt>")
 def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
-    if fmt not in ("svg", "png"):
+    """What front.py, in front of Flask, does not answer itself: an image over its limit, a
+    page without a stored model yet, a malformed id. Otherwise the same answer."""
+    ratelimit.front_refusal()
+    if fmt not in qrimages.FORMATS:
         abort(404)
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
-    # The model the poll reads (the same amount due), and the merchant's default language
-    # for the image's title: one SELECT.
-    found = session.execute(select(Page.model_json, Merchant.language)
-                            .join(Merchant, Merchant.client_id == Page.merchant_id)
-                            .where(Page.id == page_id)).first()
+    found = session.execute(qrimages.READ, {"page_id": page_id}).first()
     if found is None:
         abort(404)
     language.use_merchant_language(found.language)
@@ -388,14 +385,12 @@ def qr_image(page_id: str, fmt: str) -> ResponseReturnValue:
     # text has them.
     model = (json.loads(found.model_json) if found.model_json
              else page_model(session, load_page(page_id)))
-    text = present.qr_text_for(model)
-    etag = qr.etag(text, fmt, str(get_locale()))
-    if etag in request.if_none_match:
+    image = qrimages.image(current_app, present.qr_text_for(model), fmt, str(get_locale()))
+    if image.etag in request.if_none_match:
         response = Response(status=304)
     else:
-        body, mimetype = present.qr_image(text, fmt)
-        response = Response(body, mimetype=mimetype)
-    response.set_etag(etag)
+        response = Response(image.body, content_type=image.content_type)
+    response.set_etag(image.etag)
     # The QR carries the amount due now, which changes with every payment, and it is
     # payment data: never kept. The ETag still spares a repeated download.
     response.headers["Cache-Control"] = "no-store"

@@ -1,30 +1,36 @@
-"""The customer's hottest requests, answered in front of Flask: the status poll, and a view
-of a page whose current state was rendered before.
+"""The customer's hottest requests, answered in front of Flask: the status poll, a view of
+a page whose current state was rendered before, and the page's QR image.
 
 Every open page asks for its status every few seconds, so in a sale the poll is most of the
 traffic; its answer is already made, stored by the last change to the page (snapshot.py).
 A page viewed again (a reload, the no-script refresh, another tab) was rendered already
 (pagecache.py). Before any Flask machinery runs, each costs a path match, its rate limit,
 one SELECT by primary key and the moment-of-reading fields: the seconds left, an ETag.
+The QR image is drawn from the stored model's payment text, once per process for each
+text, format and language (qrimages.py).
 
 Only answers that are already made leave here: the stored model (200), "unchanged" (304),
-a kept rendering (200). Anything else (no model stored yet, a page not rendered in this
-language and address yet, a malformed id, a host we do not serve, a limit reached, another
-method, a database error) passes to the Flask views, which answer it as every route does;
-they share their checks with this module, so both answer alike.
+a kept rendering (200), an image of the stored model (200, or 304). Anything else (no model
+stored yet, a page not rendered in this language and address yet, a malformed id, a host we
+do not serve, a limit reached, another method, a database error) passes to the Flask views,
+which answer it as every route does; they share their checks with this module, so both
+answer alike.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from babel import Locale
 from flask import Flask
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import SecurityError
 from werkzeug.http import parse_etags, quote_etag
 from werkzeug.wrappers import Request
@@ -32,14 +38,15 @@ from werkzeug.wsgi import get_host
 
 from .. import clock, db, i18n
 from ..models import Page, is_page_token
-from ..pagekinds import snapshot
-from . import pagecache, ratelimit, security
+from ..pagekinds import present, snapshot
+from . import pagecache, qrimages, ratelimit, security
 
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 STATUS_PATH = re.compile(r"/p/([^/]+)/status\Z")
 PAGE_PATH = re.compile(r"/p/([^/]+)\Z")
+QR_PATH = re.compile(r"/p/([^/]+)/qr\.(svg|png)\Z")
 READ_MODEL = select(Page.model_json).where(Page.id == bindparam("page_id"))
 
 
@@ -54,8 +61,11 @@ class Front:
         self.sandbox = bool(app.config["SANDBOX"])
         self.poll_limit = ratelimit.front_limit(app, "RATELIMIT_STATUS", "poll")
         self.page_limit = ratelimit.front_limit(app, "RATELIMIT_PAGES", "page")
+        # Counted apart from page views, as Flask's limiter counts each view under its own name.
+        self.qr_limit = ratelimit.front_limit(app, "RATELIMIT_PAGES", "qr")
         self.poll_headers = [*security.security_headers(None, sandbox=self.sandbox),
                              ("Cache-Control", "no-store")]
+        self.qr_headers = security.security_headers(None, sandbox=self.sandbox)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
@@ -68,6 +78,8 @@ class Front:
                     answer = self.poll(found[1], environ, start_response)
                 elif (found := PAGE_PATH.match(path)) and is_page_token(found[1]):
                     answer = self.page(found[1], environ, start_response)
+                elif (found := QR_PATH.match(path)) and is_page_token(found[1]):
+                    answer = self.qr(found[1], found[2], environ, start_response)
         except Exception:
             # Whatever went wrong (the limits' storage, a query no one can decode, a stored
             # model), Flask meets it again and answers as for every route: logged, with
@@ -117,6 +129,31 @@ class Front:
                    ("Cache-Control", "no-store"), *encoding]
         return send(environ, start_response, body, "text/html; charset=utf-8", headers)
 
+    # ------------------------------------------------------------ the QR image
+
+    def qr(self, page_id: str, fmt: str, environ: dict[str, Any],
+           start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        """As the Flask view (customer.qr_image) answers: the same headers in its order."""
+        if self.qr_limit is not None and not self.qr_limit.count(environ):
+            return None
+        found = self.read(qrimages.READ, page_id, row=True)
+        if found is None or not found.model_json:
+            return None
+        locale = qr_locale(environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT_LANGUAGE"),
+                           found.language, tuple(self.app.config["LANGUAGES"]))
+        image = qrimages.image(self.app, present.qr_text_for(json.loads(found.model_json)),
+                               fmt, locale)
+        headers = [("ETag", quote_etag(image.etag)), ("Cache-Control", "no-store")]
+        if fmt == "svg":
+            headers.append(("Vary", "Accept-Language"))
+        headers += self.qr_headers
+        if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(image.etag):
+            start_response("304 NOT MODIFIED", headers)  # spelt as werkzeug spells it
+            return []
+        start_response("200 OK", [("Content-Type", image.content_type),
+                                  ("Content-Length", str(len(image.body))), *headers])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [image.body]
+
     # ------------------------------------------------------------ shared
 
     def served_host(self, environ: dict[str, Any]) -> bool:
@@ -130,17 +167,57 @@ class Front:
 
     def read(self, statement: Any, page_id: str, *, row: bool = False) -> Any:
         try:
-            with self.engine.connect() as connection:
-                result = connection.execute(statement, {"page_id": page_id})
-                return result.first() if row else result.scalar()
+            return self.read_once_more(statement, page_id, row)
         except SQLAlchemyError:
             log.exception("front: a page's row could not be read")
             return None  # the Flask view tries again and answers as every route does
+
+    def read_once_more(self, statement: Any, page_id: str, row: bool) -> Any:
+        """A connection that died unnoticed in the pool (db.py: no pre-ping) fails its first
+        statement and is invalidated, with the pool's older ones: a read has changed
+        nothing, so it is asked again once, on a fresh connection."""
+        try:
+            return self.read_row(statement, page_id, row)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("front: a database connection was lost; reading again")
+        return self.read_row(statement, page_id, row)
+
+    def read_row(self, statement: Any, page_id: str, row: bool) -> Any:
+        with self.engine.connect() as connection:
+            result = connection.execute(statement, {"page_id": page_id})
+            return result.first() if row else result.scalar()
 
     def now(self) -> datetime:
         # Tests replace the clock in the app's config; there is no app context here.
         replaced: Callable[[], datetime] | None = self.app.config.get("CLOCK")
         return replaced() if replaced is not None else clock.system_now()
+
+
+# A query and Accept-Language longer than this together are rare and not kept: any client
+# can send any, and the kept ones stay small (at most 4096 of them).
+KEPT_ASKING = 512
+
+
+def qr_locale(query: str, accept: str | None, merchant: str | None,
+              languages: tuple[str, ...]) -> str:
+    """The language the Flask view answers in (i18n.choose), named as Flask-Babel's
+    get_locale() prints it. Browsers send the same few headers again and again: each is
+    parsed once per process."""
+    if len(query) + len(accept or "") > KEPT_ASKING:
+        return choose_locale(query, accept, merchant, languages)
+    return kept_locale(query, accept, merchant, languages)
+
+
+def choose_locale(query: str, accept: str | None, merchant: str | None,
+                  languages: tuple[str, ...]) -> str:
+    asking = Request({"QUERY_STRING": query,
+                      **({} if accept is None else {"HTTP_ACCEPT_LANGUAGE": accept})})
+    return str(Locale.parse(i18n.choose(asking, list(languages), lambda: merchant)))
+
+
+kept_locale = functools.lru_cache(maxsize=4096)(choose_locale)
 
 
 def mend_query(environ: dict[str, Any]) -> None:

@@ -21,11 +21,12 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 
 @contextmanager
 def serving(database_url: str, tmp_path: Path, *flags: str,
-            processor_timeout: float = 10.0, env: dict[str, str] | None = None
-            ) -> Iterator[str]:
+            processor_timeout: float = 10.0, env: dict[str, str] | None = None,
+            stdout: int | None = None) -> Iterator[str]:
     """`gunicorn [flags] wsgi:app` in sandbox mode (no processor URL, no public URL: the
     site learns its address from each request, as for a new user); yields its base URL.
-    `env`: settings of this instance (CHECKOUT_...), over the test run's own."""
+    `env`: settings of this instance (CHECKOUT_...), over the test run's own. `stdout`: a
+    file descriptor for its standard output (the access log's `-`), else the log file."""
     environment = {**os.environ, "CHECKOUT_DATABASE_URL": database_url,
                    "CHECKOUT_SECRET_KEY": "gunicorn-test-key",
                    "CHECKOUT_PROCESSOR_TIMEOUT": str(processor_timeout)}
@@ -37,7 +38,8 @@ def serving(database_url: str, tmp_path: Path, *flags: str,
     args = [str(GUNICORN), "--bind", "127.0.0.1:0", "--control-socket",
             str(tmp_path / "gunicorn.ctl"), *flags, "wsgi:app"]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, cwd=ROOT, env=environment, stdout=log, stderr=log)
+        process = subprocess.Popen(args, cwd=ROOT, env=environment,
+                                   stdout=log if stdout is None else stdout, stderr=log)
     try:
         url = wait_until_up(process, log_path)
         yield url

@@ -1,6 +1,8 @@
 """What the hot routes do, not only what they answer: the SQL statements each sends and the
 calls it makes to the processor. The status poll is one SELECT by primary key and never
-reaches the processor; a page view reads a few rows and never reaches it either."""
+reaches the processor; a page view reads a few rows and never reaches it either. The poll,
+a page viewed again and the QR image are answered in front of Flask: one statement each,
+nothing committed, signed or asked of the processor, and Flask never entered."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from kit import budgets
 from kit.links import page_of
-from kit.site import MERCHANT_SECRET, sql_statements
+from kit.site import MERCHANT_SECRET, flask_requests, sql_statements
 from werkzeug.serving import make_server
 
 from checkout import clock, db, merchants
@@ -95,4 +98,22 @@ def test_the_qr_image_never_reaches_the_processor(site: Flask, processor: Proces
     processor.hits.clear()
     status, sent = statements_of(site, page + "/qr.svg")
     assert status == 200 and sent == ["SELECT"], sent
+    assert processor.hits == []
+
+
+@pytest.mark.parametrize("route", ["{page}/status", "{page}", "{page}/qr.svg", "{page}/qr.png"])
+def test_the_routes_in_front_of_flask_spend_one_statement_and_never_enter_it(
+        site: Flask, processor: Processor, route: str) -> None:
+    client = site.test_client()
+    path = route.format(page=open_page(site))
+    assert client.get(path).status_code == 200  # a page's first view is Flask's, then kept
+    processor.hits.clear()
+    handled = flask_requests(site)
+    for _ in range(2):
+        with budgets.spent(site) as spent:
+            assert client.get(path).status_code == 200
+        assert len(spent.queries) == 1 and spent.queries[0].lstrip().upper().startswith(
+            "SELECT"), spent
+        assert spent.commits == 0 and spent.hmacs == 0 and spent.processor_calls == [], spent
+    assert handled == []
     assert processor.hits == []
