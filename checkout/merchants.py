@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from flask.cli import AppGroup
 from flask_babel import lazy_gettext
 from sqlalchemy import event, select
@@ -432,9 +432,39 @@ def cache_of(app: Flask) -> MerchantCache:
     return cache
 
 
+# In a session's `info`: the version its request read when it authenticated, so that code
+# later in the same request (a page's model, built at a commit) finds the merchant kept
+# instead of reading its row again. It lives as long as the session, which db.py removes
+# with the request's app context; a rollback forgets it.
+VERSION_READ = "checkout.merchants_version"
+
+
 def read_version(session: Session) -> int:
     """The merchants' version now: one row by primary key, no merchant row."""
-    return int(session.scalar(READ_VERSION) or 0)
+    return note_version(session, int(session.scalar(READ_VERSION) or 0))
+
+
+def note_version(session: Session, version: int) -> int:
+    session.info[VERSION_READ] = version
+    return version
+
+
+def _forget_version(session: Session, *_args: Any) -> None:
+    session.info.pop(VERSION_READ, None)
+
+
+event.listen(Session, "after_rollback", _forget_version)
+
+
+def in_transaction(session: Session, client_id: int) -> Merchant | None:
+    """The merchant for code inside a request's transaction: the kept copy when the request
+    read the version already (its authentication did), else its row, in the session."""
+    version = session.info.get(VERSION_READ)
+    if version is not None and has_app_context():
+        kept = cache_of(current_app).by_id(version, client_id)
+        if kept is not None:
+            return kept.merchant()
+    return session.get(Merchant, client_id)
 
 
 def load(session: Session, where: Any) -> Snapshot | None:
@@ -444,6 +474,7 @@ def load(session: Session, where: Any) -> Snapshot | None:
     if row is None:
         return None
     found = snapshot_of(row)
+    note_version(session, found.version)
     cache_of(current_app).keep(found)
     return found
 
