@@ -145,3 +145,15 @@ def test_the_links_limit_counts_each_click_once_in_front_or_in_flask(
     refused = client.get("/terminal", query_string=QUERY)
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
+
+
+def test_under_a_path_prefix_the_front_sends_the_routes_location(
+        app: Flask, opened: str) -> None:
+    """Mounted below a prefix (SCRIPT_NAME), the page's address carries it, as url_for's."""
+    handled = flask_requests(app)
+    front = Client(app).get("/terminal", query_string=QUERY, base_url="http://localhost/pay")
+    assert handled == []
+    route = flask_route(app).get("/terminal", query_string=QUERY,
+                                 base_url="http://localhost/pay")
+    assert front.headers["Location"] == route.headers["Location"] == "/pay" + opened
+    assert front.get_data() == route.get_data()
