@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,33 @@ def test_an_invoice_create_reads_no_merchant_row_once_kept(kept: Flask) -> None:
             answer = client.post("/api/v2/invoices/create", data=raw, headers=headers)
         assert answer.status_code == 200, answer.get_data(as_text=True)
     assert merchant_reads(spent) == [], str(spent)
+
+
+def test_threads_looking_merchants_up_while_another_process_edits_see_the_last_edit(
+        kept: Flask, other: Flask) -> None:
+    """Many threads of one process look the merchant up while edits land: none fails, and
+    once the last edit is in, every lookup finds it."""
+    names = [f"Shop {n}" for n in range(5)]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            while not done.is_set():
+                seen(kept)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=look_up) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for name in names:
+            edit(other, "--name", name)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert [m.name for m in seen(kept)] == [names[-1]] * 2

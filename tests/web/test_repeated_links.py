@@ -121,9 +121,12 @@ def test_a_merchant_edit_counts_at_the_next_click_even_in_front(
     other = make_app()
     with other.app_context():
         merchants.edit(11, merchants.MerchantEdit(remove_return_hosts=("shop.example",)))
-    response = app.test_client().get("/terminal", query_string=QUERY)
-    assert response.status_code == 400
-    assert "not registered" in response.get_data(as_text=True)
+    handled = flask_requests(app)
+    for _ in range(2):  # the second finds the edited merchant kept: refused all the same
+        response = app.test_client().get("/terminal", query_string=QUERY)
+        assert response.status_code == 400
+        assert "not registered" in response.get_data(as_text=True)
+    assert handled == ["/terminal", "/terminal"]
 
 
 
