@@ -5,12 +5,15 @@ same answer to the byte. Anything unusual is Flask's to answer."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from kit import budgets
 from kit.deposits import BTC_ADDRESS, LINK, link_query, open_link
+from kit.gunicorn import serving
 from kit.site import MERCHANT_KEY, MERCHANT_SECRET, flask_requests
 from sqlalchemy import update
 from werkzeug.test import Client
@@ -21,6 +24,7 @@ from checkout.pagekinds import deposit
 from checkout.web import link_front
 
 QUERY = link_query(LINK)
+CLICKS = 16  # spread over the workers (new connections each)
 
 
 @pytest.fixture
@@ -160,3 +164,27 @@ def test_under_a_path_prefix_the_front_sends_the_routes_location(
                                  base_url="http://localhost/pay")
     assert front.headers["Location"] == route.headers["Location"] == "/pay" + opened
     assert front.get_data() == route.get_data()
+
+
+def test_under_gunicorn_an_edit_counts_at_once_in_every_worker(
+        app: Flask, opened: str, database_url: str, tmp_path: Path) -> None:
+    """Two worker processes keep the merchant; an edit made elsewhere (the command) counts at
+    the very next click in both: removed, the link's return host refuses it; back, it works."""
+    def clicks() -> set[int | str]:
+        answers = [requests.get(url + "/terminal", params=QUERY, allow_redirects=False,
+                                timeout=30) for _ in range(CLICKS)]
+        return {a.headers["Location"] if a.status_code == 303 else a.status_code
+                for a in answers}
+
+    runner = app.test_cli_runner()
+    with serving(database_url, tmp_path, "--workers", "2", "--worker-class", "gthread",
+                 "--threads", "4") as url:
+        assert clicks() == {opened}
+        removed = runner.invoke(args=["merchant", "edit", "--client-id", "11",
+                                      "--remove-return-host", "shop.example"])
+        assert removed.exit_code == 0, removed.output
+        assert clicks() == {400}
+        added = runner.invoke(args=["merchant", "edit", "--client-id", "11",
+                                    "--return-host", "shop.example"])
+        assert added.exit_code == 0, added.output
+        assert clicks() == {opened}
