@@ -351,7 +351,8 @@ def edit_in(s: Session, client_id: int, change: MerchantEdit) -> tuple[Merchant,
 # snapshots tagged with the version of `merchants_version` they were read at. A request reads
 # that one-row table (or gets it in the SELECT it makes anyway: the terminal link's), and
 # uses its snapshot only when the versions agree; every transaction that changes a merchant
-# raises the version (`_raise_version`, a flush hook: no writer can forget it), so an edit
+# raises the version (`_raise_version`, a flush hook: no writer through the ORM can forget
+# it; a bulk UPDATE of the table would have to raise it itself, and none does), so an edit
 # counts at every process's next request.
 
 MERCHANT_COLUMNS = tuple(c.key for c in Merchant.__table__.columns)
@@ -517,6 +518,7 @@ def _raise_version(session: Session, _context: Any, _instances: Any) -> None:
     transaction, so that it commits (or rolls back) with the change."""
     if not _changes_merchants(session):
         return
+    _forget_version(session)  # what this request read before is no longer the merchant
     connection = session.connection()
     upsert = (postgresql_insert if connection.dialect.name == "postgresql"
               else sqlite_insert)(MerchantsVersion)

@@ -278,3 +278,16 @@ def test_threads_looking_merchants_up_while_another_process_edits_see_the_last_e
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     assert [m.name for m in seen(kept)] == [names[-1]] * 2
+
+
+def test_a_request_that_changes_its_merchant_reads_it_afresh_afterwards(kept: Flask) -> None:
+    """The version a request read stands for the merchants it saw; once the same session
+    changes one, code later in it reads the row, not the copy kept before the change."""
+    with kept.app_context():
+        session = db.session()
+        assert merchants.by_key(MERCHANT_KEY) is not None  # the request's authentication
+        assert merchants.in_transaction(session, 11).name == "Shop"  # type: ignore[union-attr]
+        merchants.edit_in(session, 11, merchants.MerchantEdit(name="Renamed"))
+        session.flush()
+        assert merchants.in_transaction(session, 11).name == "Renamed"  # type: ignore[union-attr]
+        session.rollback()
