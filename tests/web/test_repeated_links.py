@@ -21,6 +21,7 @@ from werkzeug.test import Client
 from checkout import db, merchants
 from checkout.models import DepositAddress, Merchant, Page
 from checkout.pagekinds import deposit
+from checkout.services import opening
 from checkout.web import link_front
 
 QUERY = link_query(LINK)
@@ -188,3 +189,14 @@ def test_under_gunicorn_an_edit_counts_at_once_in_every_worker(
                                     "--return-host", "shop.example"])
         assert added.exit_code == 0, added.output
         assert clicks() == {opened}
+
+
+@pytest.mark.parametrize("status", deposit.DEPOSIT_STATUSES)
+@pytest.mark.parametrize("reason", [None, deposit.UNDERPAID, deposit.OVERPAID,
+                                    deposit.SHORT_ACCEPTED, deposit.BELOW_MINIMUM])
+@pytest.mark.parametrize("amount", [None, "0.00123"])
+def test_the_front_sends_a_click_where_opening_the_link_would(
+        status: str, reason: str | None, amount: str | None) -> None:
+    page = Page(status=status, reason=reason, amount=amount)
+    opening_reopens = not deposit.is_final(status, reason) or opening.paid_in_full(page)
+    assert link_front.reopens(status, reason, amount) == opening_reopens
