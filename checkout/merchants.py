@@ -5,19 +5,22 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from flask.cli import AppGroup
 from flask_babel import lazy_gettext
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from . import branding, currencies, db, i18n, policies
-from .models import Merchant
+from .models import Merchant, MerchantLogo, MerchantsVersion
 
 _HOST = re.compile(r"\A(?=.{1,253}(?::|\Z))[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
                    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::[0-9]{1,5})?\Z")
@@ -341,12 +344,190 @@ def edit_in(s: Session, client_id: int, change: MerchantEdit) -> tuple[Merchant,
     return merchant, changes
 
 
+# ---------------------------------------------------------------- merchants kept per process
+#
+# Every link, callback and API call needs its merchant (the secret above all), and merchants
+# change only when an operator edits one. Each process keeps what it read, as immutable
+# snapshots tagged with the version of `merchants_version` they were read at. A request reads
+# that one-row table (or gets it in the SELECT it makes anyway: the terminal link's), and
+# uses its snapshot only when the versions agree; every transaction that changes a merchant
+# raises the version (`_raise_version`, a flush hook: no writer through the ORM can forget
+# it; a bulk UPDATE of the table would have to raise it itself, and none does), so an edit
+# counts at every process's next request.
+
+MERCHANT_COLUMNS = tuple(c.key for c in Merchant.__table__.columns)
+VERSION = select(MerchantsVersion.version).where(MerchantsVersion.id == 1).scalar_subquery()
+READ_VERSION = select(MerchantsVersion.version).where(MerchantsVersion.id == 1)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A merchant's columns as read at `version`; shared by the process's threads, so never
+    an ORM object: each caller gets a copy of its own (`merchant`)."""
+
+    version: int
+    client_id: int
+    api_key: str
+    api_secret: str
+    language: str | None
+    values: tuple[tuple[str, Any], ...]  # every column, as read
+
+    def merchant(self) -> Merchant:
+        """A Merchant of the caller's own: in no session, so that nothing written to it
+        reaches the database, and detached, so that a relationship (the logo) is not
+        silently empty but refused: code that needs one reads the merchant in its session."""
+        copy = Merchant(**dict(self.values))
+        make_transient_to_detached(copy)
+        return copy
+
+
+def snapshot_of(row: Any) -> Snapshot:
+    """A snapshot of a row of every merchant column and `version`."""
+    mapping = row._mapping
+    return Snapshot(int(mapping["version"] or 0), mapping["client_id"], mapping["api_key"],
+                    mapping["api_secret"], mapping["language"],
+                    tuple((name, mapping[name]) for name in MERCHANT_COLUMNS))
+
+
+@dataclass(frozen=True)
+class _Kept:
+    version: int
+    by_id: dict[int, Snapshot]
+    by_key: dict[str, Snapshot]
+
+
+class MerchantCache:
+    """A process's merchants, for one version at a time. Readers take the current `_Kept`
+    without a lock (one attribute read); writers replace it whole, under the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept = _Kept(-1, {}, {})
+
+    def by_id(self, version: int, client_id: int) -> Snapshot | None:
+        kept = self._kept
+        return kept.by_id.get(client_id) if kept.version == version else None
+
+    def by_key(self, version: int, api_key: str) -> Snapshot | None:
+        kept = self._kept
+        return kept.by_key.get(api_key) if kept.version == version else None
+
+    def keep(self, snapshot: Snapshot) -> None:
+        """Keep a snapshot; one older than those kept is dropped (the version only rises),
+        a newer one starts afresh."""
+        with self._lock:
+            kept = self._kept
+            if snapshot.version < kept.version:
+                return
+            if snapshot.version > kept.version:
+                kept = _Kept(snapshot.version, {}, {})
+            self._kept = _Kept(kept.version, {**kept.by_id, snapshot.client_id: snapshot},
+                               {**kept.by_key, snapshot.api_key: snapshot})
+
+
+CACHE_EXTENSION = "checkout.merchants"
+
+
+def cache_of(app: Flask) -> MerchantCache:
+    cache: MerchantCache = app.extensions[CACHE_EXTENSION]
+    return cache
+
+
+# In a session's `info`: the version its request read when it authenticated, so that code
+# later in the same request (a page's model, built at a commit) finds the merchant kept
+# instead of reading its row again. It lives as long as the session, which db.py removes
+# with the request's app context; a rollback forgets it.
+VERSION_READ = "checkout.merchants_version"
+
+
+def read_version(session: Session) -> int:
+    """The merchants' version now: one row by primary key, no merchant row."""
+    return note_version(session, int(session.scalar(READ_VERSION) or 0))
+
+
+def note_version(session: Session, version: int) -> int:
+    session.info[VERSION_READ] = version
+    return version
+
+
+def _forget_version(session: Session, *_args: Any) -> None:
+    session.info.pop(VERSION_READ, None)
+
+
+event.listen(Session, "after_rollback", _forget_version)
+
+
+def in_transaction(session: Session, client_id: int) -> Merchant | None:
+    """The merchant for code inside a request's transaction: the kept copy when the request
+    read the version already (its authentication did), else its row, in the session."""
+    version = session.info.get(VERSION_READ)
+    if version is not None and has_app_context():
+        kept = cache_of(current_app).by_id(version, client_id)
+        if kept is not None:
+            return kept.merchant()
+    return session.get(Merchant, client_id)
+
+
+def load(session: Session, where: Any) -> Snapshot | None:
+    """A merchant and the version in one statement (one snapshot of the database), kept."""
+    row = session.execute(select(*Merchant.__table__.columns, VERSION.label("version"))
+                          .where(where)).first()
+    if row is None:
+        return None
+    found = snapshot_of(row)
+    note_version(session, found.version)
+    cache_of(current_app).keep(found)
+    return found
+
+
+def snapshot_by_client_id(session: Session, client_id: int,
+                          version: int | None = None) -> Snapshot | None:
+    """The merchant from this process's cache when it holds `version` (read now when not
+    given), else from the database."""
+    if version is None:
+        version = read_version(session)
+    kept = cache_of(current_app).by_id(version, client_id)
+    return kept if kept is not None else load(session, Merchant.client_id == client_id)
+
+
 def by_client_id(client_id: int) -> Merchant | None:
-    return db.session().get(Merchant, client_id)
+    """The merchant as of now, a copy of the caller's own (Snapshot.merchant); to change a
+    merchant, read it in the session that writes (`session.get`)."""
+    found = snapshot_by_client_id(db.session(), client_id)
+    return found.merchant() if found is not None else None
 
 
 def by_key(api_key: str) -> Merchant | None:
-    return db.session().scalar(select(Merchant).where(Merchant.api_key == api_key))
+    """As `by_client_id`, by API key: one statement (the version) when the process has it."""
+    session = db.session()
+    kept = cache_of(current_app).by_key(read_version(session), api_key)
+    found = kept if kept is not None else load(session, Merchant.api_key == api_key)
+    return found.merchant() if found is not None else None
+
+
+def _changes_merchants(session: Session) -> bool:
+    for obj in (*session.new, *session.deleted):
+        if isinstance(obj, (Merchant, MerchantLogo)):
+            return True
+    return any(isinstance(obj, (Merchant, MerchantLogo)) and session.is_modified(obj)
+               for obj in session.dirty)
+
+
+def _raise_version(session: Session, _context: Any, _instances: Any) -> None:
+    """Before a flush that writes a merchant or a logo: raise the version in the same
+    transaction, so that it commits (or rolls back) with the change."""
+    if not _changes_merchants(session):
+        return
+    _forget_version(session)  # what this request read before is no longer the merchant
+    connection = session.connection()
+    upsert = (postgresql_insert if connection.dialect.name == "postgresql"
+              else sqlite_insert)(MerchantsVersion)
+    connection.execute(upsert.values(id=1, version=1).on_conflict_do_update(
+        index_elements=[MerchantsVersion.id],
+        set_={"version": MerchantsVersion.version + 1}))
+
+
+event.listen(Session, "before_flush", _raise_version)
 
 
 LANGUAGE_HELP = ("The pages' language for customers whose browser asks for none the site "
@@ -470,4 +651,5 @@ def list_command() -> None:
 
 
 def init_app(app: Flask) -> None:
+    app.extensions[CACHE_EXTENSION] = MerchantCache()
     app.cli.add_command(merchant_cli)

@@ -96,6 +96,19 @@ class Merchant(Base):
         return f"<Merchant {self.client_id} {self.name!r}>"
 
 
+class MerchantsVersion(Base):
+    """One row: a number that every committed change to a merchant or its logo raises
+    (merchants.py raises it in the same transaction). Each process keeps its merchants with
+    the number they were read at, and reads this row instead of a merchant's: a signed
+    request costs no merchant row, and an edit is seen by every process at its next request.
+    No row yet reads as version 0."""
+
+    __tablename__ = "merchants_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class MerchantLogo(Base):
     """A merchant's logo as we re-encoded it (PNG), served from our own origin at a URL
     named by its digest, so it can be cached for good and never leaks a customer to a

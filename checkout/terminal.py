@@ -90,6 +90,29 @@ CurrencyPlaces = Callable[[str], int | None]
 CurrencyCheck = Callable[[str], bool]
 
 
+@dataclass(frozen=True)
+class ReadLink:
+    """A link's data, decoded but not yet verified: only `client_id` (to find the secret)
+    and `digest` (to find its page) may be used before the signature holds."""
+
+    text: bytes
+    payload: dict[str, Any]
+    client_id: int
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text).hexdigest()
+
+
+def read_link(data: str | None, signature: str | None) -> ReadLink:
+    """Decode a link's data, or raise LinkError; nothing is verified yet."""
+    if not data or not signature:
+        raise LinkError(Fault.MALFORMED, _("This payment link is incomplete."))
+    text = decode_data(data)
+    payload = parse_payload(text)
+    return ReadLink(text, payload, parse_client_id(payload.get("client_id")))
+
+
 def decode_link(data: str | None, signature: str | None, *, find_merchant: MerchantLookup,
                 currency_places: CurrencyPlaces,
                 convert_supported: CurrencyCheck) -> TerminalLink:
@@ -98,18 +121,22 @@ def decode_link(data: str | None, signature: str | None, *, find_merchant: Merch
     The signature is checked before any field is trusted beyond `client_id`, which is
     needed to find the secret.
     """
-    if not data or not signature:
-        raise LinkError(Fault.MALFORMED, _("This payment link is incomplete."))
-    text = decode_data(data)
-    payload = parse_payload(text)
-    client_id = parse_client_id(payload.get("client_id"))
-    merchant = find_merchant(client_id)
+    read = read_link(data, signature)
+    return verify_link(read, str(signature), find_merchant(read.client_id),
+                       currency_places=currency_places, convert_supported=convert_supported)
+
+
+def verify_link(read: ReadLink, signature: str, merchant: Merchant | None, *,
+                currency_places: CurrencyPlaces,
+                convert_supported: CurrencyCheck) -> TerminalLink:
+    """`decode_link` once the link is read and its client id's merchant looked up."""
     if merchant is None:
         raise LinkError(Fault.UNKNOWN_SHOP, _("This payment link belongs to no shop we serve."))
-    if not verify(text, merchant.api_secret, signature):
+    if not verify(read.text, merchant.api_secret, signature):
         raise LinkError(Fault.UNSIGNED, _("This payment link is not signed by the shop."))
+    payload = read.payload
     try:
-        return verified_link(payload, text, merchant, currency_places=currency_places,
+        return verified_link(payload, read.text, merchant, currency_places=currency_places,
                              convert_supported=convert_supported)
     except LinkError as exc:
         exc.signed = True

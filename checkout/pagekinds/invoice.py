@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import currencies, money, rates, returns
+from .. import currencies, merchants, money, rates, returns
 from ..models import Invoice, InvoiceQuote, Merchant, Page, RateQuote
 from ..states import CONFIRMED, CREATED, FAILED, PENDING, PROCESSING, UNPAID_INVOICE
 from . import invoice_late
@@ -166,7 +166,7 @@ def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
     due = None if remaining is None else money.ceil(max(remaining, Decimal(0)), places)
     phase = phase_of(invoice, quote, paid, due)
     pay_now = phase in PAY_PHASES
-    merchant = session.get(Merchant, invoice.merchant_id)
+    merchant = merchants.in_transaction(session, invoice.merchant_id)  # no row when kept
     asked = _decimal(quote.sender_amount) if quote is not None else None
     return {
         "phase": phase,

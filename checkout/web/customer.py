@@ -39,11 +39,11 @@ from .. import (
     money,
     terminal,
 )
-from ..models import Page, is_page_token
+from ..models import Merchant, Page, is_page_token
 from ..pagekinds import KINDS, PageModel, page_model, present, refund_view, snapshot
 from ..pagekinds import invoice as invoice_kind
 from ..services import invoice_steps, opening
-from . import forms, language, pagecache, qrimages, ratelimit, security
+from . import forms, language, link_front, pagecache, qrimages, ratelimit, security
 
 bp = Blueprint("pages", __name__)
 
@@ -79,13 +79,18 @@ def open_terminal_link() -> ResponseReturnValue:
     Links refused before their signature held count against the client's address; past the
     limit they get a 429. A link whose signature verifies is served whatever its address
     sent before: customers behind one carrier or office address share it with any bot."""
+    ratelimit.front_refusal()
     if any(len(request.args.getlist(name)) > 1 for name in ("data", "signature")):
         ratelimit.count_refusal("links")
         return error_page(400, _("This payment link is damaged."))
+    signature = request.args.get("signature")
     try:
-        link = terminal.decode_link(
-            request.args.get("data"), request.args.get("signature"),
-            find_merchant=merchants.by_client_id,
+        read = terminal.read_link(request.args.get("data"), signature)
+        # A link clicked again: one SELECT finds its page and the merchants' version, and
+        # the merchant comes from this process when it is kept at that version.
+        found = link_front.find(db.session().execute, merchants.cache_of(current_app), read)
+        link = terminal.verify_link(
+            read, str(signature), merchant_of(read.client_id, found),
             currency_places=present.deposit_places,
             convert_supported=present.is_conversion_currency,
         )
@@ -95,6 +100,8 @@ def open_terminal_link() -> ResponseReturnValue:
         return error_page(LINK_STATUS[exc.fault], exc.message, frame_origins=exc.frame_origins,
                           shop=exc.shop, back_url=exc.back_url)
     language.use_merchant_language(link.merchant.language)
+    if found.reopens and found.page_id is not None:
+        return redirect(page_url(found.page_id), 303)
     outcome = opening.open_link(db.session(), link, now=clock.now,
                                 rates_max_age=int(current_app.config["RATES_MAX_AGE"]))
     if isinstance(outcome, opening.Opened):
@@ -109,6 +116,14 @@ def open_terminal_link() -> ResponseReturnValue:
                                  "Please choose another way to pay at the shop."),
                           frame_origins=framing, shop=shop, back_url=back_url)
     return retry_page(frame_origins=framing, shop=shop, back_url=back_url)
+
+
+def merchant_of(client_id: int, found: link_front.Found) -> Merchant | None:
+    """The link's merchant: kept at the version the link's SELECT read, else read now."""
+    if found.kept is not None:
+        return found.kept.merchant()
+    snapshot = merchants.snapshot_by_client_id(db.session(), client_id, found.version)
+    return snapshot.merchant() if snapshot is not None else None
 
 
 def page_url(page_id: str) -> str:

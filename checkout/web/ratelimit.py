@@ -268,7 +268,8 @@ def init_app(app: Flask) -> None:
     wide = app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION")
     if limiter._check_request_limit in checks and not wide:  # not there when limits are off
         checks.remove(limiter._check_request_limit)
-    limit_views(app, limiter, "RATELIMIT_LINKS", "pages.landing", "pages.terminal_link")
+    limit_views(app, limiter, "RATELIMIT_LINKS", "pages.landing", "pages.terminal_link",
+                exempt_when=front_counted)
     if limiter.enabled:
         app.extensions[REFUSALS] = {
             name: FrontLimit(limiter, str(app.config[setting]), f"refused-{name}")

@@ -48,6 +48,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('client_id'),
     sa.UniqueConstraint('api_key')
     )
+    op.create_table('merchants_version',
+    sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('version', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('rate_quotes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('currency_from', sa.String(length=16), nullable=False),
@@ -549,6 +554,7 @@ def downgrade() -> None:
     op.drop_table('users')
     op.drop_table('signin_throttles')
     op.drop_table('rate_quotes')
+    op.drop_table('merchants_version')
     op.drop_table('merchants')
     op.drop_table('currency_limits')
     # ### end Alembic commands ###

@@ -1,0 +1,175 @@
+"""A terminal link clicked again, answered in front of Flask.
+
+A customer who clicks the shop's "pay" link again (the back button, another tab, the shop's
+own retry) is sent to the page the first click opened. That needs the link verified (one
+HMAC with the merchant's secret, kept in this process: merchants.py) and its page found:
+one SELECT by merchant and link digest, which also reads the merchants' version, so the
+kept secret is known to be current. No commit, no processor call.
+
+`find` is shared with the Flask route (customer.open_terminal_link), which makes the same
+SELECT and the same decision; `LinkFront` answers before Flask when the decision is "send
+the customer to the page" and the merchant is kept at the version read. Everything else
+(a bad or unknown link, a `lang` or any other parameter, a merchant not kept yet, a page
+that is final and lets its link go, a limit reached, a database error) passes to Flask,
+which answers it as it always did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from flask import Flask
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import SecurityError
+from werkzeug.utils import redirect
+from werkzeug.wsgi import get_host
+
+from .. import db, merchants, terminal
+from ..models import MerchantsVersion, Page
+from ..pagekinds import deposit, present
+from . import ratelimit, security
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+LINK_PATHS = ("/terminal", "/")
+LINK_ARGS = frozenset({"data", "signature"})
+
+# The merchants' version and the link's page, in one statement: one row whether the page
+# exists or not (a first click learns the version too); no row only while no merchant was
+# ever stored (no version row yet).
+PAGE_OF_LINK = (select(MerchantsVersion.version, Page.id, Page.status, Page.reason,
+                       Page.amount)
+                .select_from(MerchantsVersion)
+                .outerjoin(Page, and_(Page.merchant_id == bindparam("client_id"),
+                                      Page.link_digest == bindparam("digest")))
+                .where(MerchantsVersion.id == 1))
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the link's one SELECT told: its page, if it has one, whether a click goes
+    there, and the merchant when this process keeps it at the version just read."""
+
+    page_id: str | None
+    reopens: bool
+    version: int | None
+    kept: merchants.Snapshot | None
+
+
+def reopens(status: str, reason: str | None, amount: str | None) -> bool:
+    """The page a link opened is where a click goes while it is open, and once it is paid
+    in full (a fresh "waiting" page would invite a second payment); a page otherwise final
+    lets its link go (services/opening.py opens a fresh one)."""
+    final = deposit.is_final(status, reason)
+    return not final or (amount is not None and status == deposit.CONFIRMED)
+
+
+def find(execute: Callable[..., Any], cache: merchants.MerchantCache,
+         read: terminal.ReadLink) -> Found:
+    """The one SELECT of a link, through `execute` (a session's or a connection's)."""
+    row = execute(PAGE_OF_LINK, {"client_id": read.client_id, "digest": read.digest}).first()
+    if row is None:
+        return Found(None, False, None, None)
+    version = int(row.version)
+    return Found(row.id, row.id is not None and reopens(row.status, row.reason, row.amount),
+                 version, cache.by_id(version, read.client_id))
+
+
+class LinkFront:
+    """WSGI middleware: a verified link whose page is open gets its 303 here."""
+
+    def __init__(self, app: Flask, inner: WSGIApp) -> None:
+        self.app = app
+        self.inner = inner
+        self.engine = app.extensions[db.EXTENSION + ".engine"]
+        self.trusted_hosts: list[str] | None = app.config.get("TRUSTED_HOSTS")
+        self.limit = ratelimit.front_limit(app, "RATELIMIT_LINKS", "link")
+        # After Location, as the route's: its no_store_view, then the after_request hook.
+        self.headers = [("Cache-Control", "no-store"),
+                        *security.security_headers(None, sandbox=bool(app.config["SANDBOX"]))]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        answer: Iterable[bytes] | None = None
+        if (environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+                and environ.get("PATH_INFO") in LINK_PATHS):
+            try:
+                answer = self.link(environ, start_response)
+            except Exception:
+                # Flask meets it again and answers as for every route, logged.
+                log.exception("link front: passing %s to Flask", environ.get("PATH_INFO"))
+                answer = None
+        return self.inner(environ, start_response) if answer is None else answer
+
+    def link(self, environ: dict[str, Any], start_response: Callable[..., Any]
+             ) -> Iterable[bytes] | None:
+        args = link_args(environ.get("QUERY_STRING", ""))
+        if args is None or not self.served_host(environ):
+            return None
+        if self.limit is not None and not self.limit.count(environ):
+            return None  # Flask answers the 429 (ratelimit.front_refusal)
+        try:
+            read = terminal.read_link(args["data"], args["signature"])
+        except terminal.LinkError:
+            return None
+        found = self.find(read)
+        if found is None or not found.reopens or found.kept is None or found.page_id is None:
+            return None
+        try:
+            terminal.verify_link(read, args["signature"], found.kept.merchant(),
+                                 currency_places=present.deposit_places,
+                                 convert_supported=present.is_conversion_currency)
+        except terminal.LinkError:
+            return None
+        location = environ.get("SCRIPT_NAME", "") + "/p/" + found.page_id
+        return self.send(environ, start_response, location)
+
+    def find(self, read: terminal.ReadLink) -> Found | None:
+        try:
+            with self.engine.connect() as connection:
+                return find(connection.execute, merchants.cache_of(self.app), read)
+        except SQLAlchemyError:
+            log.exception("link front: a link's page could not be read")
+            return None
+
+    def send(self, environ: dict[str, Any], start_response: Callable[..., Any],
+             location: str) -> Iterable[bytes]:
+        """The route's 303, to the byte: werkzeug's redirect, with the site's headers."""
+        response = redirect(location, 303)
+        body = response.get_data()
+        start_response("303 SEE OTHER", [
+            ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body))),
+            ("Location", location), *self.headers])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+    def served_host(self, environ: dict[str, Any]) -> bool:
+        if not self.trusted_hosts:
+            return True
+        try:
+            get_host(environ, self.trusted_hosts)
+        except SecurityError:
+            return False  # Flask refuses it with 400, as any route
+        return True
+
+
+def link_args(query: str) -> dict[str, str] | None:
+    """`data` and `signature`, each once, and nothing else (a `lang` changes the answer's
+    Location: Flask builds it); None otherwise."""
+    if not query.isascii():
+        return None
+    pairs = parse_qsl(query, keep_blank_values=True)
+    names = [name for name, _ in pairs]
+    if len(pairs) != 2 or set(names) != LINK_ARGS:
+        return None
+    return dict(pairs)
+
+
+def install(app: Flask) -> None:
+    """In front of the app (next to front.py's Front, inside any proxy fix)."""
+    app.wsgi_app = LinkFront(app, app.wsgi_app)  # type: ignore[method-assign]
