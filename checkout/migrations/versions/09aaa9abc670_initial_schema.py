@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: e88c77996af9
+Revision ID: 09aaa9abc670
 Revises: 
-Create Date: 2026-12-06 14:54:43.490390
+Create Date: 2026-12-06 18:40:52.349905
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'e88c77996af9'
+revision = '09aaa9abc670'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None

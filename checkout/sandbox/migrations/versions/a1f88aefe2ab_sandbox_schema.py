@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 1cc0be8a3878
+Revision ID: a1f88aefe2ab
 Revises: 
-Create Date: 2026-12-06 14:54:46.933219
+Create Date: 2026-12-06 18:40:57.614107
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '1cc0be8a3878'
+revision = 'a1f88aefe2ab'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None
