@@ -131,6 +131,11 @@ class Made:
     page: Page
     quote: InvoiceQuote | None
 
+    @property
+    def current(self) -> InvoiceQuote | None:
+        """The invoice's current quote as this request left it (the API's answer shows it)."""
+        return self.quote if self.quote is not None and self.quote.current else None
+
 
 def create(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice:
     """Store the invoice and its page (committed); InvalidRequest when foreign_id is taken.
@@ -183,7 +188,7 @@ def new_quote(invoice: Invoice, sender_currency: str) -> InvoiceQuote:
         status=NEW, amount_paid="0", current=False, created_at=now, updated_at=now)
 
 
-def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Invoice:
+def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Made:
     """What `invoices/create` does: store, and for type 3 make the quote at once.
 
     Types 1 and 2 are one commit. Type 3 is two: the invoice, its page and its quote's
@@ -194,11 +199,11 @@ def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Invoice:
     """
     session = db.session()
     if req.sender_currency is None:
-        return create(session, merchant, req)
+        return store_new(session, merchant, req, quote_in=None)
     with snapshot.one_change(session):
         made = store_new(session, merchant, req, quote_in=req.sender_currency)
         _quote_at_once(session, merchant, made)
-    return made.invoice
+    return made
 
 
 def _quote_at_once(session: Session, merchant: Merchant, made: Made) -> None:
@@ -575,9 +580,9 @@ def _amount(value: str | Decimal | None) -> str | None:
     return None if value is None else money.text(Decimal(value), PLACES)
 
 
-def answer(session: Session, invoice: Invoice) -> dict[str, Any]:
-    """`data` of the invoices/create answer, in the current shape of §2.11."""
-    quote = current_quote(session, invoice.id)
+def answer(invoice: Invoice, quote: InvoiceQuote | None) -> dict[str, Any]:
+    """`data` of the invoices/create answer, in the current shape of §2.11, with the
+    invoice's current quote (None: none yet) as the request that made it left it."""
     if quote is not None:
         fixed_at, release_at = quote.fixed_at, quote.release_at
     else:
