@@ -2,9 +2,10 @@
 
 The processor cancels a deposit below its currency's minimum ("Transaction amount less
 than minimum deposit"), so a page asking for less could never be paid. Readers use
-`minimum()`, which reads the cache only; the worker refreshes the cache once it is older
-than `LIMITS_MAX_AGE` seconds. A link opened before the first refresh may fetch the list
-once, quickly, and opens unchecked when the processor does not answer.
+`minimum()`, which reads the cache only (each process a copy of it, while fresh); the
+worker refreshes the cache once it is older than `LIMITS_MAX_AGE` seconds. A link opened
+before the first refresh may fetch the list once, quickly, and opens unchecked when the
+processor does not answer.
 
 The list is the same for every merchant of one processor, but the API wants a merchant's
 key: the merchant with the lowest client id asks for all.
@@ -55,11 +56,41 @@ class Limit:
 # ---------------------------------------------------------------- reading
 
 
+# This process's copy of the table, read whole in one SELECT (a few dozen rows).
+COPY = "checkout.limits.copy"
+
+
+@dataclass(frozen=True)
+class Copy:
+    minimums: dict[str, Decimal]
+    fetched_at: datetime | None  # the table's newest refresh; None while it is empty
+
+
+def copy(session: Session) -> Copy:
+    """The table as this process last read it, read again once it is no longer fresh: when
+    its newest refresh is `LIMITS_MAX_AGE` old (the worker refreshes it then), or while it
+    is empty. A refresh in this process drops it (`refresh`)."""
+    known: Copy | None = current_app.extensions.get(COPY)
+    max_age = timedelta(seconds=int(current_app.config["LIMITS_MAX_AGE"]))
+    if known is not None and known.fetched_at is not None and \
+            clock.now() - known.fetched_at < max_age:
+        return known
+    rows = session.execute(select(CurrencyLimit.currency, CurrencyLimit.minimum_amount,
+                                  CurrencyLimit.fetched_at)).all()
+    fresh = Copy({r.currency: Decimal(r.minimum_amount) for r in rows},
+                 max((r.fetched_at for r in rows), default=None))
+    current_app.extensions[COPY] = fresh
+    return fresh
+
+
+def forget_copy() -> None:
+    current_app.extensions.pop(COPY, None)
+
+
 def minimum(session: Session, currency: str) -> Decimal | None:
-    """The cached minimum deposit of `currency`; None when unknown. Never asks the network."""
-    text = session.scalar(select(CurrencyLimit.minimum_amount)
-                          .where(CurrencyLimit.currency == currency.upper()))
-    return None if text is None else Decimal(text)
+    """The cached minimum deposit of `currency`; None when unknown. Never asks the network;
+    reads this process's copy of the cache while it is fresh (`copy`)."""
+    return copy(session).minimums.get(currency.upper())
 
 
 def minimum_payment(session: Session, currency: str) -> Decimal | None:
@@ -152,6 +183,8 @@ def refresh(session: Session, client: processor.ProcessorClient) -> int:
         # Another refresh (the worker, another link) stored the same list just now.
         log.info("minimum deposits were stored by another refresh meanwhile")
         return 0
+    finally:
+        forget_copy()
     return len(limits)
 
 
@@ -195,8 +228,9 @@ def minimum_for_link(session: Session, link: terminal.TerminalLink) -> Decimal |
     That fetch is quick and never retried; a processor that does not answer leaves the
     link unchecked (the processor still cancels a deposit too small), and is logged.
     """
-    known = minimum(session, link.currency)
-    if known is not None or fetched_at(session) is not None or recently_attempted():
+    table = copy(session)
+    known = table.minimums.get(link.currency.upper())
+    if known is not None or table.fetched_at is not None or recently_attempted():
         return known
     if session.new or session.dirty or session.deleted:
         log.warning("minimum deposits not fetched: the link has unsaved changes")

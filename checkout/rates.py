@@ -3,6 +3,9 @@
 The worker fetches every pair at once (`currencies/pairs`) once per `RATES_MAX_AGE`
 seconds; opening a link may fetch its own pair once. A page view or a status poll never
 does: buyers polling must not flood the processor.
+Each process keeps a copy of the quotes it read or stored: opening a link asks it whether its
+pair is fresh (`fresh`), with no SELECT for a rate this process saw less than `RATES_MAX_AGE`
+seconds ago. A page's model reads the table (`cached`).
 A quote older than `SHOWN_MAX_AGE` is not shown at all: while the processor cannot be
 asked, yesterday's price would be a wrong "about" figure, not an approximate one.
 """
@@ -28,15 +31,44 @@ Fetch = Callable[[str, str], Decimal]
 SHOWN_MAX_AGE = 3600
 
 
+# This process's copy of the quotes it read or stored: (from, to) -> (rate, fetched_at).
+COPY = "checkout.rates.copy"
+Copy = dict[tuple[str, str], tuple[Decimal, datetime]]
+
+
+def _copy() -> Copy:
+    copy: Copy = current_app.extensions.setdefault(COPY, {})
+    return copy
+
+
+def _remember(currency_from: str, currency_to: str, rate: Decimal, fetched_at: datetime) -> None:
+    _copy()[(currency_from, currency_to)] = (rate, fetched_at)
+
+
 def _quote(session: Session, currency_from: str, currency_to: str) -> RateQuote | None:
-    return session.scalar(select(RateQuote).where(
+    quote = session.scalar(select(RateQuote).where(
         RateQuote.currency_from == currency_from, RateQuote.currency_to == currency_to))
+    if quote is not None:
+        _remember(currency_from, currency_to, Decimal(quote.rate), quote.fetched_at)
+    return quote
+
+
+def fresh(currency_from: str, currency_to: str, now: datetime, max_age: int) -> Decimal | None:
+    """The pair's rate from this process's copy while fetched less than `max_age` seconds
+    ago; None otherwise (then the database is read, and the rate refreshed as before). The
+    worker fetches every pair once per `RATES_MAX_AGE`, so a fresh copy is never staler than
+    the table was allowed to be: reading the table for it again would buy nothing."""
+    known = _copy().get((currency_from, currency_to))
+    if known is None or now - known[1] >= timedelta(seconds=max_age):
+        return None
+    return known[0]
 
 
 def cached(session: Session, currency_from: str, currency_to: str, *,
            fetched_since: datetime | None = None) -> Decimal | None:
     """The last rate fetched for the pair; None if never fetched or fetched before
-    `fetched_since` (when given)."""
+    `fetched_since` (when given). Read from the table: a page's model shows what every
+    process would show, the worker's newest quote."""
     quote = _quote(session, currency_from, currency_to)
     if quote is None or (fetched_since is not None and quote.fetched_at < fetched_since):
         return None
@@ -52,7 +84,8 @@ def refresh(session: Session, currency_from: str, currency_to: str, fetch: Fetch
     """The pair's rate, fetched only when the cached one is older than `max_age` seconds.
 
     A failed fetch keeps the old quote (a stale approximate value beats none) and is logged.
-    The caller commits (see `store` for a concurrent first fetch).
+    What a fetch stores is committed here, apart from the caller's later work (see `store`
+    for a concurrent first fetch); a fresh quote costs no commit.
     """
     quote = _quote(session, currency_from, currency_to)
     if quote is not None and (is_fresh(quote, now, max_age)
@@ -72,6 +105,7 @@ def refresh(session: Session, currency_from: str, currency_to: str, fetch: Fetch
         log.warning("rate %s/%s refused: not a positive number", currency_from, currency_to)
         return _failed(session, quote, now)
     store(session, currency_from, currency_to, rate, now)
+    session.commit()
     return rate
 
 
@@ -85,7 +119,7 @@ def _failed(session: Session, quote: RateQuote | None, now: datetime) -> Decimal
     if quote is None:
         return None
     quote.attempted_at = now
-    session.flush()
+    session.commit()
     return Decimal(quote.rate)
 
 
@@ -101,6 +135,7 @@ def store(session: Session, currency_from: str, currency_to: str, rate: Decimal,
         quote.rate = money.text(rate)
         quote.fetched_at = quote.attempted_at = now
     session.flush()
+    _remember(currency_from, currency_to, rate, now)
 
 
 # ---------------------------------------------------------------- the worker's refresh

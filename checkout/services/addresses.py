@@ -1,11 +1,13 @@
 """Deposit addresses: one per (merchant, foreign_id, currency, convert_to), taken once, ever.
 
 Many first clicks on a new link arrive together (a shop's "pay" button, a sale). The first
-one claims the address (an `AddressClaim` row, committed before the processor is asked) and
-calls `addresses/take` once; the others wait for the address it stores, reading the database,
-never holding a transaction open, and reach the same page. A failed call deletes its claim,
-so the customer's next click tries again; a claim whose request died is taken over once it
-expires. The processor is asked exactly once per address however many clicks arrive.
+one claims the address (an `AddressClaim` row, committed before the processor is asked: the
+one commit correctness needs besides the final one, which stores the address, ends the claim
+and opens the page) and calls `addresses/take` once; the others wait for the address it
+stores, reading the database, never holding a transaction open, and reach the same page. A
+failed call deletes its claim, so the customer's next click tries again; a claim whose
+request died is taken over once it expires. The processor is asked exactly once per address
+however many clicks arrive.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, delete, select, update
@@ -62,6 +64,12 @@ def find(session: Session, key: Key) -> DepositAddress | None:
 def for_link(session: Session, link: terminal.TerminalLink) -> DepositAddress:
     """The link's address: stored, taken now by this request, or by another one meanwhile.
 
+    An address this request takes is left flushed, not committed, with its claim deleted in
+    the same transaction: the caller commits it with the page that shows it, so a first click
+    commits twice (the claim, then address and page), and the waiters see the address and
+    the claim's end in one commit. Nothing else may be pending when this is called: a claim
+    lost to another request is rolled back.
+
     Raises a `processor.ProcessorError` when the processor refused or failed (this request's
     call or the one it waited for); nothing is left claimed then.
     """
@@ -69,28 +77,27 @@ def for_link(session: Session, link: terminal.TerminalLink) -> DepositAddress:
     row = find(session, key)
     if row is not None:
         return row
-    # Nothing of this request may wait uncommitted through a call or a wait.
-    session.commit()
     lease = float(current_app.config.get("PROCESSOR_TIMEOUT", 10.0)) + CLAIM_GRACE
-    token = claim(session, key, lease)
-    if token is None:
+    claimed = claim(session, key, lease)
+    if claimed is None:
         return wait_for(session, key, lease)
-    row = find(session, key)
-    if row is not None:
-        # Stored between our first look and our claim, by a request that has let go since.
-        release(session, key, token)
-        return row
+    if isinstance(claimed, DepositAddress):
+        return claimed
     try:
         taken = processor.client_for(link.merchant).addresses_take(
             link.currency, link.foreign_id, convert_to=link.convert_to)
     except BaseException:
-        release(session, key, token)
+        release(session, key, claimed)
         raise
-    return store(session, key, token, taken)
+    return store(session, key, claimed, taken)
 
 
-def claim(session: Session, key: Key, lease: float) -> str | None:
-    """A token when this request may ask the processor; None while another one is asking."""
+def claim(session: Session, key: Key, lease: float) -> str | DepositAddress | None:
+    """A token once this request's claim is committed: it may ask the processor. The address
+    itself when one was stored just before the claim; None while another request is asking.
+
+    Both end the lookups' transaction: no processor call and no wait runs inside one.
+    """
     token = secrets.token_hex(16)
     now = clock.now()
     until = now + timedelta(seconds=lease)
@@ -98,19 +105,33 @@ def claim(session: Session, key: Key, lease: float) -> str | None:
                              currency=key.currency, convert_to=key.convert_to,
                              token=token, until=until))
     try:
-        session.commit()
-        return token
+        session.flush()
     except IntegrityError:
         session.rollback()
-    # Held: by a live request, or by one that died holding it (taken over, by one only).
+        if not take_over(session, key, token, now, until):
+            session.rollback()
+            return None
+    # The claim's row is this transaction's now, so the request that stored an address and
+    # let its claim go just before ours is seen here: then ours is rolled back, never
+    # committed, and the address serves.
+    row = find(session, key)
+    if row is not None:
+        session.rollback()
+        return row
+    session.commit()
+    return token
+
+
+def take_over(session: Session, key: Key, token: str, now: datetime, until: datetime) -> bool:
+    """The claim is held: by a live request, or by one that died holding it (taken over, by
+    one request only). Whether this request holds it now (uncommitted)."""
     taken_over = session.execute(
         update(AddressClaim).where(key.matches(AddressClaim), AddressClaim.until < now)
         .values(token=token, until=until))
-    session.commit()
-    if taken_over.rowcount == 1:  # type: ignore[attr-defined]
-        log.warning("address claim of merchant %s expired; taken over", key.merchant_id)
-        return token
-    return None
+    if taken_over.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    log.warning("address claim of merchant %s expired; taken over", key.merchant_id)
+    return True
 
 
 def wait_for(session: Session, key: Key, lease: float) -> DepositAddress:
@@ -134,7 +155,8 @@ def wait_for(session: Session, key: Key, lease: float) -> DepositAddress:
 
 
 def store(session: Session, key: Key, token: str, taken: processor.Address) -> DepositAddress:
-    """Keep the address and let the claim go, in one commit."""
+    """Keep the address and let the claim go, flushed in one transaction that the caller
+    commits (with the page)."""
     row = DepositAddress(
         merchant_id=key.merchant_id, foreign_id=key.foreign_id, currency=key.currency,
         convert_to=key.convert_to, address=taken.address, tag=taken.tag,
@@ -143,7 +165,7 @@ def store(session: Session, key: Key, token: str, taken: processor.Address) -> D
         session.add(row)
         session.execute(delete(AddressClaim).where(key.matches(AddressClaim),
                                                    AddressClaim.token == token))
-        session.commit()
+        session.flush()
     except IntegrityError:
         # Only when this request outlived its claim and the one that took it over stored
         # an address first: that one is kept.

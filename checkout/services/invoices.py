@@ -122,23 +122,38 @@ class InvoiceRequest:
 # Creating
 
 
+@dataclass(frozen=True)
+class Made:
+    """What `store_new` committed. Holding the page keeps it in the session's identity map
+    (a weak one) until the change's last commit, which then reads it from there."""
+
+    invoice: Invoice
+    page: Page
+    quote: InvoiceQuote | None
+
+    @property
+    def current(self) -> InvoiceQuote | None:
+        """The invoice's current quote as this request left it (the API's answer shows it)."""
+        return self.quote if self.quote is not None and self.quote.current else None
+
+
 def create(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice:
     """Store the invoice and its page (committed); InvalidRequest when foreign_id is taken.
 
-    The unique (merchant, foreign_id) decides between two identical requests at once.
+    The unique (merchant, foreign_id) decides between two identical requests at once; no
+    SELECT asks first, as a taken foreign_id is the exception.
     """
+    return store_new(session, merchant, req, quote_in=None).invoice
+
+
+def store_new(session: Session, merchant: Merchant, req: InvoiceRequest, *,
+              quote_in: str | None) -> Made:
+    """`create`, and with `quote_in` its first quote (status "new", our foreign_id) in the
+    same commit: the foreign_id is ours before the processor hears of it."""
     now = clock.now()
-    taken = session.scalar(select(Invoice.id).where(
-        Invoice.merchant_id == merchant.client_id, Invoice.foreign_id == req.foreign_id))
-    if taken is not None:
-        raise InvalidRequest({"foreign_id": TAKEN})
-    page = Page(
-        id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind="invoice",
-        merchant_id=merchant.client_id, foreign_id=req.foreign_id, currency=req.currency,
-        amount=None, amount_paid="0", status=PENDING if req.timer else CREATED,
-        created_at=now, updated_at=now)
+    page_id = secrets.token_urlsafe(PAGE_TOKEN_BYTES)
     invoice = Invoice(
-        merchant_id=merchant.client_id, foreign_id=req.foreign_id, page_id=page.id,
+        merchant_id=merchant.client_id, foreign_id=req.foreign_id, page_id=page_id,
         title=req.title, description=req.description, currency=req.currency,
         amount=money.text(req.amount), timer=req.timer, type=req.type,
         email_user=req.email_user, sender_currency=req.sender_currency,
@@ -146,50 +161,85 @@ def create(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice
         url_failed=req.url_failed, status=PENDING if req.timer else CREATED, reason=None,
         fixed_at=now if req.timer else None, release_at=now + TIMER if req.timer else None,
         created_at=now, updated_at=now)
+    # Born in step with its invoice (as sync_page keeps it): one INSERT, no UPDATE after.
+    page = Page(id=page_id, kind="invoice", merchant_id=merchant.client_id,
+                created_at=now, updated_at=now, **page_fields(invoice, None))
     session.add(page)
-    session.flush()
     session.add(invoice)
+    quote: InvoiceQuote | None = None
     try:
-        session.flush()
-        sync_page(session, invoice, None)
+        if quote_in is not None:
+            session.flush()  # the invoice's id names its quote
+            quote = new_quote(invoice, quote_in)
+            session.add(quote)
         session.commit()
     except IntegrityError:
         session.rollback()
         raise InvalidRequest({"foreign_id": TAKEN}) from None
-    return invoice
+    return Made(invoice, page, quote)
 
 
-def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Invoice:
+def new_quote(invoice: Invoice, sender_currency: str) -> InvoiceQuote:
+    """A quote not yet asked for, under a foreign_id of ours."""
+    now = clock.now()
+    return InvoiceQuote(
+        invoice_id=invoice.id, merchant_id=invoice.merchant_id,
+        foreign_id=f"{invoice.id}.{secrets.token_hex(8)}", sender_currency=sender_currency,
+        status=NEW, amount_paid="0", current=False, created_at=now, updated_at=now)
+
+
+def open_invoice(merchant: Merchant, req: InvoiceRequest) -> Made:
     """What `invoices/create` does: store, and for type 3 make the quote at once.
 
+    Types 1 and 2 are one commit. Type 3 is two: the invoice, its page and its quote's
+    foreign_id before the processor is asked, then the answer with the page's model, built
+    once, for the outcome (snapshot.one_change).
     A type 3 quote the processor refuses (too small, no exchange) leaves no invoice behind:
     the shop gets the processor's 400 and may send the same foreign_id again.
     """
     session = db.session()
-    with snapshot.one_change(session):  # its page's model is built once, for the outcome
-        return _create_and_quote(session, merchant, req)
+    if req.sender_currency is None:
+        return store_new(session, merchant, req, quote_in=None)
+    with snapshot.one_change(session):
+        made = store_new(session, merchant, req, quote_in=req.sender_currency)
+        _quote_at_once(session, merchant, made)
+    return made
 
 
-def _create_and_quote(session: Session, merchant: Merchant, req: InvoiceRequest) -> Invoice:
-    invoice = create(session, merchant, req)
-    if req.sender_currency is not None:
-        try:
-            make_quote(session, invoice.id, req.sender_currency)
-        except QuoteRefused as exc:
-            discard(session, invoice.id)
-            raise InvalidRequest(exc.errors) from exc
-        except processor.Unavailable as exc:
-            if not exc.maybe_created:
-                discard(session, invoice.id)
-                raise
-            # The processor may hold the quote: keep it ("new"); the page completes it under
-            # the same foreign_id, and the shop's answer has no address yet.
-            log.warning("invoice %s: quote may exist at the processor; left to the page",
-                        invoice.id)
-        except processor.ProcessorError:
+def _quote_at_once(session: Session, merchant: Merchant, made: Made) -> None:
+    invoice, quote = made.invoice, made.quote
+    assert quote is not None
+    try:
+        first_quote(session, merchant, invoice, quote)
+    except QuoteRefused as exc:
+        discard(session, invoice.id)
+        raise InvalidRequest(exc.errors) from exc
+    except processor.Unavailable as exc:
+        if not exc.maybe_created:
             discard(session, invoice.id)
             raise
-    return invoice
+        # The processor may hold the quote: keep it ("new"); the page completes it under
+        # the same foreign_id, and the shop's answer has no address yet.
+        log.warning("invoice %s: quote may exist at the processor; left to the page",
+                    invoice.id)
+    except processor.ProcessorError:
+        discard(session, invoice.id)
+        raise
+
+
+def first_quote(session: Session, merchant: Merchant, invoice: Invoice,
+                quote: InvoiceQuote) -> None:
+    """Ask the processor for the quote `store_new` committed, and store its answer,
+    uncommitted: the change's last commit (one_change's) stores it with the page's model."""
+    try:
+        answer = _ask(processor.client_for(merchant), invoice, quote, resumed=False)
+    except processor.ValidationError as exc:
+        raise QuoteRefused(exc.errors or {"error": exc.message}) from exc
+    try:
+        store_answer(session, invoice.id, quote.id, answer, commit=False)
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def discard(session: Session, invoice_id: int) -> None:
@@ -261,11 +311,7 @@ def make_quote(session: Session, invoice_id: int, sender_currency: str) -> Invoi
                   and q.sender_currency == sender_currency), None)
     resumed = quote is not None
     if quote is None:
-        quote = InvoiceQuote(
-            invoice_id=invoice.id, merchant_id=invoice.merchant_id,
-            foreign_id=f"{invoice.id}.{secrets.token_hex(8)}", sender_currency=sender_currency,
-            status=NEW, amount_paid="0", current=False, created_at=clock.now(),
-            updated_at=clock.now())
+        quote = new_quote(invoice, sender_currency)
         session.add(quote)
     session.commit()  # the foreign_id is ours before the processor hears of it
     merchant = session.get(Merchant, invoice.merchant_id)
@@ -347,12 +393,14 @@ def refuse_quote(session: Session, quote_id: int, exc: processor.ValidationError
 
 
 def store_answer(session: Session, invoice_id: int, quote_id: int,
-                 answer: processor.Invoice) -> list[InvoiceQuote]:
+                 answer: processor.Invoice, *, commit: bool = True) -> list[InvoiceQuote]:
     """The processor made the quote: it becomes current; the quotes it replaces are returned,
-    to be cancelled at the processor once this is committed."""
+    to be cancelled at the processor once this is committed (by the caller when `commit`
+    is False)."""
     invoice = _lock_invoice(session, invoice_id)
-    quote = session.get(InvoiceQuote, quote_id, populate_existing=True)
-    assert quote is not None
+    quotes = quotes_of(session, invoice.id)
+    quote = next(q for q in quotes if q.id == quote_id)
+    others = [q for q in quotes if q.id != quote_id]
     quote.processor_id = answer.id
     quote.sender_amount = None if answer.sender_amount is None else money.text(
         answer.sender_amount)
@@ -364,10 +412,9 @@ def store_answer(session: Session, invoice_id: int, quote_id: int,
     quote.status = answer.status if answer.status in RANK else PENDING
     quote.updated_at = clock.now()
     replaced: list[InvoiceQuote] = []
-    if invoice.status in (CREATED, PENDING) and not paid_anything(
-            [q for q in quotes_of(session, invoice.id) if q.id != quote.id]):
-        for other in quotes_of(session, invoice.id):
-            if other.id != quote.id and other.current:
+    if invoice.status in (CREATED, PENDING) and not paid_anything(others):
+        for other in others:
+            if other.current:
                 other.current = False
                 other.updated_at = clock.now()
                 replaced.append(other)
@@ -379,8 +426,10 @@ def store_answer(session: Session, invoice_id: int, quote_id: int,
         # The invoice moved on (paid or cancelled) while we asked: this quote stays aside.
         replaced.append(quote)
     session.flush()
-    sync_page(session, invoice, current_quote(session, invoice.id))
-    session.commit()
+    current = quote if quote.current else next((q for q in others if q.current), None)
+    sync_page(session, invoice, current)
+    if commit:
+        session.commit()
     return [q for q in replaced if q.processor_id is not None and q.status in OPEN]
 
 
@@ -495,28 +544,29 @@ def sync_page(session: Session, invoice: Invoice, quote: InvoiceQuote | None) ->
     """
     page = session.get(Page, invoice.page_id)
     assert page is not None
-    page.status, page.reason = invoice.status, invoice.reason
-    page.foreign_id = invoice.foreign_id
-    page.url_failed = invoice.url_failed
-    if quote is not None:
-        page.currency = quote.sender_currency
-        page.amount = quote.sender_amount
-        page.amount_paid = quote.amount_paid or "0"
-        page.address, page.tag = quote.address, quote.tag
-        page.expires_at = quote.release_at
-        page.processor_invoice_id = quote.processor_id
-        page.fiat_currency = invoice.currency if invoice.currency != quote.sender_currency \
-            else None
-    else:
-        page.currency = invoice.currency
-        page.amount = None
-        page.amount_paid = "0"
-        page.address = page.tag = None
-        page.expires_at = invoice.release_at
-        page.processor_invoice_id = None
-        page.fiat_currency = None
+    for name, value in page_fields(invoice, quote).items():
+        setattr(page, name, value)
     page.updated_at = clock.now()
     session.flush()
+
+
+def page_fields(invoice: Invoice, quote: InvoiceQuote | None) -> dict[str, Any]:
+    """The Page columns that follow the invoice and its current quote (sync_page)."""
+    fields: dict[str, Any] = {"status": invoice.status, "reason": invoice.reason,
+                              "foreign_id": invoice.foreign_id,
+                              "url_failed": invoice.url_failed}
+    if quote is not None:
+        fields.update(
+            currency=quote.sender_currency, amount=quote.sender_amount,
+            amount_paid=quote.amount_paid or "0", address=quote.address, tag=quote.tag,
+            expires_at=quote.release_at, processor_invoice_id=quote.processor_id,
+            fiat_currency=invoice.currency if invoice.currency != quote.sender_currency
+            else None)
+    else:
+        fields.update(
+            currency=invoice.currency, amount=None, amount_paid="0", address=None, tag=None,
+            expires_at=invoice.release_at, processor_invoice_id=None, fiat_currency=None)
+    return fields
 
 
 def page_url(invoice: Invoice) -> str:
@@ -530,9 +580,9 @@ def _amount(value: str | Decimal | None) -> str | None:
     return None if value is None else money.text(Decimal(value), PLACES)
 
 
-def answer(session: Session, invoice: Invoice) -> dict[str, Any]:
-    """`data` of the invoices/create answer, in the current shape of §2.11."""
-    quote = current_quote(session, invoice.id)
+def answer(invoice: Invoice, quote: InvoiceQuote | None) -> dict[str, Any]:
+    """`data` of the invoices/create answer, in the current shape of §2.11, with the
+    invoice's current quote (None: none yet) as the request that made it left it."""
     if quote is not None:
         fixed_at, release_at = quote.fixed_at, quote.release_at
     else:

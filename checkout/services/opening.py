@@ -4,11 +4,13 @@ A verified link (terminal.TerminalLink) opens its page, reopens it, or opens a f
 once the last is final; the outcome is a value the customer route renders. Each change is
 written in as few commits as correctness allows, and so the page's stored model (the
 snapshot hook writes it at every commit that touches a page) is built once per change:
-- a fresh page is inserted in one commit, after its fiat rate is refreshed, not before it;
+- a fresh page is inserted in one commit, after its fiat rate is refreshed, not before it,
+  with the address this request took and the finished page's link let go: a first click
+  on a new link commits twice (the address's claim, then everything else);
 - a link let go by its finished page moves by an UPDATE statement, not a changed object:
   the link's digest is no part of the old page's model, so that model is not rewritten.
-The address claim commits of addresses.py stay: no transaction is held across a processor
-call.
+The address claim's commit of addresses.py stays: many first clicks on one new link ask the
+processor once, and no transaction is held across a processor call.
 """
 
 from __future__ import annotations
@@ -70,17 +72,21 @@ def open_link(session: Session, link: terminal.TerminalLink, *, now: Clock,
               rates_max_age: int) -> Outcome:
     """Take (or reuse) the link's address and open (or reopen) its page."""
     page = page_for_link(session, link.merchant.client_id, link.digest)
+    retiring: Page | None = None
     if page is not None:
         if not deposit.is_final(page.status, page.reason) or paid_in_full(page):
             # A paid order's link reopens its paid page too: a fresh "waiting" page would
             # invite a second payment. Paying again is a deliberate action there.
             return Opened(page.id)
-        retire_link(session, page)
+        retiring = page
     below = limits.refuse_link(session, link)
     if below is not None:
-        if page is not None:
-            session.commit()  # the finished page has let its link go, refused or not
+        if retiring is not None:
+            retire_link(session, retiring)  # the finished page lets its link go, refused or not
+            session.commit()
         return Refused(below)
+    if link.amount is not None:
+        remember_rate(session, link, now=now, max_age=rates_max_age)
     try:
         address = addresses.for_link(session, link)
     except processor.ValidationError as exc:
@@ -91,9 +97,7 @@ def open_link(session: Session, link: terminal.TerminalLink, *, now: Clock,
         log.warning("addresses/take failed for merchant %s: %s", link.merchant.client_id,
                     type(exc).__name__)
         return Retry()
-    if link.amount is not None:
-        remember_rate(session, link, now=now, max_age=rates_max_age)
-    return Opened(open_page(session, link, address, now()).id)
+    return Opened(open_page(session, link, address, now(), retiring=retiring).id)
 
 
 def page_for_link(session: Session, merchant_id: int, digest: str) -> Page | None:
@@ -117,7 +121,11 @@ def retire_link(session: Session, page: Page) -> None:
 
 
 def open_page(session: Session, link: terminal.TerminalLink, address: DepositAddress,
-              moment: datetime) -> Page:
+              moment: datetime, *, retiring: Page | None = None) -> Page:
+    """The link's fresh page, in one commit with what opening it changed: the finished page
+    it replaces lets the link go, and an address taken by this request is stored (flushed by
+    addresses.for_link). That address cannot meet a page already holding this link: such a
+    page would show an address stored for the same key, and storing ours would have failed."""
     page = Page(
         id=secrets.token_urlsafe(PAGE_TOKEN_BYTES), kind=deposit.KIND.name,
         merchant_id=link.merchant.client_id, link_digest=link.digest,
@@ -128,6 +136,8 @@ def open_page(session: Session, link: terminal.TerminalLink, address: DepositAdd
         status=deposit.WAITING, reason=None, is_iframe=link.is_iframe,
         url_back=link.url_back, created_at=moment, updated_at=moment,
     )
+    if retiring is not None:
+        retire_link(session, retiring)
     session.add(page)
     try:
         session.commit()
@@ -145,10 +155,14 @@ def remember_rate(session: Session, link: terminal.TerminalLink, *, now: Clock,
                   max_age: int) -> Decimal | None:
     """Refresh the fiat rate of the page about to open, if stale (opening a link only:
     never page views or polls). Before the page exists, so that its model is built once,
-    with the rate, when the page is inserted."""
+    with the rate, when the page is inserted; before the address is claimed, so that no
+    processor call waits inside the transaction that stores the address."""
     fiat = present.fiat_for(link.convert_to)
     if fiat is None:
         return None
+    known = rates.fresh(link.currency, fiat, now(), max_age)
+    if known is not None:
+        return known  # this process read or fetched it lately: no statement, no call
 
     def fetch(currency_from: str, currency_to: str) -> Decimal:
         # One quick try: the fiat value is a courtesy, and a customer is waiting for the page.
@@ -156,6 +170,8 @@ def remember_rate(session: Session, link: terminal.TerminalLink, *, now: Clock,
         return quick.currencies_rates(currency_from, currency_to).price
 
     try:
+        # What a fetch stores is committed apart from the address's claim, which a request
+        # that loses it rolls back.
         return rates.refresh(session, link.currency, fiat, fetch, now=now(), max_age=max_age)
     except IntegrityError:
         session.rollback()  # another request stored this pair's first quote just now

@@ -94,7 +94,7 @@ def invoices_create() -> Response:
     session = db.session()
     try:
         req = invoice_wire.validate(session, merchant, params)
-        invoice = invoices.open_invoice(merchant, req)
+        made = invoices.open_invoice(merchant, req)
     except invoices.InvalidRequest as exc:
         return _errors(exc.errors, exc.status)
     except processor.ProcessorError as exc:
@@ -104,8 +104,8 @@ def invoices_create() -> Response:
                     type(exc).__name__)
         return _json({"error": "The processor is unavailable. Please try again.",
                       "code": "processor_unavailable"}, 503)
-    log.info("invoice %s created for merchant %s", invoice.id, merchant.client_id)
-    return _json({"data": invoices.answer(session, invoice)})
+    log.info("invoice %s created for merchant %s", made.invoice.id, merchant.client_id)
+    return _json({"data": invoices.answer(made.invoice, made.current)})
 
 
 # merge_slashes off: a foreign_id "/7" or "a//b" is a different invoice than "7" or "a/b".

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from kit import budgets
 from kit.counters import count
 from kit.gunicorn import serving
 from kit.live import LiveServer
@@ -173,3 +174,41 @@ def test_a_claim_left_by_a_dead_request_is_taken_over_once_expired(
     assert status == 303 and seconds < 5
     assert len(issued_addresses(app)) == 1
     assert count(app, AddressClaim) == 0 and count(app, DepositAddress) == 1
+
+
+def test_an_address_stored_just_before_the_claim_serves_with_no_call_and_no_claim_commit(
+        app: Flask, merchant: Merchant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another request stores the address and lets its claim go between this click's first
+    look and its claim: the claim sees it, is rolled back, and the processor is not asked."""
+    find = addresses.find
+    looks: list[bool] = []
+
+    def stored_meanwhile(session: Any, key: addresses.Key) -> DepositAddress | None:
+        row = find(session, key)
+        if not looks:  # the first look: the other request finishes right after it
+            other = app.extensions[db.EXTENSION + ".factory"]()
+            other.add(DepositAddress(merchant_id=11, foreign_id=LINK["foreign_id"],
+                                     currency="BTC", convert_to="EUR", address="tb1qearlier",
+                                     processor_id=1))
+            other.commit()
+            other.close()
+        looks.append(row is not None)
+        return row
+
+    client = app.test_client()
+    warming = terminal.encode_link({**LINK, "foreign_id": "someone-else"}, MERCHANT_SECRET)
+    assert client.get("/terminal", query_string=warming).status_code == 303  # limits, rate
+    monkeypatch.setattr(addresses, "find", stored_meanwhile)
+    query = terminal.encode_link(LINK, MERCHANT_SECRET)
+    with budgets.spent(app) as spent:
+        response = client.get("/terminal", query_string=query)
+    assert response.status_code == 303
+    assert looks == [False, True]  # missed, then seen by the claim
+    assert spent.processor_calls == [], spent
+    # The claim was rolled back, never committed and released (no DELETE).
+    claims = [s.split(" (")[0] for s in spent.writes if "address_claims" in s]
+    assert claims == ["INSERT INTO address_claims"], spent
+    assert count(app, AddressClaim) == 0
+    location = str(response.headers["Location"])
+    page = app.test_client().get(location + "/status").get_json()
+    assert page["address"] == "tb1qearlier"
