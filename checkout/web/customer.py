@@ -88,7 +88,8 @@ def open_terminal_link() -> ResponseReturnValue:
         read = terminal.read_link(request.args.get("data"), signature)
         # A link clicked again: one SELECT finds its page and the merchants' version, and
         # the merchant comes from this process when it is kept at that version.
-        found = link_front.find(db.session().execute, merchants.cache_of(current_app), read)
+        found = (link_front.found_before(request.environ, read)
+                 or link_front.find(db.session().execute, merchants.cache_of(current_app), read))
         link = terminal.verify_link(
             read, str(signature), merchant_of(read.client_id, found),
             currency_places=present.deposit_places,

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 LINK_PATHS = ("/terminal", "/")
 LINK_ARGS = frozenset({"data", "signature"})
+# What the front's SELECT found for a link it passed on (a first click, mostly): the Flask
+# route reads it from the WSGI environ instead of making the same SELECT again.
+FOUND = "checkout.link_found"
 
 # The merchants' version and the link's page, in one statement: one row whether the page
 # exists or not (a first click learns the version too); no row only while no merchant was
@@ -119,7 +122,10 @@ class LinkFront:
         except terminal.LinkError:
             return None
         found = self.find(read)
-        if found is None or not found.reopens or found.kept is None or found.page_id is None:
+        if found is None:
+            return None
+        environ[FOUND] = (read.client_id, read.digest, found)
+        if not found.reopens or found.kept is None or found.page_id is None:
             return None
         try:
             terminal.verify_link(read, args["signature"], found.kept.merchant(),
@@ -156,6 +162,15 @@ class LinkFront:
         except SecurityError:
             return False  # Flask refuses it with 400, as any route
         return True
+
+
+def found_before(environ: dict[str, Any], read: terminal.ReadLink) -> Found | None:
+    """What the front found for this very link in this request, if it looked."""
+    stashed = environ.get(FOUND)
+    if stashed is None or stashed[:2] != (read.client_id, read.digest):
+        return None
+    found: Found = stashed[2]
+    return found
 
 
 def link_args(query: str) -> dict[str, str] | None:
