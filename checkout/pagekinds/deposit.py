@@ -16,7 +16,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from .. import clock, currencies, limits, money, policies, rates, refund_rules
 from ..models import Deposit, Merchant, Page
@@ -111,10 +111,10 @@ def forget_read(session: Session) -> None:
     session.info.pop(READ, None)
 
 
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_at_end(session: Session) -> None:
-    forget_read(session)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction itself, not a savepoint, ended
+        forget_read(session)
 
 
 def page_deposits(session: Session, page: Page) -> Sequence[Deposit]:

@@ -123,3 +123,22 @@ def test_on_sqlite_the_callbacks_of_a_process_take_turns_to_write(
     sender.join(timeout=PATIENCE)
     assert answers == [200]
     assert [c.outcome for c in callbacks_of(app)] == ["applied"]
+
+
+def test_what_a_refresh_read_is_not_reused_after_its_transaction(
+        app: Flask, merchant: Merchant) -> None:
+    """The transactions a callback read for its pages serve its own models only: once its
+    transaction ends, a later read in the same session sees what others wrote meanwhile."""
+    address_id, page_id = issue_address(app)
+    with app.app_context():
+        s = db.session()
+        deposit_kind.refresh_for_address(s, address_id)
+        s.commit()
+        with db.engine().begin() as other:
+            other.execute(Deposit.__table__.insert().values(
+                merchant_id=11, processor_id=9, address_id=address_id, currency="BTC",
+                amount="0.01", status="confirmed", created_at=system_now(),
+                updated_at=system_now()))
+        page = s.get(Page, page_id)
+        assert page is not None
+        assert [d.processor_id for d in deposit_kind.page_deposits(s, page)] == [9]
