@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from .. import clock, currencies, limits, money, policies, rates, refund_rules
 from ..models import Deposit, Merchant, Page
@@ -98,6 +98,25 @@ def amount_asked(page: Page) -> Decimal | None:
     return None if page.amount is None else Decimal(page.amount)
 
 
+# In a transaction that refreshed an address's pages (`refresh_for_address`), each page and
+# what was read for it, until the page's model is built from them at commit: the
+# transactions of an address are read once per callback, not once for its state and again
+# for its model, and the page is not read again either (the session holds loaded rows only
+# while something refers to them). `forget_read` drops them before any write to deposits;
+# a commit or rollback too.
+READ = "checkout.deposit.read"
+
+
+def forget_read(session: Session) -> None:
+    session.info.pop(READ, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the transaction itself, not a savepoint, ended
+        forget_read(session)
+
+
 def page_deposits(session: Session, page: Page) -> Sequence[Deposit]:
     """The page's transactions, oldest first: those first seen at its address after it
     opened and before the next page on the same address opened.
@@ -108,6 +127,9 @@ def page_deposits(session: Session, page: Page) -> Sequence[Deposit]:
     """
     if page.address_id is None:
         return []
+    known = session.info.get(READ, {}).get(page.id)
+    if known is not None:
+        return known[1]
     later = (Page.created_at > page.created_at) | (
         (Page.created_at == page.created_at) & (Page.id > page.id))
     next_opened = session.scalar(
@@ -167,10 +189,13 @@ def may_move(current: str, current_reason: str | None, new: str) -> bool:
     return new in _FINAL_SUCCESSORS.get(current, frozenset())
 
 
-def recompute(session: Session, page: Page) -> bool:
-    """Bring one deposit page up to date with its transactions; True when its status changed."""
+def recompute(session: Session, page: Page,
+              deposits: Sequence[Deposit] | None = None) -> bool:
+    """Bring one deposit page up to date with its transactions (`deposits`, when the caller
+    read them already); True when its status changed."""
     amount = amount_asked(page)
-    deposits = page_deposits(session, page)
+    if deposits is None:
+        deposits = page_deposits(session, page)
     state = state_of(amount, deposits)
     now = clock.now()
     confirmed = confirmed_total(deposits)
@@ -247,14 +272,40 @@ def refresh_for_address(session: Session, address_id: int) -> Refreshed:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
+    read = deposits_by_page(session, address_id, pages)
+    session.info[READ] = {page.id: (page, read[page.id]) for page in pages}
     accepted = []
     for page in pages:
         before = page.reason
-        recompute(session, page)
+        recompute(session, page, read[page.id])
         if page.reason == SHORT_ACCEPTED and before != SHORT_ACCEPTED:
             accepted.append(page)
     session.flush()
     return Refreshed(list(pages), accepted)
+
+
+def deposits_by_page(session: Session, address_id: int,
+                     pages: Sequence[Page]) -> dict[str, list[Deposit]]:
+    """`page_deposits` of every page of an address (`pages`, in (created_at, id) order), in
+    one read: each page's window ends where the next page's begins."""
+    by_page: dict[str, list[Deposit]] = {page.id: [] for page in pages}
+    if not pages:
+        return by_page
+    deposits = session.scalars(
+        select(Deposit).where(Deposit.address_id == address_id,
+                              Deposit.created_at >= pages[0].created_at)
+        .order_by(Deposit.created_at, Deposit.id)).all()
+    # page_deposits' `next_opened`: the pages are in (created_at, id) order, so the first of
+    # those after a page is the next one; its window ends where the next one's begins.
+    windows = [(page, pages[index + 1].created_at if index + 1 < len(pages) else None)
+               for index, page in enumerate(pages)]
+    for deposit in deposits:
+        for page, end in windows:
+            if page.created_at <= deposit.created_at and (end is None
+                                                          or deposit.created_at < end):
+                by_page[page.id].append(deposit)
+                break
+    return by_page
 
 
 # ---------------------------------------------------------------------------------------------

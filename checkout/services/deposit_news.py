@@ -236,6 +236,7 @@ def apply_late_deposit(session: Session, merchant_id: int, key: Key, payload: di
 def advance_deposit(session: Session, merchant_id: int, key: Key, address: DepositAddress,
                     facts: DepositFacts) -> Result:
     """Create or move the `Deposit` row forward; a final status is never left."""
+    deposit_kind.forget_read(session)  # what was read of the address's deposits is old now
     now = clock.now()
     created = insert_ignoring_conflict(session, Deposit, {
         "merchant_id": merchant_id, "processor_id": key.processor_id, "address_id": address.id,
