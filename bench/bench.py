@@ -95,9 +95,11 @@ ORDER = {"timer": False, "title": "Order", "currency": "EUR", "amount": "35",
          "url_success": "https://shop.example/paid", "url_failed": "https://shop.example/failed",
          "email_user": "buyer@example.com"}
 FIXED = {"timer": True, "sender_currency": "BTC"}
-# Callbacks are spread over pages of their own, so that the measured pages never change and
-# no one page collects thousands of transactions.
-CALLBACK_PAGES = 16
+# Callbacks are spread over pages of their own, so that the measured pages never change, and
+# over enough of them that a page collects a handful of transactions in a run, as real
+# pages do (applying one reads its page's transactions: hundreds on one page would measure
+# a page no customer has).
+CALLBACK_PAGES = 128
 CALLBACK_AMOUNT = "0.00001000"
 # The news probe's callbacks: pages of their own, processor ids far from the intake's.
 NEWS_PAGES = 8
