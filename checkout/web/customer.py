@@ -45,7 +45,7 @@ from ..models import Merchant, Page, is_page_token
 from ..pagekinds import KINDS, PageModel, page_model, present, refund_view, snapshot
 from ..pagekinds import invoice as invoice_kind
 from ..services import invoice_steps, opening
-from . import forms, language, pagecache, ratelimit, security
+from . import forms, language, pagecache, pagestore, ratelimit, security
 
 bp = Blueprint("pages", __name__)
 
@@ -158,10 +158,18 @@ def show(page_id: str) -> ResponseReturnValue:
                            countdown=countdown)
         return pagecache.Rendering(html, model.get("seconds_left"),
                                    snapshot.fiat_at(page) if model.get("fiat") else None,
-                                   g.get("frame_ancestors"), page.model_json is not None)
+                                   g.get("frame_ancestors"), page.model_json is not None,
+                                   page.model_version)
+
+    def share(found: pagecache.Rendered) -> tuple[str, str] | None:
+        stored_variant = pagestore.variant(request, current_app.config["LANGUAGES"])
+        if stored_variant is None:
+            return None
+        digest = pagestore.store(session, state, page_id, stored_variant, found)
+        return None if digest is None else (stored_variant, digest)
 
     found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
-                               now, render)
+                               now, render, share)
     g.frame_ancestors = found.frame_ancestors
     body, encoding = found.encoded(snapshot.unix(now), pagecache.takes_gzip(request))
     response = Response(body, mimetype="text/html")

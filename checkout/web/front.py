@@ -8,9 +8,11 @@ A page viewed again (a reload, the no-script refresh, another tab) was rendered 
 one SELECT by primary key and the moment-of-reading fields: the seconds left, an ETag.
 
 Only answers that are already made leave here: the stored model (200), "unchanged" (304),
-a kept rendering (200). Anything else (no model stored yet, a page not rendered in this
-language and address yet, a malformed id, a host we do not serve, a limit reached, another
-method, a database error) passes to the Flask views, which answer it as every route does;
+a kept rendering (200), or one another process rendered and stored (pagestore.py: read in
+the same SELECT as the page's state when this process keeps none of that state). Anything
+else (no model stored yet, a page not rendered in this language and address yet, a
+malformed id, a host we do not serve, a limit reached, another method, a database error)
+passes to the Flask views, which answer it as every route does;
 they share their checks with this module, so both answer alike.
 """
 
@@ -33,7 +35,7 @@ from werkzeug.wsgi import get_host
 from .. import clock, db, i18n
 from ..models import Page, is_page_token
 from ..pagekinds import snapshot
-from . import pagecache, ratelimit, security
+from . import pagecache, pagestore, ratelimit, security
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Front:
         self.page_limit = ratelimit.front_limit(app, "RATELIMIT_PAGES", "page")
         self.poll_headers = [*security.security_headers(None, sandbox=self.sandbox),
                              ("Cache-Control", "no-store")]
+        pagestore.edition(app)  # read the site's files once now, not in a customer's view
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
@@ -100,16 +103,24 @@ class Front:
              start_response: Callable[..., Any]) -> Iterable[bytes] | None:
         if self.page_limit is not None and not self.page_limit.count(environ):
             return None
-        state = self.read(pagecache.STATE, page_id, row=True)
+        request = Request(environ)
+        languages = self.app.config["LANGUAGES"]
+        shared = pagestore.variant(request, languages)
+        if shared is None:
+            state = self.read(pagecache.STATE, page_id, row=True)
+        else:  # and the stored rendering, unless this process keeps that one already
+            state = self.read(pagestore.STATE_AND_STORED, page_id, row=True, variant=shared,
+                              kept=pagestore.kept_digest(self.app, page_id, shared))
         if state is None:
             return None
-        request = Request(environ)
-        locale = i18n.choose(request, self.app.config["LANGUAGES"], lambda: state.language)
+        locale = i18n.choose(request, languages, lambda: state.language)
         variant = pagecache.variant(locale, request)
         if variant is None:
             return None
         stamp = snapshot.unix(self.now())
         found = pagecache.kept(self.app, state, page_id, variant, stamp)
+        if found is None and shared is not None:
+            found = pagestore.adopt(self.app, state, page_id, variant, shared, stamp)
         if found is None:
             return None
         body, encoding = found.encoded(stamp, pagecache.takes_gzip(request))
@@ -128,10 +139,10 @@ class Front:
             return False  # Flask refuses it with 400, as any route
         return True
 
-    def read(self, statement: Any, page_id: str, *, row: bool = False) -> Any:
+    def read(self, statement: Any, page_id: str, *, row: bool = False, **params: str) -> Any:
         try:
             with self.engine.connect() as connection:
-                result = connection.execute(statement, {"page_id": page_id})
+                result = connection.execute(statement, {"page_id": page_id, **params})
                 return result.first() if row else result.scalar()
         except SQLAlchemyError:
             log.exception("front: a page's row could not be read")

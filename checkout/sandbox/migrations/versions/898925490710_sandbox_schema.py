@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: 1cc0be8a3878
+Revision ID: 898925490710
 Revises: 
-Create Date: 2026-12-06 14:54:46.933219
+Create Date: 2026-12-06 18:05:56.000687
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '1cc0be8a3878'
+revision = '898925490710'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None

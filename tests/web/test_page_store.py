@@ -1,0 +1,304 @@
+"""A page's rendering is shared by every process (pagestore.py): the first view anywhere
+renders it and stores it; a first view in another process reads it in the one SELECT that
+reads the page's state, renders nothing, commits nothing, and sends the very bytes a fresh
+rendering would. Only addresses the site makes are stored; old versions go; nothing of one
+process (its countdown markers) or of one secret key is served by another."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections import namedtuple
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask, template_rendered
+from kit import budgets
+from kit.callbacks import Clock, deposit_body, post
+from kit.invoices import ORDER, TestShop, settle
+from kit.links import page_of
+from kit.live import LiveServer
+from sqlalchemy import delete, func, select
+
+from checkout import db, merchants
+from checkout.models import Merchant, PageRendering
+from checkout.web import pagecache, pagestore
+
+LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "store-1", "amount": "0.00123",
+        "convert_to": "EUR"}
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+@pytest.fixture
+def renders(app: Flask) -> Iterator[list[str]]:
+    """The templates the app renders from now on."""
+    seen: list[str] = []
+
+    def record(_sender: Flask, template: Any, **_extra: Any) -> None:
+        seen.append(str(template.name))
+
+    template_rendered.connect(record, app)
+    yield seen
+    template_rendered.disconnect(record, app)
+
+
+@pytest.fixture
+def frozen(app: Flask) -> Clock:
+    """The site's clock, held still: the countdown reads the same in every view."""
+    now = Clock()
+    app.config["CLOCK"] = now
+    return now
+
+
+def forget(app: Flask) -> None:
+    """This process forgets every rendering it keeps, as a process that never served the
+    page: its next view is its first."""
+    cache: pagecache.PageCache = app.extensions[pagecache.EXTENSION]
+    cache.entries.clear()
+    cache.digests.clear()
+
+
+def stored(app: Flask, page: str | None = None) -> list[PageRendering]:
+    with app.app_context():
+        query = select(PageRendering).order_by(PageRendering.variant)
+        if page is not None:
+            query = query.where(PageRendering.page_id == page.rsplit("/", 1)[1])
+        return list(db.session().scalars(query).all())
+
+
+def unstore(app: Flask) -> None:
+    with app.app_context(), db.transaction() as session:
+        session.execute(delete(PageRendering))
+
+
+# ---------------------------------------------------------------- the pages, in their states
+
+
+def deposit_page(app: Flask, _live: LiveServer) -> str:
+    settle(app)  # a fresh rate: the page shows a fiat value
+    return page_of(app.test_client(), LINK)
+
+
+def paid_page(app: Flask, _live: LiveServer) -> str:
+    client = app.test_client()
+    page = page_of(client, LINK)
+    address = client.get(f"{page}/status").get_json()["address"]
+    body = deposit_body(5200, "confirmed", address=address, foreign_id=LINK["foreign_id"],
+                        amount="0.00123")
+    assert post(client, body).status_code == 200
+    assert client.get(f"{page}/status").get_json()["phase"] == "paid"
+    return page
+
+
+def picker_page(app: Flask, live: LiveServer) -> str:
+    settle(app)  # the rates the picker offers
+    created = TestShop(live.url).create(ORDER)
+    assert created.status_code == 200, created.text
+    return "/p/" + str(created.json()["data"]["url"]).rsplit("/", 1)[1]
+
+
+def waiting_page(app: Flask, live: LiveServer) -> str:
+    page = picker_page(app, live)
+    html = requests.get(live.url + page, timeout=30).text
+    token = TOKEN.search(html)
+    assert token
+    picked = requests.post(f"{live.url}{page}/pick", allow_redirects=False, timeout=30,
+                           data={"csrf_token": token[1], "currency": "BTC"})
+    assert picked.status_code == 303
+    return page
+
+
+def expired_page(app: Flask, live: LiveServer) -> str:
+    settle(app)
+    created = TestShop(live.url).create(ORDER, timer=True)
+    assert created.status_code == 200, created.text
+    later = Clock()
+    later.advance(timedelta(minutes=16))
+    app.config["CLOCK"] = later
+    try:
+        settle(app)  # the worker expires it
+    finally:
+        app.config.pop("CLOCK")
+    page = "/p/" + str(created.json()["data"]["url"]).rsplit("/", 1)[1]
+    status = app.test_client().get(f"{page}/status").get_json()
+    assert (status["status"], status["reason"]) == ("failed", "expired")
+    return page
+
+
+STATES: dict[str, Callable[[Flask, LiveServer], str]] = {
+    "deposit": deposit_page, "paid": paid_page, "invoice picker": picker_page,
+    "invoice waiting": waiting_page, "expired": expired_page,
+}
+ASKING: list[dict[str, Any]] = [
+    {}, {"headers": {"Accept-Language": "de-AT,de;q=0.9"}}, {"query_string": "lang=ar"},
+]
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_a_stored_rendering_is_what_a_fresh_rendering_sends_to_the_byte(
+        app: Flask, merchant: Merchant, live_server: LiveServer, renders: list[str],
+        state: str) -> None:
+    page = STATES[state](app, live_server)
+    client = app.test_client()
+    app.config["CLOCK"] = Clock()  # the countdown reads the same in every view
+    for asking in ASKING:
+        del renders[:]
+        first = client.get(page, **asking)  # rendered here, stored for every process
+        assert first.status_code == 200 and len(renders) == 1
+        forget(app)
+        from_store = client.get(page, **asking)
+        assert len(renders) == 1, "the stored one is served, not rendered"
+        unstore(app)
+        forget(app)
+        fresh = client.get(page, **asking)
+        assert len(renders) == 2
+        assert from_store.get_data() == fresh.get_data() == first.get_data()
+        for name in ("Content-Security-Policy", "Cache-Control", "Vary"):
+            assert from_store.headers.get(name) == fresh.headers.get(name)
+        gzipped = {"Accept-Encoding": "gzip", **asking.get("headers", {})}
+        forget(app)
+        packed = client.get(page, **{**asking, "headers": gzipped})
+        assert packed.headers["Content-Encoding"] == "gzip" and len(renders) == 2
+        assert gzip.decompress(packed.get_data()) == fresh.get_data()
+
+
+# ---------------------------------------------------------------- what a first view costs
+
+
+@pytest.fixture
+def page(app: Flask, merchant: Merchant, live_server: LiveServer) -> str:
+    return deposit_page(app, live_server)
+
+
+def test_a_first_view_in_a_process_of_a_page_rendered_elsewhere_is_one_select(
+        app: Flask, page: str, frozen: Clock, renders: list[str]) -> None:
+    client = app.test_client()
+    rendered = client.get(page).get_data()  # another process's first view
+    forget(app)
+    with budgets.spent(app) as spent:
+        first = client.get(page)
+    assert first.status_code == 200 and first.get_data() == rendered
+    assert len(spent.queries) == 1 and spent.queries[0].lstrip().upper().startswith(
+        "SELECT"), spent
+    assert spent.commits == 0, spent
+    assert renders == ["deposit.html"]  # the one rendering, elsewhere
+    # And a view after it reads the page's state without the stored HTML again.
+    with budgets.spent(app) as spent:
+        client.get(page)
+    assert len(spent.queries) == 1 and spent.commits == 0
+
+
+def test_a_process_with_another_key_never_serves_what_this_one_stored(
+        make_app: Any, app: Flask, page: str, frozen: Clock) -> None:
+    client = app.test_client()
+    html = client.get(page).get_data(as_text=True)
+    other = make_app(SECRET_KEY="another-secret-key")
+    other.config["CLOCK"] = frozen
+    seen: list[str] = []
+    template_rendered.connect(lambda _s, template, **_e: seen.append(template.name), other,
+                              weak=False)
+    theirs = other.test_client().get(page).get_data(as_text=True)
+    assert seen == ["deposit.html"], "rendered anew under its own key"
+    # Its forms carry tokens its own key verifies, not this process's.
+    tokens = TOKEN.findall(theirs)
+    assert tokens and not set(tokens) & set(TOKEN.findall(html))
+
+
+def test_another_processs_markers_are_never_served(
+        app: Flask, page: str, frozen: Clock, renders: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client = app.test_client()
+    first = client.get(page).get_data()
+    rows = stored(app, page)
+    assert len(rows) == 1 and pagecache.MARKERS.time not in rows[0].html
+    assert pagestore.STORED.time in rows[0].html
+    # Another process: its own markers.
+    other = pagecache.Countdown("\x00otheru", "\x00otherh", "\x00othert")
+    monkeypatch.setattr(pagecache, "MARKERS", other)
+    monkeypatch.setattr(pagecache, "_MARKED", re.compile(
+        "|".join(re.escape(m) for m in vars(other).values())))
+    monkeypatch.setattr(pagecache, "_FIELDS", {m: n for n, m in vars(other).items()})
+    forget(app)
+    again = client.get(page, headers={"Accept-Encoding": "gzip"})
+    assert gzip.decompress(again.get_data()) == first and renders == ["deposit.html"]
+
+
+# ---------------------------------------------------------------- bounds
+
+
+def test_only_addresses_the_site_makes_are_stored(
+        app: Flask, page: str, renders: list[str]) -> None:
+    client = app.test_client()
+    for query in ("junk=1", "lang=de-AT", "lang=xx", "lang=de&lang=fr", "lang=de&x=1",
+                  "lang=pt_BR"):
+        assert client.get(f"{page}?{query}").status_code == 200
+    assert stored(app) == []
+    client.get(f"{page}?lang=pt-BR")
+    client.get(page, headers={"Accept-Language": "fr"})
+    client.get(page)
+    assert [row.variant for row in stored(app)] == ["|*|", "|fr|", "|pt_BR|pt-BR"]
+
+
+def test_a_new_state_replaces_the_old_ones_rendering(
+        app: Flask, page: str, renders: list[str]) -> None:
+    client = app.test_client()
+    client.get(page)
+    client.get(page, query_string="lang=de")
+    before = {row.variant: row.model_version for row in stored(app)}
+    address = client.get(f"{page}/status").get_json()["address"]
+    body = deposit_body(5100, "not_confirmed", address=address, foreign_id=LINK["foreign_id"],
+                        amount="0.00123")
+    assert post(client, body).status_code == 200
+    forget(app)
+    after = client.get(page).get_data(as_text=True)
+    assert 'data-phase="confirming"' in after
+    rows = stored(app)
+    assert [row.variant for row in rows] == ["|*|"], "the old version's rows are gone"
+    assert rows[0].model_version > before["|*|"]
+
+
+def test_a_merchants_edit_is_never_served_from_an_old_rendering(
+        app: Flask, page: str, renders: list[str]) -> None:
+    client = app.test_client()
+    client.get(page)
+    with app.app_context():
+        merchants.edit(11, merchants.MerchantEdit(language="de"))
+    forget(app)
+    assert '<html lang="de"' in client.get(page).get_data(as_text=True)
+    assert len(renders) == 2 and len(stored(app)) == 1
+
+
+def test_a_slower_twin_of_an_older_state_never_replaces_a_newer_one(
+        app: Flask, page: str) -> None:
+    client = app.test_client()
+    client.get(page)
+    row = stored(app)[0]
+    with app.test_request_context():
+        state = pagecache.state_of(db.session(), row.page_id)
+        rendered = pagecache.Rendered(pagecache.MARKERS.time + "twin", None, None, None)
+        assert pagestore.store(db.session(), state, row.page_id, row.variant, rendered)
+        fields = namedtuple("State", state._fields)(*state)  # noqa: PYI024
+        older = fields._replace(model_version=state.model_version - 1)
+        assert pagestore.store(db.session(), older, row.page_id, row.variant,
+                               pagecache.Rendered("older", None, None, None))
+    rows = stored(app)
+    assert len(rows) == 1 and rows[0].html == pagestore.STORED.time + "twin"
+
+
+def test_the_worker_prunes_renderings_grown_old(
+        app: Flask, page: str) -> None:
+    client = app.test_client()
+    client.get(page)
+    assert len(stored(app)) == 1
+    later = Clock()
+    later.advance(timedelta(seconds=pagestore.DEFAULT_MAX_AGE - 60))
+    app.config["CLOCK"] = later
+    with app.app_context():
+        assert pagestore.prune() == 0
+    later.advance(timedelta(seconds=120))
+    with app.app_context():
+        assert pagestore.prune() == 1
+        assert db.session().scalar(select(func.count()).select_from(PageRendering)) == 0
