@@ -27,7 +27,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
 
 from .. import (
@@ -121,12 +121,17 @@ def page_url(page_id: str) -> str:
 # ---------------------------------------------------------------- the page
 
 
-def load_page(page_id: str) -> Page:
+# What a rendering of the page reads beside its row: its merchant and the merchant's logo.
+SHOWN = (joinedload(Page.merchant).joinedload(Merchant.logo),)
+
+
+def load_page(page_id: str, *, shown: bool = False) -> Page:
+    """The page; `shown`: with what its rendering reads, in the same SELECT."""
     # Only a token's letters reach the database: PostgreSQL refuses a NUL in a string with
     # an error (a 500), and every unknown id must get the same plain 404.
     if not is_page_token(page_id):
         abort(404)
-    page = db.session().get(Page, page_id)
+    page = db.session().get(Page, page_id, options=SHOWN if shown else ())
     if page is None:
         abort(404)
     return page
@@ -141,14 +146,14 @@ def show(page_id: str) -> ResponseReturnValue:
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
-    state = pagecache.state_of(session, page_id)
+    state = pagecache.state_of(session, page_id, request.environ)
     if state is None:
         abort(404)
     language.use_merchant_language(state.language)  # known now: no query of its own
     now = clock.now()
 
     def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
-        page = load_page(page_id)
+        page = load_page(page_id, shown=True)
         model = snapshot.model_of(session, page, now)
         if model["final"] and "support" not in model:
             # Stored before final pages carried their support text, and never written
@@ -229,6 +234,7 @@ def render_page(session: Session, page: Page, template: str, *,
         noscript_refresh=noscript_refresh(model),
         countdown=countdown or pagecache.Countdown.of(model.get("seconds_left")),
         support_labels=present.support_labels(),
+        **language.bound_gettext(),
     )
 
 

@@ -78,6 +78,7 @@ class Front:
             log.exception("front: passing %s to Flask", environ.get("PATH_INFO"))
             environ.pop(ratelimit.FRONT_COUNTED, None)
             environ.pop(ratelimit.FRONT_REFUSED, None)
+            environ.pop(pagecache.READ_STATE, None)
             answer = None
         return self.inner(environ, start_response) if answer is None else answer
 
@@ -113,6 +114,8 @@ class Front:
                               kept=pagestore.kept_digest(self.app, page_id, shared))
         if state is None:
             return None
+        # A view that passes to Flask renders from this state, read a moment ago: not again.
+        environ[pagecache.READ_STATE] = (page_id, state)
         locale = i18n.choose(request, languages, lambda: state.language)
         variant = pagecache.variant(locale, request)
         if variant is None:
