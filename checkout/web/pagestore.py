@@ -50,13 +50,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import and_, bindparam, delete
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request
 
-from .. import ROOT, clock, db, i18n
+from .. import clock, db, i18n
 from ..models import PageRendering
 from . import pagecache
 
@@ -126,8 +126,9 @@ def edition(app: Flask) -> str:
 
 def compute_edition(app: Flask) -> str:
     files = hashlib.sha256()
-    folders = [Path(__file__).resolve().parent.parent, Path(app.template_folder or ROOT),
-               Path(app.static_folder or ROOT)]
+    root = Path(app.root_path)
+    folders = [Path(__file__).resolve().parent.parent,
+               *(root / folder for folder in (app.template_folder, app.static_folder) if folder)]
     for folder in folders:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix not in (".pyc", ".po", ".pot"):
@@ -229,7 +230,12 @@ def prune() -> int:
     view after that renders its page once more); how many."""
     session = db.session()
     age = int(current_app.config.get("RENDERINGS_MAX_AGE", DEFAULT_MAX_AGE))
-    gone = session.execute(delete(PageRendering).where(
-        PageRendering.stored_at < clock.now() - timedelta(seconds=age)))
+    old = PageRendering.stored_at < clock.now() - timedelta(seconds=age)
+    # Asked first with a read: a DELETE takes SQLite's write lock even when it finds
+    # nothing, and the worker asks on every loop.
+    if session.scalar(select(PageRendering.page_id).where(old).limit(1)) is None:
+        session.commit()
+        return 0
+    gone = session.execute(delete(PageRendering).where(old))
     session.commit()
     return int(getattr(gone, "rowcount", 0) or 0)

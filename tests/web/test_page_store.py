@@ -302,3 +302,54 @@ def test_the_worker_prunes_renderings_grown_old(
     with app.app_context():
         assert pagestore.prune() == 1
         assert db.session().scalar(select(func.count()).select_from(PageRendering)) == 0
+
+
+# ---------------------------------------------------------------- the render itself
+
+
+def test_a_first_rendering_anywhere_reads_the_page_once_more_and_stores_it_in_one_commit(
+        app: Flask, page: str, frozen: Clock) -> None:
+    client = app.test_client()
+    with budgets.spent(app) as spent:
+        assert client.get(page).status_code == 200
+    selects = [q for q in spent.queries if q.lstrip().upper().startswith("SELECT")]
+    # The front's state (and stored rendering: none yet), then the page with its merchant.
+    assert len(selects) == 2, spent
+    assert [q.split()[0].upper() for q in spent.writes] == ["INSERT", "DELETE"], spent
+    assert spent.commits == 1, spent
+
+
+@pytest.mark.parametrize("language", ["en", "de", "ar", "ja"])
+def test_texts_looked_up_once_per_render_read_as_the_app_wide_lookups_do(
+        app: Flask, page: str, frozen: Clock, language: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from checkout.pagekinds import deposit, present
+    from checkout.web import language as languages
+
+    client = app.test_client()
+    asking = {"query_string": f"lang={language}"}
+    bound = client.get(page, **asking).get_data()
+    monkeypatch.setattr(languages, "bound_gettext", dict)
+    for module, name in ((deposit, "status_labels"), (present, "transaction_labels"),
+                         (present, "support_labels")):
+        monkeypatch.setattr(module, name, getattr(module, name).__wrapped__)
+    forget(app)
+    unstore(app)
+    assert client.get(page, **asking).get_data() == bound
+    if language == "en":  # a plural text too
+        assert b"This page checks for your payment every" in bound
+
+
+def test_label_tables_follow_the_language_and_are_the_callers_to_change(app: Flask) -> None:
+    from flask_babel import force_locale
+
+    from checkout.pagekinds import present
+
+    with app.test_request_context("/"):
+        english = present.support_labels()
+        english["page"] = "changed by a caller"
+        assert present.support_labels()["page"] != "changed by a caller"
+        with force_locale("de"):
+            german = present.support_labels()
+            assert german == present.support_labels.__wrapped__()
+        assert german != present.support_labels()
