@@ -18,8 +18,8 @@ customers ask for, by the first of them.
 
 What a stored rendering may hold, so that it is valid in every process:
 - The countdown is left as neutral markers (`STORED`), which the reading process turns
-  into its own; a page whose text holds a NUL (it never should) is not stored, as its
-  markers could not be told apart from its text.
+  into its own; a page whose text holds their lead character (it never should) is not
+  stored, as its markers could not be told apart from its text.
 - Form tokens are bound to the page and the site's secret (forms.py), the same in every
   process; the secret is part of the `edition`, so a new key never meets an old token.
 - Everything else a rendering is made from is in its `state` digest: the page's state as
@@ -65,8 +65,11 @@ log = logging.getLogger(__name__)
 EXTENSION = "checkout.pagestore"
 DEFAULT_MAX_AGE = 7 * 24 * 3600
 # The countdown's markers as stored: the same in every process. The reading process puts
-# its own (pagecache.MARKERS) in their place.
-STORED = pagecache.Countdown("\x00u", "\x00h", "\x00t")
+# its own (pagecache.MARKERS) in their place. Led by a Unicode noncharacter, which no page
+# text should hold (a page that does is not stored: `neutral`), and not by a NUL as the
+# process's own markers are: PostgreSQL's text holds no NUL.
+LEAD = "\ufdd0"
+STORED = pagecache.Countdown(f"{LEAD}u", f"{LEAD}h", f"{LEAD}t")
 NOT_KEPT = ""  # no state digest is empty: with it, any stored row is read
 
 # The page's state and, beside it, its stored rendering for this variant if that is of
@@ -147,9 +150,10 @@ def compute_edition(app: Flask) -> str:
 
 def neutral(html: str) -> str | None:
     """The HTML with the process's countdown markers in their neutral form; None if its text
-    holds a NUL of its own."""
+    holds the neutral markers' lead of its own (or a NUL, which PostgreSQL cannot store)."""
     marked = vars(pagecache.MARKERS)
-    if "\0" in pagecache.unmarked(html):
+    text = pagecache.unmarked(html)
+    if LEAD in text or "\0" in text:
         return None
     for name, marker in marked.items():
         html = html.replace(marker, getattr(STORED, name))
@@ -157,7 +161,7 @@ def neutral(html: str) -> str | None:
 
 
 def own(html: str) -> str:
-    """Stored HTML with this process's markers (it holds no other NUL: `neutral`)."""
+    """Stored HTML with this process's markers (it holds no other `LEAD`: `neutral`)."""
     for name, marker in vars(STORED).items():
         html = html.replace(marker, getattr(pagecache.MARKERS, name))
     return html

@@ -353,3 +353,18 @@ def test_label_tables_follow_the_language_and_are_the_callers_to_change(app: Fla
             german = present.support_labels()
             assert german == present.support_labels.__wrapped__()
         assert german != present.support_labels()
+
+
+def test_a_page_whose_text_could_spell_a_stored_marker_is_served_and_never_stored(
+        app: Flask, page: str, frozen: Clock, renders: list[str]) -> None:
+    from checkout import branding
+
+    with app.app_context():
+        merchants.edit(11, merchants.MerchantEdit(brand=branding.BrandEdit(
+            display_name=f"Corner {pagestore.STORED.time} Store")))
+    client = app.test_client()
+    first = client.get(page)
+    assert first.status_code == 200 and pagestore.STORED.time in first.get_data(as_text=True)
+    assert stored(app) == []
+    forget(app)
+    assert client.get(page).get_data() == first.get_data() and len(renders) == 2
