@@ -7,7 +7,12 @@ read our database (and the page may refresh a stale cached rate).
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -48,6 +53,7 @@ from ..services import invoice_steps, opening
 from . import forms, language, pagecache, pagestore, ratelimit, security
 
 bp = Blueprint("pages", __name__)
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- terminal links
@@ -100,6 +106,7 @@ def open_terminal_link() -> ResponseReturnValue:
     outcome = opening.open_link(db.session(), link, now=clock.now,
                                 rates_max_age=int(current_app.config["RATES_MAX_AGE"]))
     if isinstance(outcome, opening.Opened):
+        render_ahead(outcome.page_id)
         return redirect(page_url(outcome.page_id), 303)
     framing = link.merchant.frame_origins if link.is_iframe else []
     shop, back_url = link.merchant.shown_name, link.url_back
@@ -151,6 +158,22 @@ def show(page_id: str) -> ResponseReturnValue:
         abort(404)
     language.use_merchant_language(state.language)  # known now: no query of its own
     now = clock.now()
+    found = page_rendering(session, page_id, state, now)
+    g.frame_ancestors = found.frame_ancestors
+    body, encoding = found.encoded(snapshot.unix(now), pagecache.takes_gzip(request))
+    response = Response(body, mimetype="text/html")
+    for name, value in encoding:
+        if name == "Vary":
+            response.vary.add(value)
+        else:
+            response.headers[name] = value
+    return no_store(response)
+
+
+def page_rendering(session: Session, page_id: str, state: Any, now: datetime
+                   ) -> pagecache.Rendered:
+    """The page's rendering for this request (its language and address): kept in this
+    process, else rendered, kept and stored for every process (pagestore.py)."""
 
     def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
         page = load_page(page_id, shown=True)
@@ -173,17 +196,59 @@ def show(page_id: str) -> ResponseReturnValue:
         digest = pagestore.store(session, state, page_id, stored_variant, found)
         return None if digest is None else (stored_variant, digest)
 
-    found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
-                               now, render, share)
-    g.frame_ancestors = found.frame_ancestors
-    body, encoding = found.encoded(snapshot.unix(now), pagecache.takes_gzip(request))
-    response = Response(body, mimetype="text/html")
-    for name, value in encoding:
-        if name == "Vary":
-            response.vary.add(value)
-        else:
-            response.headers[name] = value
-    return no_store(response)
+    return pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
+                              now, render, share)
+
+
+def render_ahead(page_id: str) -> None:
+    """Render the page, for every process, as the view this request sends the customer to
+    will ask for it (its address, with this request's `?lang=`, and its browser's
+    languages): a first click's or a currency pick's redirect then finds it made, and its
+    first view costs one SELECT. Nothing when it is made already; never an error for the
+    request it runs in (it is logged); run after that request's own work is committed."""
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        return  # nothing of the request's own may ride on the rendering's commit
+    try:
+        with page_view(page_id):
+            shared = pagestore.variant(request, current_app.config["LANGUAGES"])
+            if shared is None:
+                return
+            state = session.connection().execute(pagestore.STATE_AND_STORED, {
+                "page_id": page_id, "variant": shared,
+                "kept": pagestore.kept_digest(current_app, page_id, shared)}).first()
+            if state is None:
+                return
+            current = pagestore.digest(current_app, state)
+            if current in (state.stored_state,
+                           pagestore.kept_digest(current_app, page_id, shared)):
+                return  # stored by another process, or kept here: made already
+            language.use_merchant_language(state.language)
+            page_rendering(session, page_id, state, clock.now())
+    except Exception:
+        session.rollback()
+        log.exception("page %s could not be rendered ahead", page_id)
+
+
+@contextmanager
+def page_view(page_id: str) -> Iterator[None]:
+    """This request's context turned into the page view its redirect leads to: GET of the
+    page's path with this request's `?lang=` and headers, and a `g` of its own (the
+    request's own is put back after)."""
+    chosen = language.asked_language()
+    environ = {**request.environ, "REQUEST_METHOD": "GET", "PATH_INFO": f"/p/{page_id}",
+               "QUERY_STRING": f"lang={i18n.tag(chosen)}" if chosen else "",
+               "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
+    environ.pop(pagecache.READ_STATE, None)
+    own = vars(g._get_current_object())
+    kept = dict(own)
+    own.clear()
+    try:
+        with current_app.request_context(environ):
+            yield
+    finally:
+        own.clear()
+        own.update(kept)
 
 
 @bp.get("/p/<page_id>/receipt")
@@ -297,6 +362,7 @@ def after_step(session: Session, page: Page, step: invoice_steps.Step,
     if isinstance(step, invoice_steps.Busy):
         return page_with_error(session, page, 503, _(
             "The payment service is busy. Nothing was charged. Please try again in a moment."))
+    render_ahead(page.id)
     return redirect(url_for("pages.show", page_id=page.id), 303)
 
 

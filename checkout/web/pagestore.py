@@ -1,20 +1,24 @@
-"""Renderings shared by every process: a page's first view anywhere renders it, and every
-other process's first view of that state reads the HTML in the very SELECT that reads the
-page's state (front.py), so it renders nothing and commits nothing.
+"""Renderings shared by every process: a state of a page is rendered once anywhere (ahead of
+its view, or by its first view), and every other process's first view of that state reads
+the HTML in the very SELECT that reads the page's state (front.py), so it renders nothing
+and commits nothing.
 
 pagecache.py keeps renderings per process; a site of several gunicorn workers would render
 each state once per worker, and the render is several times a whole bare request. Here the
 first process to render a state of a page stores it (`store`, in a row per page and
 variant, `PageRendering`); the rest adopt it (`adopt`) into their own cache.
 
-When it is rendered: on the first view of each state, once for all processes. Rendering
-ahead when the state changes would move the same render into the request that changed it,
-and most of those requests cannot know what to render: a callback, the worker's rates or
-expiry do not know the customer's language or the address they will load. The one that
-does (a terminal link's first click) is followed at once by the view its redirect names,
-which renders it then; rendering in the click would only move that cost into the click,
-which has a budget of its own. So every state is rendered at most once per variant the
-customers ask for, by the first of them.
+When it is rendered: ahead, by a request that changes the page and knows what the customer
+will ask for next, and else on the first view of each state, once for all processes. A
+terminal link's first click and a customer's step on an invoice page (a currency picked, an
+email given) redirect to the page: they render it (customer.render_ahead, one call after
+their own work is committed) for the view their redirect leads to: the page's path with
+their `?lang=`, and the browser's languages they were sent with. That view is then one
+SELECT. The other changes cannot know the customer's variant: a callback, the worker's rates
+and expiry, a shop's `invoices/create` come from the processor or the shop, not from the
+customer's browser; rendering every variant a page was ever seen in, in their requests,
+would put renders nobody may ask for on the intake path that must be fastest. Their next
+view renders the new state once, for every process.
 
 What a stored rendering may hold, so that it is valid in every process:
 - The countdown is left as neutral markers (`STORED`), which the reading process turns

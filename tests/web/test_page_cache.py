@@ -19,10 +19,11 @@ from kit.invoices import ORDER, TestShop, settle
 from kit.links import page_of
 from kit.live import LiveServer
 from kit.site import flask_requests, sql_statements
+from sqlalchemy import delete
 from werkzeug.test import Client
 
-from checkout import branding, clock, merchants, rates
-from checkout.models import Merchant
+from checkout import branding, clock, db, merchants, rates
+from checkout.models import Merchant, PageRendering
 from checkout.web import front, pagecache
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "cache-1", "amount": "0.00123",
@@ -50,7 +51,18 @@ def renders(app: Flask) -> Iterator[list[str]]:
 @pytest.fixture
 def page(app: Flask, merchant: Merchant, live_server: LiveServer) -> str:
     settle(app)  # a fresh rate, so that the page shows a fiat value
-    return open_page(app.test_client())
+    path = open_page(app.test_client())
+    unrendered(app)  # as a link rendered ahead in another process, stored no longer
+    return path
+
+
+def unrendered(app: Flask) -> None:
+    """Nothing kept in this process, nothing stored for all (pagestore.py): the next view
+    of a page renders it."""
+    app.extensions[pagecache.EXTENSION].entries.clear()
+    app.extensions[pagecache.EXTENSION].digests.clear()
+    with app.app_context(), db.transaction() as session:
+        session.execute(delete(PageRendering))
 
 
 def test_a_second_view_of_an_unchanged_page_reads_one_row_and_renders_nothing(
@@ -191,6 +203,7 @@ def quoted(app: Flask, merchant: Merchant, live_server: LiveServer) -> str:
     picked = requests.post(f"{url}/pick", data={"csrf_token": token[1], "currency": "BTC"},
                            allow_redirects=False, timeout=30)
     assert picked.status_code == 303
+    unrendered(app)
     return "/p/" + url.rsplit("/", 1)[1]
 
 

@@ -74,12 +74,20 @@ def unstore(app: Flask) -> None:
         session.execute(delete(PageRendering))
 
 
+def unrendered(app: Flask, page: str) -> str:
+    """The page as neither kept here nor stored for all (a click renders it ahead): its
+    next view renders it."""
+    forget(app)
+    unstore(app)
+    return page
+
+
 # ---------------------------------------------------------------- the pages, in their states
 
 
 def deposit_page(app: Flask, _live: LiveServer) -> str:
     settle(app)  # a fresh rate: the page shows a fiat value
-    return page_of(app.test_client(), LINK)
+    return unrendered(app, page_of(app.test_client(), LINK))
 
 
 def paid_page(app: Flask, _live: LiveServer) -> str:
@@ -90,7 +98,7 @@ def paid_page(app: Flask, _live: LiveServer) -> str:
                         amount="0.00123")
     assert post(client, body).status_code == 200
     assert client.get(f"{page}/status").get_json()["phase"] == "paid"
-    return page
+    return unrendered(app, page)
 
 
 def picker_page(app: Flask, live: LiveServer) -> str:
@@ -108,7 +116,7 @@ def waiting_page(app: Flask, live: LiveServer) -> str:
     picked = requests.post(f"{live.url}{page}/pick", allow_redirects=False, timeout=30,
                            data={"csrf_token": token[1], "currency": "BTC"})
     assert picked.status_code == 303
-    return page
+    return unrendered(app, page)
 
 
 def expired_page(app: Flask, live: LiveServer) -> str:
@@ -368,3 +376,89 @@ def test_a_page_whose_text_could_spell_a_stored_marker_is_served_and_never_store
     assert stored(app) == []
     forget(app)
     assert client.get(page).get_data() == first.get_data() and len(renders) == 2
+
+
+# ---------------------------------------------------------------- rendered ahead
+
+
+def click(client: Any, headers: dict[str, str], lang: str | None = None,
+          **changes: Any) -> Any:
+    from kit.site import MERCHANT_SECRET
+
+    from checkout import terminal
+
+    query = terminal.encode_link({**LINK, **changes}, MERCHANT_SECRET)
+    if lang is not None:
+        query["lang"] = lang
+    response = client.get("/terminal", query_string=query, headers=headers)
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    return response
+
+
+@pytest.mark.parametrize(("headers", "lang"), [
+    ({}, None), ({"Accept-Language": "ja,en;q=0.5"}, None), ({"Accept-Language": "de"}, "ar"),
+])
+def test_a_first_click_renders_its_page_ahead_so_the_first_view_is_one_select(
+        app: Flask, merchant: Merchant, live_server: LiveServer, frozen: Clock,
+        renders: list[str], headers: dict[str, str], lang: str | None) -> None:
+    settle(app)
+    client = app.test_client()
+    location = click(client, headers, lang).headers["Location"]
+    assert renders == ["deposit.html"], "rendered in the click"
+    forget(app)  # the view may reach any process
+    with budgets.spent(app) as spent:
+        first = client.get(location, headers=headers)
+    assert first.status_code == 200 and renders == ["deposit.html"]
+    assert len(spent.queries) == 1 and spent.commits == 0, spent
+    unstore(app)
+    forget(app)
+    assert client.get(location, headers=headers).get_data() == first.get_data()
+    assert len(renders) == 2
+
+
+def test_a_currency_pick_renders_the_waiting_page_ahead(
+        app: Flask, merchant: Merchant, live_server: LiveServer, frozen: Clock,
+        renders: list[str]) -> None:
+    settle(app)
+    created = TestShop(live_server.url).create(ORDER)
+    page = "/p/" + str(created.json()["data"]["url"]).rsplit("/", 1)[1]
+    client = app.test_client()
+    token = TOKEN.search(client.get(page, query_string="lang=fr").get_data(as_text=True))
+    assert token
+    picked = client.post(f"{page}/pick", query_string="lang=fr",
+                         data={"csrf_token": token[1], "currency": "BTC"})
+    assert picked.status_code == 303 and renders == ["invoice.html", "invoice.html"]
+    forget(app)
+    with budgets.spent(app) as spent:
+        waiting = client.get(picked.headers["Location"])
+    assert len(spent.queries) == 1 and spent.commits == 0 and len(renders) == 2, spent
+    assert 'data-field="countdown-time"' in waiting.get_data(as_text=True)
+    unrendered(app, page)
+    assert client.get(picked.headers["Location"]).get_data() == waiting.get_data()
+
+
+def test_rendering_ahead_leaves_the_clicks_own_answer_as_it_was(
+        app: Flask, merchant: Merchant, live_server: LiveServer, frozen: Clock,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from checkout.web import customer
+
+    client = app.test_client()
+    framed = {"Accept-Language": "de"}
+    ahead = click(client, framed, "fr", is_iframe=True, foreign_id="framed-ahead")
+    monkeypatch.setattr(customer, "render_ahead", lambda _page_id: None)
+    plain = click(client, framed, "fr", is_iframe=True, foreign_id="framed-plain")
+
+    def headers(response: Any) -> dict[str, str]:
+        return {k: v for k, v in response.headers.items() if k not in ("Date", "Location")}
+
+    assert headers(ahead) == headers(plain)
+    assert ahead.headers["Location"].endswith("?lang=fr")
+    # A rendering that fails is logged; the customer is sent on all the same.
+    monkeypatch.undo()
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("rendering broke")
+
+    monkeypatch.setattr(customer, "page_rendering", broken)
+    assert click(client, {}, foreign_id="broken-ahead").status_code == 303
+    assert "could not be rendered ahead" in caplog.text
