@@ -18,12 +18,12 @@ from kit.callbacks import deposit_body, post
 from kit.invoices import ORDER, TestShop, settle
 from kit.links import page_of
 from kit.live import LiveServer
+from kit.renderings import unrendered
 from kit.site import flask_requests, sql_statements
-from sqlalchemy import delete
 from werkzeug.test import Client
 
-from checkout import branding, clock, db, merchants, rates
-from checkout.models import Merchant, PageRendering
+from checkout import branding, clock, merchants, rates
+from checkout.models import Merchant
 from checkout.web import front, pagecache
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "cache-1", "amount": "0.00123",
@@ -55,14 +55,6 @@ def page(app: Flask, merchant: Merchant, live_server: LiveServer) -> str:
     unrendered(app)  # as a link rendered ahead in another process, stored no longer
     return path
 
-
-def unrendered(app: Flask) -> None:
-    """Nothing kept in this process, nothing stored for all (pagestore.py): the next view
-    of a page renders it."""
-    app.extensions[pagecache.EXTENSION].entries.clear()
-    app.extensions[pagecache.EXTENSION].digests.clear()
-    with app.app_context(), db.transaction() as session:
-        session.execute(delete(PageRendering))
 
 
 def test_a_second_view_of_an_unchanged_page_reads_one_row_and_renders_nothing(

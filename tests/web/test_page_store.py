@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask, template_rendered
-from kit import budgets
+from kit import budgets, renderings
 from kit.callbacks import Clock, deposit_body, post
 from kit.invoices import ORDER, TestShop, settle
 from kit.links import page_of
 from kit.live import LiveServer
-from sqlalchemy import delete, func, select
+from kit.renderings import forget, unstore
+from sqlalchemy import func, select
 
 from checkout import db, merchants
 from checkout.models import Merchant, PageRendering
@@ -53,14 +54,6 @@ def frozen(app: Flask) -> Clock:
     return now
 
 
-def forget(app: Flask) -> None:
-    """This process forgets every rendering it keeps, as a process that never served the
-    page: its next view is its first."""
-    cache: pagecache.PageCache = app.extensions[pagecache.EXTENSION]
-    cache.entries.clear()
-    cache.digests.clear()
-
-
 def stored(app: Flask, page: str | None = None) -> list[PageRendering]:
     with app.app_context():
         query = select(PageRendering).order_by(PageRendering.variant)
@@ -69,16 +62,9 @@ def stored(app: Flask, page: str | None = None) -> list[PageRendering]:
         return list(db.session().scalars(query).all())
 
 
-def unstore(app: Flask) -> None:
-    with app.app_context(), db.transaction() as session:
-        session.execute(delete(PageRendering))
-
-
 def unrendered(app: Flask, page: str) -> str:
-    """The page as neither kept here nor stored for all (a click renders it ahead): its
-    next view renders it."""
-    forget(app)
-    unstore(app)
+    """The page as neither kept here nor stored for all: its next view renders it."""
+    renderings.unrendered(app)
     return page
 
 
