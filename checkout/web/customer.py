@@ -190,7 +190,7 @@ def page_rendering(session: Session, page_id: str, state: Any, now: datetime
                                    page.model_version)
 
     def share(found: pagecache.Rendered) -> tuple[str, str] | None:
-        stored_variant = pagestore.variant(request, current_app.config["LANGUAGES"])
+        stored_variant = pagestore.variant(current_app, request)
         if stored_variant is None:
             return None
         digest = pagestore.store(session, state, page_id, stored_variant, found)
@@ -211,7 +211,7 @@ def render_ahead(page_id: str) -> None:
         return  # nothing of the request's own may ride on the rendering's commit
     try:
         with page_view(page_id):
-            shared = pagestore.variant(request, current_app.config["LANGUAGES"])
+            shared = pagestore.variant(current_app, request)
             if shared is None:
                 return
             state = session.connection().execute(pagestore.STATE_AND_STORED, {

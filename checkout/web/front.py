@@ -106,7 +106,7 @@ class Front:
             return None
         request = Request(environ)
         languages = self.app.config["LANGUAGES"]
-        shared = pagestore.variant(request, languages)
+        shared = pagestore.variant(self.app, request)
         if shared is None:
             state = self.read(pagecache.STATE, page_id, row=True)
         else:  # and the stored rendering, unless this process keeps that one already

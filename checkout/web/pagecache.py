@@ -195,16 +195,19 @@ class PageCache:
         # (page id, stored variant): the state digest of the rendering kept of it, so that
         # reading the page's state leaves out a stored rendering this process has already
         # (pagestore.py).
-        self.digests: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # With it, the key of that rendering: a digest outlives no rendering it names.
+        self.digests: OrderedDict[tuple[str, str], tuple[str, tuple[Any, ...]]] = OrderedDict()
         self.lock = threading.Lock()
 
     def digest_of(self, page_id: str, stored_variant: str) -> str | None:
         with self.lock:
-            return self.digests.get((page_id, stored_variant))
+            found = self.digests.get((page_id, stored_variant))
+            return found[0] if found is not None and found[1] in self.entries else None
 
-    def note(self, page_id: str, stored_variant: str, digest: str) -> None:
+    def note(self, page_id: str, stored_variant: str, digest: str,
+             key: tuple[Any, ...]) -> None:
         with self.lock:
-            self.digests[(page_id, stored_variant)] = digest
+            self.digests[(page_id, stored_variant)] = (digest, key)
             self.digests.move_to_end((page_id, stored_variant))
             while len(self.digests) > self.size:
                 self.digests.popitem(last=False)
@@ -256,7 +259,7 @@ def variant(locale: str, request: Request) -> tuple[str, str] | None:
     `lang` in it is no address the site makes; anyone could make a thousand of them."""
     if any(name != "lang" for name in request.args):
         return None
-    return locale, request.full_path
+    return locale, request.script_root + request.full_path  # the links are under the root
 
 
 def takes_gzip(request: Request) -> bool:
@@ -277,9 +280,10 @@ def keep(app: Flask, state: Row[Any], page_id: str, variant: tuple[str, str],
     """Keep a rendering of this state for the next view; `stored`: the (variant, digest)
     under which every process can read it too (pagestore.py)."""
     cache: PageCache = app.extensions[EXTENSION]
-    cache.put((page_id, *state_key(state), *variant), found)
+    key = (page_id, *state_key(state), *variant)
+    cache.put(key, found)
     if stored is not None:
-        cache.note(page_id, *stored)
+        cache.note(page_id, *stored, key)
 
 
 def rendered(state: Row[Any], page_id: str, variant: tuple[str, str] | None, now: datetime,

@@ -52,6 +52,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 from sqlalchemy import and_, bindparam, delete, select
@@ -90,19 +91,29 @@ STATE_AND_STORED = (pagecache.state_select(*STORED_COLUMNS)
                     .where(pagecache.Page.id == bindparam("page_id")))
 
 
-def variant(request: Request, languages: list[str]) -> str | None:
+def variant(app: Flask, request: Request) -> str | None:
     """What of the request a stored rendering depends on; None: an address the site never
     makes (a query with anything but one `?lang=` of a served language, as its links spell
     it), rendered for that request alone."""
+    languages: list[str] = app.config["LANGUAGES"]
     names = list(request.args)
     if names and (names != ["lang"] or len(request.args.getlist("lang")) != 1
                   or request.args["lang"] not in {i18n.tag(code) for code in languages}):
         return None
+    if request.script_root not in roots(app):
+        return None  # a prefix no proxy of ours sets (a server may take one from a header)
     lang = request.args.get("lang", "")
     asked = i18n.choose(request, languages, lambda: None) if lang else asked_by_browser(
         request, languages)
     found = f"{request.script_root}|{asked}|{lang}"
     return found if len(found) <= 255 else None
+
+
+def roots(app: Flask) -> set[str]:
+    """The script roots the site is served under: none, or its configured root or public
+    URL's path."""
+    public = urlsplit(str(app.config.get("PUBLIC_URL") or "")).path
+    return {"", str(app.config.get("APPLICATION_ROOT") or "").rstrip("/"), public.rstrip("/")}
 
 
 def asked_by_browser(request: Request, languages: list[str]) -> str:

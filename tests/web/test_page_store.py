@@ -448,3 +448,36 @@ def test_rendering_ahead_leaves_the_clicks_own_answer_as_it_was(
     monkeypatch.setattr(customer, "page_rendering", broken)
     assert click(client, {}, foreign_id="broken-ahead").status_code == 303
     assert "could not be rendered ahead" in caplog.text
+
+
+def test_a_script_root_the_site_is_not_served_under_is_never_stored(
+        app: Flask, page: str, renders: list[str]) -> None:
+    client = app.test_client()
+    for prefix in ("/a", "/b"):
+        response = client.get(page, environ_overrides={"SCRIPT_NAME": prefix})
+        assert response.status_code == 200
+    assert stored(app) == [] and len(renders) == 2
+
+
+def test_a_process_whose_copy_was_pushed_out_reads_the_stored_one_again(
+        make_app: Any, merchant: Merchant, frozen: Clock) -> None:
+    from kit.live import start_live_server
+
+    app = make_app(PAGE_CACHE_SIZE=1)
+    app.config["CLOCK"] = frozen
+    live = start_live_server(app)
+    try:
+        client = app.test_client()
+        first, second = (page_of(client, {**LINK, "foreign_id": f"pushed-{n}"})
+                         for n in range(2))
+        seen: list[str] = []
+        template_rendered.connect(lambda _s, template, **_e: seen.append(template.name), app,
+                                  weak=False)
+        for path in (first, second, first):  # each click rendered its page ahead
+            with budgets.spent(app) as spent:
+                assert client.get(path).status_code == 200
+            assert len(spent.queries) == 1 and spent.commits == 0, spent
+        assert seen == []
+    finally:
+        live.server.shutdown()
+        live.server.server_close()
