@@ -481,3 +481,32 @@ def test_a_process_whose_copy_was_pushed_out_reads_the_stored_one_again(
     finally:
         live.server.shutdown()
         live.server.server_close()
+
+
+def test_two_real_processes_serve_the_one_rendering_the_first_made(
+        database_url: str, tmp_path: Any, app: Flask, merchant: Merchant) -> None:
+    """Two gunicorn instances (processes of their own, each with its own markers): a click
+    on one renders the page ahead and stores it; the other's first view is that rendering,
+    not one of its own."""
+    from kit.gunicorn import serving
+    from kit.site import MERCHANT_SECRET
+
+    from checkout import terminal
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with serving(database_url, tmp_path / "one") as one, \
+            serving(database_url, tmp_path / "two") as two:
+        clicked = requests.get(f"{one}/terminal", allow_redirects=False, timeout=30,
+                               params=terminal.encode_link(LINK, MERCHANT_SECRET))
+        assert clicked.status_code == 303, clicked.text[:300]
+        location = clicked.headers["Location"]
+        made = stored(app)
+        assert len(made) == 1
+        theirs = requests.get(two + location, timeout=30)
+        mine = requests.get(one + location, timeout=30)
+        assert theirs.status_code == mine.status_code == 200
+        assert theirs.content == mine.content
+        assert pagestore.LEAD.encode() not in theirs.content and b"\0" not in theirs.content
+        assert [row.stored_at for row in stored(app)] == [made[0].stored_at], \
+            "the second process rendered nothing of its own"
