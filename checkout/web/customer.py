@@ -214,7 +214,7 @@ def render_ahead(page_id: str) -> None:
             shared = pagestore.variant(current_app, request)
             if shared is None:
                 return
-            state = session.connection().execute(pagestore.STATE_AND_STORED, {
+            state = session.connection().execute(pagestore.STATE_AND_STORED_DIGEST, {
                 "page_id": page_id, "variant": shared,
                 "kept": pagestore.kept_digest(current_app, page_id, shared)}).first()
             if state is None:

@@ -82,13 +82,20 @@ NOT_KEPT = ""  # no state digest is empty: with it, any stored row is read
 STORED_COLUMNS = (PageRendering.state.label("stored_state"), PageRendering.html,
                   PageRendering.deadline, PageRendering.fiat_at,
                   PageRendering.frame_ancestors_json)
-STATE_AND_STORED = (pagecache.state_select(*STORED_COLUMNS)
-                    .outerjoin(PageRendering, and_(
-                        PageRendering.page_id == pagecache.Page.id,
-                        PageRendering.variant == bindparam("variant"),
-                        PageRendering.model_version == pagecache.Page.model_version,
-                        PageRendering.state != bindparam("kept")))
-                    .where(pagecache.Page.id == bindparam("page_id")))
+
+def _with_stored(*columns: Any) -> Any:
+    return (pagecache.state_select(*columns)
+            .outerjoin(PageRendering, and_(
+                PageRendering.page_id == pagecache.Page.id,
+                PageRendering.variant == bindparam("variant"),
+                PageRendering.model_version == pagecache.Page.model_version,
+                PageRendering.state != bindparam("kept")))
+            .where(pagecache.Page.id == bindparam("page_id")))
+
+
+STATE_AND_STORED = _with_stored(*STORED_COLUMNS)
+# The same, without the HTML: whether a rendering is stored, for one about to render ahead.
+STATE_AND_STORED_DIGEST = _with_stored(STORED_COLUMNS[0])
 
 
 def variant(app: Flask, request: Request) -> str | None:

@@ -510,3 +510,17 @@ def test_two_real_processes_serve_the_one_rendering_the_first_made(
         assert pagestore.LEAD.encode() not in theirs.content and b"\0" not in theirs.content
         assert [row.stored_at for row in stored(app)] == [made[0].stored_at], \
             "the second process rendered nothing of its own"
+
+
+def test_a_repeated_click_renders_nothing_when_its_page_is_made(
+        app: Flask, merchant: Merchant, live_server: LiveServer, frozen: Clock,
+        renders: list[str]) -> None:
+    client = app.test_client()
+    click(client, {})
+    assert renders == ["deposit.html"]
+    click(client, {})  # kept in this process
+    forget(app)
+    with budgets.spent(app) as spent:
+        click(client, {})  # stored by another
+    assert renders == ["deposit.html"]
+    assert not [q for q in spent.queries if "page_renderings.html" in q], spent
