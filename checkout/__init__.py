@@ -36,6 +36,7 @@ def worker_tasks(app: Flask) -> dict[str, Task]:
     from . import limits, rates
     from .pagekinds import snapshot
     from .services import deliveries, invoices, reconcile, refunds
+    from .web import pagestore
 
     tasks: dict[str, Task] = {"invoices.expiry": invoices.expire_due}  # the shop's timers
     if app.config["SANDBOX"]:
@@ -48,6 +49,7 @@ def worker_tasks(app: Flask) -> dict[str, Task]:
         "limits": limits.refresh_if_stale,  # minimum deposits
         "rates": partial(rates.refresh_all, snapshot.mark_open_pages),  # and the open pages
         "deliveries": deliveries.run_due,  # callbacks to the shops
+        "renderings": pagestore.prune,  # pages' stored HTML grown old
     })
     return tasks
 

@@ -15,10 +15,13 @@ Reading the choice from the request in flight (and the picker's links) is web/la
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import tempfile
+import threading
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -29,7 +32,7 @@ from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, get_translations
 from werkzeug.wrappers import Request
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,30 @@ def native_name(code: str) -> str:
         return str(Locale.parse(code).get_display_name(code) or code)
     except (ValueError, UnknownLocaleError):
         return code
+
+
+# ---------------------------------------------------------------- texts
+
+
+def per_language(build: Callable[[], dict[str, str]]) -> Callable[[], dict[str, str]]:
+    """`build`'s texts (gettext alone decides them), made once per catalogue in use and
+    copied after: a page's labels are dozens of lookups each, and every lookup finds the
+    request's translations anew. Keyed by the translations object itself, which Flask-Babel
+    keeps per language and app; weakly, so an app's catalogues go with it."""
+    made: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+    lock = threading.Lock()
+
+    @functools.wraps(build)
+    def texts() -> dict[str, str]:
+        translations = get_translations()
+        found = made.get(translations)
+        if found is None:
+            found = build()
+            with lock:
+                made[translations] = found
+        return dict(found)
+
+    return texts
 
 
 # ---------------------------------------------------------------- numbers and dates

@@ -241,6 +241,33 @@ class Page(Base):
     deposit_address: Mapped[DepositAddress | None] = relationship()
 
 
+class PageRendering(Base):
+    """A page's HTML as rendered for one state of it, shared by every process
+    (web/pagestore.py): the first view anywhere renders it, every other process's first view
+    reads it in the SELECT that reads the page's state. One row per variant of the request
+    (language, address); a new version of the page replaces its older rows."""
+
+    __tablename__ = "page_renderings"
+    # The worker prunes by age (`stored_at`).
+    __table_args__ = (Index("ix_page_renderings_stored_at", "stored_at"),)
+
+    page_id: Mapped[str] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    # What of the request the HTML depends on: its script root, the language it asked for
+    # ("*": none, the merchant's default) and its `?lang=` (pagestore.variant).
+    variant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer)
+    # Digest of everything else the HTML was made from: the page's state as the page path
+    # reads it (its version, its merchant's look) and the site's edition (templates,
+    # catalogues, assets, settings, secret key).
+    state: Mapped[str] = mapped_column(String(64))
+    html: Mapped[str] = mapped_column(Text)  # with neutral countdown markers
+    deadline: Mapped[int | None] = mapped_column(BigInteger)  # unix seconds
+    fiat_at: Mapped[int | None] = mapped_column(BigInteger)  # unix seconds
+    frame_ancestors_json: Mapped[str | None] = mapped_column(Text)
+    stored_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
+
+
 class Invoice(Base):
     """A shop's invoice, made through our drop-in `invoices/create` (coinspaid-api.md §2.11).
 

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from .. import clock, currencies, limits, money, policies, rates, refund_rules
+from .. import clock, currencies, i18n, limits, money, policies, rates, refund_rules
 from ..models import Deposit, Merchant, Page
 from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
 from .base import PageModel
@@ -514,6 +514,7 @@ def _transaction(deposit: Deposit, testnet: bool) -> dict[str, Any]:
 # What each state means to the customer (also handed to the script, so it speaks our language)
 
 
+@i18n.per_language
 def status_labels() -> dict[str, str]:
     """Customer text per phase, translated, with `{placeholders}` that the page (server and
     script alike) fills from the model: one wording whoever renders it."""

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import currencies, merchants, money, rates, returns
+from .. import currencies, i18n, merchants, money, rates, returns
 from ..models import Invoice, InvoiceQuote, Merchant, Page, RateQuote
 from ..states import CONFIRMED, CREATED, FAILED, PENDING, PROCESSING, UNPAID_INVOICE
 from . import invoice_late
@@ -343,6 +343,7 @@ def options(session: Session, invoice: Invoice, now: datetime) -> list[Option]:
     return found
 
 
+@i18n.per_language
 def phase_labels() -> dict[str, str]:
     """Customer text per invoice phase, with the page model's {placeholders}.
 

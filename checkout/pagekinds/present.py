@@ -222,6 +222,7 @@ def short_note(labels: dict[str, str], model: Mapping[str, Any], ticker: str,
     return fill(labels["note:short_accepted"], label_values(model, ticker, shop))
 
 
+@i18n.per_language
 def transaction_labels() -> dict[str, str]:
     return {
         SEEN: _("seen, waiting for confirmation"),
@@ -275,6 +276,7 @@ def support_lines(*, final: bool, page_id: str, reference: str, currency: str,
     return lines
 
 
+@i18n.per_language
 def support_labels() -> dict[str, str]:
     """The label of each key of `support`, translated (the page and checkout.js alike)."""
     return {

@@ -7,7 +7,12 @@ read our database (and the page may refresh a stale cached rate).
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -26,7 +31,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.exceptions import HTTPException
 
 from .. import (
@@ -43,9 +48,10 @@ from ..models import Merchant, Page, is_page_token
 from ..pagekinds import KINDS, PageModel, page_model, present, refund_view, snapshot
 from ..pagekinds import invoice as invoice_kind
 from ..services import invoice_steps, opening
-from . import forms, language, link_front, pagecache, qrimages, ratelimit, security
+from . import forms, language, link_front, pagecache, pagestore, qrimages, ratelimit, security
 
 bp = Blueprint("pages", __name__)
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- terminal links
@@ -106,6 +112,7 @@ def open_terminal_link() -> ResponseReturnValue:
     outcome = opening.open_link(db.session(), link, now=clock.now,
                                 rates_max_age=int(current_app.config["RATES_MAX_AGE"]))
     if isinstance(outcome, opening.Opened):
+        render_ahead(outcome.page_id)
         return redirect(page_url(outcome.page_id), 303)
     framing = link.merchant.frame_origins if link.is_iframe else []
     shop, back_url = link.merchant.shown_name, link.url_back
@@ -135,12 +142,17 @@ def page_url(page_id: str) -> str:
 # ---------------------------------------------------------------- the page
 
 
-def load_page(page_id: str) -> Page:
+# What a rendering of the page reads beside its row: its merchant and the merchant's logo.
+SHOWN = (joinedload(Page.merchant).joinedload(Merchant.logo),)
+
+
+def load_page(page_id: str, *, shown: bool = False) -> Page:
+    """The page; `shown`: with what its rendering reads, in the same SELECT."""
     # Only a token's letters reach the database: PostgreSQL refuses a NUL in a string with
     # an error (a 500), and every unknown id must get the same plain 404.
     if not is_page_token(page_id):
         abort(404)
-    page = db.session().get(Page, page_id)
+    page = db.session().get(Page, page_id, options=SHOWN if shown else ())
     if page is None:
         abort(404)
     return page
@@ -155,27 +167,12 @@ def show(page_id: str) -> ResponseReturnValue:
     if not is_page_token(page_id):
         abort(404)
     session = db.session()
-    state = pagecache.state_of(session, page_id)
+    state = pagecache.state_of(session, page_id, request.environ)
     if state is None:
         abort(404)
     language.use_merchant_language(state.language)  # known now: no query of its own
     now = clock.now()
-
-    def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
-        page = load_page(page_id)
-        model = snapshot.model_of(session, page, now)
-        if model["final"] and "support" not in model:
-            # Stored before final pages carried their support text, and never written
-            # again (nothing changes a final page): built from the tables, rendered once.
-            model = page_model(session, page, now)
-        html = render_page(session, page, KINDS[page.kind].template, model=model,
-                           countdown=countdown)
-        return pagecache.Rendering(html, model.get("seconds_left"),
-                                   snapshot.fiat_at(page) if model.get("fiat") else None,
-                                   g.get("frame_ancestors"), page.model_json is not None)
-
-    found = pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
-                               now, render)
+    found = page_rendering(session, page_id, state, now)
     g.frame_ancestors = found.frame_ancestors
     body, encoding = found.encoded(snapshot.unix(now), pagecache.takes_gzip(request))
     response = Response(body, mimetype="text/html")
@@ -185,6 +182,87 @@ def show(page_id: str) -> ResponseReturnValue:
         else:
             response.headers[name] = value
     return no_store(response)
+
+
+def page_rendering(session: Session, page_id: str, state: Any, now: datetime
+                   ) -> pagecache.Rendered:
+    """The page's rendering for this request (its language and address): kept in this
+    process, else rendered, kept and stored for every process (pagestore.py)."""
+
+    def render(countdown: pagecache.Countdown) -> pagecache.Rendering:
+        page = load_page(page_id, shown=True)
+        model = snapshot.model_of(session, page, now)
+        if model["final"] and "support" not in model:
+            # Stored before final pages carried their support text, and never written
+            # again (nothing changes a final page): built from the tables, rendered once.
+            model = page_model(session, page, now)
+        html = render_page(session, page, KINDS[page.kind].template, model=model,
+                           countdown=countdown)
+        return pagecache.Rendering(html, model.get("seconds_left"),
+                                   snapshot.fiat_at(page) if model.get("fiat") else None,
+                                   g.get("frame_ancestors"), page.model_json is not None,
+                                   page.model_version)
+
+    def share(found: pagecache.Rendered) -> tuple[str, str] | None:
+        stored_variant = pagestore.variant(current_app, request)
+        if stored_variant is None:
+            return None
+        digest = pagestore.store(session, state, page_id, stored_variant, found)
+        return None if digest is None else (stored_variant, digest)
+
+    return pagecache.rendered(state, page_id, pagecache.variant(str(get_locale()), request),
+                              now, render, share)
+
+
+def render_ahead(page_id: str) -> None:
+    """Render the page, for every process, as the view this request sends the customer to
+    will ask for it (its address, with this request's `?lang=`, and its browser's
+    languages): a first click's or a currency pick's redirect then finds it made, and its
+    first view costs one SELECT. Nothing when it is made already; never an error for the
+    request it runs in (it is logged); run after that request's own work is committed."""
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        return  # nothing of the request's own may ride on the rendering's commit
+    try:
+        with page_view(page_id):
+            shared = pagestore.variant(current_app, request)
+            if shared is None:
+                return
+            state = session.connection().execute(pagestore.STATE_AND_STORED_DIGEST, {
+                "page_id": page_id, "variant": shared,
+                "kept": pagestore.kept_digest(current_app, page_id, shared)}).first()
+            if state is None:
+                return
+            current = pagestore.digest(current_app, state)
+            if current in (state.stored_state,
+                           pagestore.kept_digest(current_app, page_id, shared)):
+                return  # stored by another process, or kept here: made already
+            language.use_merchant_language(state.language)
+            page_rendering(session, page_id, state, clock.now())
+    except Exception:
+        session.rollback()
+        log.exception("page %s could not be rendered ahead", page_id)
+
+
+@contextmanager
+def page_view(page_id: str) -> Iterator[None]:
+    """This request's context turned into the page view its redirect leads to: GET of the
+    page's path with this request's `?lang=` and headers, and a `g` of its own (the
+    request's own is put back after)."""
+    chosen = language.asked_language()
+    environ = {**request.environ, "REQUEST_METHOD": "GET", "PATH_INFO": f"/p/{page_id}",
+               "QUERY_STRING": f"lang={i18n.tag(chosen)}" if chosen else "",
+               "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
+    environ.pop(pagecache.READ_STATE, None)
+    own = vars(g._get_current_object())
+    kept = dict(own)
+    own.clear()
+    try:
+        with current_app.request_context(environ):
+            yield
+    finally:
+        own.clear()
+        own.update(kept)
 
 
 @bp.get("/p/<page_id>/receipt")
@@ -235,6 +313,7 @@ def render_page(session: Session, page: Page, template: str, *,
         noscript_refresh=noscript_refresh(model),
         countdown=countdown or pagecache.Countdown.of(model.get("seconds_left")),
         support_labels=present.support_labels(),
+        **language.bound_gettext(),
     )
 
 
@@ -297,6 +376,7 @@ def after_step(session: Session, page: Page, step: invoice_steps.Step,
     if isinstance(step, invoice_steps.Busy):
         return page_with_error(session, page, 503, _(
             "The payment service is busy. Nothing was charged. Please try again in a moment."))
+    render_ahead(page.id)
     return redirect(url_for("pages.show", page_id=page.id), 303)
 
 

@@ -10,11 +10,12 @@ The QR image is drawn from the stored model's payment text, once per process for
 text, format and language (qrimages.py).
 
 Only answers that are already made leave here: the stored model (200), "unchanged" (304),
-a kept rendering (200), an image of the stored model (200, or 304). Anything else (no model
-stored yet, a page not rendered in this language and address yet, a malformed id, a host we
-do not serve, a limit reached, another method, a database error) passes to the Flask views,
-which answer it as every route does; they share their checks with this module, so both
-answer alike.
+a kept rendering (200), or one another process rendered and stored (pagestore.py: read in
+the same SELECT as the page's state when this process keeps none of that state), an image
+of the stored model (200, or 304). Anything else (no model stored yet, a page not rendered
+in this language and address yet, a malformed id, a host we do not serve, a limit reached,
+another method, a database error) passes to the Flask views, which answer it as every route
+does; they share their checks with this module, so both answer alike.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from werkzeug.wsgi import get_host
 from .. import clock, db, i18n
 from ..models import Page, is_page_token
 from ..pagekinds import present, snapshot
-from . import pagecache, qrimages, ratelimit, security
+from . import pagecache, pagestore, qrimages, ratelimit, security
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Front:
         self.poll_headers = [*security.security_headers(None, sandbox=self.sandbox),
                              ("Cache-Control", "no-store")]
         self.qr_headers = security.security_headers(None, sandbox=self.sandbox)
+        pagestore.edition(app)  # read the site's files once now, not in a customer's view
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
@@ -87,6 +89,7 @@ class Front:
             log.exception("front: passing %s to Flask", environ.get("PATH_INFO"))
             environ.pop(ratelimit.FRONT_COUNTED, None)
             environ.pop(ratelimit.FRONT_REFUSED, None)
+            environ.pop(pagecache.READ_STATE, None)
             answer = None
         return self.inner(environ, start_response) if answer is None else answer
 
@@ -112,16 +115,26 @@ class Front:
              start_response: Callable[..., Any]) -> Iterable[bytes] | None:
         if self.page_limit is not None and not self.page_limit.count(environ):
             return None
-        state = self.read(pagecache.STATE, page_id, row=True)
+        request = Request(environ)
+        languages = self.app.config["LANGUAGES"]
+        shared = pagestore.variant(self.app, request)
+        if shared is None:
+            state = self.read(pagecache.STATE, page_id, row=True)
+        else:  # and the stored rendering, unless this process keeps that one already
+            state = self.read(pagestore.STATE_AND_STORED, page_id, row=True, variant=shared,
+                              kept=pagestore.kept_digest(self.app, page_id, shared))
         if state is None:
             return None
-        request = Request(environ)
-        locale = i18n.choose(request, self.app.config["LANGUAGES"], lambda: state.language)
+        # A view that passes to Flask renders from this state, read a moment ago: not again.
+        environ[pagecache.READ_STATE] = (page_id, state)
+        locale = i18n.choose(request, languages, lambda: state.language)
         variant = pagecache.variant(locale, request)
         if variant is None:
             return None
         stamp = snapshot.unix(self.now())
         found = pagecache.kept(self.app, state, page_id, variant, stamp)
+        if found is None and shared is not None:
+            found = pagestore.adopt(self.app, state, page_id, variant, shared, stamp)
         if found is None:
             return None
         body, encoding = found.encoded(stamp, pagecache.takes_gzip(request))
@@ -165,28 +178,28 @@ class Front:
             return False  # Flask refuses it with 400, as any route
         return True
 
-    def read(self, statement: Any, page_id: str, *, row: bool = False) -> Any:
+    def read(self, statement: Any, page_id: str, *, row: bool = False, **params: str) -> Any:
         try:
-            return self.read_once_more(statement, page_id, row)
+            return self.read_once_more(statement, {"page_id": page_id, **params}, row)
         except SQLAlchemyError:
             log.exception("front: a page's row could not be read")
             return None  # the Flask view tries again and answers as every route does
 
-    def read_once_more(self, statement: Any, page_id: str, row: bool) -> Any:
+    def read_once_more(self, statement: Any, params: dict[str, str], row: bool) -> Any:
         """A connection that died unnoticed in the pool (db.py: no pre-ping) fails its first
         statement and is invalidated, with the pool's older ones: a read has changed
         nothing, so it is asked again once, on a fresh connection."""
         try:
-            return self.read_row(statement, page_id, row)
+            return self.read_row(statement, params, row)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
             log.warning("front: a database connection was lost; reading again")
-        return self.read_row(statement, page_id, row)
+        return self.read_row(statement, params, row)
 
-    def read_row(self, statement: Any, page_id: str, row: bool) -> Any:
+    def read_row(self, statement: Any, params: dict[str, str], row: bool) -> Any:
         with self.engine.connect() as connection:
-            result = connection.execute(statement, {"page_id": page_id})
+            result = connection.execute(statement, params)
             return result.first() if row else result.scalar()
 
     def now(self) -> datetime:

@@ -11,7 +11,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, has_request_context, request
-from flask_babel import Babel, get_locale, refresh
+from flask_babel import Babel, get_locale, get_translations, refresh
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
@@ -56,6 +59,35 @@ def use_merchant_language(language: str | None) -> None:
     default where the request itself chose none."""
     g.merchant_language = language
     refresh()
+
+
+def bound_gettext() -> dict[str, Any]:
+    """The templates' `gettext` (and `_`) and `ngettext` for one rendering, bound to the
+    request's translations once: given in the template's context, they stand in for the
+    app-wide ones, which find the request's translations anew at each of a page's dozens of
+    strings. They do what Jinja's newstyle wrappers of those do, to the byte: the message
+    marked safe where autoescaping is on, and always formatted with its variables."""
+    translations = get_translations()
+    # The catalogues are ours, as trusted as the templates (Jinja marks them safe alike);
+    # the variables formatted into them are escaped by Markup's `%`.
+
+    @pass_context
+    def gettext(context: Context, string: str, **variables: Any) -> str:
+        text = translations.ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704
+        return text % variables
+
+    @pass_context
+    def ngettext(context: Context, singular: str, plural: str, count: int,
+                 **variables: Any) -> str:
+        variables.setdefault("num", count)
+        text = translations.ungettext(singular, plural, count)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)  # noqa: S704
+        return text % variables
+
+    return {"gettext": gettext, "ngettext": ngettext}
 
 
 def carry_language(endpoint: str, values: dict[str, Any]) -> None:

@@ -15,8 +15,9 @@ checksum (packed_parts says how the parts still refer back across the countdown)
 Which version is current is one SELECT by primary key, joined to the merchant's look, so a
 repeated view costs that query and a dictionary lookup instead of a template rendering.
 Each process keeps its own copies, bounded (`PAGE_CACHE_SIZE` entries, least recently used
-out first); nothing here is shared or needs to be: a copy is only ever a copy of what any
-process would render from the same rows.
+out first): a copy is only ever a copy of what any process would render from the same rows.
+The first rendering of a state anywhere is also stored for every process (pagestore.py),
+so that another process's first view of it is read, not rendered.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request
 
@@ -49,12 +50,24 @@ URGENT_SECONDS = 180
 
 # What a view needs to know which rendering is current: the model's version, and everything
 # of the merchant that a page shows (its name, look, frame origins, words, default language).
-STATE = (select(Page.model_version, Page.kind, Page.is_iframe, Merchant.name,
-                Merchant.display_name, Merchant.accent, Merchant.instructions_json,
-                Merchant.frame_origins_json, Merchant.language, MerchantLogo.digest)
-         .join(Merchant, Merchant.client_id == Page.merchant_id)
-         .outerjoin(MerchantLogo, MerchantLogo.merchant_id == Merchant.client_id)
-         .where(Page.id == bindparam("page_id")))
+STATE_COLUMNS = (Page.model_version, Page.kind, Page.is_iframe, Merchant.name,
+                 Merchant.display_name, Merchant.accent, Merchant.instructions_json,
+                 Merchant.frame_origins_json, Merchant.language, MerchantLogo.digest)
+
+
+def state_select(*more: Any) -> Select[*tuple[Any, ...]]:
+    """The state's columns (and `more` after them), from the page to its merchant's look."""
+    return (select(*STATE_COLUMNS, *more)
+            .join(Merchant, Merchant.client_id == Page.merchant_id)
+            .outerjoin(MerchantLogo, MerchantLogo.merchant_id == Merchant.client_id))
+
+
+STATE = state_select().where(Page.id == bindparam("page_id"))
+
+
+def state_key(state: Row[Any]) -> tuple[Any, ...]:
+    """The state's own values, from a row that may carry more columns after them."""
+    return tuple(state)[:len(STATE_COLUMNS)]
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,12 @@ _NONCE = secrets.token_hex(8)
 MARKERS = Countdown(f"\x00{_NONCE}u", f"\x00{_NONCE}h", f"\x00{_NONCE}t")
 _MARKED = re.compile("|".join(re.escape(m) for m in vars(MARKERS).values()))
 _FIELDS = {marker: name for name, marker in vars(MARKERS).items()}
+
+
+def unmarked(html: str) -> str:
+    """The HTML without the countdown's markers."""
+    return _MARKED.sub("", html)
+
 # A gzip member's header: deflate, no name, no time (the same bytes on every instance), no
 # extra flags, an unknown OS.
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -96,7 +115,7 @@ def packed_parts(html: str, shown: Countdown) -> tuple[bytes | str, ...]:
     same in the packer's history as in the client's. A page that does hold one (it never
     should) is packed with the history reset at each marker instead.
     """
-    keep = _MARKED.sub("", html).find("\0") < 0
+    keep = unmarked(html).find("\0") < 0
     flush = zlib.Z_SYNC_FLUSH if keep else zlib.Z_FULL_FLUSH
     packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
     parts: list[bytes | str] = []
@@ -173,7 +192,25 @@ class PageCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self.entries: OrderedDict[tuple[Any, ...], Rendered] = OrderedDict()
+        # (page id, stored variant): the state digest of the rendering kept of it, so that
+        # reading the page's state leaves out a stored rendering this process has already
+        # (pagestore.py).
+        # With it, the key of that rendering: a digest outlives no rendering it names.
+        self.digests: OrderedDict[tuple[str, str], tuple[str, tuple[Any, ...]]] = OrderedDict()
         self.lock = threading.Lock()
+
+    def digest_of(self, page_id: str, stored_variant: str) -> str | None:
+        with self.lock:
+            found = self.digests.get((page_id, stored_variant))
+            return found[0] if found is not None and found[1] in self.entries else None
+
+    def note(self, page_id: str, stored_variant: str, digest: str,
+             key: tuple[Any, ...]) -> None:
+        with self.lock:
+            self.digests[(page_id, stored_variant)] = (digest, key)
+            self.digests.move_to_end((page_id, stored_variant))
+            while len(self.digests) > self.size:
+                self.digests.popitem(last=False)
 
     def get(self, key: tuple[Any, ...]) -> Rendered | None:
         with self.lock:
@@ -190,8 +227,16 @@ class PageCache:
                 self.entries.popitem(last=False)
 
 
-def state_of(session: Session, page_id: str) -> Any:
-    """The page's current version and its merchant's look; None: no such page."""
+# The WSGI environ's key for the (page id, state) the front read before passing a view on.
+READ_STATE = "checkout.pagecache.state"
+
+
+def state_of(session: Session, page_id: str, environ: dict[str, Any] | None = None) -> Any:
+    """The page's current version and its merchant's look; None: no such page. Read by the
+    front already for a view it passed on (`READ_STATE`): that row, not a second read."""
+    read = None if environ is None else environ.get(READ_STATE)
+    if read is not None and read[0] == page_id:
+        return read[1]
     return session.connection().execute(STATE, {"page_id": page_id}).first()
 
 
@@ -205,6 +250,7 @@ class Rendering:
     fiat_at: int | None
     frame_ancestors: list[str] | None
     stored: bool  # rendered from the page's stored model (not built from the tables)
+    version: int  # the version of that model
 
 
 def variant(locale: str, request: Request) -> tuple[str, str] | None:
@@ -213,7 +259,7 @@ def variant(locale: str, request: Request) -> tuple[str, str] | None:
     `lang` in it is no address the site makes; anyone could make a thousand of them."""
     if any(name != "lang" for name in request.args):
         return None
-    return locale, request.full_path
+    return locale, request.script_root + request.full_path  # the links are under the root
 
 
 def takes_gzip(request: Request) -> bool:
@@ -225,14 +271,27 @@ def kept(app: Flask, state: Row[Any], page_id: str, variant: tuple[str, str],
          stamp: int) -> Rendered | None:
     """The kept rendering of this page's state, if there is one still fresh."""
     cache: PageCache = app.extensions[EXTENSION]
-    found = cache.get((page_id, *state, *variant))
+    found = cache.get((page_id, *state_key(state), *variant))
     return found if found is not None and found.fresh(stamp) else None
 
 
+def keep(app: Flask, state: Row[Any], page_id: str, variant: tuple[str, str],
+         found: Rendered, stored: tuple[str, str] | None = None) -> None:
+    """Keep a rendering of this state for the next view; `stored`: the (variant, digest)
+    under which every process can read it too (pagestore.py)."""
+    cache: PageCache = app.extensions[EXTENSION]
+    key = (page_id, *state_key(state), *variant)
+    cache.put(key, found)
+    if stored is not None:
+        cache.note(page_id, *stored, key)
+
+
 def rendered(state: Row[Any], page_id: str, variant: tuple[str, str] | None, now: datetime,
-             render: Callable[[Countdown], Rendering]) -> Rendered:
+             render: Callable[[Countdown], Rendering],
+             share: Callable[[Rendered], tuple[str, str] | None] | None = None) -> Rendered:
     """The page's rendering now: a kept one of this state if there is one, else `render`'s,
-    kept for the next view (`serve` it with the moment)."""
+    kept for the next view (`serve` it with the moment) and given to `share` to store for
+    every process (it answers the (variant, digest) it was stored under, or None)."""
     stamp = snapshot.unix(now)
     found = None if variant is None else kept(current_app, state, page_id, variant, stamp)
     if found is None:
@@ -241,10 +300,11 @@ def rendered(state: Row[Any], page_id: str, variant: tuple[str, str] | None, now
         found = Rendered(made.html, None if left is None else stamp + int(left), made.fiat_at,
                          made.frame_ancestors)
         # A page without a stored model yet was built from the tables: its version says
-        # nothing of what it showed, so it is not kept.
-        if variant is not None and made.stored:
-            cache: PageCache = current_app.extensions[EXTENSION]
-            cache.put((page_id, *state, *variant), found)
+        # nothing of what it showed, so it is neither kept nor stored; nor one rendered
+        # from a newer version than the state read before it (a change in between).
+        if variant is not None and made.stored and made.version == state.model_version:
+            stored = share(found) if share is not None else None
+            keep(current_app, state, page_id, variant, found, stored)
     return found
 
 

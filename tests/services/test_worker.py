@@ -97,7 +97,8 @@ def test_a_failing_task_is_logged_and_the_others_still_run(
     assert "worker task broken failed" in caplog.text
 
 
-SITE_TASKS = ["invoices.expiry", "reconcile", "refunds", "limits", "rates", "deliveries"]
+SITE_TASKS = ["invoices.expiry", "reconcile", "refunds", "limits", "rates", "deliveries",
+              "renderings"]
 SANDBOX_TASKS = ["sandbox.callbacks", "sandbox.confirmations", "sandbox.invoice_expiry"]
 
 

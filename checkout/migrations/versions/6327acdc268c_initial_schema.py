@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 09aaa9abc670
+Revision ID: 6327acdc268c
 Revises: 
-Create Date: 2026-12-06 18:40:52.349905
+Create Date: 2026-12-06 18:55:12.751332
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '09aaa9abc670'
+revision = '6327acdc268c'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None
@@ -356,6 +356,22 @@ def upgrade() -> None:
         batch_op.create_index('ix_invoices_email_user', ['email_user'], unique=False)
         batch_op.create_index(batch_op.f('ix_invoices_merchant_id'), ['merchant_id'], unique=False)
 
+    op.create_table('page_renderings',
+    sa.Column('page_id', sa.String(length=43), nullable=False),
+    sa.Column('variant', sa.String(length=255), nullable=False),
+    sa.Column('model_version', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=64), nullable=False),
+    sa.Column('html', sa.Text(), nullable=False),
+    sa.Column('deadline', sa.BigInteger(), nullable=True),
+    sa.Column('fiat_at', sa.BigInteger(), nullable=True),
+    sa.Column('frame_ancestors_json', sa.Text(), nullable=True),
+    sa.Column('stored_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('page_id', 'variant')
+    )
+    with op.batch_alter_table('page_renderings', schema=None) as batch_op:
+        batch_op.create_index('ix_page_renderings_stored_at', ['stored_at'], unique=False)
+
     op.create_table('payment_notes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('page_id', sa.String(length=43), nullable=False),
@@ -488,6 +504,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_payment_notes_page_id'))
 
     op.drop_table('payment_notes')
+    with op.batch_alter_table('page_renderings', schema=None) as batch_op:
+        batch_op.drop_index('ix_page_renderings_stored_at')
+
+    op.drop_table('page_renderings')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_merchant_id'))
         batch_op.drop_index('ix_invoices_email_user')

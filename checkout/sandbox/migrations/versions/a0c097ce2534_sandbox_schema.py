@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: a1f88aefe2ab
+Revision ID: a0c097ce2534
 Revises: 
-Create Date: 2026-12-06 18:40:57.614107
+Create Date: 2026-12-06 18:55:17.434233
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'a1f88aefe2ab'
+revision = 'a0c097ce2534'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None
