@@ -1249,8 +1249,9 @@ def print_rows(report: Report, options: Options) -> None:
 
 def print_report(report: Report, options: Options) -> None:
     print()
+    origin = "as `make run`" if options.workers is None else "`make run`'s, with --workers"
     print(f"checkout bench on {report.database}: gunicorn {' '.join(report.flags)} "
-          "(as `make run`), sandbox mode")
+          f"({origin}), sandbox mode")
     print(f"wrk -t{options.threads} -c{options.connections}, {options.rounds} rounds x "
           f"{options.seconds:g} s per route, site and floor alternating; "
           f"{os.cpu_count()} cores, loopback; medians of the rounds")
