@@ -30,10 +30,10 @@ settings.register_profile("suite", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
 
-# Fixtures the kit defines for tests in more than one folder (a deposit customer's address,
-# a fresh rate, a shop selling invoices): offered to every test, as if written here; a test
-# module's own fixture of the same name wins.
-pytest_plugins = ["kit.deposits", "kit.invoices"]
+# Fixtures the kit defines for tests in more than one module (a deposit customer's address,
+# a fresh rate, a shop selling invoices, the templates rendered): offered to every test, as
+# if written here; a test module's own fixture of the same name wins.
+pytest_plugins = ["kit.deposits", "kit.invoices", "kit.renderings"]
 
 
 @pytest.fixture(scope="session")

@@ -25,14 +25,12 @@ from urllib.parse import parse_qsl
 from flask import Flask
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import SecurityError
 from werkzeug.utils import redirect
-from werkzeug.wsgi import get_host
 
 from .. import db, merchants, terminal
 from ..models import MerchantsVersion, Page
 from ..pagekinds import deposit, present
-from . import ratelimit, security
+from . import front, ratelimit, security
 
 log = logging.getLogger(__name__)
 
@@ -155,13 +153,7 @@ class LinkFront:
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
 
     def served_host(self, environ: dict[str, Any]) -> bool:
-        if not self.trusted_hosts:
-            return True
-        try:
-            get_host(environ, self.trusted_hosts)
-        except SecurityError:
-            return False  # Flask refuses it with 400, as any route
-        return True
+        return front.served_host(environ, self.trusted_hosts)
 
 
 def found_before(environ: dict[str, Any], read: terminal.ReadLink) -> Found | None:

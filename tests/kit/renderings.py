@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, template_rendered
 from sqlalchemy import delete
 
 from checkout import db
@@ -29,3 +33,16 @@ def unrendered(app: Flask) -> None:
     its page ahead): the next view of any page renders it."""
     forget(app)
     unstore(app)
+
+
+@pytest.fixture
+def renders(app: Flask) -> Iterator[list[str]]:
+    """The templates the app renders from now on."""
+    seen: list[str] = []
+
+    def record(_sender: Flask, template: Any, **_extra: Any) -> None:
+        seen.append(str(template.name))
+
+    template_rendered.connect(record, app)
+    yield seen
+    template_rendered.disconnect(record, app)

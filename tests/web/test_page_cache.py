@@ -6,13 +6,12 @@ rendering; the kept copies are bounded."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
-from flask import Flask, template_rendered
+from flask import Flask
 from flask.testing import FlaskClient
 from kit.callbacks import deposit_body, post
 from kit.invoices import ORDER, TestShop, settle
@@ -33,19 +32,6 @@ COUNTDOWN = re.compile(r'data-field="countdown-time" dir="ltr">(\d+):(\d\d)<')
 
 def open_page(client: FlaskClient, **changes: Any) -> str:
     return page_of(client, {**LINK, **changes})
-
-
-@pytest.fixture
-def renders(app: Flask) -> Iterator[list[str]]:
-    """The templates the app renders from now on."""
-    seen: list[str] = []
-
-    def record(_sender: Flask, template: Any, **_extra: Any) -> None:
-        seen.append(str(template.name))
-
-    template_rendered.connect(record, app)
-    yield seen
-    template_rendered.disconnect(record, app)
 
 
 @pytest.fixture

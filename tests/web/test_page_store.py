@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import re
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -31,19 +31,6 @@ from checkout.web import pagecache, pagestore
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "store-1", "amount": "0.00123",
         "convert_to": "EUR"}
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-@pytest.fixture
-def renders(app: Flask) -> Iterator[list[str]]:
-    """The templates the app renders from now on."""
-    seen: list[str] = []
-
-    def record(_sender: Flask, template: Any, **_extra: Any) -> None:
-        seen.append(str(template.name))
-
-    template_rendered.connect(record, app)
-    yield seen
-    template_rendered.disconnect(record, app)
 
 
 @pytest.fixture
