@@ -26,9 +26,7 @@ import functools
 import re
 import secrets
 import struct
-import threading
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +40,7 @@ from werkzeug.wrappers import Request
 from .. import rates
 from ..models import Merchant, MerchantLogo, Page
 from ..pagekinds import snapshot
+from .kept import Kept
 
 EXTENSION = "checkout.pagecache"
 DEFAULT_SIZE = 1024
@@ -188,43 +187,22 @@ class Rendered:
         return self.serve(now).encode(), headers
 
 
-class PageCache:
+class PageCache(Kept[tuple[Any, ...], Rendered]):
     def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[Any, ...], Rendered] = OrderedDict()
+        super().__init__(size)
         # (page id, stored variant): the state digest of the rendering kept of it, so that
         # reading the page's state leaves out a stored rendering this process has already
         # (pagestore.py).
         # With it, the key of that rendering: a digest outlives no rendering it names.
-        self.digests: OrderedDict[tuple[str, str], tuple[str, tuple[Any, ...]]] = OrderedDict()
-        self.lock = threading.Lock()
+        self.digests: Kept[tuple[str, str], tuple[str, tuple[Any, ...]]] = Kept(size)
 
     def digest_of(self, page_id: str, stored_variant: str) -> str | None:
-        with self.lock:
-            found = self.digests.get((page_id, stored_variant))
-            return found[0] if found is not None and found[1] in self.entries else None
+        found = self.digests.peek((page_id, stored_variant))
+        return found[0] if found is not None and found[1] in self else None
 
     def note(self, page_id: str, stored_variant: str, digest: str,
              key: tuple[Any, ...]) -> None:
-        with self.lock:
-            self.digests[(page_id, stored_variant)] = (digest, key)
-            self.digests.move_to_end((page_id, stored_variant))
-            while len(self.digests) > self.size:
-                self.digests.popitem(last=False)
-
-    def get(self, key: tuple[Any, ...]) -> Rendered | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[Any, ...], rendered: Rendered) -> None:
-        with self.lock:
-            self.entries[key] = rendered
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+        self.digests.put((page_id, stored_variant), (digest, key))
 
 
 # The WSGI environ's key for the (page id, state) the front read before passing a view on.

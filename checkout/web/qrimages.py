@@ -11,8 +11,6 @@ each process keeps at most `SIZE` images, a few KB each.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -24,6 +22,7 @@ from werkzeug.utils import get_content_type
 from .. import qr
 from ..models import Merchant, Page
 from ..pagekinds import present
+from .kept import Kept
 
 EXTENSION = "checkout.qrimages"
 SIZE = 512
@@ -42,25 +41,7 @@ class Image:
     etag: str
 
 
-class Images:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple[str, str, str], Image] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> Image | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, str, str], image: Image) -> None:
-        with self.lock:
-            self.entries[key] = image
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+Images = Kept[tuple[str, str, str], Image]
 
 
 def image(app: Flask, text: str, fmt: str, locale: str) -> Image:
