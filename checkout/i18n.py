@@ -94,14 +94,17 @@ def choose(asking: Request, languages: list[str],
     """The language a request is answered in: its `?lang=`, else the browser's first served
     choice, else the merchant's default (asked only then), else English. Also used before
     Flask runs (web/front.py), so it reads only the request it is given."""
-    chosen = match(asking.args.get("lang"), languages)
-    if chosen:
-        return chosen
+    return (match(asking.args.get("lang"), languages) or browser_choice(asking, languages)
+            or match(merchant(), languages) or "en")
+
+
+def browser_choice(asking: Request, languages: list[str]) -> str | None:
+    """The browser's first choice (Accept-Language, best first) that the site speaks."""
     for asked, _quality in asking.accept_languages:
         chosen = match(asked, languages)
         if chosen:
             return chosen
-    return match(merchant(), languages) or "en"
+    return None
 
 
 def text_direction(locale: str) -> str:

@@ -228,14 +228,13 @@ def render_ahead(page_id: str) -> None:
             shared = pagestore.variant(current_app, request)
             if shared is None:
                 return
+            kept = pagestore.kept_digest(current_app, page_id, shared)
             state = session.connection().execute(pagestore.STATE_AND_STORED_DIGEST, {
-                "page_id": page_id, "variant": shared,
-                "kept": pagestore.kept_digest(current_app, page_id, shared)}).first()
+                "page_id": page_id, "variant": shared, "kept": kept}).first()
             if state is None:
                 return
             current = pagestore.digest(current_app, state)
-            if current in (state.stored_state,
-                           pagestore.kept_digest(current_app, page_id, shared)):
+            if current in (state.stored_state, kept):
                 return  # stored by another process, or kept here: made already
             language.use_merchant_language(state.language)
             page_rendering(session, page_id, state, clock.now())

@@ -124,11 +124,8 @@ def roots(app: Flask) -> set[str]:
 
 
 def asked_by_browser(request: Request, languages: list[str]) -> str:
-    for asked, _quality in request.accept_languages:
-        chosen = i18n.match(asked, languages)
-        if chosen:
-            return chosen
-    return "*"  # the merchant's default (or English): which one is in the state
+    # "*": the merchant's default (or English); which one is in the state.
+    return i18n.browser_choice(request, languages) or "*"
 
 
 def digest(app: Flask, state: Any) -> str:
