@@ -118,10 +118,12 @@ def register_blueprints(app: Flask) -> None:
 
 
 def wrap_wsgi(app: Flask) -> None:
-    from .web import front, link_front, security
+    from .web import front, link_front, pagerows, security
 
     # The hottest customer requests are answered before Flask runs (front.py); the proxy
     # fix goes outside, so that their rate limits count the client's address, not the proxy's.
+    # On PostgreSQL both keep what they read until a notice says it changed (pagerows.py).
+    pagerows.install(app)
     link_front.install(app)  # a terminal link clicked again; inside the front's mended query
     front.install(app)
     security.trust_proxies(app, int(app.config.get("TRUSTED_PROXIES", 0)))

@@ -9,8 +9,11 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+from . import page_notices
 
 EXTENSION = "checkout.db"
 
@@ -51,6 +54,7 @@ def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
     # connection of the pool opened before it, so the next request starts on fresh ones.
     engine = create_engine(url, **pool)
     event.listen(engine, "checkout", _closed_by_server)
+    page_notices.install(engine)
     return engine
 
 
@@ -85,6 +89,12 @@ def init_app(app: Flask) -> None:
     @app.teardown_appcontext
     def _remove_session(_exc: BaseException | None) -> None:
         app.extensions[EXTENSION].remove()
+
+
+def conflict_insert(dialect_name: str, target: Any) -> Any:
+    """An INSERT into `target` that can say ON CONFLICT, in the dialect of the database the
+    site runs on (PostgreSQL's, else SQLite's: the two it supports spell it alike)."""
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert(target)
 
 
 def session() -> Session:

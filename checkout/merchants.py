@@ -15,8 +15,6 @@ from flask import Flask, current_app, has_app_context
 from flask.cli import AppGroup
 from flask_babel import lazy_gettext
 from sqlalchemy import event, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from . import branding, currencies, db, i18n, policies
@@ -520,8 +518,7 @@ def _raise_version(session: Session, _context: Any, _instances: Any) -> None:
         return
     _forget_version(session)  # what this request read before is no longer the merchant
     connection = session.connection()
-    upsert = (postgresql_insert if connection.dialect.name == "postgresql"
-              else sqlite_insert)(MerchantsVersion)
+    upsert = db.conflict_insert(connection.dialect.name, MerchantsVersion)
     connection.execute(upsert.values(id=1, version=1).on_conflict_do_update(
         index_elements=[MerchantsVersion.id],
         set_={"version": MerchantsVersion.version + 1}))

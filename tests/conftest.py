@@ -23,6 +23,7 @@ from checkout.db import Base
 from checkout.models import Merchant
 from checkout.sandbox import loopback
 from checkout.sandbox import store as sandbox_store
+from checkout.web import pagerows
 
 # Hypothesis measures each example against a deadline (200 ms) and its data generation
 # against a health check: wall-clock bounds a loaded machine misses. Tests keep theirs off.
@@ -113,6 +114,7 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
     yield factory
     for app in apps:
         loopback.stop(app)  # the embedded processor's own server, if a call started it
+        pagerows.stop(app)  # the listener of page notices, if a poll started it
         app.extensions[db.EXTENSION].remove()
     if apps:
         _truncate(apps[0])

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .. import money
+from .. import db, money
 
 MAX_PROCESSOR_ID = 2**63 - 1
 
@@ -113,8 +112,7 @@ def insert_ignoring_conflict(session: Session, model: type[Any], values: dict[st
     key = (session.get_bind().dialect.name, table.name, tuple(unique))
     stmt = _INSERTS.get(key)
     if stmt is None:
-        dialect = postgresql if key[0] == "postgresql" else sqlite
-        stmt = _INSERTS[key] = (dialect.insert(table).on_conflict_do_nothing(
+        stmt = _INSERTS[key] = (db.conflict_insert(key[0], table).on_conflict_do_nothing(
             index_elements=unique).returning(table.c.id))
     return session.execute(stmt, values).first() is not None
 

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from .. import db
 from ..models import SigninThrottle
 
 ADDRESS = "address"
@@ -101,8 +101,7 @@ def succeeded(session: Session, name: str, now: datetime) -> None:
 
 def _locked_row(session: Session, name: str, now: datetime) -> SigninThrottle:
     """The key's row, created if missing; concurrent first failures meet the unique key."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(SigninThrottle)
+    session.execute(db.conflict_insert(session.get_bind().dialect.name, SigninThrottle)
                     .values(key=name, failures=0, updated_at=now)
                     .on_conflict_do_nothing(index_elements=["key"]))
     row = session.get(SigninThrottle, name, with_for_update=True, populate_existing=True)

@@ -40,7 +40,7 @@ from werkzeug.wsgi import get_host
 from .. import clock, db, i18n
 from ..models import Page, is_page_token
 from ..pagekinds import present, snapshot
-from . import pagecache, pagestore, qrimages, ratelimit, security
+from . import pagecache, pagerows, pagestore, qrimages, ratelimit, security
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class Front:
                              ("Cache-Control", "no-store")]
         self.qr_headers = security.security_headers(None, sandbox=self.sandbox)
         pagestore.edition(app)  # read the site's files once now, not in a customer's view
+        self.rows = pagerows.rows(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
@@ -99,7 +100,11 @@ class Front:
              start_response: Callable[..., Any]) -> Iterable[bytes] | None:
         if self.poll_limit is not None and not self.poll_limit.count(environ):
             return None
-        stored = self.read(READ_MODEL, page_id)
+        if self.rows is None:
+            stored = self.read(READ_MODEL, page_id)
+        else:  # the row the QR reads too, kept for both
+            found = self.kept_row(page_id)
+            stored = None if found is None else found.model_json
         if stored is None:
             return None
         body, tag = snapshot.answer(stored, self.now())
@@ -116,31 +121,56 @@ class Front:
         if self.page_limit is not None and not self.page_limit.count(environ):
             return None
         request = Request(environ)
-        languages = self.app.config["LANGUAGES"]
-        shared = pagestore.variant(self.app, request)
-        if shared is None:
-            state = self.read(pagecache.STATE, page_id, row=True)
-        else:  # and the stored rendering, unless this process keeps that one already
-            state = self.read(pagestore.STATE_AND_STORED, page_id, row=True, variant=shared,
-                              kept=pagestore.kept_digest(self.app, page_id, shared))
-        if state is None:
-            return None
-        # A view that passes to Flask renders from this state, read a moment ago: not again.
-        environ[pagecache.READ_STATE] = (page_id, state)
-        locale = i18n.choose(request, languages, lambda: state.language)
-        variant = pagecache.variant(locale, request)
-        if variant is None:
-            return None
         stamp = snapshot.unix(self.now())
-        found = pagecache.kept(self.app, state, page_id, variant, stamp)
-        if found is None and shared is not None:
-            found = pagestore.adopt(self.app, state, page_id, variant, shared, stamp)
+        found = None
+        if self.rows is not None:  # this process's kept state, and its rendering of it
+            state = self.rows.kept((page_id, pagerows.STATE))
+            variant = None if state is None else self.variant_of(request, state)
+            if variant is not None:
+                found = pagecache.kept(self.app, state, page_id, variant, stamp)
+        if found is None:
+            found = self.page_read(page_id, request, environ, stamp)
         if found is None:
             return None
         body, encoding = found.encoded(stamp, pagecache.takes_gzip(request))
         headers = [*security.security_headers(found.frame_ancestors, sandbox=self.sandbox),
                    ("Cache-Control", "no-store"), *encoding]
         return send(environ, start_response, body, "text/html; charset=utf-8", headers)
+
+    def page_read(self, page_id: str, request: Request, environ: dict[str, Any],
+                  stamp: int) -> pagecache.Rendered | None:
+        """The page's rendering for a state read from the database now: kept by this
+        process, or stored by another (read in the same SELECT); None: Flask renders."""
+        shared = pagestore.variant(self.app, request)
+        key = (page_id, pagerows.STATE)
+        ticket = None if self.rows is None else self.rows.begin(key)
+        try:
+            if shared is None:
+                state = self.read(pagecache.STATE, page_id, row=True)
+            else:  # and the stored rendering, unless this process keeps that one already
+                state = self.read(pagestore.STATE_AND_STORED, page_id, row=True,
+                                  variant=shared,
+                                  kept=pagestore.kept_digest(self.app, page_id, shared))
+            if state is None:
+                return None
+            if self.rows is not None and ticket is not None:
+                self.rows.keep(key, ticket, pagecache.state_only(state))
+        finally:
+            if self.rows is not None and ticket is not None:
+                self.rows.end(key, ticket)
+        # A view that passes to Flask renders from this state, read a moment ago: not again.
+        environ[pagecache.READ_STATE] = (page_id, state)
+        variant = self.variant_of(request, state)
+        if variant is None:
+            return None
+        found = pagecache.kept(self.app, state, page_id, variant, stamp)
+        if found is None and shared is not None:
+            found = pagestore.adopt(self.app, state, page_id, variant, shared, stamp)
+        return found
+
+    def variant_of(self, request: Request, state: Any) -> tuple[str, str] | None:
+        locale = i18n.choose(request, self.app.config["LANGUAGES"], lambda: state.language)
+        return pagecache.variant(locale, request)
 
     # ------------------------------------------------------------ the QR image
 
@@ -149,7 +179,8 @@ class Front:
         """As the Flask view (customer.qr_image) answers: the same headers in its order."""
         if self.qr_limit is not None and not self.qr_limit.count(environ):
             return None
-        found = self.read(qrimages.READ, page_id, row=True)
+        found = (self.read(qrimages.READ, page_id, row=True) if self.rows is None
+                 else self.kept_row(page_id))
         if found is None or not found.model_json:
             return None
         locale = qr_locale(environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT_LANGUAGE"),
@@ -171,6 +202,12 @@ class Front:
 
     def served_host(self, environ: dict[str, Any]) -> bool:
         return served_host(environ, self.trusted_hosts)
+
+    def kept_row(self, page_id: str) -> Any:
+        """The page's model and its merchant's language, kept in this process while no
+        notice says the page changed (pagerows.py; PostgreSQL only)."""
+        assert self.rows is not None
+        return self.rows.read(page_id, lambda: self.read(qrimages.READ, page_id, row=True))
 
     def read(self, statement: Any, page_id: str, *, row: bool = False, **params: str) -> Any:
         try:

@@ -38,6 +38,10 @@ class Kept(Generic[K, V]):
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
 
+    def drop(self, key: K) -> None:
+        with self.lock:
+            self.entries.pop(key, None)
+
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()

@@ -27,6 +27,7 @@ import re
 import secrets
 import struct
 import zlib
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,15 @@ def state_select(*more: Any) -> Select[*tuple[Any, ...]]:
 
 
 STATE = state_select().where(Page.id == bindparam("page_id"))
+
+
+# The state alone, named as its row names it, for a process to keep (pagerows.py) without
+# the stored rendering's bytes that a row read with it may carry.
+State = namedtuple("State", [column.key or "" for column in STATE_COLUMNS])  # type: ignore[misc]
+
+
+def state_only(row: Row[Any]) -> Any:
+    return State(*state_key(row))
 
 
 def state_key(state: Row[Any]) -> tuple[Any, ...]:

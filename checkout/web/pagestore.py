@@ -56,7 +56,6 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app
 from sqlalchemy import and_, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Request
@@ -116,11 +115,15 @@ def variant(app: Flask, request: Request) -> str | None:
     return found if len(found) <= 255 else None
 
 
-def roots(app: Flask) -> set[str]:
+def roots(app: Flask) -> frozenset[str]:
     """The script roots the site is served under: none, or its configured root or public
-    URL's path."""
-    public = urlsplit(str(app.config.get("PUBLIC_URL") or "")).path
-    return {"", str(app.config.get("APPLICATION_ROOT") or "").rstrip("/"), public.rstrip("/")}
+    URL's path. Worked out from the settings once, not on every page view."""
+    found: frozenset[str] | None = app.extensions.get(EXTENSION + ".roots")
+    if found is None:
+        public = urlsplit(str(app.config.get("PUBLIC_URL") or "")).path
+        found = app.extensions[EXTENSION + ".roots"] = frozenset(
+            {"", str(app.config.get("APPLICATION_ROOT") or "").rstrip("/"), public.rstrip("/")})
+    return found
 
 
 def asked_by_browser(request: Request, languages: list[str]) -> str:
@@ -228,8 +231,7 @@ def store(session: Session, state: Any, page_id: str, stored_variant: str,
         "frame_ancestors_json": (None if rendered.frame_ancestors is None
                                  else json.dumps(rendered.frame_ancestors)),
     }
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(PageRendering).values(values)
+    insert = db.conflict_insert(session.get_bind().dialect.name, PageRendering).values(values)
     upsert = insert.on_conflict_do_update(
         index_elements=[PageRendering.page_id, PageRendering.variant],
         set_={name: insert.excluded[name] for name in values

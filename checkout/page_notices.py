@@ -1,0 +1,149 @@
+"""Notices of changed pages on PostgreSQL, for the processes that keep pages' rows
+(web/pagerows.py): whichever way a page or a merchant is changed, every process hears of it
+once the change is committed, and never of a change rolled back.
+
+Every statement a connection sends is looked at as it is sent (the ORM's flush, an
+`update(Page)`, a script's DELETE, raw SQL alike): one that updates or deletes pages notes
+their ids on its connection (all pages, `EVERY`, where its WHERE does not name them one by
+one), one that changes a merchant or its logo notes `EVERY` (a page's row holds its
+merchant's language). As that transaction commits, one `NOTIFY` in it names what was noted;
+PostgreSQL delivers it to every listener after the commit, in commit order, and drops it
+with a rollback. Inserted pages need no notice: no process keeps a row it never read.
+
+The committing process also forgets its own kept rows at once (`forgetters`), so that its
+own next request never waits for the notice to come back to it.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.dml import Delete, Update
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
+
+CHANNEL = "checkout_pages"
+EVERY = "*"
+NOTES = "checkout.page_notes"
+PAGES = "pages"
+EVERY_PAGE_TABLES = frozenset({"merchants", "merchant_logos"})
+# PostgreSQL refuses a payload of 8000 bytes or more; ids are short, and a transaction that
+# changed more pages than fit in one notice tells every process to forget everything.
+PAYLOAD_LIMIT = 7000
+# Raw SQL that may change what a kept row holds, in any spelling the ORM would not send.
+RAW_CHANGE = re.compile(
+    r"\b(update|delete\s+from|truncate(\s+table)?)\s+(only\s+)?(\w+\.)?\"?"
+    r"(pages|merchants|merchant_logos)\b", re.IGNORECASE)
+
+Forgetter = Callable[[frozenset[str]], None]
+_forgetters: weakref.WeakKeyDictionary[Engine, list[Forgetter]] = weakref.WeakKeyDictionary()
+_channels: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def channel(engine: Engine) -> str:
+    """The channel of this site's notices. Channels are the database's, not a schema's: a
+    site kept in a schema of its own (a `search_path` in its URL's options, as the tests'
+    processes are) has its own channel, and hears no other site's changes."""
+    options = str(engine.url.query.get("options", ""))
+    found = re.search(r"search_path\s*=\s*([\w$]+)", options)
+    return CHANNEL if found is None else f"{CHANNEL}_{found[1].lower()}"
+
+
+def install(engine: Engine) -> None:
+    """Note and announce page changes on this engine's connections (PostgreSQL only: SQLite
+    has no one to tell, and its processes keep no rows)."""
+    if engine.dialect.name != "postgresql":
+        return
+    _channels[engine] = channel(engine)
+    _forgetters[engine] = []
+    event.listen(engine, "before_cursor_execute", _note)
+    event.listen(engine, "commit", _announce)
+    event.listen(engine, "rollback", _drop)
+
+
+def forgetters(engine: Engine) -> list[Forgetter]:
+    """What to call in this process with the ids (or `EVERY`) a commit on `engine` changed."""
+    return _forgetters.setdefault(engine, [])
+
+
+def _note(connection: Connection, _cursor: Any, statement: str, _parameters: Any,
+          context: Any, _executemany: bool) -> None:
+    found = changed(statement, context)
+    if found:
+        connection.info.setdefault(NOTES, set()).update(found)
+
+
+def changed(statement: str, context: Any) -> set[str]:
+    """The page ids (or `EVERY`) a statement may change; empty for one that changes none."""
+    if not RAW_CHANGE.search(statement):
+        return set()
+    compiled = getattr(context, "compiled", None)
+    dml = getattr(compiled, "statement", None)
+    if not isinstance(dml, Update | Delete):
+        return {EVERY}  # raw SQL, or a statement of a kind not read here: forget everything
+    table = getattr(dml.table, "name", None)
+    if table in EVERY_PAGE_TABLES:
+        return {EVERY}
+    if table != PAGES:
+        return set()  # named in a subquery or a string only
+    ids = _named_ids(dml.whereclause, compiled, context)
+    return {EVERY} if ids is None else ids
+
+
+def _named_ids(where: Any, compiled: Any, context: Any) -> set[str] | None:
+    """The ids a WHERE holds to by `pages.id = :value` (alone or as one of ANDed terms), in
+    every set of parameters sent; None where it holds to none."""
+    terms = (list(where.clauses) if isinstance(where, BooleanClauseList)
+             and where.operator is operators.and_ else [where])
+    for term in terms:
+        if not (isinstance(term, BinaryExpression) and term.operator is operators.eq):
+            continue
+        column, value = ((term.left, term.right) if isinstance(term.right, BindParameter)
+                         else (term.right, term.left))
+        if (getattr(column, "name", None) == "id"
+                and getattr(getattr(column, "table", None), "name", None) == PAGES
+                and isinstance(value, BindParameter) and not value.expanding):
+            name = compiled.bind_names.get(value, value.key)
+            sent = [params.get(name) for params in context.compiled_parameters]
+            if all(isinstance(page_id, str) for page_id in sent):
+                return set(sent)
+    return None
+
+
+def payloads(notes: Iterable[str]) -> list[str]:
+    """The notices that name `notes`: ids joined by spaces, a notice within PostgreSQL's
+    limit; `EVERY` alone where it is noted or where the ids would need several."""
+    names = sorted(set(notes))
+    joined = " ".join(names)
+    if EVERY in names or len(joined.encode()) > PAYLOAD_LIMIT:
+        return [EVERY]
+    return [joined] if joined else []
+
+
+def _announce(connection: Connection) -> None:
+    notes: set[str] | None = connection.info.pop(NOTES, None)
+    if not notes:
+        return
+    sent = payloads(notes)
+    # Sent through the driver: an SQLAlchemy execute inside its own commit event would be
+    # looked at again.
+    driver = connection.connection.driver_connection
+    to = _channels.get(connection.engine, CHANNEL)
+    for payload in sent:
+        driver.execute("SELECT pg_notify(%s, %s)", (to, payload))  # type: ignore[union-attr]
+    forgotten = frozenset(EVERY if payload == EVERY else page_id
+                          for payload in sent for page_id in payload.split())
+    for forget in _forgetters.get(connection.engine, ()):
+        forget(forgotten)
+
+
+def _drop(connection: Connection) -> None:
+    # A connection that was lost has no notes left to drop, and asking it for them would
+    # try to reconnect in the middle of its rollback.
+    if not connection.invalidated:
+        connection.info.pop(NOTES, None)
