@@ -154,3 +154,34 @@ def test_without_redis_server_the_tests_skip_except_where_they_are_required(
         monkeypatch.setenv(name, value)
     with pytest.raises(outcome, match="apt-get install redis-server"), redis_server():
         raise AssertionError("no server can have started")
+
+
+def counted_in_redis(redis: RedisServer, address: str) -> int:
+    client = redis.client()
+    try:
+        return sum(int(client.get(key) or 0)
+                   for key in client.keys(f"*checkout/poll/{address}/*"))
+    finally:
+        client.close()
+
+
+def test_polls_are_counted_in_redis_a_block_at_a_time_and_never_past_the_limit(
+        make_app: Callable[..., Flask], merchant: Merchant, redis: RedisServer) -> None:
+    """One round trip to Redis for a hundredth of the limit (ratelimit.FrontLimit); two
+    processes together let through no more than the limit, and refuse at most one block
+    early each."""
+    limit = 402  # blocks of 4, and a last one of 2
+    first, second = (make_app(RATELIMIT_STORAGE_URI=redis.url,
+                              RATELIMIT_STATUS=f"{limit} per minute") for _ in range(2))
+    page = open_page(first.test_client())
+    a, b = first.test_client(), second.test_client()
+    address = "203.0.113.7"
+    assert poll(a, page, address) == 200
+    assert counted_in_redis(redis, address) == 4
+    assert [poll(a, page, address) for _ in range(3)] == [200] * 3
+    assert counted_in_redis(redis, address) == 4  # from the block, without asking Redis
+    assert poll(a, page, address) == 200
+    assert counted_in_redis(redis, address) == 8
+    allowed = 5 + sum(poll((a, b)[n % 2], page, address) == 200 for n in range(2 * limit))
+    assert limit - 4 <= allowed <= limit
+    assert poll(a, page, address) == poll(b, page, address) == 429
