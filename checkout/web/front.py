@@ -142,8 +142,8 @@ class Front:
         """The page's rendering for a state read from the database now: kept by this
         process, or stored by another (read in the same SELECT); None: Flask renders."""
         shared = pagestore.variant(self.app, request)
-        key = (page_id, pagerows.STATE)
-        ticket = None if self.rows is None else self.rows.begin(key)
+        rows, key = self.rows, (page_id, pagerows.STATE)
+        ticket = None if rows is None else rows.begin(key)
         try:
             if shared is None:
                 state = self.read(pagecache.STATE, page_id, row=True)
@@ -153,11 +153,11 @@ class Front:
                                   kept=pagestore.kept_digest(self.app, page_id, shared))
             if state is None:
                 return None
-            if self.rows is not None and ticket is not None:
-                self.rows.keep(key, ticket, pagecache.state_only(state))
+            if rows is not None and ticket is not None:
+                rows.keep(key, ticket, pagecache.state_only(state))
         finally:
-            if self.rows is not None and ticket is not None:
-                self.rows.end(key, ticket)
+            if rows is not None and ticket is not None:
+                rows.end(key, ticket)
         # A view that passes to Flask renders from this state, read a moment ago: not again.
         environ[pagecache.READ_STATE] = (page_id, state)
         variant = self.variant_of(request, state)
