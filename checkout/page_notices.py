@@ -10,13 +10,16 @@ merchant's language). As that transaction commits, one `NOTIFY` in it names what
 PostgreSQL delivers it to every listener after the commit, in commit order, and drops it
 with a rollback. Inserted pages need no notice: no process keeps a row it never read.
 
-The committing process also forgets its own kept rows at once (`forgetters`), so that its
-own next request never waits for the notice to come back to it.
+The committing process also forgets its own kept rows (`add_forgetter`) as soon as its
+COMMIT is done (not before: a thread of its own could read the page in between and keep the
+old row), so that its own next request never waits for the notice to come back to it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,20 +31,29 @@ from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
 CHANNEL = "checkout_pages"
+CHANNEL_LIMIT = 63  # PostgreSQL's identifiers; LISTEN would cut a longer one short
 EVERY = "*"
 NOTES = "checkout.page_notes"
 PAGES = "pages"
-EVERY_PAGE_TABLES = frozenset({"merchants", "merchant_logos"})
 # PostgreSQL refuses a payload of 8000 bytes or more; ids are short, and a transaction that
 # changed more pages than fit in one notice tells every process to forget everything.
 PAYLOAD_LIMIT = 7000
-# Raw SQL that may change what a kept row holds, in any spelling the ORM would not send.
-RAW_CHANGE = re.compile(
-    r"\b(update|delete\s+from|truncate(\s+table)?)\s+(only\s+)?(\w+\.)?\"?"
-    r"(pages|merchants|merchant_logos)\b", re.IGNORECASE)
+# Statements that may change what a kept row holds: a page, its merchant (name, look,
+# language) or the merchant's logo (a first logo is an INSERT), and the merchants' version
+# that every change to a merchant raises. In any spelling, the ORM's or a script's.
+WATCHED = r"(?P<table>pages|merchants|merchant_logos|merchants_version)\b"
+WRITE = re.compile(r"\b(update|delete\s+from|insert\s+into|merge\s+into)\s+(only\s+)?"
+                   r"(\w+\.)?\"?" + WATCHED, re.IGNORECASE)
+TRUNCATE = re.compile(r"^\s*truncate\b.*\b" + WATCHED, re.IGNORECASE | re.DOTALL)
+UPSERT = re.compile(r"\bon\s+conflict\b.*\bdo\s+update\b", re.IGNORECASE | re.DOTALL)
 
 Forgetter = Callable[[frozenset[str]], None]
-_forgetters: weakref.WeakKeyDictionary[Engine, list[Forgetter]] = weakref.WeakKeyDictionary()
+# Held weakly: a process's kept rows (and their listener) go with their app, not with the
+# engine's lifetime.
+_forgetters: weakref.WeakKeyDictionary[Engine, list[weakref.WeakMethod[Forgetter]]] = (
+    weakref.WeakKeyDictionary())
+# What the commit about to be sent on this thread forgets once it is done.
+_committing = threading.local()
 _channels: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 
@@ -51,7 +63,12 @@ def channel(engine: Engine) -> str:
     processes are) has its own channel, and hears no other site's changes."""
     options = str(engine.url.query.get("options", ""))
     found = re.search(r"search_path\s*=\s*([\w$]+)", options)
-    return CHANNEL if found is None else f"{CHANNEL}_{found[1].lower()}"
+    if found is None:
+        return CHANNEL
+    named = f"{CHANNEL}_{found[1].lower()}"
+    if len(named) <= CHANNEL_LIMIT:
+        return named
+    return f"{CHANNEL}_{hashlib.sha256(found[1].encode()).hexdigest()[:32]}"
 
 
 def install(engine: Engine) -> None:
@@ -64,11 +81,33 @@ def install(engine: Engine) -> None:
     event.listen(engine, "before_cursor_execute", _note)
     event.listen(engine, "commit", _announce)
     event.listen(engine, "rollback", _drop)
+    commit = engine.dialect.do_commit
+    held = weakref.ref(engine)
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            forgotten, _committing.forgotten = getattr(_committing, "forgotten", None), None
+        committed = held()
+        if forgotten and committed is not None:
+            _forget(committed, forgotten)
+
+    # The commit event comes before the COMMIT is sent; this runs once it is done.
+    engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
 
 
-def forgetters(engine: Engine) -> list[Forgetter]:
-    """What to call in this process with the ids (or `EVERY`) a commit on `engine` changed."""
-    return _forgetters.setdefault(engine, [])
+def add_forgetter(engine: Engine, forget: Forgetter) -> None:
+    """Call `forget` (a bound method, held weakly) in this process with the ids (or
+    `EVERY`) each commit on `engine` changed."""
+    _forgetters.setdefault(engine, []).append(weakref.WeakMethod(forget))
+
+
+def _forget(engine: Engine, forgotten: frozenset[str]) -> None:
+    for held in _forgetters.get(engine, ()):
+        forget = held()
+        if forget is not None:
+            forget(forgotten)
 
 
 def _note(connection: Connection, _cursor: Any, statement: str, _parameters: Any,
@@ -80,17 +119,20 @@ def _note(connection: Connection, _cursor: Any, statement: str, _parameters: Any
 
 def changed(statement: str, context: Any) -> set[str]:
     """The page ids (or `EVERY`) a statement may change; empty for one that changes none."""
-    if not RAW_CHANGE.search(statement):
+    if TRUNCATE.search(statement):
+        return {EVERY}
+    found = WRITE.search(statement)
+    if found is None:
         return set()
+    if found["table"].lower() != PAGES:
+        return {EVERY}  # a merchant, its logo or its version: every page may show it
+    if found[1].lower().startswith("insert"):
+        # A new page: no process keeps it yet, unless the INSERT updates one that exists.
+        return {EVERY} if UPSERT.search(statement) else set()
     compiled = getattr(context, "compiled", None)
     dml = getattr(compiled, "statement", None)
-    if not isinstance(dml, Update | Delete):
+    if not isinstance(dml, Update | Delete) or getattr(dml.table, "name", None) != PAGES:
         return {EVERY}  # raw SQL, or a statement of a kind not read here: forget everything
-    table = getattr(dml.table, "name", None)
-    if table in EVERY_PAGE_TABLES:
-        return {EVERY}
-    if table != PAGES:
-        return set()  # named in a subquery or a string only
     ids = _named_ids(dml.whereclause, compiled, context)
     return {EVERY} if ids is None else ids
 
@@ -138,8 +180,7 @@ def _announce(connection: Connection) -> None:
         driver.execute("SELECT pg_notify(%s, %s)", (to, payload))  # type: ignore[union-attr]
     forgotten = frozenset(EVERY if payload == EVERY else page_id
                           for payload in sent for page_id in payload.split())
-    for forget in _forgetters.get(connection.engine, ()):
-        forget(forgotten)
+    _committing.forgotten = forgotten  # forgotten here once the COMMIT is done (do_commit)
 
 
 def _drop(connection: Connection) -> None:

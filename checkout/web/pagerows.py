@@ -14,8 +14,12 @@ process that commits forgets its own at once. What makes a kept row safe to serv
 - A row read while a notice for its page arrives is not kept (`begin` / `keep`: the read
   may have seen the page before the change).
 - A notice that has reached this process's socket is heard before a kept row is served
-  (`catch_up`): a request that follows a change (a redirect after a customer's step, a page
-  viewed after its poll said it changed) finds the change.
+  (`catch_up`). A request that follows a change in another process (a redirect after a
+  customer's step, a page viewed after its poll said it changed) finds the change once its
+  notice has arrived. PostgreSQL sends it as the COMMIT ends, and a customer's step still
+  renders its page ahead and commits that before its redirect leaves, so in practice the
+  notice is first; it is an ordering in practice, not a guarantee: a process the notice has
+  not reached yet answers with the state before, for the milliseconds until it does.
 - No row is served older than `MAX_AGE` seconds, for a change no notice names (a page or a
   merchant changed by hand in SQL: only the site's own connections announce changes).
 
@@ -60,6 +64,11 @@ HEARTBEAT_SECONDS = 10.0
 ECHO_SECONDS = 5.0
 ECHO = "~"
 RECONNECT_SECONDS = (0.1, 5.0)
+# A listener whose server stops answering without a word (a network cut) must not wait on
+# it for minutes (libpq's names; the site's URL may set its own).
+LISTENER_CONNECTION = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5,
+                       "keepalives_interval": 2, "keepalives_count": 2,
+                       "tcp_user_timeout": 10000}
 
 
 class PageRows:
@@ -73,7 +82,7 @@ class PageRows:
         self.forgotten = 0
         self.lock = threading.Lock()
         self.listener: Listener | None = None
-        page_notices.forgetters(engine).append(self.forget)
+        page_notices.add_forgetter(engine, self.forget)
 
     # ------------------------------------------------------------ reading
 
@@ -213,8 +222,9 @@ class Listener:
         self.stopping.set()
         os.write(self.wake_write, b"x")
         self.thread.join(timeout=10)
-        os.close(self.wake_read)
-        os.close(self.wake_write)
+        if not self.thread.is_alive():  # else it may still select on them: left open
+            os.close(self.wake_read)
+            os.close(self.wake_write)
 
     def run(self) -> None:
         pause = RECONNECT_SECONDS[0]
@@ -249,7 +259,7 @@ class Listener:
         takes effect at once, and no transaction stays open."""
         dialect = self.engine.dialect
         args, kwargs = dialect.create_connect_args(self.engine.url)
-        connection = dialect.connect(*args, **kwargs)
+        connection = dialect.connect(*args, **{**LISTENER_CONNECTION, **kwargs})
         connection.autocommit = True
         return connection
 
@@ -268,11 +278,11 @@ class Listener:
             # is heard, a request sees it waiting in the socket or this mark (catch_up).
             self.busy = True
             if time.monotonic() >= due:
-                if expecting is not None:
-                    raise ConnectionError("the listener's own notice did not come back")
-                # Notices that arrive while a statement runs are read with its answer and
-                # wait in the connection, not in the socket: read them at once, below.
-                expecting, sent = self.send_echo(connection, channel), time.monotonic()
+                if expecting is None:
+                    # Notices that arrive while a statement runs are read with its answer
+                    # and wait in the connection, not in the socket: read them at once, below.
+                    expecting, sent = self.send_echo(connection, channel), time.monotonic()
+                # else what has come is read below before the echo is given up for lost
             else:
                 self.busy = False
                 ready, _, _ = select.select([fileno, self.wake_read], [], [],
@@ -290,6 +300,8 @@ class Listener:
                 self.hear([payload for payload in payloads if not payload.startswith(ECHO)])
             finally:
                 self.busy = False
+            if expecting is not None and time.monotonic() >= sent + ECHO_SECONDS:
+                raise ConnectionError("the listener's own notice did not come back")
 
     def send_echo(self, connection: Any, channel: str) -> str:
         self.echoes += 1

@@ -16,6 +16,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, request
@@ -185,6 +186,7 @@ def retry_after() -> int:
 # this share of the limit; a table of blocks past this many addresses drops the used up.
 BLOCK_SHARE = 100
 BLOCKS_KEPT = 4096
+WINDOW_MARGIN = 1.0
 
 
 class FrontLimit:
@@ -203,7 +205,9 @@ class FrontLimit:
         self.item: RateLimitItem = parse(value)
         self.route = route
         self.block = block_size(self.item, self.strategy)
-        self.blocks: dict[str, list[float]] = {}  # address: [counts left, window's end]
+        # address: [counts left, window's end], the oldest taken first out past BLOCKS_KEPT
+        # (a block dropped is counts unused: refusals a little early, never late).
+        self.blocks: OrderedDict[str, list[float]] = OrderedDict()
         self.lock = threading.Lock()
 
     def hit(self, address: str) -> bool:
@@ -226,16 +230,19 @@ class FrontLimit:
         granted = min(self.block, self.item.amount - (total - self.block))
         if granted <= 0:
             return False
-        ends = float(storage.get_expiry(key))
+        # Its end, a little early: the storage may round it, and counts of this window must
+        # not be spent in the next.
+        ends = float(storage.get_expiry(key)) - min(WINDOW_MARGIN,
+                                                    self.item.get_expiry() / 10)
         with self.lock:
-            if len(self.blocks) >= BLOCKS_KEPT:
-                self.blocks = {known: held for known, held in self.blocks.items()
-                               if held[0] >= 1 and held[1] > now}
             held = self.blocks.get(address)
             if held is not None and held[1] > now:  # another thread took one meanwhile
                 held[0] += granted - 1
-            else:
-                self.blocks[address] = [granted - 1, ends]
+                return True
+            self.blocks[address] = [granted - 1, ends]
+            self.blocks.move_to_end(address)
+            while len(self.blocks) > BLOCKS_KEPT:
+                self.blocks.popitem(last=False)
         return True
 
     def test(self, address: str) -> bool:

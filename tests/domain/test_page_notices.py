@@ -11,10 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 from flask import Flask
-from sqlalchemy import make_url, text, update
+from sqlalchemy import insert, make_url, text, update
 
 from checkout import db, page_notices
-from checkout.models import Merchant, Page
+from checkout.models import Merchant, MerchantLogo, Page
 
 DATABASE_URL = os.environ.get("CHECKOUT_DATABASE_URL", "")
 pytestmark = [
@@ -93,6 +93,14 @@ def test_pages_updated_by_id_are_named_in_one_notice(
     lambda s, ids: s.execute(text("UPDATE pages SET amount = '2' WHERE id = :i"), {"i": ids[0]}),
     lambda s, ids: s.connection().exec_driver_sql("delete from PAGES"),
     lambda s, ids: s.execute(update(Merchant).values(display_name="Another")),
+    # A first logo changes no merchant row: the logo's own INSERT is announced.
+    lambda s, ids: s.execute(insert(MerchantLogo).values(
+        merchant_id=11, digest="d" * 64, png=b"png", width=1, height=1)),
+    lambda s, ids: s.execute(text("UPDATE merchants_version SET version = version + 1")),
+    lambda s, ids: s.execute(text(
+        "INSERT INTO pages SELECT * FROM pages WHERE id = :i "
+        "ON CONFLICT (id) DO UPDATE SET amount = '3'"), {"i": ids[0]}),
+    lambda s, ids: s.connection().exec_driver_sql("TRUNCATE page_renderings, pages CASCADE"),
 ])
 def test_a_change_not_named_page_by_page_is_announced_for_every_page(
         app: Flask, pages: tuple[str, str], ear: Ear, change: Any) -> None:
@@ -114,8 +122,8 @@ def test_a_rolled_back_change_is_not_announced(
 
 def test_other_tables_are_not_announced(app: Flask, pages: tuple[str, str], ear: Ear) -> None:
     with app.app_context(), db.transaction() as s:
-        s.execute(text("UPDATE merchants_version SET version = version WHERE id = 0"))
         s.execute(text("UPDATE page_renderings SET html = html WHERE page_id = 'x'"))
+        s.execute(text("UPDATE rate_quotes SET rate = rate WHERE id = 0"))
     announce(app, pages[1])
     assert ear.next() == pages[1]
 

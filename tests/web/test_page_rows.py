@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from kit import budgets, kept_rows
 from kit.deposits import LINK, link_query, open_link, send_deposit
 from kit.live import wait_until
-from sqlalchemy import make_url
+from sqlalchemy import event, make_url
 
 from checkout import db
 from checkout.models import DepositAddress, Merchant
@@ -63,6 +63,13 @@ def rows_of(app: Flask) -> pagerows.PageRows:
     return found
 
 
+def deaf(listener: pagerows.Listener, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listener hears nothing from now on, and requests do not wait for it: only the
+    committing process's own forgetting can tell it of a change."""
+    monkeypatch.setattr(listener, "hear", lambda payloads: None)
+    monkeypatch.setattr(listener, "catch_up", lambda: True)
+
+
 def test_a_page_polled_again_is_read_once(app: Flask, page: str) -> None:
     rows_of(app)
     first, reads = polled(app, page)
@@ -87,10 +94,9 @@ def test_a_change_in_another_process_is_polled_once_its_notice_is_heard(
     rows = rows_of(app)
     assert rows.listener is not None
     assert polled(app, page)[0]["phase"] == "waiting"
-    heard = rows.listener.heard
+    forgotten = rows.forgotten
     send_deposit(make_app(), 1, "confirmed")  # another process's worker or callback
-    wait_until(lambda: rows.listener is not None and rows.listener.heard > heard,
-               what="the notice heard")
+    wait_until(lambda: rows.forgotten > forgotten, what="the notice heard")
     answer, reads = polled(app, page)
     assert answer["phase"] == "paid" and reads == 1
 
@@ -100,15 +106,13 @@ def test_a_read_that_raced_a_change_is_not_kept(
     rows = rows_of(app)
     page_id = page.rsplit("/", 1)[1]
     other = make_app()
-    assert rows.listener is not None
-    listener = rows.listener
 
     def read_then_changed() -> Any:
         with app.extensions[db.EXTENSION + ".engine"].connect() as connection:
             row = connection.execute(qrimages.READ, {"page_id": page_id}).first()
-        heard = listener.heard
+        forgotten = rows.forgotten
         send_deposit(other, 1, "confirmed")  # committed while this read is under way
-        wait_until(lambda: listener.heard > heard, what="the notice heard")
+        wait_until(lambda: rows.forgotten > forgotten, what="the notice heard")
         return row
 
     assert '"waiting"' in rows.read(page_id, read_then_changed).model_json
@@ -121,7 +125,7 @@ def test_the_committing_process_forgets_its_rows_without_waiting_for_the_notice(
     rows = rows_of(app)
     assert rows.listener is not None
     assert polled(app, page)[0]["phase"] == "waiting"
-    monkeypatch.setattr(rows.listener, "hear", lambda payloads: None)  # deaf from now on
+    deaf(rows.listener, monkeypatch)
     send_deposit(app, 1, "confirmed")
     answer, reads = polled(app, page)
     assert answer["phase"] == "paid" and reads == 1
@@ -158,16 +162,6 @@ def test_no_row_is_served_older_than_its_age(
     assert polled(app, page)[0]["phase"] == "paid"
 
 
-def test_without_its_listener_a_process_reads_every_poll(app: Flask, page: str) -> None:
-    rows = rows_of(app)
-    rows.stop()  # stopped and not started again before its next read: nothing kept
-    assert rows.listener is None
-    listener = rows.listening()
-    assert listener is not None and not listener.live
-    assert polled(app, page)[1] == 1
-    assert polled(app, page)[1] == 1 or listener.live  # kept only once it listens
-
-
 def test_a_client_never_sees_a_kept_row_of_another_page(app: Flask, page: str,
                                                         merchant: Merchant) -> None:
     rows_of(app)
@@ -199,13 +193,17 @@ def test_a_notice_that_reached_the_process_is_heard_before_a_kept_row_is_served(
     monkeypatch.setattr(listener, "hear", slow_hear)
     send_deposit(make_app(), 1, "confirmed")
     assert reading.wait(30), "the listener read the notice"
-    releasing = threading.Timer(0.05, go.set)  # once the poll below waits for it
-    releasing.start()
+    waits = listener.hearing.wait_for
+
+    def released_once_waiting(predicate: Callable[[], bool], timeout: float) -> bool:
+        go.set()  # the poll waits for the listener: let it finish hearing
+        return waits(predicate, timeout)
+
+    monkeypatch.setattr(listener.hearing, "wait_for", released_once_waiting)
     try:
         answer, reads = polled(app, page)
     finally:
         go.set()
-        releasing.join()
     assert answer["phase"] == "paid" and reads == 1
 
 
@@ -219,10 +217,9 @@ def test_a_page_viewed_again_is_read_once_until_it_changes(
         assert client.get(page).get_data(as_text=True) == first
     assert read.queries and kept.queries == [], (read, kept)
     assert rows.listener is not None
-    heard = rows.listener.heard
+    forgotten = rows.forgotten
     send_deposit(make_app(), 1, "confirmed")
-    wait_until(lambda: rows.listener is not None and rows.listener.heard > heard,
-               what="the notice heard")
+    wait_until(lambda: rows.forgotten > forgotten, what="the notice heard")
     assert PAID_HEADING not in first
     assert PAID_HEADING in client.get(page).get_data(as_text=True)
     assert client.get(page + "/status").get_json()["phase"] == "paid"
@@ -257,10 +254,9 @@ def test_a_link_clicked_again_is_read_once_until_its_page_changes(
         spent.append(len(click.queries))
     assert spent == [1, 0, 0]
     assert rows.listener is not None
-    heard = rows.listener.heard
+    forgotten = rows.forgotten
     send_deposit(make_app(), 1, "confirmed")
-    wait_until(lambda: rows.listener is not None and rows.listener.heard > heard,
-               what="the notice heard")
+    wait_until(lambda: rows.forgotten > forgotten, what="the notice heard")
     with budgets.spent(app) as click:
         assert client.get("/terminal", query_string=link_query(LINK)).status_code == 303
     assert len(click.queries) == 1  # read again: the page changed
@@ -277,3 +273,35 @@ def test_a_link_read_while_any_page_changed_is_not_kept(app: Flask, page: str) -
     assert rows.kept(key) == "found"
     rows.forget(frozenset({page.rsplit("/", 1)[1]}))
     assert rows.kept(key) is None
+
+
+def test_a_row_read_by_another_thread_just_before_the_commit_is_forgotten_after_it(
+        app: Flask, page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committing process forgets the page just before its COMMIT is sent: a thread of
+    its own that reads the page in between still sees the old row. It is forgotten again
+    once the COMMIT is done."""
+    rows = rows_of(app)
+    assert rows.listener is not None
+    assert polled(app, page)[0]["phase"] == "waiting"
+    deaf(rows.listener, monkeypatch)
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    seen: list[str] = []
+
+    def read_between(_connection: Any) -> None:  # after the forget, before the COMMIT
+        if seen:
+            return
+        def poll() -> None:  # counting nothing: counting adds listeners to this very event
+            seen.append(app.test_client().get(page + "/status").get_json()["phase"])
+
+        reader = threading.Thread(target=poll)
+        reader.start()
+        reader.join(30)
+
+    event.listen(engine, "commit", read_between)
+    try:
+        send_deposit(app, 1, "confirmed")
+    finally:
+        event.remove(engine, "commit", read_between)
+    assert seen and seen[0] == "waiting"  # read, and kept, before the change was committed
+    answer, reads = polled(app, page)
+    assert answer["phase"] == "paid" and reads == 1

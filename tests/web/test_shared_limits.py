@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from kit.redis_server import RedisServer, redis_server
 from kit.site import flask_requests
 
 from checkout.models import Merchant
+from checkout.web import front, ratelimit
 
 LIMIT = 6
 TIGHT = {name: f"{LIMIT} per minute"
@@ -185,3 +187,23 @@ def test_polls_are_counted_in_redis_a_block_at_a_time_and_never_past_the_limit(
     allowed = 5 + sum(poll((a, b)[n % 2], page, address) == 200 for n in range(2 * limit))
     assert limit - 4 <= allowed <= limit
     assert poll(a, page, address) == poll(b, page, address) == 429
+
+
+def test_a_process_holds_blocks_for_a_bounded_number_of_addresses(
+        make_app: Callable[..., Flask], merchant: Merchant, redis: RedisServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any client can send from new addresses (IPv6): the oldest blocks go first, and a block
+    dropped only leaves its counts unused."""
+    monkeypatch.setattr(ratelimit, "BLOCKS_KEPT", 3)
+    app = make_app(RATELIMIT_STORAGE_URI=redis.url, RATELIMIT_STATUS="400 per minute")
+    page = open_page(app.test_client())
+    client = app.test_client()
+    for n in range(10):
+        assert poll(client, page, f"2001:db8::{n}") == 200
+    layer: Any = app.wsgi_app
+    while not isinstance(layer, front.Front):
+        layer = layer.inner
+    assert layer.poll_limit is not None
+    assert list(layer.poll_limit.blocks) == [f"2001:db8::{n}" for n in (7, 8, 9)]
+    assert poll(client, page, "2001:db8::0") == 200  # a new block for it, from Redis
+    assert counted_in_redis(redis, "2001:db8::0") == 8
