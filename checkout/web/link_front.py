@@ -144,7 +144,7 @@ class LinkFront:
         kept: Found | None = rows.kept(key)
         if kept is not None:
             return kept
-        began = rows.begin_link(key)
+        began = rows.begin_link()
         found = self.read(read)
         if (found is not None and found.reopens and found.page_id is not None
                 and found.kept is not None):

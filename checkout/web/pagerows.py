@@ -127,7 +127,7 @@ class PageRows:
             if self.reading.get(key) is ticket and listener is not None and listener.live:
                 self.rows.put(key, (time.monotonic(), row))
 
-    def begin_link(self, key: tuple[str, str]) -> int:
+    def begin_link(self) -> int:
         """Before reading a link's page: what `keep_link` needs to know nothing changed."""
         with self.lock:
             return self.forgotten
@@ -139,7 +139,7 @@ class PageRows:
             listener = self.listener
             if self.forgotten != began or listener is None or not listener.live:
                 return
-            if sum(map(len, self.links_of.values())) >= SIZE:
+            if len(self.links_of) >= SIZE:
                 self.forget_links()  # links to pages forgotten by age alone add up
             self.rows.put(key, (time.monotonic(), found))
             self.links_of.setdefault(page_id, set()).add(key)

@@ -265,11 +265,11 @@ def test_a_link_clicked_again_is_read_once_until_its_page_changes(
 def test_a_link_read_while_any_page_changed_is_not_kept(app: Flask, page: str) -> None:
     rows = rows_of(app)
     key = ("11:digest", pagerows.LINK)
-    began = rows.begin_link(key)
+    began = rows.begin_link()
     rows.forget(frozenset({"another-page"}))  # its own page, for all the read could tell
     rows.keep_link(key, began, page.rsplit("/", 1)[1], "found")
     assert rows.kept(key) is None
-    rows.keep_link(key, rows.begin_link(key), page.rsplit("/", 1)[1], "found")
+    rows.keep_link(key, rows.begin_link(), page.rsplit("/", 1)[1], "found")
     assert rows.kept(key) == "found"
     rows.forget(frozenset({page.rsplit("/", 1)[1]}))
     assert rows.kept(key) is None
