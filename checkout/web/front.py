@@ -25,6 +25,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -142,9 +143,8 @@ class Front:
         """The page's rendering for a state read from the database now: kept by this
         process, or stored by another (read in the same SELECT); None: Flask renders."""
         shared = pagestore.variant(self.app, request)
-        rows, key = self.rows, (page_id, pagerows.STATE)
-        ticket = None if rows is None else rows.begin(key)
-        try:
+        with (nullcontext(None) if self.rows is None
+              else self.rows.reading((page_id, pagerows.STATE))) as keep:
             if shared is None:
                 state = self.read(pagecache.STATE, page_id, row=True)
             else:  # and the stored rendering, unless this process keeps that one already
@@ -153,11 +153,8 @@ class Front:
                                   kept=pagestore.kept_digest(self.app, page_id, shared))
             if state is None:
                 return None
-            if rows is not None and ticket is not None:
-                rows.keep(key, ticket, pagecache.state_only(state))
-        finally:
-            if rows is not None and ticket is not None:
-                rows.end(key, ticket)
+            if keep is not None:  # the state alone, without the stored rendering's bytes
+                keep(pagecache.state_only(state))
         # A view that passes to Flask renders from this state, read a moment ago: not again.
         environ[pagecache.READ_STATE] = (page_id, state)
         variant = self.variant_of(request, state)

@@ -1,5 +1,6 @@
-"""What a process keeps of its own answers (renderings, QR images): at most `size` values,
-the least recently used out first, safe across a worker's threads."""
+"""What a process keeps in its memory (renderings, QR images, pages' rows, rate-limit
+blocks): at most `size` values, the least recently used out first, safe across a worker's
+threads."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ process that commits forgets its own at once. What makes a kept row safe to serv
   connection is lost and until it listens again, every request reads the database and
   nothing is kept; on each connect, what was kept before is forgotten (notices may have
   been missed meanwhile).
-- A row read while a notice for its page arrives is not kept (`begin` / `keep`: the read
-  may have seen the page before the change).
+- A row read while a notice for its page arrives is not kept (`reading`: the read may have
+  seen the page before the change).
 - A notice that has reached this process's socket is heard before a kept row is served
   (`catch_up`). A request that follows a change in another process (a redirect after a
   customer's step, a page viewed after its poll said it changed) finds the change once its
@@ -34,7 +34,8 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
@@ -75,7 +76,7 @@ class PageRows:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.rows: Kept[tuple[str, str], tuple[float, Any]] = Kept(SIZE)
-        self.reading: dict[tuple[str, str], object] = {}
+        self.tickets: dict[tuple[str, str], object] = {}  # the reads under way
         # The kept links of each page, to forget with it; and how many times anything was
         # forgotten: a link's read does not know its page before it ends (`keep_link`).
         self.links_of: dict[str, set[tuple[str, str]]] = {}
@@ -93,18 +94,15 @@ class PageRows:
         found = self.kept(key)
         if found is not None:
             return found
-        ticket = self.begin(key)
-        try:
+        with self.reading(key) as keep:
             row = read_row()
             if row is not None:
-                self.keep(key, ticket, row)
+                keep(row)
             return row
-        finally:
-            self.end(key, ticket)
 
     def kept(self, key: tuple[str, str]) -> Any:
         """What is kept for (page id, what), if it may be served; None if a read must
-        answer (start it with `begin`)."""
+        answer (around it, `reading`)."""
         listener = self.listening()
         if listener is None or not listener.live or not listener.catch_up():
             return None
@@ -113,18 +111,24 @@ class PageRows:
             return kept[1]
         return None
 
-    def begin(self, key: tuple[str, str]) -> object:
-        """Before a read whose row may be kept (`keep`, then `end`)."""
+    @contextmanager
+    def reading(self, key: tuple[str, str]) -> Iterator[Callable[[Any], None]]:
+        """Around a read whose row may be kept: what it yields keeps a row, unless a notice
+        for the page came while the read was under way."""
         ticket = object()
         with self.lock:
-            self.reading[key] = ticket
-        return ticket
+            self.tickets[key] = ticket
+        try:
+            yield lambda row: self.keep(key, ticket, row)
+        finally:
+            with self.lock:
+                if self.tickets.get(key) is ticket:
+                    del self.tickets[key]
 
     def keep(self, key: tuple[str, str], ticket: object, row: Any) -> None:
-        """Keep what a read found, unless a notice for the page came while it read."""
         with self.lock:
             listener = self.listener
-            if self.reading.get(key) is ticket and listener is not None and listener.live:
+            if self.tickets.get(key) is ticket and listener is not None and listener.live:
                 self.rows.put(key, (time.monotonic(), row))
 
     def begin_link(self) -> int:
@@ -150,11 +154,6 @@ class PageRows:
                 self.rows.drop(key)
         self.links_of.clear()
 
-    def end(self, key: tuple[str, str], ticket: object) -> None:
-        with self.lock:
-            if self.reading.get(key) is ticket:
-                del self.reading[key]
-
     # ------------------------------------------------------------ forgetting
 
     def forget(self, page_ids: frozenset[str]) -> None:
@@ -162,13 +161,13 @@ class PageRows:
             self.forgotten += 1
             if page_notices.EVERY in page_ids:
                 self.rows.clear()
-                self.reading.clear()
+                self.tickets.clear()
                 self.links_of.clear()
                 return
             for page_id in page_ids:
                 for what in KINDS:
                     self.rows.drop((page_id, what))
-                    self.reading.pop((page_id, what), None)
+                    self.tickets.pop((page_id, what), None)
                 for key in self.links_of.pop(page_id, ()):
                     self.rows.drop(key)
 
@@ -183,7 +182,7 @@ class PageRows:
         with self.lock:
             if self.listener is None or self.listener.pid != os.getpid():
                 self.rows.clear()
-                self.reading.clear()
+                self.tickets.clear()
                 self.listener = Listener(self.engine, self.forget)
                 self.listener.start()
             return self.listener

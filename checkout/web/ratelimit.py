@@ -16,7 +16,6 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, cast
 
 from flask import Flask, Response, current_app, request
@@ -28,6 +27,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from .. import auth
 from . import limitstore, request_auth
+from .kept import Kept
 
 EXTENSION = "checkout.limiter"
 DEFAULTS = {
@@ -205,9 +205,10 @@ class FrontLimit:
         self.item: RateLimitItem = parse(value)
         self.route = route
         self.block = block_size(self.item, self.strategy)
-        # address: [counts left, window's end], the oldest taken first out past BLOCKS_KEPT
-        # (a block dropped is counts unused: refusals a little early, never late).
-        self.blocks: OrderedDict[str, list[float]] = OrderedDict()
+        # address: [counts left, window's end], the least recently used out past BLOCKS_KEPT
+        # (a block dropped is counts unused: refusals a little early, never late). Spent
+        # under `lock`: a block's count changes in place.
+        self.blocks: Kept[str, list[float]] = Kept(BLOCKS_KEPT)
         self.lock = threading.Lock()
 
     def hit(self, address: str) -> bool:
@@ -238,11 +239,8 @@ class FrontLimit:
             held = self.blocks.get(address)
             if held is not None and held[1] > now:  # another thread took one meanwhile
                 held[0] += granted - 1
-                return True
-            self.blocks[address] = [granted - 1, ends]
-            self.blocks.move_to_end(address)
-            while len(self.blocks) > BLOCKS_KEPT:
-                self.blocks.popitem(last=False)
+            else:
+                self.blocks.put(address, [granted - 1, ends])
         return True
 
     def test(self, address: str) -> bool:

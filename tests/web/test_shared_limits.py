@@ -204,6 +204,6 @@ def test_a_process_holds_blocks_for_a_bounded_number_of_addresses(
     while not isinstance(layer, front.Front):
         layer = layer.inner
     assert layer.poll_limit is not None
-    assert list(layer.poll_limit.blocks) == [f"2001:db8::{n}" for n in (7, 8, 9)]
+    assert list(layer.poll_limit.blocks.entries) == [f"2001:db8::{n}" for n in (7, 8, 9)]
     assert poll(client, page, "2001:db8::0") == 200  # a new block for it, from Redis
     assert counted_in_redis(redis, "2001:db8::0") == 8
