@@ -30,7 +30,7 @@ from werkzeug.utils import redirect
 from .. import db, merchants, terminal
 from ..models import MerchantsVersion, Page
 from ..pagekinds import deposit, present
-from . import front, pagerows, ratelimit, security
+from . import front, ratelimit, security
 
 log = logging.getLogger(__name__)
 
@@ -135,23 +135,6 @@ class LinkFront:
         return self.send(environ, start_response, location)
 
     def find(self, read: terminal.ReadLink) -> Found | None:
-        """The link's page: kept in this process while it reopens (PostgreSQL,
-        pagerows.py), or read."""
-        rows = pagerows.rows(self.app)
-        if rows is None:
-            return self.read(read)
-        key = (f"{read.client_id}:{read.digest}", pagerows.LINK)
-        kept: Found | None = rows.kept(key)
-        if kept is not None:
-            return kept
-        began = rows.begin_link()
-        found = self.read(read)
-        if (found is not None and found.reopens and found.page_id is not None
-                and found.kept is not None):
-            rows.keep_link(key, began, found.page_id, found)
-        return found
-
-    def read(self, read: terminal.ReadLink) -> Found | None:
         try:
             with self.engine.connect() as connection:
                 return find(connection.execute, merchants.cache_of(self.app), read)

@@ -48,9 +48,8 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "checkout.pagerows"
 # What is kept of a page: its model with its merchant's language (the poll, the QR), and
-# its state (a view of a page this process has rendered in that state already). And, by
-# terminal link, the page it sends a customer to (link_front.py).
-MODEL, STATE, LINK = "model", "state", "link"
+# its state (a view of a page this process has rendered in that state already).
+MODEL, STATE = "model", "state"
 KINDS = (MODEL, STATE)
 # A row is its model (one to two KB) and its merchant's language: a few MB per process.
 SIZE = 8192
@@ -77,10 +76,7 @@ class PageRows:
         self.engine = engine
         self.rows: Kept[tuple[str, str], tuple[float, Any]] = Kept(SIZE)
         self.tickets: dict[tuple[str, str], object] = {}  # the reads under way
-        # The kept links of each page, to forget with it; and how many times anything was
-        # forgotten: a link's read does not know its page before it ends (`keep_link`).
-        self.links_of: dict[str, set[tuple[str, str]]] = {}
-        self.forgotten = 0
+        self.forgotten = 0  # how many times anything was forgotten
         self.lock = threading.Lock()
         self.listener: Listener | None = None
         page_notices.add_forgetter(engine, self.forget)
@@ -131,29 +127,6 @@ class PageRows:
             if self.tickets.get(key) is ticket and listener is not None and listener.live:
                 self.rows.put(key, (time.monotonic(), row))
 
-    def begin_link(self) -> int:
-        """Before reading a link's page: what `keep_link` needs to know nothing changed."""
-        with self.lock:
-            return self.forgotten
-
-    def keep_link(self, key: tuple[str, str], began: int, page_id: str, found: Any) -> None:
-        """Keep what a link's read found, unless any page was forgotten while it read (its
-        own page may have been, before the read knew which it is)."""
-        with self.lock:
-            listener = self.listener
-            if self.forgotten != began or listener is None or not listener.live:
-                return
-            if len(self.links_of) >= SIZE:
-                self.forget_links()  # links to pages forgotten by age alone add up
-            self.rows.put(key, (time.monotonic(), found))
-            self.links_of.setdefault(page_id, set()).add(key)
-
-    def forget_links(self) -> None:
-        for keys in self.links_of.values():
-            for key in keys:
-                self.rows.drop(key)
-        self.links_of.clear()
-
     # ------------------------------------------------------------ forgetting
 
     def forget(self, page_ids: frozenset[str]) -> None:
@@ -162,14 +135,11 @@ class PageRows:
             if page_notices.EVERY in page_ids:
                 self.rows.clear()
                 self.tickets.clear()
-                self.links_of.clear()
                 return
             for page_id in page_ids:
                 for what in KINDS:
                     self.rows.drop((page_id, what))
                     self.tickets.pop((page_id, what), None)
-                for key in self.links_of.pop(page_id, ()):
-                    self.rows.drop(key)
 
     # ------------------------------------------------------------ the listener
 

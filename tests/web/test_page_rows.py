@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from kit import budgets, kept_rows
-from kit.deposits import LINK, link_query, open_link, send_deposit
+from kit.deposits import open_link, send_deposit
 from kit.live import wait_until
 from sqlalchemy import event, make_url
 
@@ -239,40 +239,6 @@ def test_a_listener_that_does_not_hear_its_own_notice_keeps_nothing(
     wait_until(lambda: listener.attempts >= 3, what="the listener trying again")
     assert not listener.live and listener.connections == 0
     assert [polled(app, page)[1] for _ in range(3)] == [1, 1, 1]
-
-
-def test_a_link_clicked_again_is_read_once_until_its_page_changes(
-        app: Flask, make_app: Callable[..., Flask], page: str) -> None:
-    rows = rows_of(app)
-    client = app.test_client()
-    spent = []
-    for _ in range(3):
-        with budgets.spent(app) as click:
-            response = client.get("/terminal", query_string=link_query(LINK))
-        assert response.status_code == 303 and response.headers["Location"] == page
-        assert click.hmacs == 1  # the link is verified at every click
-        spent.append(len(click.queries))
-    assert spent == [1, 0, 0]
-    assert rows.listener is not None
-    forgotten = rows.forgotten
-    send_deposit(make_app(), 1, "confirmed")
-    wait_until(lambda: rows.forgotten > forgotten, what="the notice heard")
-    with budgets.spent(app) as click:
-        assert client.get("/terminal", query_string=link_query(LINK)).status_code == 303
-    assert len(click.queries) == 1  # read again: the page changed
-
-
-def test_a_link_read_while_any_page_changed_is_not_kept(app: Flask, page: str) -> None:
-    rows = rows_of(app)
-    key = ("11:digest", pagerows.LINK)
-    began = rows.begin_link()
-    rows.forget(frozenset({"another-page"}))  # its own page, for all the read could tell
-    rows.keep_link(key, began, page.rsplit("/", 1)[1], "found")
-    assert rows.kept(key) is None
-    rows.keep_link(key, rows.begin_link(), page.rsplit("/", 1)[1], "found")
-    assert rows.kept(key) == "found"
-    rows.forget(frozenset({page.rsplit("/", 1)[1]}))
-    assert rows.kept(key) is None
 
 
 def test_a_row_read_by_another_thread_just_before_the_commit_is_forgotten_after_it(
