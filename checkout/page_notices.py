@@ -58,9 +58,18 @@ _channels: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 
 def channel(engine: Engine) -> str:
-    """The channel of this site's notices. Channels are the database's, not a schema's: a
-    site kept in a schema of its own (a `search_path` in its URL's options, as the tests'
-    processes are) has its own channel, and hears no other site's changes."""
+    """The channel of this site's notices, for its commits to send on and its listeners to
+    hear: worked out once per engine (`channel_of`)."""
+    found = _channels.get(engine)
+    if found is None:
+        found = _channels[engine] = channel_of(engine)
+    return found
+
+
+def channel_of(engine: Engine) -> str:
+    """Channels are the database's, not a schema's: a site kept in a schema of its own (a
+    `search_path` in its URL's options, as the tests' processes are) has its own channel,
+    and hears no other site's changes."""
     options = str(engine.url.query.get("options", ""))
     found = re.search(r"search_path\s*=\s*([\w$]+)", options)
     if found is None:
@@ -76,7 +85,7 @@ def install(engine: Engine) -> None:
     has no one to tell, and its processes keep no rows)."""
     if engine.dialect.name != "postgresql":
         return
-    _channels[engine] = channel(engine)
+    channel(engine)
     _forgetters[engine] = []
     event.listen(engine, "before_cursor_execute", _note)
     event.listen(engine, "commit", _announce)
@@ -175,7 +184,7 @@ def _announce(connection: Connection) -> None:
     # Sent through the driver: an SQLAlchemy execute inside its own commit event would be
     # looked at again.
     driver = connection.connection.driver_connection
-    to = _channels.get(connection.engine, CHANNEL)
+    to = channel(connection.engine)
     for payload in sent:
         driver.execute("SELECT pg_notify(%s, %s)", (to, payload))  # type: ignore[union-attr]
     forgotten = frozenset(EVERY if payload == EVERY else page_id

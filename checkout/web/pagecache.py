@@ -36,6 +36,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session
+from werkzeug.http import parse_accept_header
 from werkzeug.wrappers import Request
 
 from .. import rates
@@ -142,6 +143,54 @@ def packed_parts(html: str, shown: Countdown) -> tuple[bytes | str, ...]:
     return tuple(parts)
 
 
+# How packed parts are written for every process to read (pagestore.py): a version, the
+# countdown texts' lengths they were packed for, then each part, compressed bytes (0, their
+# length, them) or a countdown field (1, its index).
+PACKED_VERSION = 1
+FIELD_NAMES = tuple(vars(MARKERS))
+
+
+def packed_blob(lengths: tuple[int, ...], parts: tuple[bytes | str, ...]) -> bytes:
+    out = [struct.pack("<B3H", PACKED_VERSION, *lengths)]
+    for part in parts:
+        if isinstance(part, str):
+            out.append(struct.pack("<BB", 1, FIELD_NAMES.index(part)))
+        else:
+            out.append(struct.pack("<BI", 0, len(part)) + part)
+    return b"".join(out)
+
+
+def parts_of_blob(blob: bytes) -> tuple[tuple[int, ...], tuple[bytes | str, ...]] | None:
+    """`packed_blob`'s lengths and parts; None for anything else (another version, a
+    truncated or damaged blob): the reader packs the page itself then."""
+    try:
+        version, *lengths = struct.unpack_from("<B3H", blob)
+        if version != PACKED_VERSION:
+            return None
+        at = struct.calcsize("<B3H")
+        parts: list[bytes | str] = []
+        while at < len(blob):
+            if blob[at] == 1:
+                parts.append(FIELD_NAMES[blob[at + 1]])
+                at += 2
+            elif blob[at] == 0:
+                (size,) = struct.unpack_from("<I", blob, at + 1)
+                at += 5
+                if at + size > len(blob):
+                    return None
+                parts.append(blob[at:at + size])
+                at += size
+            else:
+                return None
+    except (struct.error, IndexError):
+        return None
+    return tuple(lengths), tuple(parts)
+
+
+def countdown_lengths(shown: Countdown) -> tuple[int, ...]:
+    return tuple(len(text.encode()) for text in vars(shown).values())
+
+
 def stored_block(text: bytes) -> bytes:
     """A deflate block that holds `text` as it is (not the last block; at most 64 KiB)."""
     return b"\x00" + struct.pack("<HH", len(text), len(text) ^ 0xFFFF) + text if text else b""
@@ -172,11 +221,28 @@ class Rendered:
         return {}
 
     def packed(self, shown: Countdown) -> tuple[bytes | str, ...]:
-        lengths = tuple(len(text.encode()) for text in vars(shown).values())
+        lengths = countdown_lengths(shown)
         found = self.packs.get(lengths)
         if found is None:
             found = self.packs[lengths] = packed_parts(self.html, shown)
         return found
+
+    def packed_blob(self, now: int) -> bytes:
+        """The packed parts for the countdown at `now`, written for another process to take
+        (`take_packed`) instead of compressing the page again."""
+        shown = self.countdown(now)
+        return packed_blob(countdown_lengths(shown), self.packed(shown))
+
+    def take_packed(self, blob: bytes | None) -> None:
+        """Packed parts another process made of this very HTML (`packed_blob`); a blob that
+        does not fit the HTML's markers is not taken."""
+        found = None if blob is None else parts_of_blob(blob)
+        if found is None:
+            return
+        lengths, parts = found
+        fields = [part for part in parts if isinstance(part, str)]
+        if fields == [_FIELDS[marker[0]] for marker in _MARKED.finditer(self.html)]:
+            self.packs.setdefault(lengths, parts)
 
     def serve_gzipped(self, now: int) -> bytes:
         """`serve(now)`, gzipped: the compressed parts as they are, the countdown's text in
@@ -251,8 +317,23 @@ def variant(locale: str, request: Request) -> tuple[str, str] | None:
 
 
 def takes_gzip(request: Request) -> bool:
+    """Whether the client takes gzip; each Accept-Encoding (browsers send a handful) is
+    read once per process, unless it is long (any client can send any)."""
+    header = request.environ.get("HTTP_ACCEPT_ENCODING")
+    if not header:
+        return False
+    return gzip_taken(header) if len(header) > KEPT_HEADER else kept_gzip_taken(header)
+
+
+KEPT_HEADER = 256
+
+
+def gzip_taken(header: str) -> bool:
     # As for static files (assets.py): werkzeug ranks a coding named outright before `*`.
-    return request.accept_encodings["gzip"] > 0
+    return parse_accept_header(header)["gzip"] > 0
+
+
+kept_gzip_taken = functools.lru_cache(maxsize=1024)(gzip_taken)
 
 
 def kept(app: Flask, state: Row[Any], page_id: str, variant: tuple[str, str],

@@ -62,6 +62,7 @@ from werkzeug.wrappers import Request
 
 from .. import clock, db, i18n
 from ..models import PageRendering
+from ..pagekinds import snapshot
 from . import pagecache
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ NOT_KEPT = ""  # no state digest is empty: with it, any stored row is read
 # the page's current version and not the one this process keeps already.
 STORED_COLUMNS = (PageRendering.state.label("stored_state"), PageRendering.html,
                   PageRendering.deadline, PageRendering.fiat_at,
-                  PageRendering.frame_ancestors_json)
+                  PageRendering.frame_ancestors_json, PageRendering.packed)
 
 def _with_stored(*columns: Any) -> Any:
     return (pagecache.state_select(*columns)
@@ -182,11 +183,21 @@ def neutral(html: str) -> str | None:
     return html
 
 
-def own(html: str) -> str:
-    """Stored HTML with this process's markers (it holds no other `LEAD`: `neutral`)."""
-    for name, marker in vars(STORED).items():
-        html = html.replace(marker, getattr(pagecache.MARKERS, name))
-    return html
+def own(html: str) -> str | None:
+    """Stored HTML with this process's markers (it holds no other `LEAD`: `neutral`); None
+    if it does. Split and joined in one pass, not replaced marker by marker: the text read
+    holds `LEAD`, beyond Latin-1, and a replace would keep the whole page in two bytes a
+    character, for every later replace and encode of it to walk."""
+    mine = {getattr(STORED, name)[len(LEAD):]: marker  # a stored marker's letter: ours
+            for name, marker in vars(pagecache.MARKERS).items()}
+    head, *rest = html.split(LEAD)
+    parts = [head]
+    for piece in rest:
+        marker = mine.get(piece[:1])
+        if marker is None:
+            return None
+        parts += (marker, piece[1:])
+    return "".join(parts)
 
 
 def adopt(app: Flask, row: Any, page_id: str, asked: tuple[str, str], stored_variant: str,
@@ -198,11 +209,15 @@ def adopt(app: Flask, row: Any, page_id: str, asked: tuple[str, str], stored_var
     current = digest(app, row)
     if row.stored_state != current:
         return None
+    html = own(row.html)
+    if html is None:
+        return None
     frame = row.frame_ancestors_json
-    found = pagecache.Rendered(own(row.html), row.deadline, row.fiat_at,
+    found = pagecache.Rendered(html, row.deadline, row.fiat_at,
                                None if frame is None else list(json.loads(frame)))
     if not found.fresh(stamp):
         return None
+    found.take_packed(row.packed)
     pagecache.keep(app, row, page_id, asked, found, (stored_variant, current))
     return found
 
@@ -224,10 +239,12 @@ def store(session: Session, state: Any, page_id: str, stored_variant: str,
         return None
     state_digest = digest(current_app, state)
     version = int(state.model_version)
+    now = clock.now()
     values = {
         "page_id": page_id, "variant": stored_variant, "model_version": version,
         "state": state_digest, "html": html, "deadline": rendered.deadline,
-        "fiat_at": rendered.fiat_at, "stored_at": clock.now(),
+        "fiat_at": rendered.fiat_at, "stored_at": now,
+        "packed": rendered.packed_blob(snapshot.unix(now)),
         "frame_ancestors_json": (None if rendered.frame_ancestors is None
                                  else json.dumps(rendered.frame_ancestors)),
     }

@@ -17,9 +17,27 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kit.catalogues import pseudo_catalogue, seed_xrp_customer
 from kit.site import MERCHANT_SECRET
+from werkzeug.wrappers import Request
 
 from checkout import i18n, merchants, terminal
 from checkout.models import Merchant
+
+
+@given(header=st.one_of(
+    st.text(alphabet="abcdefzhptHansDE-_,;=q.0123456789 *", max_size=600),
+    st.lists(st.sampled_from(["de-AT", "zh-TW", "pt", "en;q=0.5", "ar;q=0.9", "*", "x"]),
+             max_size=80).map(", ".join)))
+def test_the_browsers_choice_is_read_alike_whether_its_header_is_kept_or_not(
+        header: str) -> None:
+    """Each Accept-Language is read once per process (a short one is kept); the choice is
+    the one werkzeug's reading of it gives, and a long header is never kept."""
+    asking = Request({"HTTP_ACCEPT_LANGUAGE": header})
+    expected = next((chosen for asked, _q in asking.accept_languages
+                     if (chosen := i18n.match(asked, i18n.LANGUAGES))), None)
+    before = i18n.kept_first_served.cache_info().currsize
+    assert i18n.browser_choice(asking, i18n.LANGUAGES) == expected
+    if len(header) > i18n.KEPT_HEADER:
+        assert i18n.kept_first_served.cache_info().currsize == before
 
 
 @pytest.mark.parametrize(("asked", "served"), [

@@ -22,7 +22,7 @@ from kit.invoices import ORDER, TestShop, settle
 from kit.links import page_of
 from kit.live import LiveServer
 from kit.renderings import forget, unstore
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from checkout import db, merchants
 from checkout.models import Merchant, PageRendering
@@ -172,6 +172,46 @@ def test_a_first_view_in_a_process_of_a_page_rendered_elsewhere_is_one_select(
     with budgets.spent(app) as spent:
         client.get(page)
     assert len(spent.queries) == (0 if keeps else 1) and spent.commits == 0
+
+
+def test_a_first_view_of_a_page_stored_elsewhere_compresses_nothing(
+        app: Flask, page: str, frozen: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process that renders a state stores its gzip parts beside its HTML: another
+    process's first view sends them as they are, compressing none of the page again."""
+    client = app.test_client()
+    gzipped = {"Accept-Encoding": "gzip"}
+    made = client.get(page, headers=gzipped)  # another process's first view
+    assert made.headers["Content-Encoding"] == "gzip"
+    packs: list[str] = []
+    real = pagecache.packed_parts
+
+    def counted(html: str, shown: pagecache.Countdown) -> tuple[bytes | str, ...]:
+        packs.append(html)
+        return real(html, shown)
+
+    monkeypatch.setattr(pagecache, "packed_parts", counted)
+    forget(app)
+    first = client.get(page, headers=gzipped)
+    assert first.get_data() == made.get_data()
+    assert packs == []
+    # Parts that cannot be read are packed here instead: the same bytes, compressed once.
+    with app.app_context(), db.transaction() as session:
+        session.execute(update(PageRendering).values(packed=b"\x01\x00"))
+    forget(app)
+    assert client.get(page, headers=gzipped).get_data() == made.get_data()
+    assert len(packs) == 1
+
+
+def test_a_stored_rendering_holding_a_stray_marker_lead_is_rendered_anew(
+        app: Flask, page: str, frozen: Clock, renders: list[str]) -> None:
+    client = app.test_client()
+    first = client.get(page).get_data()
+    with app.app_context(), db.transaction() as session:
+        session.execute(update(PageRendering).values(
+            html=PageRendering.html + pagestore.LEAD + "x"))
+    forget(app)
+    assert client.get(page).get_data() == first
+    assert renders == ["deposit.html", "deposit.html"]
 
 
 def test_a_process_with_another_key_never_serves_what_this_one_stored(

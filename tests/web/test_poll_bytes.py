@@ -172,3 +172,43 @@ def test_every_moments_gzip_unpacks_to_that_moments_page(
     rendered = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
     for now in moments:
         assert gzip.decompress(rendered.serve_gzipped(now)) == rendered.serve(now).encode()
+
+
+# ---------------------------------------------------------------- packed parts for other processes
+
+
+@settings(max_examples=40, deadline=None)
+@given(before=_TEXT, after=_TEXT, deadline=st.integers(0, 100_000),
+       stored_at=st.integers(0, 120_000), now=st.integers(0, 120_000))
+def test_parts_packed_in_one_process_serve_another_to_the_byte(
+        before: str, after: str, deadline: int, stored_at: int, now: int) -> None:
+    """The parts a process stores with its rendering (pagestore.py) are taken by another,
+    whose gzip then unpacks to its own moment's page, whatever the countdown reads then."""
+    markers = pagecache.MARKERS
+    html = f"{before}<p{markers.hidden}>{markers.time}{markers.urgent}</p>{after}"
+    made = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
+    taken = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
+    taken.take_packed(made.packed_blob(stored_at))
+    assert len(taken.packs) == 1
+    assert taken.serve_gzipped(now) == made.serve_gzipped(now)
+    assert gzip.decompress(taken.serve_gzipped(now)) == taken.serve(now).encode()
+
+
+def test_a_damaged_or_foreign_blob_of_parts_is_not_taken() -> None:
+    markers = pagecache.MARKERS
+    html = f"<p{markers.hidden}>{markers.time}</p><b>{markers.urgent}</b>"
+    made = pagecache.Rendered(html, deadline=100, fiat_at=None, frame_ancestors=None)
+    blob = made.packed_blob(0)
+    other = pagecache.Rendered(f"<p{markers.hidden}>{markers.time}</p>", deadline=100,
+                               fiat_at=None, frame_ancestors=None)
+    damaged = [blob[:-1], blob[:3], b"", b"\x02" + blob[1:], blob + b"\x07",
+               blob[:7] + b"\x09" + blob[8:]]
+    for wrong in damaged:
+        taken = pagecache.Rendered(html, deadline=100, fiat_at=None, frame_ancestors=None)
+        taken.take_packed(wrong)
+        assert taken.packs == {}, wrong
+        assert gzip.decompress(taken.serve_gzipped(0)) == taken.serve(0).encode()
+    other.take_packed(blob)  # parts of another page's markers
+    assert other.packs == {}
+    made.take_packed(None)
+    assert gzip.decompress(made.serve_gzipped(0)) == made.serve(0).encode()

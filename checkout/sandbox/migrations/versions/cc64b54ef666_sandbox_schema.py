@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: a0c097ce2534
+Revision ID: cc64b54ef666
 Revises: 
-Create Date: 2026-12-06 18:55:17.434233
+Create Date: 2026-12-07 00:31:21.262794
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'a0c097ce2534'
+revision = 'cc64b54ef666'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 6327acdc268c
+Revision ID: 41014f15b91e
 Revises: 
-Create Date: 2026-12-06 18:55:12.751332
+Create Date: 2026-12-07 00:31:17.779470
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '6327acdc268c'
+revision = '41014f15b91e'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None
@@ -362,6 +362,7 @@ def upgrade() -> None:
     sa.Column('model_version', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=64), nullable=False),
     sa.Column('html', sa.Text(), nullable=False),
+    sa.Column('packed', sa.LargeBinary(), nullable=True),
     sa.Column('deadline', sa.BigInteger(), nullable=True),
     sa.Column('fiat_at', sa.BigInteger(), nullable=True),
     sa.Column('frame_ancestors_json', sa.Text(), nullable=True),
