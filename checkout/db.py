@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,6 +96,57 @@ def conflict_insert(dialect_name: str, target: Any) -> Any:
     """An INSERT into `target` that can say ON CONFLICT, in the dialect of the database the
     site runs on (PostgreSQL's, else SQLite's: the two it supports spell it alike)."""
     return (postgresql if dialect_name == "postgresql" else sqlite).insert(target)
+
+
+class DirectRead:
+    """One SELECT read through the driver: for the few reads in front of Flask that every
+    open page repeats (web/front.py). Compiled once; each read then costs a pooled
+    connection, the driver's execute and one row, without SQLAlchemy's per-statement work
+    (a cache lookup, an execution context, a result), which is most of a status poll's own
+    time on SQLite. The row comes back as SQLAlchemy would build it: its columns by name,
+    each value through its type's result processing (SQLite's 0/1 as a bool, say).
+
+    Its statements do not pass through the engine's events: nothing listens for reads in
+    the site (page_notices.py notes writes), and tests count them apart."""
+
+    def __init__(self, engine: Engine, statement: Any) -> None:  # a Select of any columns
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        self.engine = engine
+        self.sql = compiled.string
+        # The driver's parameters in the compiled statement's order (SQLite's `?`), or by
+        # name (psycopg's `%(name)s`).
+        self.order = list(compiled.positiontup or ()) if compiled.positional else None
+        columns = list(statement.selected_columns)
+        self.row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+        self.processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                           for column in columns]
+
+    def first(self, params: dict[str, Any]) -> Any:
+        """The statement's first row, or None. A driver error is raised as the driver's,
+        its connection dropped from the pool (it may be broken); the caller reads again
+        through SQLAlchemy, which recovers from a lost connection."""
+        found = self.execute(params)
+        if found is None:
+            return None
+        return self.row(*[value if process is None else process(value)
+                          for process, value in zip(self.processors, found, strict=True)])
+
+    def execute(self, params: dict[str, Any]) -> Any:
+        arguments = params if self.order is None else [params[name] for name in self.order]
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self.sql, arguments)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        except BaseException:
+            connection.invalidate()
+            raise
+        finally:
+            connection.close()
 
 
 def session() -> Session:

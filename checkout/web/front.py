@@ -70,6 +70,8 @@ class Front:
         self.qr_headers = security.security_headers(None, sandbox=self.sandbox)
         pagestore.edition(app)  # read the site's files once now, not in a customer's view
         self.rows = pagerows.rows(app)
+        self.direct = {statement: db.DirectRead(self.engine, statement) for statement in (
+            READ_MODEL, pagecache.STATE, pagestore.STATE_AND_STORED, qrimages.READ)}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
@@ -207,8 +209,15 @@ class Front:
         return self.rows.read(page_id, lambda: self.read(qrimages.READ, page_id, row=True))
 
     def read(self, statement: Any, page_id: str, *, row: bool = False, **params: str) -> Any:
+        asked = {"page_id": page_id, **params}
         try:
-            return self.read_once_more(statement, {"page_id": page_id, **params}, row)
+            found = self.direct[statement].first(asked)
+        except self.engine.dialect.loaded_dbapi.Error:
+            log.warning("front: a page's row could not be read directly; reading again")
+        else:
+            return found if row or found is None else found[0]
+        try:
+            return self.read_once_more(statement, asked, row)
         except SQLAlchemyError:
             log.exception("front: a page's row could not be read")
             return None  # the Flask view tries again and answers as every route does

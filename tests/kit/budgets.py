@@ -23,6 +23,7 @@ from sqlalchemy import event
 
 from checkout import db, processor
 from checkout.wire import signing
+from kit import direct_reads
 
 # Connection bookkeeping SQLite and the pool run, not the route's work.
 HOUSEKEEPING = ("PRAGMA", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
@@ -88,7 +89,8 @@ def spent(app: Flask) -> Iterator[Spent]:
     signing.sign = counted_sign  # type: ignore[assignment]
     processor.ProcessorClient._attempt = counted_attempt  # type: ignore[method-assign]
     try:
-        yield tally
+        with direct_reads.heard(engine, lambda sql: on_statement(None, None, sql)):
+            yield tally
     finally:
         processor.ProcessorClient._attempt = real_attempt  # type: ignore[method-assign]
         signing.sign = real_sign  # type: ignore[assignment]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from kit import direct_reads
 from kit.deposits import open_link, send_deposit
 from sqlalchemy import event, select
 
@@ -70,7 +71,8 @@ def statements(app: Flask) -> Iterator[list[str]]:
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        yield sent
+        with direct_reads.heard(engine, sent.append):
+            yield sent
     finally:
         event.remove(engine, "before_cursor_execute", record)
 

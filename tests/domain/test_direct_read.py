@@ -1,0 +1,66 @@
+"""The reads in front of Flask go to the driver directly (db.DirectRead): the same rows as
+SQLAlchemy reads, named and typed alike, and a failed read leaves no broken connection in
+the pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from kit.links import page_of
+from sqlalchemy import column, select, table
+
+from checkout import db
+from checkout.models import Merchant
+from checkout.web import front, pagecache, pagestore, qrimages
+
+LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "direct-1", "amount": "0.00123"}
+STATEMENTS = {"model": front.READ_MODEL, "state": pagecache.STATE,
+              "state and stored": pagestore.STATE_AND_STORED, "qr": qrimages.READ}
+
+
+@pytest.fixture
+def page_id(app: Flask, merchant: Merchant) -> str:
+    client = app.test_client()
+    page = page_of(client, LINK)
+    client.get(page)  # stored for every process: the stored columns are read too
+    return page.rsplit("/", 1)[1]
+
+
+def params_of(app: Flask, page_id: str) -> dict[str, Any]:
+    with app.app_context():
+        variant = db.session().execute(select(pagestore.PageRendering.variant)).scalar()
+    return {"page_id": page_id, "variant": variant, "kept": pagestore.NOT_KEPT}
+
+
+@pytest.mark.parametrize("name", list(STATEMENTS))
+def test_a_direct_read_is_the_row_sqlalchemy_reads(app: Flask, page_id: str, name: str) -> None:
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    statement = STATEMENTS[name]
+    params = params_of(app, page_id)
+    with engine.connect() as connection:
+        expected = connection.execute(statement, params).first()
+    assert expected is not None
+    read = db.DirectRead(engine, statement).first(params)
+    assert tuple(read) == tuple(expected)
+    assert read._fields == tuple(expected._fields)
+    assert [type(value) for value in read] == [type(value) for value in expected]
+    if name != "model":
+        assert read.model_json if name == "qr" else read.is_iframe is False
+
+
+def test_a_direct_read_of_no_row_is_none(app: Flask, merchant: Merchant) -> None:
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    assert db.DirectRead(engine, front.READ_MODEL).first({"page_id": "x" * 32}) is None
+
+
+def test_a_failed_direct_read_raises_the_drivers_error_and_keeps_no_connection(
+        app: Flask, page_id: str) -> None:
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    missing = db.DirectRead(engine, select(column("id")).select_from(table("no_such_table")))
+    with pytest.raises(engine.dialect.loaded_dbapi.Error):
+        missing.first({})
+    assert engine.pool.checkedout() == 0
+    read = db.DirectRead(engine, front.READ_MODEL)
+    assert read.first({"page_id": page_id}).model_json
