@@ -96,7 +96,9 @@ def choose(asking: Request, languages: list[str],
     """The language a request is answered in: its `?lang=`, else the browser's first served
     choice, else the merchant's default (asked only then), else English. Also used before
     Flask runs (web/front.py), so it reads only the request it is given."""
-    return (match(asking.args.get("lang"), languages) or browser_choice(asking, languages)
+    # `args.get` of a name not there raises and catches an exception: asked only if any.
+    asked = asking.args.get("lang") if asking.args else None
+    return (match(asked, languages) or browser_choice(asking, languages)
             or match(merchant(), languages) or "en")
 
 

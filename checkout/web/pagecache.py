@@ -223,9 +223,18 @@ class Rendered:
     def packed(self, shown: Countdown) -> tuple[bytes | str, ...]:
         lengths = countdown_lengths(shown)
         found = self.packs.get(lengths)
+        if found is None and self.offered:
+            self.unpack_offered()
+            found = self.packs.get(lengths)
         if found is None:
             found = self.packs[lengths] = packed_parts(self.html, shown)
         return found
+
+    @functools.cached_property
+    def offered(self) -> list[bytes]:
+        """Packed parts another process stored (`take_packed`), read when first needed: a
+        client that takes no gzip never needs them."""
+        return []
 
     def packed_blob(self, now: int) -> bytes:
         """The packed parts for the countdown at `now`, written for another process to take
@@ -234,12 +243,23 @@ class Rendered:
         return packed_blob(countdown_lengths(shown), self.packed(shown))
 
     def take_packed(self, blob: bytes | None) -> None:
-        """Packed parts another process made of this very HTML (`packed_blob`); a blob that
-        does not fit the HTML's markers is not taken."""
-        found = None if blob is None else parts_of_blob(blob)
-        if found is None:
-            return
-        lengths, parts = found
+        """Packed parts another process made of this very HTML (`packed_blob`), for the
+        first gzip serving to read; a blob that does not fit the HTML's markers is not
+        taken then."""
+        if blob is not None:
+            self.offered.append(blob)
+
+    def unpack_offered(self) -> None:
+        while True:
+            try:
+                blob = self.offered.pop()
+            except IndexError:  # none left (another thread may have taken the last)
+                return
+            found = parts_of_blob(blob)
+            if found is not None:
+                self.take_parts(*found)
+
+    def take_parts(self, lengths: tuple[int, ...], parts: tuple[bytes | str, ...]) -> None:
         fields = [part for part in parts if isinstance(part, str)]
         if fields == [_FIELDS[marker[0]] for marker in _MARKED.finditer(self.html)]:
             self.packs.setdefault(lengths, parts)
@@ -255,12 +275,24 @@ class Rendered:
         return (GZIP_HEADER + body
                 + struct.pack("<II", zlib.crc32(plain), len(plain) & 0xFFFFFFFF))
 
+    @functools.cached_property
+    def last_served(self) -> dict[bool, tuple[Countdown, bytes]]:
+        """Per encoding, the bytes last served and the countdown they showed: every view
+        within the same second (or of a page with no countdown) sends them again."""
+        return {}
+
     def encoded(self, now: int, gzip: bool) -> tuple[bytes, list[tuple[str, str]]]:
         """The page's bytes as the client takes them, and the headers that say how."""
         headers = [("Vary", "Accept-Encoding")]  # one URL, either encoding
         if gzip:
-            return self.serve_gzipped(now), [*headers, ("Content-Encoding", "gzip")]
-        return self.serve(now).encode(), headers
+            headers.append(("Content-Encoding", "gzip"))
+        shown = self.countdown(now)
+        last = self.last_served.get(gzip)
+        if last is not None and last[0] == shown:
+            return last[1], headers
+        body = self.serve_gzipped(now) if gzip else self.serve(now).encode()
+        self.last_served[gzip] = (shown, body)
+        return body, headers
 
 
 class PageCache(Kept[tuple[Any, ...], Rendered]):

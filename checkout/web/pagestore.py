@@ -109,7 +109,7 @@ def variant(app: Flask, request: Request) -> str | None:
         return None
     if request.script_root not in roots(app):
         return None  # a prefix no proxy of ours sets (a server may take one from a header)
-    lang = request.args.get("lang", "")
+    lang = request.args["lang"] if names else ""
     asked = i18n.choose(request, languages, lambda: None) if lang else asked_by_browser(
         request, languages)
     found = f"{request.script_root}|{asked}|{lang}"

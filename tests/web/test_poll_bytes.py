@@ -189,6 +189,7 @@ def test_parts_packed_in_one_process_serve_another_to_the_byte(
     made = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
     taken = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
     taken.take_packed(made.packed_blob(stored_at))
+    taken.unpack_offered()
     assert len(taken.packs) == 1
     assert taken.serve_gzipped(now) == made.serve_gzipped(now)
     assert gzip.decompress(taken.serve_gzipped(now)) == taken.serve(now).encode()
@@ -206,9 +207,31 @@ def test_a_damaged_or_foreign_blob_of_parts_is_not_taken() -> None:
     for wrong in damaged:
         taken = pagecache.Rendered(html, deadline=100, fiat_at=None, frame_ancestors=None)
         taken.take_packed(wrong)
+        taken.unpack_offered()
         assert taken.packs == {}, wrong
         assert gzip.decompress(taken.serve_gzipped(0)) == taken.serve(0).encode()
     other.take_packed(blob)  # parts of another page's markers
+    other.unpack_offered()
     assert other.packs == {}
     made.take_packed(None)
     assert gzip.decompress(made.serve_gzipped(0)) == made.serve(0).encode()
+
+
+def test_views_within_one_second_send_the_bytes_made_for_the_first() -> None:
+    """A kept rendering is served again as made for the last view while its countdown reads
+    the same; the next second's view is made anew, in each encoding."""
+    markers = pagecache.MARKERS
+    html = f"<p{markers.hidden}><b>{markers.time}</b>{markers.urgent}</p>é"
+    rendered = pagecache.Rendered(html, deadline=1000, fiat_at=None, frame_ancestors=None)
+    for takes_gzip in (False, True):
+        first, _ = rendered.encoded(400, takes_gzip)
+        again, headers = rendered.encoded(400, takes_gzip)
+        later, _ = rendered.encoded(401, takes_gzip)
+        assert again is first
+        assert ("Content-Encoding", "gzip") in headers if takes_gzip else len(headers) == 1
+        for body, now in ((first, 400), (later, 401)):
+            plain = gzip.decompress(body) if takes_gzip else body
+            assert plain == rendered.serve(now).encode()
+        assert later != first
+    still = pagecache.Rendered(html, deadline=None, fiat_at=None, frame_ancestors=None)
+    assert still.encoded(5, False)[0] is still.encoded(99_999, False)[0]
