@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import select
+import threading
+import weakref
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +48,7 @@ def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        ThreadReaders.install(engine)
         return engine
     # No pre-ping: a round trip before every request's first statement, as long as the
     # status poll's own query. A connection that died in the pool (a backend
@@ -134,18 +137,80 @@ class DirectRead:
 
     def execute(self, params: dict[str, Any]) -> Any:
         arguments = params if self.order is None else [params[name] for name in self.order]
+        readers = ThreadReaders.of(self.engine)
+        if readers is not None:
+            return readers.execute(self.sql, arguments)
         connection = self.engine.raw_connection()
         try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(self.sql, arguments)
-                return cursor.fetchone()
-            finally:
-                cursor.close()
+            return fetch_one(connection, self.sql, arguments)
         except BaseException:
             connection.invalidate()
             raise
         finally:
+            connection.close()
+
+
+def fetch_one(connection: Any, sql: str, arguments: Any) -> Any:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, arguments)
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+class ThreadReaders:
+    """SQLite: a connection of each thread's own for its direct reads, taken from the pool
+    once and detached from it, so that a read skips the pool's checkout and return (a
+    third of a direct read). Reading by primary key outside a transaction, such a
+    connection holds no lock between reads; a thread's connection goes with the engine
+    (`dispose`), or is closed after an error and opened anew at its next read. PostgreSQL
+    reads through the pool: a connection there is a server process, counted against
+    `max_connections`."""
+
+    _of: weakref.WeakKeyDictionary[Engine, ThreadReaders] = weakref.WeakKeyDictionary()
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.opened: list[Any] = []
+
+    @classmethod
+    def install(cls, engine: Engine) -> None:
+        readers = cls._of[engine] = cls(engine)
+        event.listen(engine, "engine_disposed", lambda _engine: readers.close())
+
+    @classmethod
+    def of(cls, engine: Engine) -> ThreadReaders | None:
+        return cls._of.get(engine)
+
+    def execute(self, sql: str, arguments: Any) -> Any:
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            taken = self.engine.raw_connection()
+            taken.detach()  # the pool opens another in its place when it needs one
+            connection = taken.dbapi_connection  # the driver's: closing it closes it
+            assert connection is not None
+            with self.lock:
+                self.opened.append(connection)
+            self.local.connection = connection
+        try:
+            return fetch_one(connection, sql, arguments)
+        except BaseException:
+            self.local.connection = None
+            with self.lock:
+                if connection in self.opened:
+                    self.opened.remove(connection)
+            connection.close()
+            raise
+
+    def close(self) -> None:
+        """Close every thread's connection; a thread reading on one meets an error and is
+        read again as after any error (web/front.py)."""
+        with self.lock:
+            opened, self.opened = self.opened, []
+        for connection in opened:
             connection.close()
 
 

@@ -4,15 +4,17 @@ the pool."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from flask import Flask
 from kit.links import page_of
-from sqlalchemy import column, select, table
+from kit.site import flask_requests
+from sqlalchemy import column, select, table, update
 
 from checkout import db
-from checkout.models import Merchant
+from checkout.models import Merchant, Page
 from checkout.web import front, pagecache, pagestore, qrimages
 
 LINK = {"client_id": 11, "currency": "BTC", "foreign_id": "direct-1", "amount": "0.00123"}
@@ -64,3 +66,70 @@ def test_a_failed_direct_read_raises_the_drivers_error_and_keeps_no_connection(
     assert engine.pool.checkedout() == 0
     read = db.DirectRead(engine, front.READ_MODEL)
     assert read.first({"page_id": page_id}).model_json
+
+
+def model_of(app: Flask, page_id: str) -> Any:
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    return db.DirectRead(engine, front.READ_MODEL).first({"page_id": page_id}).model_json
+
+
+def test_a_direct_read_sees_every_change_committed_before_it(app: Flask, page_id: str) -> None:
+    """A connection kept for reads (SQLite) holds no snapshot between its reads."""
+    for n in range(3):
+        assert model_of(app, page_id) != f'{{"changed": {n}}}'
+        with app.app_context(), db.transaction() as session:
+            session.execute(update(Page).where(Page.id == page_id)
+                            .values(model_json=f'{{"changed": {n}}}'))
+        assert model_of(app, page_id) == f'{{"changed": {n}}}'
+
+
+def test_on_sqlite_each_thread_reads_on_a_connection_of_its_own_outside_the_pool(
+        app: Flask, page_id: str) -> None:
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    readers = db.ThreadReaders.of(engine)
+    if engine.dialect.name != "sqlite":
+        assert readers is None  # PostgreSQL reads through the pool
+        return
+    assert readers is not None
+    assert model_of(app, page_id)
+    opened, before = list(readers.opened), engine.pool.checkedout()
+    for _ in range(3):
+        assert model_of(app, page_id)
+    assert readers.opened == opened and engine.pool.checkedout() == before
+    other = threading.Thread(target=model_of, args=(app, page_id))
+    other.start()
+    other.join()
+    assert len(readers.opened) == len(opened) + 1
+    engine.dispose()  # the engine's connections go, and the threads' with them
+    assert readers.opened == []
+    with pytest.raises(engine.dialect.loaded_dbapi.Error):
+        model_of(app, page_id)  # this thread's, closed: met and dropped
+    assert model_of(app, page_id) and len(readers.opened) == 1  # and opened anew
+
+
+def test_a_poll_that_meets_a_closed_connection_is_answered_all_the_same(
+        app: Flask, page_id: str) -> None:
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    client = app.test_client()
+    assert client.get(f"/p/{page_id}/status").status_code == 200
+    handled = flask_requests(app)
+    engine.dispose()
+    for _ in range(2):
+        assert client.get(f"/p/{page_id}/status").status_code == 200
+    assert handled == []  # answered in front of Flask, read again through SQLAlchemy
+
+
+def test_a_failed_read_on_a_threads_own_connection_opens_another(
+        app: Flask, page_id: str) -> None:
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    readers = db.ThreadReaders.of(engine)
+    if readers is None:
+        pytest.skip("PostgreSQL reads through the pool")
+    assert model_of(app, page_id)
+    (kept,) = readers.opened
+    missing = db.DirectRead(engine, select(column("id")).select_from(table("no_such_table")))
+    with pytest.raises(engine.dialect.loaded_dbapi.Error):
+        missing.first({})
+    assert readers.opened == []
+    assert model_of(app, page_id)
+    assert readers.opened and readers.opened[0] is not kept
