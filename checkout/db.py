@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import select
 import threading
 import weakref
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 from . import page_notices
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "checkout.db"
 
@@ -120,6 +123,9 @@ class DirectRead:
         # The driver's parameters in the compiled statement's order (SQLite's `?`), or by
         # name (psycopg's `%(name)s`).
         self.order = list(compiled.positiontup or ()) if compiled.positional else None
+        # Values the statement carries itself (`MerchantsVersion.id == 1`).
+        self.fixed = {name: value for name, value in compiled.params.items()
+                      if value is not None}
         columns = list(statement.selected_columns)
         self.row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
         self.processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -135,7 +141,19 @@ class DirectRead:
         return self.row(*[value if process is None else process(value)
                           for process, value in zip(self.processors, found, strict=True)])
 
+    def first_or_else(self, params: dict[str, Any], again: Callable[[], Any]) -> Any:
+        """`first(params)`; after a driver error (logged), what `again()` reads instead
+        (the same through SQLAlchemy, which recovers from a lost connection)."""
+        try:
+            return self.first(params)
+        except self.engine.dialect.loaded_dbapi.Error:
+            log.warning("a direct read failed; reading again through SQLAlchemy",
+                        exc_info=True)
+        return again()
+
     def execute(self, params: dict[str, Any]) -> Any:
+        if self.fixed:
+            params = {**self.fixed, **params}
         arguments = params if self.order is None else [params[name] for name in self.order]
         readers = ThreadReaders.of(self.engine)
         if readers is not None:

@@ -74,7 +74,15 @@ def reopens(status: str, reason: str | None, amount: str | None) -> bool:
 def find(execute: Callable[..., Any], cache: merchants.MerchantCache,
          read: terminal.ReadLink) -> Found:
     """The one SELECT of a link, through `execute` (a session's or a connection's)."""
-    row = execute(PAGE_OF_LINK, {"client_id": read.client_id, "digest": read.digest}).first()
+    return found_in(execute(PAGE_OF_LINK, params_of(read)).first(), cache, read)
+
+
+def params_of(read: terminal.ReadLink) -> dict[str, Any]:
+    return {"client_id": read.client_id, "digest": read.digest}
+
+
+def found_in(row: Any, cache: merchants.MerchantCache, read: terminal.ReadLink) -> Found:
+    """What the link's row tells (`PAGE_OF_LINK`; None: no merchant stored yet)."""
     if row is None:
         return Found(None, False, None, None)
     version = int(row.version)
@@ -89,6 +97,7 @@ class LinkFront:
         self.app = app
         self.inner = inner
         self.engine = app.extensions[db.EXTENSION + ".engine"]
+        self.direct = db.DirectRead(self.engine, PAGE_OF_LINK)  # as front.py reads
         self.trusted_hosts: list[str] | None = app.config.get("TRUSTED_HOSTS")
         self.limit = ratelimit.front_limit(app, "RATELIMIT_LINKS", "link")
         # After Location, as the route's: its no_store_view, then the after_request hook.
@@ -136,11 +145,15 @@ class LinkFront:
 
     def find(self, read: terminal.ReadLink) -> Found | None:
         try:
-            with self.engine.connect() as connection:
-                return find(connection.execute, merchants.cache_of(self.app), read)
+            row = self.direct.first_or_else(params_of(read), lambda: self.read_again(read))
         except SQLAlchemyError:
             log.exception("link front: a link's page could not be read")
             return None
+        return found_in(row, merchants.cache_of(self.app), read)
+
+    def read_again(self, read: terminal.ReadLink) -> Any:
+        with self.engine.connect() as connection:
+            return connection.execute(PAGE_OF_LINK, params_of(read)).first()
 
     def send(self, environ: dict[str, Any], start_response: Callable[..., Any],
              location: str) -> Iterable[bytes]:
