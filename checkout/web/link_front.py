@@ -4,7 +4,10 @@ A customer who clicks the shop's "pay" link again (the back button, another tab,
 own retry) is sent to the page the first click opened. That needs the link verified (one
 HMAC with the merchant's secret, kept in this process: merchants.py) and its page found:
 one SELECT by merchant and link digest, which also reads the merchants' version, so the
-kept secret is known to be current. No commit, no processor call.
+kept secret is known to be current. No commit, no processor call. A link this process
+verified before, to the byte (its data and signature), at the merchants' version just read,
+is not decoded or verified again: what it verifies against (the merchant's secret, return
+hosts and settings) has not changed since, and the currencies it names are the code's.
 
 `find` is shared with the Flask route (customer.open_terminal_link), which makes the same
 SELECT and the same decision; `LinkFront` answers before Flask when the decision is "send
@@ -31,6 +34,7 @@ from .. import db, merchants, terminal
 from ..models import MerchantsVersion, Page
 from ..pagekinds import deposit, present
 from . import front, ratelimit, security
+from .kept import Kept
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,19 @@ PAGE_OF_LINK = (select(MerchantsVersion.version, Page.id, Page.status, Page.reas
                 .outerjoin(Page, and_(Page.merchant_id == bindparam("client_id"),
                                       Page.link_digest == bindparam("digest")))
                 .where(MerchantsVersion.id == 1))
+
+
+# Links verified in this process: their data and signature, to what they were verified at.
+VERIFIED_KEPT = 4096
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A link verified at merchants' `version`, and the page key its data names."""
+
+    client_id: int
+    digest: str
+    version: int
 
 
 @dataclass(frozen=True)
@@ -74,20 +91,21 @@ def reopens(status: str, reason: str | None, amount: str | None) -> bool:
 def find(execute: Callable[..., Any], cache: merchants.MerchantCache,
          read: terminal.ReadLink) -> Found:
     """The one SELECT of a link, through `execute` (a session's or a connection's)."""
-    return found_in(execute(PAGE_OF_LINK, params_of(read)).first(), cache, read)
+    row = execute(PAGE_OF_LINK, params_of(read.client_id, read.digest)).first()
+    return found_in(row, cache, read.client_id)
 
 
-def params_of(read: terminal.ReadLink) -> dict[str, Any]:
-    return {"client_id": read.client_id, "digest": read.digest}
+def params_of(client_id: int, digest: str) -> dict[str, Any]:
+    return {"client_id": client_id, "digest": digest}
 
 
-def found_in(row: Any, cache: merchants.MerchantCache, read: terminal.ReadLink) -> Found:
+def found_in(row: Any, cache: merchants.MerchantCache, client_id: int) -> Found:
     """What the link's row tells (`PAGE_OF_LINK`; None: no merchant stored yet)."""
     if row is None:
         return Found(None, False, None, None)
     version = int(row.version)
     return Found(row.id, row.id is not None and reopens(row.status, row.reason, row.amount),
-                 version, cache.by_id(version, read.client_id))
+                 version, cache.by_id(version, client_id))
 
 
 class LinkFront:
@@ -98,6 +116,7 @@ class LinkFront:
         self.inner = inner
         self.engine = app.extensions[db.EXTENSION + ".engine"]
         self.direct = db.DirectRead(self.engine, PAGE_OF_LINK)  # as front.py reads
+        self.verified: Kept[tuple[str, str], Verified] = Kept(VERIFIED_KEPT)
         self.trusted_hosts: list[str] | None = app.config.get("TRUSTED_HOSTS")
         self.limit = ratelimit.front_limit(app, "RATELIMIT_LINKS", "link")
         # After Location, as the route's: its no_store_view, then the after_request hook.
@@ -124,36 +143,50 @@ class LinkFront:
             return None
         if self.limit is not None and not self.limit.count(environ):
             return None  # Flask answers the 429 (ratelimit.front_refusal)
-        try:
-            read = terminal.read_link(args["data"], args["signature"])
-        except terminal.LinkError:
-            return None
-        found = self.find(read)
+        link = (args["data"], args["signature"])
+        known = self.verified.get(link)
+        read = None
+        if known is None:
+            try:
+                read = terminal.read_link(*link)
+            except terminal.LinkError:
+                return None
+            client_id, digest = read.client_id, read.digest
+        else:
+            client_id, digest = known.client_id, known.digest
+        found = self.find(client_id, digest)
         if found is None:
             return None
-        environ[FOUND] = (read.client_id, read.digest, found)
-        if not found.reopens or found.kept is None or found.page_id is None:
+        environ[FOUND] = (client_id, digest, found)
+        if not found.reopens or found.page_id is None or found.version is None:
             return None
-        try:
-            terminal.verify_link(read, args["signature"], found.kept.merchant(),
-                                 currency_places=present.deposit_places,
-                                 convert_supported=present.is_conversion_currency)
-        except terminal.LinkError:
-            return None
+        if known is None or known.version != found.version:
+            if found.kept is None:
+                return None
+            try:
+                terminal.verify_link(read or terminal.read_link(*link), link[1],
+                                     found.kept.merchant(),
+                                     currency_places=present.deposit_places,
+                                     convert_supported=present.is_conversion_currency)
+            except terminal.LinkError:
+                self.verified.drop(link)
+                return None
+            self.verified.put(link, Verified(client_id, digest, found.version))
         location = environ.get("SCRIPT_NAME", "") + "/p/" + found.page_id
         return self.send(environ, start_response, location)
 
-    def find(self, read: terminal.ReadLink) -> Found | None:
+    def find(self, client_id: int, digest: str) -> Found | None:
+        asked = params_of(client_id, digest)
         try:
-            row = self.direct.first_or_else(params_of(read), lambda: self.read_again(read))
+            row = self.direct.first_or_else(asked, lambda: self.read_again(asked))
         except SQLAlchemyError:
             log.exception("link front: a link's page could not be read")
             return None
-        return found_in(row, merchants.cache_of(self.app), read)
+        return found_in(row, merchants.cache_of(self.app), client_id)
 
-    def read_again(self, read: terminal.ReadLink) -> Any:
+    def read_again(self, asked: dict[str, Any]) -> Any:
         with self.engine.connect() as connection:
-            return connection.execute(PAGE_OF_LINK, params_of(read)).first()
+            return connection.execute(PAGE_OF_LINK, asked).first()
 
     def send(self, environ: dict[str, Any], start_response: Callable[..., Any],
              location: str) -> Iterable[bytes]:
