@@ -113,7 +113,10 @@ class DirectRead:
     each value through its type's result processing (SQLite's 0/1 as a bool, say).
 
     Its statements do not pass through the engine's events: nothing listens for reads in
-    the site (page_notices.py notes writes), and tests count them apart."""
+    the site (page_notices.py notes writes), and tests count them apart. Result processing
+    is set up without the driver's column types, as for the columns these reads take
+    (text, integers, booleans, bytes); a type whose processing needs them (PostgreSQL's
+    numerics) would fail when the front is built, not in a customer's request."""
 
     def __init__(self, engine: Engine, statement: Any) -> None:  # a Select of any columns
         dialect = engine.dialect
@@ -181,18 +184,20 @@ class ThreadReaders:
     """SQLite: a connection of each thread's own for its direct reads, taken from the pool
     once and detached from it, so that a read skips the pool's checkout and return (a
     third of a direct read). Reading by primary key outside a transaction, such a
-    connection holds no lock between reads; a thread's connection goes with the engine
-    (`dispose`), or is closed after an error and opened anew at its next read. PostgreSQL
-    reads through the pool: a connection there is a server process, counted against
-    `max_connections`."""
+    connection holds no lock between reads. A thread's connection is closed when the thread
+    ends (servers that start a thread per connection), with the engine (`dispose`), or
+    after an error; the thread's next read opens another. PostgreSQL reads through the
+    pool: a connection there is a server process, counted against `max_connections`."""
 
     _of: weakref.WeakKeyDictionary[Engine, ThreadReaders] = weakref.WeakKeyDictionary()
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.engine = weakref.ref(engine)  # kept by the engine, never keeping it
         self.local = threading.local()
+        # The connections open now, as their threads hold them: one whose thread ended is
+        # closed and gone from here.
+        self.opened: weakref.WeakSet[Held] = weakref.WeakSet()
         self.lock = threading.Lock()
-        self.opened: list[Any] = []
 
     @classmethod
     def install(cls, engine: Engine) -> None:
@@ -204,32 +209,43 @@ class ThreadReaders:
         return cls._of.get(engine)
 
     def execute(self, sql: str, arguments: Any) -> Any:
-        connection = getattr(self.local, "connection", None)
-        if connection is None:
-            taken = self.engine.raw_connection()
-            taken.detach()  # the pool opens another in its place when it needs one
-            connection = taken.dbapi_connection  # the driver's: closing it closes it
-            assert connection is not None
-            with self.lock:
-                self.opened.append(connection)
-            self.local.connection = connection
+        held: Held | None = getattr(self.local, "held", None)
+        if held is None or not held.close.alive:  # none yet, or closed with the engine
+            held = self.local.held = self.open()
         try:
-            return fetch_one(connection, sql, arguments)
+            return fetch_one(held.connection, sql, arguments)
         except BaseException:
-            self.local.connection = None
-            with self.lock:
-                if connection in self.opened:
-                    self.opened.remove(connection)
-            connection.close()
+            self.local.held = None
+            held.close()
             raise
+
+    def open(self) -> Held:
+        engine = self.engine()
+        if engine is None:
+            raise RuntimeError("the engine is gone")
+        taken = engine.raw_connection()
+        taken.detach()  # the pool opens another in its place when it needs one
+        held = Held(taken.dbapi_connection)  # the driver's: closing it closes it
+        with self.lock:
+            self.opened.add(held)
+        return held
 
     def close(self) -> None:
         """Close every thread's connection; a thread reading on one meets an error and is
         read again as after any error (web/front.py)."""
         with self.lock:
-            opened, self.opened = self.opened, []
-        for connection in opened:
-            connection.close()
+            opened = list(self.opened)
+        for held in opened:
+            held.close()
+
+
+class Held:
+    """A thread's connection for direct reads, closed once: when asked, or when the thread
+    ends and its locals go."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.close = weakref.finalize(self, connection.close)
 
 
 def session() -> Session:

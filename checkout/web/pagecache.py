@@ -260,8 +260,13 @@ class Rendered:
                 self.take_parts(*found)
 
     def take_parts(self, lengths: tuple[int, ...], parts: tuple[bytes | str, ...]) -> None:
+        """Taken if they are this HTML's: compressed text and its fields, one after the
+        other, for each of its markers in order, and the text after the last (a blob cut
+        short at a part's end would send a stream without its end)."""
         fields = [part for part in parts if isinstance(part, str)]
-        if fields == [_FIELDS[marker[0]] for marker in _MARKED.finditer(self.html)]:
+        alternate = all(isinstance(part, str) == (at % 2 == 1) for at, part in enumerate(parts))
+        if (alternate and len(parts) == 2 * len(fields) + 1
+                and fields == [_FIELDS[marker[0]] for marker in _MARKED.finditer(self.html)]):
             self.packs.setdefault(lengths, parts)
 
     def serve_gzipped(self, now: int) -> bytes:

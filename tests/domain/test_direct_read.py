@@ -4,7 +4,11 @@ the pool."""
 
 from __future__ import annotations
 
+import gc
+import sqlite3
 import threading
+import weakref
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,6 +92,18 @@ def test_a_direct_read_sees_every_change_committed_before_it(app: Flask, page_id
         assert model_of(app, page_id) == f'{{"changed": {n}}}'
 
 
+def open_connections(readers: db.ThreadReaders) -> list[Any]:
+    return [held.connection for held in readers.opened if held.close.alive]
+
+
+def is_open(connection: Any) -> bool:
+    try:
+        connection.execute("SELECT 1")
+    except sqlite3.ProgrammingError:  # closed
+        return False
+    return True
+
+
 def test_on_sqlite_each_thread_reads_on_a_connection_of_its_own_outside_the_pool(
         app: Flask, page_id: str) -> None:
     engine = app.extensions[db.EXTENSION + ".engine"]
@@ -97,31 +113,45 @@ def test_on_sqlite_each_thread_reads_on_a_connection_of_its_own_outside_the_pool
         return
     assert readers is not None
     assert model_of(app, page_id)
-    opened, before = list(readers.opened), engine.pool.checkedout()
+    mine = readers.local.held.connection
+    before = engine.pool.checkedout()
     for _ in range(3):
         assert model_of(app, page_id)
-    assert readers.opened == opened and engine.pool.checkedout() == before
-    other = threading.Thread(target=model_of, args=(app, page_id))
+    assert readers.local.held.connection is mine and engine.pool.checkedout() == before
+    # Another thread reads on one of its own, closed when the thread ends.
+    theirs: list[Any] = []
+
+    def read_elsewhere() -> None:
+        assert model_of(app, page_id)
+        theirs.append(readers.local.held.connection)
+        assert theirs[0] in open_connections(readers)
+
+    other = threading.Thread(target=read_elsewhere)
     other.start()
     other.join()
-    assert len(readers.opened) == len(opened) + 1
+    assert len(theirs) == 1 and theirs[0] is not mine
+    assert not is_open(theirs[0]) and open_connections(readers) == [mine]
     engine.dispose()  # the engine's connections go, and the threads' with them
-    assert readers.opened == []
-    with pytest.raises(engine.dialect.loaded_dbapi.Error):
-        model_of(app, page_id)  # this thread's, closed: met and dropped
-    assert model_of(app, page_id) and len(readers.opened) == 1  # and opened anew
+    assert not is_open(mine) and open_connections(readers) == []
+    assert model_of(app, page_id)  # a new one, without an error
+    assert len(open_connections(readers)) == 1
 
 
-def test_a_poll_that_meets_a_closed_connection_is_answered_all_the_same(
-        app: Flask, page_id: str) -> None:
+def test_a_poll_whose_direct_read_fails_is_answered_in_front_all_the_same(
+        app: Flask, page_id: str, caplog: pytest.LogCaptureFixture) -> None:
     engine = app.extensions[db.EXTENSION + ".engine"]
     client = app.test_client()
     assert client.get(f"/p/{page_id}/status").status_code == 200
+    readers = db.ThreadReaders.of(engine)
+    if readers is None:
+        pytest.skip("PostgreSQL reads through the pool (test_dropped_connections.py)")
+    readers.local.held.connection.close()  # broken under the reader, unknown to it
     handled = flask_requests(app)
-    engine.dispose()
     for _ in range(2):
         assert client.get(f"/p/{page_id}/status").status_code == 200
     assert handled == []  # answered in front of Flask, read again through SQLAlchemy
+    assert [r.message for r in caplog.records if "direct read failed" in r.message] == [
+        "a direct read failed; reading again through SQLAlchemy"]
 
 
 def test_a_failed_read_on_a_threads_own_connection_opens_another(
@@ -131,10 +161,29 @@ def test_a_failed_read_on_a_threads_own_connection_opens_another(
     if readers is None:
         pytest.skip("PostgreSQL reads through the pool")
     assert model_of(app, page_id)
-    (kept,) = readers.opened
+    kept = readers.local.held.connection
     missing = db.DirectRead(engine, select(column("id")).select_from(table("no_such_table")))
     with pytest.raises(engine.dialect.loaded_dbapi.Error):
         missing.first({})
-    assert readers.opened == []
+    assert not is_open(kept) and kept not in open_connections(readers)
     assert model_of(app, page_id)
-    assert readers.opened and readers.opened[0] is not kept
+    assert open_connections(readers) == [readers.local.held.connection]
+    assert readers.local.held.connection is not kept
+
+
+def test_an_engine_dropped_is_freed_with_its_readers(tmp_path: Path) -> None:
+    """What keeps each thread's connection never keeps the engine alive (a test suite makes
+    an app, and an engine, per test)."""
+
+    def used_and_disposed() -> weakref.ref[Any]:
+        engine = db.make_engine(f"sqlite:///{tmp_path / 'gone.db'}")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        read = db.DirectRead(engine, select(column("id")).select_from(table("t")))
+        assert read.first({}) is None
+        engine.dispose()
+        return weakref.ref(engine)
+
+    gone = used_and_disposed()
+    gc.collect()
+    assert gone() is None
