@@ -151,12 +151,12 @@ def phase_of(invoice: Invoice, quote: InvoiceQuote | None, paid: Decimal,
     return "waiting"
 
 
-def model_part(session: Session, page: Page, now: datetime) -> dict[str, Any]:
-    """The invoice page's values for the shared page model's keys, and its own `invoice`."""
-    invoice = invoice_of(session, page)
+def model_part(session: Session, page: Page, now: datetime, invoice: Invoice | None,
+               quote: InvoiceQuote | None) -> dict[str, Any]:
+    """The invoice page's values for the shared page model's keys, and its own `invoice`,
+    from the page's invoice and its current quote (read once by the caller)."""
     if invoice is None:  # a page row the service has not finished making
         return {"phase": PHASE_CHOOSE, "pay_now": False, "invoice": None}
-    quote = current_quote(session, invoice.id)
     earlier = [q for q in quotes_of(session, invoice.id)
                if quote is None or q.id != quote.id]
     info = currencies.get(page.currency)
@@ -417,11 +417,11 @@ def invoice_model(session: Session, page: Page, now: datetime,
     """An invoice page's model: the deposit page's keys, filled from the invoice and its
     quote, and money that arrived after it closed (invoice_late.py)."""
     asset = asset_of(page.currency, translate=False)
-    part = model_part(session, page, now)
     invoice = invoice_of(session, page)
+    quote = current_quote(session, invoice.id) if invoice is not None else None
+    part = model_part(session, page, now, invoice, quote)
     test = testnet()
-    invoice_late.amend(session, invoice,
-                       current_quote(session, invoice.id) if invoice else None, part, test)
+    invoice_late.amend(session, invoice, quote, part, test)
     amount = amount_asked(page)
     paid: Decimal = part.pop("amount_paid", None) or Decimal(0)
     due: Decimal | None = part.pop("amount_due", None)
