@@ -37,6 +37,8 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 from werkzeug.wrappers import Request
 
+from . import memo
+
 log = logging.getLogger(__name__)
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -106,26 +108,16 @@ def browser_choice(asking: Request, languages: list[str]) -> str | None:
     """The browser's first choice (Accept-Language, best first) that the site speaks.
     Browsers send the same few headers again and again: each is read once per process."""
     header = asking.environ.get("HTTP_ACCEPT_LANGUAGE")
-    if not header:
-        return None
-    if len(header) > KEPT_HEADER:  # any client can send any: only short ones are kept
-        return first_served(header, tuple(languages))
-    return kept_first_served(header, tuple(languages))
+    return first_served(header, tuple(languages)) if header else None
 
 
-# An Accept-Language longer than this is rare and not kept; the kept ones stay small.
-KEPT_HEADER = 256
-
-
+@memo.kept_when_short(256, 4096)
 def first_served(header: str, languages: tuple[str, ...]) -> str | None:
     for asked, _quality in parse_accept_header(header, LanguageAccept):
         chosen = match(asked, list(languages))
         if chosen:
             return chosen
     return None
-
-
-kept_first_served = functools.lru_cache(maxsize=4096)(first_served)
 
 
 def text_direction(locale: str) -> str:

@@ -262,7 +262,7 @@ class PageRendering(Base):
     # catalogues, assets, settings, secret key).
     state: Mapped[str] = mapped_column(String(64))
     html: Mapped[str] = mapped_column(Text)  # with neutral countdown markers
-    # Its gzip parts for the countdown's length when stored (pagecache.packed_blob), so
+    # Its gzip parts for the countdown's length when stored (pagecache.Rendered.packed_blob), so
     # that another process's first view does not compress the page again.
     packed: Mapped[bytes | None] = mapped_column(LargeBinary)
     deadline: Mapped[int | None] = mapped_column(BigInteger)  # unix seconds

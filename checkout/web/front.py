@@ -20,7 +20,6 @@ does; they share their checks with this module, so both answer alike.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -38,7 +37,7 @@ from werkzeug.http import parse_etags, quote_etag
 from werkzeug.wrappers import Request
 from werkzeug.wsgi import get_host
 
-from .. import clock, db, i18n
+from .. import clock, db, i18n, memo
 from ..models import Page, is_page_token
 from ..pagekinds import present, snapshot
 from . import pagecache, pagerows, pagestore, qrimages, ratelimit, security
@@ -240,29 +239,15 @@ class Front:
         return replaced() if replaced is not None else clock.system_now()
 
 
-# A query and Accept-Language longer than this together are rare and not kept: any client
-# can send any, and the kept ones stay small (at most 4096 of them).
-KEPT_ASKING = 512
-
-
+# A query and Accept-Language longer than this together are rare and not kept.
+@memo.kept_when_short(512, 4096)
 def qr_locale(query: str, accept: str | None, merchant: str | None,
               languages: tuple[str, ...]) -> str:
     """The language the Flask view answers in (i18n.choose), named as Flask-Babel's
-    get_locale() prints it. Browsers send the same few headers again and again: each is
-    parsed once per process."""
-    if len(query) + len(accept or "") > KEPT_ASKING:
-        return choose_locale(query, accept, merchant, languages)
-    return kept_locale(query, accept, merchant, languages)
-
-
-def choose_locale(query: str, accept: str | None, merchant: str | None,
-                  languages: tuple[str, ...]) -> str:
+    get_locale() prints it."""
     asking = Request({"QUERY_STRING": query,
                       **({} if accept is None else {"HTTP_ACCEPT_LANGUAGE": accept})})
     return str(Locale.parse(i18n.choose(asking, list(languages), lambda: merchant)))
-
-
-kept_locale = functools.lru_cache(maxsize=4096)(choose_locale)
 
 
 def served_host(environ: dict[str, Any], trusted_hosts: list[str] | None) -> bool:

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from werkzeug.http import parse_accept_header
 from werkzeug.wrappers import Request
 
-from .. import rates
+from .. import memo, rates
 from ..models import Merchant, MerchantLogo, Page
 from ..pagekinds import snapshot
 from .kept import Kept
@@ -150,7 +150,7 @@ PACKED_VERSION = 1
 FIELD_NAMES = tuple(vars(MARKERS))
 
 
-def packed_blob(lengths: tuple[int, ...], parts: tuple[bytes | str, ...]) -> bytes:
+def blob_of_parts(lengths: tuple[int, ...], parts: tuple[bytes | str, ...]) -> bytes:
     out = [struct.pack("<B3H", PACKED_VERSION, *lengths)]
     for part in parts:
         if isinstance(part, str):
@@ -161,7 +161,7 @@ def packed_blob(lengths: tuple[int, ...], parts: tuple[bytes | str, ...]) -> byt
 
 
 def parts_of_blob(blob: bytes) -> tuple[tuple[int, ...], tuple[bytes | str, ...]] | None:
-    """`packed_blob`'s lengths and parts; None for anything else (another version, a
+    """`blob_of_parts`'s lengths and parts; None for anything else (another version, a
     truncated or damaged blob): the reader packs the page itself then."""
     try:
         version, *lengths = struct.unpack_from("<B3H", blob)
@@ -240,7 +240,7 @@ class Rendered:
         """The packed parts for the countdown at `now`, written for another process to take
         (`take_packed`) instead of compressing the page again."""
         shown = self.countdown(now)
-        return packed_blob(countdown_lengths(shown), self.packed(shown))
+        return blob_of_parts(countdown_lengths(shown), self.packed(shown))
 
     def take_packed(self, blob: bytes | None) -> None:
         """Packed parts another process made of this very HTML (`packed_blob`), for the
@@ -357,20 +357,13 @@ def takes_gzip(request: Request) -> bool:
     """Whether the client takes gzip; each Accept-Encoding (browsers send a handful) is
     read once per process, unless it is long (any client can send any)."""
     header = request.environ.get("HTTP_ACCEPT_ENCODING")
-    if not header:
-        return False
-    return gzip_taken(header) if len(header) > KEPT_HEADER else kept_gzip_taken(header)
+    return gzip_taken(header) if header else False
 
 
-KEPT_HEADER = 256
-
-
+@memo.kept_when_short(256, 1024)
 def gzip_taken(header: str) -> bool:
     # As for static files (assets.py): werkzeug ranks a coding named outright before `*`.
     return parse_accept_header(header)["gzip"] > 0
-
-
-kept_gzip_taken = functools.lru_cache(maxsize=1024)(gzip_taken)
 
 
 def kept(app: Flask, state: Row[Any], page_id: str, variant: tuple[str, str],

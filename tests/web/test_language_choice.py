@@ -34,10 +34,10 @@ def test_the_browsers_choice_is_read_alike_whether_its_header_is_kept_or_not(
     asking = Request({"HTTP_ACCEPT_LANGUAGE": header})
     expected = next((chosen for asked, _q in asking.accept_languages
                      if (chosen := i18n.match(asked, i18n.LANGUAGES))), None)
-    before = i18n.kept_first_served.cache_info().currsize
+    before = i18n.first_served.kept.cache_info().currsize
     assert i18n.browser_choice(asking, i18n.LANGUAGES) == expected
-    if len(header) > i18n.KEPT_HEADER:
-        assert i18n.kept_first_served.cache_info().currsize == before
+    if len(header) > i18n.first_served.longest:
+        assert i18n.first_served.kept.cache_info().currsize == before
 
 
 @pytest.mark.parametrize(("asked", "served"), [

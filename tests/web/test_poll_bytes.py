@@ -205,8 +205,8 @@ def test_a_damaged_or_foreign_blob_of_parts_is_not_taken() -> None:
     lengths, parts = pagecache.parts_of_blob(blob) or ((), ())
     damaged = [blob[:-1], blob[:3], b"", b"\x02" + blob[1:], blob + b"\x07",
                blob[:7] + b"\x09" + blob[8:],
-               pagecache.packed_blob(lengths, parts[:-1]),  # cut short at a part's end
-               pagecache.packed_blob(lengths, (*parts[:-1], parts[1], parts[-1]))]
+               pagecache.blob_of_parts(lengths, parts[:-1]),  # cut short at a part's end
+               pagecache.blob_of_parts(lengths, (*parts[:-1], parts[1], parts[-1]))]
     for wrong in damaged:
         taken = pagecache.Rendered(html, deadline=100, fiat_at=None, frame_ancestors=None)
         taken.take_packed(wrong)
