@@ -19,6 +19,7 @@ which answers it as it always did.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ PAGE_OF_LINK = (select(MerchantsVersion.version, Page.id, Page.status, Page.reas
                 .where(MerchantsVersion.id == 1))
 
 
-# Links verified in this process: their data and signature, to what they were verified at.
+# Links verified in this process, to what they were verified at: by a digest of their data
+# and signature, so that each takes a few dozen bytes however long the link (up to 8 KiB).
 VERIFIED_KEPT = 4096
 
 
@@ -116,7 +118,7 @@ class LinkFront:
         self.inner = inner
         self.engine = app.extensions[db.EXTENSION + ".engine"]
         self.direct = db.DirectRead(self.engine, PAGE_OF_LINK)  # as front.py reads
-        self.verified: Kept[tuple[str, str], Verified] = Kept(VERIFIED_KEPT)
+        self.verified: Kept[bytes, Verified] = Kept(VERIFIED_KEPT)
         self.trusted_hosts: list[str] | None = app.config.get("TRUSTED_HOSTS")
         self.limit = ratelimit.front_limit(app, "RATELIMIT_LINKS", "link")
         # After Location, as the route's: its no_store_view, then the after_request hook.
@@ -144,7 +146,8 @@ class LinkFront:
         if self.limit is not None and not self.limit.count(environ):
             return None  # Flask answers the 429 (ratelimit.front_refusal)
         link = (args["data"], args["signature"])
-        known = self.verified.get(link)
+        key = link_key(*link)
+        known = self.verified.get(key)
         read = None
         if known is None:
             try:
@@ -169,9 +172,9 @@ class LinkFront:
                                      currency_places=present.deposit_places,
                                      convert_supported=present.is_conversion_currency)
             except terminal.LinkError:
-                self.verified.drop(link)
+                self.verified.drop(key)
                 return None
-            self.verified.put(link, Verified(client_id, digest, found.version))
+            self.verified.put(key, Verified(client_id, digest, found.version))
         location = environ.get("SCRIPT_NAME", "") + "/p/" + found.page_id
         return self.send(environ, start_response, location)
 
@@ -200,6 +203,12 @@ class LinkFront:
 
     def served_host(self, environ: dict[str, Any]) -> bool:
         return front.served_host(environ, self.trusted_hosts)
+
+
+def link_key(data: str, signature: str) -> bytes:
+    """The link to the byte, in 32 bytes: the data's length first, so that no other split
+    of the same characters into data and signature has the same key."""
+    return hashlib.sha256(f"{len(data)}:{data}{signature}".encode()).digest()
 
 
 def found_before(environ: dict[str, Any], read: terminal.ReadLink) -> Found | None:

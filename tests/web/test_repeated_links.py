@@ -91,6 +91,15 @@ def test_a_bad_signature_is_flasks_to_refuse(app: Flask, opened: str) -> None:
     assert handled == ["/terminal"]
 
 
+def test_a_link_is_kept_verified_under_a_key_of_its_own_whatever_its_length() -> None:
+    data, signature = QUERY["data"], QUERY["signature"]
+    key = link_front.link_key(data, signature)
+    assert len(key) == len(link_front.link_key("x" * 8192, signature)) == 32
+    # The same characters split otherwise between data and signature are another link.
+    assert key not in {link_front.link_key(data + signature[:1], signature[1:]),
+                       link_front.link_key(data[:-1], data[-1:] + signature)}
+
+
 def test_a_secret_changed_by_hand_refuses_a_link_verified_before_once_the_version_is_raised(
         app: Flask, opened: str) -> None:
     """As the README tells an operator: a merchant changed by hand in the database counts
