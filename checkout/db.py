@@ -7,14 +7,14 @@ import select
 import threading
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 from . import page_notices
@@ -122,6 +122,7 @@ class DirectRead:
         dialect = engine.dialect
         compiled = statement.compile(dialect=dialect)
         self.engine = engine
+        self.statement = statement
         self.sql = compiled.string
         # The driver's parameters in the compiled statement's order (SQLite's `?`), or by
         # name (psycopg's `%(name)s`).
@@ -144,15 +145,29 @@ class DirectRead:
         return self.row(*[value if process is None else process(value)
                           for process, value in zip(self.processors, found, strict=True)])
 
-    def first_or_else(self, params: dict[str, Any], again: Callable[[], Any]) -> Any:
-        """`first(params)`; after a driver error (logged), what `again()` reads instead
-        (the same through SQLAlchemy, which recovers from a lost connection)."""
+    def read(self, params: dict[str, Any]) -> Any:
+        """`first(params)`; after a driver error (logged), the same read through
+        SQLAlchemy, which recovers from a lost connection. SQLAlchemy's own errors are the
+        caller's."""
         try:
             return self.first(params)
         except self.engine.dialect.loaded_dbapi.Error:
             log.warning("a direct read failed; reading again through SQLAlchemy",
                         exc_info=True)
-        return again()
+        try:
+            return self.through_sqlalchemy(params)
+        except DBAPIError as exc:
+            # A connection that died unnoticed in the pool (no pre-ping) fails its first
+            # statement and is invalidated, with the pool's older ones: a read has changed
+            # nothing, so it is asked again once, on a fresh connection.
+            if not exc.connection_invalidated:
+                raise
+            log.warning("a database connection was lost; reading again")
+        return self.through_sqlalchemy(params)
+
+    def through_sqlalchemy(self, params: dict[str, Any]) -> Any:
+        with self.engine.connect() as connection:
+            return connection.execute(self.statement, params).first()
 
     def execute(self, params: dict[str, Any]) -> Any:
         if self.fixed:
@@ -231,8 +246,8 @@ class ThreadReaders:
         return held
 
     def close(self) -> None:
-        """Close every thread's connection; a thread reading on one meets an error and is
-        read again as after any error (web/front.py)."""
+        """Close every thread's connection: each thread opens another at its next read (one
+        reading at that moment meets an error, and reads again as after any error)."""
         with self.lock:
             opened = list(self.opened)
         for held in opened:

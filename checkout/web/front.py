@@ -31,7 +31,7 @@ from typing import Any
 from babel import Locale
 from flask import Flask
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import SecurityError
 from werkzeug.http import parse_etags, quote_etag
 from werkzeug.wrappers import Request
@@ -210,28 +210,11 @@ class Front:
     def read(self, statement: Any, page_id: str, *, row: bool = False, **params: str) -> Any:
         asked = {"page_id": page_id, **params}
         try:
-            found = self.direct[statement].first_or_else(
-                asked, lambda: self.read_once_more(statement, asked))
+            found = self.direct[statement].read(asked)
         except SQLAlchemyError:
             log.exception("front: a page's row could not be read")
             return None  # the Flask view tries again and answers as every route does
         return found if row or found is None else found[0]
-
-    def read_once_more(self, statement: Any, params: dict[str, str]) -> Any:
-        """A connection that died unnoticed in the pool (db.py: no pre-ping) fails its first
-        statement and is invalidated, with the pool's older ones: a read has changed
-        nothing, so it is asked again once, on a fresh connection."""
-        try:
-            return self.read_row(statement, params)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            log.warning("front: a database connection was lost; reading again")
-        return self.read_row(statement, params)
-
-    def read_row(self, statement: Any, params: dict[str, str]) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(statement, params).first()
 
     def now(self) -> datetime:
         # Tests replace the clock in the app's config; there is no app context here.

@@ -181,15 +181,11 @@ class LinkFront:
     def find(self, client_id: int, digest: str) -> Found | None:
         asked = params_of(client_id, digest)
         try:
-            row = self.direct.first_or_else(asked, lambda: self.read_again(asked))
+            row = self.direct.read(asked)
         except SQLAlchemyError:
             log.exception("link front: a link's page could not be read")
             return None
         return found_in(row, merchants.cache_of(self.app), client_id)
-
-    def read_again(self, asked: dict[str, Any]) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(PAGE_OF_LINK, asked).first()
 
     def send(self, environ: dict[str, Any], start_response: Callable[..., Any],
              location: str) -> Iterable[bytes]:
