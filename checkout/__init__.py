@@ -122,7 +122,8 @@ def wrap_wsgi(app: Flask) -> None:
 
     # The hottest customer requests are answered before Flask runs (front.py); the proxy
     # fix goes outside, so that their rate limits count the client's address, not the proxy's.
-    # On PostgreSQL the front keeps what it reads until a notice says it changed (pagerows.py).
+    # The front keeps what it reads until a notice (PostgreSQL) or the change log (SQLite)
+    # says it changed (pagerows.py).
     pagerows.install(app)
     link_front.install(app)  # a terminal link clicked again; inside the front's mended query
     front.install(app)

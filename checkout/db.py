@@ -52,6 +52,7 @@ def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
             cursor.close()
 
         ThreadReaders.install(engine)
+        page_notices.install(engine)
         return engine
     # No pre-ping: a round trip before every request's first statement, as long as the
     # status poll's own query. A connection that died in the pool (a backend

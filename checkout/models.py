@@ -271,6 +271,23 @@ class PageRendering(Base):
     stored_at: Mapped[datetime] = mapped_column(DateTime, default=system_now)
 
 
+class PageChange(Base):
+    """On SQLite, one row per committed transaction that changed pages (or a merchant's
+    look): the ids it changed, written in that transaction (page_notices.py). Processes that
+    keep pages' rows read the rows after the last one they saw whenever the database has a
+    new commit (web/pagelog.py): PostgreSQL's notices, on a database without a server.
+    Unused on PostgreSQL."""
+
+    __tablename__ = "page_changes"
+    # AUTOINCREMENT: a number is never given twice, even once the rows before it are pruned,
+    # so a reader's "after the last I saw" never skips a change.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pages: Mapped[str] = mapped_column(Text)  # ids joined by spaces, or "*": every page
+    at: Mapped[int] = mapped_column(BigInteger)  # unix seconds, for pruning
+
+
 class Invoice(Base):
     """A shop's invoice, made through our drop-in `invoices/create` (coinspaid-api.md §2.11).
 

@@ -10,6 +10,11 @@ merchant's language). As that transaction commits, one `NOTIFY` in it names what
 PostgreSQL delivers it to every listener after the commit, in commit order, and drops it
 with a rollback. Inserted pages need no notice: no process keeps a row it never read.
 
+SQLite has no server to send notices through: there the transaction writes what it
+changed into the `page_changes` table instead (`PageChange`), in the same commit, and the
+processes that keep rows read that table whenever the database has a new commit
+(web/pagelog.py). A rolled-back transaction leaves no row, as no notice.
+
 The committing process also forgets its own kept rows (`add_forgetter`) as soon as its
 COMMIT is done (not before: a thread of its own could read the page in between and keep the
 old row), so that its own next request never waits for the notice to come back to it.
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -46,6 +53,12 @@ WRITE = re.compile(r"\b(update|delete\s+from|insert\s+into|merge\s+into)\s+(only
                    r"(\w+\.)?\"?" + WATCHED, re.IGNORECASE)
 TRUNCATE = re.compile(r"^\s*truncate\b.*\b" + WATCHED, re.IGNORECASE | re.DOTALL)
 UPSERT = re.compile(r"\bon\s+conflict\b.*\bdo\s+update\b", re.IGNORECASE | re.DOTALL)
+# SQLite: the change log's rows are kept this long, far past any kept row's age
+# (pagerows.MAX_AGE): a reader that missed a pruned row has no row left from before it.
+LOG_KEPT_SECONDS = 600
+PRUNE_EVERY = 64  # a process's commits that log changes, between two prunings
+LOG_CHANGE = "INSERT INTO page_changes (pages, at) VALUES (?, ?)"
+PRUNE_LOG = "DELETE FROM page_changes WHERE at < ?"
 
 Forgetter = Callable[[frozenset[str]], None]
 # Held weakly: a process's kept rows (and their listener) go with their app, not with the
@@ -81,11 +94,12 @@ def channel_of(engine: Engine) -> str:
 
 
 def install(engine: Engine) -> None:
-    """Note and announce page changes on this engine's connections (PostgreSQL only: SQLite
-    has no one to tell, and its processes keep no rows)."""
-    if engine.dialect.name != "postgresql":
+    """Note and announce page changes on this engine's connections: by notices on
+    PostgreSQL, in the change log on SQLite."""
+    if engine.dialect.name not in ("postgresql", "sqlite"):
         return
-    channel(engine)
+    if engine.dialect.name == "postgresql":
+        channel(engine)
     _forgetters[engine] = []
     event.listen(engine, "before_cursor_execute", _note)
     event.listen(engine, "commit", _announce)
@@ -184,12 +198,35 @@ def _announce(connection: Connection) -> None:
     # Sent through the driver: an SQLAlchemy execute inside its own commit event would be
     # looked at again.
     driver = connection.connection.driver_connection
-    to = channel(connection.engine)
-    for payload in sent:
-        driver.execute("SELECT pg_notify(%s, %s)", (to, payload))  # type: ignore[union-attr]
+    if connection.dialect.name == "sqlite":
+        log_changes(driver, sent)
+    else:
+        to = channel(connection.engine)
+        for payload in sent:
+            driver.execute("SELECT pg_notify(%s, %s)", (to, payload))  # type: ignore[union-attr]
     forgotten = frozenset(EVERY if payload == EVERY else page_id
                           for payload in sent for page_id in payload.split())
     _committing.forgotten = forgotten  # forgotten here once the COMMIT is done (do_commit)
+
+
+_logged = threading.local()
+
+
+def log_changes(driver: Any, sent: list[str]) -> None:
+    """SQLite: the transaction's changes, in its own commit; now and then the rows older
+    than `LOG_KEPT_SECONDS` pruned."""
+    now = int(time.time())
+    try:
+        driver.executemany(LOG_CHANGE, [(payload, now) for payload in sent])
+        count = getattr(_logged, "count", 0) + 1
+        _logged.count = count
+        if count % PRUNE_EVERY == 0:
+            driver.execute(PRUNE_LOG, (now - LOG_KEPT_SECONDS,))
+    except sqlite3.OperationalError as exc:
+        # A database whose schema predates the log (a migration writing merchants before
+        # the table is made): no process of it keeps rows yet.
+        if "no such table: page_changes" not in str(exc):
+            raise
 
 
 def _drop(connection: Connection) -> None:

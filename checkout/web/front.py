@@ -203,7 +203,7 @@ class Front:
 
     def kept_row(self, page_id: str) -> Any:
         """The page's model and its merchant's language, kept in this process while no
-        notice says the page changed (pagerows.py; PostgreSQL only)."""
+        notice or the change log says the page changed (pagerows.py)."""
         assert self.rows is not None
         return self.rows.read(page_id, lambda: self.read(qrimages.READ, page_id, row=True))
 

@@ -23,8 +23,12 @@ process that commits forgets its own at once. What makes a kept row safe to serv
 - No row is served older than `MAX_AGE` seconds, for a change no notice names (a page or a
   merchant changed by hand in SQL: only the site's own connections announce changes).
 
-On SQLite every process reads the database file in its own memory, with no server to ask
-and no one to hear notices from: nothing is kept.
+On SQLite a read costs no round trip, but under load it costs the request its turn: the
+interpreter's lock is let go while SQLite works, and won back only after the other threads'
+turns, which made a page viewed again a fifth slower than the bare app. There the process
+keeps rows the same way, with the change log in the listener's place (pagelog.py): a kept
+row is served only once the process has read every change committed before the request,
+so a change is never seen late.
 """
 
 from __future__ import annotations
@@ -36,13 +40,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask
 from sqlalchemy import Engine
 
 from .. import db, page_notices
 from .kept import Kept
+from .pagelog import ChangeLog
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +76,30 @@ LISTENER_CONNECTION = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle":
                        "tcp_user_timeout": 10000}
 
 
+class Feed(Protocol):
+    """What tells a process of changes: PostgreSQL's notices (`Listener`), SQLite's change
+    log (`ChangeLog`)."""
+
+    pid: int
+    live: bool
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def catch_up(self) -> bool: ...
+
+
 class PageRows:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.feed: Callable[[Engine, Callable[[frozenset[str]], None]], Feed] = (
+            ChangeLog if engine.dialect.name == "sqlite" else Listener)
         self.rows: Kept[tuple[str, str], tuple[float, Any]] = Kept(SIZE)
         self.tickets: dict[tuple[str, str], object] = {}  # the reads under way
         self.forgotten = 0  # how many times anything was forgotten
         self.lock = threading.Lock()
-        self.listener: Listener | None = None
+        self.listener: Feed | None = None
         page_notices.add_forgetter(engine, self.forget)
 
     # ------------------------------------------------------------ reading
@@ -143,7 +164,7 @@ class PageRows:
 
     # ------------------------------------------------------------ the listener
 
-    def listening(self) -> Listener | None:
+    def listening(self) -> Feed | None:
         """This process's listener, started by its first read (a forked worker starts its
         own: threads do not cross a fork)."""
         listener = self.listener
@@ -153,7 +174,7 @@ class PageRows:
             if self.listener is None or self.listener.pid != os.getpid():
                 self.rows.clear()
                 self.tickets.clear()
-                self.listener = Listener(self.engine, self.forget)
+                self.listener = self.feed(self.engine, self.forget)
                 self.listener.start()
             return self.listener
 
@@ -328,14 +349,15 @@ class Listener:
 
 
 def rows(app: Flask) -> PageRows | None:
-    """The app's kept rows; None on SQLite."""
+    """The app's kept rows; None where nothing is kept (a database in memory)."""
     found: PageRows | None = app.extensions.get(EXTENSION)
     return found
 
 
 def install(app: Flask) -> None:
     engine: Engine = app.extensions[db.EXTENSION + ".engine"]
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql" or (
+            engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")):
         app.extensions[EXTENSION] = PageRows(engine)
 
 

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 41014f15b91e
+Revision ID: db117ac44cb5
 Revises: 
-Create Date: 2026-12-07 00:31:17.779470
+Create Date: 2026-12-07 04:00:55.526721
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '41014f15b91e'
+revision = 'db117ac44cb5'
 down_revision = None
 branch_labels = ('site',)
 depends_on = None
@@ -52,6 +52,13 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('version', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('page_changes',
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('pages', sa.Text(), nullable=False),
+    sa.Column('at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('seq'),
+    sqlite_autoincrement=True
     )
     op.create_table('rate_quotes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -575,6 +582,7 @@ def downgrade() -> None:
     op.drop_table('users')
     op.drop_table('signin_throttles')
     op.drop_table('rate_quotes')
+    op.drop_table('page_changes')
     op.drop_table('merchants_version')
     op.drop_table('merchants')
     op.drop_table('currency_limits')

@@ -1,15 +1,15 @@
 """sandbox schema
 
-Revision ID: cc64b54ef666
+Revision ID: 91c933bdb272
 Revises: 
-Create Date: 2026-12-07 00:31:21.262794
+Create Date: 2026-12-07 04:00:59.016390
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'cc64b54ef666'
+revision = '91c933bdb272'
 down_revision = None
 branch_labels = ('sandbox',)
 depends_on = None
