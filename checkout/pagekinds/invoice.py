@@ -101,10 +101,15 @@ def payment_seen(quotes: list[InvoiceQuote]) -> bool:
     return paid_anything(quotes) or any(q.transactions for q in quotes)
 
 
-def may_change_currency(session: Session, invoice: Invoice) -> bool:
-    """A customer may pick (again) while the invoice is open and no quote saw a payment."""
-    return invoice.status in (CREATED, PENDING) and not paid_anything(
-        quotes_of(session, invoice.id))
+def may_change_currency(invoice: Invoice, quotes: list[InvoiceQuote]) -> bool:
+    """A customer may pick (again) while the invoice is open and none of its quotes saw a
+    payment."""
+    return invoice.status in (CREATED, PENDING) and not paid_anything(quotes)
+
+
+def current_of(quotes: list[InvoiceQuote]) -> InvoiceQuote | None:
+    """The quote on screen, of an invoice's quotes (`quotes_of`): as `current_quote` reads it."""
+    return next((quote for quote in quotes if quote.current), None)
 
 
 def return_url(invoice: Invoice, merchant: Merchant) -> str | None:
@@ -152,13 +157,13 @@ def phase_of(invoice: Invoice, quote: InvoiceQuote | None, paid: Decimal,
 
 
 def model_part(session: Session, page: Page, now: datetime, invoice: Invoice | None,
-               quote: InvoiceQuote | None) -> dict[str, Any]:
+               quotes: list[InvoiceQuote]) -> dict[str, Any]:
     """The invoice page's values for the shared page model's keys, and its own `invoice`,
-    from the page's invoice and its current quote (read once by the caller)."""
+    from the page's invoice and its quotes (read once by the caller)."""
     if invoice is None:  # a page row the service has not finished making
         return {"phase": PHASE_CHOOSE, "pay_now": False, "invoice": None}
-    earlier = [q for q in quotes_of(session, invoice.id)
-               if quote is None or q.id != quote.id]
+    quote = current_of(quotes)
+    earlier = [q for q in quotes if quote is None or q.id != quote.id]
     info = currencies.get(page.currency)
     places = info.decimals if info is not None else 8
     paid = arrived(quote)
@@ -203,7 +208,7 @@ def model_part(session: Session, page: Page, now: datetime, invoice: Invoice | N
             "over_fiat": _over_value(invoice, page, paid, asked) if phase == "overpaid"
             else None,
             "can_change_currency": (invoice.sender_currency is None
-                                    and may_change_currency(session, invoice)),
+                                    and may_change_currency(invoice, quotes)),
             "options": [vars(o) for o in options(session, invoice, now)]
             if phase in (PHASE_CHOOSE, PHASE_REQUOTE) or pay_now and paid == 0 else [],
         },
@@ -418,8 +423,10 @@ def invoice_model(session: Session, page: Page, now: datetime,
     quote, and money that arrived after it closed (invoice_late.py)."""
     asset = asset_of(page.currency, translate=False)
     invoice = invoice_of(session, page)
-    quote = current_quote(session, invoice.id) if invoice is not None else None
-    part = model_part(session, page, now, invoice, quote)
+    # Every quote in one read: the current one among them.
+    quotes = quotes_of(session, invoice.id) if invoice is not None else []
+    quote = current_of(quotes)
+    part = model_part(session, page, now, invoice, quotes)
     test = testnet()
     invoice_late.amend(session, invoice, quote, part, test)
     amount = amount_asked(page)

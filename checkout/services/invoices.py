@@ -43,7 +43,6 @@ from ..pagekinds.invoice import (  # noqa: F401 (the workflows and tests that mo
     OPEN,
     RANK,
     current_quote,
-    may_change_currency,
     paid_anything,
     payment_seen,
     quotes_of,
