@@ -79,6 +79,32 @@ def invoice_of(session: Session, page: Page) -> Invoice | None:
     return session.scalar(select(Invoice).where(Invoice.page_id == page.id))
 
 
+# An invoice made in the transaction under way, with its quotes: nothing else can have
+# touched either before that transaction commits, so the page's model built in it takes
+# them as the session holds them instead of reading them back (two round trips of a new
+# invoice's one commit).
+MADE = "checkout.invoice.made"
+
+
+def made_in_transaction(session: Session, invoice: Invoice,
+                        quotes: list[InvoiceQuote]) -> None:
+    session.info[MADE] = (session.get_transaction(), invoice, list(quotes))
+
+
+def invoice_and_quotes(session: Session, page: Page) -> tuple[Invoice | None,
+                                                              list[InvoiceQuote]]:
+    """The page's invoice and all its quotes (the current one among them), each read once,
+    or as made in this very transaction (`made_in_transaction`)."""
+    made = session.info.get(MADE)
+    if made is not None:
+        transaction, invoice, quotes = made
+        if transaction is not None and transaction is session.get_transaction() \
+                and invoice.page_id == page.id:
+            return invoice, quotes
+    invoice = invoice_of(session, page)
+    return invoice, quotes_of(session, invoice.id) if invoice is not None else []
+
+
 def current_quote(session: Session, invoice_id: int) -> InvoiceQuote | None:
     return session.scalar(select(InvoiceQuote).where(
         InvoiceQuote.invoice_id == invoice_id, InvoiceQuote.current.is_(True))
@@ -422,9 +448,7 @@ def invoice_model(session: Session, page: Page, now: datetime,
     """An invoice page's model: the deposit page's keys, filled from the invoice and its
     quote, and money that arrived after it closed (invoice_late.py)."""
     asset = asset_of(page.currency, translate=False)
-    invoice = invoice_of(session, page)
-    # Every quote in one read: the current one among them.
-    quotes = quotes_of(session, invoice.id) if invoice is not None else []
+    invoice, quotes = invoice_and_quotes(session, page)
     quote = current_of(quotes)
     part = model_part(session, page, now, invoice, quotes)
     test = testnet()

@@ -43,6 +43,7 @@ from ..pagekinds.invoice import (  # noqa: F401 (the workflows and tests that mo
     OPEN,
     RANK,
     current_quote,
+    made_in_transaction,
     paid_anything,
     payment_seen,
     quotes_of,
@@ -171,6 +172,7 @@ def store_new(session: Session, merchant: Merchant, req: InvoiceRequest, *,
             session.flush()  # the invoice's id names its quote
             quote = new_quote(invoice, quote_in)
             session.add(quote)
+        made_in_transaction(session, invoice, [] if quote is None else [quote])
         session.commit()
     except IntegrityError:
         session.rollback()
