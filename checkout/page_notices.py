@@ -1,5 +1,5 @@
-"""Notices of changed pages on PostgreSQL, for the processes that keep pages' rows
-(web/pagerows.py): whichever way a page or a merchant is changed, every process hears of it
+"""Notices of changed pages (on SQLite, a change log), for the processes that keep pages'
+rows (web/pagerows.py): whichever way a page or a merchant is changed, every process hears of it
 once the change is committed, and never of a change rolled back.
 
 Every statement a connection sends is looked at as it is sent (the ORM's flush, an
@@ -8,7 +8,8 @@ their ids on its connection (all pages, `EVERY`, where its WHERE does not name t
 one), one that changes a merchant or its logo notes `EVERY` (a page's row holds its
 merchant's language). As that transaction commits, one `NOTIFY` in it names what was noted;
 PostgreSQL delivers it to every listener after the commit, in commit order, and drops it
-with a rollback. Inserted pages need no notice: no process keeps a row it never read.
+with a rollback. Inserted pages need no notice: no process keeps a row it never read;
+nor do later changes to them in the transaction that inserts them (`inserted`).
 
 SQLite has no server to send notices through: there the transaction writes what it
 changed into the `page_changes` table instead (`PageChange`), in the same commit, and the
@@ -34,13 +35,14 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.dml import Delete, Update
+from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
 CHANNEL = "checkout_pages"
 CHANNEL_LIMIT = 63  # PostgreSQL's identifiers; LISTEN would cut a longer one short
 EVERY = "*"
 NOTES = "checkout.page_notes"
+BORN = "checkout.pages_born"  # pages inserted by the transaction: no process knows them yet
 PAGES = "pages"
 # PostgreSQL refuses a payload of 8000 bytes or more; ids are short, and a transaction that
 # changed more pages than fit in one notice tells every process to forget everything.
@@ -138,6 +140,23 @@ def _note(connection: Connection, _cursor: Any, statement: str, _parameters: Any
     found = changed(statement, context)
     if found:
         connection.info.setdefault(NOTES, set()).update(found)
+    elif made := inserted(statement, context):
+        connection.info.setdefault(BORN, set()).update(made)
+
+
+def inserted(statement: str, context: Any) -> set[str]:
+    """The ids of the pages a plain INSERT makes. Changed in the same transaction, they need
+    no notice: until it commits no other transaction sees them, so no process keeps them
+    (a first click and a new invoice insert their page, then write its model)."""
+    found = WRITE.search(statement)
+    if (found is None or found["table"].lower() != PAGES
+            or not found[1].lower().startswith("insert") or UPSERT.search(statement)):
+        return set()
+    dml = getattr(getattr(context, "compiled", None), "statement", None)
+    if not isinstance(dml, Insert) or getattr(dml.table, "name", None) != PAGES:
+        return set()
+    made = [params.get("id") for params in context.compiled_parameters]
+    return set(made) if all(isinstance(page_id, str) for page_id in made) else set()
 
 
 def changed(statement: str, context: Any) -> set[str]:
@@ -192,6 +211,9 @@ def payloads(notes: Iterable[str]) -> list[str]:
 
 def _announce(connection: Connection) -> None:
     notes: set[str] | None = connection.info.pop(NOTES, None)
+    born: set[str] = connection.info.pop(BORN, set())
+    if notes and EVERY not in notes:
+        notes -= born
     if not notes:
         return
     sent = payloads(notes)
@@ -234,3 +256,4 @@ def _drop(connection: Connection) -> None:
     # try to reconnect in the middle of its rollback.
     if not connection.invalidated:
         connection.info.pop(NOTES, None)
+        connection.info.pop(BORN, None)

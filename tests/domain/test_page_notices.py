@@ -134,3 +134,28 @@ def test_ids_that_would_need_several_notices_are_announced_as_every_page() -> No
     assert page_notices.payloads(ids) == [page_notices.EVERY]
     assert page_notices.payloads([ids[0], page_notices.EVERY]) == [page_notices.EVERY]
     assert page_notices.payloads([]) == []
+
+
+def test_a_page_made_and_changed_in_one_transaction_is_not_announced(
+        app: Flask, pages: tuple[str, str], ear: Ear) -> None:
+    """No process can keep a page before the transaction that makes it commits: a first
+    click or a new invoice inserts its page and writes its model, with no notice. A page
+    that existed before, changed in the same transaction, is still announced."""
+    with app.app_context(), db.transaction() as s:
+        s.add(Page(id="C" * 32, kind="deposit", merchant_id=11, foreign_id="f",
+                   currency="BTC", status="waiting"))
+        s.flush()
+        s.execute(update(Page).where(Page.id == "C" * 32).values(amount="1"))
+    with app.app_context(), db.transaction() as s:
+        s.add(Page(id="D" * 32, kind="deposit", merchant_id=11, foreign_id="f",
+                   currency="BTC", status="waiting"))
+        s.flush()
+        s.execute(update(Page).where(Page.id.in_(["D" * 32, pages[0]])).values(amount="1"))
+    assert ear.next() == page_notices.EVERY  # an IN list is not read id by id
+    with app.app_context(), db.transaction() as s:
+        s.add(Page(id="E" * 32, kind="deposit", merchant_id=11, foreign_id="f",
+                   currency="BTC", status="waiting"))
+        s.flush()
+        s.execute(update(Page).where(Page.id == "E" * 32).values(amount="2"))
+        s.execute(update(Page).where(Page.id == pages[0]).values(amount="2"))
+    assert ear.next() == pages[0]  # the page made in it is not named beside it

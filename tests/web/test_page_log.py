@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from kit import budgets, kept_rows
-from kit.deposits import open_link, send_deposit
+from kit.deposits import LINK, open_link, send_deposit
 from sqlalchemy import create_engine, func, select, text, update
 
 from checkout import db, page_notices
@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(
     reason="the change log is SQLite's (PostgreSQL's notices: test_page_rows.py)")
 
 PAID_HEADING = '<h1 data-field="heading">Paid</h1>'
+LINK_OF_ANOTHER_ORDER = {**LINK, "foreign_id": "user-8"}
 
 
 @pytest.fixture
@@ -112,6 +113,17 @@ def test_each_commit_logs_the_pages_it_changed_and_a_merchants_change_logs_every
     with app.app_context(), db.transaction() as s:
         s.execute(update(Merchant).where(Merchant.client_id == 11).values(accent="#123456"))
     assert logged(app)[len(before):] == [page_id, page_notices.EVERY]
+
+
+def test_a_page_made_and_changed_in_one_transaction_logs_nothing(
+        app: Flask, page: str) -> None:
+    """No process can keep it before that commit (a first click, a new invoice)."""
+    before = logged(app)
+    made = page_id_of(open_link(app.test_client(), {**LINK_OF_ANOTHER_ORDER}))
+    with app.app_context(), db.transaction() as s:
+        s.execute(update(Page).where(Page.id == page_id_of(page)).values(amount="9"))
+    assert made not in " ".join(logged(app)[len(before):])
+    assert logged(app)[len(before):][-1] == page_id_of(page)
 
 
 def test_a_rolled_back_change_logs_nothing(app: Flask, page: str) -> None:
