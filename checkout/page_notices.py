@@ -51,15 +51,21 @@ PAYLOAD_LIMIT = 7000
 # language) or the merchant's logo (a first logo is an INSERT), and the merchants' version
 # that every change to a merchant raises. In any spelling, the ORM's or a script's.
 WATCHED = r"(?P<table>pages|merchants|merchant_logos|merchants_version)\b"
-WRITE = re.compile(r"\b(update|delete\s+from|insert\s+into|merge\s+into)\s+(only\s+)?"
-                   r"(\w+\.)?\"?" + WATCHED, re.IGNORECASE)
+WRITE = re.compile(r"\b(update(?:\s+or\s+\w+)?|delete\s+from|insert(?:\s+or\s+\w+)?\s+into"
+                   r"|replace\s+into|merge\s+into)\s+(only\s+)?(\"?\w+\"?\.)?\"?" + WATCHED,
+                   re.IGNORECASE)
 TRUNCATE = re.compile(r"^\s*truncate\b.*\b" + WATCHED, re.IGNORECASE | re.DOTALL)
 UPSERT = re.compile(r"\bon\s+conflict\b.*\bdo\s+update\b", re.IGNORECASE | re.DOTALL)
+# SQLite's spellings of an INSERT that may replace an existing row.
+REPLACING = re.compile(r"^(replace|insert\s+or\s+replace)\b", re.IGNORECASE)
+CONFLICT = re.compile(r"\bon\s+conflict\b|^insert\s+or\b", re.IGNORECASE)
 # SQLite: the change log's rows are kept this long, far past any kept row's age
 # (pagerows.MAX_AGE): a reader that missed a pruned row has no row left from before it.
 LOG_KEPT_SECONDS = 600
-PRUNE_EVERY = 64  # a process's commits that log changes, between two prunings
+PRUNE_EVERY = 64  # a thread's commits that log changes, between two prunings
 LOG_CHANGE = "INSERT INTO page_changes (pages, at) VALUES (?, ?)"
+# Pruned by age (a reader that missed a pruned row notices the gap in the numbers and
+# forgets everything: web/pagelog.py).
 PRUNE_LOG = "DELETE FROM page_changes WHERE at < ?"
 
 Forgetter = Callable[[frozenset[str]], None]
@@ -104,6 +110,7 @@ def install(engine: Engine) -> None:
         channel(engine)
     _forgetters[engine] = []
     event.listen(engine, "before_cursor_execute", _note)
+    event.listen(engine, "after_cursor_execute", _born)
     event.listen(engine, "commit", _announce)
     event.listen(engine, "rollback", _drop)
     commit = engine.dialect.do_commit
@@ -140,17 +147,25 @@ def _note(connection: Connection, _cursor: Any, statement: str, _parameters: Any
     found = changed(statement, context)
     if found:
         connection.info.setdefault(NOTES, set()).update(found)
-    elif made := inserted(statement, context):
+
+
+def _born(connection: Connection, cursor: Any, statement: str, _parameters: Any,
+          context: Any, _executemany: bool) -> None:
+    """After a statement has run: the pages it made, if it made every one it names."""
+    made = inserted(statement, context)
+    if made and getattr(cursor, "rowcount", -1) == len(context.compiled_parameters):
         connection.info.setdefault(BORN, set()).update(made)
 
 
 def inserted(statement: str, context: Any) -> set[str]:
-    """The ids of the pages a plain INSERT makes. Changed in the same transaction, they need
-    no notice: until it commits no other transaction sees them, so no process keeps them
-    (a first click and a new invoice insert their page, then write its model)."""
+    """The ids of the pages a plain INSERT makes (no conflict clause: it made each row or
+    failed). Changed in the same transaction, they need no notice: until it commits no other
+    transaction sees them, so no process keeps them (a first click and a new invoice insert
+    their page, then write its model)."""
     found = WRITE.search(statement)
     if (found is None or found["table"].lower() != PAGES
-            or not found[1].lower().startswith("insert") or UPSERT.search(statement)):
+            or not found[1].lower().startswith("insert") or CONFLICT.search(found[1])
+            or CONFLICT.search(statement)):
         return set()
     dml = getattr(getattr(context, "compiled", None), "statement", None)
     if not isinstance(dml, Insert) or getattr(dml.table, "name", None) != PAGES:
@@ -168,7 +183,10 @@ def changed(statement: str, context: Any) -> set[str]:
         return set()
     if found["table"].lower() != PAGES:
         return {EVERY}  # a merchant, its logo or its version: every page may show it
-    if found[1].lower().startswith("insert"):
+    verb = found[1]
+    if REPLACING.match(verb):
+        return {EVERY}  # SQLite's REPLACE deletes the row it meets, then inserts
+    if verb.lower().startswith("insert"):
         # A new page: no process keeps it yet, unless the INSERT updates one that exists.
         return {EVERY} if UPSERT.search(statement) else set()
     compiled = getattr(context, "compiled", None)

@@ -44,14 +44,31 @@ RETRY_SECONDS = 1.0  # between attempts to follow a log that could not be read
 
 
 class CommitMark:
-    """SQLite's mark of the last commit, read from the mapped wal-index header."""
+    """SQLite's mark of the last commit, read from the mapped wal-index header.
 
-    def __init__(self, database: str) -> None:
-        descriptor = os.open(database + "-shm", os.O_RDONLY)
-        try:
-            self.map = mmap.mmap(descriptor, 2 * HEADER, access=mmap.ACCESS_READ)
-        finally:
-            os.close(descriptor)
+    POSIX file locks belong to the process and the file: closing any descriptor of the
+    `-shm` file would drop every lock SQLite holds on it in this process (its own "in use"
+    lock, and the WAL's read and write locks of every thread). So the file is opened and
+    mapped once per process and file (`of`), and neither is ever closed."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+        self.map = mmap.mmap(descriptor, 2 * HEADER, access=mmap.ACCESS_READ)
+
+    @classmethod
+    def of(cls, database: str) -> CommitMark:
+        """The mark of the `-shm` file now in place (call it while a connection of this
+        process holds the database open: then no other process may replace the file)."""
+        path = os.path.abspath(database + "-shm")
+        with _marks_lock:
+            found = _marks.get(path)
+            if found is not None and _same_file(found.descriptor, path):
+                return found
+            # Kept open for good, also after a fork and if the file was replaced meanwhile
+            # (a new one is mapped beside it): closing it would drop the locks above.
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            found = _marks[path] = cls(descriptor)
+            return found
 
     def now(self) -> bytes | None:
         """The header as it stands; None while a commit is being marked (SQLite writes the
@@ -63,8 +80,17 @@ class CommitMark:
             return None
         return first
 
-    def close(self) -> None:
-        self.map.close()
+
+_marks: dict[str, CommitMark] = {}
+_marks_lock = threading.Lock()
+
+
+def _same_file(descriptor: int, path: str) -> bool:
+    try:
+        held, there = os.fstat(descriptor), os.stat(path)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
 class ChangeLog:
@@ -105,7 +131,9 @@ class ChangeLog:
         mode = self.connection.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() != "wal":
             raise ValueError(f"journal mode {mode}: no commit mark to read")
-        self.mark = CommitMark(database)
+        # A read opens the WAL index (the -shm file); this connection holds it open from now.
+        self.connection.execute(LAST_SEQ).fetchone()
+        self.mark = CommitMark.of(database)
         # The mark first: a commit after it is looked for again.
         self.seen = self.mark.now()
         self.last = int(self.connection.execute(LAST_SEQ).fetchone()[0])
@@ -141,9 +169,12 @@ class ChangeLog:
                 return False
             self.reads += 1
             if changes:
+                # Numbers follow one another (one writer; a rollback gives its number back):
+                # a gap after the last seen is rows pruned before this process read them.
+                missed = int(changes[0][0]) != self.last + 1
                 self.last = int(changes[-1][0])
-                self.forget(frozenset(page_id for _seq, pages in changes
-                                      for page_id in str(pages).split()))
+                self.forget(frozenset({page_notices.EVERY}) if missed else frozenset(
+                    page_id for _seq, pages in changes for page_id in str(pages).split()))
             self.seen = now
             return True
 
@@ -152,8 +183,10 @@ class ChangeLog:
         before (changes may have been missed meanwhile)."""
         if time.monotonic() < self.retry_at:
             return False
-        self.forget(frozenset({page_notices.EVERY}))
         self.open()
+        # After the mark and the log's last row are taken: a commit between the two is
+        # looked for again, and whatever was kept before is gone.
+        self.forget(frozenset({page_notices.EVERY}))
         return True
 
     def stop(self) -> None:
@@ -162,9 +195,7 @@ class ChangeLog:
             self.close()
 
     def close(self) -> None:
-        if self.mark is not None:
-            self.mark.close()
-            self.mark = None
+        self.mark = None  # the mapping stays: see CommitMark
         if self.connection is not None:
             self.connection.close()
             self.connection = None

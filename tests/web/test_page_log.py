@@ -7,8 +7,11 @@ nothing; a change no site connection made is seen within `MAX_AGE`."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +22,7 @@ from flask import Flask
 from kit import budgets, kept_rows
 from kit.deposits import LINK, open_link, send_deposit
 from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from checkout import db, page_notices
 from checkout.models import DepositAddress, Merchant, Page, PageChange
@@ -249,3 +253,71 @@ def test_a_database_not_in_wal_mode_is_not_followed_and_nothing_is_kept(
     finally:
         log.stop()
         engine.dispose()
+
+
+def test_following_the_log_leaves_sqlites_own_locks_in_place(tmp_path: Path) -> None:
+    """POSIX locks belong to the process: had the log's reader closed a descriptor of the
+    `-shm` file, the write lock a thread of this process holds there would be gone, and
+    another process could write at the same time."""
+    path = tmp_path / "locks.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    PageChange.__table__.create(engine)  # type: ignore[attr-defined]
+    writer = sqlite3.connect(path, isolation_level=None)
+    log = pagelog.ChangeLog(engine, lambda _ids: None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO page_changes (pages, at) VALUES ('x', 1)")
+        log.start()
+        assert log.live
+        log.stop()
+        gc.collect()
+        other = subprocess.run(
+            [sys.executable, "-c", "import sqlite3, sys\n"
+             "connection = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+             "connection.execute('BEGIN IMMEDIATE')\n", str(path)],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert other.returncode != 0 and "database is locked" in other.stderr, other
+    finally:
+        writer.close()
+        log.stop()
+        engine.dispose()
+
+
+def test_a_gap_in_the_log_after_what_was_seen_forgets_everything(
+        app: Flask, page: str) -> None:
+    """Rows pruned before this process read them: it cannot know what they named."""
+    log = log_of(app)
+    forgotten: list[frozenset[str]] = []
+    log.forget = forgotten.append
+    polled(app, page)
+    with sqlite3.connect(database_file(app)) as outside:
+        outside.execute("INSERT INTO page_changes (seq, pages, at) VALUES (?, 'other', 1)",
+                        (log.last + 5,))
+    assert log.catch_up()
+    assert forgotten == [frozenset({page_notices.EVERY})]
+
+
+@pytest.mark.parametrize(("statement", "noted"), [
+    ("REPLACE INTO pages (id) VALUES ('x')", {page_notices.EVERY}),
+    ("INSERT OR REPLACE INTO pages (id) VALUES ('x')", {page_notices.EVERY}),
+    ("UPDATE OR IGNORE pages SET amount = '1'", {page_notices.EVERY}),
+    ('UPDATE "main"."pages" SET amount = \'1\'', {page_notices.EVERY}),
+    ("INSERT OR IGNORE INTO pages (id) VALUES ('x')", set()),
+    ("INSERT INTO pages (id) VALUES ('x')", set()),
+])
+def test_sqlites_own_spellings_of_a_change_are_noted(statement: str, noted: set[str]) -> None:
+    assert page_notices.changed(statement, None) == noted
+
+
+def test_a_page_an_insert_did_not_make_is_still_logged_when_changed(
+        app: Flask, page: str) -> None:
+    """An INSERT that met the page already (ON CONFLICT DO NOTHING) made nothing: a change to
+    that page in the same transaction is logged as any other."""
+    page_id = page_id_of(page)
+    before = logged(app)
+    with app.app_context(), db.transaction() as s:
+        s.execute(sqlite_insert(Page).values(
+            id=page_id, kind="deposit", merchant_id=11, foreign_id="f", currency="BTC",
+            status="waiting").on_conflict_do_nothing())
+        s.execute(update(Page).where(Page.id == page_id).values(amount="9"))
+    assert logged(app)[len(before):] == [page_id]
