@@ -57,7 +57,7 @@ WRITE = re.compile(r"\b(update(?:\s+or\s+\w+)?|delete\s+from|insert(?:\s+or\s+\w
 TRUNCATE = re.compile(r"^\s*truncate\b.*\b" + WATCHED, re.IGNORECASE | re.DOTALL)
 UPSERT = re.compile(r"\bon\s+conflict\b.*\bdo\s+update\b", re.IGNORECASE | re.DOTALL)
 # SQLite's spellings of an INSERT that may replace an existing row.
-REPLACING = re.compile(r"^(replace|insert\s+or\s+replace)\b", re.IGNORECASE)
+REPLACING = re.compile(r"^(replace|(insert|update)\s+or\s+replace)\b", re.IGNORECASE)
 CONFLICT = re.compile(r"\bon\s+conflict\b|^insert\s+or\b", re.IGNORECASE)
 # SQLite: the change log's rows are kept this long, far past any kept row's age
 # (pagerows.MAX_AGE): a reader that missed a pruned row has no row left from before it.
@@ -154,7 +154,9 @@ def _born(connection: Connection, cursor: Any, statement: str, _parameters: Any,
     """After a statement has run: the pages it made, if it made every one it names."""
     made = inserted(statement, context)
     if made and getattr(cursor, "rowcount", -1) == len(context.compiled_parameters):
-        connection.info.setdefault(BORN, set()).update(made)
+        # An id changed earlier in the transaction (a page deleted, then made again) is
+        # announced still.
+        connection.info.setdefault(BORN, set()).update(made - connection.info.get(NOTES, set()))
 
 
 def inserted(statement: str, context: Any) -> set[str]:

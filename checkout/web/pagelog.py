@@ -27,9 +27,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from .. import page_notices
 
@@ -59,13 +61,17 @@ class CommitMark:
     def of(cls, database: str) -> CommitMark:
         """The mark of the `-shm` file now in place (call it while a connection of this
         process holds the database open: then no other process may replace the file)."""
-        path = os.path.abspath(database + "-shm")
+        # SQLite follows a symbolic link to the database, and keeps its -shm beside the file.
+        path = os.path.realpath(database) + "-shm"
         with _marks_lock:
             found = _marks.get(path)
             if found is not None and _same_file(found.descriptor, path):
                 return found
-            # Kept open for good, also after a fork and if the file was replaced meanwhile
-            # (a new one is mapped beside it): closing it would drop the locks above.
+            # Kept open for good, also after a fork and when the file was replaced meanwhile
+            # (a new one is mapped beside it, the old one kept): closing it would drop the
+            # locks above.
+            if found is not None:
+                _replaced.append(found)
             descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             found = _marks[path] = cls(descriptor)
             return found
@@ -82,6 +88,7 @@ class CommitMark:
 
 
 _marks: dict[str, CommitMark] = {}
+_replaced: list[CommitMark] = []  # held, never closed (see CommitMark)
 _marks_lock = threading.Lock()
 
 
@@ -113,7 +120,7 @@ class ChangeLog:
     def start(self) -> None:
         try:
             self.open()
-        except (OSError, ValueError, sqlite3.Error):
+        except (OSError, ValueError, sqlite3.Error, DBAPIError):
             log.warning("page changes: the change log cannot be followed; pages' rows are "
                         "not kept", exc_info=True)
             self.close()
@@ -145,7 +152,7 @@ class ChangeLog:
         if mark is not None:
             try:
                 now = mark.now()
-            except ValueError:  # closed meanwhile
+            except ValueError:  # a mapping that cannot be read: read the database
                 now = None
             if now is not None and now == self.seen:
                 return True
@@ -160,7 +167,7 @@ class ChangeLog:
                 if now is not None and now == self.seen:
                     return True
                 changes = self.connection.execute(READ_LOG, (self.last,)).fetchall()
-            except (OSError, ValueError, sqlite3.Error):
+            except (OSError, ValueError, sqlite3.Error, DBAPIError):
                 log.warning("page changes: the change log could not be read; pages' rows are "
                             "read from the database until it can", exc_info=True)
                 self.close()
@@ -170,9 +177,10 @@ class ChangeLog:
             self.reads += 1
             if changes:
                 # Numbers follow one another (one writer; a rollback gives its number back):
-                # a gap after the last seen is rows pruned before this process read them.
-                missed = int(changes[0][0]) != self.last + 1
-                self.last = int(changes[-1][0])
+                # a gap is rows pruned before this process read them.
+                numbers = [self.last, *(int(seq) for seq, _pages in changes)]
+                missed = any(b != a + 1 for a, b in pairwise(numbers))
+                self.last = numbers[-1]
                 self.forget(frozenset({page_notices.EVERY}) if missed else frozenset(
                     page_id for _seq, pages in changes for page_id in str(pages).split()))
             self.seen = now

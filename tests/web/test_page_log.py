@@ -21,7 +21,7 @@ import pytest
 from flask import Flask
 from kit import budgets, kept_rows
 from kit.deposits import LINK, open_link, send_deposit
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import create_engine, delete, func, insert, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from checkout import db, page_notices
@@ -295,12 +295,19 @@ def test_a_gap_in_the_log_after_what_was_seen_forgets_everything(
                         (log.last + 5,))
     assert log.catch_up()
     assert forgotten == [frozenset({page_notices.EVERY})]
+    # A gap between two rows read together, too.
+    with sqlite3.connect(database_file(app)) as outside:
+        outside.executemany("INSERT INTO page_changes (seq, pages, at) VALUES (?, 'x', 1)",
+                            [(log.last + 1,), (log.last + 3,)])
+    assert log.catch_up()
+    assert forgotten[1:] == [frozenset({page_notices.EVERY})]
 
 
 @pytest.mark.parametrize(("statement", "noted"), [
     ("REPLACE INTO pages (id) VALUES ('x')", {page_notices.EVERY}),
     ("INSERT OR REPLACE INTO pages (id) VALUES ('x')", {page_notices.EVERY}),
     ("UPDATE OR IGNORE pages SET amount = '1'", {page_notices.EVERY}),
+    ("UPDATE OR REPLACE pages SET amount = '1' WHERE id = 'x'", {page_notices.EVERY}),
     ('UPDATE "main"."pages" SET amount = \'1\'', {page_notices.EVERY}),
     ("INSERT OR IGNORE INTO pages (id) VALUES ('x')", set()),
     ("INSERT INTO pages (id) VALUES ('x')", set()),
@@ -321,3 +328,17 @@ def test_a_page_an_insert_did_not_make_is_still_logged_when_changed(
             status="waiting").on_conflict_do_nothing())
         s.execute(update(Page).where(Page.id == page_id).values(amount="9"))
     assert logged(app)[len(before):] == [page_id]
+
+
+def test_a_page_deleted_then_made_again_in_one_transaction_is_logged(
+        app: Flask, page: str) -> None:
+    page_id = page_id_of(page)
+    before = logged(app)
+    with app.app_context(), db.transaction() as s:
+        found = s.get(Page, page_id)
+        assert found is not None
+        values = {column.key: getattr(found, column.key) for column in Page.__table__.columns}
+        s.execute(text("DELETE FROM page_renderings WHERE page_id = :i"), {"i": page_id})
+        s.execute(delete(Page).where(Page.id == page_id))
+        s.execute(insert(Page).values(**{**values, "amount": "9"}))
+    assert page_id in " ".join(logged(app)[len(before):])
