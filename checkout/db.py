@@ -196,6 +196,14 @@ def fetch_one(connection: Any, sql: str, arguments: Any) -> Any:
         cursor.close()
 
 
+def detached_connection(engine: Engine) -> Any:
+    """A driver connection of the engine's (its pragmas set on connect), taken out of its
+    pool for good: the pool opens another in its place when it needs one."""
+    taken = engine.raw_connection()
+    taken.detach()
+    return taken.dbapi_connection
+
+
 class ThreadReaders:
     """SQLite: a connection of each thread's own for its direct reads, taken from the pool
     once and detached from it, so that a read skips the pool's checkout and return (a
@@ -239,9 +247,7 @@ class ThreadReaders:
         engine = self.engine()
         if engine is None:
             raise RuntimeError("the engine is gone")
-        taken = engine.raw_connection()
-        taken.detach()  # the pool opens another in its place when it needs one
-        held = Held(taken.dbapi_connection)  # the driver's: closing it closes it
+        held = Held(detached_connection(engine))  # closing it closes it
         with self.lock:
             self.opened.add(held)
         return held

@@ -43,6 +43,7 @@ CHANNEL_LIMIT = 63  # PostgreSQL's identifiers; LISTEN would cut a longer one sh
 EVERY = "*"
 NOTES = "checkout.page_notes"
 BORN = "checkout.pages_born"  # pages inserted by the transaction: no process knows them yet
+MAKING = "checkout_pages_making"  # on a statement's context: the pages its INSERT names
 PAGES = "pages"
 # PostgreSQL refuses a payload of 8000 bytes or more; ids are short, and a transaction that
 # changed more pages than fit in one notice tells every process to forget everything.
@@ -147,12 +148,14 @@ def _note(connection: Connection, _cursor: Any, statement: str, _parameters: Any
     found = changed(statement, context)
     if found:
         connection.info.setdefault(NOTES, set()).update(found)
+    elif context is not None and (made := inserted(statement, context)):
+        setattr(context, MAKING, made)  # counted as made once it has run (`_born`)
 
 
-def _born(connection: Connection, cursor: Any, statement: str, _parameters: Any,
+def _born(connection: Connection, cursor: Any, _statement: str, _parameters: Any,
           context: Any, _executemany: bool) -> None:
     """After a statement has run: the pages it made, if it made every one it names."""
-    made = inserted(statement, context)
+    made: set[str] | None = getattr(context, MAKING, None)
     if made and getattr(cursor, "rowcount", -1) == len(context.compiled_parameters):
         # An id changed earlier in the transaction (a page deleted, then made again) is
         # announced still.

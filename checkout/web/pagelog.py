@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from .. import page_notices
+from .. import db, page_notices
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +131,7 @@ class ChangeLog:
         database = self.engine.url.database
         if not database or database == ":memory:" or database.startswith("file:"):
             raise ValueError("no database file to follow")
-        # Detached from the pool: the engine's pragmas set, and held open for good.
-        raw = self.engine.raw_connection()
-        raw.detach()
-        self.connection = raw.dbapi_connection
+        self.connection = db.detached_connection(self.engine)  # held open for good
         mode = self.connection.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() != "wal":
             raise ValueError(f"journal mode {mode}: no commit mark to read")
