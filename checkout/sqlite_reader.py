@@ -9,17 +9,26 @@ switching threads than reading (the bench's first views on SQLite). Here the sam
 library is called through ctypes' `PyDLL`, which keeps the lock during each call: the read
 runs to its end as one step of the thread's work.
 
-Only what cannot wait long is done with the lock held:
-- the connection is opened read-only, with no busy timeout: a read that would have to wait
-  (a database locked for recovery, a writer in exclusive mode) fails at once with `Busy`,
-  and the caller reads through the driver instead, which waits without the lock;
-- it reads only what the database's pages hold, from the file system's cache in practice.
+What is done with the lock held, and what may wait:
+- The connection is opened read-only, with no busy timeout: a read that would wait for a
+  lock another connection holds (a writer out of WAL mode or in exclusive locking mode,
+  another connection recovering the log after a crash) fails at once with `Busy`, and the
+  caller reads through the driver instead, which waits without the lock.
+- SQLite's own steps that do not go through the busy timeout still run with the lock held:
+  the log's recovery when this reader is the first to open the database after a crash (a
+  few milliseconds per ten megabytes of log, once), pages read from the disk rather than
+  the file system's cache, and SQLite's retries while it starts a read in WAL mode and the
+  log's read marks are being taken by others at that very moment (resolved in microseconds
+  between SQLite connections, which hold those locks only while they move a mark; it
+  sleeps up to about ten seconds before failing only if something outside SQLite holds
+  them).
 
-The library is the very one the `sqlite3` module calls (found through that module's own
-handle). Two copies of SQLite in one process would each keep POSIX locks on the same files
-without knowing of the other's, and closing a file in one drops the other's locks; one copy
-shares them. Where that library cannot be found so, `available()` is False and the driver
-reads as before.
+The library is the very one the `sqlite3` module calls, found through that module's own
+handle and proved so before it is used (`library`): a connection of the driver takes a
+lock that only the same copy of SQLite can see, and a reader of this library must meet it.
+Two copies of SQLite in one process would each keep POSIX locks on the same files without
+knowing of the other's, and closing a file in one drops the other's locks; one copy shares
+them. Where the proof fails, `available()` is False and the driver reads as before.
 
 A reader belongs to one thread; `close` may come from another (an engine disposed), so each
 read and the close take the reader's own lock: a statement is never finalized under a read.
@@ -28,7 +37,10 @@ read and the close take the reader's own lock: a statement is never finalized un
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -69,7 +81,8 @@ _SIGNATURES: dict[str, tuple[list[Any], Any]] = {
     "sqlite3_column_int64": ([_pointer, ctypes.c_int], ctypes.c_int64),
     "sqlite3_column_double": ([_pointer, ctypes.c_int], ctypes.c_double),
     "sqlite3_column_blob": ([_pointer, ctypes.c_int], _pointer),
-    "sqlite3_column_text": ([_pointer, ctypes.c_int], _pointer),
+    # As bytes up to its first NUL: the whole text but where it holds one (`_row`).
+    "sqlite3_column_text": ([_pointer, ctypes.c_int], ctypes.c_char_p),
     "sqlite3_column_bytes": ([_pointer, ctypes.c_int], ctypes.c_int),
 }
 
@@ -78,38 +91,93 @@ class Busy(sqlite3.OperationalError):
     """The read would have had to wait for a lock: read through the driver instead."""
 
 
+# SQLite's primary result codes as the `sqlite3` module raises them; any other is its
+# DatabaseError. Busy and locked (with every extended code of theirs) are `Busy`.
+_ERRORS: dict[int, type[Exception]] = {
+    2: sqlite3.InternalError, 12: sqlite3.InternalError,  # INTERNAL, NOTFOUND
+    7: MemoryError,  # NOMEM
+    **dict.fromkeys((1, 3, 4, 8, 9, 10, 13, 14, 15, 16, 17), sqlite3.OperationalError),
+    18: sqlite3.DataError,  # TOOBIG
+    19: sqlite3.IntegrityError, 20: sqlite3.IntegrityError,  # CONSTRAINT, MISMATCH
+    21: sqlite3.InterfaceError, 25: sqlite3.InterfaceError,  # MISUSE, RANGE
+}
+
+
+def error(code: int, message: str) -> Exception:
+    """The exception for SQLite's (extended) result `code`."""
+    if code & 0xFF in (_BUSY, _LOCKED):
+        return Busy(message)
+    return _ERRORS.get(code & 0xFF, sqlite3.DatabaseError)(message)
+
+
 def _load() -> Any:
-    """The SQLite library the `sqlite3` module calls, its functions keeping the interpreter's
-    lock; None where it cannot be told for sure."""
+    """The SQLite library the `sqlite3` module is linked to, its functions keeping the
+    interpreter's lock; None where there is none to find."""
     try:
         import _sqlite3  # the driver's extension: its handle finds the library it is linked to
 
-        library = ctypes.PyDLL(_sqlite3.__file__)
-        for name, (arguments, result) in _SIGNATURES.items():
-            function = getattr(library, name)
-            function.argtypes, function.restype = arguments, result
-        version = library.sqlite3_libversion()
+        found = typed(ctypes.PyDLL(_sqlite3.__file__))
+        version = found.sqlite3_libversion()
     except (ImportError, OSError, AttributeError):
         return None
     if version is None or version.decode() != sqlite3.sqlite_version:
         return None
-    return library
+    return found
 
 
-_LIBRARY = _load()
+def typed(loaded: Any) -> Any:
+    """A loaded SQLite library with the types of the functions a reader calls."""
+    for name, (arguments, result) in _SIGNATURES.items():
+        function = getattr(loaded, name)
+        function.argtypes, function.restype = arguments, result
+    return loaded
+
+
+def shares_the_drivers_locks(candidate: Any) -> bool:
+    """Whether `candidate` is the driver's own copy of SQLite: a reader of it must find the
+    exclusive lock a driver's connection holds. POSIX locks never keep a process from its
+    own files, so only SQLite's bookkeeping in the same copy sees that lock. False too where
+    the proof cannot be made (no temporary folder to make it in)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="checkout-sqlite-") as folder:
+            path = os.path.join(folder, "probe.db")
+            driver = sqlite3.connect(path, isolation_level=None)
+            try:
+                driver.execute("CREATE TABLE probe (x)")
+                driver.execute("BEGIN EXCLUSIVE")
+                reader = Reader(path, candidate)
+                try:
+                    reader.first("SELECT count(*) FROM probe", [])
+                except Busy:
+                    return True
+                finally:
+                    reader.close()
+                return False  # it read beside an exclusive lock: another copy
+            finally:
+                driver.close()
+    except (OSError, sqlite3.Error):
+        return False
+
+
+@functools.cache
+def library() -> Any:
+    """The driver's own SQLite library, proved so, or None; found once per process."""
+    found = _load()
+    return found if found is not None and shares_the_drivers_locks(found) else None
 
 
 def available() -> bool:
-    return _LIBRARY is not None
+    return library() is not None
 
 
 class Reader:
     """A read-only connection to one SQLite file, for one thread's one-row reads."""
 
-    def __init__(self, path: str) -> None:
-        if _LIBRARY is None:
+    def __init__(self, path: str, lib: Any = None) -> None:
+        """`lib`: the library (`library()` unless a test names another copy)."""
+        self._lib = library() if lib is None else lib
+        if self._lib is None:
             raise RuntimeError("no SQLite library to call while holding the lock")
-        self._lib = _LIBRARY
         self._lock = threading.Lock()
         # Prepared once per connection: the statement and how many parameters its text has.
         # (Its columns are counted at each read: SQLite prepares it again after a schema
@@ -123,7 +191,7 @@ class Reader:
             message = self._message()
             self._lib.sqlite3_close_v2(handle)  # SQLite hands out a handle even on failure
             self._db = None
-            raise sqlite3.OperationalError(message)
+            raise error(code, message)
         self._lib.sqlite3_extended_result_codes(handle, 1)
 
     @property
@@ -165,13 +233,18 @@ class Reader:
     def _statement(self, sql: str) -> tuple[_pointer, int]:
         found = self._statements.get(sql)
         if found is None:
-            statement = _pointer()
-            code = self._lib.sqlite3_prepare_v3(self._db, sql.encode(), -1, _PREPARE_PERSISTENT,
-                                                ctypes.byref(statement), None)
+            text = ctypes.create_string_buffer(sql.encode())
+            statement, tail = _pointer(), _pointer()
+            code = self._lib.sqlite3_prepare_v3(self._db, text, -1, _PREPARE_PERSISTENT,
+                                                ctypes.byref(statement), ctypes.byref(tail))
             if code != _OK:
                 self._fail(code)
-            if not statement.value:  # only a comment or blanks: nothing to read
-                raise sqlite3.ProgrammingError("not a statement")
+            rest = text.value[(tail.value or ctypes.addressof(text)) - ctypes.addressof(text):]
+            if not statement.value or rest.strip():
+                self._lib.sqlite3_finalize(statement)  # NULL for none: a no-op then
+                raise sqlite3.ProgrammingError(
+                    "You can only execute one statement at a time." if statement.value
+                    else "not a statement")
             found = self._statements[sql] = (
                 statement, self._lib.sqlite3_bind_parameter_count(statement))
         return found
@@ -206,9 +279,10 @@ class Reader:
 
     def _row(self, statement: _pointer) -> tuple[Any, ...]:
         lib = self._lib
+        kind_of, size_of = lib.sqlite3_column_type, lib.sqlite3_column_bytes
         values: list[Any] = []
         for at in range(lib.sqlite3_column_count(statement)):
-            kind = lib.sqlite3_column_type(statement, at)
+            kind = kind_of(statement, at)
             if kind == _NULL:
                 values.append(None)
             elif kind == _INTEGER:
@@ -216,16 +290,22 @@ class Reader:
             elif kind == _FLOAT:
                 values.append(lib.sqlite3_column_double(statement, at))
             elif kind == _TEXT:
-                text = lib.sqlite3_column_text(statement, at)  # before its length: SQLite's rule
-                size = lib.sqlite3_column_bytes(statement, at)
+                # Its bytes before its length (SQLite's rule): the text up to a NUL, then
+                # read again whole if the length says it held one.
+                data = lib.sqlite3_column_text(statement, at)
+                if data is None:  # SQLite had no memory to give it as text
+                    raise MemoryError("SQLite could not read a text column")
+                size = size_of(statement, at)
+                if len(data) != size:
+                    data = ctypes.string_at(lib.sqlite3_column_blob(statement, at), size)
                 try:
-                    values.append(ctypes.string_at(text, size).decode() if size else "")
+                    values.append(data.decode())
                 except UnicodeDecodeError as exc:
                     raise sqlite3.OperationalError(
                         f"Could not decode to UTF-8 column {at}") from exc
             else:
                 data = lib.sqlite3_column_blob(statement, at)
-                size = lib.sqlite3_column_bytes(statement, at)
+                size = size_of(statement, at)
                 values.append(ctypes.string_at(data, size) if size else b"")
         return tuple(values)
 
@@ -234,7 +314,4 @@ class Reader:
         return found.decode(errors="replace") if found else "SQLite error"
 
     def _fail(self, code: int) -> NoReturn:
-        message = self._message()
-        if code & 0xFF in (_BUSY, _LOCKED):
-            raise Busy(message)
-        raise sqlite3.OperationalError(message)
+        raise error(code, self._message())

@@ -4,6 +4,9 @@ and a read that would wait for a lock handed to the driver, which waits without 
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import shutil
 import sqlite3
 import sys
 import threading
@@ -24,7 +27,8 @@ pytestmark = pytest.mark.skipif(not sqlite_reader.available(),
 
 ROWS = [("plain", 5, 1.5, b"\x00\x01", None),
         ("é ☃ \U0001f600", -(2**63), 0.0, b"", ""),
-        ("big", 2**63 - 1, -2.5e300, bytes(range(256)) * 40, "x" * 20000)]
+        ("big", 2**63 - 1, -2.5e300, bytes(range(256)) * 40, "x" * 20000),
+        ("a NUL in its text", 1, 1.0, b"a\x00b", "before\x00after")]
 SELECT_ROW = "SELECT key, number, real, data, note FROM t WHERE key = ?"
 
 
@@ -64,8 +68,8 @@ def test_a_row_reads_as_the_driver_reads_it(database: str, reader: sqlite_reader
         type(value) for value in driver_first(database, SELECT_ROW, [key])]
 
 
-@pytest.mark.parametrize("value", [None, 0, -1, True, 2**63 - 1, 1.25, "", "ü", b"\x00b",
-                                   bytearray(b"ab")])
+@pytest.mark.parametrize("value", [None, 0, -1, True, 2**63 - 1, 1.25, "", "ü", "a\x00b",
+                                   b"\x00b", bytearray(b"ab")])
 def test_each_kind_of_argument_is_bound_as_the_driver_binds_it(
         database: str, reader: sqlite_reader.Reader, value: Any) -> None:
     sql = "SELECT ?, typeof(?)"
@@ -92,10 +96,28 @@ def test_errors_are_the_drivers(reader: sqlite_reader.Reader) -> None:
         reader.first(SELECT_ROW, [2**63])
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.first("DELETE FROM t RETURNING key", [])  # opened read-only
+    with pytest.raises(sqlite3.ProgrammingError, match="one statement at a time"):
+        reader.first("SELECT 1; DELETE FROM t", [])
     assert reader.first(SELECT_ROW, ["plain"]) == ROWS[0]  # none of them broke it
     reader.close()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         reader.first(SELECT_ROW, ["plain"])
+
+
+@pytest.mark.parametrize(("code", "kind"), [
+    (5, sqlite_reader.Busy), (261, sqlite_reader.Busy), (517, sqlite_reader.Busy),
+    (6, sqlite_reader.Busy), (262, sqlite_reader.Busy), (1, sqlite3.OperationalError),
+    (11, sqlite3.DatabaseError), (26, sqlite3.DatabaseError), (7, MemoryError),
+    (19, sqlite3.IntegrityError), (21, sqlite3.InterfaceError)])
+def test_each_result_code_is_the_drivers_error_and_every_busy_or_locked_one_is_busy(
+        code: int, kind: type[Exception]) -> None:
+    """Busy and locked with their extended codes (recovery, snapshot, shared cache) too."""
+    found = sqlite_reader.error(code, "said")
+    assert type(found) is kind and str(found) == "said"
+
+
+def test_a_reader_never_waits_in_a_busy_timeout(reader: sqlite_reader.Reader) -> None:
+    assert reader.first("PRAGMA busy_timeout", []) == (0,)
 
 
 def test_a_read_that_would_wait_for_a_lock_fails_at_once(
@@ -133,6 +155,8 @@ def others_ran_during(read: Any) -> int:
     interval = sys.getswitchinterval()
     sys.setswitchinterval(60)
     counter = threading.Thread(target=count)
+    gc.collect()
+    gc.disable()  # a collection could close another connection, which lets go of the lock
     try:
         counter.start()
         wait_until(lambda: counted[0] > 0, what="the counting thread running")
@@ -140,6 +164,7 @@ def others_ran_during(read: Any) -> int:
         assert read() == (1_000_000,)
         ran = counted[0] - before
     finally:
+        gc.enable()
         sys.setswitchinterval(interval)
         stop.set()
         if counter.is_alive():
@@ -181,7 +206,9 @@ def test_a_direct_read_that_meets_a_lock_waits_for_it_through_the_pool(tmp_path:
     # Out of WAL (the site's engine always puts its database in WAL), where a writer's
     # exclusive lock keeps readers out; in WAL a reader never meets one but in recovery.
     path = tmp_path / "locked.db"
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+    # The pool's connection waits up to a minute: a safety bound, not a measure.
+    engine = create_engine(f"sqlite:///{path}",
+                           connect_args={"check_same_thread": False, "timeout": 60})
     db.ThreadReaders.install(engine)
     try:
         with engine.begin() as connection:
@@ -208,3 +235,61 @@ def test_a_direct_read_that_meets_a_lock_waits_for_it_through_the_pool(tmp_path:
         assert found == [("after",)]  # it waited for the writer, as the driver waits
     finally:
         engine.dispose()
+
+
+def loaded_sqlite_file() -> str | None:
+    """The file of the SQLite library this process has loaded (Linux), if any."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if "libsqlite3" in Path(path).name:
+                    return path
+    except OSError:
+        return None
+    return None
+
+
+def test_only_the_drivers_own_copy_of_sqlite_is_used(tmp_path: Path) -> None:
+    """Another copy of the same library, the same version, would not see the driver's locks,
+    and closing a file in it would drop them: it fails the proof, the driver's passes."""
+    assert sqlite_reader.shares_the_drivers_locks(sqlite_reader.library())
+    original = loaded_sqlite_file()
+    if original is None:
+        pytest.skip("no shared SQLite library file to copy here")
+    copy = tmp_path / "libsqlite3-copy.so"
+    shutil.copy(original, copy)
+    other = sqlite_reader.typed(ctypes.PyDLL(str(copy)))
+    assert other.sqlite3_libversion().decode() == sqlite3.sqlite_version
+    assert not sqlite_reader.shares_the_drivers_locks(other)
+
+
+def test_a_reader_closed_by_another_thread_mid_reads_ends_them_cleanly(database: str
+                                                                       ) -> None:
+    """A close (an engine disposed) while the reader's thread reads on: each read either
+    answers whole or finds the reader closed, never a finalized statement."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as the interpreter can
+    try:
+        for _ in range(50):
+            reader = sqlite_reader.Reader(database)
+            answers: list[Any] = []
+            closed = threading.Event()
+
+            def read_on(reader: sqlite_reader.Reader = reader, answers: list[Any] = answers,
+                        closed: threading.Event = closed) -> None:
+                try:
+                    while True:
+                        answers.append(reader.first(SELECT_ROW, ["big"]))
+                except sqlite3.ProgrammingError:
+                    closed.set()
+
+            thread = threading.Thread(target=read_on)
+            thread.start()
+            wait_until(lambda answers=answers: len(answers) > 0, what="a first read")
+            reader.close()
+            thread.join()
+            assert closed.is_set()
+            assert all(answer == ROWS[2] for answer in answers)
+    finally:
+        sys.setswitchinterval(interval)
