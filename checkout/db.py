@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, LargeBinary, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 
 from . import page_notices
 
@@ -103,6 +105,26 @@ def conflict_insert(dialect_name: str, target: Any) -> Any:
     """An INSERT into `target` that can say ON CONFLICT, in the dialect of the database the
     site runs on (PostgreSQL's, else SQLite's: the two it supports spell it alike)."""
     return (postgresql if dialect_name == "postgresql" else sqlite).insert(target)
+
+
+class utf8_bytes(FunctionElement[bytes]):  # noqa: N801 (an SQL function's name)
+    """A text column's value as its UTF-8 bytes: SQLite's `CAST(x AS BLOB)` (its text is
+    UTF-8), PostgreSQL's `convert_to(x, 'UTF8')`. A page served as bytes is read as bytes,
+    not decoded into text only to be encoded back."""
+
+    type = LargeBinary()
+    inherit_cache = True
+    name = "utf8_bytes"
+
+
+@compiles(utf8_bytes, "sqlite")
+def _sqlite_utf8_bytes(element: utf8_bytes, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS BLOB)"
+
+
+@compiles(utf8_bytes, "postgresql")
+def _postgresql_utf8_bytes(element: utf8_bytes, compiler: Any, **kw: Any) -> str:
+    return f"convert_to({compiler.process(element.clauses, **kw)}, 'UTF8')"
 
 
 class DirectRead:

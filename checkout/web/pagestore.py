@@ -21,9 +21,10 @@ would put renders nobody may ask for on the intake path that must be fastest. Th
 view renders the new state once, for every process.
 
 What a stored rendering may hold, so that it is valid in every process:
-- The countdown is left as neutral markers (`STORED`), which the reading process turns
-  into its own; a page whose text holds their lead character (it never should) is not
-  stored, as its markers could not be told apart from its text.
+- The countdown is left as neutral markers (`STORED`), where the reading process cuts the
+  page to serve it with the moment's countdown; a page whose text holds their lead
+  character (it never should) is not stored, as its markers could not be told apart from
+  its text.
 - Form tokens are bound to the page and the site's secret (forms.py), the same in every
   process; the secret is part of the `edition`, so a new key never meets an old token.
 - Everything else a rendering is made from is in its `state` digest: the page's state as
@@ -69,17 +70,19 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "checkout.pagestore"
 DEFAULT_MAX_AGE = 7 * 24 * 3600
-# The countdown's markers as stored: the same in every process. The reading process puts
-# its own (pagecache.MARKERS) in their place. Led by a Unicode noncharacter, which no page
-# text should hold (a page that does is not stored: `neutral`), and not by a NUL as the
-# process's own markers are: PostgreSQL's text holds no NUL.
+# The countdown's markers as stored: the same in every process (a process's own,
+# pagecache.MARKERS, are random). Led by a Unicode noncharacter, which no page text should
+# hold (a page that does is not stored: `neutral`), and not by a NUL as the process's own
+# markers are: PostgreSQL's text holds no NUL.
 LEAD = "\ufdd0"
 STORED = pagecache.Countdown(f"{LEAD}u", f"{LEAD}h", f"{LEAD}t")
 NOT_KEPT = ""  # no state digest is empty: with it, any stored row is read
 
 # The page's state and, beside it, its stored rendering for this variant if that is of
-# the page's current version and not the one this process keeps already.
-STORED_COLUMNS = (PageRendering.state.label("stored_state"), PageRendering.html,
+# the page's current version and not the one this process keeps already. Its HTML comes as
+# the UTF-8 bytes it is served as: not decoded into text only to be encoded back.
+STORED_COLUMNS = (PageRendering.state.label("stored_state"),
+                  db.utf8_bytes(PageRendering.html).label("html"),
                   PageRendering.deadline, PageRendering.fiat_at,
                   PageRendering.frame_ancestors_json, PageRendering.packed)
 
@@ -171,33 +174,16 @@ def compute_edition(app: Flask) -> str:
                     hashlib.sha256).hexdigest()
 
 
-def neutral(html: str) -> str | None:
-    """The HTML with the process's countdown markers in their neutral form; None if its text
-    holds the neutral markers' lead of its own (or a NUL, which PostgreSQL cannot store)."""
-    marked = vars(pagecache.MARKERS)
-    text = pagecache.unmarked(html)
-    if LEAD in text or "\0" in text:
+def neutral(rendered: pagecache.Rendered) -> str | None:
+    """The rendering's HTML with the countdown's markers in their neutral form; None if its
+    text holds the neutral markers' lead of its own (or a NUL, which PostgreSQL cannot
+    store)."""
+    lead = LEAD.encode()
+    if any(lead in piece or b"\0" in piece
+           for piece in rendered.pieces if isinstance(piece, bytes)):
         return None
-    for name, marker in marked.items():
-        html = html.replace(marker, getattr(STORED, name))
-    return html
-
-
-def own(html: str) -> str | None:
-    """Stored HTML with this process's markers (it holds no other `LEAD`: `neutral`); None
-    if it does. Split and joined in one pass, not replaced marker by marker: the text read
-    holds `LEAD`, beyond Latin-1, and a replace would keep the whole page in two bytes a
-    character, for every later replace and encode of it to walk."""
-    mine = {getattr(STORED, name)[len(LEAD):]: marker  # a stored marker's letter: ours
-            for name, marker in vars(pagecache.MARKERS).items()}
-    head, *rest = html.split(LEAD)
-    parts = [head]
-    for piece in rest:
-        marker = mine.get(piece[:1])
-        if marker is None:
-            return None
-        parts += (marker, piece[1:])
-    return "".join(parts)
+    return b"".join(piece if isinstance(piece, bytes) else getattr(STORED, piece).encode()
+                    for piece in rendered.pieces).decode()
 
 
 def adopt(app: Flask, row: Any, page_id: str, asked: tuple[str, str], stored_variant: str,
@@ -209,11 +195,12 @@ def adopt(app: Flask, row: Any, page_id: str, asked: tuple[str, str], stored_var
     current = digest(app, row)
     if row.stored_state != current:
         return None
-    html = own(row.html)
-    if html is None:
+    # Read as UTF-8 bytes (`STORED_COLUMNS`): cut at the neutral markers, served as it is.
+    pieces = pagecache.pieces_of(row.html, STORED)
+    if pieces is None:
         return None
     frame = row.frame_ancestors_json
-    found = pagecache.Rendered(html, row.deadline, row.fiat_at,
+    found = pagecache.Rendered(pieces, row.deadline, row.fiat_at,
                                None if frame is None else list(json.loads(frame)))
     if not found.fresh(stamp):
         return None
@@ -234,7 +221,7 @@ def store(session: Session, state: Any, page_id: str, stored_variant: str,
     """Store a rendering made from `state` for every process; a concurrent twin of it
     (another process's first view) wins or loses, never fails. Its digest; None if it could
     not be stored (it is served all the same)."""
-    html = neutral(rendered.html)
+    html = neutral(rendered)
     if html is None:
         return None
     state_digest = digest(current_app, state)

@@ -182,12 +182,13 @@ def test_a_first_view_of_a_page_stored_elsewhere_compresses_nothing(
     gzipped = {"Accept-Encoding": "gzip"}
     made = client.get(page, headers=gzipped)  # another process's first view
     assert made.headers["Content-Encoding"] == "gzip"
-    packs: list[str] = []
+    packs: list[tuple[bytes | str, ...]] = []
     real = pagecache.packed_parts
 
-    def counted(html: str, shown: pagecache.Countdown) -> tuple[bytes | str, ...]:
-        packs.append(html)
-        return real(html, shown)
+    def counted(pieces: tuple[bytes | str, ...],
+                shown: pagecache.Countdown) -> tuple[bytes | str, ...]:
+        packs.append(pieces)
+        return real(pieces, shown)
 
     monkeypatch.setattr(pagecache, "packed_parts", counted)
     forget(app)
@@ -241,9 +242,6 @@ def test_another_processs_markers_are_never_served(
     # Another process: its own markers.
     other = pagecache.Countdown("\x00otheru", "\x00otherh", "\x00othert")
     monkeypatch.setattr(pagecache, "MARKERS", other)
-    monkeypatch.setattr(pagecache, "_MARKED", re.compile(
-        "|".join(re.escape(m) for m in vars(other).values())))
-    monkeypatch.setattr(pagecache, "_FIELDS", {m: n for n, m in vars(other).items()})
     forget(app)
     again = client.get(page, headers={"Accept-Encoding": "gzip"})
     assert gzip.decompress(again.get_data()) == first and renders == ["deposit.html"]
@@ -301,12 +299,12 @@ def test_a_slower_twin_of_an_older_state_never_replaces_a_newer_one(
     row = stored(app)[0]
     with app.test_request_context():
         state = pagecache.state_of(db.session(), row.page_id)
-        rendered = pagecache.Rendered(pagecache.MARKERS.time + "twin", None, None, None)
+        rendered = pagecache.Rendered.of_html(pagecache.MARKERS.time + "twin", None, None, None)
         assert pagestore.store(db.session(), state, row.page_id, row.variant, rendered)
         fields = namedtuple("State", state._fields)(*state)  # noqa: PYI024
         older = fields._replace(model_version=state.model_version - 1)
         assert pagestore.store(db.session(), older, row.page_id, row.variant,
-                               pagecache.Rendered("older", None, None, None))
+                               pagecache.Rendered.of_html("older", None, None, None))
     rows = stored(app)
     assert len(rows) == 1 and rows[0].html == pagestore.STORED.time + "twin"
 

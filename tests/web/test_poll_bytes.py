@@ -169,9 +169,40 @@ def test_every_moments_gzip_unpacks_to_that_moments_page(
     markers = pagecache.MARKERS
     html = (f'{before}<p class="countdown{markers.urgent}"{markers.hidden}>{inside}'
             f"<span>{markers.time}</span>{after}")
-    rendered = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
+    rendered = pagecache.Rendered.of_html(html, deadline=deadline, fiat_at=None,
+                                          frame_ancestors=None)
     for now in moments:
-        assert gzip.decompress(rendered.serve_gzipped(now)) == rendered.serve(now).encode()
+        assert gzip.decompress(rendered.serve_gzipped(now)) == rendered.serve(now)
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=_TEXT, inside=_TEXT, after=_TEXT, deadline=st.integers(0, 100_000),
+       now=st.integers(0, 120_000), shown=st.lists(st.sampled_from(("urgent", "hidden", "time")),
+                                                    max_size=6))
+def test_a_rendering_serves_its_html_with_the_moments_countdown_in_the_markers_places(
+        before: str, inside: str, after: str, deadline: int, now: int,
+        shown: list[str]) -> None:
+    """Cut once at the markers (in any order, any number of them, side by side), a rendering
+    serves exactly what replacing each marker in its HTML by the moment's text would."""
+    markers = pagecache.MARKERS
+    html = before + "".join(getattr(markers, name) + inside for name in shown) + after
+    rendered = pagecache.Rendered.of_html(html, deadline=deadline, fiat_at=None,
+                                          frame_ancestors=None)
+    countdown = rendered.countdown(now)
+    expected = html
+    for name in ("urgent", "hidden", "time"):
+        expected = expected.replace(getattr(markers, name), getattr(countdown, name))
+    assert rendered.serve(now) == expected.encode()
+    assert rendered.fields == shown
+
+
+def test_a_text_holding_a_markers_lead_before_no_marker_is_not_cut() -> None:
+    markers = pagecache.Countdown("\ufdd0u", "\ufdd0h", "\ufdd0t")
+    assert pagecache.pieces_of("a\ufdd0tb\ufdd0uc".encode(), markers) == (
+        b"a", "time", b"b", "urgent", b"c")
+    assert pagecache.pieces_of("\ufdd0h".encode(), markers) == (b"", "hidden", b"")
+    for stray in ("a\ufdd0xb", "a\ufdd0", "\ufdd0\ufdd0u", "\ufdd0é"):
+        assert pagecache.pieces_of(stray.encode(), markers) is None, stray
 
 
 # ---------------------------------------------------------------- packed parts for other processes
@@ -186,21 +217,23 @@ def test_parts_packed_in_one_process_serve_another_to_the_byte(
     whose gzip then unpacks to its own moment's page, whatever the countdown reads then."""
     markers = pagecache.MARKERS
     html = f"{before}<p{markers.hidden}>{markers.time}{markers.urgent}</p>{after}"
-    made = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
-    taken = pagecache.Rendered(html, deadline=deadline, fiat_at=None, frame_ancestors=None)
+    made = pagecache.Rendered.of_html(html, deadline=deadline, fiat_at=None,
+                                      frame_ancestors=None)
+    taken = pagecache.Rendered.of_html(html, deadline=deadline, fiat_at=None,
+                                       frame_ancestors=None)
     taken.take_packed(made.packed_blob(stored_at))
     taken.unpack_offered()
     assert len(taken.packs) == 1
     assert taken.serve_gzipped(now) == made.serve_gzipped(now)
-    assert gzip.decompress(taken.serve_gzipped(now)) == taken.serve(now).encode()
+    assert gzip.decompress(taken.serve_gzipped(now)) == taken.serve(now)
 
 
 def test_a_damaged_or_foreign_blob_of_parts_is_not_taken() -> None:
     markers = pagecache.MARKERS
     html = f"<p{markers.hidden}>{markers.time}</p><b>{markers.urgent}</b>"
-    made = pagecache.Rendered(html, deadline=100, fiat_at=None, frame_ancestors=None)
+    made = pagecache.Rendered.of_html(html, deadline=100, fiat_at=None, frame_ancestors=None)
     blob = made.packed_blob(0)
-    other = pagecache.Rendered(f"<p{markers.hidden}>{markers.time}</p>", deadline=100,
+    other = pagecache.Rendered.of_html(f"<p{markers.hidden}>{markers.time}</p>", deadline=100,
                                fiat_at=None, frame_ancestors=None)
     lengths, parts = pagecache.parts_of_blob(blob) or ((), ())
     damaged = [blob[:-1], blob[:3], b"", b"\x02" + blob[1:], blob + b"\x07",
@@ -208,16 +241,16 @@ def test_a_damaged_or_foreign_blob_of_parts_is_not_taken() -> None:
                pagecache.blob_of_parts(lengths, parts[:-1]),  # cut short at a part's end
                pagecache.blob_of_parts(lengths, (*parts[:-1], parts[1], parts[-1]))]
     for wrong in damaged:
-        taken = pagecache.Rendered(html, deadline=100, fiat_at=None, frame_ancestors=None)
+        taken = pagecache.Rendered.of_html(html, deadline=100, fiat_at=None, frame_ancestors=None)
         taken.take_packed(wrong)
         taken.unpack_offered()
         assert taken.packs == {}, wrong
-        assert gzip.decompress(taken.serve_gzipped(0)) == taken.serve(0).encode()
+        assert gzip.decompress(taken.serve_gzipped(0)) == taken.serve(0)
     other.take_packed(blob)  # parts of another page's markers
     other.unpack_offered()
     assert other.packs == {}
     made.take_packed(None)
-    assert gzip.decompress(made.serve_gzipped(0)) == made.serve(0).encode()
+    assert gzip.decompress(made.serve_gzipped(0)) == made.serve(0)
 
 
 def test_views_within_one_second_send_the_bytes_made_for_the_first() -> None:
@@ -225,7 +258,7 @@ def test_views_within_one_second_send_the_bytes_made_for_the_first() -> None:
     the same; the next second's view is made anew, in each encoding."""
     markers = pagecache.MARKERS
     html = f"<p{markers.hidden}><b>{markers.time}</b>{markers.urgent}</p>é"
-    rendered = pagecache.Rendered(html, deadline=1000, fiat_at=None, frame_ancestors=None)
+    rendered = pagecache.Rendered.of_html(html, deadline=1000, fiat_at=None, frame_ancestors=None)
     for takes_gzip in (False, True):
         first, _ = rendered.encoded(400, takes_gzip)
         again, headers = rendered.encoded(400, takes_gzip)
@@ -234,7 +267,7 @@ def test_views_within_one_second_send_the_bytes_made_for_the_first() -> None:
         assert ("Content-Encoding", "gzip") in headers if takes_gzip else len(headers) == 1
         for body, now in ((first, 400), (later, 401)):
             plain = gzip.decompress(body) if takes_gzip else body
-            assert plain == rendered.serve(now).encode()
+            assert plain == rendered.serve(now)
         assert later != first
-    still = pagecache.Rendered(html, deadline=None, fiat_at=None, frame_ancestors=None)
+    still = pagecache.Rendered.of_html(html, deadline=None, fiat_at=None, frame_ancestors=None)
     assert still.encoded(5, False)[0] is still.encoded(99_999, False)[0]
