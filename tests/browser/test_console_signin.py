@@ -17,7 +17,7 @@ import pyotp
 import pytest
 from flask import Flask
 from kit.accessibility import audit, fits_at_200_percent
-from kit.browser import decode_qr, shoot
+from kit.browser import scan_qr, shoot
 from kit.console import PASSWORD as KIT_PASSWORD
 from kit.console import add_person
 from kit.live import LiveServer
@@ -79,7 +79,7 @@ def test_enrol_sign_out_sign_in_and_the_sessions(app: Flask, site: LiveServer,
     expect(secret_text).to_be_visible()
     _look(page, "enrol-factor", lang)
     secret = secret_text.inner_text().replace(" ", "")
-    uri = decode_qr(page.locator(".enrol-qr img").screenshot())
+    uri = scan_qr(page.locator(".enrol-qr img"))
     parts = urlsplit(uri)
     assert parts.scheme == "otpauth" and parts.netloc == "totp"
     assert parse_qs(parts.query)["secret"] == [secret]

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from flask import Flask
 from kit.accessibility import check
-from kit.browser import confirm_all, decode_qr, link, pay, photograph, wait_for_phase
+from kit.browser import confirm_all, link, pay, photograph, scan_qr, wait_for_phase
 from kit.invoices import ORDER, TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
 from kit.live import LiveServer
@@ -104,10 +104,7 @@ def test_late_money_worth_less_offers_the_difference_or_the_money_back(
     expect(page.locator('[data-field="rest-label"]')).to_be_visible()
     expect(page.locator('[data-field="amount"]')).to_have_text(due)
     expect(page.locator('[data-field="address"]')).to_have_text(address)
-    page.wait_for_function(
-        "() => { const i = document.querySelector('[data-field=\"qr\"]');"
-        " return i.complete && i.naturalWidth > 0; }")
-    scanned = decode_qr(page.locator('[data-field="qr"]').screenshot())
+    scanned = scan_qr(page.locator('[data-field="qr"]'))
     assert scanned.lower() == model["payment_uri"].lower()
     assert scanned.split("amount=")[1] == due
     choices = page.locator('[data-field="late-next"] li')

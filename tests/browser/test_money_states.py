@@ -18,10 +18,10 @@ import requests
 from flask import Flask
 from kit.browser import (
     confirm_all,
-    decode_qr,
     link,
     pay,
     photograph,
+    scan_qr,
     wait_for_phase,
 )
 from kit.live import LiveServer
@@ -47,10 +47,7 @@ def assert_everything_carries_the_amount_due(page: Any) -> str:
     expect(page.locator('[data-field="amount"]')).to_have_text(due)
     expect(page.locator('[data-field="qr"]')).to_have_attribute("src", re.compile(
         re.escape(f"?due={due}") + "$"))
-    page.wait_for_function(
-        "() => { const i = document.querySelector('[data-field=\"qr\"]');"
-        " return i.complete && i.naturalWidth > 0; }")
-    scanned = decode_qr(page.locator('[data-field="qr"]').screenshot())
+    scanned = scan_qr(page.locator('[data-field="qr"]'))
     assert scanned.split("amount=")[1] == due
     assert page.locator('[data-field="wallet-link"]').get_attribute("href") == \
         model["payment_uri"]
@@ -121,7 +118,7 @@ def test_the_same_states_are_told_without_javascript(
         pay(app, site, page, "0.0005")
         page.reload()
         expect(page.locator('[data-field="amount"]')).to_have_text("0.0007")
-        scanned = decode_qr(page.locator('[data-field="qr"]').screenshot())
+        scanned = scan_qr(page.locator('[data-field="qr"]'))
         assert scanned.split("amount=")[1] == "0.0007"
         assert page.locator('[data-field="wallet-link"]').get_attribute("href") \
             .endswith("?amount=0.0007")

@@ -26,6 +26,15 @@ def decode_qr(png: bytes) -> str:
     return str(results[0].text)
 
 
+def scan_qr(image: Any) -> str:
+    """What a QR image (a locator of its `<img>`) says, as a phone's camera reads it off the
+    screen, once the browser has loaded and decoded it: a screenshot taken as soon as the
+    element shows may catch an empty box while the image is still on its way (a loaded
+    machine did, once). `decode()` fails if the image cannot be loaded at all."""
+    image.evaluate("image => image.decode()")
+    return decode_qr(image.screenshot())
+
+
 def simulate(live: LiveServer, address: str, amount: str, status: str | None = None) -> None:
     payments.pay(live.url, address, amount, status or None)
 
