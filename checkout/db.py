@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
 
-from . import page_notices
+from . import page_notices, sqlite_reader
 
 log = logging.getLogger(__name__)
 
@@ -227,13 +227,16 @@ def detached_connection(engine: Engine) -> Any:
 
 
 class ThreadReaders:
-    """SQLite: a connection of each thread's own for its direct reads, taken from the pool
-    once and detached from it, so that a read skips the pool's checkout and return (a
-    third of a direct read). Reading by primary key outside a transaction, such a
-    connection holds no lock between reads. A thread's connection is closed when the thread
-    ends (servers that start a thread per connection), with the engine (`dispose`), or
-    after an error; the thread's next read opens another. PostgreSQL reads through the
-    pool: a connection there is a server process, counted against `max_connections`."""
+    """SQLite: a connection of each thread's own for its direct reads, outside the pool, so
+    that a read skips the pool's checkout and return (a third of a direct read). On a
+    database file it is a `sqlite_reader.Reader`, whose reads keep the interpreter's lock
+    (a read that would wait for a lock is read again through the pool, waiting as the driver
+    waits); elsewhere a driver connection taken from the pool once and detached from it.
+    Reading by primary key outside a transaction, such a connection holds no lock between
+    reads. A thread's connection is closed when the thread ends (servers that start a thread
+    per connection), with the engine (`dispose`), or after an error; the thread's next read
+    opens another. PostgreSQL reads through the pool: a connection there is a server
+    process, counted against `max_connections`."""
 
     _of: weakref.WeakKeyDictionary[Engine, ThreadReaders] = weakref.WeakKeyDictionary()
 
@@ -244,6 +247,7 @@ class ThreadReaders:
         # closed and gone from here.
         self.opened: weakref.WeakSet[Held] = weakref.WeakSet()
         self.lock = threading.Lock()
+        self.waited = 0  # reads that found a lock taken and were read through the pool
 
     @classmethod
     def install(cls, engine: Engine) -> None:
@@ -259,17 +263,39 @@ class ThreadReaders:
         if held is None or not held.close.alive:  # none yet, or closed with the engine
             held = self.local.held = self.open()
         try:
+            if isinstance(held.connection, sqlite_reader.Reader):
+                return held.connection.first(sql, arguments)
             return fetch_one(held.connection, sql, arguments)
+        except sqlite_reader.Busy:
+            self.waited += 1
+            return self.read_waiting(sql, arguments)
         except BaseException:
             self.local.held = None
             held.close()
             raise
 
+    def read_waiting(self, sql: str, arguments: Any) -> Any:
+        """The read on a pooled driver connection, which waits for a lock (busy timeout)
+        without holding the interpreter's."""
+        engine = self.engine()
+        if engine is None:
+            raise RuntimeError("the engine is gone")
+        connection = engine.raw_connection()
+        try:
+            return fetch_one(connection, sql, arguments)
+        except BaseException:
+            connection.invalidate()
+            raise
+        finally:
+            connection.close()
+
     def open(self) -> Held:
         engine = self.engine()
         if engine is None:
             raise RuntimeError("the engine is gone")
-        held = Held(detached_connection(engine))  # closing it closes it
+        path = reader_path(engine)  # once per thread: asked again after a close
+        # Closing it closes it.
+        held = Held(detached_connection(engine) if path is None else sqlite_reader.Reader(path))
         with self.lock:
             self.opened.add(held)
         return held
@@ -281,6 +307,24 @@ class ThreadReaders:
             opened = list(self.opened)
         for held in opened:
             held.close()
+
+
+def reader_path(engine: Engine) -> str | None:
+    """The database file a `sqlite_reader.Reader` may read for the engine, as the driver's
+    own connection names it (a relative path in the URL, a URI); None: read through the
+    driver (no such reader here, an in-memory or temporary database)."""
+    if not sqlite_reader.available():
+        return None
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            files = {name: file for _seq, name, file in cursor.execute("PRAGMA database_list")}
+        finally:
+            cursor.close()
+    finally:
+        connection.close()
+    return files.get("main") or None
 
 
 class Held:

@@ -18,7 +18,7 @@ from kit.links import page_of
 from kit.site import flask_requests
 from sqlalchemy import column, select, table, update
 
-from checkout import db
+from checkout import db, sqlite_reader
 from checkout.models import Merchant, Page
 from checkout.web import front, link_front, pagecache, pagestore, qrimages
 
@@ -98,6 +98,8 @@ def open_connections(readers: db.ThreadReaders) -> list[Any]:
 
 
 def is_open(connection: Any) -> bool:
+    if isinstance(connection, sqlite_reader.Reader):
+        return not connection.closed
     try:
         connection.execute("SELECT 1")
     except sqlite3.ProgrammingError:  # closed
