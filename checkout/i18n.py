@@ -75,8 +75,18 @@ def match(asked: str | None, languages: list[str]) -> str | None:
     (`de-AT` is German), then a language whose primary subtag it is (`zh-CN` and `zh` are
     Simplified Chinese, `pt-PT` is Portuguese) unless that would put Simplified Chinese in
     place of Traditional.
+
+    Every page view asks it (the merchant's default language, a `?lang=`): the few tags
+    asked are each matched once per process (a tag is at most 45 characters: `_TAG`).
     """
-    if not asked or not _TAG.fullmatch(asked):
+    if not asked:
+        return None
+    return _matched(asked, tuple(languages))
+
+
+@memo.kept_when_short(45, 1024)
+def _matched(asked: str, languages: tuple[str, ...]) -> str | None:
+    if not _TAG.fullmatch(asked):
         return None
     wanted = asked.replace("_", "-").lower()
     served = {tag(code).lower(): code for code in languages}
