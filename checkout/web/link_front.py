@@ -15,6 +15,11 @@ the customer to the page" and the merchant is kept at the version read. Everythi
 (a bad or unknown link, a `lang` or any other parameter, a merchant not kept yet, a page
 that is final and lets its link go, a limit reached, a database error) passes to Flask,
 which answers it as it always did.
+
+A link clicked again and again reads nothing while its row is kept in the process
+(pagerows.py; on PostgreSQL the SELECT is a round trip to a server): until a notice names
+its page, any merchant changes (a notice of its own, and a new merchants' version), or
+`pagerows.MAX_AGE` passes. The Flask route reads it every time.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from werkzeug.utils import redirect
 from .. import db, merchants, terminal
 from ..models import MerchantsVersion, Page
 from ..pagekinds import deposit, present
-from . import front, ratelimit, security
+from . import front, pagerows, ratelimit, security
 from .kept import Kept
 
 log = logging.getLogger(__name__)
@@ -119,6 +124,11 @@ class LinkFront:
         self.engine = app.extensions[db.EXTENSION + ".engine"]
         self.direct = db.DirectRead(self.engine, PAGE_OF_LINK)  # as front.py reads
         self.verified: Kept[bytes, Verified] = Kept(VERIFIED_KEPT)
+        # The link's row is kept with the pages' rows (pagerows.py), under the page it names,
+        # so that a notice for that page (or for any merchant) forgets it; found from the
+        # link by this map, whose entry names a page, never a row.
+        self.rows = pagerows.rows(app)
+        self.pages: Kept[tuple[int, str], str] = Kept(VERIFIED_KEPT)
         self.trusted_hosts: list[str] | None = app.config.get("TRUSTED_HOSTS")
         self.limit = ratelimit.front_limit(app, "RATELIMIT_LINKS", "link")
         # After Location, as the route's: its no_store_view, then the after_request hook.
@@ -179,13 +189,28 @@ class LinkFront:
         return self.send(environ, start_response, location)
 
     def find(self, client_id: int, digest: str) -> Found | None:
-        asked = params_of(client_id, digest)
+        cache = merchants.cache_of(self.app)
+        link = (client_id, digest)
+        generation = None
+        if self.rows is not None:
+            page_id = self.pages.get(link)
+            kept = None if page_id is None else self.rows.kept((page_id, pagerows.LINK))
+            if kept is not None:
+                return found_in(kept, cache, client_id)
+            generation = self.rows.generation()
         try:
-            row = self.direct.read(asked)
+            row = self.direct.read(params_of(*link))
         except SQLAlchemyError:
             log.exception("link front: a link's page could not be read")
             return None
-        return found_in(row, merchants.cache_of(self.app), client_id)
+        found = found_in(row, cache, client_id)
+        # Kept only where a click goes to the page: a link without a page yet gets one
+        # in a transaction no notice announces (page_notices.py), nor does a page that
+        # lets its link go and the fresh page made in its place.
+        if self.rows is not None and found.reopens and found.page_id is not None:
+            self.pages.put(link, found.page_id)
+            self.rows.keep_since((found.page_id, pagerows.LINK), generation, row)
+        return found
 
     def send(self, environ: dict[str, Any], start_response: Callable[..., Any],
              location: str) -> Iterable[bytes]:

@@ -52,10 +52,11 @@ from .pagelog import ChangeLog
 log = logging.getLogger(__name__)
 
 EXTENSION = "checkout.pagerows"
-# What is kept of a page: its model with its merchant's language (the poll, the QR), and
-# its state (a view of a page this process has rendered in that state already).
-MODEL, STATE = "model", "state"
-KINDS = (MODEL, STATE)
+# What is kept of a page: its model with its merchant's language (the poll, the QR), its
+# state (a view of a page this process has rendered in that state already), and the row a
+# terminal link clicked again reads (link_front.py: the page and the merchants' version).
+MODEL, STATE, LINK = "model", "state", "link"
+KINDS = (MODEL, STATE, LINK)
 # A row is its model (one to two KB) and its merchant's language: a few MB per process.
 SIZE = 8192
 MAX_AGE = 30.0
@@ -141,6 +142,24 @@ class PageRows:
             with self.lock:
                 if self.tickets.get(key) is ticket:
                     del self.tickets[key]
+
+    def generation(self) -> int | None:
+        """For a read whose page is known only once it is read (a link's): what it passes
+        to `keep_since`; None while nothing may be kept (no listener listening)."""
+        listener = self.listening()
+        if listener is None or not listener.live:
+            return None
+        return self.forgotten
+
+    def keep_since(self, key: tuple[str, str], generation: int | None, row: Any) -> None:
+        """Keep a row read after `generation()` answered, unless anything at all was
+        forgotten since: a notice heard while the read was under way may have named its
+        page, and no ticket for it could be taken before the read."""
+        with self.lock:
+            listener = self.listener
+            if (generation is not None and self.forgotten == generation
+                    and listener is not None and listener.live):
+                self.rows.put(key, (time.monotonic(), row))
 
     def keep(self, key: tuple[str, str], ticket: object, row: Any) -> None:
         with self.lock:

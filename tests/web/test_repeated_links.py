@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from kit import budgets
+from kit import budgets, kept_rows
 from kit.deposits import BTC_ADDRESS, LINK, link_query, open_link
 from kit.gunicorn import serving
 from kit.site import MERCHANT_KEY, MERCHANT_SECRET, flask_requests
@@ -23,7 +23,7 @@ from checkout import db, merchants
 from checkout.models import DepositAddress, Merchant, MerchantsVersion, Page
 from checkout.pagekinds import deposit
 from checkout.services import opening
-from checkout.web import link_front
+from checkout.web import link_front, pagerows
 
 QUERY = link_query(LINK)
 CLICKS = 16  # spread over the workers (new connections each)
@@ -80,6 +80,68 @@ def test_the_front_answers_as_the_flask_route_to_the_byte(
     assert front.headers["Location"] == first.headers["Location"]
     assert list(front.headers.items()) == list(route.headers.items())
     assert front.get_data() == route.get_data()
+
+
+def kept_link(app: Flask, opened: str) -> pagerows.PageRows:
+    """The link clicked once more with the process listening for page notices: its row is
+    kept from then on."""
+    rows = kept_rows.listening(app)
+    if rows is None:
+        pytest.skip("nothing is kept of a database in memory")
+    assert open_link(app.test_client()) == opened
+    return rows
+
+
+def test_a_link_clicked_again_reads_nothing_while_its_row_is_kept(
+        app: Flask, opened: str) -> None:
+    kept_link(app, opened)
+    handled = flask_requests(app)
+    for _ in range(3):
+        with budgets.spent(app) as spent:
+            assert open_link(app.test_client()) == opened
+        assert (spent.queries, spent.hmacs, spent.commits) == ([], 0, 0), str(spent)
+    assert handled == []
+
+
+def test_a_change_to_the_links_page_is_read_at_the_next_click(
+        app: Flask, make_app: Any, opened: str) -> None:
+    """Another process cancels the page: the link lets it go at the very next click here
+    (its notice heard first), and a fresh page opens."""
+    kept_link(app, opened)
+    with make_app().app_context(), db.transaction() as s:
+        s.execute(update(Page).where(Page.id == opened.rsplit("/", 1)[1])
+                  .values(status=deposit.CANCELLED, reason=None))
+    handled = flask_requests(app)
+    fresh = open_link(app.test_client())
+    assert fresh != opened
+    assert handled == ["/terminal"]
+
+
+def test_a_links_row_read_while_a_notice_was_heard_is_not_kept(
+        app: Flask, opened: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notice could have named its page, read before the change: the next click reads
+    again instead of trusting it."""
+    rows = kept_link(app, opened)
+    layer: Any = app.wsgi_app
+    while not isinstance(layer, link_front.LinkFront):
+        layer = layer.inner
+    real = layer.direct.read
+
+    def read_while_heard(params: dict[str, Any]) -> Any:
+        row = real(params)
+        rows.forget(frozenset({"a-page-changed-meanwhile"}))
+        return row
+
+    rows.forget(frozenset({opened.rsplit("/", 1)[1]}))  # its row goes
+    monkeypatch.setattr(layer.direct, "read", read_while_heard)
+    assert open_link(app.test_client()) == opened  # read, and not kept
+    monkeypatch.setattr(layer.direct, "read", real)
+    with budgets.spent(app) as spent:
+        assert open_link(app.test_client()) == opened
+    assert len(spent.queries) == 1, str(spent)
+    with budgets.spent(app) as spent:  # that read, with nothing heard meanwhile: kept
+        assert open_link(app.test_client()) == opened
+    assert spent.queries == [], str(spent)
 
 
 def test_a_bad_signature_is_flasks_to_refuse(app: Flask, opened: str) -> None:
