@@ -93,6 +93,36 @@ def test_a_direct_read_sees_every_change_committed_before_it(app: Flask, page_id
         assert model_of(app, page_id) == f'{{"changed": {n}}}'
 
 
+def test_on_postgresql_a_direct_read_is_its_statement_alone(
+        app: Flask, page_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No transaction around it: no BEGIN before the SELECT, no ROLLBACK as the pool takes
+    the connection back (each a round trip to the server). The connection goes back as it
+    came: the next session on it opens a transaction, and its rollback undoes its write."""
+    engine = app.extensions[db.EXTENSION + ".engine"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite read is made in the process, with no round trip")
+    seen: list[Any] = []
+    drivers: list[Any] = []
+    real = db.fetch_one
+
+    def watched(connection: Any, sql: str, arguments: Any) -> Any:
+        row = real(connection, sql, arguments)
+        drivers.append(getattr(connection, "dbapi_connection", connection))
+        seen.append(drivers[-1].info.transaction_status)
+        return row
+
+    monkeypatch.setattr(db, "fetch_one", watched)
+    for _ in range(3):
+        assert model_of(app, page_id)
+    assert [status.name for status in seen] == ["IDLE"] * 3  # INTRANS: a BEGIN went first
+    assert all(driver.autocommit is False for driver in drivers)
+    monkeypatch.undo()
+    with engine.connect() as connection:
+        connection.execute(update(Page).where(Page.id == page_id).values(model_json="{}"))
+        connection.rollback()
+    assert model_of(app, page_id) != "{}"
+
+
 def open_connections(readers: db.ThreadReaders) -> list[Any]:
     return [held.connection for held in readers.opened if held.close.alive]
 
