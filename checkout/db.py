@@ -48,6 +48,14 @@ def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
             # WAL lets the site, the worker and the sandbox read while one writes;
             # foreign keys are off by default in SQLite.
             cursor = dbapi_connection.cursor()
+            # Text is read as its bytes where it is served as UTF-8 (`utf8_bytes`): SQLite
+            # hands out the bytes in the database's encoding, UTF-8 unless a database was
+            # made otherwise by hand before the site's schema.
+            (encoding,) = cursor.execute("PRAGMA encoding").fetchone()
+            if encoding != "UTF-8":
+                cursor.close()
+                raise ValueError(f"the SQLite database is in {encoding}; the site needs UTF-8 "
+                                 "(SQLite's default, set before its first table is made)")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
@@ -109,7 +117,8 @@ def conflict_insert(dialect_name: str, target: Any) -> Any:
 
 class utf8_bytes(FunctionElement[bytes]):  # noqa: N801 (an SQL function's name)
     """A text column's value as its UTF-8 bytes: SQLite's `CAST(x AS BLOB)` (its text is
-    UTF-8), PostgreSQL's `convert_to(x, 'UTF8')`. A page served as bytes is read as bytes,
+    UTF-8: `make_engine` refuses a database in another encoding), PostgreSQL's
+    `convert_to(x, 'UTF8')`. A page served as bytes is read as bytes,
     not decoded into text only to be encoded back."""
 
     type = LargeBinary()

@@ -77,14 +77,14 @@ def match(asked: str | None, languages: list[str]) -> str | None:
     place of Traditional.
 
     Every page view asks it (the merchant's default language, a `?lang=`): the few tags
-    asked are each matched once per process (a tag is at most 45 characters: `_TAG`).
+    asked are each matched once per process (a tag is at most 44 characters: `_TAG`).
     """
     if not asked:
         return None
     return _matched(asked, tuple(languages))
 
 
-@memo.kept_when_short(45, 1024)
+@memo.kept_when_short(44, 1024)
 def _matched(asked: str, languages: tuple[str, ...]) -> str | None:
     if not _TAG.fullmatch(asked):
         return None

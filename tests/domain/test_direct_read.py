@@ -221,3 +221,26 @@ def test_an_engine_dropped_is_freed_with_its_readers(tmp_path: Path) -> None:
     gone = used_and_disposed()
     gc.collect()
     assert gone() is None
+
+
+def test_a_sqlite_database_not_in_utf8_is_refused_at_its_first_connection(
+        tmp_path: Path) -> None:
+    """A stored rendering is read as its bytes and served as UTF-8: a database made in
+    UTF-16 by hand would serve its bytes as they are, so the site refuses to open it."""
+    path = tmp_path / "utf16.db"
+    made = sqlite3.connect(path)
+    made.execute("PRAGMA encoding = 'UTF-16le'")
+    made.execute("CREATE TABLE t (x TEXT)")
+    made.close()
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with pytest.raises(ValueError, match="UTF-16le; the site needs UTF-8"):
+            engine.connect()
+    finally:
+        engine.dispose()
+    fine = db.make_engine(f"sqlite:///{tmp_path / 'utf8.db'}")
+    try:
+        with fine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA encoding").scalar() == "UTF-8"
+    finally:
+        fine.dispose()

@@ -28,10 +28,12 @@ def decode_qr(png: bytes) -> str:
 
 def scan_qr(image: Any) -> str:
     """What a QR image (a locator of its `<img>`) says, as a phone's camera reads it off the
-    screen, once the browser has loaded and decoded it: a screenshot taken as soon as the
-    element shows may catch an empty box while the image is still on its way (a loaded
-    machine did, once). `decode()` fails if the image cannot be loaded at all."""
-    image.evaluate("image => image.decode()")
+    screen, once the browser has loaded it: a screenshot taken as soon as the element shows
+    may catch an empty box while the image is still on its way (a loaded machine did,
+    once). Waited for as a condition, with Playwright's timeout: a new `src` set meanwhile
+    (the page's script swaps it when the amount due changes) is waited for too."""
+    image.page.wait_for_function("image => image.complete && image.naturalWidth > 0",
+                                 arg=image.element_handle())
     return decode_qr(image.screenshot())
 
 

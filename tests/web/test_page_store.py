@@ -203,6 +203,15 @@ def test_a_first_view_of_a_page_stored_elsewhere_compresses_nothing(
     assert len(packs) == 1
 
 
+def test_a_rendering_whose_text_holds_the_stored_markers_lead_or_a_nul_is_not_stored() -> None:
+    markers = pagecache.MARKERS
+    for text in (f"a{pagestore.LEAD}b", "a\0b"):
+        rendered = pagecache.Rendered.of_html(f"<p>{text}{markers.time}</p>", None, None, None)
+        assert pagestore.neutral(rendered) is None, text
+    fine = pagecache.Rendered.of_html(f"<p>é{markers.time}</p>", None, None, None)
+    assert pagestore.neutral(fine) == f"<p>é{pagestore.STORED.time}</p>"
+
+
 def test_a_stored_rendering_holding_a_stray_marker_lead_is_rendered_anew(
         app: Flask, page: str, frozen: Clock, renders: list[str]) -> None:
     client = app.test_client()

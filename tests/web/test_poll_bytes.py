@@ -205,6 +205,18 @@ def test_a_text_holding_a_markers_lead_before_no_marker_is_not_cut() -> None:
         assert pagecache.pieces_of(stray.encode(), markers) is None, stray
 
 
+def test_a_page_holding_a_nul_is_packed_without_history_across_the_countdown() -> None:
+    """Its NUL could be referred back to from after the countdown, where the client's
+    history holds the countdown's text: such a page is packed with the history reset at each
+    marker, and each moment's gzip still unpacks to that moment's page."""
+    markers = pagecache.MARKERS
+    html = f"abcdefgh\0{markers.time}abcdefgh abcdefgh{markers.urgent}\0\0 abcdefgh"
+    rendered = pagecache.Rendered.of_html(html, deadline=10_000, fiat_at=None,
+                                          frame_ancestors=None)
+    for now in (0, 9_400, 9_941, 10_000, 20_000):  # "166:40", "10:00", "0:59", "0:00"
+        assert gzip.decompress(rendered.serve_gzipped(now)) == rendered.serve(now)
+
+
 # ---------------------------------------------------------------- packed parts for other processes
 
 
