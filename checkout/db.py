@@ -118,8 +118,8 @@ def conflict_insert(dialect_name: str, target: Any) -> Any:
 class utf8_bytes(FunctionElement[bytes]):  # noqa: N801 (an SQL function's name)
     """A text column's value as its UTF-8 bytes: SQLite's `CAST(x AS BLOB)` (its text is
     UTF-8: `make_engine` refuses a database in another encoding), PostgreSQL's
-    `convert_to(x, 'UTF8')`. A page served as bytes is read as bytes,
-    not decoded into text only to be encoded back."""
+    `convert_to(x, 'UTF8')`. A page served as bytes is read as bytes, not decoded into text
+    only to be encoded back."""
 
     type = LargeBinary()
     inherit_cache = True

@@ -35,12 +35,23 @@ def opened(app: Flask, merchant: Merchant, address: DepositAddress, fresh_rate: 
     return open_link(app.test_client())
 
 
-def flask_route(app: Flask) -> Client:
-    """The app without the link front: the Flask route answers every link."""
+def front_of(app: Flask) -> link_front.LinkFront:
     layer: Any = app.wsgi_app
     while not isinstance(layer, link_front.LinkFront):
         layer = layer.inner
-    return Client(layer.inner)
+    return layer
+
+
+def flask_route(app: Flask) -> Client:
+    """The app without the link front: the Flask route answers every link."""
+    return Client(front_of(app).inner)
+
+
+def cancel(app: Flask, page: str) -> None:
+    """The page goes final in a way that lets its link go (cancelled, no reason)."""
+    with app.app_context(), db.transaction() as s:
+        s.execute(update(Page).where(Page.id == page.rsplit("/", 1)[1])
+                  .values(status=deposit.CANCELLED, reason=None))
 
 
 @pytest.mark.parametrize("way", ["front", "flask"])
@@ -108,9 +119,7 @@ def test_a_change_to_the_links_page_is_read_at_the_next_click(
     """Another process cancels the page: the link lets it go at the very next click here
     (its notice heard first), and a fresh page opens."""
     kept_link(app, opened)
-    with make_app().app_context(), db.transaction() as s:
-        s.execute(update(Page).where(Page.id == opened.rsplit("/", 1)[1])
-                  .values(status=deposit.CANCELLED, reason=None))
+    cancel(make_app(), opened)
     handled = flask_requests(app)
     fresh = open_link(app.test_client())
     assert fresh != opened
@@ -122,9 +131,7 @@ def test_a_links_row_read_while_a_notice_was_heard_is_not_kept(
     """The notice could have named its page, read before the change: the next click reads
     again instead of trusting it."""
     rows = kept_link(app, opened)
-    layer: Any = app.wsgi_app
-    while not isinstance(layer, link_front.LinkFront):
-        layer = layer.inner
+    layer = front_of(app)
     real = layer.direct.read
 
     def read_while_heard(params: dict[str, Any]) -> Any:
@@ -186,9 +193,7 @@ def test_a_language_asked_on_the_link_is_carried_by_the_flask_route(
 
 
 def test_a_page_that_let_its_link_go_is_flasks_to_open_afresh(app: Flask, opened: str) -> None:
-    with app.app_context(), db.transaction() as s:
-        s.execute(update(Page).where(Page.id == opened.rsplit("/", 1)[1])
-                  .values(status=deposit.CANCELLED, reason=None))
+    cancel(app, opened)
     handled = flask_requests(app)
     fresh = open_link(app.test_client())
     assert fresh != opened
