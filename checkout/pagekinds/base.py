@@ -16,6 +16,16 @@ from sqlalchemy.orm import Session
 
 from ..models import Page
 
+# In a session's `info`: the pages whose models its commit writes (snapshot.py). Marked here,
+# below every kind, so that a kind writing a page's row itself marks it too.
+DUE = "checkout.snapshot.due"
+
+
+def mark(session: Session, page_ids: set[str] | list[str]) -> None:
+    """Ask for these pages' models to be written when the transaction commits."""
+    due: set[str] = session.info.setdefault(DUE, set())
+    due.update(page_ids)
+
 
 class PageModel(TypedDict):
     """What `<page>/status` answers and the HTML renders from, key for key in the order sent

@@ -15,13 +15,13 @@ from decimal import Decimal
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy.orm import Session, SessionTransaction, attributes
 
-from .. import clock, currencies, i18n, limits, money, policies, rates, refund_rules
+from .. import clock, currencies, db, i18n, limits, money, policies, rates, refund_rules
 from ..models import Deposit, Merchant, Page
 from ..states import CANCELLED, CONFIRMED, FAILED, OPEN_DEPOSIT, SEEN, WAITING
-from .base import PageModel
+from .base import PageModel, mark
 from .present import (
     REFUSED_BELOW_MINIMUM,
     asset_of,
@@ -190,9 +190,10 @@ def may_move(current: str, current_reason: str | None, new: str) -> bool:
 
 
 def recompute(session: Session, page: Page,
-              deposits: Sequence[Deposit] | None = None) -> bool:
-    """Bring one deposit page up to date with its transactions (`deposits`, when the caller
-    read them already); True when its status changed."""
+              deposits: Sequence[Deposit] | None = None) -> dict[str, Any]:
+    """What brings one deposit page up to date with its transactions (`deposits`, when the
+    caller read them already): the columns that change, and their values (none: nothing).
+    The page itself is left as it is (`write_recomputed` writes them)."""
     amount = amount_asked(page)
     if deposits is None:
         deposits = page_deposits(session, page)
@@ -204,19 +205,18 @@ def recompute(session: Session, page: Page,
                                                                   confirmed, now)
     state = accept_short(state, amount, tolerated)
     if not may_move(page.status, page.reason, state.status):
-        return False
-    before = (page.status, page.reason, page.amount_paid)
-    page.status = state.status
-    page.reason = state.reason
-    page.amount_paid = money.text(state.amount_paid)
-    page.shortfall = (money.plain(amount - confirmed)
-                      if state.reason == SHORT_ACCEPTED and amount is not None else None)
-    if (page.status, page.reason, page.amount_paid) == before:
-        return False
-    page.updated_at = now
+        return {}
+    after = {"status": state.status, "reason": state.reason,
+             "amount_paid": money.text(state.amount_paid)}
+    shortfall = (money.plain(amount - confirmed)
+                 if state.reason == SHORT_ACCEPTED and amount is not None else None)
+    if (page.status, page.reason, page.amount_paid) == tuple(after.values()):
+        # What is confirmed of the same total may have moved: the shortfall follows it.
+        return {} if shortfall == page.shortfall else {"shortfall": shortfall}
+    changes: dict[str, Any] = {**after, "shortfall": shortfall, "updated_at": now}
     if state.status == CONFIRMED and state.final and page.paid_at is None:
-        remember_payment(session, page, now)
-    return before[:2] != (page.status, page.reason)
+        changes.update(payment_of(session, page, now))
+    return changes
 
 
 def _short_tolerated(session: Session, page: Page, amount: Decimal | None,
@@ -236,13 +236,14 @@ def _short_tolerated(session: Session, page: Page, amount: Decimal | None,
     return policies.short_tolerated(policy, amount, confirmed, rate)
 
 
-def remember_payment(session: Session, page: Page, now: datetime) -> None:
-    """Keep when the page was paid and what the coin was worth then, for the receipt."""
-    page.paid_at = now
+def payment_of(session: Session, page: Page, now: datetime) -> dict[str, Any]:
+    """When the page was paid and what the coin was worth then, kept for the receipt."""
+    kept: dict[str, Any] = {"paid_at": now}
     if page.fiat_currency:
         rate = rates.cached(session, page.currency, page.fiat_currency,
                             fetched_since=now - timedelta(seconds=rates.SHOWN_MAX_AGE))
-        page.paid_rate = None if rate is None else money.text(rate)
+        kept["paid_rate"] = None if rate is None else money.text(rate)
+    return kept
 
 
 @dataclass(frozen=True)
@@ -254,34 +255,64 @@ class Refreshed:
     accepted_short: list[Page]
 
 
+# The reads of `refresh_for_address`, built once: every callback that moves a page makes both
+# (a statement built anew costs about as much as the ORM's work to run it).
+ADDRESS_PAGES = (select(Page)
+                 .where(Page.address_id == bindparam("address"), Page.kind == bindparam("kind"))
+                 .order_by(Page.created_at, Page.id)
+                 .with_for_update()
+                 .execution_options(populate_existing=True))
+ADDRESS_DEPOSITS = (select(Deposit)
+                    .where(Deposit.address_id == bindparam("address"),
+                           Deposit.created_at >= bindparam("since"))
+                    .order_by(Deposit.created_at, Deposit.id))
+
+
 def refresh_for_address(session: Session, address_id: int) -> Refreshed:
     """Recompute every deposit page of an address.
 
     Called by the callbacks after they store `Deposit` rows, inside their transaction
-    (this function flushes but never commits). Safe to call any number of times.
+    (this function writes but never commits). Safe to call any number of times.
 
     The pages are locked before their transactions are read: two callbacks about different
     transactions at one address, applied at once on PostgreSQL, would otherwise each sum
     without the other's uncommitted row, and the later commit would overwrite the page
     with a total short of one payment. Locked, the second waits and then reads both.
     """
-    pages = session.scalars(
-        select(Page)
-        .where(Page.address_id == address_id, Page.kind == KIND.name)
-        .order_by(Page.created_at, Page.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
+    pages = session.scalars(ADDRESS_PAGES, {"address": address_id, "kind": KIND.name}).all()
     read = deposits_by_page(session, address_id, pages)
     session.info[READ] = {page.id: (page, read[page.id]) for page in pages}
     accepted = []
     for page in pages:
         before = page.reason
-        recompute(session, page, read[page.id])
+        write_recomputed(session, page, recompute(session, page, read[page.id]))
         if page.reason == SHORT_ACCEPTED and before != SHORT_ACCEPTED:
             accepted.append(page)
-    session.flush()
     return Refreshed(list(pages), accepted)
+
+
+_PAGES = db.table_of(Page)
+_WRITES: dict[tuple[str, ...], Any] = {}
+
+
+def write_recomputed(session: Session, page: Page, changes: dict[str, Any]) -> None:
+    """Write a page's recomputed columns, and hold them in its loaded row as its committed
+    state; its model is written at commit (`mark`), as after a flush of the ORM's. A
+    statement built once per set of columns, on the session's connection: the ORM's unit
+    of work for this one row was a ninth of a callback's time (measured)."""
+    if not changes:
+        return
+    mark(session, [page.id])
+    names = tuple(changes)
+    statement = _WRITES.get(names)
+    if statement is None:
+        statement = _WRITES[names] = (
+            update(_PAGES).where(_PAGES.c.id == bindparam("page"))
+            .values({name: bindparam(f"to_{name}") for name in names}))
+    session.connection().execute(statement, {
+        "page": page.id, **{f"to_{name}": value for name, value in changes.items()}})
+    for name, value in changes.items():
+        attributes.set_committed_value(page, name, value)
 
 
 def deposits_by_page(session: Session, address_id: int,
@@ -291,10 +322,8 @@ def deposits_by_page(session: Session, address_id: int,
     by_page: dict[str, list[Deposit]] = {page.id: [] for page in pages}
     if not pages:
         return by_page
-    deposits = session.scalars(
-        select(Deposit).where(Deposit.address_id == address_id,
-                              Deposit.created_at >= pages[0].created_at)
-        .order_by(Deposit.created_at, Deposit.id)).all()
+    deposits = session.scalars(ADDRESS_DEPOSITS, {"address": address_id,
+                                                  "since": pages[0].created_at}).all()
     # page_deposits' `next_opened`: the pages are in (created_at, id) order, so the first of
     # those after a page is the next one; its window ends where the next one's begins.
     windows = [(page, pages[index + 1].created_at if index + 1 < len(pages) else None)

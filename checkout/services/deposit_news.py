@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from .. import clock, money
@@ -111,15 +111,21 @@ def deposit_facts(payload: dict[str, Any], address: dict[str, Any]) -> DepositFa
     )
 
 
+# Built once: each deposit callback asks it (a statement built anew costs about as much as
+# the ORM's work to run it).
+OUR_ADDRESSES = (select(DepositAddress)
+                 .where(DepositAddress.merchant_id == bindparam("merchant"),
+                        DepositAddress.address == bindparam("address"))
+                 .order_by(DepositAddress.id))
+
+
 def find_address(session: Session, merchant_id: int,
                  crypto_address: dict[str, Any]) -> DepositAddress | Result:
     """Our address this callback is about; NOT_OURS, or FLAGGED when it contradicts ours."""
     address = crypto_address.get("address")
     if not isinstance(address, str) or not address or not storable(address):
         raise Malformed("crypto_address.address is missing")
-    ours = session.scalars(select(DepositAddress).where(
-        DepositAddress.merchant_id == merchant_id, DepositAddress.address == address,
-    ).order_by(DepositAddress.id)).all()
+    ours = session.scalars(OUR_ADDRESSES, {"merchant": merchant_id, "address": address}).all()
     if not ours:
         return Result(NOT_OURS)
     tag = text_or_none(crypto_address.get("tag"))

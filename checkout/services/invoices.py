@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -180,8 +181,13 @@ def store_new(session: Session, merchant: Merchant, req: InvoiceRequest, *,
     return Made(invoice, page, quote)
 
 
+# Every quote's foreign_id at the processor has this shape (`new_quote`): a deposit callback
+# whose foreign_id has another is about no quote of ours, and is asked no question about one.
+QUOTE_FOREIGN_ID = re.compile(r"[0-9]+\.[0-9a-f]{16}")
+
+
 def new_quote(invoice: Invoice, sender_currency: str) -> InvoiceQuote:
-    """A quote not yet asked for, under a foreign_id of ours."""
+    """A quote not yet asked for, under a foreign_id of ours (`QUOTE_FOREIGN_ID`)."""
     now = clock.now()
     return InvoiceQuote(
         invoice_id=invoice.id, merchant_id=invoice.merchant_id,

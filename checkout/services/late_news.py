@@ -52,8 +52,8 @@ def quote_by_foreign_id(session: Session, merchant_id: int, foreign_id: Any
     if not isinstance(foreign_id, str | int) or isinstance(foreign_id, bool):
         return None
     text = str(foreign_id)
-    if not text or len(text) > 255 or "\x00" in text:
-        return None
+    if len(text) > 255 or not invoices.QUOTE_FOREIGN_ID.fullmatch(text):
+        return None  # most deposits are a terminal link's, under the shop's own foreign_id
     return session.scalar(select(InvoiceQuote).where(
         InvoiceQuote.merchant_id == merchant_id, InvoiceQuote.foreign_id == text))
 

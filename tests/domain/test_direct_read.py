@@ -97,7 +97,8 @@ def test_on_postgresql_a_direct_read_is_its_statement_alone(
         app: Flask, page_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """No transaction around it: no BEGIN before the SELECT, no ROLLBACK as the pool takes
     the connection back (each a round trip to the server). The connection goes back as it
-    came: the next session on it opens a transaction, and its rollback undoes its write."""
+    came: the next session on it opens a transaction, and its rollback undoes its write.
+    The row comes in binary (the values are the same: the test above)."""
     engine = app.extensions[db.EXTENSION + ".engine"]
     if engine.dialect.name != "postgresql":
         pytest.skip("a SQLite read is made in the process, with no round trip")
@@ -105,10 +106,13 @@ def test_on_postgresql_a_direct_read_is_its_statement_alone(
     drivers: list[Any] = []
     real = db.fetch_one
 
-    def watched(connection: Any, sql: str, arguments: Any) -> Any:
-        row = real(connection, sql, arguments)
+    options: list[dict[str, Any]] = []
+
+    def watched(connection: Any, sql: str, arguments: Any, **cursor_options: Any) -> Any:
+        row = real(connection, sql, arguments, **cursor_options)
         drivers.append(getattr(connection, "dbapi_connection", connection))
         seen.append(drivers[-1].info.transaction_status)
+        options.append(cursor_options)
         return row
 
     monkeypatch.setattr(db, "fetch_one", watched)
@@ -116,6 +120,8 @@ def test_on_postgresql_a_direct_read_is_its_statement_alone(
         assert model_of(app, page_id)
     assert [status.name for status in seen] == ["IDLE"] * 3  # INTRANS: a BEGIN went first
     assert all(driver.autocommit is False for driver in drivers)
+    # In PostgreSQL's binary format: a stored rendering's bytes as they are, not as hex.
+    assert options == [{"binary": True}] * 3
     monkeypatch.undo()
     with engine.connect() as connection:
         connection.execute(update(Page).where(Page.id == page_id).values(model_json="{}"))

@@ -291,3 +291,21 @@ def test_a_request_that_changes_its_merchant_reads_it_afresh_afterwards(kept: Fl
         session.flush()
         assert merchants.in_transaction(session, 11).name == "Renamed"  # type: ignore[union-attr]
         session.rollback()
+
+
+def test_a_session_that_raised_the_version_reads_its_own_and_finds_its_change(
+        kept: Flask) -> None:
+    """Before a transaction the version is read beside the session, as committed; inside
+    one, in it: a lookup after the session's own uncommitted change finds that change, not
+    the copy kept under the committed version."""
+    committed = version(kept)
+    with kept.app_context():
+        session = db.session()
+        merchants.edit_in(session, 11, merchants.MerchantEdit(name="Renamed"))
+        session.flush()
+        assert merchants.read_version(session) == committed + 1
+        found = merchants.snapshot_by_client_id(session, 11)
+        assert found is not None and dict(found.values)["name"] == "Renamed"
+        session.rollback()
+    assert version(kept) == committed
+    assert [m.name for m in seen(kept)] == ["Shop"] * 2

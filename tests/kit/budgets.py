@@ -32,6 +32,8 @@ HOUSEKEEPING = ("PRAGMA", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOI
 @dataclass
 class Spent:
     statements: list[str] = field(default_factory=list)
+    # Those of `statements` read beside any session, straight from the driver (db.DirectRead).
+    direct: list[str] = field(default_factory=list)
     commits: int = 0
     hmacs: int = 0
     processor_calls: list[str] = field(default_factory=list)
@@ -66,6 +68,11 @@ def spent(app: Flask) -> Iterator[Spent]:
         if mine():
             tally.statements.append(statement)
 
+    def on_direct(statement: str) -> None:
+        if mine():
+            tally.statements.append(statement)
+            tally.direct.append(statement)
+
     def on_commit(_conn: Any) -> None:
         if mine():
             tally.commits += 1
@@ -89,7 +96,7 @@ def spent(app: Flask) -> Iterator[Spent]:
     signing.sign = counted_sign  # type: ignore[assignment]
     processor.ProcessorClient._attempt = counted_attempt  # type: ignore[method-assign]
     try:
-        with direct_reads.heard(engine, lambda sql: on_statement(None, None, sql)):
+        with direct_reads.heard(engine, on_direct):
             yield tally
     finally:
         processor.ProcessorClient._attempt = real_attempt  # type: ignore[method-assign]

@@ -33,11 +33,12 @@ from checkout.pagekinds import deposit as deposit_kind
 from checkout.web import callbacks
 
 # What the lean path reaches for a deposit that moves a page on (SQLite and PostgreSQL): the
-# merchant, the callback, its idempotency key, our invoice quotes and addresses, the Deposit,
-# the address's pages and their transactions, the page's state, the callback's outcome, the
+# merchants' version, the callback, its idempotency key, our addresses, the Deposit, the
+# address's pages and their transactions, the page's state, the callback's outcome, the
 # delivery, the coin's minimum, the page's model. The old path read the transactions and the
-# page again to build the model (17).
-STATEMENTS = 13
+# page again to build the model (17), and asked for an invoice quote under a foreign_id no
+# quote of ours can have (13).
+STATEMENTS = 12
 
 
 def _selects_from(queries: list[str], table: str) -> list[str]:
@@ -63,6 +64,11 @@ def test_a_distinct_deposit_callback_spends_one_hmac_one_commit_and_reads_once(
     model_writes = [q for q in spent.writes if q.startswith("UPDATE pages") and "model_json" in q]
     assert len(model_writes) == 1, spent
     assert len(spent.queries) <= STATEMENTS, spent
+    assert not _selects_from(spent.queries, "invoice_quotes"), spent  # a shop's foreign_id
+    # The merchants' version is read before the transaction, beside the session: the ORM's
+    # statement cost more than the signature.
+    assert _selects_from(spent.direct, "merchants_version") == _selects_from(
+        spent.queries, "merchants_version") != [], spent
     assert [c.outcome for c in callbacks_of(app)] == ["applied", "applied"]
     # The customer's poll shows the news with the 200: both transactions, the page paid.
     shown = json.loads(client.get(f"/p/{page_id}/status").get_data())
@@ -142,3 +148,21 @@ def test_what_a_refresh_read_is_not_reused_after_its_transaction(
         page = s.get(Page, page_id)
         assert page is not None
         assert [d.processor_id for d in deposit_kind.page_deposits(s, page)] == [9]
+
+
+def test_a_page_refresh_writes_its_row_and_its_model_with_no_one_asking(
+        app: Flask, merchant: Merchant) -> None:
+    """The refresh writes what it recomputed itself, not through the ORM's flush (which
+    told the snapshot which pages changed): it marks them itself, so whoever calls it, the
+    commit writes their models too."""
+    address_id, page_id = issue_address(app)
+    with app.app_context(), db.transaction() as s:
+        s.execute(Deposit.__table__.insert().values(
+            merchant_id=11, processor_id=7, address_id=address_id, currency="BTC",
+            amount="0.01", status="confirmed", created_at=system_now(),
+            updated_at=system_now()))
+        deposit_kind.refresh_for_address(s, address_id)
+    with app.app_context():
+        page = db.session().get(Page, page_id)
+        assert page is not None and page.status == "confirmed"
+        assert json.loads(page.model_json or "{}")["status"] == "confirmed"

@@ -225,7 +225,7 @@ def test_the_export_carries_fees_and_the_fiat_worth_at_payment_time(
         page = session.get(Page, page_id)
         assert page is not None
         assert page.status == "confirmed", page.status
-        page.paid_rate = "50000.5"  # what remember_payment cached (no rate in this test)
+        page.paid_rate = "50000.5"  # what payment_of kept (no rate in this test)
         page.paid_at = T0
         paid = Decimal(page.amount_paid)
         outcomes = {c.outcome for c in session.scalars(select(Callback))}
