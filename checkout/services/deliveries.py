@@ -122,16 +122,20 @@ _QUEUED = ("merchant_id", "callback_id", "url", "body", "state", "attempts", "ne
 QUEUE = insert(_DELIVERIES).values({name: bindparam(name) for name in _QUEUED})
 
 
+def queued(merchant: Merchant, body: bytes, callback_id: int | None) -> dict[str, Any]:
+    """What a delivery holds as it is queued (both ways in share it)."""
+    now = clock.now()
+    return {"merchant_id": merchant.client_id, "callback_id": callback_id,
+            "url": merchant.webhook_url, "body": body, "state": PENDING, "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
+
+
 def enqueue(session: Session, merchant: Merchant, callback: Callback) -> None:
     """Queue a processor callback for the merchant's webhook, byte for byte, in the caller's
     transaction."""
     if not merchant.webhook_url:
         return
-    now = clock.now()
-    session.connection().execute(QUEUE, {
-        "merchant_id": merchant.client_id, "callback_id": callback.id,
-        "url": merchant.webhook_url, "body": callback.body, "state": PENDING, "attempts": 0,
-        "next_attempt_at": now, "created_at": now})
+    session.connection().execute(QUEUE, queued(merchant, callback.body, callback.id))
 
 
 def enqueue_body(session: Session, merchant: Merchant, body: bytes, *,
@@ -140,11 +144,7 @@ def enqueue_body(session: Session, merchant: Merchant, body: bytes, *,
     `page_id`: the page an event we composed is about (a payment's story lists it)."""
     if not merchant.webhook_url:
         return None
-    delivery = Delivery(
-        merchant_id=merchant.client_id, callback_id=callback_id, page_id=page_id,
-        url=merchant.webhook_url,
-        body=body, state=PENDING, attempts=0, next_attempt_at=clock.now(),
-        created_at=clock.now())
+    delivery = Delivery(page_id=page_id, **queued(merchant, body, callback_id))
     session.add(delivery)
     session.flush()
     return delivery
