@@ -24,11 +24,11 @@ from kit.callbacks import (
     signed_headers,
 )
 from kit.live import PATIENCE
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
-from checkout import db
+from checkout import clock, db
 from checkout.clock import system_now
-from checkout.models import Callback, Deposit, Merchant, Page
+from checkout.models import Callback, Deposit, Merchant, Page, RateQuote
 from checkout.pagekinds import deposit as deposit_kind
 from checkout.web import callbacks
 
@@ -74,6 +74,31 @@ def test_a_distinct_deposit_callback_spends_one_hmac_one_commit_and_reads_once(
     shown = json.loads(client.get(f"/p/{page_id}/status").get_data())
     assert shown["status"] == "confirmed"
     assert sorted(t["status"] for t in shown["transactions"]) == ["confirmed", "not_confirmed"]
+
+
+def test_a_pages_fiat_value_reads_its_rate_without_an_orm_quote(
+        app: Flask, merchant: Merchant) -> None:
+    """The page's model reads its pair's rate at every change: two columns, no RateQuote
+    object built for them."""
+    _, page_id = issue_address(app)
+    with app.app_context(), db.transaction() as s:
+        s.add(RateQuote(currency_from="BTC", currency_to="EUR", rate="50000",
+                        fetched_at=clock.now()))
+        s.execute(update(Page).where(Page.id == page_id).values(fiat_currency="EUR"))
+    built: list[RateQuote] = []
+
+    def loaded(quote: RateQuote, _context: object) -> None:
+        built.append(quote)
+
+    event.listen(RateQuote, "load", loaded)
+    try:
+        assert post(app.test_client(),
+                    deposit_body(1, "not_confirmed", txid="01" * 32)).status_code == 200
+    finally:
+        event.remove(RateQuote, "load", loaded)
+    assert built == []
+    shown = json.loads(app.test_client().get(f"/p/{page_id}/status").get_data())
+    assert shown["fiat"]["currency"] == "EUR" and shown["fiat"]["rate"] == "50000", shown
 
 
 def test_the_transactions_read_once_for_all_pages_of_an_address_split_as_each_page_counts(
