@@ -118,7 +118,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 def wrap_wsgi(app: Flask) -> None:
-    from .web import front, link_front, pagerows, security
+    from .web import callback_front, front, link_front, pagerows, security
 
     # The hottest customer requests are answered before Flask runs (front.py); the proxy
     # fix goes outside, so that their rate limits count the client's address, not the proxy's.
@@ -126,6 +126,7 @@ def wrap_wsgi(app: Flask) -> None:
     # says it changed (pagerows.py).
     pagerows.install(app)
     link_front.install(app)  # a terminal link clicked again; inside the front's mended query
+    callback_front.install(app)  # a signed processor callback
     front.install(app)
     security.trust_proxies(app, int(app.config.get("TRUSTED_PROXIES", 0)))
 

@@ -2,7 +2,9 @@
 hands them to the news engine (services/news.py) and answers.
 
 It answers 200 only once the callback and its outbox delivery are committed, so the processor
-keeps retrying until we really hold it.
+keeps retrying until we really hold it. A signed callback that is plainly well formed is
+taken in front of Flask with the same work (`take`; callback_front.py); this route answers
+the rest, and any callback the front could not take.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from .. import auth, db, text
 from ..auth import BAD_CONTENT, Refusal
+from ..models import Merchant
 from ..services import news
 from ..text import NotText
 from . import request_auth
@@ -68,11 +72,17 @@ def receive() -> ResponseReturnValue:
     if payload is None:
         log.warning("signed callback for merchant %s is not a JSON object", merchant.client_id)
         return refuse(BAD_CONTENT)
+    take(merchant, raw, payload)
+    return jsonify(status="ok")
+
+
+def take(merchant: Merchant, raw: bytes, payload: dict[str, Any]) -> None:
+    """Keep, apply and queue a signed callback, committed before the caller answers 200;
+    the route's work, and callback_front.py's for the callbacks it answers before Flask."""
     with writers_turn(), db.transaction() as session:
         callback = news.absorb(session, merchant, raw, payload, source="processor")
     log.info("callback %s for merchant %s: %s", callback.id, merchant.client_id,
              callback.outcome)
-    return jsonify(status="ok")
 
 
 def init_app(app: Flask) -> None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, request, request_started
 from sqlalchemy import event
@@ -51,6 +51,17 @@ def sql_statements(app: Flask, ask: Callable[[], Any]) -> tuple[Any, list[str]]:
             return ask(), sent
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+Layer = TypeVar("Layer")
+
+
+def layer_of(app: Flask, kind: type[Layer]) -> Layer:
+    """The app's WSGI layer of `kind`: one of the fronts that answer before Flask."""
+    layer: Any = app.wsgi_app
+    while not isinstance(layer, kind):
+        layer = layer.inner
+    return layer
 
 
 def flask_requests(app: Flask) -> list[str]:

@@ -18,7 +18,7 @@ from kit import budgets, kept_rows
 from kit.deposits import BTC_ADDRESS, LINK, link_query, open_link
 from kit.gunicorn import serving
 from kit.live import wait_until
-from kit.site import MERCHANT_KEY, MERCHANT_SECRET, flask_requests
+from kit.site import MERCHANT_KEY, MERCHANT_SECRET, flask_requests, layer_of
 from sqlalchemy import update
 from werkzeug.test import Client
 
@@ -39,10 +39,7 @@ def opened(app: Flask, merchant: Merchant, address: DepositAddress, fresh_rate: 
 
 
 def front_of(app: Flask) -> link_front.LinkFront:
-    layer: Any = app.wsgi_app
-    while not isinstance(layer, link_front.LinkFront):
-        layer = layer.inner
-    return layer
+    return layer_of(app, link_front.LinkFront)
 
 
 def flask_route(app: Flask) -> Client:
