@@ -3,8 +3,8 @@ hands them to the news engine (services/news.py) and answers.
 
 It answers 200 only once the callback and its outbox delivery are committed, so the processor
 keeps retrying until we really hold it. A signed callback that is plainly well formed is
-taken in front of Flask with the same work (`take`; callback_front.py); this route answers
-the rest, and any callback the front could not take.
+taken in front of Flask with the same work (`keep`; callback_front.py); this route answers
+the rest, and a failure of the front's, as its own (`FRONT_FAILED`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from flask.typing import ResponseReturnValue
 
 from .. import auth, db, text
 from ..auth import BAD_CONTENT, Refusal
-from ..models import Merchant
+from ..models import Callback, Merchant
 from ..services import news
 from ..text import NotText
 from . import request_auth
@@ -53,8 +53,17 @@ def writers_turn() -> Iterator[None]:
         yield
 
 
+# In the environ of a callback whose taking failed in front of Flask before it was kept: the
+# error, raised again here as if this view had met it (the same answer, logged once), not
+# a second try that would wait out a lost database's timeout twice.
+FRONT_FAILED = "checkout.callback_front.failed"
+
+
 @bp.post("/callbacks/coinspaid")
 def receive() -> ResponseReturnValue:
+    failed: Exception | None = request.environ.pop(FRONT_FAILED, None)
+    if failed is not None:
+        raise failed
     # Set before the body is read: Werkzeug then refuses a longer body with 413.
     request.max_content_length = MAX_BODY
     # Raw bytes whatever the Content-Type says: the signature covers exactly these.
@@ -72,15 +81,19 @@ def receive() -> ResponseReturnValue:
     if payload is None:
         log.warning("signed callback for merchant %s is not a JSON object", merchant.client_id)
         return refuse(BAD_CONTENT)
-    take(merchant, raw, payload)
+    log_kept(keep(merchant, raw, payload), merchant)
     return jsonify(status="ok")
 
 
-def take(merchant: Merchant, raw: bytes, payload: dict[str, Any]) -> None:
-    """Keep, apply and queue a signed callback, committed before the caller answers 200;
-    the route's work, and callback_front.py's for the callbacks it answers before Flask."""
+def keep(merchant: Merchant, raw: bytes, payload: dict[str, Any]) -> Callback:
+    """Keep, apply and queue a signed callback: committed when this returns, before the
+    caller answers 200. The route's work, and callback_front.py's for the callbacks it
+    answers before Flask."""
     with writers_turn(), db.transaction() as session:
-        callback = news.absorb(session, merchant, raw, payload, source="processor")
+        return news.absorb(session, merchant, raw, payload, source="processor")
+
+
+def log_kept(callback: Callback, merchant: Merchant) -> None:
     log.info("callback %s for merchant %s: %s", callback.id, merchant.client_id,
              callback.outcome)
 

@@ -57,10 +57,11 @@ Layer = TypeVar("Layer")
 
 
 def layer_of(app: Flask, kind: type[Layer]) -> Layer:
-    """The app's WSGI layer of `kind`: one of the fronts that answer before Flask."""
+    """The app's WSGI layer of `kind`: one of the fronts that answer before Flask (each
+    holds the next as `inner`; a proxy fix outside them, as `app`)."""
     layer: Any = app.wsgi_app
     while not isinstance(layer, kind):
-        layer = layer.inner
+        layer = layer.inner if hasattr(layer, "inner") else layer.app
     return layer
 
 
