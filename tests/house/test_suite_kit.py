@@ -9,13 +9,15 @@ import socket
 import subprocess
 import sys
 import threading
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+import pytest
 import requests
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from kit.callbacks import EXAMPLES, Shop, deposit_body, serve_shop, signed_headers
-from kit.live import PATIENCE, start_live_server, wait_until
+from kit.live import PATIENCE, PeerServer, start_live_server, wait_until
 
 TESTS = Path(__file__).resolve().parents[1]
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
@@ -111,6 +113,22 @@ def closed(connection: socket.socket) -> bool:
         return False  # open, nothing to read
     except ConnectionResetError:
         return True
+
+
+def test_a_peer_server_prints_no_traceback_for_a_client_that_hung_up(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A hang-up is ordinary for a test's HTTP peer; anything else is still printed."""
+    server = PeerServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        for error in (BrokenPipeError(), ConnectionResetError(), ValueError("a real fault")):
+            try:
+                raise error
+            except Exception:
+                server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    printed = capsys.readouterr().err
+    assert printed.count("Traceback") == 1 and "a real fault" in printed, printed
 
 
 def test_the_shop_answers_its_script_then_200_and_records_signed_bodies() -> None:

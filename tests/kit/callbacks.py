@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
@@ -39,6 +39,7 @@ from checkout.models import (
 from checkout.wire import signing
 from kit import coinspaid_doc, payments
 from kit.counters import count as count
+from kit.live import PeerServer
 from kit.site import MERCHANT_KEY, MERCHANT_SECRET
 
 # coinspaid-api.md §3 "Example payloads" (verbatim, in coinspaid_doc), as callback bodies.
@@ -284,8 +285,7 @@ def serve_shop(shop: Shop) -> Callable[[], None]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = PeerServer(("127.0.0.1", 0), Handler)
     shop.url = f"http://127.0.0.1:{server.server_port}/coinspaid/callback"
     threading.Thread(target=server.serve_forever, daemon=True).start()
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 from flask import Flask
 
 from checkout import processor
+from kit.live import PeerServer
 
 DROP, HOLD = "drop", "hold"
 
@@ -57,8 +58,7 @@ class Proxy:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = PeerServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.processor_url = self.url + processor.SANDBOX_PATH
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
