@@ -36,14 +36,13 @@ from . import callbacks, front, request_auth, security
 
 log = logging.getLogger(__name__)
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 PATH = "/callbacks/coinspaid"
 
 
 class CallbackFront:
     """WSGI middleware: a signed callback is taken and answered here."""
 
-    def __init__(self, app: Flask, inner: WSGIApp) -> None:
+    def __init__(self, app: Flask, inner: front.WSGIApp) -> None:
         self.app = app
         self.inner = inner
         self.trusted_hosts: list[str] | None = app.config.get("TRUSTED_HOSTS")
@@ -80,11 +79,8 @@ class CallbackFront:
         raw = read_body(environ, length)
         if raw is None:
             return
-        key = environ.get("HTTP_X_PROCESSING_KEY")
-        signature = environ.get("HTTP_X_PROCESSING_SIGNATURE")
         with app_context(self.app):
-            merchant = auth.authenticate(raw, key, signature)
-            environ[request_auth.AUTHENTICATED] = ((raw, key, signature), merchant)
+            merchant = request_auth.authenticated(environ, raw)  # the route finds it
             if isinstance(merchant, auth.Refusal):
                 return
             try:

@@ -44,7 +44,6 @@ from .kept import Kept
 
 log = logging.getLogger(__name__)
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 LINK_PATHS = ("/terminal", "/")
 LINK_ARGS = frozenset({"data", "signature"})
 # What the front's SELECT found for a link it passed on (a first click, mostly): the Flask
@@ -118,7 +117,7 @@ def found_in(row: Any, cache: merchants.MerchantCache, client_id: int) -> Found:
 class LinkFront:
     """WSGI middleware: a verified link whose page is open gets its 303 here."""
 
-    def __init__(self, app: Flask, inner: WSGIApp) -> None:
+    def __init__(self, app: Flask, inner: front.WSGIApp) -> None:
         self.app = app
         self.inner = inner
         self.engine = app.extensions[db.EXTENSION + ".engine"]
