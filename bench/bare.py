@@ -13,10 +13,16 @@ work the floor does first (`work`):
 - `insert`: one INSERT and commit into a table of its own on the same kind of database
   (BENCH_BARE_DATABASE_URL; SQLite with the site's pragmas: WAL, a busy timeout), with a
   pool as large as the site's. No pre-ping: the floor is the insert itself.
-- `call+insert`: first one real HTTP call, as the site's processor client makes it (a
-  `requests` session per call, so a new connection), to the cheap `ping` endpoint of a
-  sandbox processor of this process's own: like the site's embedded sandbox, a threaded
-  werkzeug server on a loopback port, started at the first call in each process.
+- `call+insert`: first one real HTTP call to the embedded processor, the call the route
+  stands for, then the insert. The processor is the site's own sandbox (`checkout`'s app
+  in sandbox mode, on the site's database: BENCH_BARE_PROCESSOR_DATABASE_URL), served to
+  this process on a loopback port as the site serves it to itself, and called with the
+  site's processor client (a `requests` session per call, so a new connection) under the
+  merchant's key: `addresses/take` for a link's first click, `invoices/create` (the shop's
+  fields, the currency fixed or not) for `invoices/create`; each under a new foreign_id.
+  The processor's work is the processor's, in the floor as in the site.
+- `ping+insert`: the same, but the cheap `ping` of a stand-in processor of this process's
+  own instead: what the call costs when the processor works elsewhere (for the record).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import base64
 import json
 import os
 import threading
+import uuid
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -74,6 +82,8 @@ def ping() -> Response:
 _lock = threading.Lock()
 _door: BaseWSGIServer | None = None
 _engine: Engine | None = None
+_client: Any = None  # checkout.processor.ProcessorClient, made at the first call
+_processor_site: Flask | None = None  # the app whose sandbox it asks
 
 
 def door() -> str:
@@ -109,9 +119,46 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def call_processor() -> None:
+def ping_processor() -> None:
     with requests.Session() as session:
         session.get(door() + PING, timeout=30).raise_for_status()
+
+
+def embedded_processor() -> Any:
+    """The site's processor client against the site's own embedded sandbox, served to this
+    process (made at the first call; `checkout` is imported only by a floor that asks)."""
+    global _client, _processor_site
+    with _lock:
+        if _client is None:
+            from checkout import create_app
+            from checkout.processor import ProcessorClient
+            from checkout.sandbox import loopback
+
+            site = create_app({
+                "DATABASE_URL": os.environ["BENCH_BARE_PROCESSOR_DATABASE_URL"],
+                "INSTANCE_PATH": os.environ["BENCH_BARE_PROCESSOR_INSTANCE"],
+                "SANDBOX": True, "PROCESSOR_URL": None, "SECRET_KEY": "bench-floor"})
+            base, headers = loopback.endpoint(site, os.environ["BENCH_BARE_ORIGIN"])
+            _processor_site = site
+            _client = ProcessorClient(
+                base, os.environ["BENCH_BARE_PROCESSOR_KEY"],
+                os.environ["BENCH_BARE_PROCESSOR_SECRET"], retry_delays=(), headers=headers)
+        return _client
+
+
+def call_processor(body: bytes) -> None:
+    """The call the route stands for: an invoice when the request is one, else an address."""
+    client = embedded_processor()
+    foreign_id = f"floor-{uuid.uuid4().hex}"
+    if not body:
+        client.addresses_take("BTC", foreign_id)
+        return
+    order = json.loads(body)
+    client.invoices_create(
+        foreign_id=foreign_id, title=order["title"], currency=order["currency"],
+        amount=Decimal(order["amount"]), url_success=order["url_success"],
+        url_failed=order["url_failed"], timer=order.get("timer", False),
+        email_user=order.get("email_user"), sender_currency=order.get("sender_currency"))
 
 
 def insert(note: str) -> None:
@@ -122,9 +169,12 @@ def insert(note: str) -> None:
 def work(kind: str) -> None:
     if kind == "none":
         return
-    note = request.get_data(as_text=True) or request.full_path
+    body = request.get_data()
+    note = body.decode() or request.full_path
     if kind == "call+insert":
-        call_processor()
+        call_processor(body)
+    elif kind == "ping+insert":
+        ping_processor()
     insert(note)
 
 
@@ -175,3 +225,9 @@ def callback() -> Response:
 def invoices_create() -> Response:
     fixed = b'"sender_currency"' in request.get_data()
     return answer("POST /api/v2/invoices/create" + (" fixed" if fixed else ""))
+
+
+# Built as the worker starts, before it takes requests: building an app is no request's
+# time (a round without warm-up would otherwise measure it).
+if any(found.get("work") == "call+insert" for found in ANSWERS.values()):
+    embedded_processor()

@@ -817,6 +817,9 @@ class Row:
     route: str
     site: list[Sample] = field(default_factory=list)
     bare: list[Sample] = field(default_factory=list)
+    # A call+insert floor's twin that pings a stand-in processor instead of asking the
+    # embedded one (for the record: the call's cost when the processor works elsewhere).
+    ping: list[Sample] = field(default_factory=list)
 
     @staticmethod
     def median(samples: list[Sample], name: str) -> float:
@@ -1030,16 +1033,24 @@ def record_floor(site_url: str, fixtures: Fixtures, options: Options) -> Floor:
 
 
 def start_bare(kind: str, database: Database, floor: Floor, folder: Path,
-               processes: Processes, flags: list[str]) -> Site:
-    env = {**os.environ, "BENCH_BARE_SPEC": str(floor.write(folder / f"bare-{kind}.json")),
-           "BENCH_BARE_DATABASE_URL": floor_database(kind, database, folder)}
-    log = folder / f"bare-{kind}.log"
+               processes: Processes, flags: list[str], *, floor_url: str,
+               name: str = "bare") -> Site:
+    """`floor_url`: where the floor inserts (floor_database). The floor that calls asks the
+    site's embedded processor: the site's own sandbox, on the site's database, under the
+    bench merchant's key."""
+    env = {**os.environ, "BENCH_BARE_SPEC": str(floor.write(folder / f"{name}-{kind}.json")),
+           "BENCH_BARE_DATABASE_URL": floor_url,
+           "BENCH_BARE_PROCESSOR_DATABASE_URL": database.url,
+           "BENCH_BARE_PROCESSOR_INSTANCE": str(folder / f"{name}-instance"),
+           "BENCH_BARE_PROCESSOR_KEY": KEY, "BENCH_BARE_PROCESSOR_SECRET": SECRET,
+           "BENCH_BARE_ORIGIN": f"http://{HOST}"}
+    log = folder / f"{name}-{kind}.log"
     # Picked only now: the site's workers have bound their sandbox's loopback ports (any
     # free port) while the links opened, and one of them could be a port picked before.
     port = free_port()
     url = f"http://{HOST}:{port}"
     process = processes.start(
-        "gunicorn bare Flask",
+        f"gunicorn {name} Flask",
         [gunicorn(), "--bind", f"{HOST}:{port}", *flags, "--pythonpath", str(BENCH),
          "bare:app"], env=env, log=log)
     wait_until_up(f"{url}/p/up", process, log)
@@ -1078,8 +1089,16 @@ def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder
     site = start_site(f"gunicorn site on {database.name}", database, options, folder,
                       processes, flags)
     fixtures = make_fixtures(site.url, options)
-    bare = start_bare(kind, database, record_floor(site.url, fixtures, options), folder,
-                      processes, flags)
+    floor = record_floor(site.url, fixtures, options)
+    floor_url = floor_database(kind, database, folder)
+    bare = start_bare(kind, database, floor, folder, processes, flags, floor_url=floor_url)
+    pinging = None
+    if any(ROUTES[route].floor == CALL_INSERT for route in options.routes):
+        pings = Floor(floor.answers, floor.aliases, {
+            key: "ping+insert" if work == WORK[CALL_INSERT] else work
+            for key, work in floor.works.items()})
+        pinging = start_bare(kind, database, pings, folder, processes, flags,
+                             floor_url=floor_url, name="bare-ping")
     gets = {"status": [f"{p}/status" for p in fixtures.pages], "page": fixtures.pages,
             "qr": fixtures.qr_paths, "link": [fixtures.link_path], **fixtures.firsts}
     gets["redis"] = gets["status"]
@@ -1103,7 +1122,9 @@ def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder
                 processes.stop(worker)  # it would load the rows after this one
                 forwarded = shop.received
         elif route != "redis":
-            rows[route] = measure(route, site.url, bare.url, load, options)
+            rows[route] = measure(route, site.url, bare.url, load, options, ping_url=(
+                pinging.url if pinging is not None and ROUTES[route].floor == CALL_INSERT
+                else None))
     site_rss, bare_rss = worker_rss(site.process.pid), worker_rss(bare.process.pid)
     skipped: dict[str, str] = {}
     if "redis" in options.routes:
@@ -1126,9 +1147,10 @@ def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder
 def measure(route: str, site_url: str, bare_url: str,
             load: Callable[[str, str, float, int], Path], options: Options,
             news: NewsProbe | None = None, beside: subprocess.Popen[bytes] | None = None,
-            ) -> Row:
-    """Warm-up, then rounds: the site, then its floor, on the same requests. A process
-    `beside` the site (its worker) is paused while the floor is loaded."""
+            ping_url: str | None = None) -> Row:
+    """Warm-up, then rounds: the site, then its floor, on the same requests (then the
+    floor's pinging twin at `ping_url`, if any). A process `beside` the site (its worker) is
+    paused while a floor is loaded."""
     row = Row(route)
     print(f"  {ROUTES[route].label}: {options.rounds} rounds of {options.seconds:g} s each, "
           f"site and {ROUTES[route].floor} alternating", flush=True)
@@ -1138,7 +1160,10 @@ def measure(route: str, site_url: str, bare_url: str,
         rate = run_wrk(site_url, warm, options.warmup, options.threads,
                        options.connections).rate
         with paused(beside):
-            run_wrk(bare_url, warm, options.warmup, options.threads, options.connections)
+            for floor_url in (bare_url, ping_url):
+                if floor_url is not None:
+                    run_wrk(floor_url, warm, options.warmup, options.threads,
+                            options.connections)
     for number in range(options.rounds):
         requests_file = load(route, str(number), rate, options.seconds)
         with probing(news):
@@ -1147,6 +1172,9 @@ def measure(route: str, site_url: str, bare_url: str,
         with paused(beside):
             row.bare.append(run_wrk(bare_url, requests_file, options.seconds,
                                     options.threads, options.connections))
+            if ping_url is not None:
+                row.ping.append(run_wrk(ping_url, requests_file, options.seconds,
+                                        options.threads, options.connections))
     return row
 
 
@@ -1193,7 +1221,7 @@ def print_rows(report: Report, options: Options) -> None:
             continue
         row = report.rows[route]
         m = Row.median
-        errors = sum(s.errors for s in row.site + row.bare)
+        errors = sum(s.errors for s in row.site + row.bare + row.ping)
         mark = " !" if errors else ""
         print(f"{spec.label:<30}{m(row.site, 'rate'):>11.0f}{m(row.site, 'p50_ms'):>8.1f}"
               f"{m(row.site, 'p99_ms'):>8.1f}  {spec.floor:<17}{m(row.bare, 'rate'):>7.0f}"
@@ -1201,6 +1229,12 @@ def print_rows(report: Report, options: Options) -> None:
               f"  >= {spec.goal:g}x {verdict(row.ratio >= spec.goal)}{mark}")
         if errors:
             notes.append(f"! {spec.label}: {errors} failed or non-2xx/3xx answers")
+        if row.ping:
+            pinged = m(row.ping, "rate")
+            notes.append(
+                f"{spec.label}: against the floor pinging a stand-in processor instead of "
+                f"asking the embedded one (the call's cost when the processor works "
+                f"elsewhere): {pinged:.0f} req/s, ratio {m(row.site, 'rate') / pinged:.2f}x")
         if route in UNIQUE:
             replays = sum(s.replays for s in row.site)
             sent = sum(round(s.rate * options.seconds) for s in row.site)
@@ -1235,7 +1269,8 @@ def print_rows(report: Report, options: Options) -> None:
         print(note)
     print("ratios: site req/s over its floor's; the floor answers the site's own bytes "
           "(bench/bare.py): bare, or after one INSERT and commit (+insert), or after one "
-          "HTTP call to a sandbox processor and the insert (+call+insert)")
+          "HTTP call to the embedded processor (the site's sandbox, on the site's database: "
+          "the call the route stands for) and the insert (+call+insert)")
     probe = report.news
     if probe is not None:
         p99 = probe.p99()
