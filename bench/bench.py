@@ -817,9 +817,9 @@ class Row:
     route: str
     site: list[Sample] = field(default_factory=list)
     bare: list[Sample] = field(default_factory=list)
-    # A call+insert floor's twin that pings a stand-in processor instead of asking the
-    # embedded one (for the record: the call's cost when the processor works elsewhere).
-    ping: list[Sample] = field(default_factory=list)
+    # For the record, a call+insert floor's twin that asks the embedded processor the call
+    # the route stands for instead of pinging a stand-in: how much is the sandbox's.
+    asking: list[Sample] = field(default_factory=list)
 
     @staticmethod
     def median(samples: list[Sample], name: str) -> float:
@@ -871,6 +871,9 @@ class Report:
 UNIQUE_KEYS = {"click": "GET /terminal", "create": "POST /api/v2/invoices/create",
                "create-fixed": "POST /api/v2/invoices/create fixed",
                "callbacks": "POST /callbacks/coinspaid"}
+# The call each route stands for, asked of the embedded processor by the asking twin floor.
+ASKED = {"GET /terminal": "take+insert", "POST /api/v2/invoices/create": "invoice+insert",
+         "POST /api/v2/invoices/create fixed": "invoice+insert"}
 
 
 @dataclass
@@ -1035,20 +1038,20 @@ def record_floor(site_url: str, fixtures: Fixtures, options: Options) -> Floor:
 def start_bare(kind: str, database: Database, floor: Floor, folder: Path,
                processes: Processes, flags: list[str], *, floor_url: str,
                name: str = "bare") -> Site:
-    """`floor_url`: where the floor inserts (floor_database). The floor that calls asks the
-    site's embedded processor: the site's own sandbox, on the site's database, under the
-    bench merchant's key."""
+    """`floor_url`: where the floor inserts (floor_database). A floor that asks the embedded
+    processor asks the site's own sandbox, on the site's database, under the bench
+    merchant's key."""
     env = {**os.environ, "BENCH_BARE_SPEC": str(floor.write(folder / f"{name}-{kind}.json")),
            "BENCH_BARE_DATABASE_URL": floor_url,
            "BENCH_BARE_PROCESSOR_DATABASE_URL": database.url,
            "BENCH_BARE_PROCESSOR_INSTANCE": str(folder / f"{name}-instance"),
-           "BENCH_BARE_PROCESSOR_KEY": KEY, "BENCH_BARE_PROCESSOR_SECRET": SECRET,
-           "BENCH_BARE_ORIGIN": f"http://{HOST}"}
+           "BENCH_BARE_PROCESSOR_KEY": KEY, "BENCH_BARE_PROCESSOR_SECRET": SECRET}
     log = folder / f"{name}-{kind}.log"
     # Picked only now: the site's workers have bound their sandbox's loopback ports (any
     # free port) while the links opened, and one of them could be a port picked before.
     port = free_port()
     url = f"http://{HOST}:{port}"
+    env["BENCH_BARE_ORIGIN"] = url  # where its processor's invoices point
     process = processes.start(
         f"gunicorn {name} Flask",
         [gunicorn(), "--bind", f"{HOST}:{port}", *flags, "--pythonpath", str(BENCH),
@@ -1092,13 +1095,12 @@ def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder
     floor = record_floor(site.url, fixtures, options)
     floor_url = floor_database(kind, database, folder)
     bare = start_bare(kind, database, floor, folder, processes, flags, floor_url=floor_url)
-    pinging = None
+    asking = None
     if any(ROUTES[route].floor == CALL_INSERT for route in options.routes):
-        pings = Floor(floor.answers, floor.aliases, {
-            key: "ping+insert" if work == WORK[CALL_INSERT] else work
-            for key, work in floor.works.items()})
-        pinging = start_bare(kind, database, pings, folder, processes, flags,
-                             floor_url=floor_url, name="bare-ping")
+        asks = Floor(floor.answers, floor.aliases, {
+            key: ASKED.get(key, work) for key, work in floor.works.items()})
+        asking = start_bare(kind, database, asks, folder, processes, flags,
+                            floor_url=floor_url, name="bare-asking")
     gets = {"status": [f"{p}/status" for p in fixtures.pages], "page": fixtures.pages,
             "qr": fixtures.qr_paths, "link": [fixtures.link_path], **fixtures.firsts}
     gets["redis"] = gets["status"]
@@ -1122,8 +1124,8 @@ def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder
                 processes.stop(worker)  # it would load the rows after this one
                 forwarded = shop.received
         elif route != "redis":
-            rows[route] = measure(route, site.url, bare.url, load, options, ping_url=(
-                pinging.url if pinging is not None and ROUTES[route].floor == CALL_INSERT
+            rows[route] = measure(route, site.url, bare.url, load, options, asking_url=(
+                asking.url if asking is not None and ROUTES[route].floor == CALL_INSERT
                 else None))
     site_rss, bare_rss = worker_rss(site.process.pid), worker_rss(bare.process.pid)
     skipped: dict[str, str] = {}
@@ -1147,10 +1149,10 @@ def bench_on(kind: str, database: Database, shop: Shop, options: Options, folder
 def measure(route: str, site_url: str, bare_url: str,
             load: Callable[[str, str, float, int], Path], options: Options,
             news: NewsProbe | None = None, beside: subprocess.Popen[bytes] | None = None,
-            ping_url: str | None = None) -> Row:
+            asking_url: str | None = None) -> Row:
     """Warm-up, then rounds: the site, then its floor, on the same requests (then the
-    floor's pinging twin at `ping_url`, if any). A process `beside` the site (its worker) is
-    paused while a floor is loaded."""
+    floor's twin that asks the embedded processor, at `asking_url`, if any). A process
+    `beside` the site (its worker) is paused while a floor is loaded."""
     row = Row(route)
     print(f"  {ROUTES[route].label}: {options.rounds} rounds of {options.seconds:g} s each, "
           f"site and {ROUTES[route].floor} alternating", flush=True)
@@ -1160,7 +1162,7 @@ def measure(route: str, site_url: str, bare_url: str,
         rate = run_wrk(site_url, warm, options.warmup, options.threads,
                        options.connections).rate
         with paused(beside):
-            for floor_url in (bare_url, ping_url):
+            for floor_url in (bare_url, asking_url):
                 if floor_url is not None:
                     run_wrk(floor_url, warm, options.warmup, options.threads,
                             options.connections)
@@ -1172,9 +1174,9 @@ def measure(route: str, site_url: str, bare_url: str,
         with paused(beside):
             row.bare.append(run_wrk(bare_url, requests_file, options.seconds,
                                     options.threads, options.connections))
-            if ping_url is not None:
-                row.ping.append(run_wrk(ping_url, requests_file, options.seconds,
-                                        options.threads, options.connections))
+            if asking_url is not None:
+                row.asking.append(run_wrk(asking_url, requests_file, options.seconds,
+                                          options.threads, options.connections))
     return row
 
 
@@ -1221,7 +1223,7 @@ def print_rows(report: Report, options: Options) -> None:
             continue
         row = report.rows[route]
         m = Row.median
-        errors = sum(s.errors for s in row.site + row.bare + row.ping)
+        errors = sum(s.errors for s in row.site + row.bare)
         mark = " !" if errors else ""
         print(f"{spec.label:<30}{m(row.site, 'rate'):>11.0f}{m(row.site, 'p50_ms'):>8.1f}"
               f"{m(row.site, 'p99_ms'):>8.1f}  {spec.floor:<17}{m(row.bare, 'rate'):>7.0f}"
@@ -1229,12 +1231,16 @@ def print_rows(report: Report, options: Options) -> None:
               f"  >= {spec.goal:g}x {verdict(row.ratio >= spec.goal)}{mark}")
         if errors:
             notes.append(f"! {spec.label}: {errors} failed or non-2xx/3xx answers")
-        if row.ping:
-            pinged = m(row.ping, "rate")
+        if row.asking:
+            asked = m(row.asking, "rate")
+            failed = sum(s.errors for s in row.asking)
             notes.append(
-                f"{spec.label}: against the floor pinging a stand-in processor instead of "
-                f"asking the embedded one (the call's cost when the processor works "
-                f"elsewhere): {pinged:.0f} req/s, ratio {m(row.site, 'rate') / pinged:.2f}x")
+                f"{spec.label}: for the record, against a floor asking the embedded processor "
+                f"the route's own call instead of a ping (its work then in both): "
+                f"{asked:.0f} req/s, ratio "
+                + (f"{m(row.site, 'rate') / asked:.2f}x" if asked > 0 else "-")
+                + (f" ! {failed} failed or non-2xx/3xx answers from that floor"
+                   if failed else ""))
         if route in UNIQUE:
             replays = sum(s.replays for s in row.site)
             sent = sum(round(s.rate * options.seconds) for s in row.site)
@@ -1269,8 +1275,7 @@ def print_rows(report: Report, options: Options) -> None:
         print(note)
     print("ratios: site req/s over its floor's; the floor answers the site's own bytes "
           "(bench/bare.py): bare, or after one INSERT and commit (+insert), or after one "
-          "HTTP call to the embedded processor (the site's sandbox, on the site's database: "
-          "the call the route stands for) and the insert (+call+insert)")
+          "HTTP call to a sandbox processor's ping and the insert (+call+insert)")
     probe = report.news
     if probe is not None:
         p99 = probe.p99()

@@ -105,10 +105,11 @@ def test_the_bench_measures_every_route_against_its_floor_and_prints_each_verdic
     for label in ONCE_ONLY:
         assert re.search(rf"^{re.escape(label)}: \d+ requests made and signed up front, "
                          r"each sent once .* 0 replays\)$", done.stdout, re.M), output
-    # A floor that asks the embedded processor has a twin that pings a stand-in instead.
+    # A floor that pings a stand-in processor has a twin that asks the embedded one instead.
     for label in ONCE_ONLY[:-1]:
-        assert re.search(rf"^{re.escape(label)}: against the floor pinging a stand-in "
-                         r"processor .*: \d+ req/s, ratio \d+\.\d\dx$", done.stdout, re.M), output
+        assert re.search(rf"^{re.escape(label)}: for the record, against a floor asking the "
+                         r"embedded processor .*: \d+ req/s, ratio \d+\.\d\dx$", done.stdout,
+                         re.M), output
     assert re.search(r"stored them as: applied \d+", done.stdout), output
     assert re.search(r"`flask worker` ran beside the site .* it forwarded \d+ callbacks",
                      done.stdout), output
@@ -128,8 +129,8 @@ def test_the_bench_measures_every_route_against_its_floor_and_prints_each_verdic
     assert re.search(r"^capacity on \w+ \(limits in memory\): customers polling every \d+ s "
                      r".*= \d+$", done.stdout, re.M), output
     pids = started_pids(done.stdout)
-    # The site, the bare app, its pinging twin and the worker; with Redis, redis-server and
-    # a second site.
+    # The site, the bare app, its twin asking the embedded processor and the worker; with
+    # Redis, redis-server and a second site.
     assert len(pids) == (6 if redis else 4), output
     assert all(gone(pid) for pid in pids), output
 
