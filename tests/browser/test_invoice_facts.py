@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Flask
-from kit.browser import photograph
+from kit.browser import photograph, wait_for_phase
 from kit.invoices import ORDER, TYPE_3, TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
 from kit.live import LiveServer
@@ -26,11 +26,6 @@ def create(shop: TestShop, payload: dict[str, Any] | None = None, **changes: Any
     return str(response.json()["data"]["url"])
 
 
-def phase(page: Any, expected: str) -> None:
-    expect(page.locator('[data-field="status-box"]')).to_have_attribute(
-        "data-phase", expected, timeout=8000)
-
-
 def left(page: Any) -> int:
     minutes, seconds = page.locator('[data-field="countdown-time"]').inner_text().split(":")
     return int(minutes) * 60 + int(seconds)
@@ -40,7 +35,7 @@ def test_the_time_left_shows_from_the_picker_on_and_ticks(
         app: Flask, shop: TestShop, context: Any) -> None:
     page = context.new_page()
     page.goto(create(shop, timer=True))
-    phase(page, "choose")
+    wait_for_phase(page, "choose")
     expect(page.locator('[data-field="countdown"]')).to_be_visible()
     first = left(page)
     assert 14 * 60 < first <= 15 * 60
@@ -50,7 +45,7 @@ def test_the_time_left_shows_from_the_picker_on_and_ticks(
     photograph(page, "choose-countdown", "invoice")
     page.get_by_label("BTC").check()
     page.get_by_role("button", name="Continue").click()
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     expect(page.locator('[data-field="countdown"]')).to_be_visible()
 
 
@@ -59,7 +54,7 @@ def test_the_email_step_shows_the_time_left_without_javascript_too(
     url = create(shop, TYPE_3, email_user=None)
     page = context.new_page()
     page.goto(url)
-    phase(page, "email")
+    wait_for_phase(page, "email")
     expect(page.locator('[data-field="countdown"]')).to_be_visible()
     assert 14 * 60 < left(page) <= 15 * 60
     photograph(page, "email-countdown", "invoice")
@@ -87,17 +82,17 @@ def test_an_overpayment_is_told_in_full_once_it_is_confirmed(
         app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
     page = context.new_page()
     page.goto(create(shop, TYPE_3))
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     address = page.locator('[data-field="address"]').inner_text()
     asked = Decimal(page.locator('[data-field="amount"]').get_attribute("data-plain") or "")
     sandbox_pay(live_server.url, address, "0.001", "not_confirmed")
     settle(app)
-    phase(page, "confirming")
+    wait_for_phase(page, "confirming")
     advance_sandbox(live_server.url, 60)
     settle(app)
     settle(app)
     # The page was open all along: the final screen is drawn by the server for it.
-    phase(page, "overpaid")
+    wait_for_phase(page, "overpaid")
     expect(page.locator('[data-field="over-row"]')).to_be_visible()
     listed = sum(Decimal(line.split(" ")[0]) for line in
                  page.locator('[data-field="transactions"] li').all_inner_texts())
@@ -117,16 +112,16 @@ def test_a_fresh_quote_is_taken_only_after_a_warning_and_its_screen_warns_again(
     page.goto(create(shop))
     page.get_by_label("BTC").check()
     page.get_by_role("button", name="Continue").click()
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     first = page.locator('[data-field="address"]').inner_text()
     advance_sandbox(live_server.url, 16 * 60)
     settle(app)
-    phase(page, "requote")
+    wait_for_phase(page, "requote")
     expect(page.locator("#status-text")).to_contain_text("no payment has reached us yet")
     expect(page.locator('[data-field="requote-warning"]')).to_be_visible()
     photograph(page, "requote", "invoice")
     page.get_by_role("button", name="Get a fresh quote").click()
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     assert page.locator('[data-field="address"]').inner_text() != first
     expect(page.locator('[data-field="new-address-warning"]')).to_be_visible()
     photograph(page, "fresh-quote", "invoice")
@@ -136,10 +131,10 @@ def test_an_expired_invoice_says_what_we_know(
         app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
     page = context.new_page()
     page.goto(create(shop, TYPE_3))
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     advance_sandbox(live_server.url, 16 * 60)
     settle(app)
-    phase(page, "expired")
+    wait_for_phase(page, "expired")
     status = page.locator("#status-text")
     expect(status).to_contain_text("before any payment reached us")
     expect(status).not_to_contain_text("nothing was paid")
@@ -153,7 +148,7 @@ def test_a_waiting_invoice_has_a_quiet_way_back_until_it_is_final(
         app: Flask, live_server: LiveServer, shop: TestShop, context: Any) -> None:
     page = context.new_page()
     page.goto(create(shop, TYPE_3))
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     back = page.locator('[data-field="quiet-back"] a')
     expect(back).to_be_visible()
     assert back.get_attribute("href") == ORDER["url_failed"]
@@ -163,6 +158,6 @@ def test_a_waiting_invoice_has_a_quiet_way_back_until_it_is_final(
     amount = page.locator('[data-field="amount"]').get_attribute("data-plain") or ""
     sandbox_pay(live_server.url, address, amount, "confirmed")
     settle(app)
-    phase(page, "paid")
+    wait_for_phase(page, "paid")
     expect(page.locator('[data-field="return-link"]')).to_be_visible()
     expect(page.locator('[data-field="quiet-back"]')).to_be_hidden()

@@ -18,7 +18,7 @@ from typing import Any
 import requests
 from flask import Flask
 from kit.accessibility import check
-from kit.browser import photograph
+from kit.browser import photograph, wait_for_phase
 from kit.invoices import TYPE_3, TestShop, advance_sandbox, settle
 from kit.invoices import pay as sandbox_pay
 from kit.live import LiveServer
@@ -33,17 +33,12 @@ PROMISES = ("we will refund", "we refund", "is refunded", "will be refunded",
             "refunded automatically")
 
 
-def phase(page: Any, expected: str) -> None:
-    expect(page.locator('[data-field="status-box"]')).to_have_attribute(
-        "data-phase", expected, timeout=8000)
-
-
 def open_invoice(shop: TestShop, context: Any) -> tuple[Any, str, Decimal]:
     response = shop.create(TYPE_3)
     assert response.status_code == 200, response.text
     page = context.new_page()
     page.goto(response.json()["data"]["url"])
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     address = page.locator('[data-field="address"]').inner_text()
     asked = Decimal(page.locator('[data-field="amount"]').get_attribute("data-plain") or "")
     return page, address, asked
@@ -80,7 +75,7 @@ def test_an_overpaid_invoice_names_the_processor_and_the_email_in_full(
     page, address, asked = open_invoice(shop, context)
     sandbox_pay(live_server.url, address, money.plain(asked + Decimal("0.0002")), "confirmed")
     settle(app)
-    phase(page, "overpaid")  # the open page turned by itself
+    wait_for_phase(page, "overpaid")  # the open page turned by itself
     status = page.locator("#status-text")
     expect(status).to_contain_text(f"the payment processor emails {SHOWN} instructions to "
                                    "get the difference back")
@@ -101,7 +96,7 @@ def test_an_underpaid_invoice_says_it_failed_and_the_script_says_the_same(
     settle(app)
     # Seen, not confirmed: the open page's script writes the line, from the labels and the
     # poll, exactly as the server writes it.
-    phase(page, "short")
+    wait_for_phase(page, "short")
     status = page.locator("#status-text")
     expect(status).to_contain_text(f"less than the {asked} BTC asked")
     expect(status).not_to_contain_text("Nothing more needs to be sent")
@@ -111,7 +106,7 @@ def test_an_underpaid_invoice_says_it_failed_and_the_script_says_the_same(
     advance_sandbox(live_server.url, 60)
     settle(app)
     settle(app)
-    phase(page, "underpaid")
+    wait_for_phase(page, "underpaid")
     expect(status).to_contain_text("Less than asked arrived, so this payment failed.")
     expect(status).to_contain_text(f"The payment processor emails {SHOWN} instructions to get "
                                    "back what you sent.")
@@ -124,7 +119,7 @@ def test_an_underpaid_invoice_says_it_failed_and_the_script_says_the_same(
     page.route("**/status", lambda route: route.continue_(headers={
         k: v for k, v in route.request.headers.items() if k.lower() != "if-none-match"}))
     page.evaluate("document.getElementById('status-text').textContent = ''")
-    expect(status).not_to_have_text("", timeout=8000)
+    expect(status).not_to_have_text("")
     assert status.evaluate("e => e.textContent") == server_status(page.url)
     page.unroute("**/status")
     photograph(page, "words-underpaid", "invoice")
@@ -137,7 +132,7 @@ def test_the_email_field_says_who_writes_to_it_and_why(
     assert response.status_code == 200, response.text
     page = context.new_page()
     page.goto(response.json()["data"]["url"])
-    phase(page, "email")
+    wait_for_phase(page, "email")
     expect(page.locator("#status-text")).to_contain_text("the payment processor needs it")
     # Read out with the field itself, not only seen beside it.
     expect(page.get_by_label("Your email address")).to_have_accessible_description(

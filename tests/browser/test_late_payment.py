@@ -14,15 +14,10 @@ from typing import Any
 
 from flask import Flask
 from kit.accessibility import check
-from kit.browser import photograph
+from kit.browser import photograph, wait_for_phase
 from kit.invoices import ORDER, TestShop, advance_sandbox, pay, settle
 from kit.live import LiveServer
 from playwright.sync_api import expect
-
-
-def phase(page: Any, expected: str) -> None:
-    expect(page.locator('[data-field="status-box"]')).to_have_attribute(
-        "data-phase", expected, timeout=8000)
 
 
 def test_a_payment_after_expiry_is_shown_with_what_happens_next(
@@ -31,19 +26,19 @@ def test_a_payment_after_expiry_is_shown_with_what_happens_next(
     assert response.status_code == 200, response.text
     page = context.new_page()
     page.goto(response.json()["data"]["url"])
-    phase(page, "waiting")
+    wait_for_phase(page, "waiting")
     address = page.locator('[data-field="address"]').inner_text()
     amount = page.locator('[data-field="amount"]').get_attribute("data-plain") or ""
     advance_sandbox(live_server.url, 16 * 60)
     settle(app)
-    phase(page, "expired")
+    wait_for_phase(page, "expired")
     late = page.locator('[data-field="late"]')
     expect(late).to_be_hidden()
 
     # The customer's wallet sends anyway; the page, final but watching, notices by itself.
     pay(live_server.url, address, amount, "not_confirmed")
     settle(app)
-    phase(page, "late")
+    wait_for_phase(page, "late")
     expect(late).to_be_visible()
     expect(late.locator("h2")).to_have_text("Your payment arrived after the time ran out")
     expect(page.locator('[data-field="late-amount"]')).to_have_text(
@@ -57,7 +52,7 @@ def test_a_payment_after_expiry_is_shown_with_what_happens_next(
     txid = txs.first.locator(".mono").inner_text()
     assert len(txid) == 64
     assert txs.first.get_by_role("link", name="View on a block explorer").get_attribute(
-        "href", timeout=2000) is not None
+        "href") is not None
     next_text = page.locator('[data-field="late-next"]').inner_text()
     for words in ("not lost", "this page shows it", "contact Shop", "do not pay this order again"):
         assert words in next_text
@@ -72,7 +67,7 @@ def test_a_payment_after_expiry_is_shown_with_what_happens_next(
     advance_sandbox(live_server.url, 60)
     settle(app)
     settle(app)
-    expect(txs.first).to_contain_text("confirmed", timeout=8000)
+    expect(txs.first).to_contain_text("confirmed")
     expect(txs.first).not_to_contain_text("waiting")
     expect(page.locator('[data-field="late-fiat"]')).to_contain_text("EUR")
     photograph(page, "late-credited", "invoice")
