@@ -872,8 +872,8 @@ UNIQUE_KEYS = {"click": "GET /terminal", "create": "POST /api/v2/invoices/create
                "create-fixed": "POST /api/v2/invoices/create fixed",
                "callbacks": "POST /callbacks/coinspaid"}
 # The call each route stands for, asked of the embedded processor by the asking twin floor.
-ASKED = {"GET /terminal": "take+insert", "POST /api/v2/invoices/create": "invoice+insert",
-         "POST /api/v2/invoices/create fixed": "invoice+insert"}
+ASKED = {UNIQUE_KEYS[route]: work for route, work in (
+    ("click", "take+insert"), ("create", "invoice+insert"), ("create-fixed", "invoice+insert"))}
 
 
 @dataclass

@@ -6,7 +6,6 @@ stands for, under a new foreign_id each time, and inserts."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from types import ModuleType
 
 import pytest
 from flask import Flask
-from kit.site import MERCHANT_KEY, MERCHANT_SECRET
+from kit.site import BENCH, MERCHANT_KEY, MERCHANT_SECRET, script_module
 from sqlalchemy import create_engine, select, text
 
 from checkout import db
@@ -23,7 +22,6 @@ from checkout.models import Merchant
 from checkout.sandbox import loopback
 from checkout.sandbox import store as sandbox_store
 
-BARE = Path(__file__).resolve().parents[2] / "bench" / "bare.py"
 ORDER = {"timer": True, "title": "Order", "currency": "EUR", "amount": "35",
          "url_success": "https://shop.example/paid", "url_failed": "https://shop.example/failed",
          "email_user": "buyer@example.com", "foreign_id": "shop-1", "sender_currency": "BTC"}
@@ -42,7 +40,7 @@ def floor(app: Flask, merchant: Merchant, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Floors]:
     """bench/bare.py loaded as gunicorn loads it, with the given work for a first click and
     for a fixed-currency `invoices/create`; its processor on the test app's database."""
-    loaded: list[ModuleType] = []
+    loaded: list[str] = []
     inserts = f"sqlite:///{tmp_path / 'floor.db'}"
     engine = create_engine(inserts)
     with engine.begin() as conn:
@@ -61,19 +59,15 @@ def floor(app: Flask, merchant: Merchant, tmp_path: Path,
                 "BENCH_BARE_PROCESSOR_SECRET": MERCHANT_SECRET,
                 "BENCH_BARE_ORIGIN": "http://127.0.0.1:8000"}.items():
             monkeypatch.setenv(name, value)
-        spec = importlib.util.spec_from_file_location(f"bench_floor_{len(loaded)}", BARE)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        loaded.append(module)
-        spec.loader.exec_module(module)
-        return module
+        name = f"bench_floor_{len(loaded)}"
+        loaded.append(name)
+        return script_module(BENCH / "bare.py", name)
 
     try:
         yield load
     finally:
-        for module in loaded:
-            sys.modules.pop(module.__name__, None)
+        for name in loaded:
+            module = sys.modules.pop(name)  # registered before its script ran, even if it failed
             stand_in = getattr(module, "_door", None)
             if stand_in is not None:
                 stand_in.shutdown()

@@ -22,18 +22,24 @@ MERCHANT_KEY = "test-key-11"
 MERCHANT_SECRET = "test-secret-11"
 
 
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
 def bench_harness() -> ModuleType:
     """bench/bench.py as a module (it is a script, not a package), loaded once."""
     loaded = sys.modules.get("bench_harness")
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location(
-        "bench_harness", Path(__file__).resolve().parents[2] / "bench" / "bench.py")
+    return loaded if loaded is not None else script_module(BENCH / "bench.py", "bench_harness")
+
+
+def script_module(path: Path, name: str) -> ModuleType:
+    """The script at `path` run as a new module `name` (registered in `sys.modules`, where
+    dataclasses look their module up; a test that loads one again pops it)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = harness  # dataclasses look their module up there
-    spec.loader.exec_module(harness)
-    return harness
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def sql_statements(app: Flask, ask: Callable[[], Any]) -> tuple[Any, list[str]]:
